@@ -1,0 +1,92 @@
+"""Typed process configuration: environment variables with the prefix STEPCOIN_ plus DATABASE_URL.
+
+Values that an admin tunes while the service runs (coin rate, anti-cheat thresholds, login
+throttling) are runtime settings in the database instead: see stepcoin.runtime_settings.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000000000"  # noqa: S105 - refused in production
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """One settings object for the whole process, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STEPCOIN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "STEPCOIN_DATABASE_URL"),
+        description="PostgreSQL 15+ URL; unset means: start the embedded PostgreSQL.",
+    )
+    data_dir: str | None = Field(
+        default=None, description="Folder of the embedded PostgreSQL (and later, backups)."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_overflow: int = Field(default=5, ge=0, le=200)
+    log_level: str = "INFO"
+    access_log: bool = True
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1", description="Proxies whose X-Forwarded-For is trusted (uvicorn)."
+    )
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "stepcoin"
+    jwt_audience: str = "stepcoin-app"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=900)
+    refresh_token_idle_ttl_seconds: int = Field(default=30 * 86400, ge=60)
+    refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=60)
+
+    google_client_ids: CommaList = Field(default_factory=list)
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    google_issuers: CommaList = Field(
+        default_factory=lambda: ["https://accounts.google.com", "accounts.google.com"]
+    )
+    apple_client_ids: CommaList = Field(default_factory=list)
+    apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
+    apple_issuer: str = "https://appleid.apple.com"
+
+    run_worker_in_serve: bool = Field(
+        default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
+    )
+
+    @field_validator("google_client_ids", "apple_client_ids", "google_issuers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        secret = self.jwt_secret.get_secret_value()
+        if self.env == "production":
+            if secret == DEV_JWT_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "STEPCOIN_JWT_SECRET must be set to a random value of at least 32 characters "
+                    "in production (the development default is refused)"
+                )
+        if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:
+            raise ValueError("refresh token idle TTL cannot exceed the absolute TTL")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,32 @@
+"""Every table, imported in one place so that Alembic sees the whole schema."""
+
+from stepcoin.achievements.models import Achievement, UserAchievement
+from stepcoin.admin.models import AdminLog
+from stepcoin.auth.models import LoginThrottle, RefreshToken
+from stepcoin.db import Base
+from stepcoin.leaderboards.models import LeaderboardEntry
+from stepcoin.runtime_settings.models import RuntimeSetting
+from stepcoin.shop.models import Order, OrderItem, RewardProduct
+from stepcoin.steps.models import StepRecord, StepValidation
+from stepcoin.users.models import User, UserIdentity
+from stepcoin.wallet.models import CoinTransaction, Wallet
+
+__all__ = [
+    "Achievement",
+    "AdminLog",
+    "Base",
+    "CoinTransaction",
+    "LeaderboardEntry",
+    "LoginThrottle",
+    "Order",
+    "OrderItem",
+    "RefreshToken",
+    "RewardProduct",
+    "RuntimeSetting",
+    "StepRecord",
+    "StepValidation",
+    "User",
+    "UserAchievement",
+    "UserIdentity",
+    "Wallet",
+]

@@ -1,0 +1,97 @@
+"""Every known runtime setting: its type, range, default and meaning, in one table.
+
+The seed migration writes these defaults; the reader falls back to them for a key that is not
+stored yet, so a new key needs no data migration to take effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    default: Any
+    description: str
+    adapter: TypeAdapter[Any]
+
+    def validate(self, value: Any) -> Any:
+        """Return the value in its canonical JSON type; raise ValueError with a readable reason."""
+        try:
+            return self.adapter.validate_python(value, strict=False)
+        except ValidationError as exc:
+            reason = "; ".join(err["msg"] for err in exc.errors())
+            raise ValueError(f"{self.key}: {reason}") from exc
+
+
+def _spec(key: str, type_: Any, default: Any, description: str) -> SettingSpec:
+    adapter: TypeAdapter[Any] = TypeAdapter(type_)
+    spec = SettingSpec(key, default, description, adapter)
+    spec.validate(default)
+    return spec
+
+
+PositiveInt = Annotated[int, Field(ge=1, le=10_000_000)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=10_000_000)]
+
+SPECS: dict[str, SettingSpec] = {
+    s.key: s
+    for s in [
+        # coins
+        _spec("coins.per_1000_steps", Annotated[int, Field(ge=0, le=10_000)], 10,
+              "Coins credited per 1,000 approved steps (whole coins; remainders are not paid)."),
+        _spec("coins.daily_cap", NonNegativeInt, 200,
+              "Most step-reward coins one user can earn for one day."),
+        # anti-cheat
+        _spec("anticheat.hard_daily_max_steps", PositiveInt, 100_000,
+              "A day above this many steps is rejected as impossible."),
+        _spec("anticheat.sync_window_days", Annotated[int, Field(ge=1, le=365)], 7,
+              "Records for days older than this many days are rejected."),
+        _spec("anticheat.manual_entry_action", Literal["flag", "reject", "allow"], "flag",
+              "What happens to manually entered steps: flag for review, reject, or allow."),
+        _spec("anticheat.baseline_multiplier", Annotated[float, Field(gt=1, le=100)], 3.0,
+              "A day above this multiple of the user's trailing median is flagged."),
+        _spec("anticheat.baseline_days", Annotated[int, Field(ge=7, le=365)], 28,
+              "Length of the trailing window for the user's baseline (days)."),
+        _spec("anticheat.baseline_floor_steps", NonNegativeInt, 15_000,
+              "The baseline rule only fires above this many steps."),
+        _spec("anticheat.baseline_min_history_days", Annotated[int, Field(ge=1, le=365)], 7,
+              "The baseline rule needs at least this many days of history."),
+        _spec("anticheat.max_steps_per_minute", Annotated[int, Field(ge=60, le=1000)], 250,
+              "Intraday cadence above this many steps per minute is flagged."),
+        _spec("anticheat.source_disagreement_ratio", Annotated[float, Field(gt=1, le=100)], 2.0,
+              "Sources for one day differing by more than this ratio are flagged."),
+        _spec("anticheat.source_disagreement_min_steps", NonNegativeInt, 5_000,
+              "The disagreement rule only fires when the larger count is above this."),
+        _spec("anticheat.max_devices_per_day", Annotated[int, Field(ge=1, le=100)], 3,
+              "More distinct devices than this for one day is flagged."),
+        _spec("anticheat.new_account_days", Annotated[int, Field(ge=0, le=365)], 7,
+              "Accounts younger than this many days are 'new'."),
+        _spec("anticheat.new_account_max_steps", PositiveInt, 40_000,
+              "A new account's day above this many steps is flagged."),
+        # sign-in
+        _spec("auth.login_max_failures_per_account", Annotated[int, Field(ge=1, le=1000)], 5,
+              "Failed logins for one email within the window before it is throttled."),
+        _spec("auth.login_max_failures_per_ip", Annotated[int, Field(ge=1, le=100_000)], 50,
+              "Failed logins from one client address within the window before it is throttled."),
+        _spec("auth.login_failure_window_seconds", Annotated[int, Field(ge=10, le=86_400)], 900,
+              "Window in which failed logins are counted, and the length of a block."),
+        # jobs
+        _spec("steps.partition_months_ahead", Annotated[int, Field(ge=1, le=24)], 3,
+              "Monthly partitions of step_records kept ready ahead of today."),
+        _spec("leaderboards.rebuild_interval_minutes", Annotated[int, Field(ge=1, le=1440)], 5,
+              "Minutes between leaderboard rebuilds."),
+    ]
+}
+
+
+def get_spec(key: str) -> SettingSpec | None:
+    return SPECS.get(key)
+
+
+def defaults() -> dict[str, Any]:
+    return {key: spec.default for key, spec in SPECS.items()}

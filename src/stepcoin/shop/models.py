@@ -1,0 +1,121 @@
+"""The reward catalogue (synced from Shopify) and orders paid in coins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stepcoin.db import Base
+
+ORDER_STATUSES = (
+    "pending",
+    "submitted",
+    "fulfilled",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "failed",
+)
+
+
+class RewardProduct(Base):
+    __tablename__ = "reward_products"
+    __table_args__ = (
+        CheckConstraint("stock_quantity >= 0", name="stock_non_negative"),
+        CheckConstraint("coin_price > 0", name="coin_price_positive"),
+        UniqueConstraint("shopify_variant_id"),
+        Index("ix_reward_products_active_category", "is_active", "category"),
+        Index("ix_reward_products_shopify_product_id", "shopify_product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    shopify_product_id: Mapped[str | None] = mapped_column(String(100))
+    shopify_variant_id: Mapped[str | None] = mapped_column(String(100))
+    shopify_inventory_item_id: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    price_amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    coin_price: Mapped[int] = mapped_column(Integer)
+    coin_price_overridden: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    stock_quantity: Mapped[int] = mapped_column(Integer, server_default="0")
+    category: Mapped[str | None] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    shopify_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("order_code"),
+        UniqueConstraint("user_id", "idempotency_key"),
+        CheckConstraint(f"status IN {ORDER_STATUSES}", name="status"),
+        CheckConstraint("total_coins > 0", name="total_positive"),
+        Index("ix_orders_user_created", "user_id", "created_at"),
+        Index("ix_orders_status_created", "status", "created_at"),
+        Index("ix_orders_shopify_order_id", "shopify_order_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    order_code: Mapped[str] = mapped_column(String(16))
+    total_coins: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    shipping_address: Mapped[Any] = mapped_column(JSONB)
+    shopify_order_id: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    __table_args__ = (
+        UniqueConstraint("order_id", "product_id"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("coin_price_at_purchase > 0", name="price_positive"),
+        Index("ix_order_items_product_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("orders.id", ondelete="CASCADE")
+    )
+    product_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("reward_products.id", ondelete="RESTRICT")
+    )
+    quantity: Mapped[int] = mapped_column(Integer)
+    coin_price_at_purchase: Mapped[int] = mapped_column(Integer)

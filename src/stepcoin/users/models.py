@@ -1,0 +1,74 @@
+"""Users and their linked sign-in identities."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stepcoin.db import Base
+
+AUTH_METHODS = ("email", "google", "apple")
+ROLES = ("user", "support", "admin")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"auth_method IN {AUTH_METHODS}", name="auth_method"),
+        CheckConstraint(f"role IN {ROLES}", name="role"),
+        CheckConstraint(
+            "password_hash IS NULL OR password_hash LIKE '$argon2id$%'", name="argon2id_only"
+        ),
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        UniqueConstraint("email"),
+        Index("ix_users_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    full_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    auth_method: Mapped[str] = mapped_column(String(16), server_default="email")
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    role: Mapped[str] = mapped_column(String(16), server_default="user")
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UserIdentity(Base):
+    """A Google or Apple account (the ID token's `sub`) linked to a user."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject"),
+        CheckConstraint("provider IN ('google', 'apple')", name="provider"),
+        Index("ix_user_identities_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

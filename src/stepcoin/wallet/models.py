@@ -1,0 +1,74 @@
+"""Wallets and the append-only coin ledger; a wallet always equals the sum of its ledger."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stepcoin.db import Base
+
+TRANSACTION_TYPES = (
+    "step_reward",
+    "achievement_reward",
+    "redemption",
+    "refund",
+    "admin_adjustment",
+    "reversal",
+)
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+    __table_args__ = (
+        CheckConstraint("available_coins >= 0", name="available_non_negative"),
+        CheckConstraint("pending_coins >= 0", name="pending_non_negative"),
+        CheckConstraint("lifetime_earned >= 0", name="earned_non_negative"),
+        CheckConstraint("lifetime_spent >= 0", name="spent_non_negative"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    available_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    pending_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    lifetime_earned: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    lifetime_spent: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CoinTransaction(Base):
+    """One signed movement of available coins; never updated, corrected by a new row."""
+
+    __tablename__ = "coin_transactions"
+    __table_args__ = (
+        UniqueConstraint("transaction_type", "reference_id"),
+        CheckConstraint(f"transaction_type IN {TRANSACTION_TYPES}", name="transaction_type"),
+        CheckConstraint("amount <> 0", name="amount_non_zero"),
+        CheckConstraint("balance_after >= 0", name="balance_after_non_negative"),
+        Index("ix_coin_transactions_user_created", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    reference_id: Mapped[str] = mapped_column(String(200))
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
