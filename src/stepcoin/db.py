@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -10,6 +11,8 @@ from fastapi import Depends, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+from stepcoin.errors import AppError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,6 +67,7 @@ class Database:
         await self.engine.dispose()
 
 
+@contextlib.asynccontextmanager
 async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block ends normally, rolled back on any error.
 
@@ -73,6 +77,12 @@ async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
+        except AppError as exc:
+            if exc.keep_changes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
         except BaseException:
             await session.rollback()
             raise
@@ -87,7 +97,7 @@ async def get_session(
     database: Annotated[Database, Depends(get_database)],
 ) -> AsyncIterator[AsyncSession]:
     """The request's session; commits before the response is sent (see main.create_app)."""
-    async for session in session_scope(database):
+    async with session_scope(database) as session:
         yield session
 
 

@@ -23,6 +23,9 @@ class AppError(Exception):
     status: int = 400
     code: str = "bad_request"
     title: str = "Bad request"
+    # True for the few refusals whose bookkeeping must survive (a failed-login counter, a
+    # revoked token family): the request's transaction commits, then the error is answered.
+    keep_changes: bool = False
 
     def __init__(
         self,
@@ -32,8 +35,11 @@ class AppError(Exception):
         status: int | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool | None = None,
     ) -> None:
         self.detail = detail or self.title
+        if keep_changes is not None:
+            self.keep_changes = keep_changes
         if code is not None:
             self.code = code
         if status is not None:

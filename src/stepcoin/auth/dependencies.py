@@ -1,0 +1,77 @@
+"""Who is calling: bearer-token dependencies for the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+
+from stepcoin.auth.tokens import AccessClaims, InvalidToken, decode_access_token
+from stepcoin.config import Settings, get_settings
+from stepcoin.db import SessionDep
+from stepcoin.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def current_claims(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessClaims:
+    """The verified access token, without a database read.
+
+    Routes that use only this must check `users.is_active` in their own query (as the profile
+    does) so that a deactivated user's still-valid token is refused.
+    """
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer access token is required.", code="missing_token")
+    try:
+        return decode_access_token(settings, credentials.credentials)
+    except InvalidToken as exc:
+        raise Unauthorized("The access token is invalid or expired.", code="invalid_token") from exc
+
+
+ClaimsDep = Annotated[AccessClaims, Depends(current_claims)]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    id: object
+    role: str
+
+
+async def current_user(claims: ClaimsDep, session: SessionDep) -> CurrentUser:
+    """The caller, re-read from the database: deactivation and role changes apply at once."""
+    row = (
+        await session.execute(
+            text("SELECT role, is_active FROM users WHERE id = :id"), {"id": claims.user_id}
+        )
+    ).first()
+    if row is None or not row.is_active:
+        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+    return CurrentUser(id=claims.user_id, role=row.role)
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]
+
+
+def require_roles(*roles: str):  # type: ignore[no-untyped-def]
+    """A dependency that admits only the given roles (403 for everyone else)."""
+
+    async def dependency(user: CurrentUserDep) -> CurrentUser:
+        if user.role not in roles:
+            raise Forbidden("This needs an administrator.", code="forbidden")
+        return user
+
+    return dependency

@@ -1,0 +1,51 @@
+"""Request and response bodies of the sign-in endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from stepcoin.users.schemas import PHONE_PATTERN, UserOut
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=1024, description="8 to 128 characters")
+    full_name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class IdTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_token: str = Field(min_length=1, max_length=8192)
+    nonce: str | None = Field(default=None, max_length=512)
+    full_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Apple sends the name only to the app, on the first sign-in.",
+    )
+
+
+class TokenPair(BaseModel):
+    user: UserOut
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")

@@ -1,0 +1,400 @@
+"""Sign-in rules: register, login, refresh-token rotation with reuse detection, social sign-in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from stepcoin.auth import throttle
+from stepcoin.auth.oidc import IdTokenError, VerifiedIdentity, id_token_verifier
+from stepcoin.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
+from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
+from stepcoin.config import Settings
+from stepcoin.errors import AppError, Conflict, Forbidden, InvalidInput, Unauthorized
+
+USER_COLUMNS = "id, email, full_name, phone, auth_method, timezone, role, created_at, is_active"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    address: str | None
+    user_agent: str | None
+
+
+def invalid_credentials() -> Unauthorized:
+    return Unauthorized(
+        "The email or password is wrong.", code="invalid_credentials", keep_changes=True
+    )
+
+
+def invalid_refresh_token(keep_changes: bool = False) -> Unauthorized:
+    return Unauthorized(
+        "The refresh token is expired, revoked or unknown; sign in again.",
+        code="invalid_refresh_token",
+        keep_changes=keep_changes,
+    )
+
+
+def account_disabled() -> Forbidden:
+    return Forbidden("This account is deactivated.", code="account_disabled")
+
+
+async def _issue_tokens(
+    session: AsyncSession,
+    settings: Settings,
+    user: dict[str, Any],
+    client: ClientInfo,
+    *,
+    family_id: uuid.UUID | None = None,
+    family_expires_at: datetime | None = None,
+) -> tuple[dict[str, Any], uuid.UUID]:
+    """A fresh access token and refresh token; a new family unless one is being rotated."""
+    now = datetime.now(UTC)
+    family_id = family_id or uuid.uuid4()
+    family_expires_at = family_expires_at or now + timedelta(
+        seconds=settings.refresh_token_absolute_ttl_seconds
+    )
+    expires_at = min(now + timedelta(seconds=settings.refresh_token_idle_ttl_seconds), family_expires_at)
+    raw = new_refresh_token()
+    token_id = (
+        await session.execute(
+            text(
+                """
+                INSERT INTO refresh_tokens
+                    (user_id, token_hash, family_id, expires_at, family_expires_at, user_agent, ip)
+                VALUES (:user_id, :token_hash, :family_id, :expires_at, :family_expires_at,
+                        :user_agent, CAST(:ip AS inet))
+                RETURNING id
+                """
+            ),
+            {
+                "user_id": user["id"],
+                "token_hash": hash_refresh_token(raw),
+                "family_id": family_id,
+                "expires_at": expires_at,
+                "family_expires_at": family_expires_at,
+                "user_agent": (client.user_agent or "")[:512] or None,
+                "ip": _inet_or_none(client.address),
+            },
+        )
+    ).scalar_one()
+    pair = {
+        "user": _public_user(user),
+        "access_token": create_access_token(settings, user["id"], user["role"]),
+        "refresh_token": raw,
+        "token_type": "bearer",
+        "expires_in": settings.access_token_ttl_seconds,
+    }
+    return pair, token_id
+
+
+def _inet_or_none(address: str | None) -> str | None:
+    import ipaddress
+
+    if not address:
+        return None
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
+def _public_user(user: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in user.items() if key != "is_active"}
+
+
+async def register(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    phone: str | None,
+    client: ClientInfo,
+) -> dict[str, Any]:
+    problem = password_problem(password)
+    if problem:
+        raise InvalidInput(f"password {problem}.", code="weak_password")
+    password_hash = await run_in_threadpool(hash_password, password)
+    user = await _insert_user(
+        session,
+        email=email.strip().lower(),
+        password_hash=password_hash,
+        full_name=full_name,
+        phone=phone,
+        auth_method="email",
+    )
+    if user is None:
+        raise Conflict("An account with this email already exists.", code="email_taken")
+    pair, _ = await _issue_tokens(session, settings, user, client)
+    return pair
+
+
+async def _insert_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    password_hash: str | None,
+    full_name: str,
+    phone: str | None,
+    auth_method: str,
+) -> dict[str, Any] | None:
+    """Insert the user and its wallet in one statement; None when the email is taken."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"""
+                    WITH new_user AS (
+                        INSERT INTO users (email, password_hash, full_name, phone, auth_method)
+                        VALUES (:email, :password_hash, :full_name, :phone, :auth_method)
+                        ON CONFLICT (email) DO NOTHING
+                        RETURNING {USER_COLUMNS}
+                    ), new_wallet AS (
+                        INSERT INTO wallets (user_id) SELECT id FROM new_user
+                    )
+                    SELECT * FROM new_user
+                    """
+                ),
+                {
+                    "email": email,
+                    "password_hash": password_hash,
+                    "full_name": full_name,
+                    "phone": phone,
+                    "auth_method": auth_method,
+                },
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def _user_by_email(session: AsyncSession, email: str) -> dict[str, Any] | None:
+    row = (
+        (
+            await session.execute(
+                text(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = :email"),
+                {"email": email},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def login(
+    session: AsyncSession, settings: Settings, *, email: str, password: str, client: ClientInfo
+) -> dict[str, Any]:
+    email = email.strip().lower()
+    await throttle.ensure_not_blocked(
+        session, [throttle.account_key(email), throttle.address_key(client.address)]
+    )
+    user = await _user_by_email(session, email)
+    stored_hash = user["password_hash"] if user and user["password_hash"] else DUMMY_HASH
+    ok = await run_in_threadpool(verify_password, stored_hash, password)
+    if not ok or user is None or not user["password_hash"]:
+        await throttle.record_failure(session, email, client.address)
+        raise invalid_credentials()
+    if not user["is_active"]:
+        raise account_disabled()
+    await throttle.record_success(session, email)
+    user.pop("password_hash")
+    pair, _ = await _issue_tokens(session, settings, user, client)
+    return pair
+
+
+async def refresh(
+    session: AsyncSession, settings: Settings, *, refresh_token: str, client: ClientInfo
+) -> dict[str, Any]:
+    """Rotate: the presented token is spent; a spent token presented again kills its family."""
+    token_hash = hash_refresh_token(refresh_token)
+    spent = (
+        (
+            await session.execute(
+                text(
+                    """
+                    UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'rotated'
+                    WHERE token_hash = :token_hash AND revoked_at IS NULL
+                      AND expires_at > now() AND family_expires_at > now()
+                    RETURNING id, user_id, family_id, family_expires_at
+                    """
+                ),
+                {"token_hash": token_hash},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if spent is None:
+        await _revoke_family_if_reused(session, token_hash)
+        raise invalid_refresh_token(keep_changes=True)
+    user_row = (
+        (
+            await session.execute(
+                text(f"SELECT {USER_COLUMNS} FROM users WHERE id = :user_id"),
+                {"user_id": spent["user_id"]},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if user_row is None or not user_row["is_active"]:
+        await revoke_family(session, spent["family_id"], "user_inactive")
+        raise invalid_refresh_token(keep_changes=True)
+    pair, new_id = await _issue_tokens(
+        session,
+        settings,
+        dict(user_row),
+        client,
+        family_id=spent["family_id"],
+        family_expires_at=spent["family_expires_at"],
+    )
+    await session.execute(
+        text("UPDATE refresh_tokens SET replaced_by = :new_id WHERE id = :old_id"),
+        {"new_id": new_id, "old_id": spent["id"]},
+    )
+    return pair
+
+
+async def _revoke_family_if_reused(session: AsyncSession, token_hash: bytes) -> None:
+    """RFC 9700 reuse detection: an already-rotated token means the family is compromised."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT family_id, revoked_reason FROM refresh_tokens WHERE token_hash = :h"
+            ),
+            {"h": token_hash},
+        )
+    ).first()
+    if row is not None and row.revoked_reason == "rotated":
+        await revoke_family(session, row.family_id, "reuse_detected")
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        text(
+            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = :reason "
+            "WHERE family_id = :family_id AND revoked_at IS NULL"
+        ),
+        {"family_id": family_id, "reason": reason},
+    )
+
+
+async def revoke_all_sessions(session: AsyncSession, user_id: uuid.UUID, reason: str) -> int:
+    """Ends every session of a user (deactivation, password change)."""
+    result = await session.execute(
+        text(
+            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = :reason "
+            "WHERE user_id = :user_id AND revoked_at IS NULL"
+        ),
+        {"user_id": user_id, "reason": reason},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def logout(session: AsyncSession, *, refresh_token: str) -> None:
+    """Ends the session the token belongs to; unknown tokens are accepted silently."""
+    row = (
+        await session.execute(
+            text("SELECT family_id FROM refresh_tokens WHERE token_hash = :h"),
+            {"h": hash_refresh_token(refresh_token)},
+        )
+    ).first()
+    if row is not None:
+        await revoke_family(session, row.family_id, "logout")
+
+
+async def social_login(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    provider: str,
+    id_token: str,
+    nonce: str | None,
+    full_name: str | None,
+    client: ClientInfo,
+) -> dict[str, Any]:
+    try:
+        identity = await id_token_verifier.verify(settings, provider, id_token, nonce)
+    except IdTokenError as exc:
+        raise Unauthorized(f"The ID token was refused: {exc}", code="invalid_id_token") from exc
+    user = await _user_for_identity(session, identity, full_name)
+    if not user["is_active"]:
+        raise account_disabled()
+    pair, _ = await _issue_tokens(session, settings, user, client)
+    return pair
+
+
+async def _user_for_identity(
+    session: AsyncSession, identity: VerifiedIdentity, full_name: str | None
+) -> dict[str, Any]:
+    """The linked user; else link a verified email's account; else create one."""
+    linked = (
+        (
+            await session.execute(
+                text(
+                    f"""
+                    SELECT {", ".join("u." + c.strip() for c in USER_COLUMNS.split(","))}
+                    FROM user_identities i JOIN users u ON u.id = i.user_id
+                    WHERE i.provider = :provider AND i.subject = :subject
+                    """
+                ),
+                {"provider": identity.provider, "subject": identity.subject},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if linked is not None:
+        return dict(linked)
+    user: dict[str, Any] | None = None
+    if identity.email and identity.email_verified:
+        user = await _user_by_email(session, identity.email)
+        if user is not None:
+            user.pop("password_hash")
+    if user is None:
+        if not identity.email:
+            raise AppError(
+                "The ID token carries no email address.", code="email_required", status=422
+            )
+        user = await _insert_user(
+            session,
+            email=identity.email,
+            password_hash=None,
+            full_name=(full_name or identity.name or identity.email.split("@")[0])[:200],
+            phone=None,
+            auth_method=identity.provider,
+        )
+        if user is None:  # an unverified email that belongs to someone else
+            raise Conflict(
+                "An account with this email exists; sign in with its password first.",
+                code="email_taken",
+            )
+    inserted = (
+        await session.execute(
+            text(
+                "INSERT INTO user_identities (user_id, provider, subject, email) "
+                "VALUES (:user_id, :provider, :subject, :email) "
+                "ON CONFLICT (provider, subject) DO NOTHING RETURNING user_id"
+            ),
+            {
+                "user_id": user["id"],
+                "provider": identity.provider,
+                "subject": identity.subject,
+                "email": identity.email,
+            },
+        )
+    ).first()
+    if inserted is None:
+        raise Conflict("This sign-in is being linked by another request; retry.", code="retry")
+    return user

@@ -1,0 +1,196 @@
+"""The `stepcoin` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help=(
+        "StepCoin: the walk-to-earn backend.\n\n"
+        "Configuration comes from STEPCOIN_* environment variables and DATABASE_URL. Without "
+        "DATABASE_URL, commands use the embedded PostgreSQL kept in STEPCOIN_DATA_DIR."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@contextlib.contextmanager
+def database_url() -> Iterator[str]:
+    """DATABASE_URL if set; otherwise start the embedded PostgreSQL for the block's duration."""
+    from stepcoin.config import get_settings
+
+    settings = get_settings()
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from stepcoin.embedded import EmbeddedPostgres, default_data_dir
+
+    data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+    typer.echo(f"No DATABASE_URL: starting the embedded PostgreSQL in {data_dir}", err=True)
+    server = EmbeddedPostgres(data_dir, database="stepcoin")
+    server.start()
+    try:
+        os.environ["DATABASE_URL"] = server.libpq_url
+        get_settings.cache_clear()
+        yield server.libpq_url
+    finally:
+        server.stop()
+
+
+def _setup_logging() -> None:
+    from stepcoin.config import get_settings
+    from stepcoin.observability import configure_logging
+
+    configure_logging(get_settings().log_level)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes.")] = 1,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also run the job worker in-process.")
+    ] = True,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = True,
+) -> None:
+    """Run the HTTP API (and, by default, the job worker) — starts the embedded DB if needed."""
+    import uvicorn
+
+    from stepcoin import migrate as migrations
+    from stepcoin.config import get_settings
+
+    _setup_logging()
+    with database_url() as url:
+        if migrate:
+            migrations.upgrade(url)
+        settings = get_settings()
+        os.environ["STEPCOIN_RUN_WORKER_IN_SERVE"] = "true" if worker else "false"
+        get_settings.cache_clear()
+        uvicorn.run(
+            "stepcoin.main:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            server_header=False,
+        )
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the background job worker (queued jobs and the periodic schedule)."""
+    from stepcoin.config import get_settings
+    from stepcoin.db import Database
+    from stepcoin.jobs import open_jobs, run_worker
+
+    _setup_logging()
+
+    async def main(url: str) -> None:
+        database = Database(url, pool_size=get_settings().db_pool_size)
+        try:
+            async with open_jobs(database) as jobs:
+                await run_worker(jobs, install_signal_handlers=True)
+        finally:
+            await database.dispose()
+
+    with database_url() as url:
+        asyncio.run(main(url))
+
+
+@app.command("migrate")
+def migrate_command(
+    check: Annotated[bool, typer.Option(help="Then verify models and database agree.")] = False,
+) -> None:
+    """Apply all database migrations (idempotent)."""
+    from stepcoin import migrate as migrations
+
+    with database_url() as url:
+        migrations.upgrade(url)
+        typer.echo("migrations applied")
+        if check:
+            migrations.check(url)
+            typer.echo("models and database agree")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(help="The admin's email.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters."
+        ),
+    ],
+    full_name: Annotated[str, typer.Option(help="Display name.")] = "Administrator",
+    role: Annotated[str, typer.Option(help="admin or support.")] = "admin",
+) -> None:
+    """Create an admin account, or promote an existing account and set its password."""
+    from stepcoin.users.admin_accounts import create_or_promote_admin
+
+    if role not in {"admin", "support"}:
+        raise typer.BadParameter("role must be admin or support")
+    with database_url() as url:
+        try:
+            created = asyncio.run(create_or_promote_admin(url, email, password, full_name, role))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    typer.echo(f"{'created' if created else 'promoted'} {role} {email.strip().lower()}")
+
+
+@app.command("check-ledger")
+def check_ledger_command() -> None:
+    """Verify that every wallet equals its ledger and no award was paid twice (exit 1 if not)."""
+    from stepcoin.db import Database, session_scope
+    from stepcoin.wallet.service import LedgerReport, check_ledger
+
+    async def main(url: str) -> LedgerReport:
+        database = Database(url, pool_size=1)
+        try:
+            async with session_scope(database) as session:
+                return await check_ledger(session)
+        finally:
+            await database.dispose()
+
+    with database_url() as url:
+        report = asyncio.run(main(url))
+    typer.echo(f"wallets checked: {report.wallets_checked}")
+    for row in report.mismatches:
+        typer.echo(
+            f"MISMATCH user {row['user_id']}: wallet {row['available_coins']} "
+            f"ledger {row['ledger_total']}"
+        )
+    for row in report.duplicate_awards:
+        typer.echo(f"DUPLICATE {row['transaction_type']} {row['reference_id']} x{row['n']}")
+    for row in report.bad_balance_chains:
+        typer.echo(
+            f"BALANCE_AFTER user {row['user_id']}: wallet {row['available_coins']} "
+            f"last balance_after {row['balance_after']}"
+        )
+    if report.ok:
+        typer.echo("ledger OK")
+        return
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    app(prog_name="stepcoin")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from stepcoin.errors import problem_response
+from stepcoin.migrate import expected_heads
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(request: Request) -> Any:
+    """Ready for traffic: the database answers and its migrations are current."""
+    database = request.app.state.database
+    try:
+        async with database.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except Exception as exc:
+        return problem_response(
+            503, "database_unavailable", "Not ready", f"database unreachable: {type(exc).__name__}"
+        )
+    current = frozenset(row[0] for row in rows)
+    expected = expected_heads()
+    if current != expected:
+        return problem_response(
+            503,
+            "migrations_pending",
+            "Not ready",
+            f"database at {sorted(current)}, code expects {sorted(expected)}; run `stepcoin migrate`",
+        )
+    return {"status": "ready", "database": "ok", "migrations": sorted(current)}
+
+
+@router.get("/metrics", include_in_schema=True)
+async def metrics() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,70 @@
+"""The job queue (procrastinate, in PostgreSQL: no second server) and its periodic schedule.
+
+Tasks live in each domain's tasks.py on a procrastinate Blueprint; build_job_app() gathers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import procrastinate
+from psycopg_pool import AsyncConnectionPool
+
+from stepcoin.db import Database, libpq_url
+
+logger = logging.getLogger("stepcoin.jobs")
+
+
+class JobRuntime:
+    """What running tasks need: the database of this process (set when the app opens)."""
+
+    database: Database | None = None
+
+    @classmethod
+    def require_database(cls) -> Database:
+        if cls.database is None:
+            raise RuntimeError("the job runtime has no database; open it with open_jobs()")
+        return cls.database
+
+
+def build_job_app() -> procrastinate.App:
+    from stepcoin.steps.tasks import blueprint as steps_tasks
+    from stepcoin.wallet.tasks import blueprint as wallet_tasks
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+    app.add_tasks_from(steps_tasks, namespace="steps")
+    app.add_tasks_from(wallet_tasks, namespace="wallet")
+    return app
+
+
+@contextlib.asynccontextmanager
+async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[procrastinate.App]:
+    """An opened job app on its own small psycopg pool, bound to this process's database."""
+    JobRuntime.database = database
+    pool = AsyncConnectionPool(
+        libpq_url(database.url), min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open(wait=True)
+    app = build_job_app()
+    try:
+        async with app.open_async(pool):
+            yield app
+    finally:
+        await pool.close()
+
+
+async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -> None:
+    """Run queued and periodic jobs until cancelled; ensures partitions once at start."""
+    await app.configure_task("steps.ensure_step_partitions").defer_async(timestamp=0)
+    await app.run_worker_async(
+        install_signal_handlers=install_signal_handlers,
+        shutdown_graceful_timeout=10,
+        update_heartbeat_interval=10,
+    )
+
+
+def start_worker_task(app: procrastinate.App) -> asyncio.Task[None]:
+    return asyncio.create_task(run_worker(app, install_signal_handlers=False), name="job-worker")

@@ -1,0 +1,79 @@
+"""create_app(): the FastAPI application with its routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from stepcoin import __version__
+from stepcoin.auth.router import router as auth_router
+from stepcoin.config import Settings, get_settings
+from stepcoin.db import Database
+from stepcoin.errors import install_error_handlers
+from stepcoin.health.router import router as health_router
+from stepcoin.observability import BodyTooLarge, RequestContextMiddleware, body_too_large_handler_factory
+from stepcoin.users.router import router as users_router
+
+logger = logging.getLogger("stepcoin")
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.database_url:
+        raise RuntimeError(
+            "DATABASE_URL is not set: use `stepcoin serve`, which starts the embedded PostgreSQL"
+        )
+    with_worker = settings.run_worker_in_serve if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert settings.database_url
+        database = Database(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_overflow,
+        )
+        app.state.database = database
+        try:
+            if with_worker:
+                from stepcoin.jobs import open_jobs, start_worker_task
+
+                async with open_jobs(database) as jobs:
+                    app.state.jobs = jobs
+                    worker = start_worker_task(jobs)
+                    try:
+                        yield
+                    finally:
+                        worker.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await worker
+            else:
+                yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(
+        title="StepCoin API",
+        version=__version__,
+        description="Walk-to-earn backend: steps in, coins out, rewards from a Shopify store.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.access_log,
+    )
+    install_error_handlers(app)
+    app.add_exception_handler(BodyTooLarge, body_too_large_handler_factory(settings.max_body_bytes))
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    return app

@@ -1,0 +1,39 @@
+"""Background jobs of the steps domain."""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+from sqlalchemy import text
+
+from stepcoin.db import session_scope
+from stepcoin.runtime_settings.service import runtime_settings
+
+logger = logging.getLogger("stepcoin.steps.tasks")
+blueprint = procrastinate.Blueprint()
+
+
+async def ensure_partitions(session, months_ahead: int | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Create the monthly step_records partitions up to `months_ahead` months from now."""
+    if months_ahead is None:
+        months_ahead = int(await runtime_settings.get(session, "steps.partition_months_ahead"))
+    created = (
+        await session.execute(
+            text("SELECT stepcoin_ensure_step_partitions(current_date, :ahead)"),
+            {"ahead": months_ahead},
+        )
+    ).scalar_one()
+    return int(created)
+
+
+@blueprint.periodic(cron="17 3 * * *", periodic_id="daily")
+@blueprint.task(name="ensure_step_partitions", queueing_lock="ensure_step_partitions", retry=5)
+async def ensure_step_partitions(timestamp: int) -> int:
+    """Keeps monthly partitions of step_records ready ahead of time (daily, and at worker start)."""
+    from stepcoin.jobs import JobRuntime
+
+    async with session_scope(JobRuntime.require_database()) as session:
+        created = await ensure_partitions(session)
+    logger.info("step partitions ensured", extra={"created": created})
+    return created

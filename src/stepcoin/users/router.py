@@ -1,0 +1,39 @@
+"""The caller's own profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from stepcoin.auth.dependencies import ClaimsDep
+from stepcoin.db import SessionDep
+from stepcoin.errors import Unauthorized
+from stepcoin.users import repository
+from stepcoin.users.schemas import ProfileOut, ProfileUpdate
+
+router = APIRouter(prefix="/v1", tags=["me"])
+
+
+def _inactive() -> Unauthorized:
+    return Unauthorized("This account is deactivated or gone.", code="invalid_token")
+
+
+@router.get("/me", response_model=ProfileOut)
+async def get_me(claims: ClaimsDep, session: SessionDep) -> Any:
+    """The caller's profile with the wallet (one query)."""
+    row = await repository.get_profile(session, claims.user_id)
+    if row is None:
+        raise _inactive()
+    return repository.profile_to_response(row)
+
+
+@router.patch("/me", response_model=ProfileOut)
+async def patch_me(body: ProfileUpdate, claims: ClaimsDep, session: SessionDep) -> Any:
+    """Change full_name, phone or timezone; any other field is refused with 422."""
+    if await repository.get_profile(session, claims.user_id) is None:
+        raise _inactive()
+    await repository.update_profile(session, claims.user_id, body.model_dump(exclude_unset=True))
+    row = await repository.get_profile(session, claims.user_id)
+    assert row is not None
+    return repository.profile_to_response(row)

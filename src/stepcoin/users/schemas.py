@@ -1,0 +1,64 @@
+"""What the app sees of a user."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class WalletOut(BaseModel):
+    available_coins: int
+    pending_coins: int
+    lifetime_earned: int
+    lifetime_spent: int
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None
+    auth_method: str
+    timezone: str
+    role: str
+    created_at: datetime
+
+
+class ProfileOut(UserOut):
+    wallet: WalletOut
+
+
+PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,32}$"
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone such as Europe/Berlin") from exc
+    return value
+
+
+class ProfileUpdate(BaseModel):
+    """Only these three fields can be changed by the user; anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
+    timezone: str | None = Field(default=None, max_length=64, description="IANA time zone")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+    @field_validator("full_name")
+    @classmethod
+    def _full_name(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("full_name cannot be null")
+        return value

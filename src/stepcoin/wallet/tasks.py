@@ -1,0 +1,35 @@
+"""Background jobs of the wallet domain."""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+
+from stepcoin.db import session_scope
+from stepcoin.wallet.service import check_ledger
+
+logger = logging.getLogger("stepcoin.wallet.tasks")
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.periodic(cron="40 * * * *", periodic_id="hourly")
+@blueprint.task(name="check_ledger", queueing_lock="check_ledger")
+async def check_ledger_job(timestamp: int) -> bool:
+    """Hourly reconciliation: logs an error naming every wallet that differs from its ledger."""
+    from stepcoin.jobs import JobRuntime
+
+    async with session_scope(JobRuntime.require_database()) as session:
+        report = await check_ledger(session)
+    if report.ok:
+        logger.info("ledger reconciled", extra={"wallets": report.wallets_checked})
+    else:
+        logger.error(
+            "ledger mismatch",
+            extra={
+                "mismatches": report.mismatches,
+                "duplicates": report.duplicate_awards,
+                "balance_chains": report.bad_balance_chains,
+            },
+        )
+    return report.ok
