@@ -15,7 +15,7 @@ from stepcoin.config import Settings, get_settings
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
-from stepcoin.observability import BodyTooLarge, RequestContextMiddleware, body_too_large_handler_factory
+from stepcoin.observability import RequestContextMiddleware
 from stepcoin.users.router import router as users_router
 
 logger = logging.getLogger("stepcoin")
@@ -72,7 +72,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         access_log=settings.access_log,
     )
     install_error_handlers(app)
-    app.add_exception_handler(BodyTooLarge, body_too_large_handler_factory(settings.max_body_bytes))
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)

@@ -8,8 +8,8 @@ import sys
 import time
 import uuid
 from contextvars import ContextVar
-from typing import Any
 
+from fastapi import HTTPException
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -120,7 +120,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge()
             return message
 
         return wrapped
@@ -136,21 +136,11 @@ class RequestContextMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    """Raised from the receive wrapper; turned into a 413 by the error handlers."""
+class _BodyTooLarge(HTTPException):
+    """Raised from the receive wrapper; an HTTPException so FastAPI passes it through as a 413."""
 
-
-def body_too_large_handler_factory(max_body_bytes: int) -> Any:
-    async def handler(request: Any, exc: Exception) -> Any:
-        return problem_response(
-            413,
-            "payload_too_large",
-            "Request body too large",
-            f"The request body exceeds {max_body_bytes} bytes.",
-            instance=request.url.path,
-        )
-
-    return handler
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="The request body is too large.")
 
 
 BodyTooLarge = _BodyTooLarge
