@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,27 @@ def database_url() -> Iterator[str]:
         server.stop()
 
 
+class _Stopped(Exception):
+    """SIGTERM arrived: unwind normally so the embedded PostgreSQL is stopped on the way out."""
+
+
+@contextlib.contextmanager
+def _graceful_signals() -> Iterator[None]:
+    """uvicorn re-raises the stop signal after its own shutdown; turn it into an exception
+    (instead of the default instant death) so every `finally` below still runs."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Stopped
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except (_Stopped, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _setup_logging() -> None:
     from stepcoin.config import get_settings
     from stepcoin.observability import configure_logging
@@ -77,18 +99,19 @@ def serve(
         settings = get_settings()
         os.environ["STEPCOIN_RUN_WORKER_IN_SERVE"] = "true" if worker else "false"
         get_settings.cache_clear()
-        uvicorn.run(
-            "stepcoin.main:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
+        with _graceful_signals():
+            uvicorn.run(
+                "stepcoin.main:create_app",
+                factory=True,
+                host=host or settings.host,
+                port=port or settings.port,
+                workers=workers,
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
             server_header=False,
-        )
+            )
 
 
 @app.command("worker")

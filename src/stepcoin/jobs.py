@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -30,7 +31,10 @@ class JobRuntime:
         return cls.database
 
 
+@functools.cache
 def build_job_app() -> procrastinate.App:
+    """The one job app of the process (procrastinate renames blueprint tasks when they join an
+    app, so the blueprints can join only once)."""
     from stepcoin.steps.tasks import blueprint as steps_tasks
     from stepcoin.wallet.tasks import blueprint as wallet_tasks
 
@@ -45,7 +49,7 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
     """An opened job app on its own small psycopg pool, bound to this process's database."""
     JobRuntime.database = database
     pool = AsyncConnectionPool(
-        libpq_url(database.url), min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+        libpq_url(database.url), min_size=1, max_size=pool_size, open=False
     )
     await pool.open(wait=True)
     app = build_job_app()
@@ -58,7 +62,7 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
 
 async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -> None:
     """Run queued and periodic jobs until cancelled; ensures partitions once at start."""
-    await app.configure_task("steps.ensure_step_partitions").defer_async(timestamp=0)
+    await app.configure_task("steps:ensure_step_partitions").defer_async(timestamp=0)
     await app.run_worker_async(
         install_signal_handlers=install_signal_handlers,
         shutdown_graceful_timeout=10,

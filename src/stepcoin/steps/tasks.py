@@ -28,12 +28,16 @@ async def ensure_partitions(session, months_ahead: int | None = None) -> int:  #
 
 
 @blueprint.periodic(cron="17 3 * * *", periodic_id="daily")
-@blueprint.task(name="ensure_step_partitions", queueing_lock="ensure_step_partitions", retry=5)
+@blueprint.task(
+    name="ensure_step_partitions",
+    queueing_lock="ensure_step_partitions",
+    retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=5),
+)
 async def ensure_step_partitions(timestamp: int) -> int:
     """Keeps monthly partitions of step_records ready ahead of time (daily, and at worker start)."""
     from stepcoin.jobs import JobRuntime
 
     async with session_scope(JobRuntime.require_database()) as session:
         created = await ensure_partitions(session)
-    logger.info("step partitions ensured", extra={"created": created})
+    logger.info("step partitions ensured", extra={"partitions_created": created})
     return created

@@ -1,0 +1,194 @@
+"""The `stepcoin` command line, run as a real process, and the API served over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import TEST_PASSWORD
+from tests.fixtures.database import server_database
+
+STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
+
+
+def run(args, env_extra=None, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL"}}
+    env.update({"STEPCOIN_LOG_LEVEL": "WARNING"})
+    env.update(env_extra or {})
+    return subprocess.run(
+        STEPCOIN + args, env=env, capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_database(database_url):
+    with server_database(database_url) as url:
+        yield url
+
+
+def test_help_explains_every_command():
+    result = run(["--help"])
+    assert result.returncode == 0
+    for command in ["serve", "worker", "migrate", "create-admin", "check-ledger"]:
+        assert command in result.stdout
+    serve_help = run(["serve", "--help"])
+    assert "--host" in serve_help.stdout and "--port" in serve_help.stdout
+
+
+def test_migrate_then_check(cli_database):
+    result = run(["migrate", "--check"], {"DATABASE_URL": cli_database})
+    assert result.returncode == 0, result.stderr
+    assert "models and database agree" in result.stdout
+    again = run(["migrate"], {"DATABASE_URL": cli_database})
+    assert again.returncode == 0
+
+
+def test_create_admin_creates_then_promotes(cli_database):
+    run(["migrate"], {"DATABASE_URL": cli_database})
+    args = ["create-admin", "--email", "Boss@Example.com", "--password", "a strong admin pass"]
+    created = run(args, {"DATABASE_URL": cli_database})
+    assert created.returncode == 0, created.stderr
+    assert "created admin boss@example.com" in created.stdout
+    promoted = run(args, {"DATABASE_URL": cli_database})
+    assert "promoted" in promoted.stdout
+    weak = run(["create-admin", "--email", "x@example.com", "--password", "password"],
+               {"DATABASE_URL": cli_database})
+    assert weak.returncode == 2
+    with psycopg.connect(cli_database) as conn:
+        row = conn.execute(
+            "SELECT role, password_hash LIKE '$argon2id$%' FROM users WHERE email = 'boss@example.com'"
+        ).fetchone()
+        logs = conn.execute(
+            "SELECT count(*) FROM admin_logs WHERE action = 'cli.create_admin'").fetchone()[0]
+    assert row == ("admin", True)
+    assert logs == 2
+
+
+def test_check_ledger_reports_a_mismatch(cli_database):
+    run(["migrate"], {"DATABASE_URL": cli_database})
+    ok = run(["check-ledger"], {"DATABASE_URL": cli_database})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ledger OK" in ok.stdout
+    with psycopg.connect(cli_database) as conn:
+        user_id = conn.execute(
+            "INSERT INTO users (email, full_name) VALUES ('ledger@example.com', 'L') RETURNING id"
+        ).fetchone()[0]
+        conn.execute("INSERT INTO wallets (user_id, available_coins) VALUES (%s, 7)", (user_id,))
+    bad = run(["check-ledger"], {"DATABASE_URL": cli_database})
+    assert bad.returncode == 1
+    assert f"MISMATCH user {user_id}: wallet 7 ledger 0" in bad.stdout
+    with psycopg.connect(cli_database) as conn:
+        conn.execute(
+            "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
+            "balance_after) VALUES (%s, 7, 'admin_adjustment', 'fix-1', 7)", (user_id,))
+    fixed = run(["check-ledger"], {"DATABASE_URL": cli_database})
+    assert fixed.returncode == 0
+
+
+def test_production_refuses_the_default_secret(cli_database):
+    result = run(["migrate"], {"DATABASE_URL": cli_database, "STEPCOIN_ENV": "production"})
+    assert result.returncode != 0
+    assert "STEPCOIN_JWT_SECRET" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("server did not become ready")
+
+
+def serve(env_extra: dict[str, str], port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(env_extra)
+    return subprocess.Popen(
+        [*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def exercise_api(base: str) -> None:
+    """The mobile app's first minutes: register, sign in, read and change the profile."""
+    with httpx.Client(base_url=base, timeout=10) as http:
+        email = f"e2e-{time.time_ns()}@example.com"
+        reg = http.post("/v1/auth/register",
+                        json={"email": email, "password": TEST_PASSWORD, "full_name": "E2E"})
+        assert reg.status_code == 201, reg.text
+        assert reg.headers.get("x-request-id")
+        login = http.post("/v1/auth/login", json={"email": email, "password": TEST_PASSWORD})
+        assert login.status_code == 200
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        me = http.get("/v1/me", headers=headers)
+        assert me.status_code == 200 and me.json()["wallet"]["available_coins"] == 0
+        patched = http.patch("/v1/me", json={"timezone": "Asia/Tokyo"}, headers=headers)
+        assert patched.status_code == 200 and patched.json()["timezone"] == "Asia/Tokyo"
+        assert http.get("/openapi.json").status_code == 200
+
+
+@pytest.mark.slow
+def test_serve_over_real_http_with_database_url(cli_database):
+    port = free_port()
+    process = serve({"DATABASE_URL": cli_database, "STEPCOIN_RUN_WORKER_IN_SERVE": "true"}, port)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        exercise_api(f"http://127.0.0.1:{port}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    # logs are JSON lines, and request lines carry the request id
+    lines = [line for line in stderr.splitlines() if line.startswith("{")]
+    assert lines
+    import json
+
+    parsed = [json.loads(line) for line in lines]
+    assert any(p.get("logger") == "stepcoin.access" and p.get("request_id") for p in parsed)
+
+
+@pytest.mark.slow
+def test_serve_with_embedded_postgres_and_clean_stop(tmp_path_factory):
+    data_root = Path(tmp_path_factory.mktemp("home"))
+    folder = Path("/tmp") / f"stepcoin-e2e-{os.getpid()}-{time.time_ns()}"
+    folder.mkdir(mode=0o755)
+    try:
+        port = free_port()
+        process = serve({"STEPCOIN_DATA_DIR": str(folder / "data"), "HOME": str(data_root)}, port)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", process, timeout=180)
+            exercise_api(f"http://127.0.0.1:{port}")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=90)
+        assert process.returncode == 0, stderr
+        # the embedded server was stopped with the service
+        pid_file = folder / "data" / "pgdata" / "postmaster.pid"
+        assert not pid_file.exists(), "embedded PostgreSQL still running after exit"
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

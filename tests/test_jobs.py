@@ -1,0 +1,32 @@
+"""The PostgreSQL job queue: tasks are registered, periodic, and really run by a worker."""
+
+from __future__ import annotations
+
+import psycopg
+
+from stepcoin.jobs import build_job_app, open_jobs
+
+
+def test_tasks_and_schedule_are_registered():
+    app = build_job_app()
+    assert "steps:ensure_step_partitions" in app.tasks
+    assert "wallet:check_ledger" in app.tasks
+    periodic = {name for name, _ in app.periodic_registry.periodic_tasks}
+    assert {"steps:ensure_step_partitions", "wallet:check_ledger"} <= periodic
+
+
+async def test_worker_runs_the_partition_job(app, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        far = conn.execute(
+            "SELECT to_char(current_date + interval '3 months', 'YYYYMM')").fetchone()[0]
+        conn.execute(f"ALTER TABLE step_records DETACH PARTITION step_records_p{far}")
+        conn.execute(f"DROP TABLE step_records_p{far}")
+    async with open_jobs(app.state.database) as jobs:
+        job_id = await jobs.configure_task("steps:ensure_step_partitions").defer_async(timestamp=0)
+        await jobs.run_worker_async(wait=False, install_signal_handlers=False)
+    with psycopg.connect(database_url) as conn:
+        status = conn.execute(
+            "SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,)).fetchone()[0]
+        exists = conn.execute("SELECT to_regclass(%s)", (f"step_records_p{far}",)).fetchone()[0]
+    assert status == "succeeded"
+    assert exists is not None
