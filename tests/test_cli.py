@@ -60,15 +60,19 @@ def test_create_admin_creates_then_promotes(cli_database):
     assert "created admin boss@example.com" in created.stdout
     promoted = run(args, {"DATABASE_URL": cli_database})
     assert "promoted" in promoted.stdout
-    weak = run(["create-admin", "--email", "x@example.com", "--password", "password"],
-               {"DATABASE_URL": cli_database})
+    weak = run(
+        ["create-admin", "--email", "x@example.com", "--password", "password"],
+        {"DATABASE_URL": cli_database},
+    )
     assert weak.returncode == 2
     with psycopg.connect(cli_database) as conn:
         row = conn.execute(
-            "SELECT role, password_hash LIKE '$argon2id$%' FROM users WHERE email = 'boss@example.com'"
+            "SELECT role, password_hash LIKE '$argon2id$%' FROM users "
+            "WHERE email = 'boss@example.com'"
         ).fetchone()
         logs = conn.execute(
-            "SELECT count(*) FROM admin_logs WHERE action = 'cli.create_admin'").fetchone()[0]
+            "SELECT count(*) FROM admin_logs WHERE action = 'cli.create_admin'"
+        ).fetchone()[0]
     assert row == ("admin", True)
     assert logs == 2
 
@@ -89,7 +93,9 @@ def test_check_ledger_reports_a_mismatch(cli_database):
     with psycopg.connect(cli_database) as conn:
         conn.execute(
             "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
-            "balance_after) VALUES (%s, 7, 'admin_adjustment', 'fix-1', 7)", (user_id,))
+            "balance_after) VALUES (%s, 7, 'admin_adjustment', 'fix-1', 7)",
+            (user_id,),
+        )
     fixed = run(["check-ledger"], {"DATABASE_URL": cli_database})
     assert fixed.returncode == 0
 
@@ -110,7 +116,9 @@ def wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"server exited: {process.stderr.read() if process.stderr else ''}"
+            )
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
@@ -136,8 +144,10 @@ def exercise_api(base: str) -> None:
     """The mobile app's first minutes: register, sign in, read and change the profile."""
     with httpx.Client(base_url=base, timeout=10) as http:
         email = f"e2e-{time.time_ns()}@example.com"
-        reg = http.post("/v1/auth/register",
-                        json={"email": email, "password": TEST_PASSWORD, "full_name": "E2E"})
+        reg = http.post(
+            "/v1/auth/register",
+            json={"email": email, "password": TEST_PASSWORD, "full_name": "E2E"},
+        )
         assert reg.status_code == 201, reg.text
         assert reg.headers.get("x-request-id")
         login = http.post("/v1/auth/login", json={"email": email, "password": TEST_PASSWORD})

@@ -25,7 +25,9 @@ async def test_wrong_method_is_problem_json(client):
 
 async def test_malformed_json(client):
     response = await client.post(
-        "/v1/auth/login", content=b'{"email": "a@b.c", "password": ', headers={"content-type": "application/json"}
+        "/v1/auth/login",
+        content=b'{"email": "a@b.c", "password": ',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["code"] == "malformed_json"
@@ -93,6 +95,15 @@ async def test_api_docs_are_served(client, path):
 
 async def test_openapi_lists_the_contract_paths(client):
     paths = (await client.get("/openapi.json")).json()["paths"]
-    for path in ["/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout",
-                 "/v1/auth/google", "/v1/auth/apple", "/v1/me", "/healthz", "/readyz"]:
+    for path in [
+        "/v1/auth/register",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/google",
+        "/v1/auth/apple",
+        "/v1/me",
+        "/healthz",
+        "/readyz",
+    ]:
         assert path in paths

@@ -23,9 +23,7 @@ async def test_readyz_ready_then_not_when_migrations_differ(client, engine):
         assert stale.json()["code"] == "migrations_pending"
     finally:
         async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE alembic_version SET version_num = :v"), {"v": current}
-            )
+            await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
 
 
 async def test_metrics_is_prometheus_text(client):

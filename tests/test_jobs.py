@@ -18,7 +18,8 @@ def test_tasks_and_schedule_are_registered():
 async def test_worker_runs_the_partition_job(app, database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         far = conn.execute(
-            "SELECT to_char(current_date + interval '3 months', 'YYYYMM')").fetchone()[0]
+            "SELECT to_char(current_date + interval '3 months', 'YYYYMM')"
+        ).fetchone()[0]
         conn.execute(f"ALTER TABLE step_records DETACH PARTITION step_records_p{far}")
         conn.execute(f"DROP TABLE step_records_p{far}")
     async with open_jobs(app.state.database) as jobs:
@@ -26,7 +27,8 @@ async def test_worker_runs_the_partition_job(app, database_url):
         await jobs.run_worker_async(wait=False, install_signal_handlers=False)
     with psycopg.connect(database_url) as conn:
         status = conn.execute(
-            "SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,)).fetchone()[0]
+            "SELECT status FROM procrastinate_jobs WHERE id = %s", (job_id,)
+        ).fetchone()[0]
         exists = conn.execute("SELECT to_regclass(%s)", (f"step_records_p{far}",)).fetchone()[0]
     assert status == "succeeded"
     assert exists is not None

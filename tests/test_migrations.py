@@ -1,4 +1,4 @@
-"""The schema's truth is the migrations: a fresh database migrates cleanly and matches the models."""
+"""Migrations are the schema's truth: a fresh database migrates cleanly and matches the models."""
 
 from __future__ import annotations
 
@@ -13,9 +13,20 @@ from stepcoin.runtime_settings.registry import SPECS
 from tests.fixtures.database import server_database
 
 DESIGN_TABLES = {
-    "users", "refresh_tokens", "wallets", "step_records", "step_validations",
-    "coin_transactions", "reward_products", "orders", "order_items", "achievements",
-    "user_achievements", "leaderboard_cache", "admin_logs", "settings",
+    "users",
+    "refresh_tokens",
+    "wallets",
+    "step_records",
+    "step_validations",
+    "coin_transactions",
+    "reward_products",
+    "orders",
+    "order_items",
+    "achievements",
+    "user_achievements",
+    "leaderboard_cache",
+    "admin_logs",
+    "settings",
 }
 
 
@@ -42,19 +53,27 @@ def test_check_detects_drift(fresh_database):
 
 def test_all_design_tables_with_their_guards(fresh_database):
     with psycopg.connect(fresh_database) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert DESIGN_TABLES <= tables
-        checks = {r[0] for r in conn.execute(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'")}
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert tables >= DESIGN_TABLES
+        checks = {
+            r[0]
+            for r in conn.execute(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'"
+            )
+        }
         assert "CHECK ((available_coins >= 0))" in checks
         assert "CHECK ((stock_quantity >= 0))" in checks
-        uniques = {r[0] for r in conn.execute(
-            "SELECT conname FROM pg_constraint WHERE contype = 'u'")}
+        uniques = {
+            r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'u'")
+        }
         assert "uq_coin_transactions_transaction_type_reference_id" in uniques
         assert "uq_users_email" in uniques
         kind = conn.execute(
-            "SELECT relkind FROM pg_class WHERE relname = 'step_records'").fetchone()
+            "SELECT relkind FROM pg_class WHERE relname = 'step_records'"
+        ).fetchone()
         assert kind == ("p",)
 
 
@@ -70,37 +89,49 @@ def test_money_rules_hold_in_the_database(fresh_database):
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
                 "INSERT INTO users (email, full_name, password_hash) "
-                "VALUES ('b@example.com', 'B', '$2b$12$bcrypt')")
+                "VALUES ('b@example.com', 'B', '$2b$12$bcrypt')"
+            )
         conn.rollback()
         user_id = conn.execute(
             "INSERT INTO users (email, full_name) VALUES ('n@example.com', 'N') RETURNING id"
         ).fetchone()[0]
         conn.execute(
             "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
-            "balance_after) VALUES (%s, 5, 'step_reward', 'r1', 5)", (user_id,))
+            "balance_after) VALUES (%s, 5, 'step_reward', 'r1', 5)",
+            (user_id,),
+        )
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(
                 "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
-                "balance_after) VALUES (%s, 5, 'step_reward', 'r1', 10)", (user_id,))
+                "balance_after) VALUES (%s, 5, 'step_reward', 'r1', 10)",
+                (user_id,),
+            )
         conn.rollback()
 
 
 def test_step_partitions_exist_ahead_and_the_function_adds_more(fresh_database):
     with psycopg.connect(fresh_database) as conn:
-        parts = {r[0] for r in conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'step_records'::regclass")}
+        parts = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'step_records'::regclass"
+            )
+        }
         this_month = conn.execute("SELECT to_char(current_date, 'YYYYMM')").fetchone()[0]
         ahead = conn.execute(
-            "SELECT to_char(current_date + interval '3 months', 'YYYYMM')").fetchone()[0]
+            "SELECT to_char(current_date + interval '3 months', 'YYYYMM')"
+        ).fetchone()[0]
         assert f"step_records_p{this_month}" in parts
         assert f"step_records_p{ahead}" in parts
         assert "step_records_default" in parts
         created = conn.execute(
-            "SELECT stepcoin_ensure_step_partitions(current_date, 6)").fetchone()[0]
+            "SELECT stepcoin_ensure_step_partitions(current_date, 6)"
+        ).fetchone()[0]
         assert created == 3
-        again = conn.execute(
-            "SELECT stepcoin_ensure_step_partitions(current_date, 6)").fetchone()[0]
+        again = conn.execute("SELECT stepcoin_ensure_step_partitions(current_date, 6)").fetchone()[
+            0
+        ]
         assert again == 0
         conn.rollback()
 

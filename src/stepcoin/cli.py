@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -110,7 +109,7 @@ def serve(
                 access_log=False,
                 proxy_headers=True,
                 forwarded_allow_ips=settings.forwarded_allow_ips,
-            server_header=False,
+                server_header=False,
             )
 
 
@@ -216,4 +215,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,13 +7,12 @@ throttling) are runtime settings in the database instead: see stepcoin.runtime_s
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
-DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000000000"  # noqa: S105 - refused in production
+DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000000000"
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -75,12 +74,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         secret = self.jwt_secret.get_secret_value()
-        if self.env == "production":
-            if secret == DEV_JWT_SECRET or len(secret) < 32:
-                raise ValueError(
-                    "STEPCOIN_JWT_SECRET must be set to a random value of at least 32 characters "
-                    "in production (the development default is refused)"
-                )
+        if self.env == "production" and (secret == DEV_JWT_SECRET or len(secret) < 32):
+            raise ValueError(
+                "STEPCOIN_JWT_SECRET must be set to a random value of at least 32 characters "
+                "in production (the development default is refused)"
+            )
         if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:
             raise ValueError("refresh token idle TTL cannot exceed the absolute TTL")
         return self

@@ -1,4 +1,4 @@
-"""The database: engine, one session per request or job, and the naming convention of constraints."""
+"""The database: engine, one session per request or job, and the constraint naming convention."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from stepcoin.errors import AppError

@@ -48,9 +48,7 @@ def build_job_app() -> procrastinate.App:
 async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[procrastinate.App]:
     """An opened job app on its own small psycopg pool, bound to this process's database."""
     JobRuntime.database = database
-    pool = AsyncConnectionPool(
-        libpq_url(database.url), min_size=1, max_size=pool_size, open=False
-    )
+    pool = AsyncConnectionPool(libpq_url(database.url), min_size=1, max_size=pool_size, open=False)
     await pool.open(wait=True)
     app = build_job_app()
     try:

@@ -1,4 +1,4 @@
-"""Apply and inspect Alembic migrations from code (used by `stepcoin migrate`, serve and /readyz)."""
+"""Apply and inspect Alembic migrations from code (`stepcoin migrate`, serve, /readyz)."""
 
 from __future__ import annotations
 

@@ -39,8 +39,12 @@ async def test_email_is_case_insensitive(client):
 
 @pytest.mark.parametrize(
     "password,code",
-    [("short1!", "weak_password"), ("password123", "weak_password"), ("P@ssw0rd", "weak_password"),
-     ("x" * 129, "weak_password")],
+    [
+        ("short1!", "weak_password"),
+        ("password123", "weak_password"),
+        ("P@ssw0rd", "weak_password"),
+        ("x" * 129, "weak_password"),
+    ],
 )
 async def test_weak_passwords_are_refused(client, engine, password, code):
     email = unique_email()
@@ -70,7 +74,9 @@ async def test_long_passwords_are_used_whole(client):
 async def test_login_is_throttled_per_account(client, engine):
     async with engine.begin() as conn:
         await conn.execute(
-            text("UPDATE settings SET value = '3' WHERE key = 'auth.login_max_failures_per_account'")
+            text(
+                "UPDATE settings SET value = '3' WHERE key = 'auth.login_max_failures_per_account'"
+            )
         )
     from stepcoin.runtime_settings.service import runtime_settings
 
@@ -78,7 +84,9 @@ async def test_login_is_throttled_per_account(client, engine):
     account = await register(client)
     email = account["user"]["email"]
     for _ in range(3):
-        failed = await client.post("/v1/auth/login", json={"email": email, "password": "wrong-pw-1"})
+        failed = await client.post(
+            "/v1/auth/login", json={"email": email, "password": "wrong-pw-1"}
+        )
         assert failed.status_code == 401
     blocked = await client.post("/v1/auth/login", json={"email": email, "password": "wrong-pw-1"})
     assert blocked.status_code == 429

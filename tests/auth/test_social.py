@@ -18,7 +18,10 @@ APPLE_ISSUER = "https://appleid.apple.com"
 async def test_google_sign_in_creates_then_finds_the_user(client, keyset, engine):
     email = unique_email("g")
     token = keyset.id_token(
-        issuer=GOOGLE_ISSUER, audience=GOOGLE_CLIENT_ID, subject="google-123", email=email,
+        issuer=GOOGLE_ISSUER,
+        audience=GOOGLE_CLIENT_ID,
+        subject="google-123",
+        email=email,
         name="Grace Google",
     )
     first = await client.post("/v1/auth/google", json={"id_token": token})
@@ -34,8 +37,10 @@ async def test_google_sign_in_creates_then_finds_the_user(client, keyset, engine
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                text("SELECT u.password_hash, w.user_id FROM users u "
-                     "JOIN wallets w ON w.user_id = u.id WHERE u.id = :id"),
+                text(
+                    "SELECT u.password_hash, w.user_id FROM users u "
+                    "JOIN wallets w ON w.user_id = u.id WHERE u.id = :id"
+                ),
                 {"id": user["id"]},
             )
         ).one()
@@ -45,8 +50,11 @@ async def test_google_sign_in_creates_then_finds_the_user(client, keyset, engine
 async def test_apple_sign_in_links_an_existing_verified_email(client, keyset):
     account = await register(client)
     token = keyset.id_token(
-        issuer=APPLE_ISSUER, audience=APPLE_CLIENT_ID, subject="apple-001.abc",
-        email=account["user"]["email"], email_verified="true",
+        issuer=APPLE_ISSUER,
+        audience=APPLE_CLIENT_ID,
+        subject="apple-001.abc",
+        email=account["user"]["email"],
+        email_verified="true",
     )
     response = await client.post("/v1/auth/apple", json={"id_token": token})
     assert response.status_code == 200, response.text
@@ -61,8 +69,11 @@ async def test_apple_sign_in_links_an_existing_verified_email(client, keyset):
 async def test_unverified_email_never_takes_over_an_account(client, keyset):
     account = await register(client)
     token = keyset.id_token(
-        issuer=GOOGLE_ISSUER, audience=GOOGLE_CLIENT_ID, subject="attacker",
-        email=account["user"]["email"], email_verified=False,
+        issuer=GOOGLE_ISSUER,
+        audience=GOOGLE_CLIENT_ID,
+        subject="attacker",
+        email=account["user"]["email"],
+        email_verified=False,
     )
     response = await client.post("/v1/auth/google", json={"id_token": token})
     assert response.status_code == 409
@@ -71,8 +82,15 @@ async def test_unverified_email_never_takes_over_an_account(client, keyset):
 def _bad_tokens(keyset):
     now = int(time.time())
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    base = {"iss": GOOGLE_ISSUER, "aud": GOOGLE_CLIENT_ID, "sub": "s1", "iat": now,
-            "exp": now + 600, "email": "x@example.com", "email_verified": True}
+    base = {
+        "iss": GOOGLE_ISSUER,
+        "aud": GOOGLE_CLIENT_ID,
+        "sub": "s1",
+        "iat": now,
+        "exp": now + 600,
+        "email": "x@example.com",
+        "email_verified": True,
+    }
     return {
         "wrong audience": keyset.sign({**base, "aud": "another-app"}),
         "wrong issuer": keyset.sign({**base, "iss": "https://evil.example.com"}),
@@ -84,9 +102,18 @@ def _bad_tokens(keyset):
     }
 
 
-@pytest.mark.parametrize("name", [
-    "wrong audience", "wrong issuer", "expired", "foreign key", "unknown kid",
-    "apple token at google", "garbage"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "wrong audience",
+        "wrong issuer",
+        "expired",
+        "foreign key",
+        "unknown kid",
+        "apple token at google",
+        "garbage",
+    ],
+)
 async def test_bad_id_tokens_are_refused(client, keyset, engine, name):
     token = _bad_tokens(keyset)[name]
     response = await client.post("/v1/auth/google", json={"id_token": token})
@@ -98,8 +125,11 @@ async def test_bad_id_tokens_are_refused(client, keyset, engine, name):
 
 async def test_nonce_must_match_when_given(client, keyset):
     token = keyset.id_token(
-        issuer=GOOGLE_ISSUER, audience=GOOGLE_CLIENT_ID, subject=str(uuid.uuid4()),
-        email=unique_email(), nonce="n-1",
+        issuer=GOOGLE_ISSUER,
+        audience=GOOGLE_CLIENT_ID,
+        subject=str(uuid.uuid4()),
+        email=unique_email(),
+        nonce="n-1",
     )
     bad = await client.post("/v1/auth/google", json={"id_token": token, "nonce": "n-2"})
     assert bad.status_code == 401

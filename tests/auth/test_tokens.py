@@ -86,7 +86,8 @@ async def test_password_stored_as_argon2id_with_owasp_parameters(client, engine)
     async with engine.connect() as conn:
         stored = (
             await conn.execute(
-                text("SELECT password_hash FROM users WHERE id = :id"), {"id": account["user"]["id"]}
+                text("SELECT password_hash FROM users WHERE id = :id"),
+                {"id": account["user"]["id"]},
             )
         ).scalar_one()
     assert stored.startswith("$argon2id$")
@@ -127,7 +128,9 @@ async def test_forged_access_tokens_are_refused(client, settings):
             secret,
             "HS256",
         ),
-        "wrong audience": jwt.encode(_claims(settings, sub=sub, aud="someone-else"), secret, "HS256"),
+        "wrong audience": jwt.encode(
+            _claims(settings, sub=sub, aud="someone-else"), secret, "HS256"
+        ),
         "wrong issuer": jwt.encode(_claims(settings, sub=sub, iss="evil"), secret, "HS256"),
         "wrong type": jwt.encode(_claims(settings, sub=sub, typ="refresh"), secret, "HS256"),
         "no exp": jwt.encode(

@@ -54,4 +54,6 @@ class UserAchievement(Base):
     achievement_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("achievements.id", ondelete="RESTRICT"), primary_key=True
     )
-    unlocked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    unlocked_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -63,7 +63,9 @@ async def logout(body: RefreshIn, session: SessionDep) -> Response:
 
 
 @router.post("/google", response_model=TokenPair)
-async def google(body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep) -> Any:
+async def google(
+    body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> Any:
     """Sign in with a Google ID token (verified against Google's key set)."""
     return await service.social_login(
         session,
@@ -77,7 +79,9 @@ async def google(body: IdTokenIn, request: Request, session: SessionDep, setting
 
 
 @router.post("/apple", response_model=TokenPair)
-async def apple(body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep) -> Any:
+async def apple(
+    body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> Any:
     """Sign in with an Apple ID token (verified against Apple's key set)."""
     return await service.social_login(
         session,

@@ -60,7 +60,9 @@ async def _issue_tokens(
     family_expires_at = family_expires_at or now + timedelta(
         seconds=settings.refresh_token_absolute_ttl_seconds
     )
-    expires_at = min(now + timedelta(seconds=settings.refresh_token_idle_ttl_seconds), family_expires_at)
+    expires_at = min(
+        now + timedelta(seconds=settings.refresh_token_idle_ttl_seconds), family_expires_at
+    )
     raw = new_refresh_token()
     token_id = (
         await session.execute(
@@ -270,9 +272,7 @@ async def _revoke_family_if_reused(session: AsyncSession, token_hash: bytes) -> 
     """RFC 9700 reuse detection: an already-rotated token means the family is compromised."""
     row = (
         await session.execute(
-            text(
-                "SELECT family_id, revoked_reason FROM refresh_tokens WHERE token_hash = :h"
-            ),
+            text("SELECT family_id, revoked_reason FROM refresh_tokens WHERE token_hash = :h"),
             {"h": token_hash},
         )
     ).first()

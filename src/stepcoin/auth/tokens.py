@@ -14,7 +14,7 @@ from stepcoin.config import Settings
 
 ACCESS_ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ACCESS_ALGORITHM]  # the allow-list: 'none' and RS/HS confusion refused
-ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+ACCESS_TOKEN_TYPE = "access"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ async def readyz(request: Request) -> Any:
             503,
             "migrations_pending",
             "Not ready",
-            f"database at {sorted(current)}, code expects {sorted(expected)}; run `stepcoin migrate`",
+            f"database at {sorted(current)}, code expects {sorted(expected)}: "
+            "run `stepcoin migrate`",
         )
     return {"status": "ready", "database": "ok", "migrations": sorted(current)}
 

@@ -20,7 +20,9 @@ target_metadata = Base.metadata
 _UNMANAGED = re.compile(r"^(step_records_(p\d{6}|default)|procrastinate_.*)$")
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     if type_ == "table" and reflected and compare_to is None and name and _UNMANAGED.match(name):
         return False
     if type_ in {"index", "unique_constraint", "foreign_key_constraint"} and reflected:

@@ -35,7 +35,8 @@ async def create_or_promote_admin(
                             INSERT INTO wallets (user_id) SELECT id FROM upserted
                             ON CONFLICT (user_id) DO NOTHING
                         ), audit AS (
-                            INSERT INTO admin_logs (admin_id, action, entity_type, entity_id, changes)
+                            INSERT INTO admin_logs
+                                (admin_id, action, entity_type, entity_id, changes)
                             SELECT NULL, 'cli.create_admin', 'user', id::text,
                                    jsonb_build_object('after', jsonb_build_object('role', :role))
                             FROM upserted

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0001'
+revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -19,26 +19,86 @@ depends_on: str | Sequence[str] | None = None
 # The documented defaults of the runtime settings at the time of this revision (frozen here on
 # purpose: a migration never changes meaning when the code's registry moves on).
 SETTINGS_SEED = [
-    ('coins.per_1000_steps', 10, 'Coins credited per 1,000 approved steps (whole coins; remainders are not paid).'),
-    ('coins.daily_cap', 200, 'Most step-reward coins one user can earn for one day.'),
-    ('anticheat.hard_daily_max_steps', 100000, 'A day above this many steps is rejected as impossible.'),
-    ('anticheat.sync_window_days', 7, 'Records for days older than this many days are rejected.'),
-    ('anticheat.manual_entry_action', 'flag', 'What happens to manually entered steps: flag for review, reject, or allow.'),
-    ('anticheat.baseline_multiplier', 3.0, "A day above this multiple of the user's trailing median is flagged."),
-    ('anticheat.baseline_days', 28, "Length of the trailing window for the user's baseline (days)."),
-    ('anticheat.baseline_floor_steps', 15000, 'The baseline rule only fires above this many steps.'),
-    ('anticheat.baseline_min_history_days', 7, 'The baseline rule needs at least this many days of history.'),
-    ('anticheat.max_steps_per_minute', 250, 'Intraday cadence above this many steps per minute is flagged.'),
-    ('anticheat.source_disagreement_ratio', 2.0, 'Sources for one day differing by more than this ratio are flagged.'),
-    ('anticheat.source_disagreement_min_steps', 5000, 'The disagreement rule only fires when the larger count is above this.'),
-    ('anticheat.max_devices_per_day', 3, 'More distinct devices than this for one day is flagged.'),
-    ('anticheat.new_account_days', 7, "Accounts younger than this many days are 'new'."),
-    ('anticheat.new_account_max_steps', 40000, "A new account's day above this many steps is flagged."),
-    ('auth.login_max_failures_per_account', 5, 'Failed logins for one email within the window before it is throttled.'),
-    ('auth.login_max_failures_per_ip', 50, 'Failed logins from one client address within the window before it is throttled.'),
-    ('auth.login_failure_window_seconds', 900, 'Window in which failed logins are counted, and the length of a block.'),
-    ('steps.partition_months_ahead', 3, 'Monthly partitions of step_records kept ready ahead of today.'),
-    ('leaderboards.rebuild_interval_minutes', 5, 'Minutes between leaderboard rebuilds.'),
+    (
+        "coins.per_1000_steps",
+        10,
+        "Coins credited per 1,000 approved steps (whole coins; remainders are not paid).",
+    ),
+    ("coins.daily_cap", 200, "Most step-reward coins one user can earn for one day."),
+    (
+        "anticheat.hard_daily_max_steps",
+        100000,
+        "A day above this many steps is rejected as impossible.",
+    ),
+    ("anticheat.sync_window_days", 7, "Records for days older than this many days are rejected."),
+    (
+        "anticheat.manual_entry_action",
+        "flag",
+        "What happens to manually entered steps: flag for review, reject, or allow.",
+    ),
+    (
+        "anticheat.baseline_multiplier",
+        3.0,
+        "A day above this multiple of the user's trailing median is flagged.",
+    ),
+    (
+        "anticheat.baseline_days",
+        28,
+        "Length of the trailing window for the user's baseline (days).",
+    ),
+    (
+        "anticheat.baseline_floor_steps",
+        15000,
+        "The baseline rule only fires above this many steps.",
+    ),
+    (
+        "anticheat.baseline_min_history_days",
+        7,
+        "The baseline rule needs at least this many days of history.",
+    ),
+    (
+        "anticheat.max_steps_per_minute",
+        250,
+        "Intraday cadence above this many steps per minute is flagged.",
+    ),
+    (
+        "anticheat.source_disagreement_ratio",
+        2.0,
+        "Sources for one day differing by more than this ratio are flagged.",
+    ),
+    (
+        "anticheat.source_disagreement_min_steps",
+        5000,
+        "The disagreement rule only fires when the larger count is above this.",
+    ),
+    ("anticheat.max_devices_per_day", 3, "More distinct devices than this for one day is flagged."),
+    ("anticheat.new_account_days", 7, "Accounts younger than this many days are 'new'."),
+    (
+        "anticheat.new_account_max_steps",
+        40000,
+        "A new account's day above this many steps is flagged.",
+    ),
+    (
+        "auth.login_max_failures_per_account",
+        5,
+        "Failed logins for one email within the window before it is throttled.",
+    ),
+    (
+        "auth.login_max_failures_per_ip",
+        50,
+        "Failed logins from one client address within the window before it is throttled.",
+    ),
+    (
+        "auth.login_failure_window_seconds",
+        900,
+        "Window in which failed logins are counted, and the length of a block.",
+    ),
+    (
+        "steps.partition_months_ahead",
+        3,
+        "Monthly partitions of step_records kept ready ahead of today.",
+    ),
+    ("leaderboards.rebuild_interval_minutes", 5, "Minutes between leaderboard rebuilds."),
 ]
 
 ENSURE_PARTITIONS_SQL = """
@@ -69,275 +129,568 @@ $fn$;
 
 def upgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.create_table('achievements',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('code', sa.String(length=64), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('description', sa.Text(), nullable=True),
-    sa.Column('unlock_criteria', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('reward_coins', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('is_active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint('reward_coins >= 0', name=op.f('ck_achievements_reward_non_negative')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_achievements')),
-    sa.UniqueConstraint('code', name=op.f('uq_achievements_code'))
+    op.create_table(
+        "achievements",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("code", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("unlock_criteria", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("reward_coins", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("reward_coins >= 0", name=op.f("ck_achievements_reward_non_negative")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_achievements")),
+        sa.UniqueConstraint("code", name=op.f("uq_achievements_code")),
     )
-    op.create_table('login_throttle',
-    sa.Column('key', sa.String(length=400), nullable=False),
-    sa.Column('failures', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('window_started_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('blocked_until', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
+    op.create_table(
+        "login_throttle",
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
+        sa.Column(
+            "window_started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("blocked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
     )
-    op.create_table('reward_products',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('shopify_product_id', sa.String(length=100), nullable=True),
-    sa.Column('shopify_variant_id', sa.String(length=100), nullable=True),
-    sa.Column('shopify_inventory_item_id', sa.String(length=100), nullable=True),
-    sa.Column('title', sa.String(length=300), nullable=False),
-    sa.Column('description', sa.Text(), nullable=True),
-    sa.Column('image_url', sa.Text(), nullable=True),
-    sa.Column('price_amount', sa.Numeric(precision=12, scale=2), nullable=True),
-    sa.Column('coin_price', sa.Integer(), nullable=False),
-    sa.Column('coin_price_overridden', sa.Boolean(), server_default=sa.text('false'), nullable=False),
-    sa.Column('stock_quantity', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('category', sa.String(length=100), nullable=True),
-    sa.Column('is_active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
-    sa.Column('shopify_updated_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint('coin_price > 0', name=op.f('ck_reward_products_coin_price_positive')),
-    sa.CheckConstraint('stock_quantity >= 0', name=op.f('ck_reward_products_stock_non_negative')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_reward_products')),
-    sa.UniqueConstraint('shopify_variant_id', name=op.f('uq_reward_products_shopify_variant_id'))
+    op.create_table(
+        "reward_products",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("shopify_product_id", sa.String(length=100), nullable=True),
+        sa.Column("shopify_variant_id", sa.String(length=100), nullable=True),
+        sa.Column("shopify_inventory_item_id", sa.String(length=100), nullable=True),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("image_url", sa.Text(), nullable=True),
+        sa.Column("price_amount", sa.Numeric(precision=12, scale=2), nullable=True),
+        sa.Column("coin_price", sa.Integer(), nullable=False),
+        sa.Column(
+            "coin_price_overridden", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
+        sa.Column("stock_quantity", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("category", sa.String(length=100), nullable=True),
+        sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("shopify_updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("coin_price > 0", name=op.f("ck_reward_products_coin_price_positive")),
+        sa.CheckConstraint(
+            "stock_quantity >= 0", name=op.f("ck_reward_products_stock_non_negative")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reward_products")),
+        sa.UniqueConstraint(
+            "shopify_variant_id", name=op.f("uq_reward_products_shopify_variant_id")
+        ),
     )
-    op.create_index('ix_reward_products_active_category', 'reward_products', ['is_active', 'category'], unique=False)
-    op.create_index('ix_reward_products_shopify_product_id', 'reward_products', ['shopify_product_id'], unique=False)
-    op.create_table('users',
-    sa.Column('id', sa.UUID(), server_default=sa.text('gen_random_uuid()'), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('password_hash', sa.Text(), nullable=True),
-    sa.Column('full_name', sa.String(length=200), nullable=False),
-    sa.Column('phone', sa.String(length=32), nullable=True),
-    sa.Column('auth_method', sa.String(length=16), server_default='email', nullable=False),
-    sa.Column('is_active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
-    sa.Column('role', sa.String(length=16), server_default='user', nullable=False),
-    sa.Column('timezone', sa.String(length=64), server_default='UTC', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("auth_method IN ('email', 'google', 'apple')", name=op.f('ck_users_auth_method')),
-    sa.CheckConstraint("password_hash IS NULL OR password_hash LIKE '$argon2id$%%'", name=op.f('ck_users_argon2id_only')),
-    sa.CheckConstraint("role IN ('user', 'support', 'admin')", name=op.f('ck_users_role')),
-    sa.CheckConstraint('email = lower(email)', name=op.f('ck_users_email_lowercase')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+    op.create_index(
+        "ix_reward_products_active_category",
+        "reward_products",
+        ["is_active", "category"],
+        unique=False,
     )
-    op.create_index('ix_users_created_at', 'users', ['created_at'], unique=False)
-    op.create_table('admin_logs',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('admin_id', sa.UUID(), nullable=True),
-    sa.Column('action', sa.String(length=64), nullable=False),
-    sa.Column('entity_type', sa.String(length=64), nullable=False),
-    sa.Column('entity_id', sa.String(length=100), nullable=True),
-    sa.Column('changes', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['admin_id'], ['users.id'], name=op.f('fk_admin_logs_admin_id_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_admin_logs'))
+    op.create_index(
+        "ix_reward_products_shopify_product_id",
+        "reward_products",
+        ["shopify_product_id"],
+        unique=False,
     )
-    op.create_index('ix_admin_logs_admin_created', 'admin_logs', ['admin_id', 'created_at'], unique=False)
-    op.create_index('ix_admin_logs_created_at', 'admin_logs', ['created_at'], unique=False)
-    op.create_index('ix_admin_logs_entity', 'admin_logs', ['entity_type', 'entity_id', 'created_at'], unique=False)
-    op.create_table('coin_transactions',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('amount', sa.BigInteger(), nullable=False),
-    sa.Column('transaction_type', sa.String(length=32), nullable=False),
-    sa.Column('reference_id', sa.String(length=200), nullable=False),
-    sa.Column('balance_after', sa.BigInteger(), nullable=False),
-    sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("transaction_type IN ('step_reward', 'achievement_reward', 'redemption', 'refund', 'admin_adjustment', 'reversal')", name=op.f('ck_coin_transactions_transaction_type')),
-    sa.CheckConstraint('amount <> 0', name=op.f('ck_coin_transactions_amount_non_zero')),
-    sa.CheckConstraint('balance_after >= 0', name=op.f('ck_coin_transactions_balance_after_non_negative')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_coin_transactions_user_id_users'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_coin_transactions')),
-    sa.UniqueConstraint('transaction_type', 'reference_id', name=op.f('uq_coin_transactions_transaction_type_reference_id'))
+    op.create_table(
+        "users",
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("password_hash", sa.Text(), nullable=True),
+        sa.Column("full_name", sa.String(length=200), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("auth_method", sa.String(length=16), server_default="email", nullable=False),
+        sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
+        sa.Column("role", sa.String(length=16), server_default="user", nullable=False),
+        sa.Column("timezone", sa.String(length=64), server_default="UTC", nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "auth_method IN ('email', 'google', 'apple')", name=op.f("ck_users_auth_method")
+        ),
+        sa.CheckConstraint(
+            "password_hash IS NULL OR password_hash LIKE '$argon2id$%%'",
+            name=op.f("ck_users_argon2id_only"),
+        ),
+        sa.CheckConstraint("role IN ('user', 'support', 'admin')", name=op.f("ck_users_role")),
+        sa.CheckConstraint("email = lower(email)", name=op.f("ck_users_email_lowercase")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
-    op.create_index('ix_coin_transactions_user_created', 'coin_transactions', ['user_id', 'created_at', 'id'], unique=False)
-    op.create_table('leaderboard_cache',
-    sa.Column('period', sa.String(length=16), nullable=False),
-    sa.Column('period_start', sa.Date(), nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('rank', sa.Integer(), nullable=False),
-    sa.Column('total_steps', sa.BigInteger(), nullable=False),
-    sa.Column('computed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("period IN ('daily', 'weekly', 'monthly', 'all_time')", name=op.f('ck_leaderboard_cache_period')),
-    sa.CheckConstraint('rank >= 1', name=op.f('ck_leaderboard_cache_rank_positive')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_leaderboard_cache_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('period', 'period_start', 'user_id', name=op.f('pk_leaderboard_cache'))
+    op.create_index("ix_users_created_at", "users", ["created_at"], unique=False)
+    op.create_table(
+        "admin_logs",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("admin_id", sa.UUID(), nullable=True),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("entity_type", sa.String(length=64), nullable=False),
+        sa.Column("entity_id", sa.String(length=100), nullable=True),
+        sa.Column(
+            "changes",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["admin_id"],
+            ["users.id"],
+            name=op.f("fk_admin_logs_admin_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_logs")),
     )
-    op.create_index('ix_leaderboard_cache_period_rank', 'leaderboard_cache', ['period', 'period_start', 'rank'], unique=False)
-    op.create_table('orders',
-    sa.Column('id', sa.UUID(), server_default=sa.text('gen_random_uuid()'), nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('order_code', sa.String(length=16), nullable=False),
-    sa.Column('total_coins', sa.BigInteger(), nullable=False),
-    sa.Column('status', sa.String(length=16), server_default='pending', nullable=False),
-    sa.Column('shipping_address', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('shopify_order_id', sa.String(length=100), nullable=True),
-    sa.Column('idempotency_key', sa.String(length=200), nullable=False),
-    sa.Column('request_fingerprint', sa.String(length=64), nullable=False),
-    sa.Column('failure_reason', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('fulfilled_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('shipped_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('pending', 'submitted', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'failed')", name=op.f('ck_orders_status')),
-    sa.CheckConstraint('total_coins > 0', name=op.f('ck_orders_total_positive')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_orders_user_id_users'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
-    sa.UniqueConstraint('order_code', name=op.f('uq_orders_order_code')),
-    sa.UniqueConstraint('user_id', 'idempotency_key', name=op.f('uq_orders_user_id_idempotency_key'))
+    op.create_index(
+        "ix_admin_logs_admin_created", "admin_logs", ["admin_id", "created_at"], unique=False
     )
-    op.create_index('ix_orders_shopify_order_id', 'orders', ['shopify_order_id'], unique=False)
-    op.create_index('ix_orders_status_created', 'orders', ['status', 'created_at'], unique=False)
-    op.create_index('ix_orders_user_created', 'orders', ['user_id', 'created_at'], unique=False)
-    op.create_table('refresh_tokens',
-    sa.Column('id', sa.UUID(), server_default=sa.text('gen_random_uuid()'), nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
-    sa.Column('family_id', sa.UUID(), nullable=False),
-    sa.Column('issued_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('family_expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked_reason', sa.String(length=32), nullable=True),
-    sa.Column('replaced_by', sa.UUID(), nullable=True),
-    sa.Column('user_agent', sa.String(length=512), nullable=True),
-    sa.Column('ip', postgresql.INET(), nullable=True),
-    sa.ForeignKeyConstraint(['replaced_by'], ['refresh_tokens.id'], name=op.f('fk_refresh_tokens_replaced_by_refresh_tokens'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_refresh_tokens_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_tokens'))
+    op.create_index("ix_admin_logs_created_at", "admin_logs", ["created_at"], unique=False)
+    op.create_index(
+        "ix_admin_logs_entity",
+        "admin_logs",
+        ["entity_type", "entity_id", "created_at"],
+        unique=False,
     )
-    op.create_index('ix_refresh_tokens_family_id', 'refresh_tokens', ['family_id'], unique=False)
-    op.create_index('ix_refresh_tokens_token_hash', 'refresh_tokens', ['token_hash'], unique=True)
-    op.create_index('ix_refresh_tokens_user_id', 'refresh_tokens', ['user_id'], unique=False)
-    op.create_table('settings',
-    sa.Column('key', sa.String(length=100), nullable=False),
-    sa.Column('value', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('description', sa.Text(), nullable=True),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('updated_by', sa.UUID(), nullable=True),
-    sa.ForeignKeyConstraint(['updated_by'], ['users.id'], name=op.f('fk_settings_updated_by_users'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('key', name=op.f('pk_settings'))
+    op.create_table(
+        "coin_transactions",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("transaction_type", sa.String(length=32), nullable=False),
+        sa.Column("reference_id", sa.String(length=200), nullable=False),
+        sa.Column("balance_after", sa.BigInteger(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "transaction_type IN ('step_reward', 'achievement_reward', 'redemption', 'refund', 'admin_adjustment', 'reversal')",
+            name=op.f("ck_coin_transactions_transaction_type"),
+        ),
+        sa.CheckConstraint("amount <> 0", name=op.f("ck_coin_transactions_amount_non_zero")),
+        sa.CheckConstraint(
+            "balance_after >= 0", name=op.f("ck_coin_transactions_balance_after_non_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_coin_transactions_user_id_users"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_coin_transactions")),
+        sa.UniqueConstraint(
+            "transaction_type",
+            "reference_id",
+            name=op.f("uq_coin_transactions_transaction_type_reference_id"),
+        ),
     )
-    op.execute(sa.schema.CreateSequence(sa.Sequence('step_records_id_seq')))
-    op.create_table('step_records',
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('recorded_date', sa.Date(), nullable=False),
-    sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('id', sa.BigInteger(), server_default=sa.text("nextval('step_records_id_seq')"), nullable=False),
-    sa.Column('steps', sa.Integer(), nullable=False),
-    sa.Column('device_id', sa.String(length=200), nullable=True),
-    sa.Column('client_record_id', sa.String(length=200), nullable=True),
-    sa.Column('client_record_version', sa.BigInteger(), nullable=True),
-    sa.Column('is_manual', sa.Boolean(), server_default=sa.text('false'), nullable=False),
-    sa.Column('is_deleted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
-    sa.Column('intervals', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-    sa.Column('device_count', sa.SmallInteger(), server_default='1', nullable=False),
-    sa.Column('synced_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("source IN ('healthkit', 'health_connect', 'google_fit', 'manual')", name=op.f('ck_step_records_source')),
-    sa.CheckConstraint('steps >= 0', name=op.f('ck_step_records_steps_non_negative')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_step_records_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', 'recorded_date', 'source', name=op.f('pk_step_records')),
-    postgresql_partition_by='RANGE (recorded_date)'
+    op.create_index(
+        "ix_coin_transactions_user_created",
+        "coin_transactions",
+        ["user_id", "created_at", "id"],
+        unique=False,
     )
-    op.create_index('ix_step_records_id', 'step_records', ['id'], unique=False)
-    op.create_index('ix_step_records_recorded_date', 'step_records', ['recorded_date'], unique=False)
-    op.create_table('user_achievements',
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('achievement_id', sa.BigInteger(), nullable=False),
-    sa.Column('unlocked_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['achievement_id'], ['achievements.id'], name=op.f('fk_user_achievements_achievement_id_achievements'), ondelete='RESTRICT'),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_achievements_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', 'achievement_id', name=op.f('pk_user_achievements'))
+    op.create_table(
+        "leaderboard_cache",
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=False),
+        sa.Column("total_steps", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "computed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "period IN ('daily', 'weekly', 'monthly', 'all_time')",
+            name=op.f("ck_leaderboard_cache_period"),
+        ),
+        sa.CheckConstraint("rank >= 1", name=op.f("ck_leaderboard_cache_rank_positive")),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_leaderboard_cache_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "period", "period_start", "user_id", name=op.f("pk_leaderboard_cache")
+        ),
     )
-    op.create_index('ix_user_achievements_achievement_id', 'user_achievements', ['achievement_id'], unique=False)
-    op.create_table('user_identities',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('provider', sa.String(length=16), nullable=False),
-    sa.Column('subject', sa.String(length=255), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("provider IN ('google', 'apple')", name=op.f('ck_user_identities_provider')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_identities_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_identities')),
-    sa.UniqueConstraint('provider', 'subject', name=op.f('uq_user_identities_provider_subject'))
+    op.create_index(
+        "ix_leaderboard_cache_period_rank",
+        "leaderboard_cache",
+        ["period", "period_start", "rank"],
+        unique=False,
     )
-    op.create_index('ix_user_identities_user_id', 'user_identities', ['user_id'], unique=False)
-    op.create_table('wallets',
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('available_coins', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('pending_coins', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('lifetime_earned', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('lifetime_spent', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint('available_coins >= 0', name=op.f('ck_wallets_available_non_negative')),
-    sa.CheckConstraint('lifetime_earned >= 0', name=op.f('ck_wallets_earned_non_negative')),
-    sa.CheckConstraint('lifetime_spent >= 0', name=op.f('ck_wallets_spent_non_negative')),
-    sa.CheckConstraint('pending_coins >= 0', name=op.f('ck_wallets_pending_non_negative')),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_wallets_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_wallets'))
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("order_code", sa.String(length=16), nullable=False),
+        sa.Column("total_coins", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
+        sa.Column("shipping_address", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("shopify_order_id", sa.String(length=100), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("request_fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fulfilled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'submitted', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'failed')",
+            name=op.f("ck_orders_status"),
+        ),
+        sa.CheckConstraint("total_coins > 0", name=op.f("ck_orders_total_positive")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_orders_user_id_users"), ondelete="RESTRICT"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.UniqueConstraint("order_code", name=op.f("uq_orders_order_code")),
+        sa.UniqueConstraint(
+            "user_id", "idempotency_key", name=op.f("uq_orders_user_id_idempotency_key")
+        ),
     )
-    op.create_table('order_items',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('order_id', sa.UUID(), nullable=False),
-    sa.Column('product_id', sa.BigInteger(), nullable=False),
-    sa.Column('quantity', sa.Integer(), nullable=False),
-    sa.Column('coin_price_at_purchase', sa.Integer(), nullable=False),
-    sa.CheckConstraint('coin_price_at_purchase > 0', name=op.f('ck_order_items_price_positive')),
-    sa.CheckConstraint('quantity > 0', name=op.f('ck_order_items_quantity_positive')),
-    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_items_order_id_orders'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['product_id'], ['reward_products.id'], name=op.f('fk_order_items_product_id_reward_products'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_items')),
-    sa.UniqueConstraint('order_id', 'product_id', name=op.f('uq_order_items_order_id_product_id'))
+    op.create_index("ix_orders_shopify_order_id", "orders", ["shopify_order_id"], unique=False)
+    op.create_index("ix_orders_status_created", "orders", ["status", "created_at"], unique=False)
+    op.create_index("ix_orders_user_created", "orders", ["user_id", "created_at"], unique=False)
+    op.create_table(
+        "refresh_tokens",
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("family_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "issued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("family_expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_reason", sa.String(length=32), nullable=True),
+        sa.Column("replaced_by", sa.UUID(), nullable=True),
+        sa.Column("user_agent", sa.String(length=512), nullable=True),
+        sa.Column("ip", postgresql.INET(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["replaced_by"],
+            ["refresh_tokens.id"],
+            name=op.f("fk_refresh_tokens_replaced_by_refresh_tokens"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_refresh_tokens_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_tokens")),
     )
-    op.create_index('ix_order_items_product_id', 'order_items', ['product_id'], unique=False)
-    op.create_table('step_validations',
-    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
-    sa.Column('user_id', sa.UUID(), nullable=False),
-    sa.Column('step_record_id', sa.BigInteger(), nullable=False),
-    sa.Column('recorded_date', sa.Date(), nullable=False),
-    sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('steps', sa.Integer(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('rule_hits', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
-    sa.Column('risk_score', sa.SmallInteger(), server_default='0', nullable=False),
-    sa.Column('coins_awarded', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('reviewed_by', sa.UUID(), nullable=True),
-    sa.Column('reviewed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint("status IN ('approved', 'flagged', 'rejected')", name=op.f('ck_step_validations_status')),
-    sa.CheckConstraint('risk_score BETWEEN 0 AND 100', name=op.f('ck_step_validations_risk_score_range')),
-    sa.ForeignKeyConstraint(['reviewed_by'], ['users.id'], name=op.f('fk_step_validations_reviewed_by_users'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['user_id', 'recorded_date', 'source'], ['step_records.user_id', 'step_records.recorded_date', 'step_records.source'], name='fk_step_validations_step_record', ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_step_validations'))
+    op.create_index("ix_refresh_tokens_family_id", "refresh_tokens", ["family_id"], unique=False)
+    op.create_index("ix_refresh_tokens_token_hash", "refresh_tokens", ["token_hash"], unique=True)
+    op.create_index("ix_refresh_tokens_user_id", "refresh_tokens", ["user_id"], unique=False)
+    op.create_table(
+        "settings",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("value", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("updated_by", sa.UUID(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["updated_by"],
+            ["users.id"],
+            name=op.f("fk_settings_updated_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
     )
-    op.create_index('ix_step_validations_flagged_queue', 'step_validations', ['created_at', 'id'], unique=False, postgresql_where=sa.text("status = 'flagged'"))
-    op.create_index('ix_step_validations_status_created', 'step_validations', ['status', 'created_at'], unique=False)
-    op.create_index('ix_step_validations_user_date', 'step_validations', ['user_id', 'recorded_date'], unique=False)
+    op.execute(sa.schema.CreateSequence(sa.Sequence("step_records_id_seq")))
+    op.create_table(
+        "step_records",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("recorded_date", sa.Date(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger(),
+            server_default=sa.text("nextval('step_records_id_seq')"),
+            nullable=False,
+        ),
+        sa.Column("steps", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.String(length=200), nullable=True),
+        sa.Column("client_record_id", sa.String(length=200), nullable=True),
+        sa.Column("client_record_version", sa.BigInteger(), nullable=True),
+        sa.Column("is_manual", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("is_deleted", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+        sa.Column("intervals", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("device_count", sa.SmallInteger(), server_default="1", nullable=False),
+        sa.Column(
+            "synced_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "source IN ('healthkit', 'health_connect', 'google_fit', 'manual')",
+            name=op.f("ck_step_records_source"),
+        ),
+        sa.CheckConstraint("steps >= 0", name=op.f("ck_step_records_steps_non_negative")),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_step_records_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "recorded_date", "source", name=op.f("pk_step_records")),
+        postgresql_partition_by="RANGE (recorded_date)",
+    )
+    op.create_index("ix_step_records_id", "step_records", ["id"], unique=False)
+    op.create_index(
+        "ix_step_records_recorded_date", "step_records", ["recorded_date"], unique=False
+    )
+    op.create_table(
+        "user_achievements",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("achievement_id", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "unlocked_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["achievement_id"],
+            ["achievements.id"],
+            name=op.f("fk_user_achievements_achievement_id_achievements"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_user_achievements_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "achievement_id", name=op.f("pk_user_achievements")),
+    )
+    op.create_index(
+        "ix_user_achievements_achievement_id", "user_achievements", ["achievement_id"], unique=False
+    )
+    op.create_table(
+        "user_identities",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "provider IN ('google', 'apple')", name=op.f("ck_user_identities_provider")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_user_identities_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_identities")),
+        sa.UniqueConstraint(
+            "provider", "subject", name=op.f("uq_user_identities_provider_subject")
+        ),
+    )
+    op.create_index("ix_user_identities_user_id", "user_identities", ["user_id"], unique=False)
+    op.create_table(
+        "wallets",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("available_coins", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("pending_coins", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("lifetime_earned", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("lifetime_spent", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("available_coins >= 0", name=op.f("ck_wallets_available_non_negative")),
+        sa.CheckConstraint("lifetime_earned >= 0", name=op.f("ck_wallets_earned_non_negative")),
+        sa.CheckConstraint("lifetime_spent >= 0", name=op.f("ck_wallets_spent_non_negative")),
+        sa.CheckConstraint("pending_coins >= 0", name=op.f("ck_wallets_pending_non_negative")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_wallets_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_wallets")),
+    )
+    op.create_table(
+        "order_items",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("order_id", sa.UUID(), nullable=False),
+        sa.Column("product_id", sa.BigInteger(), nullable=False),
+        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("coin_price_at_purchase", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "coin_price_at_purchase > 0", name=op.f("ck_order_items_price_positive")
+        ),
+        sa.CheckConstraint("quantity > 0", name=op.f("ck_order_items_quantity_positive")),
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name=op.f("fk_order_items_order_id_orders"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["reward_products.id"],
+            name=op.f("fk_order_items_product_id_reward_products"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_order_items")),
+        sa.UniqueConstraint(
+            "order_id", "product_id", name=op.f("uq_order_items_order_id_product_id")
+        ),
+    )
+    op.create_index("ix_order_items_product_id", "order_items", ["product_id"], unique=False)
+    op.create_table(
+        "step_validations",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("step_record_id", sa.BigInteger(), nullable=False),
+        sa.Column("recorded_date", sa.Date(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("steps", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column(
+            "rule_hits",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column("risk_score", sa.SmallInteger(), server_default="0", nullable=False),
+        sa.Column("coins_awarded", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("reviewed_by", sa.UUID(), nullable=True),
+        sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "status IN ('approved', 'flagged', 'rejected')", name=op.f("ck_step_validations_status")
+        ),
+        sa.CheckConstraint(
+            "risk_score BETWEEN 0 AND 100", name=op.f("ck_step_validations_risk_score_range")
+        ),
+        sa.ForeignKeyConstraint(
+            ["reviewed_by"],
+            ["users.id"],
+            name=op.f("fk_step_validations_reviewed_by_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id", "recorded_date", "source"],
+            ["step_records.user_id", "step_records.recorded_date", "step_records.source"],
+            name="fk_step_validations_step_record",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_step_validations")),
+    )
+    op.create_index(
+        "ix_step_validations_flagged_queue",
+        "step_validations",
+        ["created_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("status = 'flagged'"),
+    )
+    op.create_index(
+        "ix_step_validations_status_created",
+        "step_validations",
+        ["status", "created_at"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_step_validations_user_date",
+        "step_validations",
+        ["user_id", "recorded_date"],
+        unique=False,
+    )
     # ### end Alembic commands ###
     # Monthly partitions from last month to three months ahead; a job keeps them ahead
     # (stepcoin.steps.tasks). Days outside every partition land in the default partition.
     op.execute(ENSURE_PARTITIONS_SQL)
-    op.execute("SELECT stepcoin_ensure_step_partitions((current_date - interval '1 month')::date, 3)")
+    op.execute(
+        "SELECT stepcoin_ensure_step_partitions((current_date - interval '1 month')::date, 3)"
+    )
     op.execute("CREATE TABLE step_records_default PARTITION OF step_records DEFAULT")
     settings = sa.table(
         "settings",
@@ -353,44 +706,48 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_index('ix_step_validations_user_date', table_name='step_validations')
-    op.drop_index('ix_step_validations_status_created', table_name='step_validations')
-    op.drop_index('ix_step_validations_flagged_queue', table_name='step_validations', postgresql_where=sa.text("status = 'flagged'"))
-    op.drop_table('step_validations')
-    op.drop_index('ix_order_items_product_id', table_name='order_items')
-    op.drop_table('order_items')
-    op.drop_table('wallets')
-    op.drop_index('ix_user_identities_user_id', table_name='user_identities')
-    op.drop_table('user_identities')
-    op.drop_index('ix_user_achievements_achievement_id', table_name='user_achievements')
-    op.drop_table('user_achievements')
-    op.drop_index('ix_step_records_recorded_date', table_name='step_records')
-    op.drop_index('ix_step_records_id', table_name='step_records')
-    op.drop_table('step_records')
-    op.drop_table('settings')
-    op.drop_index('ix_refresh_tokens_user_id', table_name='refresh_tokens')
-    op.drop_index('ix_refresh_tokens_token_hash', table_name='refresh_tokens')
-    op.drop_index('ix_refresh_tokens_family_id', table_name='refresh_tokens')
-    op.drop_table('refresh_tokens')
-    op.drop_index('ix_orders_user_created', table_name='orders')
-    op.drop_index('ix_orders_status_created', table_name='orders')
-    op.drop_index('ix_orders_shopify_order_id', table_name='orders')
-    op.drop_table('orders')
-    op.drop_index('ix_leaderboard_cache_period_rank', table_name='leaderboard_cache')
-    op.drop_table('leaderboard_cache')
-    op.drop_index('ix_coin_transactions_user_created', table_name='coin_transactions')
-    op.drop_table('coin_transactions')
-    op.drop_index('ix_admin_logs_entity', table_name='admin_logs')
-    op.drop_index('ix_admin_logs_created_at', table_name='admin_logs')
-    op.drop_index('ix_admin_logs_admin_created', table_name='admin_logs')
-    op.drop_table('admin_logs')
-    op.drop_index('ix_users_created_at', table_name='users')
-    op.drop_table('users')
-    op.drop_index('ix_reward_products_shopify_product_id', table_name='reward_products')
-    op.drop_index('ix_reward_products_active_category', table_name='reward_products')
-    op.drop_table('reward_products')
-    op.drop_table('login_throttle')
-    op.drop_table('achievements')
+    op.drop_index("ix_step_validations_user_date", table_name="step_validations")
+    op.drop_index("ix_step_validations_status_created", table_name="step_validations")
+    op.drop_index(
+        "ix_step_validations_flagged_queue",
+        table_name="step_validations",
+        postgresql_where=sa.text("status = 'flagged'"),
+    )
+    op.drop_table("step_validations")
+    op.drop_index("ix_order_items_product_id", table_name="order_items")
+    op.drop_table("order_items")
+    op.drop_table("wallets")
+    op.drop_index("ix_user_identities_user_id", table_name="user_identities")
+    op.drop_table("user_identities")
+    op.drop_index("ix_user_achievements_achievement_id", table_name="user_achievements")
+    op.drop_table("user_achievements")
+    op.drop_index("ix_step_records_recorded_date", table_name="step_records")
+    op.drop_index("ix_step_records_id", table_name="step_records")
+    op.drop_table("step_records")
+    op.drop_table("settings")
+    op.drop_index("ix_refresh_tokens_user_id", table_name="refresh_tokens")
+    op.drop_index("ix_refresh_tokens_token_hash", table_name="refresh_tokens")
+    op.drop_index("ix_refresh_tokens_family_id", table_name="refresh_tokens")
+    op.drop_table("refresh_tokens")
+    op.drop_index("ix_orders_user_created", table_name="orders")
+    op.drop_index("ix_orders_status_created", table_name="orders")
+    op.drop_index("ix_orders_shopify_order_id", table_name="orders")
+    op.drop_table("orders")
+    op.drop_index("ix_leaderboard_cache_period_rank", table_name="leaderboard_cache")
+    op.drop_table("leaderboard_cache")
+    op.drop_index("ix_coin_transactions_user_created", table_name="coin_transactions")
+    op.drop_table("coin_transactions")
+    op.drop_index("ix_admin_logs_entity", table_name="admin_logs")
+    op.drop_index("ix_admin_logs_created_at", table_name="admin_logs")
+    op.drop_index("ix_admin_logs_admin_created", table_name="admin_logs")
+    op.drop_table("admin_logs")
+    op.drop_index("ix_users_created_at", table_name="users")
+    op.drop_table("users")
+    op.drop_index("ix_reward_products_shopify_product_id", table_name="reward_products")
+    op.drop_index("ix_reward_products_active_category", table_name="reward_products")
+    op.drop_table("reward_products")
+    op.drop_table("login_throttle")
+    op.drop_table("achievements")
     op.execute("DROP SEQUENCE IF EXISTS step_records_id_seq")
     op.execute("DROP FUNCTION IF EXISTS stepcoin_ensure_step_partitions(date, integer)")
     # ### end Alembic commands ###
