@@ -7,7 +7,7 @@ from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct
-from stepcoin.steps.models import StepRecord, StepValidation
+from stepcoin.steps.models import StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import CoinTransaction, Wallet
 
@@ -23,6 +23,7 @@ __all__ = [
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",
+    "StepDay",
     "StepRecord",
     "StepValidation",
     "User",

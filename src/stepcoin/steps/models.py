@@ -13,7 +13,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Sequence,
@@ -23,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stepcoin.db import Base
@@ -45,6 +44,7 @@ class StepRecord(Base):
     __table_args__ = (
         CheckConstraint("steps >= 0", name="steps_non_negative"),
         CheckConstraint(f"source IN {SOURCES}", name="source"),
+        CheckConstraint(f"status IN {VALIDATION_STATUSES}", name="status"),
         Index("ix_step_records_id", "id"),
         Index("ix_step_records_recorded_date", "recorded_date"),
         {"postgresql_partition_by": "RANGE (recorded_date)"},
@@ -65,7 +65,17 @@ class StepRecord(Base):
     is_manual: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     intervals: Mapped[Any | None] = mapped_column(JSONB)
-    device_count: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    device_ids: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), server_default=text("'{}'::varchar[]")
+    )
+    status: Mapped[str] = mapped_column(String(16), server_default="approved")
+    reasons: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), server_default=text("'{}'::varchar[]")
+    )
+    validation_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Steps of the latest approved version of this record: what it can be paid for while a
+    # newer version waits in review (or after a newer version was rejected).
+    approved_steps: Mapped[int] = mapped_column(Integer, server_default="0")
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -75,27 +85,27 @@ class StepValidation(Base):
 
     __tablename__ = "step_validations"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "recorded_date", "source"],
-            ["step_records.user_id", "step_records.recorded_date", "step_records.source"],
-            name="fk_step_validations_step_record",
-            ondelete="CASCADE",
-        ),
         CheckConstraint(f"status IN {VALIDATION_STATUSES}", name="status"),
         CheckConstraint("risk_score BETWEEN 0 AND 100", name="risk_score_range"),
         Index("ix_step_validations_user_date", "user_id", "recorded_date"),
         Index(
-            "ix_step_validations_flagged_queue",
+            "ix_step_validations_review_queue",
             "created_at",
             "id",
-            postgresql_where=text("status = 'flagged'"),
+            postgresql_where=text(
+                "status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL"
+            ),
         ),
         Index("ix_step_validations_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    step_record_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    # NULL when the record was refused before storage (a future day, outside the sync window):
+    # such days never enter step_records, so no partition is ever needed for them.
+    step_record_id: Mapped[int | None] = mapped_column(BigInteger)
     recorded_date: Mapped[date] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(16))
     steps: Mapped[int] = mapped_column(Integer)
@@ -103,9 +113,37 @@ class StepValidation(Base):
     rule_hits: Mapped[Any] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     risk_score: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     coins_awarded: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    coins_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    superseded_by: Mapped[int | None] = mapped_column(BigInteger)
     reviewed_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class StepDay(Base):
+    """What one user's day is worth: the credited source and the coins paid and held for it.
+
+    The settlement of a day is recomputed from its records whenever one changes; the difference
+    to coins_paid becomes a ledger row, so re-syncs pay only the missing part or claw back.
+    """
+
+    __tablename__ = "step_days"
+    __table_args__ = (
+        CheckConstraint("coins_paid >= 0", name="paid_non_negative"),
+        CheckConstraint("coins_pending >= 0", name="pending_non_negative"),
+        CheckConstraint("credited_steps >= 0", name="steps_non_negative"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    recorded_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    credited_source: Mapped[str | None] = mapped_column(String(16))
+    credited_steps: Mapped[int] = mapped_column(Integer, server_default="0")
+    coins_paid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    coins_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    version: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,287 @@
+"""The review queue: flagged records wait for a person; approving pays, rejecting releases."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.admin import audit
+from stepcoin.errors import Conflict, InvalidInput, NotFound
+from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.settlement import DayRecord, settle_day
+
+HISTORY_DAYS = 28
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        stamp, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), int(row_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The cursor is not one this API gave out.", code="invalid_cursor") from exc
+
+
+async def list_validations(
+    session: AsyncSession, *, status: str, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Oldest first; for `flagged`, only what still waits (not reviewed, not superseded)."""
+    params: dict[str, Any] = {"status": status, "limit": limit + 1}
+    where = ["v.status = :status"]
+    if status == "flagged":
+        where.append("v.reviewed_at IS NULL AND v.superseded_by IS NULL")
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor)
+        where.append("(v.created_at, v.id) > (:after_at, :after_id)")
+    rows = (
+        (
+            await session.execute(
+                text(
+                    f"""
+                    SELECT v.id, v.user_id, v.recorded_date, v.source, v.steps, v.status,
+                           v.rule_hits, v.risk_score, v.coins_awarded, v.coins_pending,
+                           v.created_at, v.reviewed_by, v.reviewed_at, v.note, v.superseded_by,
+                           u.email, u.full_name, u.created_at AS user_created_at, u.is_active
+                    FROM step_validations v JOIN users u ON u.id = v.user_id
+                    WHERE {" AND ".join(where)}
+                    ORDER BY v.created_at, v.id
+                    LIMIT :limit
+                    """
+                ),
+                params,
+            )
+        )
+        .mappings()
+        .all()
+    )
+    page = [dict(r) for r in rows[:limit]]
+    next_cursor = (
+        encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
+    )
+    await _attach_context(session, page)
+    return {"items": [_queue_item(r) for r in page], "next_cursor": next_cursor}
+
+
+async def _attach_context(session: AsyncSession, page: list[dict[str, Any]]) -> None:
+    """The user's last 28 days and the day's other sources, for the whole page in two queries."""
+    if not page:
+        return
+    users = [r["user_id"] for r in page]
+    days = [r["recorded_date"] for r in page]
+    earliest = min(days) - timedelta(days=HISTORY_DAYS)
+    history_rows = (
+        await session.execute(
+            text(
+                "SELECT user_id, recorded_date, credited_steps, coins_paid FROM step_days "
+                "WHERE user_id = ANY(:users) AND recorded_date >= :earliest "
+                "AND recorded_date <= :latest ORDER BY recorded_date"
+            ),
+            {"users": users, "earliest": earliest, "latest": max(days)},
+        )
+    ).all()
+    source_rows = (
+        await session.execute(
+            text(
+                "SELECT user_id, recorded_date, source, steps, status, is_deleted, device_ids "
+                "FROM step_records WHERE user_id = ANY(:users) AND recorded_date = ANY(:days)"
+            ),
+            {"users": users, "days": days},
+        )
+    ).all()
+    for item in page:
+        start = item["recorded_date"] - timedelta(days=HISTORY_DAYS)
+        item["history"] = [
+            {"date": r.recorded_date, "credited_steps": r.credited_steps, "coins_paid": r.coins_paid}
+            for r in history_rows
+            if r.user_id == item["user_id"] and start <= r.recorded_date < item["recorded_date"]
+        ]
+        item["day_sources"] = [
+            {
+                "source": r.source,
+                "steps": r.steps,
+                "status": r.status,
+                "deleted": r.is_deleted,
+                "devices": len(r.device_ids or []),
+            }
+            for r in source_rows
+            if r.user_id == item["user_id"] and r.recorded_date == item["recorded_date"]
+        ]
+
+
+def _queue_item(row: dict[str, Any]) -> dict[str, Any]:
+    hits = row["rule_hits"]
+    if isinstance(hits, str):
+        hits = orjson.loads(hits)
+    return {
+        "id": row["id"],
+        "user": {
+            "id": row["user_id"],
+            "email": row["email"],
+            "full_name": row["full_name"],
+            "created_at": row["user_created_at"],
+            "is_active": row["is_active"],
+        },
+        "date": row["recorded_date"],
+        "source": row["source"],
+        "steps": row["steps"],
+        "status": row["status"],
+        "rule_hits": hits,
+        "risk_score": row["risk_score"],
+        "coins_awarded": row["coins_awarded"],
+        "coins_pending": row["coins_pending"],
+        "created_at": row["created_at"],
+        "reviewed_by": row["reviewed_by"],
+        "reviewed_at": row["reviewed_at"],
+        "note": row["note"],
+        "superseded_by": row["superseded_by"],
+        "history": row.get("history", []),
+        "day_sources": row.get("day_sources", []),
+    }
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    validation_id: int,
+    reviewer_id: uuid.UUID,
+    decision: Literal["approved", "rejected"],
+    note: str | None,
+) -> dict[str, Any]:
+    """Approve (pay the held coins) or reject (release them); audited in the same transaction."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id, user_id, recorded_date, source, steps, status, reviewed_at, "
+                    "superseded_by, coins_pending FROM step_validations WHERE id = :id FOR UPDATE"
+                ),
+                {"id": validation_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such validation.", code="validation_not_found")
+    if row["superseded_by"] is not None:
+        raise Conflict("A newer sync replaced this record; review that one.", code="superseded")
+    if row["status"] != "flagged" or row["reviewed_at"] is not None:
+        raise Conflict("This record was already reviewed.", code="already_reviewed")
+    user_id, day, source = row["user_id"], row["recorded_date"], row["source"]
+    version = (
+        await session.execute(
+            text("SELECT steps_version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
+        )
+    ).scalar_one()
+    records = (
+        await session.execute(
+            text(
+                "SELECT source, steps, approved_steps, status, is_deleted, intervals IS NOT NULL "
+                "AS has_intervals FROM step_records WHERE user_id = :u AND recorded_date = :d"
+            ),
+            {"u": user_id, "d": day},
+        )
+    ).all()
+    settings = await runtime_settings.all(session)
+    day_records = []
+    for r in records:
+        status, approved = r.status, r.approved_steps
+        if r.source == source:
+            status = decision
+            approved = r.steps if decision == "approved" else r.approved_steps
+        day_records.append(
+            DayRecord(r.source, r.steps, approved, status, r.is_deleted, r.has_intervals)
+        )
+    settlement = settle_day(day_records, settings)
+    await session.execute(
+        text(
+            "UPDATE step_records SET status = :st, approved_steps = CASE WHEN :st = 'approved' "
+            "THEN steps ELSE approved_steps END WHERE user_id = :u AND recorded_date = :d "
+            "AND source = :s"
+        ),
+        {"st": decision, "u": user_id, "d": day, "s": source},
+    )
+    payload = {
+        "days": [
+            {
+                "d": day.isoformat(),
+                "src": settlement.credited_source,
+                "steps": settlement.credited_steps,
+                "paid": settlement.coins_paid,
+                "pending": settlement.coins_pending,
+            }
+        ]
+    }
+    raw = (
+        await session.execute(
+            text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+            {"u": user_id, "v": version, "p": orjson.dumps(payload).decode()},
+        )
+    ).scalar_one()
+    outcome = orjson.loads(raw) if isinstance(raw, str) else raw
+    assert not outcome.get("conflict"), "the wallet lock is held: the version cannot move"
+    delta = int(outcome["days"][0]["delta"]) if outcome.get("days") else 0
+    await session.execute(
+        text(
+            "UPDATE step_validations SET status = :st, reviewed_by = :by, reviewed_at = now(), "
+            "note = :note, coins_awarded = :delta, coins_pending = 0 WHERE id = :id"
+        ),
+        {"st": decision, "by": reviewer_id, "note": note, "delta": delta, "id": validation_id},
+    )
+    await audit.record(
+        session,
+        admin_id=reviewer_id,
+        action=f"validation.{'approve' if decision == 'approved' else 'reject'}",
+        entity_type="step_validation",
+        entity_id=str(validation_id),
+        before={"status": "flagged", "coins_pending": row["coins_pending"]},
+        after={"status": decision, "coins_awarded": delta, "note": note},
+        extra={"user_id": str(user_id), "date": day.isoformat(), "source": source},
+    )
+    return {
+        "id": validation_id,
+        "status": decision,
+        "user_id": user_id,
+        "date": day,
+        "source": source,
+        "coins_awarded": delta,
+        "note": note,
+    }
+
+
+async def list_user_steps(
+    session: AsyncSession, user_id: uuid.UUID, start: date, end: date
+) -> list[dict[str, Any]]:
+    rows = (
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT r.recorded_date AS date, r.source, r.steps, r.status, r.reasons,
+                           r.is_deleted AS deleted, r.synced_at,
+                           coalesce(d.credited_source = r.source, false) AS credited,
+                           v.note AS review_note
+                    FROM step_records r
+                    LEFT JOIN step_days d
+                      ON d.user_id = r.user_id AND d.recorded_date = r.recorded_date
+                    LEFT JOIN step_validations v ON v.id = r.validation_id
+                    WHERE r.user_id = :u AND r.recorded_date BETWEEN :start AND :end
+                    ORDER BY r.recorded_date DESC, r.source
+                    """
+                ),
+                {"u": user_id, "start": start, "end": end},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,117 @@
+"""Steps: the phone's sync, the user's own days, and the admins' review queue."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+
+from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
+from stepcoin.db import Database, SessionDep, get_database
+from stepcoin.errors import InvalidInput, Unauthorized
+from stepcoin.steps import review, service
+from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
+
+router = APIRouter(tags=["steps"])
+admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
+Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
+MAX_RANGE_DAYS = 366
+
+
+@router.post("/v1/steps", response_model=StepSyncOut)
+async def sync_steps(
+    body: StepSyncIn,
+    claims: ClaimsDep,
+    database: Annotated[Database, Depends(get_database)],
+) -> Any:
+    """Sync up to 500 daily records; each is judged and paid (or held, or refused) at once."""
+    results = await service.sync_steps(database, claims.user_id, body.records)
+    return {"results": results}
+
+
+@router.get("/v1/steps", response_model=StepListOut)
+async def list_steps(
+    claims: ClaimsDep,
+    session: SessionDep,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Any:
+    """Your daily records with their decision, newest first (default: the last 7 days)."""
+    user = (
+        await session.execute(
+            text("SELECT timezone, is_active FROM users WHERE id = :id"), {"id": claims.user_id}
+        )
+    ).first()
+    if user is None or not user.is_active:
+        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+    today = service.local_today(user.timezone)
+    end = end or today
+    start = start or end - timedelta(days=6)
+    if start > end:
+        raise InvalidInput("`from` must not be after `to`.", code="invalid_range")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise InvalidInput(f"At most {MAX_RANGE_DAYS} days at once.", code="invalid_range")
+    return {"items": await review.list_user_steps(session, claims.user_id, start, end)}
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=1000, description="Shown to the walker.")
+
+
+@admin_router.get("")
+async def review_queue(
+    reviewer: Reviewer,
+    session: SessionDep,
+    status: Literal["flagged", "approved", "rejected"] = "flagged",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> Any:
+    """The review queue, oldest first, with rule hits, the user's last 28 days and the day's
+    other sources."""
+    return await review.list_validations(session, status=status, limit=limit, cursor=cursor)
+
+
+async def _decide(
+    request: Request,
+    validation_id: int,
+    reviewer: CurrentUser,
+    session: SessionDep,
+    body: ReviewIn | None,
+    decision: Literal["approved", "rejected"],
+) -> Any:
+    return await review.decide(
+        session,
+        validation_id=validation_id,
+        reviewer_id=reviewer.id,  # type: ignore[arg-type]
+        decision=decision,
+        note=body.note if body else None,
+    )
+
+
+@admin_router.post("/{validation_id}/approve")
+async def approve(
+    request: Request,
+    validation_id: int,
+    reviewer: Reviewer,
+    session: SessionDep,
+    body: Annotated[ReviewIn | None, Body()] = None,
+) -> Any:
+    """Approve a flagged record: its held coins are credited."""
+    return await _decide(request, validation_id, reviewer, session, body, "approved")
+
+
+@admin_router.post("/{validation_id}/reject")
+async def reject(
+    request: Request,
+    validation_id: int,
+    reviewer: Reviewer,
+    session: SessionDep,
+    body: Annotated[ReviewIn | None, Body()] = None,
+) -> Any:
+    """Reject a flagged record: its held coins are released; the walker sees the note."""
+    return await _decide(request, validation_id, reviewer, session, body, "rejected")

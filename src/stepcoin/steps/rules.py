@@ -1,0 +1,265 @@
+"""Anti-cheat rules: plain functions over (record, the user's context, settings).
+
+Each rule returns a RuleHit (code, observed value, threshold, action) or None. No database, no
+clock: everything a rule needs is passed in, so every rule is tested in microseconds.
+All thresholds are runtime settings (stepcoin.runtime_settings.registry, `anticheat.*`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+Action = Literal["reject", "flag"]
+Status = Literal["approved", "flagged", "rejected"]
+
+# Risk added by each rule (0-100 in total); a rejecting rule makes the risk 100.
+RISK_WEIGHTS: dict[str, int] = {
+    "manual_entry": 25,
+    "above_baseline": 40,
+    "cadence_too_high": 60,
+    "sources_disagree": 30,
+    "too_many_devices": 30,
+    "new_account_extreme": 35,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: datetime
+    end: datetime
+    steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepInput:
+    """One daily record as the phone sent it (already schema-valid)."""
+
+    day: date
+    steps: int
+    source: str
+    manual: bool = False
+    device_id: str | None = None
+    intervals: Sequence[Interval] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OtherSource:
+    source: str
+    steps: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What the rules know about the user when judging one record."""
+
+    today: date  # in the user's time zone
+    account_created: date  # in the user's time zone
+    history: Mapping[date, int]  # credited (approved) steps per earlier day
+    other_sources: Sequence[OtherSource] = ()  # the same day's live records from other sources
+    devices: frozenset[str] = frozenset()  # every device seen for the day, this one included
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    code: str
+    action: Action
+    observed: float | int | str
+    threshold: float | int | str
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "action": self.action,
+            "observed": self.observed,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: Status
+    hits: tuple[RuleHit, ...] = field(default_factory=tuple)
+    risk_score: int = 0
+
+    @property
+    def reasons(self) -> list[str]:
+        return [hit.code for hit in self.hits]
+
+
+Rule = Callable[[StepInput, RuleContext, Mapping[str, Any]], RuleHit | None]
+
+
+def hard_daily_maximum(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    limit = s["anticheat.hard_daily_max_steps"]
+    if record.steps > limit:
+        return RuleHit(
+            "over_daily_max",
+            "reject",
+            record.steps,
+            limit,
+            "More steps than a person can walk in one day.",
+        )
+    return None
+
+
+def future_day(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    if record.day > ctx.today:
+        return RuleHit(
+            "future_day",
+            "reject",
+            record.day.isoformat(),
+            ctx.today.isoformat(),
+            "This day has not happened yet in your time zone.",
+        )
+    return None
+
+
+def outside_sync_window(
+    record: StepInput, ctx: RuleContext, s: Mapping[str, Any]
+) -> RuleHit | None:
+    window = s["anticheat.sync_window_days"]
+    age = (ctx.today - record.day).days
+    if age > window:
+        return RuleHit(
+            "outside_sync_window",
+            "reject",
+            age,
+            window,
+            f"Days older than {window} days can no longer be synced.",
+        )
+    return None
+
+
+def manual_entry(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    action = s["anticheat.manual_entry_action"]
+    if action == "allow" or not (record.manual or record.source == "manual"):
+        return None
+    return RuleHit(
+        "manual_entry",
+        "reject" if action == "reject" else "flag",
+        1,
+        0,
+        "Steps typed in by hand need a review.",
+    )
+
+
+def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """Far above the user's own trailing median (of days with steps, before this day)."""
+    days = s["anticheat.baseline_days"]
+    earlier = [
+        steps
+        for day, steps in ctx.history.items()
+        if 0 < (record.day - day).days <= days and steps > 0
+    ]
+    if len(earlier) < s["anticheat.baseline_min_history_days"]:
+        return None
+    limit = max(
+        statistics.median(earlier) * s["anticheat.baseline_multiplier"],
+        s["anticheat.baseline_floor_steps"],
+    )
+    if record.steps > limit:
+        return RuleHit(
+            "above_baseline", "flag", record.steps, round(limit), "Far above your usual days."
+        )
+    return None
+
+
+def cadence(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """Steps per minute in any intraday sample above what people can sustain."""
+    limit = s["anticheat.max_steps_per_minute"]
+    fastest = 0.0
+    for interval in record.intervals:
+        seconds = (interval.end - interval.start).total_seconds()
+        if seconds > 0:
+            fastest = max(fastest, interval.steps * 60.0 / max(seconds, 60.0))
+    if fastest > limit:
+        return RuleHit(
+            "cadence_too_high",
+            "flag",
+            round(fastest, 1),
+            limit,
+            "Faster than human walking or running cadence.",
+        )
+    return None
+
+
+def sources_disagree(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    ratio_limit = s["anticheat.source_disagreement_ratio"]
+    min_steps = s["anticheat.source_disagreement_min_steps"]
+    for other in ctx.other_sources:
+        high, low = max(record.steps, other.steps), min(record.steps, other.steps)
+        if high > min_steps and high > ratio_limit * max(low, 1):
+            return RuleHit(
+                "sources_disagree",
+                "flag",
+                round(high / max(low, 1), 2),
+                ratio_limit,
+                f"{other.source} reports {other.steps} steps for the same day.",
+            )
+    return None
+
+
+def too_many_devices(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    limit = s["anticheat.max_devices_per_day"]
+    if len(ctx.devices) > limit:
+        return RuleHit(
+            "too_many_devices",
+            "flag",
+            len(ctx.devices),
+            limit,
+            "Too many devices reported this day.",
+        )
+    return None
+
+
+def new_account_extreme(
+    record: StepInput, ctx: RuleContext, s: Mapping[str, Any]
+) -> RuleHit | None:
+    age_days = (ctx.today - ctx.account_created).days
+    limit = s["anticheat.new_account_max_steps"]
+    if age_days < s["anticheat.new_account_days"] and record.steps > limit:
+        return RuleHit(
+            "new_account_extreme",
+            "flag",
+            record.steps,
+            limit,
+            "A very high day on a brand-new account needs a review.",
+        )
+    return None
+
+
+RULES: tuple[Rule, ...] = (
+    hard_daily_maximum,
+    future_day,
+    outside_sync_window,
+    manual_entry,
+    above_baseline,
+    cadence,
+    sources_disagree,
+    too_many_devices,
+    new_account_extreme,
+)
+
+# Refusals that mean the day is not a day we can accept at all: such records are not stored.
+UNSTORABLE = frozenset({"future_day", "outside_sync_window"})
+
+
+def decide(hits: Sequence[RuleHit]) -> Decision:
+    """Any rejecting hit rejects; otherwise any hit flags; no hit approves."""
+    if any(hit.action == "reject" for hit in hits):
+        return Decision("rejected", tuple(hits), 100)
+    if hits:
+        risk = min(100, sum(RISK_WEIGHTS.get(hit.code, 25) for hit in hits))
+        return Decision("flagged", tuple(hits), risk)
+    return Decision("approved", (), 0)
+
+
+def evaluate(record: StepInput, ctx: RuleContext, settings: Mapping[str, Any]) -> Decision:
+    hits = [hit for rule in RULES if (hit := rule(record, ctx, settings)) is not None]
+    return decide(hits)

@@ -1,0 +1,87 @@
+"""Request and response bodies of the steps endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Source = Literal["healthkit", "health_connect", "google_fit", "manual"]
+MAX_BATCH = 500
+MAX_INTERVALS = 1440
+SCHEMA_MAX_STEPS = 10_000_000  # beyond this it is not a step count but a malformed value
+
+
+class IntervalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime
+    steps: int = Field(ge=0, le=SCHEMA_MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntervalIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class StepRecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date = Field(description="The user's local day, YYYY-MM-DD.")
+    steps: int = Field(ge=0, le=SCHEMA_MAX_STEPS)
+    source: Source
+    device_id: str | None = Field(default=None, min_length=1, max_length=200)
+    client_record_id: str | None = Field(default=None, min_length=1, max_length=200)
+    client_record_version: int | None = Field(
+        default=None, ge=0, description="Replaces the stored record only when higher."
+    )
+    manual: bool = False
+    deleted: bool = Field(default=False, description="The phone deleted this day: withdraw it.")
+    intervals: list[IntervalIn] | None = Field(default=None, max_length=MAX_INTERVALS)
+
+
+class StepSyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[StepRecordIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class StepResultOut(BaseModel):
+    date: dt.date
+    source: Source
+    status: Literal["approved", "flagged", "rejected"]
+    coins_awarded: int = Field(description="Negative when a lower re-sync or deletion claws back.")
+    coins_pending: int = Field(default=0, description="Coins held for this day while in review.")
+    reasons: list[str]
+
+
+class StepSyncOut(BaseModel):
+    results: list[StepResultOut]
+
+
+class StepDayOut(BaseModel):
+    date: dt.date
+    source: Source
+    steps: int
+    status: Literal["approved", "flagged", "rejected"]
+    reasons: list[str]
+    credited: bool = Field(description="This source is the one the day is paid for.")
+    deleted: bool
+    review_note: str | None = None
+    synced_at: dt.datetime
+
+
+class StepListOut(BaseModel):
+    items: list[StepDayOut]
+
+
+def interval_json(intervals: list[IntervalIn] | None) -> list[dict[str, Any]] | None:
+    if intervals is None:
+        return None
+    return [
+        {"start": i.start.isoformat(), "end": i.end.isoformat(), "steps": i.steps}
+        for i in intervals
+    ]

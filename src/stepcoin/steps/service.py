@@ -1,0 +1,415 @@
+"""The step-to-coin loop: judge a batch against a snapshot, then apply it in one round trip.
+
+A sync costs two round trips and no explicit transaction: (1) one read of the user's snapshot
+(records of the batch's days, their settlements, the trailing history, the steps version);
+(2) one call of stepcoin_apply_sync(), which locks the wallet, checks that the steps version is
+still the snapshot's, and writes records, decisions, ledger rows and the wallet atomically. If
+another request changed the user's steps in between, the call answers "conflict" and the batch
+is judged again on a fresh snapshot. The rules and the day settlement are plain Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stepcoin.db import Database
+from stepcoin.errors import Conflict, Unauthorized
+from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.rules import (
+    UNSTORABLE,
+    Interval,
+    OtherSource,
+    RuleContext,
+    StepInput,
+    evaluate,
+)
+from stepcoin.steps.schemas import StepRecordIn, interval_json
+from stepcoin.steps.settlement import DayRecord, DaySettlement, settle_day
+
+logger = logging.getLogger("stepcoin.steps")
+MAX_ATTEMPTS = 8
+
+SNAPSHOT_SQL = """
+SELECT u.is_active, u.created_at, u.timezone, w.steps_version,
+  coalesce((SELECT json_agg(json_build_array(
+        r.recorded_date, r.source, r.steps, r.approved_steps, r.device_ids, r.is_deleted,
+        r.is_manual, r.client_record_id, r.client_record_version, r.status, r.reasons,
+        r.intervals IS NOT NULL))
+      FROM step_records r WHERE r.user_id = $1 AND r.recorded_date = ANY($2::date[])), '[]'),
+  coalesce((SELECT json_object_agg(d.recorded_date, d.credited_steps)
+      FROM step_days d WHERE d.user_id = $1 AND d.recorded_date >= $3
+        AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}')
+FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
+"""
+
+APPLY_SQL = "SELECT stepcoin_apply_sync($1, $2, $3::jsonb)"
+
+
+@dataclass(slots=True)
+class StoredRecord:
+    day: date
+    source: str
+    steps: int
+    approved_steps: int
+    device_ids: list[str]
+    deleted: bool
+    manual: bool
+    client_record_id: str | None
+    client_record_version: int | None
+    status: str
+    reasons: list[str]
+    has_intervals: bool
+
+
+@dataclass(slots=True)
+class Snapshot:
+    active: bool
+    created_at: datetime
+    timezone: str
+    version: int
+    records: dict[tuple[date, str], StoredRecord]
+    history: dict[date, int]
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything one attempt decided: what to write, and what to answer per input record."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    validations: list[dict[str, Any]] = field(default_factory=list)
+    days: dict[date, DaySettlement] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _json(value: Any) -> Any:
+    """JSON from the driver: text, or already decoded when a codec is installed."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _parse_snapshot(row: Any) -> Snapshot:
+    is_active, created_at, tz, version, records_json, history_json = row
+    records: dict[tuple[date, str], StoredRecord] = {}
+    for item in _json(records_json):
+        rec = StoredRecord(
+            day=date.fromisoformat(item[0]),
+            source=item[1],
+            steps=item[2],
+            approved_steps=item[3],
+            device_ids=list(item[4] or []),
+            deleted=item[5],
+            manual=item[6],
+            client_record_id=item[7],
+            client_record_version=item[8],
+            status=item[9],
+            reasons=list(item[10] or []),
+            has_intervals=item[11],
+        )
+        records[(rec.day, rec.source)] = rec
+    history = {date.fromisoformat(k): int(v) for k, v in _json(history_json).items()}
+    return Snapshot(is_active, created_at, tz, version, records, history)
+
+
+def local_today(timezone: str, now: datetime | None = None) -> date:
+    try:
+        zone = ZoneInfo(timezone)
+    except Exception:  # an unknown zone in old data: fall back to UTC rather than fail the sync
+        zone = ZoneInfo("UTC")
+    return (now or datetime.now(UTC)).astimezone(zone).date()
+
+
+def dedupe(records: Sequence[StepRecordIn]) -> tuple[list[StepRecordIn], list[int], set[int]]:
+    """One record per (day, source): the highest client version, else the last one sent.
+
+    Returns the kept records, for each input the position of its kept record, and the set of
+    input positions that were kept (the others are answered as duplicates).
+    """
+    winner: dict[tuple[date, str], int] = {}
+    for index, record in enumerate(records):
+        key = (record.date, record.source)
+        current = winner.get(key)
+        if current is None or (record.client_record_version or -1) >= (
+            records[current].client_record_version or -1
+        ):
+            winner[key] = index
+    kept_inputs = sorted(winner.values())
+    position_of = {input_index: i for i, input_index in enumerate(kept_inputs)}
+    kept_position = [position_of[winner[(r.date, r.source)]] for r in records]
+    return [records[i] for i in kept_inputs], kept_position, set(kept_inputs)
+
+
+def _is_stale(incoming: StepRecordIn, stored: StoredRecord | None) -> bool:
+    """Health Connect / HealthKit semantics: a versioned record replaces only a lower version."""
+    if stored is None or incoming.client_record_version is None:
+        return False
+    if stored.client_record_version is None:
+        return False
+    if incoming.client_record_id and stored.client_record_id not in (
+        None,
+        incoming.client_record_id,
+    ):
+        return False  # a different client record took over this day: compare nothing
+    return incoming.client_record_version <= stored.client_record_version
+
+
+def _is_unchanged(incoming: StepRecordIn, stored: StoredRecord | None) -> bool:
+    if stored is None:
+        return False
+    return (
+        stored.steps == incoming.steps
+        and stored.deleted == incoming.deleted
+        and stored.manual == incoming.manual
+        and stored.client_record_version == incoming.client_record_version
+        and (incoming.device_id is None or incoming.device_id in stored.device_ids)
+        and stored.has_intervals == (incoming.intervals is not None)
+    )
+
+
+def plan_sync(
+    records: Sequence[StepRecordIn],
+    snapshot: Snapshot,
+    settings: Mapping[str, Any],
+    *,
+    today: date,
+) -> Plan:
+    """Judge every record and settle every touched day. Pure: no I/O, no clock."""
+    plan = Plan()
+    created_local = snapshot.created_at.astimezone(ZoneInfo("UTC")).date()
+    try:
+        created_local = snapshot.created_at.astimezone(ZoneInfo(snapshot.timezone)).date()
+    except Exception:  # noqa: S110 - keep the UTC day for an unknown zone
+        pass
+    # the day's records as they will be after this batch (stored, overlaid with the batch)
+    day_state: dict[date, dict[str, StoredRecord]] = {}
+    for (day, source), rec in snapshot.records.items():
+        day_state.setdefault(day, {})[source] = rec
+    touched: set[date] = set()
+
+    for incoming in records:
+        key = (incoming.date, incoming.source)
+        stored = snapshot.records.get(key)
+        if _is_stale(incoming, stored) or _is_unchanged(incoming, stored):
+            assert stored is not None
+            reasons = ["stale_version"] if _is_stale(incoming, stored) else stored.reasons
+            plan.results.append(_result(incoming, stored.status, reasons, unchanged=True))
+            continue
+        if incoming.deleted:
+            if stored is None:
+                plan.results.append(_result(incoming, "approved", ["withdrawn"], unchanged=True))
+                continue
+            updated = _replace(
+                stored, incoming, status=stored.status, approved=stored.approved_steps
+            )
+            updated.deleted = True
+            updated.reasons = ["withdrawn"]
+            day_state.setdefault(incoming.date, {})[incoming.source] = updated
+            plan.records.append(_record_row(updated, incoming))
+            touched.add(incoming.date)
+            plan.results.append(_result(incoming, "approved", ["withdrawn"]))
+            continue
+
+        devices = set()
+        for other in day_state.get(incoming.date, {}).values():
+            devices.update(other.device_ids)
+        if incoming.device_id:
+            devices.add(incoming.device_id)
+        others = [
+            OtherSource(rec.source, rec.steps)
+            for src, rec in day_state.get(incoming.date, {}).items()
+            if src != incoming.source and not rec.deleted and rec.status != "rejected"
+        ]
+        step_input = StepInput(
+            day=incoming.date,
+            steps=incoming.steps,
+            source=incoming.source,
+            manual=incoming.manual,
+            device_id=incoming.device_id,
+            intervals=tuple(Interval(i.start, i.end, i.steps) for i in (incoming.intervals or ())),
+        )
+        context = RuleContext(
+            today=today,
+            account_created=created_local,
+            history=snapshot.history,
+            other_sources=others,
+            devices=frozenset(devices),
+        )
+        decision = evaluate(step_input, context, settings)
+        storable = not any(hit.code in UNSTORABLE for hit in decision.hits)
+        validation = {
+            "d": incoming.date.isoformat(),
+            "s": incoming.source,
+            "steps": incoming.steps,
+            "st": decision.status,
+            "hits": [hit.as_json() for hit in decision.hits],
+            "risk": decision.risk_score,
+            "stored": storable,
+        }
+        plan.validations.append(validation)
+        plan.results.append(_result(incoming, decision.status, decision.reasons))
+        if not storable:
+            continue
+        approved = (
+            incoming.steps
+            if decision.status == "approved"
+            else (stored.approved_steps if stored and not stored.deleted else 0)
+        )
+        updated = _replace(stored, incoming, status=decision.status, approved=approved)
+        updated.reasons = decision.reasons
+        if incoming.device_id and incoming.device_id not in updated.device_ids:
+            updated.device_ids = [*updated.device_ids, incoming.device_id][-20:]
+        day_state.setdefault(incoming.date, {})[incoming.source] = updated
+        plan.records.append(_record_row(updated, incoming))
+        touched.add(incoming.date)
+
+    for day in sorted(touched):
+        plan.days[day] = settle_day(
+            [
+                DayRecord(r.source, r.steps, r.approved_steps, r.status, r.deleted, r.has_intervals)
+                for r in day_state[day].values()
+            ],
+            settings,
+        )
+    return plan
+
+
+def _replace(
+    stored: StoredRecord | None, incoming: StepRecordIn, *, status: str, approved: int
+) -> StoredRecord:
+    return StoredRecord(
+        day=incoming.date,
+        source=incoming.source,
+        steps=incoming.steps if not incoming.deleted else (stored.steps if stored else 0),
+        approved_steps=approved,
+        device_ids=list(stored.device_ids) if stored else [],
+        deleted=False,
+        manual=incoming.manual or incoming.source == "manual",
+        client_record_id=incoming.client_record_id,
+        client_record_version=incoming.client_record_version,
+        status=status,
+        reasons=[],
+        has_intervals=incoming.intervals is not None,
+    )
+
+
+def _record_row(rec: StoredRecord, incoming: StepRecordIn) -> dict[str, Any]:
+    return {
+        "d": rec.day.isoformat(),
+        "s": rec.source,
+        "steps": rec.steps,
+        "ap": rec.approved_steps,
+        "dev": rec.device_ids,
+        "cid": rec.client_record_id,
+        "cv": rec.client_record_version,
+        "man": rec.manual,
+        "del": rec.deleted,
+        "iv": interval_json(incoming.intervals),
+        "st": rec.status,
+        "rs": rec.reasons,
+    }
+
+
+def _result(
+    incoming: StepRecordIn, status: str, reasons: list[str], *, unchanged: bool = False
+) -> dict[str, Any]:
+    return {
+        "date": incoming.date,
+        "source": incoming.source,
+        "status": status,
+        "coins_awarded": 0,
+        "coins_pending": 0,
+        "reasons": list(reasons),
+        "_unchanged": unchanged,
+    }
+
+
+def _days_payload(days: Mapping[date, DaySettlement]) -> list[dict[str, Any]]:
+    return [
+        {
+            "d": day.isoformat(),
+            "src": s.credited_source,
+            "steps": s.credited_steps,
+            "paid": s.coins_paid,
+            "pending": s.coins_pending,
+        }
+        for day, s in days.items()
+    ]
+
+
+async def _raw(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def sync_steps(
+    database: Database, user_id: uuid.UUID, records: Sequence[StepRecordIn]
+) -> list[dict[str, Any]]:
+    """POST /v1/steps: judge, settle and pay a batch; returns one result per input record."""
+    kept, kept_position, kept_inputs = dedupe(records)
+    dates = sorted({r.date for r in kept})
+    async with database.engine.connect() as conn:
+        driver = await _raw(conn)  # plain statements in autocommit: no BEGIN/COMMIT round trips
+        settings = await runtime_settings.all_raw(driver)
+        baseline_days = int(settings["anticheat.baseline_days"])
+        for _attempt in range(MAX_ATTEMPTS):
+            row = await driver.fetchrow(
+                SNAPSHOT_SQL,
+                user_id,
+                dates,
+                dates[0] - timedelta(days=baseline_days),
+                dates[-1],
+            )
+            if row is None or not row[0]:
+                raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+            snapshot = _parse_snapshot(row)
+            plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
+            if not plan.records and not plan.validations:
+                break  # nothing new: an idempotent resend
+            payload = orjson.dumps(
+                {
+                    "records": plan.records,
+                    "validations": plan.validations,
+                    "days": _days_payload(plan.days),
+                },
+                default=str,
+            ).decode()
+            outcome = _json(await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload))
+            if outcome.get("conflict"):
+                continue
+            _attribute_coins(plan, outcome.get("days", []))
+            break
+        else:
+            raise Conflict(
+                "Your steps are being updated by another request; retry.", code="sync_conflict"
+            )
+    results = []
+    for index, position in enumerate(kept_position):
+        result = dict(plan.results[position])
+        result.pop("_unchanged", None)
+        if index not in kept_inputs:
+            result["coins_awarded"] = 0
+            result["coins_pending"] = 0
+            result["reasons"] = [*result["reasons"], "duplicate_in_batch"]
+        results.append(result)
+    return results
+
+
+def _attribute_coins(plan: Plan, days: Sequence[Mapping[str, Any]]) -> None:
+    """Give each day's coin change to the result of its credited source (or, when that source
+    is not in this batch, to the first changed record of the day)."""
+    for outcome in days:
+        day = date.fromisoformat(outcome["d"])
+        changed = [r for r in plan.results if r["date"] == day and not r["_unchanged"]]
+        if not changed:
+            continue
+        credited = plan.days[day].credited_source
+        target = next((r for r in changed if r["source"] == credited), changed[0])
+        target["coins_awarded"] = int(outcome["delta"])
+        target["coins_pending"] = int(outcome["pending"])
