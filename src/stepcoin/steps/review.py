@@ -157,6 +157,20 @@ async def decide(
     note: str | None,
 ) -> dict[str, Any]:
     """Approve (pay the held coins) or reject (release them); audited in the same transaction."""
+    # Lock order everywhere: the wallet first, then the user's step rows (the sync does the
+    # same inside stepcoin_apply_sync), so a review and a sync can never deadlock.
+    owner = (
+        await session.execute(
+            text("SELECT user_id FROM step_validations WHERE id = :id"), {"id": validation_id}
+        )
+    ).scalar_one_or_none()
+    if owner is None:
+        raise NotFound("No such validation.", code="validation_not_found")
+    version = (
+        await session.execute(
+            text("SELECT steps_version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner}
+        )
+    ).scalar_one()
     row = (
         (
             await session.execute(
@@ -168,20 +182,13 @@ async def decide(
             )
         )
         .mappings()
-        .first()
+        .one()
     )
-    if row is None:
-        raise NotFound("No such validation.", code="validation_not_found")
     if row["superseded_by"] is not None:
         raise Conflict("A newer sync replaced this record; review that one.", code="superseded")
     if row["status"] != "flagged" or row["reviewed_at"] is not None:
         raise Conflict("This record was already reviewed.", code="already_reviewed")
     user_id, day, source = row["user_id"], row["recorded_date"], row["source"]
-    version = (
-        await session.execute(
-            text("SELECT steps_version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
-        )
-    ).scalar_one()
     records = (
         await session.execute(
             text(
@@ -204,11 +211,11 @@ async def decide(
     settlement = settle_day(day_records, settings)
     await session.execute(
         text(
-            "UPDATE step_records SET status = :st, approved_steps = CASE WHEN :st = 'approved' "
+            "UPDATE step_records SET status = :st, approved_steps = CASE WHEN :approve "
             "THEN steps ELSE approved_steps END WHERE user_id = :u AND recorded_date = :d "
             "AND source = :s"
         ),
-        {"st": decision, "u": user_id, "d": day, "s": source},
+        {"st": decision, "approve": decision == "approved", "u": user_id, "d": day, "s": source},
     )
     payload = {
         "days": [
