@@ -10,13 +10,18 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from stepcoin import __version__
+from stepcoin.admin.router import router as admin_router
 from stepcoin.auth.router import router as auth_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.observability import RequestContextMiddleware
+from stepcoin.runtime_settings.router import router as settings_router
+from stepcoin.steps.router import admin_router as review_router
+from stepcoin.steps.router import router as steps_router
 from stepcoin.users.router import router as users_router
+from stepcoin.wallet.router import router as wallet_router
 
 logger = logging.getLogger("stepcoin")
 
@@ -75,4 +80,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(steps_router)
+    app.include_router(review_router)
+    app.include_router(wallet_router)
+    app.include_router(admin_router)
+    app.include_router(settings_router)
     return app

@@ -19,7 +19,9 @@ def day(offset: int = 0) -> str:
 
 
 async def sync(client, token: str, *records: dict[str, Any], status: int = 200) -> list[dict]:
-    response = await client.post("/v1/steps", json={"records": list(records)}, headers=bearer(token))
+    response = await client.post(
+        "/v1/steps", json={"records": list(records)}, headers=bearer(token)
+    )
     assert response.status_code == status, response.text
     return response.json().get("results", []) if status == 200 else response.json()
 
@@ -62,8 +64,9 @@ async def ledger_ok(engine) -> None:
         day_mismatch = (
             await conn.execute(
                 text(
-                    "SELECT w.user_id FROM wallets w LEFT JOIN (SELECT user_id, sum(coins_pending) p "
-                    "FROM step_days GROUP BY user_id) d ON d.user_id = w.user_id "
+                    "SELECT w.user_id FROM wallets w LEFT JOIN (SELECT user_id, "
+                    "sum(coins_pending) p FROM step_days GROUP BY user_id) d "
+                    "ON d.user_id = w.user_id "
                     "WHERE w.pending_coins <> coalesce(d.p, 0)"
                 )
             )
@@ -77,6 +80,7 @@ async def make_admin(client, engine, role: str = "admin") -> str:
     account = await register(client)
     async with engine.begin() as conn:
         await conn.execute(
-            text("UPDATE users SET role = :r WHERE id = :id"), {"r": role, "id": account["user"]["id"]}
+            text("UPDATE users SET role = :r WHERE id = :id"),
+            {"r": role, "id": account["user"]["id"]},
         )
     return account["access_token"]

@@ -24,8 +24,14 @@ def random_batch(rng: random.Random) -> list[dict]:
         if rng.random() < 0.1:
             batch.append(rec(offset, 0, source, deleted=True))
         else:
-            batch.append(rec(offset, rng.choice([3000, 6000, 9000, 12000, 30000]), source,
-                             manual=rng.random() < 0.1))
+            batch.append(
+                rec(
+                    offset,
+                    rng.choice([3000, 6000, 9000, 12000, 30000]),
+                    source,
+                    manual=rng.random() < 0.1,
+                )
+            )
     return batch
 
 

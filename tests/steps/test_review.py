@@ -57,13 +57,17 @@ async def test_approve_credits_the_held_coins_once(client, engine):
     admin = await make_admin(client, engine)
     item = (await queue(client, admin))["items"][0]
     approve = await client.post(
-        f"/v1/admin/validations/{item['id']}/approve", json={"note": "looks fine"},
+        f"/v1/admin/validations/{item['id']}/approve",
+        json={"note": "looks fine"},
         headers=bearer(admin),
     )
     assert approve.status_code == 200, approve.text
     assert approve.json()["coins_awarded"] == 90
     assert await wallet(client, walker["access_token"]) == {
-        "available_coins": 90, "pending_coins": 0, "lifetime_earned": 90, "lifetime_spent": 0,
+        "available_coins": 90,
+        "pending_coins": 0,
+        "lifetime_earned": 90,
+        "lifetime_spent": 0,
     }
     again = await client.post(f"/v1/admin/validations/{item['id']}/approve", headers=bearer(admin))
     assert again.status_code == 409
@@ -86,12 +90,16 @@ async def test_reject_releases_the_hold_and_the_walker_sees_the_note(client, eng
     admin = await make_admin(client, engine)
     item = (await queue(client, admin))["items"][0]
     reject = await client.post(
-        f"/v1/admin/validations/{item['id']}/reject", json={"note": "typed in by hand"},
+        f"/v1/admin/validations/{item['id']}/reject",
+        json={"note": "typed in by hand"},
         headers=bearer(admin),
     )
     assert reject.status_code == 200
     assert await wallet(client, walker["access_token"]) == {
-        "available_coins": 0, "pending_coins": 0, "lifetime_earned": 0, "lifetime_spent": 0,
+        "available_coins": 0,
+        "pending_coins": 0,
+        "lifetime_earned": 0,
+        "lifetime_spent": 0,
     }
     items = (await client.get("/v1/steps", headers=bearer(walker["access_token"]))).json()["items"]
     assert items[0]["status"] == "rejected" and items[0]["review_note"] == "typed in by hand"
@@ -136,8 +144,11 @@ async def test_flagged_higher_resync_keeps_what_was_approved(client, engine):
             text("UPDATE users SET created_at = now() - interval '90 days' WHERE id = :id"),
             {"id": me["user"]["id"]},
         )
-        await conn.execute(text("UPDATE settings SET value = '1' "
-                                "WHERE key = 'anticheat.baseline_min_history_days'"))
+        await conn.execute(
+            text(
+                "UPDATE settings SET value = '1' WHERE key = 'anticheat.baseline_min_history_days'"
+            )
+        )
     from stepcoin.runtime_settings.service import runtime_settings
 
     runtime_settings.invalidate()
@@ -147,6 +158,9 @@ async def test_flagged_higher_resync_keeps_what_was_approved(client, engine):
     assert jump[0]["status"] == "flagged" and "above_baseline" in jump[0]["reasons"]
     assert jump[0]["coins_awarded"] == 0 and jump[0]["coins_pending"] == 130
     assert await wallet(client, token) == {
-        "available_coins": 160, "pending_coins": 130, "lifetime_earned": 160, "lifetime_spent": 0,
+        "available_coins": 160,
+        "pending_coins": 130,
+        "lifetime_earned": 160,
+        "lifetime_spent": 0,
     }
     await ledger_ok(engine)

@@ -40,7 +40,10 @@ def test_among_equal_sources_samples_then_count_decide():
     )
     assert day.credited_source == "health_connect"
     plain = settle_day(
-        [DayRecord("healthkit", 9000, 9000, "approved"), DayRecord("health_connect", 7000, 7000, "approved")],
+        [
+            DayRecord("healthkit", 9000, 9000, "approved"),
+            DayRecord("health_connect", 7000, 7000, "approved"),
+        ],
         S,
     )
     assert plain.credited_source == "healthkit"
@@ -53,7 +56,10 @@ def test_flagged_newer_version_keeps_the_approved_pay_and_holds_the_rest():
 
 
 def test_deleted_and_rejected_new_versions():
-    assert settle_day([DayRecord("healthkit", 8000, 8000, "approved", deleted=True)], S).coins_paid == 0
+    assert (
+        settle_day([DayRecord("healthkit", 8000, 8000, "approved", deleted=True)], S).coins_paid
+        == 0
+    )
     rejected_newer = settle_day([DayRecord("healthkit", 150000, 8000, "rejected")], S)
     assert rejected_newer.coins_paid == 80 and rejected_newer.coins_pending == 0
 

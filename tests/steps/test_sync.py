@@ -29,12 +29,16 @@ async def test_resync_higher_pays_the_difference_lower_claws_back(client, engine
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                text("SELECT amount, transaction_type, balance_after FROM coin_transactions "
-                     "ORDER BY id")
+                text(
+                    "SELECT amount, transaction_type, balance_after FROM coin_transactions "
+                    "ORDER BY id"
+                )
             )
         ).all()
     assert [tuple(r) for r in rows] == [
-        (50, "step_reward", 50), (40, "step_reward", 90), (-30, "reversal", 60)
+        (50, "step_reward", 50),
+        (40, "step_reward", 90),
+        (-30, "reversal", 60),
     ]
     await ledger_ok(engine)
 
@@ -122,8 +126,11 @@ async def test_rejections_are_per_record_and_future_days_are_not_stored(client, 
     assert results[2]["reasons"] == ["outside_sync_window"]
     assert "over_daily_max" in results[3]["reasons"]
     async with engine.connect() as conn:
-        stored = (await conn.execute(text("SELECT recorded_date::text FROM step_records "
-                                          "ORDER BY 1"))).scalars().all()
+        stored = (
+            (await conn.execute(text("SELECT recorded_date::text FROM step_records ORDER BY 1")))
+            .scalars()
+            .all()
+        )
         decisions = (await conn.execute(text("SELECT count(*) FROM step_validations"))).scalar_one()
     assert stored == sorted([day(0), day(1)])
     assert decisions == 4  # every decision is kept, stored or not
@@ -144,8 +151,14 @@ async def test_rejected_reason_is_visible_in_the_users_list(client):
         {"date": day(0), "steps": 100, "source": "fitbit"},
         {"date": day(0), "steps": "many", "source": "healthkit"},
         {"date": day(0), "steps": 100, "source": "healthkit", "coins": 5},
-        {"date": day(0), "steps": 100, "source": "healthkit",
-         "intervals": [{"start": "2026-01-01T10:00:00Z", "end": "2026-01-01T09:00:00Z", "steps": 5}]},
+        {
+            "date": day(0),
+            "steps": 100,
+            "source": "healthkit",
+            "intervals": [
+                {"start": "2026-01-01T10:00:00Z", "end": "2026-01-01T09:00:00Z", "steps": 5}
+            ],
+        },
     ],
 )
 async def test_one_malformed_record_rejects_the_batch_and_stores_nothing(client, engine, bad):
@@ -182,7 +195,9 @@ async def test_steps_need_a_token_and_show_only_your_own(client):
 
 async def test_list_range_validation(client):
     me = await register(client)
-    bad = await client.get(f"/v1/steps?from={day(0)}&to={day(3)}", headers=bearer(me["access_token"]))
+    bad = await client.get(
+        f"/v1/steps?from={day(0)}&to={day(3)}", headers=bearer(me["access_token"])
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_range"
     malformed = await client.get("/v1/steps?from=yesterday", headers=bearer(me["access_token"]))
     assert malformed.status_code == 422

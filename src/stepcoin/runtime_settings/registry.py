@@ -19,10 +19,14 @@ class SettingSpec:
     description: str
     adapter: TypeAdapter[Any]
 
-    def validate(self, value: Any) -> Any:
-        """Return the value in its canonical JSON type; raise ValueError with a readable reason."""
+    def validate(self, value: Any, *, strict: bool = False) -> Any:
+        """Return the value in its canonical JSON type; raise ValueError with a readable reason.
+
+        strict=True (what an admin's input gets) refuses coercions: true for a number, "10"
+        for 10, 10.0 for an integer; an integer is still a valid float.
+        """
         try:
-            return self.adapter.validate_python(value, strict=False)
+            return self.adapter.validate_python(value, strict=strict)
         except ValidationError as exc:
             reason = "; ".join(err["msg"] for err in exc.errors())
             raise ValueError(f"{self.key}: {reason}") from exc

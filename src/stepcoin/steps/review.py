@@ -28,7 +28,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         stamp, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         return datetime.fromisoformat(stamp), int(row_id)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one this API gave out.", code="invalid_cursor") from exc
+        raise InvalidInput(
+            "The cursor is not one this API gave out.", code="invalid_cursor"
+        ) from exc
 
 
 async def list_validations(
@@ -100,7 +102,11 @@ async def _attach_context(session: AsyncSession, page: list[dict[str, Any]]) -> 
     for item in page:
         start = item["recorded_date"] - timedelta(days=HISTORY_DAYS)
         item["history"] = [
-            {"date": r.recorded_date, "credited_steps": r.credited_steps, "coins_paid": r.coins_paid}
+            {
+                "date": r.recorded_date,
+                "credited_steps": r.credited_steps,
+                "coins_paid": r.coins_paid,
+            }
             for r in history_rows
             if r.user_id == item["user_id"] and start <= r.recorded_date < item["recorded_date"]
         ]

@@ -182,11 +182,7 @@ def plan_sync(
 ) -> Plan:
     """Judge every record and settle every touched day. Pure: no I/O, no clock."""
     plan = Plan()
-    created_local = snapshot.created_at.astimezone(ZoneInfo("UTC")).date()
-    try:
-        created_local = snapshot.created_at.astimezone(ZoneInfo(snapshot.timezone)).date()
-    except Exception:  # noqa: S110 - keep the UTC day for an unknown zone
-        pass
+    created_local = local_today(snapshot.timezone, snapshot.created_at)
     # the day's records as they will be after this batch (stored, overlaid with the batch)
     day_state: dict[date, dict[str, StoredRecord]] = {}
     for (day, source), rec in snapshot.records.items():

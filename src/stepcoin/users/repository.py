@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -57,3 +58,88 @@ def profile_to_response(row: dict[str, Any]) -> dict[str, Any]:
         )
     }
     return {**user, "wallet": wallet}
+
+
+_ADMIN_USER_COLUMNS = """
+    u.id, u.email, u.full_name, u.role, u.is_active, u.auth_method, u.created_at,
+    w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
+"""
+_WALLET_KEYS = ("available_coins", "pending_coins", "lifetime_earned", "lifetime_spent")
+
+
+def like_pattern(fragment: str) -> str:
+    """A case-insensitive substring pattern; the user's %, _ and \\ match only themselves."""
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_users(
+    session: AsyncSession,
+    *,
+    query: str | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[dict[str, Any]]:
+    """Users (active or not) with their wallets, newest first; `query` matches email or name."""
+    conditions = []
+    params: dict[str, Any] = {"limit": limit}
+    if query:
+        conditions.append(
+            "(u.email ILIKE :pattern ESCAPE '\\' OR u.full_name ILIKE :pattern ESCAPE '\\')"
+        )
+        params["pattern"] = like_pattern(query)
+    if after:
+        conditions.append("(u.created_at, u.id) < (:after_at, :after_id)")
+        params["after_at"], params["after_id"] = after
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT {_ADMIN_USER_COLUMNS}
+            FROM users u JOIN wallets w ON w.user_id = u.id
+            {where}
+            ORDER BY u.created_at DESC, u.id DESC
+            LIMIT :limit
+            """
+        ),
+        params,
+    )
+    return [admin_user_to_response(dict(row)) for row in rows.mappings()]
+
+
+async def get_user_for_admin(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {_ADMIN_USER_COLUMNS} FROM users u "
+                    "JOIN wallets w ON w.user_id = u.id WHERE u.id = :user_id"
+                ),
+                {"user_id": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return admin_user_to_response(dict(row)) if row else None
+
+
+async def lock_users(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Lock the given users in primary-key order (no deadlocks) and return role and activeness."""
+    rows = await session.execute(
+        text("SELECT id, role, is_active FROM users WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": user_ids},
+    )
+    return {row.id: row for row in rows}
+
+
+async def set_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> None:
+    await session.execute(
+        text("UPDATE users SET role = :role, updated_at = now() WHERE id = :user_id"),
+        {"role": role, "user_id": user_id},
+    )
+
+
+def admin_user_to_response(row: dict[str, Any]) -> dict[str, Any]:
+    wallet = {key: row.pop(key) for key in _WALLET_KEYS}
+    return {**row, "wallet": wallet}

@@ -1,12 +1,98 @@
-"""Wallet rules that span users: the ledger reconciliation."""
+"""Wallet rules: admin adjustments and the ledger reconciliation."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.admin import audit
+from stepcoin.errors import Conflict, InvalidInput, NotFound
+from stepcoin.wallet import repository
+
+ADMIN_ADJUSTMENT = "admin_adjustment"
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    transaction: dict[str, Any]
+    replayed: bool
+
+
+async def adjust_balance(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    reason: str,
+    admin_id: uuid.UUID,
+    idempotency_key: str | None = None,
+) -> Adjustment:
+    """Credit (amount > 0) or debit (amount < 0) a wallet by hand, in the caller's transaction.
+
+    The wallet update, its ledger row and the audit row are written together or not at all. A
+    credit adds to lifetime_earned; a debit adds its size to lifetime_spent (lifetime_earned
+    never shrinks, so both stay non-negative and earned - spent tracks the balance). A debit
+    larger than the balance is refused (409 `insufficient_coins`) and changes nothing.
+
+    With an idempotency key the ledger reference is `adj:<admin_id>:<key>`: a retry by the same
+    admin gets the first ledger row back (replayed=True) instead of a second adjustment; the
+    same key for another user or amount is refused (422 `idempotency_key_reused`).
+    """
+    if idempotency_key is not None:
+        reference_id = f"adj:{admin_id}:{idempotency_key}"
+        await repository.lock_reference(session, reference_id)
+        existing = await repository.find_transaction(session, ADMIN_ADJUSTMENT, reference_id)
+        if existing is not None:
+            if existing.pop("user_id") != user_id or existing["amount"] != amount:
+                raise InvalidInput(
+                    "This Idempotency-Key was used for a different adjustment.",
+                    code="idempotency_key_reused",
+                )
+            return Adjustment(existing, replayed=True)
+    else:
+        reference_id = f"adj:{uuid.uuid4()}"
+
+    balance_after = await repository.move_available(session, user_id, amount)
+    if balance_after is None:
+        available = await repository.available_coins(session, user_id)
+        if available is None:
+            raise NotFound("No such user.", code="user_not_found")
+        raise Conflict(
+            f"The wallet holds {available} coins; a debit of {-amount} would overdraw it.",
+            code="insufficient_coins",
+            extra={"available_coins": available},
+        )
+    transaction = await repository.insert_transaction(
+        session,
+        user_id=user_id,
+        amount=amount,
+        transaction_type=ADMIN_ADJUSTMENT,
+        reference_id=reference_id,
+        balance_after=balance_after,
+        note=reason,
+    )
+    if transaction is None:  # cannot happen under the reference lock; never adjust twice
+        raise Conflict("A concurrent request holds this reference; retry.", code="retry")
+    await audit.record(
+        session,
+        admin_id=admin_id,
+        action="wallet.adjust",
+        entity_type="wallet",
+        entity_id=str(user_id),
+        before={"available_coins": balance_after - amount},
+        after={"available_coins": balance_after},
+        extra={
+            "amount": amount,
+            "reason": reason,
+            "transaction_id": transaction["id"],
+            "reference_id": reference_id,
+        },
+    )
+    return Adjustment(transaction, replayed=False)
 
 
 @dataclass

@@ -136,9 +136,11 @@ BEGIN
     END LOOP;
 
     IF cardinality(amounts) > 0 THEN
+        -- clock_timestamp(): the time the wallet lock was held, so created_at follows the
+        -- balance_after chain even when this statement waited for the lock
         INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id,
-                                       balance_after)
-        SELECT p_user, a.amount, a.kind, a.ref, a.balance
+                                       balance_after, created_at)
+        SELECT p_user, a.amount, a.kind, a.ref, a.balance, clock_timestamp()
         FROM unnest(amounts, kinds, refs, balances) AS a(amount, kind, ref, balance);
     END IF;
 

@@ -1,0 +1,271 @@
+"""Fill a (migrated, empty) StepCoin database with a reproducible benchmark data set.
+
+    python bench/generate.py --database-url postgresql://postgres@127.0.0.1:5432/stepcoin_bench \
+        [--users 10000] [--days 90] [--queue 3000] [--bulk-users 1500] [--seed 42]
+
+Everything is set-based SQL (INSERT ... SELECT over generate_series) in one transaction, then
+VACUUM ANALYZE. The same seed gives the same users, steps and ledger (ids are derived from the
+seed; the step counts come from setseed() + random() over a deterministic row order).
+
+What it writes, consistent with what the API itself would have written:
+- `--users` walkers (UTC, created long before the history starts; no password: the benchmark
+  mints access tokens directly), each with `--days` days of HealthKit history ending yesterday:
+  one step_records row, one auto-approved step_validations row (the record's validation_id),
+  one step_days row (credited source, coins_paid) and, for every day that paid, one
+  `step_reward` ledger row with its running balance_after; the wallet holds the ledger sum.
+- `--queue` flagged records waiting for review (one per walker, 8..35 days ago, so the 7-day
+  sync scenario never touches them): a 40,000-step HealthKit day flagged `above_baseline`,
+  nothing paid yet, 200 coins held in step_days.coins_pending and wallets.pending_coins.
+  Approving one pays 200 coins (a wallet update + a ledger row): the approve scenario.
+- `--bulk-users` walkers with no history at all, for the 500-record bulk-ingest scenario.
+- one admin (role admin) who reviews the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import psycopg
+
+SOURCE = "healthkit"
+FLAGGED_STEPS = 40_000
+FLAGGED_HITS = (
+    '[{"code": "above_baseline", "action": "flag", "observed": 40000, "threshold": 24000, '
+    '"message": "Far above your usual days."}]'
+)
+
+
+def user_id_sql(kind: str) -> str:
+    """A deterministic uuid for walker n of a kind ('w' walker, 'b' bulk, 'a' admin)."""
+    return f"md5('stepcoin-bench:' || %(seed)s::text || ':{kind}:' || n::text)::uuid"
+
+
+def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed: int) -> None:
+    if days < 36 and queue:
+        raise SystemExit("--days must be >= 36 when --queue > 0 (queued days are 8..35 days ago)")
+    queue = min(queue, users)
+    params = {
+        "seed": seed,
+        "users": users,
+        "days": days,
+        "queue": queue,
+        "bulk": bulk_users,
+        "seedf": (seed % 1000) / 1000.0,
+        "flagged": FLAGGED_STEPS,
+        "hits": FLAGGED_HITS,
+    }
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=False) as conn:
+        cur = conn.cursor()
+
+        def run(sql: str, args: dict[str, object] | None = None) -> None:
+            """psycopg binds parameters server-side: one statement per execute."""
+            for statement in sql.split(";\n"):
+                if statement.strip():
+                    cur.execute(statement, args)  # type: ignore[arg-type]
+        (existing,) = cur.execute("SELECT count(*) FROM users").fetchone()  # type: ignore[misc]
+        if existing:
+            raise SystemExit(f"the database already has {existing} users: use an empty one")
+        cur.execute("SET LOCAL work_mem = '256MB'")
+        rate, cap = (
+            int(v)
+            for (v,) in cur.execute(
+                "SELECT value::text FROM settings WHERE key IN "
+                "('coins.per_1000_steps', 'coins.daily_cap') ORDER BY key DESC"
+            ).fetchall()
+        )
+        params["rate"], params["cap"] = rate, cap
+        # monthly partitions for the whole history (and the months ahead), like production
+        cur.execute(
+            "SELECT stepcoin_ensure_step_partitions((current_date - %(days)s)::date, 3)", params
+        )
+        cur.execute("SELECT setseed(%(seedf)s)", params)
+        # walkers: n, id, a personal mean of 4,000-12,000 steps a day
+        cur.execute(
+            f"""
+            CREATE TEMP TABLE bench_walkers ON COMMIT DROP AS
+            SELECT n, {user_id_sql("w")} AS id, 4000 + floor(random() * 8000)::int AS mean,
+                   n <= %(queue)s AS queued
+            FROM generate_series(1, %(users)s) AS n ORDER BY n
+            """,
+            params,
+        )
+        # one row per walker and day: day k days ago (k = days..1); the queued walkers get one
+        # flagged day 8..35 days ago instead of a normal one
+        cur.execute(
+            """
+            CREATE TEMP TABLE bench_days ON COMMIT DROP AS
+            SELECT row_number() OVER (ORDER BY w.n, k DESC) AS rid, w.n, w.id AS user_id,
+                   (current_date - k)::date AS day,
+                   (w.queued AND k = 8 + (w.n %% 28)) AS flagged,
+                   CASE WHEN w.queued AND k = 8 + (w.n %% 28) THEN %(flagged)s
+                        ELSE greatest(0, round(w.mean * (0.5 + random())))::int END AS steps
+            FROM bench_walkers w CROSS JOIN generate_series(%(days)s, 1, -1) AS k
+            ORDER BY w.n, k DESC
+            """,
+            params,
+        )
+        run(
+            """
+            ALTER TABLE bench_days ADD COLUMN coins bigint;
+            UPDATE bench_days SET coins = CASE WHEN flagged THEN 0
+                ELSE least(%(cap)s, steps::bigint * %(rate)s / 1000) END;
+            """,
+            params,
+        )
+        created = "now() - make_interval(days => %(days)s + 60)"
+        run(
+            f"""
+            INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
+                               updated_at)
+            SELECT id, 'walker' || n || '@bench.stepcoin.test', 'Walker ' || n, 'email', 'user',
+                   'UTC', {created}, now()
+            FROM bench_walkers ORDER BY n;
+            INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
+                               updated_at)
+            SELECT {user_id_sql("b")}, 'bulk' || n || '@bench.stepcoin.test', 'Bulk ' || n,
+                   'email', 'user', 'UTC', {created}, now()
+            FROM generate_series(1, %(bulk)s) AS n;
+            INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
+                               updated_at)
+            SELECT {user_id_sql("a")}, 'admin@bench.stepcoin.test', 'Bench Admin', 'email',
+                   'admin', 'UTC', {created}, now()
+            FROM generate_series(1, 1) AS n;
+            """,
+            params,
+        )
+        t_users = time.perf_counter()
+        cur.execute(
+            """
+            INSERT INTO step_records (user_id, recorded_date, source, id, steps, approved_steps,
+                device_ids, is_manual, is_deleted, status, reasons, validation_id, synced_at,
+                created_at)
+            SELECT user_id, day, %(src)s, rid, steps,
+                   CASE WHEN flagged THEN 0 ELSE steps END,
+                   ARRAY['bench-device-' || n]::varchar[], false, false,
+                   CASE WHEN flagged THEN 'flagged' ELSE 'approved' END,
+                   CASE WHEN flagged THEN ARRAY['above_baseline']::varchar[]
+                        ELSE '{}'::varchar[] END,
+                   rid, day + time '20:00', day + time '20:00'
+            FROM bench_days ORDER BY rid
+            """,
+            {**params, "src": SOURCE},
+        )
+        t_records = time.perf_counter()
+        cur.execute(
+            """
+            INSERT INTO step_validations (id, user_id, step_record_id, recorded_date, source,
+                steps, status, rule_hits, risk_score, coins_awarded, coins_pending, created_at)
+            SELECT rid, user_id, rid, day, %(src)s, steps,
+                   CASE WHEN flagged THEN 'flagged' ELSE 'approved' END,
+                   CASE WHEN flagged THEN %(hits)s::jsonb ELSE '[]'::jsonb END,
+                   CASE WHEN flagged THEN 40 ELSE 0 END,
+                   coins, CASE WHEN flagged THEN least(%(cap)s, %(flagged)s::bigint
+                                                       * %(rate)s / 1000) ELSE 0 END,
+                   day + time '20:00'
+            FROM bench_days ORDER BY rid
+            """,
+            {**params, "src": SOURCE},
+        )
+        cur.execute(
+            """
+            INSERT INTO step_days (user_id, recorded_date, credited_source, credited_steps,
+                coins_paid, coins_pending, version, updated_at)
+            SELECT user_id, day, CASE WHEN flagged OR steps = 0 THEN NULL ELSE %(src)s END,
+                   CASE WHEN flagged THEN 0 ELSE steps END, coins,
+                   CASE WHEN flagged THEN least(%(cap)s, %(flagged)s::bigint * %(rate)s / 1000)
+                        ELSE 0 END,
+                   1, day + time '20:00'
+            FROM bench_days ORDER BY user_id, day
+            """,
+            {**params, "src": SOURCE},
+        )
+        cur.execute(
+            """
+            INSERT INTO coin_transactions (id, user_id, amount, transaction_type, reference_id,
+                balance_after, created_at)
+            SELECT row_number() OVER (ORDER BY n, day), user_id, coins, 'step_reward',
+                   'steps:' || user_id || ':' || day || ':1',
+                   sum(coins) OVER (PARTITION BY n ORDER BY day), day + time '20:00'
+            FROM bench_days WHERE coins > 0 ORDER BY n, day
+            """
+        )
+        t_ledger = time.perf_counter()
+        cur.execute(
+            """
+            INSERT INTO wallets (user_id, available_coins, pending_coins, lifetime_earned,
+                                 lifetime_spent, steps_version, updated_at)
+            SELECT u.id, coalesce(s.coins, 0), coalesce(s.pending, 0), coalesce(s.coins, 0), 0,
+                   0, now()
+            FROM users u LEFT JOIN (
+                SELECT user_id, sum(coins) AS coins,
+                       sum(CASE WHEN flagged THEN least(%(cap)s, %(flagged)s::bigint * %(rate)s
+                                                        / 1000) ELSE 0 END) AS pending
+                FROM bench_days GROUP BY user_id) s ON s.user_id = u.id
+            """,
+            params,
+        )
+        run(
+            """
+            SELECT setval('step_records_id_seq', (SELECT max(rid) FROM bench_days));
+            SELECT setval(pg_get_serial_sequence('step_validations', 'id'),
+                          (SELECT max(rid) FROM bench_days));
+            SELECT setval(pg_get_serial_sequence('coin_transactions', 'id'),
+                          (SELECT coalesce(max(id), 1) FROM coin_transactions));
+            """
+        )
+        conn.commit()
+        t_commit = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in (
+                "users",
+                "wallets",
+                "step_records",
+                "step_validations",
+                "step_days",
+                "coin_transactions",
+            )
+        }
+        (mismatch,) = conn.execute(  # type: ignore[misc]
+            """
+            SELECT count(*) FROM wallets w LEFT JOIN (
+                SELECT user_id, sum(amount) AS total FROM coin_transactions GROUP BY user_id) l
+              ON l.user_id = w.user_id
+            WHERE w.available_coins <> coalesce(l.total, 0)
+            """
+        ).fetchone()
+    done = time.perf_counter()
+    print(
+        f"generated in {done - started:.1f}s (users {t_users - started:.1f}s, records "
+        f"{t_records - t_users:.1f}s, validations+days+ledger {t_ledger - t_records:.1f}s, "
+        f"wallets+commit {t_commit - t_ledger:.1f}s, vacuum analyze {done - t_commit:.1f}s)",
+        file=sys.stderr,
+    )
+    print(f"rows: {counts}; wallets != ledger: {mismatch}", file=sys.stderr)
+    if mismatch:
+        raise SystemExit("generated wallets do not match their ledger")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--queue", type=int, default=3_000, help="flagged records to review")
+    parser.add_argument("--bulk-users", type=int, default=1_500, help="users with no history")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    if not args.database_url:
+        parser.error("--database-url or DATABASE_URL is required")
+    url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    generate(url, args.users, args.days, args.queue, args.bulk_users, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,650 @@
+"""The StepCoin load driver: open loop at a fixed rate, or closed loop with C clients.
+
+    python bench/load.py --base-url http://127.0.0.1:8001 --database-url postgresql://... \
+        --jwt-secret S --scenario sync --rate 1100 --duration 25 --out results/sync.json
+    python bench/load.py ... --scenario profile --concurrency 16 --duration 25   # closed loop
+
+Open loop (--rate): request i is *scheduled* at t0 + i/rate whatever happened before, and its
+latency is measured from that scheduled time to the end of the response. A stalled server
+therefore shows up in the percentiles of every request that should have been sent during the
+stall (no coordinated omission), and nothing is synthesised: these are raw samples.
+Closed loop (--concurrency C): C clients, each sends its next request when the previous answer
+arrived; latency from the actual send; the achieved rate is the throughput.
+
+Both modes discard a warm-up (--warmup seconds) and report count, errors (non-2xx and transport
+failures), achieved rate, p50/p90/p95/p99/p99.9/max, how late the scheduler sent (open loop:
+if that grows, the driver itself is the bottleneck), and the CPU time per request of the driver,
+the API processes and PostgreSQL over the measured window, the API processes' max RSS, the
+autovacuum/autoanalyze counters before and after, and (when track_functions is on) the time
+spent inside stepcoin_apply_sync.
+
+Scenarios: sync, profile, wallet, ledger, approve, bulk (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import resource
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import psutil
+
+SOURCES_BULK = ("healthkit", "health_connect", "google_fit")
+BULK_BATCH = 500
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(slots=True)
+class Req:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass
+class Fixture:
+    """What the scenarios need from the database, read once at start."""
+
+    walkers: list[uuid.UUID]
+    headers: list[dict[str, str]]
+    recent: dict[tuple[int, date], int]
+    queue: list[int]
+    bulk_headers: list[dict[str, str]]
+    admin_headers: dict[str, str]
+
+
+def _auth(token: str, json_body: bool = False) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
+    os.environ["STEPCOIN_JWT_SECRET"] = secret
+    from stepcoin.auth.tokens import create_access_token
+    from stepcoin.config import Settings
+
+    settings = Settings(jwt_secret=secret)
+    conn = await asyncpg.connect(url)
+    try:
+        walkers = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM users WHERE email LIKE 'walker%@bench.stepcoin.test' "
+                "ORDER BY created_at, email"
+            )
+        ]
+        walkers.sort(key=str)  # a stable order for the seeded random choices
+        index = {uid: i for i, uid in enumerate(walkers)}
+        recent: dict[tuple[int, date], int] = {}
+        queue: list[int] = []
+        bulk: list[uuid.UUID] = []
+        admin_id = await conn.fetchval(
+            "SELECT id FROM users WHERE email = 'admin@bench.stepcoin.test'"
+        )
+        if scenario == "sync":
+            today = datetime.now(UTC).date()
+            for r in await conn.fetch(
+                "SELECT user_id, recorded_date, steps FROM step_records "
+                "WHERE recorded_date >= $1 AND source = 'healthkit'",
+                today - timedelta(days=7),
+            ):
+                if r["user_id"] in index:
+                    recent[(index[r["user_id"]], r["recorded_date"])] = r["steps"]
+        if scenario == "approve":
+            queue = [
+                r["id"]
+                for r in await conn.fetch(
+                    "SELECT id FROM step_validations WHERE status = 'flagged' "
+                    "AND reviewed_at IS NULL AND superseded_by IS NULL ORDER BY created_at, id"
+                )
+            ]
+        if scenario == "bulk":
+            # bulk users that have never synced (a rerun picks up the unused ones)
+            bulk = [
+                r["id"]
+                for r in await conn.fetch(
+                    "SELECT u.id FROM users u WHERE u.email LIKE 'bulk%@bench.stepcoin.test' "
+                    "AND NOT EXISTS (SELECT 1 FROM step_days d WHERE d.user_id = u.id) "
+                    "ORDER BY u.email"
+                )
+            ]
+    finally:
+        await conn.close()
+    json_body = scenario in ("sync", "bulk", "approve")
+    return Fixture(
+        walkers=walkers,
+        headers=[
+            _auth(create_access_token(settings, uid, "user"), json_body) for uid in walkers
+        ],
+        recent=recent,
+        queue=queue,
+        bulk_headers=[_auth(create_access_token(settings, uid, "user"), True) for uid in bulk],
+        admin_headers=_auth(create_access_token(settings, admin_id, "admin"), True)
+        if admin_id
+        else {},
+    )
+
+
+class Scenario:
+    """Builds the next request; returns None when it has run out of work (queue, bulk users)."""
+
+    def __init__(self, name: str, fx: Fixture, rng: random.Random, changed_days: int) -> None:
+        self.name = name
+        self.fx = fx
+        self.rng = rng
+        self.changed_days = changed_days
+        self.queue_pos = 0
+        self.bulk_pos = 0
+        self.records_per_request = BULK_BATCH if name == "bulk" else (7 if name == "sync" else 0)
+
+    def next(self) -> Req | None:
+        return getattr(self, f"_{self.name}")()
+
+    def _user(self) -> int:
+        return self.rng.randrange(len(self.fx.walkers))
+
+    def _profile(self) -> Req:
+        return Req("GET", "/v1/me", self.fx.headers[self._user()])
+
+    def _wallet(self) -> Req:
+        return Req("GET", "/v1/wallet", self.fx.headers[self._user()])
+
+    def _ledger(self) -> Req:
+        return Req("GET", "/v1/wallet/transactions?limit=20", self.fx.headers[self._user()])
+
+    def _sync(self) -> Req:
+        """A 7-day batch (today and the 6 days before, UTC = the walkers' zone): the last
+        `changed_days` days re-synced 100-600 steps higher (each pays >= 1 coin below the
+        daily cap), the older days resent unchanged; today is new on its first sync."""
+        i = self._user()
+        today = datetime.now(UTC).date()
+        records = []
+        for k in range(6, -1, -1):
+            day = today - timedelta(days=k)
+            key = (i, day)
+            steps = self.fx.recent.get(key)
+            if steps is None:
+                steps = self.rng.randint(1000, 4000)
+                self.fx.recent[key] = steps
+            elif k < self.changed_days:
+                steps += self.rng.randint(100, 600)
+                self.fx.recent[key] = steps
+            records.append(
+                {
+                    "date": day.isoformat(),
+                    "steps": steps,
+                    "source": "healthkit",
+                    "device_id": f"bench-device-{i}",
+                }
+            )
+        return Req("POST", "/v1/steps", self.fx.headers[i], orjson.dumps({"records": records}))
+
+    def _approve(self) -> Req | None:
+        if self.queue_pos >= len(self.fx.queue):
+            return None
+        vid = self.fx.queue[self.queue_pos]
+        self.queue_pos += 1
+        return Req(
+            "POST", f"/v1/admin/validations/{vid}/approve", self.fx.admin_headers, b"{}"
+        )
+
+    def _bulk(self) -> Req | None:
+        """500 records for one user who never synced: 167 days x 3 sources (the 500 newest),
+        within a sync window raised for the scenario (--bulk-window)."""
+        if self.bulk_pos >= len(self.fx.bulk_headers):
+            return None
+        headers = self.fx.bulk_headers[self.bulk_pos]
+        self.bulk_pos += 1
+        today = datetime.now(UTC).date()
+        records = []
+        k = 0
+        while len(records) < BULK_BATCH:
+            day = (today - timedelta(days=k)).isoformat()
+            base = self.rng.randint(3000, 12000)
+            for source in SOURCES_BULK:
+                if len(records) == BULK_BATCH:
+                    break
+                records.append(
+                    {
+                        "date": day,
+                        "steps": base + self.rng.randint(-200, 200),
+                        "source": source,
+                        "device_id": "bench-bulk-phone",
+                    }
+                )
+            k += 1
+        return Req("POST", "/v1/steps", headers, orjson.dumps({"records": records}))
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@dataclass
+class Sampled:
+    rss_max: dict[int, float] = field(default_factory=dict)  # pid -> MB
+
+
+def _api_processes(server_pid: int | None) -> list[psutil.Process]:
+    if not server_pid:
+        return []
+    try:
+        root = psutil.Process(server_pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+    out = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def _postgres_processes() -> list[psutil.Process]:
+    procs = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] and p.info["name"].startswith("postgres"):
+            procs.append(p)
+    return procs
+
+
+def _delta(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(v - before.get(pid, 0.0) for pid, v in after.items())
+
+
+async def _rss_sampler(procs: list[psutil.Process], out: Sampled, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                mb = p.memory_info().rss / 1e6
+                out.rss_max[p.pid] = max(out.rss_max.get(p.pid, 0.0), mb)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+
+
+VACUUM_SQL = """
+SELECT relname, autovacuum_count, autoanalyze_count, n_dead_tup, n_live_tup,
+       last_autovacuum, last_autoanalyze
+FROM pg_stat_user_tables
+WHERE relname IN ('wallets', 'coin_transactions', 'step_days', 'step_validations', 'users')
+   OR relname LIKE 'step_records%'
+ORDER BY relname
+"""
+
+FUNC_SQL = """
+SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(total_time), 0) AS total_ms,
+       coalesce(sum(self_time), 0) AS self_ms
+FROM pg_stat_user_functions WHERE funcname = 'stepcoin_apply_sync'
+"""
+
+
+async def _db_state(url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        tables = {
+            r["relname"]: {
+                "autovacuum_count": r["autovacuum_count"],
+                "autoanalyze_count": r["autoanalyze_count"],
+                "n_dead_tup": r["n_dead_tup"],
+                "n_live_tup": r["n_live_tup"],
+                "last_autovacuum": r["last_autovacuum"].isoformat()
+                if r["last_autovacuum"]
+                else None,
+            }
+            for r in await conn.fetch(VACUUM_SQL)
+        }
+        func = dict(await conn.fetchrow(FUNC_SQL))
+        workers = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        )
+        autovacuum = await conn.fetchval("SHOW autovacuum")
+        return {
+            "tables": tables,
+            "apply_sync": {k: float(v) for k, v in func.items()},
+            "autovacuum_workers_running": workers,
+            "autovacuum_setting": autovacuum,
+        }
+    finally:
+        await conn.close()
+
+
+async def _set_window(url: str, days: int | None) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        old = int(
+            await conn.fetchval(
+                "SELECT value::text FROM settings WHERE key = 'anticheat.sync_window_days'"
+            )
+        )
+        if days is not None:
+            await conn.execute(
+                "UPDATE settings SET value = to_jsonb($1::int), updated_at = now() "
+                "WHERE key = 'anticheat.sync_window_days'",
+                days,
+            )
+        return old
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- driving
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)  # seconds, measured window only
+    statuses: Counter[int] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+    lag_max: float = 0.0
+    lags: list[float] = field(default_factory=list)
+    measured_sent: int = 0
+    exhausted: bool = False
+
+
+async def _send(
+    session: aiohttp.ClientSession, base: str, req: Req, run: Run, record: bool, t_from: float
+) -> None:
+    status = 0
+    try:
+        async with session.request(
+            req.method, base + req.path, data=req.body, headers=req.headers
+        ) as resp:
+            body = await resp.read()
+            status = resp.status
+            if status >= 300 and len(run.error_samples) < 5:
+                run.error_samples.append(f"{status} {req.path}: {body[:300]!r}")
+    except Exception as exc:  # transport failure: an error, not a latency
+        if len(run.error_samples) < 5:
+            run.error_samples.append(f"{type(exc).__name__}: {exc}")
+    if record:
+        run.latencies.append(time.perf_counter() - t_from)
+        run.statuses[status] += 1
+
+
+async def open_loop(
+    session: aiohttp.ClientSession,
+    base: str,
+    scenario: Scenario,
+    rate: float,
+    warmup: float,
+    duration: float,
+    run: Run,
+) -> float:
+    """Request i is due at t0 + i / rate; latency counts from that due time."""
+    total = int(rate * (warmup + duration))
+    t0 = time.perf_counter() + 0.05
+    measure_from = t0 + warmup
+    tasks: set[asyncio.Task[None]] = set()
+    for i in range(total):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        req = scenario.next()
+        if req is None:
+            run.exhausted = True
+            break
+        record = due >= measure_from
+        if record:
+            lag = time.perf_counter() - due
+            run.lags.append(lag)
+            run.lag_max = max(run.lag_max, lag)
+            run.measured_sent += 1
+        task = asyncio.create_task(_send(session, base, req, run, record, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(tasks)
+    return measure_from
+
+
+async def closed_loop(
+    session: aiohttp.ClientSession,
+    base: str,
+    scenario: Scenario,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    run: Run,
+) -> float:
+    t0 = time.perf_counter()
+    measure_from = t0 + warmup
+    stop_at = measure_from + duration
+
+    async def client() -> None:
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                return
+            req = scenario.next()
+            if req is None:
+                run.exhausted = True
+                return
+            await _send(session, base, req, run, now >= measure_from, now)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return measure_from
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of raw samples (no interpolation, nothing synthesised)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # ceil(q/100 * n)
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    old_window = None
+    if args.scenario == "bulk" and args.bulk_window:
+        old_window = await _set_window(url, args.bulk_window)
+        await asyncio.sleep(6)  # the runtime-settings cache lives 5 s in every API process
+    fx = await load_fixture(url, args.jwt_secret, args.scenario)
+    rng = random.Random(f"{args.seed}:{args.scenario}:{args.rate}:{args.concurrency}")
+    scenario = Scenario(args.scenario, fx, rng, args.changed_days)
+    run = Run()
+    api_procs = _api_processes(args.server_pid)
+    pg_procs = _postgres_processes()
+    sampled = Sampled()
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_rss_sampler(api_procs, sampled, stop))
+    state_before = await _db_state(url)
+
+    conns = args.connections or (args.concurrency if args.concurrency else 64)
+    connector = aiohttp.TCPConnector(limit=conns, limit_per_host=conns, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=args.timeout)
+    marks: dict[str, Any] = {}
+
+    async def mark_measurement(measure_from: float) -> None:
+        """Snapshot the CPU counters when the warm-up ends."""
+        delay = measure_from - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        marks["t"] = time.perf_counter()
+        marks["self"] = resource.getrusage(resource.RUSAGE_SELF)
+        marks["api"] = _cpu(api_procs)
+        marks["pg"] = _cpu(pg_procs)
+
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
+    ) as session:
+        started = time.perf_counter()
+        marker = asyncio.create_task(mark_measurement(started + 0.05 + args.warmup))
+        if args.rate:
+            await open_loop(session, args.base_url, scenario, args.rate, args.warmup,
+                            args.duration, run)
+        else:
+            await closed_loop(session, args.base_url, scenario, args.concurrency, args.warmup,
+                              args.duration, run)
+        ended = time.perf_counter()
+        if not marker.done():  # ran out of work during the warm-up
+            marker.cancel()
+            marks.update(t=ended, self=resource.getrusage(resource.RUSAGE_SELF),
+                         api=_cpu(api_procs), pg=_cpu(pg_procs))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    api_cpu = _delta(marks["api"], _cpu(api_procs))
+    pg_cpu = _delta(marks["pg"], _cpu(pg_procs))
+    stop.set()
+    await sampler
+    await asyncio.sleep(1.2)  # let the backends flush their statistics
+    state_after = await _db_state(url)
+    if old_window is not None:
+        await _set_window(url, old_window)
+
+    window = ended - marks["t"]
+    lat = sorted(run.latencies)
+    n = len(lat)
+    ok = sum(c for s, c in run.statuses.items() if 200 <= s < 300)
+    driver_cpu = (usage.ru_utime + usage.ru_stime) - (
+        marks["self"].ru_utime + marks["self"].ru_stime
+    )
+    f_before, f_after = state_before["apply_sync"], state_after["apply_sync"]
+    calls = f_after["calls"] - f_before["calls"]
+    vac = {
+        rel: {
+            "autovacuum": t["autovacuum_count"] - state_before["tables"].get(rel, t)["autovacuum_count"],
+            "autoanalyze": t["autoanalyze_count"]
+            - state_before["tables"].get(rel, t)["autoanalyze_count"],
+            "n_dead_tup_after": t["n_dead_tup"],
+        }
+        for rel, t in state_after["tables"].items()
+    }
+    ms = 1000.0
+    result = {
+        "scenario": args.scenario,
+        "mode": "open" if args.rate else "closed",
+        "target_rate": args.rate or None,
+        "concurrency": args.concurrency or None,
+        "connections": conns,
+        "warmup_s": args.warmup,
+        "duration_s": round(window, 2),
+        "count": n,
+        "ok": ok,
+        "errors": n - ok,
+        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "error_samples": run.error_samples,
+        "ran_out_of_work": run.exhausted,
+        "achieved_rate": round(n / window, 1) if window > 0 else None,
+        "ok_rate": round(ok / window, 1) if window > 0 else None,
+        "records_per_s": round(ok * scenario.records_per_request / window, 1)
+        if scenario.records_per_request and window > 0
+        else None,
+        "latency_ms": {
+            "mean": round(sum(lat) / n * ms, 3) if n else None,
+            "p50": round(percentile(lat, 50) * ms, 3),
+            "p90": round(percentile(lat, 90) * ms, 3),
+            "p95": round(percentile(lat, 95) * ms, 3),
+            "p99": round(percentile(lat, 99) * ms, 3),
+            "p99.9": round(percentile(lat, 99.9) * ms, 3),
+            "max": round(lat[-1] * ms, 3) if n else None,
+        },
+        "scheduler_lag_ms": {
+            "p99": round(percentile(sorted(run.lags), 99) * ms, 3) if run.lags else None,
+            "max": round(run.lag_max * ms, 3),
+        }
+        if args.rate
+        else None,
+        "cpu_us_per_request": {
+            "driver": round(driver_cpu / max(n, 1) * 1e6, 1),
+            "api": round(api_cpu / max(n, 1) * 1e6, 1),
+            "postgres": round(pg_cpu / max(n, 1) * 1e6, 1),
+        },
+        "cpu_share_of_2_cores": {
+            "driver": round(driver_cpu / (window * psutil.cpu_count()), 3),
+            "api": round(api_cpu / (window * psutil.cpu_count()), 3),
+            "postgres": round(pg_cpu / (window * psutil.cpu_count()), 3),
+        },
+        "api_rss_max_mb": {str(pid): round(mb, 1) for pid, mb in sampled.rss_max.items()},
+        "apply_sync": {
+            "calls": calls,
+            "mean_total_ms": round((f_after["total_ms"] - f_before["total_ms"]) / calls, 3)
+            if calls
+            else None,
+        },
+        "autovacuum": {
+            "setting": state_after["autovacuum_setting"],
+            "ran_during": {rel: v for rel, v in vac.items() if v["autovacuum"] or v["autoanalyze"]},
+            "workers_running_at_end": state_after["autovacuum_workers_running"],
+            "dead_tuples_after": {rel: v["n_dead_tup_after"] for rel, v in vac.items()},
+        },
+        "sync_window_days_for_run": args.bulk_window if args.scenario == "bulk" else None,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="StepCoin load driver (open or closed loop).")
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), required=False)
+    parser.add_argument("--jwt-secret", default=os.environ.get("STEPCOIN_JWT_SECRET"))
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        choices=["sync", "profile", "wallet", "ledger", "approve", "bulk"],
+    )
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second")
+    parser.add_argument("--concurrency", type=int, default=0, help="closed loop: clients")
+    parser.add_argument("--connections", type=int, default=0, help="open loop: keep-alive pool")
+    parser.add_argument("--duration", type=float, default=25.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--changed-days", type=int, default=7,
+                        help="sync: how many of the 7 days come back with more steps")
+    parser.add_argument("--bulk-window", type=int, default=200,
+                        help="bulk: anticheat.sync_window_days during the run (0: leave as is)")
+    parser.add_argument("--server-pid", type=int, default=0, help="serve's pid, for CPU and RSS")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", help="write the JSON result here")
+    args = parser.parse_args()
+    if not args.database_url or not args.jwt_secret:
+        parser.error("--database-url and --jwt-secret (or the env variables) are required")
+    if bool(args.rate) == bool(args.concurrency):
+        parser.error("give exactly one of --rate (open loop) or --concurrency (closed loop)")
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    result = asyncio.run(main_async(args))
+    text = json.dumps(result, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    lat = result["latency_ms"]
+    print(
+        f"{result['scenario']:8s} {result['mode']:6s} "
+        f"{'rate ' + str(result['target_rate']) if result['target_rate'] else 'c=' + str(result['concurrency'])}: "
+        f"n={result['count']} err={result['errors']} rate={result['achieved_rate']}/s "
+        f"p50={lat['p50']} p95={lat['p95']} p99={lat['p99']} max={lat['max']} ms "
+        f"cpu/req us={result['cpu_us_per_request']}"
+        + (f" records/s={result['records_per_s']}" if result["records_per_s"] else ""),
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The admin API for users, coin adjustments and the audit log (thin: one service call each)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from stepcoin.admin import repository as audit_repository
+from stepcoin.admin.dependencies import AdminDep, StaffDep
+from stepcoin.admin.schemas import AdminUserOut, AdminUserPage, AdminUserUpdate, AuditLogPage
+from stepcoin.db import SessionDep
+from stepcoin.errors import NotFound
+from stepcoin.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    bigint_id,
+    decode_cursor,
+    page,
+)
+from stepcoin.users import repository as users_repository
+from stepcoin.users import service as users_service
+from stepcoin.wallet import service as wallet_service
+from stepcoin.wallet.schemas import AdjustmentIn, TransactionOut
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key returns the first ledger row.",
+    ),
+]
+
+
+def _user_not_found() -> NotFound:
+    return NotFound("No such user.", code="user_not_found")
+
+
+def _parse_user_id(user_id: str) -> uuid.UUID:
+    """A malformed id names no user: the same 404 as an unknown one."""
+    try:
+        return uuid.UUID(user_id)
+    except ValueError as exc:
+        raise _user_not_found() from exc
+
+
+@router.get("/users", response_model=AdminUserPage)
+async def search_users(
+    staff: StaffDep,
+    session: SessionDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Part of the email or full name.")
+    ] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Any:
+    """Users with their wallets, newest first; `q` matches email or name (any case)."""
+    after = decode_cursor(cursor, uuid.UUID) if cursor else None
+    rows = await users_repository.search_users(
+        session, query=q.strip() if q else None, limit=limit + 1, after=after
+    )
+    return page(rows, limit)
+
+
+@router.get("/users/{user_id}", response_model=AdminUserOut)
+async def get_user(user_id: str, staff: StaffDep, session: SessionDep) -> Any:
+    """One user with the wallet."""
+    user = await users_repository.get_user_for_admin(session, _parse_user_id(user_id))
+    if user is None:
+        raise _user_not_found()
+    return user
+
+
+@router.patch("/users/{user_id}", response_model=AdminUserOut)
+async def patch_user(
+    user_id: str, body: AdminUserUpdate, staff: StaffDep, session: SessionDep
+) -> Any:
+    """Deactivate (ends every session), reactivate, or change the role (admins only); audited."""
+    target = _parse_user_id(user_id)
+    await users_service.update_as_staff(
+        session, target, actor_id=staff.id, is_active=body.is_active, role=body.role
+    )
+    user = await users_repository.get_user_for_admin(session, target)
+    assert user is not None
+    return user
+
+
+@router.post(
+    "/users/{user_id}/adjustments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransactionOut,
+)
+async def adjust_coins(
+    user_id: str,
+    body: AdjustmentIn,
+    admin: AdminDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Credit or debit a wallet with a reason (admins only); answers with the ledger row."""
+    adjustment = await wallet_service.adjust_balance(
+        session,
+        user_id=_parse_user_id(user_id),
+        amount=body.amount,
+        reason=body.reason,
+        admin_id=admin.id,
+        idempotency_key=idempotency_key,
+    )
+    if adjustment.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return adjustment.transaction
+
+
+@router.get("/audit-logs", response_model=AuditLogPage)
+async def list_audit_logs(
+    staff: StaffDep,
+    session: SessionDep,
+    entity_type: Annotated[str | None, Query(max_length=64)] = None,
+    entity_id: Annotated[str | None, Query(max_length=100)] = None,
+    admin_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Any:
+    """The audit log, newest first; every filter is an exact match."""
+    after = decode_cursor(cursor, bigint_id) if cursor else None
+    rows = await audit_repository.list_audit_logs(
+        session,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        admin_id=admin_id,
+        action=action,
+        limit=limit + 1,
+        after=after,
+    )
+    return page(rows, limit)

@@ -1,0 +1,173 @@
+"""Queries on wallets and the coin ledger; flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+LEDGER_COLUMNS = "id, amount, transaction_type, reference_id, balance_after, created_at, note"
+
+_WALLET = text(
+    """
+    SELECT w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
+    FROM users u JOIN wallets w ON w.user_id = u.id
+    WHERE u.id = :user_id AND u.is_active
+    """
+)
+
+
+async def get_wallet(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The balances of an active user in one round trip; None for a missing or inactive user."""
+    row = (await session.execute(_WALLET, {"user_id": user_id})).mappings().first()
+    return dict(row) if row else None
+
+
+async def list_transactions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> list[dict[str, Any]] | None:
+    """Up to `limit` ledger rows of an active user, newest first, strictly after the cursor.
+
+    One query: the user row decides activeness, a lateral index scan on
+    ix_coin_transactions_user_created fetches the page. None for a missing or inactive user.
+    """
+    position = "AND (t.created_at, t.id) < (:after_at, :after_id)" if after else ""
+    params: dict[str, Any] = {"user_id": user_id, "limit": limit}
+    if after:
+        params["after_at"], params["after_id"] = after
+    result = await session.execute(
+        text(
+            f"""
+            SELECT u.is_active, t.*
+            FROM users u
+            LEFT JOIN LATERAL (
+                SELECT {LEDGER_COLUMNS} FROM coin_transactions t
+                WHERE t.user_id = u.id {position}
+                ORDER BY t.created_at DESC, t.id DESC
+                LIMIT :limit
+            ) t ON true
+            WHERE u.id = :user_id
+            """
+        ),
+        params,
+    )
+    rows = result.mappings().all()
+    if not rows or not rows[0]["is_active"]:
+        return None
+    return [
+        {key: row[key] for key in LEDGER_COLUMNS.split(", ")}
+        for row in rows
+        if row["id"] is not None
+    ]
+
+
+async def lock_reference(session: AsyncSession, reference_id: str) -> None:
+    """Serialise requests for one reference until commit, so a retry waits for the original."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:ref, 0))"), {"ref": reference_id}
+    )
+
+
+async def find_transaction(
+    session: AsyncSession, transaction_type: str, reference_id: str
+) -> dict[str, Any] | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT user_id, {LEDGER_COLUMNS} FROM coin_transactions "
+                    "WHERE transaction_type = :type AND reference_id = :ref"
+                ),
+                {"type": transaction_type, "ref": reference_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+_MOVE = text(
+    """
+    UPDATE wallets SET
+        available_coins = available_coins + CAST(:amount AS bigint),
+        lifetime_earned = lifetime_earned + GREATEST(CAST(:amount AS bigint), 0),
+        lifetime_spent = lifetime_spent + GREATEST(-CAST(:amount AS bigint), 0),
+        updated_at = now()
+    WHERE user_id = :user_id AND available_coins + CAST(:amount AS bigint) >= 0
+    RETURNING available_coins
+    """
+)
+
+
+async def move_available(session: AsyncSession, user_id: uuid.UUID, amount: int) -> int | None:
+    """Credit or debit available coins under the row lock; None when the wallet is missing or
+    a debit would take it below zero (nothing changes then).
+
+    A credit adds to lifetime_earned, a debit adds its size to lifetime_spent.
+    """
+    balance = (
+        await session.execute(_MOVE, {"user_id": user_id, "amount": amount})
+    ).scalar_one_or_none()
+    return None if balance is None else int(balance)
+
+
+async def available_coins(session: AsyncSession, user_id: uuid.UUID) -> int | None:
+    return (
+        await session.execute(
+            text("SELECT available_coins FROM wallets WHERE user_id = :user_id"),
+            {"user_id": user_id},
+        )
+    ).scalar_one_or_none()
+
+
+async def insert_transaction(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    transaction_type: str,
+    reference_id: str,
+    balance_after: int,
+    note: str | None,
+) -> dict[str, Any] | None:
+    """Append one ledger row; None when (type, reference) exists already.
+
+    created_at is clock_timestamp(), taken after the wallet row lock, so that ordering by
+    (created_at, id) follows the balance_after chain even when transactions overlap.
+    """
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"""
+                    INSERT INTO coin_transactions
+                        (user_id, amount, transaction_type, reference_id, balance_after, note,
+                         created_at)
+                    VALUES (:user_id, :amount, :type, :ref, :balance_after, :note,
+                            clock_timestamp())
+                    ON CONFLICT (transaction_type, reference_id) DO NOTHING
+                    RETURNING {LEDGER_COLUMNS}
+                    """
+                ),
+                {
+                    "user_id": user_id,
+                    "amount": amount,
+                    "type": transaction_type,
+                    "ref": reference_id,
+                    "balance_after": balance_after,
+                    "note": note,
+                },
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None

@@ -1,0 +1,51 @@
+"""The caller's wallet and ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from stepcoin.auth.dependencies import ClaimsDep
+from stepcoin.db import SessionDep
+from stepcoin.errors import Unauthorized
+from stepcoin.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    bigint_id,
+    decode_cursor,
+    page,
+)
+from stepcoin.wallet import repository
+from stepcoin.wallet.schemas import TransactionPage, WalletOut
+
+router = APIRouter(prefix="/v1/wallet", tags=["wallet"])
+
+
+def _inactive() -> Unauthorized:
+    return Unauthorized("This account is deactivated or gone.", code="invalid_token")
+
+
+@router.get("", response_model=WalletOut)
+async def get_wallet(claims: ClaimsDep, session: SessionDep) -> Any:
+    """The caller's balances (one query)."""
+    wallet = await repository.get_wallet(session, claims.user_id)
+    if wallet is None:
+        raise _inactive()
+    return wallet
+
+
+@router.get("/transactions", response_model=TransactionPage)
+async def list_transactions(
+    claims: ClaimsDep,
+    session: SessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Any:
+    """The caller's ledger, newest first, one page at a time (pass `next_cursor` back)."""
+    after = decode_cursor(cursor, bigint_id) if cursor else None
+    rows = await repository.list_transactions(session, claims.user_id, limit=limit + 1, after=after)
+    if rows is None:
+        raise _inactive()
+    return page(rows, limit)
