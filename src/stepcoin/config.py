@@ -60,16 +60,38 @@ class Settings(BaseSettings):
     apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
     apple_issuer: str = "https://appleid.apple.com"
 
+    shopify_shop_domain: str | None = Field(
+        default=None, description="e.g. my-shop.myshopify.com; unset: the local stand-in."
+    )
+    shopify_access_token: SecretStr | None = None
+    shopify_api_version: str = "2025-01"
+    shopify_webhook_secrets: CommaList = Field(
+        default_factory=list,
+        description="App secrets accepted for webhook HMACs, newest first (rotation window).",
+    )
+    shopify_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
     run_worker_in_serve: bool = Field(
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )
 
-    @field_validator("google_client_ids", "apple_client_ids", "google_issuers", mode="before")
+    @field_validator(
+        "google_client_ids",
+        "apple_client_ids",
+        "google_issuers",
+        "shopify_webhook_secrets",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def uses_shopify_standin(self) -> bool:
+        """No shop configured: the local stand-in with a demo catalogue serves the shop."""
+        return not (self.shopify_shop_domain and self.shopify_access_token)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -79,6 +101,12 @@ class Settings(BaseSettings):
                 "STEPCOIN_JWT_SECRET must be set to a random value of at least 32 characters "
                 "in production (the development default is refused)"
             )
+        if (
+            self.env == "production"
+            and self.shopify_shop_domain
+            and not self.shopify_webhook_secrets
+        ):
+            raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
         if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:
             raise ValueError("refresh token idle TTL cannot exceed the absolute TTL")
         return self

@@ -9,10 +9,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+import orjson
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.db import Database, libpq_url
 
@@ -35,12 +39,16 @@ class JobRuntime:
 def build_job_app() -> procrastinate.App:
     """The one job app of the process (procrastinate renames blueprint tasks when they join an
     app, so the blueprints can join only once)."""
+    from stepcoin.queue_tasks import blueprint as queue_tasks
+    from stepcoin.shop.tasks import blueprint as shop_tasks
     from stepcoin.steps.tasks import blueprint as steps_tasks
     from stepcoin.wallet.tasks import blueprint as wallet_tasks
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
     app.add_tasks_from(steps_tasks, namespace="steps")
     app.add_tasks_from(wallet_tasks, namespace="wallet")
+    app.add_tasks_from(shop_tasks, namespace="shop")
+    app.add_tasks_from(queue_tasks, namespace="queue")
     return app
 
 
@@ -66,6 +74,32 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
         shutdown_graceful_timeout=10,
         update_heartbeat_interval=10,
     )
+
+
+async def defer_in_transaction(
+    session: AsyncSession,
+    task_name: str,
+    args: Mapping[str, Any],
+    *,
+    lock: str | None = None,
+    queue: str = "default",
+) -> int:
+    """Enqueue a job inside the caller's transaction (the transactional outbox).
+
+    procrastinate's defer is a SQL function, so calling it on the request's own connection
+    makes the job exist exactly when the change that needs it commits: no lost job after a
+    crash, no job for a change that rolled back.
+    """
+    job_id = (
+        await session.execute(
+            text(
+                "SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, "
+                "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1]))[1]"
+            ),
+            {"queue": queue, "task": task_name, "lock": lock, "args": orjson.dumps(args).decode()},
+        )
+    ).scalar_one()
+    return int(job_id)
 
 
 def start_worker_task(app: procrastinate.App) -> asyncio.Task[None]:

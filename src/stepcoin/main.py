@@ -18,6 +18,9 @@ from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.runtime_settings.router import router as settings_router
+from stepcoin.shop.admin_router import router as shop_admin_router
+from stepcoin.shop.router import router as shop_router
+from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
 from stepcoin.users.router import router as users_router
@@ -82,6 +85,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(users_router)
     app.include_router(steps_router)
     app.include_router(review_router)
+    app.include_router(shop_router)
+    app.include_router(shop_admin_router)
+    app.include_router(webhooks_router)
     app.include_router(wallet_router)
     app.include_router(admin_router)
     app.include_router(settings_router)

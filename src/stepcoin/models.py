@@ -6,7 +6,7 @@ from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.runtime_settings.models import RuntimeSetting
-from stepcoin.shop.models import Order, OrderItem, RewardProduct
+from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import CoinTransaction, Wallet
@@ -23,6 +23,7 @@ __all__ = [
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",
+    "ShopSyncRun",
     "StepDay",
     "StepRecord",
     "StepValidation",
@@ -30,4 +31,5 @@ __all__ = [
     "UserAchievement",
     "UserIdentity",
     "Wallet",
+    "WebhookEvent",
 ]

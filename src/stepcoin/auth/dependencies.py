@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -47,7 +48,7 @@ ClaimsDep = Annotated[AccessClaims, Depends(current_claims)]
 
 @dataclass(frozen=True, slots=True)
 class CurrentUser:
-    id: object
+    id: uuid.UUID
     role: str
 
 

@@ -156,6 +156,37 @@ SPECS: dict[str, SettingSpec] = {
             900,
             "Window in which failed logins are counted, and the length of a block.",
         ),
+        # shop
+        _spec(
+            "shop.coins_per_currency_unit",
+            Annotated[int, Field(ge=1, le=100_000)],
+            100,
+            "Default coin price of a product: its Shopify price times this, rounded up.",
+        ),
+        _spec(
+            "shop.sync_interval_minutes",
+            Annotated[int, Field(ge=1, le=1440)],
+            15,
+            "Minutes between catalogue syncs from Shopify.",
+        ),
+        _spec(
+            "shop.max_items_per_order",
+            Annotated[int, Field(ge=1, le=100)],
+            20,
+            "Most distinct products in one order.",
+        ),
+        _spec(
+            "shop.max_quantity_per_item",
+            Annotated[int, Field(ge=1, le=1000)],
+            10,
+            "Most units of one product in one order.",
+        ),
+        _spec(
+            "shop.order_submit_max_attempts",
+            Annotated[int, Field(ge=1, le=50)],
+            8,
+            "Attempts to create an order in Shopify before it fails and is refunded.",
+        ),
         # jobs
         _spec(
             "steps.partition_months_ahead",

@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stepcoin.db import Base
@@ -61,7 +61,10 @@ class RewardProduct(Base):
     stock_quantity: Mapped[int] = mapped_column(Integer, server_default="0")
     category: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    stock_overridden: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     shopify_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inventory_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -89,6 +92,11 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     shipping_address: Mapped[Any] = mapped_column(JSONB)
     shopify_order_id: Mapped[str | None] = mapped_column(String(100))
+    shopify_order_name: Mapped[str | None] = mapped_column(String(100))
+    shopify_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tracking_numbers: Mapped[list[str]] = mapped_column(
+        ARRAY(String(200)), server_default=text("'{}'::varchar[]")
+    )
     idempotency_key: Mapped[str] = mapped_column(String(200))
     request_fingerprint: Mapped[str] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(Text)
@@ -119,3 +127,49 @@ class OrderItem(Base):
     )
     quantity: Mapped[int] = mapped_column(Integer)
     coin_price_at_purchase: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookEvent(Base):
+    """A Shopify webhook delivery, stored before it is handled; its id makes repeats no-ops."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("webhook_id"),
+        Index(
+            "ix_webhook_events_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(100))
+    shop_domain: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[Any] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class ShopSyncRun(Base):
+    """One catalogue sync from Shopify and its outcome (shown in the admin console)."""
+
+    __tablename__ = "shop_sync_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        Index("ix_shop_sync_runs_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), server_default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    products_seen: Mapped[int] = mapped_column(Integer, server_default="0")
+    created: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated: Mapped[int] = mapped_column(Integer, server_default="0")
+    deactivated: Mapped[int] = mapped_column(Integer, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)

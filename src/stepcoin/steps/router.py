@@ -87,7 +87,7 @@ async def _decide(
     return await review.decide(
         session,
         validation_id=validation_id,
-        reviewer_id=reviewer.id,  # type: ignore[arg-type]
+        reviewer_id=reviewer.id,
         decision=decision,
         note=body.note if body else None,
     )

@@ -1,0 +1,25 @@
+"""Housekeeping of the job queue itself."""
+
+from __future__ import annotations
+
+import logging
+
+import procrastinate
+
+logger = logging.getLogger("stepcoin.queue")
+blueprint = procrastinate.Blueprint()
+STALLED_AFTER_SECONDS = 60
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="stalled")
+@blueprint.task(name="retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True)
+async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
+    """A worker that died mid-job (killed, crashed) leaves its job 'doing' forever; once its
+    heartbeat is older than a minute, the job goes back to the queue. Every task is written to
+    be safe to run again (Shopify orders are found by tag before being created)."""
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS))
+    for job in stalled:
+        logger.warning("retrying a stalled job", extra={"job_id": job.id, "task": job.task_name})
+        await manager.retry_job(job)
+    return len(stalled)

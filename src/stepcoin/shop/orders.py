@@ -1,0 +1,462 @@
+"""Orders paid in coins: all or nothing, exactly once, refunded exactly once.
+
+Placing an order is one transaction: an advisory lock on (user, Idempotency-Key) makes a
+concurrent duplicate wait and then find the first order; the wallet row is locked first and the
+product rows next, in id order (the same order everywhere, so no deadlock); every short line
+and the missing coins are collected into one 409; then stock is taken, the wallet debited, the
+redemption ledger row written, the order stored with frozen prices, and the Shopify push job
+enqueued in the same transaction (procrastinate's defer is SQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.admin import audit
+from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound
+from stepcoin.jobs import defer_in_transaction
+from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.shop.schemas import OrderIn
+
+# Order codes are read aloud to support: no 0/O, 1/I/L, 2/Z, 5/S, 8/B.
+CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
+CODE_LENGTH = 8
+STATUS_RANK = {"pending": 0, "submitted": 1, "fulfilled": 2, "shipped": 3, "delivered": 4}
+TERMINAL = {"cancelled", "failed", "delivered"}
+CANCELLABLE = {"pending", "submitted"}
+
+
+def new_order_code() -> str:
+    """8 characters from 25 unambiguous ones (~1.5e11 codes), shown as XXXX-XXXX."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def fingerprint(body: OrderIn) -> str:
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class OrderProblem(AppError):
+    status, code, title = 409, "order_not_possible", "The order cannot be placed"
+
+
+async def place_order(
+    session: AsyncSession, *, user_id: uuid.UUID, idempotency_key: str, body: OrderIn
+) -> tuple[dict[str, Any], bool]:
+    """Returns (order, created); a retry with the same key and body returns the first order."""
+    settings = await runtime_settings.all(session)
+    if len(body.items) > settings["shop.max_items_per_order"]:
+        raise InvalidInput(
+            f"At most {settings['shop.max_items_per_order']} products per order.",
+            code="too_many_items",
+        )
+    too_many = [
+        i.product_id for i in body.items if i.quantity > settings["shop.max_quantity_per_item"]
+    ]
+    if too_many:
+        raise InvalidInput(
+            f"At most {settings['shop.max_quantity_per_item']} of one product per order.",
+            code="quantity_too_large",
+            extra={"product_ids": too_many},
+        )
+    print_ = fingerprint(body)
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"order:{user_id}:{idempotency_key}"},
+    )
+    existing = (
+        await session.execute(
+            text(
+                "SELECT id, request_fingerprint FROM orders "
+                "WHERE user_id = :u AND idempotency_key = :k"
+            ),
+            {"u": user_id, "k": idempotency_key},
+        )
+    ).first()
+    if existing is not None:
+        if existing.request_fingerprint != print_:
+            raise InvalidInput(
+                "This Idempotency-Key was used for a different order.",
+                code="idempotency_key_reused",
+            )
+        return await get_order(session, existing.id, user_id=user_id), False
+
+    wallet = (
+        await session.execute(
+            text(
+                "SELECT w.available_coins, u.is_active FROM wallets w JOIN users u "
+                "ON u.id = w.user_id WHERE w.user_id = :u FOR UPDATE OF w"
+            ),
+            {"u": user_id},
+        )
+    ).first()
+    if wallet is None or not wallet.is_active:
+        from stepcoin.errors import Unauthorized
+
+        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+    wanted = {item.product_id: item.quantity for item in body.items}
+    products = {
+        row.id: row
+        for row in (
+            await session.execute(
+                text(
+                    "SELECT id, title, coin_price, stock_quantity, is_active FROM reward_products "
+                    "WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+                ),
+                {"ids": sorted(wanted)},
+            )
+        ).all()
+    }
+    problems: list[dict[str, Any]] = []
+    total = 0
+    for product_id, quantity in sorted(wanted.items()):
+        product = products.get(product_id)
+        if product is None or not product.is_active:
+            problems.append({"product_id": product_id, "problem": "not_available"})
+            continue
+        total += product.coin_price * quantity
+        if product.stock_quantity < quantity:
+            problems.append(
+                {
+                    "product_id": product_id,
+                    "problem": "insufficient_stock",
+                    "requested": quantity,
+                    "available": product.stock_quantity,
+                }
+            )
+    missing = max(0, total - wallet.available_coins)
+    if problems or missing:
+        detail = []
+        if problems:
+            detail.append(f"{len(problems)} line(s) cannot be filled")
+        if missing:
+            detail.append(f"{missing} more coins are needed")
+        code = "insufficient_stock" if problems else "insufficient_coins"
+        if problems and missing:
+            code = "insufficient_stock_and_coins"
+        raise OrderProblem(
+            "; ".join(detail) + ".",
+            code=code,
+            extra={
+                "lines": problems,
+                "missing_coins": missing,
+                "total_coins": total,
+                "available_coins": wallet.available_coins,
+            },
+        )
+
+    for product_id, quantity in sorted(wanted.items()):
+        await session.execute(
+            text(
+                "UPDATE reward_products SET stock_quantity = stock_quantity - :q, "
+                "updated_at = now() WHERE id = :id AND stock_quantity >= :q"
+            ),
+            {"q": quantity, "id": product_id},
+        )
+    balance = (
+        await session.execute(
+            text(
+                "UPDATE wallets SET available_coins = available_coins - :t, "
+                "lifetime_spent = lifetime_spent + :t, updated_at = now() "
+                "WHERE user_id = :u AND available_coins >= :t RETURNING available_coins"
+            ),
+            {"t": total, "u": user_id},
+        )
+    ).scalar_one()
+    order_id = uuid.uuid4()
+    order_code = await _insert_order(
+        session, order_id, user_id, total, body, idempotency_key, print_
+    )
+    await session.execute(
+        text(
+            "INSERT INTO order_items (order_id, product_id, quantity, coin_price_at_purchase) "
+            "SELECT :o, x.product_id, x.quantity, p.coin_price FROM unnest("
+            "CAST(:pids AS bigint[]), CAST(:qtys AS int[])) AS x(product_id, quantity) "
+            "JOIN reward_products p ON p.id = x.product_id"
+        ),
+        {"o": order_id, "pids": sorted(wanted), "qtys": [wanted[p] for p in sorted(wanted)]},
+    )
+    await session.execute(
+        text(
+            "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
+            "balance_after, note, created_at) VALUES (:u, :a, 'redemption', :ref, :bal, :note, "
+            "clock_timestamp())"
+        ),
+        {
+            "u": user_id,
+            "a": -total,
+            "ref": f"order:{order_id}",
+            "bal": balance,
+            "note": f"Order {order_code}",
+        },
+    )
+    await defer_in_transaction(
+        session, "shop:submit_order", {"order_id": str(order_id)}, lock=f"order:{order_id}"
+    )
+    return await get_order(session, order_id, user_id=user_id), True
+
+
+async def _insert_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    total: int,
+    body: OrderIn,
+    idempotency_key: str,
+    print_: str,
+) -> str:
+    for _ in range(5):  # a code collision is ~1e-11 per order; retry a few times, never loop
+        code = new_order_code()
+        inserted = (
+            await session.execute(
+                text(
+                    "INSERT INTO orders (id, user_id, order_code, total_coins, status, "
+                    "shipping_address, idempotency_key, request_fingerprint) VALUES "
+                    "(:id, :u, :code, :t, 'pending', CAST(:addr AS jsonb), :k, :fp) "
+                    "ON CONFLICT (order_code) DO NOTHING RETURNING order_code"
+                ),
+                {
+                    "id": order_id,
+                    "u": user_id,
+                    "code": code,
+                    "t": total,
+                    "addr": orjson.dumps(body.shipping_address.model_dump()).decode(),
+                    "k": idempotency_key,
+                    "fp": print_,
+                },
+            )
+        ).scalar_one_or_none()
+        if inserted:
+            return str(inserted)
+    raise Conflict("Could not allocate an order code; retry.", code="retry")
+
+
+ORDER_SELECT = """
+SELECT o.id, o.user_id, o.order_code, o.status, o.total_coins, o.shipping_address,
+       o.tracking_numbers, o.created_at, o.updated_at, o.shopify_order_id, o.failure_reason,
+       coalesce((SELECT json_agg(json_build_object(
+            'product_id', i.product_id, 'title', p.title, 'quantity', i.quantity,
+            'coin_price', i.coin_price_at_purchase) ORDER BY i.product_id)
+         FROM order_items i JOIN reward_products p ON p.id = i.product_id
+         WHERE i.order_id = o.id), '[]') AS items
+FROM orders o
+"""
+
+
+def _order_row(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    for key in ("items", "shipping_address"):
+        if isinstance(data[key], (str, bytes)):
+            data[key] = orjson.loads(data[key])
+    data["tracking_numbers"] = list(data["tracking_numbers"] or [])
+    return data
+
+
+async def get_order(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """One order; with user_id, only that user's (anyone else's is a 404, never a 403)."""
+    params: dict[str, Any] = {"id": order_id}
+    where = "WHERE o.id = :id"
+    if user_id is not None:
+        where += " AND o.user_id = :u"
+        params["u"] = user_id
+    row = (await session.execute(text(ORDER_SELECT + where), params)).mappings().first()
+    if row is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return _order_row(row)
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None,
+    status: str | None = None,
+    limit: int = 50,
+    before: tuple[Any, uuid.UUID] | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first; for a user, only theirs. Keyset pagination on (created_at, id)."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    if user_id is not None:
+        conditions.append("o.user_id = :u")
+        params["u"] = user_id
+    if status:
+        conditions.append("o.status = :status")
+        params["status"] = status
+    if before:
+        conditions.append("(o.created_at, o.id) < (:b_at, :b_id)")
+        params["b_at"], params["b_id"] = before
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    rows = (
+        await session.execute(
+            text(ORDER_SELECT + where + " ORDER BY o.created_at DESC, o.id DESC LIMIT :limit"),
+            params,
+        )
+    ).mappings()
+    return [_order_row(r) for r in rows]
+
+
+async def refund_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    new_status: str,
+    reason: str,
+    allowed_from: set[str],
+    user_id: uuid.UUID | None = None,
+    admin_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """Cancel or fail an order: coins back and stock back, exactly once (the refund's ledger
+    reference is unique per order, and the status moves only from an allowed state)."""
+    owner = (
+        await session.execute(
+            text(
+                "SELECT user_id FROM orders WHERE id = :id"
+                + (" AND user_id = :u" if user_id else "")
+            ),
+            {"id": order_id, "u": user_id},
+        )
+    ).scalar_one_or_none()
+    if owner is None:
+        raise NotFound("No such order.", code="order_not_found")
+    await session.execute(text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner})
+    order = (
+        await session.execute(
+            text("SELECT status, total_coins, order_code FROM orders WHERE id = :id FOR UPDATE"),
+            {"id": order_id},
+        )
+    ).one()
+    if order.status not in allowed_from:
+        raise Conflict(
+            f"An order that is {order.status} cannot become {new_status}.",
+            code="order_not_cancellable",
+            extra={"status": order.status},
+        )
+    items = (
+        await session.execute(
+            text(
+                "SELECT product_id, quantity FROM order_items WHERE order_id = :id "
+                "ORDER BY product_id"
+            ),
+            {"id": order_id},
+        )
+    ).all()
+    for item in items:  # product rows in id order, as when the order was placed
+        await session.execute(
+            text(
+                "UPDATE reward_products SET stock_quantity = stock_quantity + :q, "
+                "updated_at = now() WHERE id = :id"
+            ),
+            {"q": item.quantity, "id": item.product_id},
+        )
+    balance = (
+        await session.execute(
+            text(
+                "UPDATE wallets SET available_coins = available_coins + :t, "
+                "lifetime_spent = greatest(lifetime_spent - :t, 0), updated_at = now() "
+                "WHERE user_id = :u RETURNING available_coins"
+            ),
+            {"t": order.total_coins, "u": owner},
+        )
+    ).scalar_one()
+    await session.execute(
+        text(
+            "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
+            "balance_after, note, created_at) VALUES (:u, :a, 'refund', :ref, :bal, :note, "
+            "clock_timestamp())"
+        ),
+        {
+            "u": owner,
+            "a": order.total_coins,
+            "ref": f"refund:{order_id}",
+            "bal": balance,
+            "note": f"Order {order.order_code} {new_status}: {reason}"[:500],
+        },
+    )
+    await session.execute(
+        text(
+            "UPDATE orders SET status = :st, failure_reason = :reason, updated_at = now(), "
+            "cancelled_at = now() WHERE id = :id"
+        ),
+        {"st": new_status, "reason": reason, "id": order_id},
+    )
+    if admin_id is not None:
+        await audit.record(
+            session,
+            admin_id=admin_id,
+            action=f"order.{new_status}",
+            entity_type="order",
+            entity_id=str(order_id),
+            before={"status": order.status},
+            after={"status": new_status, "refunded_coins": order.total_coins},
+            extra={"reason": reason},
+        )
+    if order.status == "submitted":
+        await defer_in_transaction(
+            session, "shop:cancel_in_shopify", {"order_id": str(order_id)}, lock=f"order:{order_id}"
+        )
+    return await get_order(session, order_id)
+
+
+async def advance_status(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    new_status: str,
+    *,
+    admin_id: uuid.UUID | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Move an order forward along pending → submitted → fulfilled → shipped → delivered; never
+    backwards (webhooks may arrive out of order). Cancelling or failing refunds."""
+    if new_status in {"cancelled", "failed"}:
+        return await refund_order(
+            session,
+            order_id,
+            new_status=new_status,
+            reason=note or f"set to {new_status} by an admin",
+            allowed_from=set(CANCELLABLE),
+            admin_id=admin_id,
+        )
+    current = (
+        await session.execute(
+            text("SELECT status FROM orders WHERE id = :id FOR UPDATE"), {"id": order_id}
+        )
+    ).scalar_one_or_none()
+    if current is None:
+        raise NotFound("No such order.", code="order_not_found")
+    if current not in STATUS_RANK or STATUS_RANK[new_status] <= STATUS_RANK[current]:
+        raise Conflict(
+            f"An order that is {current} cannot move to {new_status}.",
+            code="invalid_status_change",
+            extra={"status": current},
+        )
+    stamp = {
+        "fulfilled": "fulfilled_at",
+        "shipped": "shipped_at",
+        "delivered": "delivered_at",
+        "submitted": "submitted_at",
+    }[new_status]
+    await session.execute(
+        text(f"UPDATE orders SET status = :st, {stamp} = now(), updated_at = now() WHERE id = :id"),
+        {"st": new_status, "id": order_id},
+    )
+    if admin_id is not None:
+        await audit.record(
+            session,
+            admin_id=admin_id,
+            action="order.status",
+            entity_type="order",
+            entity_id=str(order_id),
+            before={"status": current},
+            after={"status": new_status},
+            extra={"note": note} if note else None,
+        )
+    return await get_order(session, order_id)

@@ -1,0 +1,375 @@
+"""Background jobs of the shop: catalogue sync, pushing orders to Shopify, webhooks."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import procrastinate
+from sqlalchemy import text
+
+from stepcoin.config import get_settings
+from stepcoin.db import Database, session_scope
+from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.shop import catalogue, orders
+from stepcoin.shop.runtime import shopify_client
+
+logger = logging.getLogger("stepcoin.shop.tasks")
+blueprint = procrastinate.Blueprint()
+SUBMIT_RETRY = procrastinate.RetryStrategy(max_attempts=50, exponential_wait=2)
+
+
+def _database() -> Database:
+    from stepcoin.jobs import JobRuntime
+
+    return JobRuntime.require_database()
+
+
+# --- catalogue ------------------------------------------------------------------------------
+
+
+async def sync_catalogue(database: Database, *, trigger: str) -> dict[str, Any]:
+    """Pull every product from Shopify; upsert variants; deactivate what disappeared."""
+    async with session_scope(database) as session:
+        run_id = (
+            await session.execute(
+                text("INSERT INTO shop_sync_runs (trigger) VALUES (:t) RETURNING id"),
+                {"t": trigger},
+            )
+        ).scalar_one()
+        coins_per_unit = int(await runtime_settings.get(session, "shop.coins_per_currency_unit"))
+    counts = {"products_seen": 0, "created": 0, "updated": 0, "deactivated": 0}
+    seen: set[str] = set()
+    try:
+        async with shopify_client(get_settings()) as client:
+            async for product in client.iter_products():
+                counts["products_seen"] += 1
+                active = product.status == "ACTIVE"
+                async with session_scope(database) as session:
+                    created, updated = await catalogue.upsert_shopify_product(
+                        session,
+                        product_id=product.id,
+                        title=product.title,
+                        description=product.description,
+                        image_url=product.image_url,
+                        category=product.category,
+                        active=active,
+                        updated_at=product.updated_at,
+                        variants=[
+                            {
+                                "id": v.id,
+                                "title": v.title,
+                                "price": v.price,
+                                "inventory_item_id": v.inventory_item_id,
+                                "inventory_quantity": v.inventory_quantity,
+                            }
+                            for v in product.variants
+                        ],
+                        coins_per_unit=coins_per_unit,
+                    )
+                counts["created"] += created
+                counts["updated"] += updated
+                seen.update(v.id for v in product.variants)
+        async with session_scope(database) as session:
+            counts["deactivated"] = await catalogue.deactivate_missing(session, seen)
+            await session.execute(
+                text(
+                    "UPDATE shop_sync_runs SET status = 'succeeded', finished_at = now(), "
+                    "products_seen = :products_seen, created = :created, updated = :updated, "
+                    "deactivated = :deactivated WHERE id = :id"
+                ),
+                {**counts, "id": run_id},
+            )
+    except Exception as exc:
+        async with session_scope(database) as session:
+            await session.execute(
+                text(
+                    "UPDATE shop_sync_runs SET status = 'failed', finished_at = now(), "
+                    "error = :e WHERE id = :id"
+                ),
+                {"e": f"{type(exc).__name__}: {exc}"[:2000], "id": run_id},
+            )
+        logger.exception("catalogue sync failed", extra={"sync_run_id": run_id})
+        raise
+    logger.info("catalogue synced", extra={"sync_run_id": run_id, **counts})
+    return {"id": run_id, "status": "succeeded", **counts}
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="catalogue")
+@blueprint.task(name="sync_catalogue_if_due", queueing_lock="sync_catalogue")
+async def sync_catalogue_if_due(timestamp: int) -> bool:
+    """Runs every minute; syncs when `shop.sync_interval_minutes` have passed since the last."""
+    database = _database()
+    async with session_scope(database) as session:
+        interval = int(await runtime_settings.get(session, "shop.sync_interval_minutes"))
+        due = (
+            await session.execute(
+                text(
+                    "SELECT coalesce(max(started_at) < now() - make_interval(mins => :m), true) "
+                    "FROM shop_sync_runs"
+                ),
+                {"m": interval},
+            )
+        ).scalar_one()
+    if due:
+        await sync_catalogue(database, trigger="schedule")
+    return bool(due)
+
+
+@blueprint.task(name="sync_catalogue", queueing_lock="sync_catalogue")
+async def sync_catalogue_job(trigger: str = "manual") -> dict[str, Any]:
+    return await sync_catalogue(_database(), trigger=trigger)
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int) -> str:
+    """Create the order in Shopify (idempotent by tag) and mark it submitted.
+
+    A transient failure raises (the queue retries with backoff); after
+    `shop.order_submit_max_attempts` attempts, or on a permanent refusal, the order fails and
+    is refunded and restocked.
+    """
+    from stepcoin.shop.shopify import ShopifyError, ShopifyUnavailable
+
+    async with session_scope(database) as session:
+        row = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT o.id, o.status, o.order_code, o.shipping_address, u.email "
+                        "FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"
+                    ),
+                    {"id": order_id},
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None or row["status"] != "pending":
+            return row["status"] if row else "missing"
+        lines = (
+            await session.execute(
+                text(
+                    "SELECT p.shopify_variant_id, i.quantity FROM order_items i "
+                    "JOIN reward_products p ON p.id = i.product_id WHERE i.order_id = :id "
+                    "ORDER BY i.product_id"
+                ),
+                {"id": order_id},
+            )
+        ).all()
+        max_attempts = int(await runtime_settings.get(session, "shop.order_submit_max_attempts"))
+    if any(line.shopify_variant_id is None for line in lines):
+        # a product that lives only here (admin-made): nothing to push, fulfilled by hand
+        async with session_scope(database) as session:
+            await orders.advance_status(session, order_id, "submitted")
+        return "submitted"
+    address = row["shipping_address"]
+    try:
+        async with shopify_client(get_settings()) as client:
+            ref = await client.create_order(
+                tag=f"stepcoin-{row['order_code']}",
+                email=row["email"],
+                lines=[(line.shopify_variant_id, line.quantity) for line in lines],
+                shipping_address=address,
+            )
+    except ShopifyUnavailable:
+        if attempt + 1 >= max_attempts:
+            await _fail(database, order_id, "Shopify was unavailable for every attempt")
+            return "failed"
+        raise
+    except ShopifyError as exc:
+        await _fail(database, order_id, f"Shopify refused the order: {exc}")
+        return "failed"
+    async with session_scope(database) as session:
+        await session.execute(
+            text(
+                "UPDATE orders SET status = 'submitted', submitted_at = now(), updated_at = now(), "
+                "shopify_order_id = :sid, shopify_order_name = :name "
+                "WHERE id = :id AND status = 'pending'"
+            ),
+            {"sid": ref.id, "name": ref.name, "id": order_id},
+        )
+    return "submitted"
+
+
+async def _fail(database: Database, order_id: uuid.UUID, reason: str) -> None:
+    async with session_scope(database) as session:
+        await orders.refund_order(
+            session, order_id, new_status="failed", reason=reason, allowed_from={"pending"}
+        )
+    logger.warning("order failed", extra={"order_id": str(order_id), "reason": reason})
+
+
+@blueprint.task(name="submit_order", pass_context=True, retry=SUBMIT_RETRY)
+async def submit_order_job(context: procrastinate.JobContext, order_id: str) -> str:
+    return await submit_order(_database(), uuid.UUID(order_id), attempt=context.job.attempts)
+
+
+@blueprint.task(name="cancel_in_shopify", retry=SUBMIT_RETRY)
+async def cancel_in_shopify(order_id: str) -> bool:
+    """Our side is already cancelled and refunded; tell Shopify (best effort, retried)."""
+    async with session_scope(_database()) as session:
+        shopify_id = (
+            await session.execute(
+                text("SELECT shopify_order_id FROM orders WHERE id = :id"), {"id": order_id}
+            )
+        ).scalar_one_or_none()
+    if not shopify_id:
+        return False
+    async with shopify_client(get_settings()) as client:
+        cancel = getattr(client, "cancel_order", None)
+        if cancel is None:
+            logger.warning("client cannot cancel orders", extra={"order_id": order_id})
+            return False
+        await cancel(shopify_id)
+    return True
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime:
+    if not value:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _gid(kind: str, payload: dict[str, Any]) -> str:
+    return str(payload.get("admin_graphql_api_id") or f"gid://shopify/{kind}/{payload['id']}")
+
+
+async def handle_webhook(database: Database, event_id: int) -> str:
+    async with session_scope(database) as session:
+        event = (
+            await session.execute(
+                text(
+                    "SELECT topic, payload, processed_at FROM webhook_events "
+                    "WHERE id = :id FOR UPDATE"
+                ),
+                {"id": event_id},
+            )
+        ).first()
+        if event is None or event.processed_at is not None:
+            return "skipped"
+        payload = event.payload
+        outcome = await _apply_webhook(session, event.topic, payload)
+        await session.execute(
+            text("UPDATE webhook_events SET processed_at = now(), outcome = :o WHERE id = :id"),
+            {"o": outcome, "id": event_id},
+        )
+    return outcome
+
+
+async def _apply_webhook(session: Any, topic: str, payload: dict[str, Any]) -> str:
+    if topic in ("products/create", "products/update"):
+        coins_per_unit = int(await runtime_settings.get(session, "shop.coins_per_currency_unit"))
+        image = payload.get("image") or {}
+        created, updated = await catalogue.upsert_shopify_product(
+            session,
+            product_id=_gid("Product", payload),
+            title=payload.get("title") or "",
+            description=payload.get("body_html") or payload.get("description"),
+            image_url=image.get("src") if isinstance(image, dict) else None,
+            category=payload.get("product_type") or None,
+            active=str(payload.get("status", "active")).lower() == "active",
+            updated_at=_parse_time(payload.get("updated_at")),
+            variants=[
+                {
+                    "id": _gid("ProductVariant", v),
+                    "title": v.get("title"),
+                    "price": v.get("price") or "0",
+                    "inventory_item_id": (
+                        f"gid://shopify/InventoryItem/{v['inventory_item_id']}"
+                        if v.get("inventory_item_id") is not None
+                        and not str(v["inventory_item_id"]).startswith("gid://")
+                        else v.get("inventory_item_id")
+                    ),
+                    "inventory_quantity": v.get("inventory_quantity") or 0,
+                }
+                for v in payload.get("variants") or []
+            ],
+            coins_per_unit=coins_per_unit,
+        )
+        return f"product upserted ({created} new, {updated} updated)"
+    if topic == "products/delete":
+        count = await catalogue.deactivate_shopify_product(session, _gid("Product", payload))
+        return f"{count} deactivated"
+    if topic == "inventory_levels/update":
+        item = str(payload["inventory_item_id"])
+        item_gid = item if item.startswith("gid://") else f"gid://shopify/InventoryItem/{item}"
+        count = await catalogue.set_inventory(
+            session,
+            inventory_item_id=item_gid,
+            available=int(payload.get("available") or 0),
+            updated_at=_parse_time(payload.get("updated_at")),
+        )
+        return f"{count} stock updated"
+    if topic in ("orders/fulfilled", "orders/updated", "orders/cancelled"):
+        return await _apply_order_webhook(session, topic, payload)
+    return "ignored"
+
+
+async def _apply_order_webhook(session: Any, topic: str, payload: dict[str, Any]) -> str:
+    shopify_id = _gid("Order", payload)
+    tags = str(payload.get("tags") or "")
+    code = next((t.strip()[9:] for t in tags.split(",") if t.strip().startswith("stepcoin-")), None)
+    row = (
+        await session.execute(
+            text(
+                "SELECT id, status, shopify_updated_at FROM orders "
+                "WHERE shopify_order_id = :sid OR (:code IS NOT NULL AND order_code = :code) "
+                "LIMIT 1"
+            ),
+            {"sid": shopify_id, "code": code},
+        )
+    ).first()
+    if row is None:
+        return "unknown order"
+    updated_at = _parse_time(payload.get("updated_at"))
+    if row.shopify_updated_at is not None and updated_at < row.shopify_updated_at:
+        return "older than what we know: ignored"
+    tracking = [
+        f.get("tracking_number")
+        for f in payload.get("fulfillments") or []
+        if isinstance(f, dict) and f.get("tracking_number")
+    ]
+    await session.execute(
+        text(
+            "UPDATE orders SET shopify_updated_at = :at, shopify_order_id = :sid, "
+            "tracking_numbers = CASE WHEN cardinality(CAST(:tn AS varchar[])) > 0 "
+            "THEN CAST(:tn AS varchar[]) ELSE tracking_numbers END WHERE id = :id"
+        ),
+        {"at": updated_at, "sid": shopify_id, "tn": tracking, "id": row.id},
+    )
+    if topic == "orders/cancelled" or payload.get("cancelled_at"):
+        if row.status in orders.CANCELLABLE:
+            await orders.refund_order(
+                session,
+                row.id,
+                new_status="cancelled",
+                reason="cancelled in Shopify",
+                allowed_from=set(orders.CANCELLABLE),
+            )
+            return "cancelled and refunded"
+        return f"cancel ignored ({row.status})"
+    fulfillment = str(payload.get("fulfillment_status") or "").lower()
+    target = "shipped" if tracking else ("fulfilled" if fulfillment == "fulfilled" else None)
+    if (
+        target
+        and row.status in orders.STATUS_RANK
+        and (orders.STATUS_RANK[target] > orders.STATUS_RANK[row.status])
+    ):
+        await orders.advance_status(session, row.id, target)
+        return f"moved to {target}"
+    return "no change"
+
+
+@blueprint.task(
+    name="handle_webhook", retry=procrastinate.RetryStrategy(max_attempts=10, exponential_wait=2)
+)
+async def handle_webhook_job(event_id: int) -> str:
+    return await handle_webhook(_database(), event_id)

@@ -1,0 +1,75 @@
+"""Factories for shop tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.conftest import bearer, register
+
+ADDRESS = {
+    "name": "Ada Walker",
+    "line1": "1 Step Street",
+    "city": "Berlin",
+    "postal_code": "10115",
+    "country": "DE",
+}
+
+
+async def product(engine, *, price: int = 100, stock: int = 10, title: str = "Water bottle",
+                  shopify: bool = False, active: bool = True) -> int:
+    async with engine.begin() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "INSERT INTO reward_products (title, coin_price, stock_quantity, is_active, "
+                    "category, shopify_product_id, shopify_variant_id) VALUES (:t, :p, :s, :a, "
+                    "'gear', :pid, :vid) RETURNING id"
+                ),
+                {"t": title, "p": price, "s": stock, "a": active,
+                 "pid": f"gid://shopify/Product/{uuid.uuid4().int % 10**9}" if shopify else None,
+                 "vid": f"gid://shopify/ProductVariant/{uuid.uuid4().int % 10**9}" if shopify else None},
+            )
+        ).scalar_one()
+
+
+async def walker_with_coins(client, engine, coins: int) -> dict[str, Any]:
+    account = await register(client)
+    if coins:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "WITH w AS (UPDATE wallets SET available_coins = available_coins + :c, "
+                    "lifetime_earned = lifetime_earned + :c WHERE user_id = :u "
+                    "RETURNING available_coins) "
+                    "INSERT INTO coin_transactions (user_id, amount, transaction_type, "
+                    "reference_id, balance_after) SELECT :u, :c, 'admin_adjustment', :ref, "
+                    "available_coins FROM w"
+                ),
+                {"c": coins, "u": account["user"]["id"], "ref": f"seed:{uuid.uuid4()}"},
+            )
+    return account
+
+
+async def order(client, token: str, items: list[tuple[int, int]], *, key: str | None = None,
+                address: dict | None = None):
+    return await client.post(
+        "/v1/orders",
+        json={
+            "items": [{"product_id": p, "quantity": q} for p, q in items],
+            "shipping_address": address or ADDRESS,
+        },
+        headers={**bearer(token), "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def stock(engine, product_id: int) -> int:
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text("SELECT stock_quantity FROM reward_products WHERE id = :id"),
+                {"id": product_id},
+            )
+        ).scalar_one()
