@@ -16,7 +16,7 @@ from stepcoin.config import Settings
 from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
-from tests.fixtures.database import APP_TABLES, test_database
+from tests.fixtures.database import APP_TABLES, QUEUE_TABLES, test_database
 from tests.fixtures.oidc import KeySet, jwks_server
 
 TEST_PASSWORD = "correct horse battery staple"
@@ -74,6 +74,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     engine: AsyncEngine = request.getfixturevalue("engine")
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE"))
+        await conn.execute(text(f"TRUNCATE {', '.join(QUEUE_TABLES)} CASCADE"))
         for spec in SPECS.values():
             await conn.execute(
                 text("INSERT INTO settings (key, value, description) VALUES (:k, :v, :d)"),

@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     )
     shopify_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
+    job_heartbeat_seconds: float = Field(
+        default=10, gt=0, le=300, description="How often a worker proves it is alive."
+    )
+    job_stalled_seconds: float = Field(
+        default=60, gt=0, le=3600, description="A job whose worker is silent this long is retried."
+    )
+    shopify_api_url: str | None = Field(
+        default=None,
+        description="Override of the GraphQL endpoint (a local stand-in on 127.0.0.1 only).",
+    )
+
     run_worker_in_serve: bool = Field(
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )

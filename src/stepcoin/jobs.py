@@ -35,6 +35,16 @@ class JobRuntime:
         return cls.database
 
 
+class ReopenableConnector(procrastinate.PsycopgConnector):
+    """procrastinate keeps a closed external pool and refuses to take a new one; forgetting it
+    on close lets the one job app of the process be opened again (tests, app restarts)."""
+
+    async def close_async(self) -> None:
+        await super().close_async()
+        self._async_pool = None
+        self._pool_externally_set = False
+
+
 @functools.cache
 def build_job_app() -> procrastinate.App:
     """The one job app of the process (procrastinate renames blueprint tasks when they join an
@@ -44,7 +54,7 @@ def build_job_app() -> procrastinate.App:
     from stepcoin.steps.tasks import blueprint as steps_tasks
     from stepcoin.wallet.tasks import blueprint as wallet_tasks
 
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+    app = procrastinate.App(connector=ReopenableConnector())
     app.add_tasks_from(steps_tasks, namespace="steps")
     app.add_tasks_from(wallet_tasks, namespace="wallet")
     app.add_tasks_from(shop_tasks, namespace="shop")
@@ -67,12 +77,22 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
 
 
 async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -> None:
-    """Run queued and periodic jobs until cancelled; ensures partitions once at start."""
-    await app.configure_task("steps:ensure_step_partitions").defer_async(timestamp=0)
+    """Run queued and periodic jobs until cancelled.
+
+    At start it ensures the step partitions and puts back jobs that a dead worker left half
+    done (their tasks are safe to run again), instead of waiting for the schedule.
+    """
+    from stepcoin.config import get_settings
+
+    settings = get_settings()
+    for task in ("steps:ensure_step_partitions", "queue:retry_stalled_jobs"):
+        with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+            await app.configure_task(task).defer_async(timestamp=0)
     await app.run_worker_async(
         install_signal_handlers=install_signal_handlers,
         shutdown_graceful_timeout=10,
-        update_heartbeat_interval=10,
+        update_heartbeat_interval=settings.job_heartbeat_seconds,
+        stalled_worker_timeout=settings.job_stalled_seconds,
     )
 
 

@@ -8,7 +8,6 @@ import procrastinate
 
 logger = logging.getLogger("stepcoin.queue")
 blueprint = procrastinate.Blueprint()
-STALLED_AFTER_SECONDS = 60
 
 
 @blueprint.periodic(cron="* * * * *", periodic_id="stalled")
@@ -17,8 +16,15 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
     """A worker that died mid-job (killed, crashed) leaves its job 'doing' forever; once its
     heartbeat is older than a minute, the job goes back to the queue. Every task is written to
     be safe to run again (Shopify orders are found by tag before being created)."""
+    from stepcoin.config import get_settings
+
     manager = context.app.job_manager
-    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS))
+    seconds = get_settings().job_stalled_seconds
+    stalled = [
+        job
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=seconds)
+        if job.id != context.job.id
+    ]
     for job in stalled:
         logger.warning("retrying a stalled job", extra={"job_id": job.id, "task": job.task_name})
         await manager.retry_job(job)

@@ -18,8 +18,15 @@ ADDRESS = {
 }
 
 
-async def product(engine, *, price: int = 100, stock: int = 10, title: str = "Water bottle",
-                  shopify: bool = False, active: bool = True) -> int:
+async def product(
+    engine,
+    *,
+    price: int = 100,
+    stock: int = 10,
+    title: str = "Water bottle",
+    shopify: bool = False,
+    active: bool = True,
+) -> int:
     async with engine.begin() as conn:
         return (
             await conn.execute(
@@ -28,9 +35,16 @@ async def product(engine, *, price: int = 100, stock: int = 10, title: str = "Wa
                     "category, shopify_product_id, shopify_variant_id) VALUES (:t, :p, :s, :a, "
                     "'gear', :pid, :vid) RETURNING id"
                 ),
-                {"t": title, "p": price, "s": stock, "a": active,
-                 "pid": f"gid://shopify/Product/{uuid.uuid4().int % 10**9}" if shopify else None,
-                 "vid": f"gid://shopify/ProductVariant/{uuid.uuid4().int % 10**9}" if shopify else None},
+                {
+                    "t": title,
+                    "p": price,
+                    "s": stock,
+                    "a": active,
+                    "pid": f"gid://shopify/Product/{uuid.uuid4().int % 10**9}" if shopify else None,
+                    "vid": f"gid://shopify/ProductVariant/{uuid.uuid4().int % 10**9}"
+                    if shopify
+                    else None,
+                },
             )
         ).scalar_one()
 
@@ -53,8 +67,14 @@ async def walker_with_coins(client, engine, coins: int) -> dict[str, Any]:
     return account
 
 
-async def order(client, token: str, items: list[tuple[int, int]], *, key: str | None = None,
-                address: dict | None = None):
+async def order(
+    client,
+    token: str,
+    items: list[tuple[int, int]],
+    *,
+    key: str | None = None,
+    address: dict | None = None,
+):
     return await client.post(
         "/v1/orders",
         json={

@@ -22,18 +22,30 @@ async def test_order_debits_coins_takes_stock_and_writes_the_ledger(client, engi
     assert body["status"] == "pending" and body["total_coins"] == 340
     assert len(body["order_code"]) == 8
     assert {(i["product_id"], i["quantity"], i["coin_price"]) for i in body["items"]} == {
-        (bottle, 2, 150), (socks, 1, 40)
+        (bottle, 2, 150),
+        (socks, 1, 40),
     }
     assert body["shipping_address"]["country"] == "DE"
     assert await stock(engine, bottle) == 3 and await stock(engine, socks) == 2
     assert (await wallet(client, me["access_token"]))["available_coins"] == 660
     async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT amount, transaction_type, balance_after FROM coin_transactions "
-            "WHERE transaction_type = 'redemption'"))).one()
-        jobs = (await conn.execute(text(
-            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'shop:submit_order' "
-            "AND args->>'order_id' = :id"), {"id": body["id"]})).scalar_one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT amount, transaction_type, balance_after FROM coin_transactions "
+                    "WHERE transaction_type = 'redemption'"
+                )
+            )
+        ).one()
+        jobs = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'shop:submit_order' "
+                    "AND args->>'order_id' = :id"
+                ),
+                {"id": body["id"]},
+            )
+        ).scalar_one()
     assert tuple(row) == (-340, "redemption", 660)
     assert jobs == 1  # the push to Shopify was queued in the same transaction
     await ledger_ok(engine)
@@ -44,8 +56,9 @@ async def test_price_is_frozen_at_purchase(client, engine):
     me = await walker_with_coins(client, engine, 500)
     placed = (await order(client, me["access_token"], [(bottle, 1)])).json()
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE reward_products SET coin_price = 999 WHERE id = :id"),
-                           {"id": bottle})
+        await conn.execute(
+            text("UPDATE reward_products SET coin_price = 999 WHERE id = :id"), {"id": bottle}
+        )
     again = await client.get(f"/v1/orders/{placed['id']}", headers=bearer(me["access_token"]))
     assert again.json()["items"][0]["coin_price"] == 100
 
@@ -59,8 +72,9 @@ async def test_one_409_names_every_short_line_and_the_missing_coins(client, engi
     assert response.status_code == 409
     body = response.json()
     assert body["code"] == "insufficient_stock_and_coins"
-    assert {(l["product_id"], l["problem"]) for l in body["lines"]} == {
-        (a, "insufficient_stock"), (b, "insufficient_stock")
+    assert {(line["product_id"], line["problem"]) for line in body["lines"]} == {
+        (a, "insufficient_stock"),
+        (b, "insufficient_stock"),
     }
     assert body["missing_coins"] == 250
     assert await stock(engine, a) == 1 and await stock(engine, c) == 10
@@ -72,7 +86,7 @@ async def test_inactive_or_unknown_products_are_refused(client, engine):
     me = await walker_with_coins(client, engine, 1000)
     response = await order(client, me["access_token"], [(gone, 1), (987654, 1)])
     assert response.status_code == 409
-    assert {l["problem"] for l in response.json()["lines"]} == {"not_available"}
+    assert {line["problem"] for line in response.json()["lines"]} == {"not_available"}
 
 
 @pytest.mark.parametrize(
@@ -142,11 +156,12 @@ async def test_hundred_concurrent_orders_for_stock_k(client, engine):
     assert set(codes) <= {201, 409}
     assert await stock(engine, bottle) == 0
     async with engine.connect() as conn:
-        spent = (await conn.execute(text(
-            "SELECT count(*) FROM coin_transactions WHERE transaction_type = 'redemption'"
-        ))).scalar_one()
-        balances = (await conn.execute(text(
-            "SELECT available_coins FROM wallets"))).scalars().all()
+        spent = (
+            await conn.execute(
+                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'redemption'")
+            )
+        ).scalar_one()
+        balances = (await conn.execute(text("SELECT available_coins FROM wallets"))).scalars().all()
     assert spent == k
     assert sorted(balances) == sorted([0] * k + [100] * (25 - k))  # failed ones untouched
     await ledger_ok(engine)
@@ -155,7 +170,9 @@ async def test_hundred_concurrent_orders_for_stock_k(client, engine):
 async def test_concurrent_orders_from_one_user_with_coins_for_one(client, engine):
     a = await product(engine, price=100, stock=10)
     me = await walker_with_coins(client, engine, 100)
-    responses = await asyncio.gather(*[order(client, me["access_token"], [(a, 1)]) for _ in range(8)])
+    responses = await asyncio.gather(
+        *[order(client, me["access_token"], [(a, 1)]) for _ in range(8)]
+    )
     codes = sorted(r.status_code for r in responses)
     assert codes.count(201) == 1 and codes.count(409) == 7
     assert (await wallet(client, me["access_token"]))["available_coins"] == 0
@@ -167,17 +184,21 @@ async def test_cancel_refunds_once_and_restocks(client, engine):
     bottle = await product(engine, price=120, stock=4)
     me = await walker_with_coins(client, engine, 500)
     placed = (await order(client, me["access_token"], [(bottle, 2)])).json()
-    cancels = await asyncio.gather(*[
-        client.post(f"/v1/orders/{placed['id']}/cancel", headers=bearer(me["access_token"]))
-        for _ in range(5)
-    ])
+    cancels = await asyncio.gather(
+        *[
+            client.post(f"/v1/orders/{placed['id']}/cancel", headers=bearer(me["access_token"]))
+            for _ in range(5)
+        ]
+    )
     assert sorted(r.status_code for r in cancels) == [200, 409, 409, 409, 409]
     assert await stock(engine, bottle) == 4
     assert (await wallet(client, me["access_token"]))["available_coins"] == 500
     async with engine.connect() as conn:
-        refunds = (await conn.execute(text(
-            "SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'"
-        ))).scalar_one()
+        refunds = (
+            await conn.execute(
+                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
+            )
+        ).scalar_one()
     assert refunds == 1
     await ledger_ok(engine)
 
@@ -187,10 +208,12 @@ async def test_orders_are_private(client, engine):
     alice = await walker_with_coins(client, engine, 500)
     bob = await walker_with_coins(client, engine, 500)
     placed = (await order(client, alice["access_token"], [(bottle, 1)])).json()
-    assert (await client.get(f"/v1/orders/{placed['id']}",
-                             headers=bearer(bob["access_token"]))).status_code == 404
-    assert (await client.post(f"/v1/orders/{placed['id']}/cancel",
-                              headers=bearer(bob["access_token"]))).status_code == 404
+    assert (
+        await client.get(f"/v1/orders/{placed['id']}", headers=bearer(bob["access_token"]))
+    ).status_code == 404
+    assert (
+        await client.post(f"/v1/orders/{placed['id']}/cancel", headers=bearer(bob["access_token"]))
+    ).status_code == 404
     bobs = (await client.get("/v1/orders", headers=bearer(bob["access_token"]))).json()
     assert bobs["items"] == []
     alices = (await client.get("/v1/orders", headers=bearer(alice["access_token"]))).json()

@@ -87,7 +87,9 @@ async def sync_now(
         await session.commit()
         response.status_code = status.HTTP_200_OK
         return await sync_catalogue(database, trigger="manual")
-    job_id = await defer_in_transaction(session, "shop:sync_catalogue", {"trigger": "manual"})
+    job_id = await defer_in_transaction(
+        session, "shop:sync_catalogue", {"trigger": "manual"}, queue="shop"
+    )
     return {"status": "queued", "job_id": job_id}
 
 

@@ -171,11 +171,12 @@ _UPSERT_VARIANT = text(
         shopify_product_id, shopify_variant_id, shopify_inventory_item_id, title, description,
         image_url, price_amount, coin_price, stock_quantity, category, is_active,
         shopify_updated_at, inventory_updated_at, last_synced_at)
-    VALUES (:pid, :vid, :iid, :title, :description, :image_url, :price, :coin_price,
+    VALUES (:pid, CAST(:vid AS varchar), :iid, :title, :description, :image_url, :price,
+            :coin_price,
             greatest(:stock - coalesce((SELECT sum(i.quantity) FROM order_items i
                                         JOIN orders o ON o.id = i.order_id
                                         JOIN reward_products rp ON rp.id = i.product_id
-                                        WHERE rp.shopify_variant_id = :vid
+                                        WHERE rp.shopify_variant_id = CAST(:vid AS varchar)
                                           AND o.status = 'pending'), 0), 0),
             :category, :active, :updated_at, :updated_at, now())
     ON CONFLICT (shopify_variant_id) DO UPDATE SET
@@ -285,7 +286,7 @@ async def set_inventory(
                     WHERE i.product_id = p.id AND o.status = 'pending'), 0), 0),
                 inventory_updated_at = :at, updated_at = now()
             WHERE shopify_inventory_item_id = :iid AND NOT stock_overridden
-              AND (inventory_updated_at IS NULL OR inventory_updated_at < :at)
+              AND (inventory_updated_at IS NULL OR inventory_updated_at <= :at)
             """
         ),
         {"available": max(0, available), "iid": inventory_item_id, "at": updated_at},

@@ -198,7 +198,11 @@ async def place_order(
         },
     )
     await defer_in_transaction(
-        session, "shop:submit_order", {"order_id": str(order_id)}, lock=f"order:{order_id}"
+        session,
+        "shop:submit_order",
+        {"order_id": str(order_id)},
+        lock=f"order:{order_id}",
+        queue="shop",
     )
     return await get_order(session, order_id, user_id=user_id), True
 
@@ -401,7 +405,11 @@ async def refund_order(
         )
     if order.status == "submitted":
         await defer_in_transaction(
-            session, "shop:cancel_in_shopify", {"order_id": str(order_id)}, lock=f"order:{order_id}"
+            session,
+            "shop:cancel_in_shopify",
+            {"order_id": str(order_id)},
+            lock=f"order:{order_id}",
+            queue="shop",
         )
     return await get_order(session, order_id)
 

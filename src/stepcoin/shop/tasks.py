@@ -118,7 +118,7 @@ async def sync_catalogue_if_due(timestamp: int) -> bool:
     return bool(due)
 
 
-@blueprint.task(name="sync_catalogue", queueing_lock="sync_catalogue")
+@blueprint.task(name="sync_catalogue", queueing_lock="sync_catalogue", queue="shop")
 async def sync_catalogue_job(trigger: str = "manual") -> dict[str, Any]:
     return await sync_catalogue(_database(), trigger=trigger)
 
@@ -204,12 +204,12 @@ async def _fail(database: Database, order_id: uuid.UUID, reason: str) -> None:
     logger.warning("order failed", extra={"order_id": str(order_id), "reason": reason})
 
 
-@blueprint.task(name="submit_order", pass_context=True, retry=SUBMIT_RETRY)
+@blueprint.task(name="submit_order", pass_context=True, retry=SUBMIT_RETRY, queue="shop")
 async def submit_order_job(context: procrastinate.JobContext, order_id: str) -> str:
     return await submit_order(_database(), uuid.UUID(order_id), attempt=context.job.attempts)
 
 
-@blueprint.task(name="cancel_in_shopify", retry=SUBMIT_RETRY)
+@blueprint.task(name="cancel_in_shopify", retry=SUBMIT_RETRY, queue="shop")
 async def cancel_in_shopify(order_id: str) -> bool:
     """Our side is already cancelled and refunded; tell Shopify (best effort, retried)."""
     async with session_scope(_database()) as session:
@@ -321,7 +321,7 @@ async def _apply_order_webhook(session: Any, topic: str, payload: dict[str, Any]
         await session.execute(
             text(
                 "SELECT id, status, shopify_updated_at FROM orders "
-                "WHERE shopify_order_id = :sid OR (:code IS NOT NULL AND order_code = :code) "
+                "WHERE shopify_order_id = :sid OR order_code = CAST(:code AS varchar) "
                 "LIMIT 1"
             ),
             {"sid": shopify_id, "code": code},
@@ -369,7 +369,9 @@ async def _apply_order_webhook(session: Any, topic: str, payload: dict[str, Any]
 
 
 @blueprint.task(
-    name="handle_webhook", retry=procrastinate.RetryStrategy(max_attempts=10, exponential_wait=2)
+    name="handle_webhook",
+    retry=procrastinate.RetryStrategy(max_attempts=10, exponential_wait=2),
+    queue="shop",
 )
 async def handle_webhook_job(event_id: int) -> str:
     return await handle_webhook(_database(), event_id)

@@ -61,6 +61,10 @@ async def shopify_webhook(request: Request, session: SessionDep, settings: Setti
         return {"status": "duplicate"}
     if topic in TOPICS:
         await defer_in_transaction(
-            session, "shop:handle_webhook", {"event_id": event_id}, lock="shopify-webhooks"
+            session,
+            "shop:handle_webhook",
+            {"event_id": event_id},
+            lock="shopify-webhooks",
+            queue="shop",
         )
     return {"status": "accepted", "id": event_id}
