@@ -296,3 +296,22 @@ async def test_admin_moves_orders_forward_only(client, app, engine, standin):
         f"/v1/admin/orders/{placed['id']}", json={"status": "cancelled"}, headers=bearer(support)
     )
     assert denied.status_code == 403
+
+
+async def test_polling_moves_orders_when_webhooks_are_lost(client, app, engine, standin):
+    from stepcoin.shop.tasks import poll_orders
+
+    _walker, placed, _ = await _shop_with_order(client, app, engine, standin)
+    await run_jobs(app)
+    standin.configure_webhooks(None, None)  # every webhook from now on is lost
+    in_shopify = standin.orders_with_tag(f"stepcoin-{placed['order_code']}")[0]
+    standin.fulfill_order(in_shopify.id, "LOST-WEBHOOK-1")
+    assert await poll_orders(0) == 0  # too recent to poll
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE orders SET updated_at = now() - interval '1 hour' WHERE id = :id"),
+            {"id": placed["id"]},
+        )
+    assert await poll_orders(0) == 1
+    row = await order_row(engine, placed["id"])
+    assert row["status"] == "shipped" and row["tracking_numbers"] == ["LOST-WEBHOOK-1"]

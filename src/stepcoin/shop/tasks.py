@@ -229,6 +229,53 @@ async def cancel_in_shopify(order_id: str) -> bool:
     return True
 
 
+POLL_AFTER_MINUTES = 10
+
+
+@blueprint.periodic(cron="*/10 * * * *", periodic_id="poll")
+@blueprint.task(name="poll_orders", queueing_lock="poll_orders", queue="shop")
+async def poll_orders(timestamp: int) -> int:
+    """The safety net under webhooks: orders Shopify has but that have not moved for a while
+    are read back from Shopify and moved forward (or refunded if cancelled there)."""
+    database = _database()
+    async with session_scope(database) as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT id, shopify_order_id FROM orders "
+                    "WHERE status IN ('submitted', 'fulfilled', 'shipped') "
+                    "AND shopify_order_id IS NOT NULL "
+                    "AND updated_at < now() - make_interval(mins => :m) "
+                    "ORDER BY updated_at LIMIT 200"
+                ),
+                {"m": POLL_AFTER_MINUTES},
+            )
+        ).all()
+    moved = 0
+    if not rows:
+        return 0
+    async with shopify_client(get_settings()) as client:
+        for row in rows:
+            state = await client.get_order(row.shopify_order_id)
+            if state is None:
+                continue
+            payload = {
+                "admin_graphql_api_id": state.id,
+                "id": state.id.rsplit("/", 1)[-1],
+                "updated_at": state.updated_at.isoformat(),
+                "cancelled_at": state.cancelled_at.isoformat() if state.cancelled_at else None,
+                "fulfillment_status": (state.fulfillment_status or "").lower(),
+                "fulfillments": [{"tracking_number": t} for t in state.tracking_numbers],
+            }
+            async with session_scope(database) as session:
+                outcome = await _apply_order_webhook(session, "orders/updated", payload)
+                await session.execute(
+                    text("UPDATE orders SET updated_at = now() WHERE id = :id"), {"id": row.id}
+                )
+            moved += outcome.startswith(("moved", "cancelled"))
+    return moved
+
+
 # --- webhooks -------------------------------------------------------------------------------
 
 
