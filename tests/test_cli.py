@@ -167,6 +167,13 @@ def test_serve_over_real_http_with_database_url(cli_database):
     try:
         wait_ready(f"http://127.0.0.1:{port}", process)
         exercise_api(f"http://127.0.0.1:{port}")
+        # no Shopify configured: the in-process worker syncs the stand-in's demo catalogue
+        deadline = time.monotonic() + 60
+        products: list = []
+        while time.monotonic() < deadline and not products:
+            products = httpx.get(f"http://127.0.0.1:{port}/v1/products").json()["items"]
+            time.sleep(0.5)
+        assert products and all(p["coin_price"] > 0 for p in products)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
