@@ -38,7 +38,7 @@ def cli_database(database_url):
 def test_help_explains_every_command():
     result = run(["--help"])
     assert result.returncode == 0
-    for command in ["serve", "worker", "migrate", "create-admin", "check-ledger"]:
+    for command in ["serve", "worker", "migrate", "create-admin", "check-ledger", "demo"]:
         assert command in result.stdout
     serve_help = run(["serve", "--help"])
     assert "--host" in serve_help.stdout and "--port" in serve_help.stdout
@@ -209,3 +209,19 @@ def test_serve_with_embedded_postgres_and_clean_stop(tmp_path_factory):
         import shutil
 
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_demo_fills_walkers_once_and_keeps_the_ledger_exact(cli_database):
+    env = {"DATABASE_URL": cli_database}
+    first = run(["demo", "--walkers", "3"], env)
+    assert first.returncode == 0, first.stderr
+    assert "3 created" in first.stdout
+    again = run(["demo", "--walkers", "3"], env)
+    assert "0 created, 3 already there" in again.stdout
+    with psycopg.connect(cli_database) as conn:
+        walkers = conn.execute(
+            "SELECT count(*) FROM users WHERE email LIKE '%@demo.stepcoin.app'"
+        ).fetchone()[0]
+        days = conn.execute("SELECT count(*) FROM step_days").fetchone()[0]
+    assert walkers == 3 and days >= 3 * 6
+    assert run(["check-ledger"], env).returncode == 0

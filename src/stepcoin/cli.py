@@ -210,6 +210,35 @@ def check_ledger_command() -> None:
     raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo_command(
+    walkers: Annotated[int, typer.Option(min=1, max=1000, help="How many demo walkers.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed, the same walkers).")] = 7,
+) -> None:
+    """Fill the database with demo walkers (a week of steps, some in review) and products."""
+    from stepcoin import migrate as migrations
+    from stepcoin.config import get_settings
+    from stepcoin.db import Database
+    from stepcoin.demo import DEMO_PASSWORD, DemoReport, fill
+
+    async def main(url: str) -> DemoReport:
+        database = Database(url, pool_size=2)
+        try:
+            return await fill(database, get_settings(), walkers=walkers, seed=seed)
+        finally:
+            await database.dispose()
+
+    with database_url() as url:
+        migrations.upgrade(url)
+        report = asyncio.run(main(url))
+    typer.echo(
+        f"walkers: {report.walkers_created} created, {report.walkers_existing} already there; "
+        f"{report.records_synced} days synced ({report.flagged} waiting for review); "
+        f"{report.products} products"
+    )
+    typer.echo(f"sign in as walker001@demo.stepcoin.app with the password {DEMO_PASSWORD!r}")
+
+
 def main() -> None:
     app(prog_name="stepcoin")
 
