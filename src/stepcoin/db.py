@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, Request
@@ -67,6 +67,10 @@ class Database:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # reads that need no transaction: no BEGIN/COMMIT round trips
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -93,7 +97,7 @@ async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
             raise
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -109,3 +113,30 @@ async def get_session(
 # scope="function": the commit happens before the response leaves, so a failed commit is a 500
 # and never a success the client believed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_driver(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[Any]:
+    """A pooled connection's bare asyncpg handle, outside any transaction.
+
+    For hot single-statement reads: no BEGIN/COMMIT round trips and no ORM session, the
+    statement is prepared once per connection (PERFORMANCE.md: round trips decide everything).
+    """
+    async with database.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        yield raw.driver_connection
+
+
+DriverDep = Annotated[Any, Depends(get_read_driver, scope="function")]
+
+
+async def get_read_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit for GET routes: each statement stands alone, nothing to commit."""
+    async with database.read_sessionmaker() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

@@ -18,7 +18,7 @@ from stepcoin.errors import Forbidden, Unauthorized
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
     return settings
 
@@ -26,7 +26,7 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def current_claims(
+async def current_claims(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AccessClaims:

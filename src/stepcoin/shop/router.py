@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from stepcoin.auth.dependencies import ClaimsDep
-from stepcoin.db import SessionDep
+from stepcoin.db import ReadSessionDep, SessionDep
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
 from stepcoin.shop import catalogue, orders
@@ -21,7 +21,7 @@ router = APIRouter(tags=["shop"])
 
 @router.get("/v1/products", response_model=ProductListOut)
 async def list_products(
-    session: SessionDep,
+    session: ReadSessionDep,
     category: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
@@ -40,7 +40,7 @@ async def list_products(
 
 
 @router.get("/v1/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: int, session: SessionDep) -> Any:
+async def get_product(product_id: int, session: ReadSessionDep) -> Any:
     """One active product."""
     return await catalogue.get_product(session, product_id)
 
@@ -74,7 +74,7 @@ async def create_order(
 @router.get("/v1/orders", response_model=OrderListOut)
 async def list_orders(
     claims: ClaimsDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> Any:
@@ -101,7 +101,7 @@ def _product_cursor(cursor: str) -> int:
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut)
-async def get_order(order_id: uuid.UUID, claims: ClaimsDep, session: SessionDep) -> Any:
+async def get_order(order_id: uuid.UUID, claims: ClaimsDep, session: ReadSessionDep) -> Any:
     """One of your orders (anyone else's is a 404)."""
     return await orders.get_order(session, order_id, user_id=claims.user_id)
 

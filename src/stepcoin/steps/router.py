@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
-from stepcoin.db import Database, SessionDep, get_database
+from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.errors import InvalidInput, Unauthorized
 from stepcoin.steps import review, service
 from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
@@ -35,7 +35,7 @@ async def sync_steps(
 @router.get("/v1/steps", response_model=StepListOut)
 async def list_steps(
     claims: ClaimsDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Any:

@@ -19,6 +19,20 @@ _PROFILE = text(
 )
 
 
+PROFILE_SQL = """
+SELECT u.id, u.email, u.full_name, u.phone, u.auth_method, u.timezone, u.role, u.created_at,
+       w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
+FROM users u JOIN wallets w ON w.user_id = u.id
+WHERE u.id = $1 AND u.is_active
+"""
+
+
+async def fetch_profile(driver: Any, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The profile with its wallet: one prepared statement on a bare connection."""
+    row = await driver.fetchrow(PROFILE_SQL, user_id)
+    return dict(row) if row else None
+
+
 async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
     """The profile with its wallet in one round trip; None for a missing or inactive user."""
     row = (await session.execute(_PROFILE, {"user_id": user_id})).mappings().first()

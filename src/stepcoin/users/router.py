@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from stepcoin.auth.dependencies import ClaimsDep
-from stepcoin.db import SessionDep
+from stepcoin.db import DriverDep, SessionDep
 from stepcoin.errors import Unauthorized
 from stepcoin.users import repository
 from stepcoin.users.schemas import ProfileOut, ProfileUpdate
@@ -20,9 +20,9 @@ def _inactive() -> Unauthorized:
 
 
 @router.get("/me", response_model=ProfileOut)
-async def get_me(claims: ClaimsDep, session: SessionDep) -> Any:
+async def get_me(claims: ClaimsDep, driver: DriverDep) -> Any:
     """The caller's profile with the wallet (one query)."""
-    row = await repository.get_profile(session, claims.user_id)
+    row = await repository.fetch_profile(driver, claims.user_id)
     if row is None:
         raise _inactive()
     return repository.profile_to_response(row)

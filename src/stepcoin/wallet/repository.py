@@ -20,6 +20,19 @@ _WALLET = text(
 )
 
 
+WALLET_SQL = """
+SELECT w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
+FROM users u JOIN wallets w ON w.user_id = u.id
+WHERE u.id = $1 AND u.is_active
+"""
+
+
+async def fetch_wallet(driver: Any, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """The balances of an active user: one prepared statement on a bare connection."""
+    row = await driver.fetchrow(WALLET_SQL, user_id)
+    return dict(row) if row else None
+
+
 async def get_wallet(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
     """The balances of an active user in one round trip; None for a missing or inactive user."""
     row = (await session.execute(_WALLET, {"user_id": user_id})).mappings().first()

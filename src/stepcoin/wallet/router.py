@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from stepcoin.auth.dependencies import ClaimsDep
-from stepcoin.db import SessionDep
+from stepcoin.db import DriverDep, ReadSessionDep
 from stepcoin.errors import Unauthorized
 from stepcoin.pagination import (
     DEFAULT_LIMIT,
@@ -28,9 +28,9 @@ def _inactive() -> Unauthorized:
 
 
 @router.get("", response_model=WalletOut)
-async def get_wallet(claims: ClaimsDep, session: SessionDep) -> Any:
+async def get_wallet(claims: ClaimsDep, driver: DriverDep) -> Any:
     """The caller's balances (one query)."""
-    wallet = await repository.get_wallet(session, claims.user_id)
+    wallet = await repository.fetch_wallet(driver, claims.user_id)
     if wallet is None:
         raise _inactive()
     return wallet
@@ -39,7 +39,7 @@ async def get_wallet(claims: ClaimsDep, session: SessionDep) -> Any:
 @router.get("/transactions", response_model=TransactionPage)
 async def list_transactions(
     claims: ClaimsDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Any:

@@ -54,31 +54,37 @@ BEGIN
         RETURN jsonb_build_object('conflict', true);
     END IF;
 
-    INSERT INTO step_records AS r (
-        user_id, recorded_date, source, steps, approved_steps, device_ids, client_record_id,
-        client_record_version, is_manual, is_deleted, intervals, status, reasons, synced_at)
-    SELECT p_user, x.d, x.s, x.steps, x.ap, coalesce(x.dev, '{}'), x.cid, x.cv,
-           coalesce(x.man, false), coalesce(x.del, false), x.iv, x.st, coalesce(x.rs, '{}'), now()
-    FROM jsonb_to_recordset(coalesce(p_payload -> 'records', '[]'::jsonb)) AS x(
-        d date, s text, steps integer, ap integer, dev text[], cid text, cv bigint, man boolean,
-        del boolean, iv jsonb, st text, rs text[])
-    ON CONFLICT (user_id, recorded_date, source) DO UPDATE SET
-        steps = EXCLUDED.steps, approved_steps = EXCLUDED.approved_steps,
-        device_ids = EXCLUDED.device_ids, client_record_id = EXCLUDED.client_record_id,
-        client_record_version = EXCLUDED.client_record_version, is_manual = EXCLUDED.is_manual,
-        is_deleted = EXCLUDED.is_deleted, intervals = EXCLUDED.intervals,
-        status = EXCLUDED.status, reasons = EXCLUDED.reasons, synced_at = now();
-
-    WITH v AS (
-        SELECT x.* FROM jsonb_to_recordset(coalesce(p_payload -> 'validations', '[]'::jsonb))
+    -- decisions get their ids first, so each record is written once, already pointing at its
+    -- newest decision (validation_id), and each decision knows its record's id
+    WITH v AS MATERIALIZED (
+        SELECT x.*, nextval(pg_get_serial_sequence('step_validations', 'id')) AS vid
+        FROM jsonb_to_recordset(coalesce(p_payload -> 'validations', '[]'::jsonb))
             AS x(d date, s text, steps integer, st text, hits jsonb, risk integer, stored boolean)
+    ), up AS (
+        INSERT INTO step_records AS r (
+            user_id, recorded_date, source, steps, approved_steps, device_ids, client_record_id,
+            client_record_version, is_manual, is_deleted, intervals, status, reasons, synced_at,
+            validation_id)
+        SELECT p_user, x.d, x.s, x.steps, x.ap, coalesce(x.dev, '{}'), x.cid, x.cv,
+               coalesce(x.man, false), coalesce(x.del, false), x.iv, x.st, coalesce(x.rs, '{}'),
+               now(), (SELECT v.vid FROM v WHERE v.stored AND v.d = x.d AND v.s = x.s)
+        FROM jsonb_to_recordset(coalesce(p_payload -> 'records', '[]'::jsonb)) AS x(
+            d date, s text, steps integer, ap integer, dev text[], cid text, cv bigint,
+            man boolean, del boolean, iv jsonb, st text, rs text[])
+        ON CONFLICT (user_id, recorded_date, source) DO UPDATE SET
+            steps = EXCLUDED.steps, approved_steps = EXCLUDED.approved_steps,
+            device_ids = EXCLUDED.device_ids, client_record_id = EXCLUDED.client_record_id,
+            client_record_version = EXCLUDED.client_record_version,
+            is_manual = EXCLUDED.is_manual, is_deleted = EXCLUDED.is_deleted,
+            intervals = EXCLUDED.intervals, status = EXCLUDED.status, reasons = EXCLUDED.reasons,
+            synced_at = now(), validation_id = coalesce(EXCLUDED.validation_id, r.validation_id)
+        RETURNING r.id, r.recorded_date, r.source
     ), ins AS (
-        INSERT INTO step_validations (user_id, step_record_id, recorded_date, source, steps,
+        INSERT INTO step_validations (id, user_id, step_record_id, recorded_date, source, steps,
                                       status, rule_hits, risk_score)
-        SELECT p_user, r.id, v.d, v.s, v.steps, v.st, coalesce(v.hits, '[]'::jsonb),
+        SELECT v.vid, p_user, up.id, v.d, v.s, v.steps, v.st, coalesce(v.hits, '[]'::jsonb),
                coalesce(v.risk, 0)
-        FROM v LEFT JOIN step_records r
-          ON v.stored AND r.user_id = p_user AND r.recorded_date = v.d AND r.source = v.s
+        FROM v LEFT JOIN up ON v.stored AND up.recorded_date = v.d AND up.source = v.s
         RETURNING id, recorded_date, source, step_record_id
     )
     SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(recorded_date), '{}'),
@@ -86,10 +92,7 @@ BEGIN
     INTO new_ids, new_dates, new_sources
     FROM ins WHERE step_record_id IS NOT NULL;
 
-    -- the newest decision is the record's current one; older unreviewed flags leave the queue
-    UPDATE step_records r SET validation_id = n.id
-    FROM unnest(new_ids, new_dates, new_sources) AS n(id, d, s)
-    WHERE r.user_id = p_user AND r.recorded_date = n.d AND r.source = n.s;
+    -- older unreviewed flags of the same records leave the queue
     UPDATE step_validations v SET superseded_by = n.id
     FROM unnest(new_ids, new_dates, new_sources) AS n(id, d, s)
     WHERE v.user_id = p_user AND v.recorded_date = n.d AND v.source = n.s AND v.id < n.id
