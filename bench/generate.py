@@ -66,6 +66,7 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
             for statement in sql.split(";\n"):
                 if statement.strip():
                     cur.execute(statement, args)  # type: ignore[arg-type]
+
         (existing,) = cur.execute("SELECT count(*) FROM users").fetchone()  # type: ignore[misc]
         if existing:
             raise SystemExit(f"the database already has {existing} users: use an empty one")

@@ -33,14 +33,15 @@ import resource
 import sys
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+import httptools
 import orjson
 import psutil
 
@@ -57,6 +58,22 @@ class Req:
     path: str
     headers: dict[str, str]
     body: bytes | None = None
+    raw: bytes = b""  # the whole HTTP/1.1 request, for the raw client
+
+
+_HOST = b"127.0.0.1"
+
+
+def raw_request(method: str, path: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + _HOST]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items()]
+    if body is not None:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
+
+
+def make_req(method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> Req:
+    return Req(method, path, headers, body, raw_request(method, path, headers, body))
 
 
 @dataclass
@@ -133,9 +150,7 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
     json_body = scenario in ("sync", "bulk", "approve")
     return Fixture(
         walkers=walkers,
-        headers=[
-            _auth(create_access_token(settings, uid, "user"), json_body) for uid in walkers
-        ],
+        headers=[_auth(create_access_token(settings, uid, "user"), json_body) for uid in walkers],
         recent=recent,
         queue=queue,
         bulk_headers=[_auth(create_access_token(settings, uid, "user"), True) for uid in bulk],
@@ -156,6 +171,15 @@ class Scenario:
         self.queue_pos = 0
         self.bulk_pos = 0
         self.records_per_request = BULK_BATCH if name == "bulk" else (7 if name == "sync" else 0)
+        self._get_cache: dict[tuple[str, int], Req] = {}
+
+    def _get(self, path: str) -> Req:
+        """GETs are the same bytes for a given user: build each once."""
+        i = self._user()
+        req = self._get_cache.get((path, i))
+        if req is None:
+            req = self._get_cache[(path, i)] = make_req("GET", path, self.fx.headers[i])
+        return req
 
     def next(self) -> Req | None:
         return getattr(self, f"_{self.name}")()
@@ -164,13 +188,13 @@ class Scenario:
         return self.rng.randrange(len(self.fx.walkers))
 
     def _profile(self) -> Req:
-        return Req("GET", "/v1/me", self.fx.headers[self._user()])
+        return self._get("/v1/me")
 
     def _wallet(self) -> Req:
-        return Req("GET", "/v1/wallet", self.fx.headers[self._user()])
+        return self._get("/v1/wallet")
 
     def _ledger(self) -> Req:
-        return Req("GET", "/v1/wallet/transactions?limit=20", self.fx.headers[self._user()])
+        return self._get("/v1/wallet/transactions?limit=20")
 
     def _sync(self) -> Req:
         """A 7-day batch (today and the 6 days before, UTC = the walkers' zone): the last
@@ -197,14 +221,14 @@ class Scenario:
                     "device_id": f"bench-device-{i}",
                 }
             )
-        return Req("POST", "/v1/steps", self.fx.headers[i], orjson.dumps({"records": records}))
+        return make_req("POST", "/v1/steps", self.fx.headers[i], orjson.dumps({"records": records}))
 
     def _approve(self) -> Req | None:
         if self.queue_pos >= len(self.fx.queue):
             return None
         vid = self.fx.queue[self.queue_pos]
         self.queue_pos += 1
-        return Req(
+        return make_req(
             "POST", f"/v1/admin/validations/{vid}/approve", self.fx.admin_headers, b"{}"
         )
 
@@ -233,7 +257,7 @@ class Scenario:
                     }
                 )
             k += 1
-        return Req("POST", "/v1/steps", headers, orjson.dumps({"records": records}))
+        return make_req("POST", "/v1/steps", headers, orjson.dumps({"records": records}))
 
 
 # --------------------------------------------------------------------------- sampling
@@ -283,6 +307,27 @@ async def _rss_sampler(procs: list[psutil.Process], out: Sampled, stop: asyncio.
                 out.rss_max[p.pid] = max(out.rss_max.get(p.pid, 0.0), mb)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)
+
+
+WAITS_SQL = """
+SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, 'running')
+FROM pg_stat_activity
+WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()
+"""
+
+
+async def _wait_sampler(url: str, out: Counter[str], stop: asyncio.Event) -> None:
+    """What the active backends of this database wait on, sampled every 50 ms."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not stop.is_set():
+            for (event,) in await conn.fetch(WAITS_SQL):
+                out[event] += 1
+            out["_samples"] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+    finally:
+        await conn.close()
 
 
 VACUUM_SQL = """
@@ -350,6 +395,127 @@ async def _set_window(url: str, days: int | None) -> int:
         await conn.close()
 
 
+# --------------------------------------------------------------------------- raw client
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: write pre-encoded bytes, parse with httptools."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.status = 0
+        self.body = bytearray()
+        self.alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if self.status >= 300 and len(self.body) < 400:
+            self.body += body
+
+    def on_message_complete(self) -> None:
+        if not self.parser.should_keep_alive():
+            self.alive = False
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self.status, bytes(self.body)))
+        self.body.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.alive = False
+        self._fail(exc or ConnectionResetError("connection closed"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.alive = False
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+
+class RawPool:
+    """Up to `limit` keep-alive connections; a request waits for a free one (FIFO)."""
+
+    def __init__(self, host: str, port: int, limit: int) -> None:
+        self.host, self.port, self.limit = host, port, limit
+        self.idle: list[_Conn] = []
+        self.open = 0
+        self.waiters: deque[asyncio.Future[_Conn]] = deque()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    async def acquire(self) -> _Conn:
+        while self.idle:  # skip connections the server closed while idle (keep-alive timeout)
+            conn = self.idle.pop()
+            if conn.alive and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+            self.open -= 1
+        if self.open < self.limit:
+            self.open += 1
+            try:
+                _, conn = await asyncio.get_running_loop().create_connection(
+                    _Conn, self.host, self.port
+                )
+            except BaseException:
+                self.open -= 1
+                raise
+            return conn
+        fut: asyncio.Future[_Conn] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        return await fut
+
+    def release(self, conn: _Conn) -> None:
+        if not conn.alive:
+            self.open -= 1
+            if conn.transport is not None:
+                conn.transport.close()
+            if self.waiters:  # let a waiter open a fresh connection
+                fut = self.waiters.popleft()
+                task = asyncio.ensure_future(self._open_for(fut))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return
+        self.idle.append(conn)
+
+    async def _open_for(self, fut: asyncio.Future[_Conn]) -> None:
+        try:
+            conn = await self.acquire()
+        except BaseException as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if fut.done():
+            self.release(conn)
+        else:
+            fut.set_result(conn)
+
+    def close(self) -> None:
+        for conn in self.idle:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
 # --------------------------------------------------------------------------- driving
 
 
@@ -364,18 +530,23 @@ class Run:
     exhausted: bool = False
 
 
-async def _send(
-    session: aiohttp.ClientSession, base: str, req: Req, run: Run, record: bool, t_from: float
-) -> None:
+async def _send(client: Any, base: str, req: Req, run: Run, record: bool, t_from: float) -> None:
     status = 0
     try:
-        async with session.request(
-            req.method, base + req.path, data=req.body, headers=req.headers
-        ) as resp:
-            body = await resp.read()
-            status = resp.status
-            if status >= 300 and len(run.error_samples) < 5:
-                run.error_samples.append(f"{status} {req.path}: {body[:300]!r}")
+        if isinstance(client, RawPool):
+            conn = await client.acquire()
+            try:
+                status, body = await conn.request(req.raw)
+            finally:
+                client.release(conn)
+        else:
+            async with client.request(
+                req.method, base + req.path, data=req.body, headers=req.headers
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+        if status >= 300 and len(run.error_samples) < 5:
+            run.error_samples.append(f"{status} {req.path}: {body[:300]!r}")
     except Exception as exc:  # transport failure: an error, not a latency
         if len(run.error_samples) < 5:
             run.error_samples.append(f"{type(exc).__name__}: {exc}")
@@ -385,7 +556,7 @@ async def _send(
 
 
 async def open_loop(
-    session: aiohttp.ClientSession,
+    session: Any,
     base: str,
     scenario: Scenario,
     rate: float,
@@ -422,7 +593,7 @@ async def open_loop(
 
 
 async def closed_loop(
-    session: aiohttp.ClientSession,
+    session: Any,
     base: str,
     scenario: Scenario,
     concurrency: int,
@@ -472,6 +643,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sampled = Sampled()
     stop = asyncio.Event()
     sampler = asyncio.create_task(_rss_sampler(api_procs, sampled, stop))
+    waits: Counter[str] = Counter()
+    wait_task = asyncio.create_task(_wait_sampler(url, waits, stop))
     state_before = await _db_state(url)
 
     conns = args.connections or (args.concurrency if args.concurrency else 64)
@@ -487,29 +660,54 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         marks["t"] = time.perf_counter()
         marks["self"] = resource.getrusage(resource.RUSAGE_SELF)
         marks["api"] = _cpu(api_procs)
-        marks["pg"] = _cpu(pg_procs)
+        marks["pg"] = _cpu(_postgres_processes())
 
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
-    ) as session:
+    if args.client == "aiohttp":
+        session_cm: Any = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+        )
+    else:
+        parts = urlsplit(args.base_url)
+        session_cm = contextlib.nullcontext(
+            RawPool(parts.hostname or "127.0.0.1", parts.port or 80, conns)
+        )
+    async with session_cm as session:
         started = time.perf_counter()
         marker = asyncio.create_task(mark_measurement(started + 0.05 + args.warmup))
         if args.rate:
-            await open_loop(session, args.base_url, scenario, args.rate, args.warmup,
-                            args.duration, run)
+            await open_loop(
+                session, args.base_url, scenario, args.rate, args.warmup, args.duration, run
+            )
         else:
-            await closed_loop(session, args.base_url, scenario, args.concurrency, args.warmup,
-                              args.duration, run)
+            await closed_loop(
+                session, args.base_url, scenario, args.concurrency, args.warmup, args.duration, run
+            )
         ended = time.perf_counter()
+        if isinstance(session, RawPool):
+            session.close()
         if not marker.done():  # ran out of work during the warm-up
             marker.cancel()
-            marks.update(t=ended, self=resource.getrusage(resource.RUSAGE_SELF),
-                         api=_cpu(api_procs), pg=_cpu(pg_procs))
+            marks.update(
+                t=ended,
+                self=resource.getrusage(resource.RUSAGE_SELF),
+                api=_cpu(api_procs),
+                pg=_cpu(pg_procs),
+            )
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    api_cpu = _delta(marks["api"], _cpu(api_procs))
-    pg_cpu = _delta(marks["pg"], _cpu(pg_procs))
+    api_after = _cpu(api_procs)
+    api_cpu = _delta(marks["api"], api_after)
+    api_per_process = {
+        str(pid): round((v - marks["api"].get(pid, 0.0)) / max(ended - marks["t"], 1e-9), 3)
+        for pid, v in api_after.items()
+    }
+    pg_cpu = _delta(marks["pg"], _cpu(_postgres_processes()))  # new backends count from 0
     stop.set()
     await sampler
+    await wait_task
+    wait_samples = waits.pop("_samples", 0)
     await asyncio.sleep(1.2)  # let the backends flush their statistics
     state_after = await _db_state(url)
     if old_window is not None:
@@ -526,7 +724,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     calls = f_after["calls"] - f_before["calls"]
     vac = {
         rel: {
-            "autovacuum": t["autovacuum_count"] - state_before["tables"].get(rel, t)["autovacuum_count"],
+            "autovacuum": t["autovacuum_count"]
+            - state_before["tables"].get(rel, t)["autovacuum_count"],
             "autoanalyze": t["autoanalyze_count"]
             - state_before["tables"].get(rel, t)["autoanalyze_count"],
             "n_dead_tup_after": t["n_dead_tup"],
@@ -537,6 +736,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "scenario": args.scenario,
         "mode": "open" if args.rate else "closed",
+        "client": args.client,
         "target_rate": args.rate or None,
         "concurrency": args.concurrency or None,
         "connections": conns,
@@ -578,6 +778,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "api": round(api_cpu / (window * psutil.cpu_count()), 3),
             "postgres": round(pg_cpu / (window * psutil.cpu_count()), 3),
         },
+        "api_cpu_cores_per_process": api_per_process,
+        "pg_active_backends_by_wait": {
+            "samples": wait_samples,
+            "mean_active": round(sum(waits.values()) / max(1, wait_samples), 2),
+            "share": {
+                k: round(v / max(1, sum(waits.values())), 3) for k, v in waits.most_common(8)
+            },
+        },
         "api_rss_max_mb": {str(pid): round(mb, 1) for pid, mb in sampled.rss_max.items()},
         "apply_sync": {
             "calls": calls,
@@ -613,11 +821,25 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=25.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
     parser.add_argument("--timeout", type=float, default=30.0)
-    parser.add_argument("--changed-days", type=int, default=7,
-                        help="sync: how many of the 7 days come back with more steps")
-    parser.add_argument("--bulk-window", type=int, default=200,
-                        help="bulk: anticheat.sync_window_days during the run (0: leave as is)")
+    parser.add_argument(
+        "--changed-days",
+        type=int,
+        default=7,
+        help="sync: how many of the 7 days come back with more steps",
+    )
+    parser.add_argument(
+        "--bulk-window",
+        type=int,
+        default=200,
+        help="bulk: anticheat.sync_window_days during the run (0: leave as is)",
+    )
     parser.add_argument("--server-pid", type=int, default=0, help="serve's pid, for CPU and RSS")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "aiohttp"],
+        default="raw",
+        help="raw: keep-alive HTTP/1.1 on asyncio + httptools (cheapest); aiohttp",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", help="write the JSON result here")
     args = parser.parse_args()
@@ -635,9 +857,9 @@ def main() -> None:
         with open(args.out, "w") as f:
             f.write(text + "\n")
     lat = result["latency_ms"]
+    how = f"rate {result['target_rate']}" if result["target_rate"] else f"c={result['concurrency']}"
     print(
-        f"{result['scenario']:8s} {result['mode']:6s} "
-        f"{'rate ' + str(result['target_rate']) if result['target_rate'] else 'c=' + str(result['concurrency'])}: "
+        f"{result['scenario']:8s} {result['mode']:6s} {how}: "
         f"n={result['count']} err={result['errors']} rate={result['achieved_rate']}/s "
         f"p50={lat['p50']} p95={lat['p95']} p99={lat['p99']} max={lat['max']} ms "
         f"cpu/req us={result['cpu_us_per_request']}"
