@@ -143,7 +143,8 @@ async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerRepo
             SELECT w.user_id, w.available_coins, last.balance_after
             FROM wallets w
             JOIN LATERAL (SELECT balance_after FROM coin_transactions t
-                          WHERE t.user_id = w.user_id ORDER BY t.id DESC LIMIT 1) last ON true
+                          WHERE t.user_id = w.user_id
+                          ORDER BY t.created_at DESC, t.id DESC LIMIT 1) last ON true
             WHERE last.balance_after <> w.available_coins
             ORDER BY w.user_id LIMIT :limit
             """
