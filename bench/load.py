@@ -86,6 +86,7 @@ class Fixture:
     queue: list[int]
     bulk_headers: list[dict[str, str]]
     admin_headers: dict[str, str]
+    products: list[int] = field(default_factory=list)
 
 
 def _auth(token: str, json_body: bool = False) -> dict[str, str]:
@@ -115,6 +116,7 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
         recent: dict[tuple[int, date], int] = {}
         queue: list[int] = []
         bulk: list[uuid.UUID] = []
+        products: list[int] = []
         admin_id = await conn.fetchval(
             "SELECT id FROM users WHERE email = 'admin@bench.stepcoin.test'"
         )
@@ -135,6 +137,8 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
                     "AND reviewed_at IS NULL AND superseded_by IS NULL ORDER BY created_at, id"
                 )
             ]
+        if scenario == "order":
+            products = await _bench_products(conn)
         if scenario == "bulk":
             # bulk users that have never synced (a rerun picks up the unused ones)
             bulk = [
@@ -147,7 +151,7 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
             ]
     finally:
         await conn.close()
-    json_body = scenario in ("sync", "bulk", "approve")
+    json_body = scenario in ("sync", "bulk", "approve", "order")
     return Fixture(
         walkers=walkers,
         headers=[_auth(create_access_token(settings, uid, "user"), json_body) for uid in walkers],
@@ -157,7 +161,28 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
         admin_headers=_auth(create_access_token(settings, admin_id, "admin"), True)
         if admin_id
         else {},
+        products=products,
     )
+
+
+async def _bench_products(conn: Any) -> list[int]:
+    """Five cheap products with deep stock, so orders measure the order path, not sell-outs."""
+    existing = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM reward_products WHERE title LIKE 'Bench product %' ORDER BY id"
+        )
+    ]
+    if existing:
+        return existing
+    return [
+        r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO reward_products (title, coin_price, stock_quantity, category) "
+            "SELECT 'Bench product ' || n, n, 10000000, 'bench' FROM generate_series(1, 5) n "
+            "RETURNING id"
+        )
+    ]
 
 
 class Scenario:
@@ -222,6 +247,23 @@ class Scenario:
                 }
             )
         return make_req("POST", "/v1/steps", self.fx.headers[i], orjson.dumps({"records": records}))
+
+    def _order(self) -> Req:
+        """Two lines (1-2 units each) of the cheap bench products; a fresh Idempotency-Key."""
+        i = self._user()
+        lines = self.rng.sample(self.fx.products, 2)
+        body = {
+            "items": [{"product_id": p, "quantity": self.rng.randint(1, 2)} for p in lines],
+            "shipping_address": {
+                "name": "Bench Walker",
+                "line1": "1 Load Street",
+                "city": "Berlin",
+                "postal_code": "10115",
+                "country": "DE",
+            },
+        }
+        headers = {**self.fx.headers[i], "Idempotency-Key": uuid.uuid4().hex}
+        return make_req("POST", "/v1/orders", headers, orjson.dumps(body))
 
     def _approve(self) -> Req | None:
         if self.queue_pos >= len(self.fx.queue):
@@ -813,7 +855,7 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         required=True,
-        choices=["sync", "profile", "wallet", "ledger", "approve", "bulk"],
+        choices=["sync", "profile", "wallet", "ledger", "approve", "bulk", "order"],
     )
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second")
     parser.add_argument("--concurrency", type=int, default=0, help="closed loop: clients")

@@ -105,6 +105,7 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     load half_ledger ledger --rate "$LEDGER_RATE"
     load half_sync sync --rate "$SYNC_RATE"
     load half_approve approve --rate "$APPROVE_RATE" --duration "$(( DUR < 20 ? DUR : 20 ))"
+    load half_order order --rate "${ORDER_RATE:-250}"
 fi
 log "(b) max throughput, closed loop c=$CONC"
 load max_profile profile --concurrency "$CONC"
