@@ -204,6 +204,9 @@ async def place_order(
         lock=f"order:{order_id}",
         queue="shop",
     )
+    await defer_in_transaction(  # a first redemption may unlock an achievement
+        session, "achievements:evaluate_user", {"user_id": str(user_id)}
+    )
     return await get_order(session, order_id, user_id=user_id), True
 
 

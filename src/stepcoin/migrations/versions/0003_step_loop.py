@@ -155,6 +155,19 @@ BEGIN
         updated_at = now()
     WHERE user_id = p_user;
 
+    IF v_earned_total > 0 THEN
+        -- approved steps were paid: achievements are evaluated by a job, at most one waiting
+        -- per user (its queueing lock); the job is committed with the coins or not at all
+        BEGIN
+            PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(
+                'default', 'achievements:evaluate_user', 0, NULL,
+                'achievements:' || p_user::text, jsonb_build_object('user_id', p_user::text),
+                NULL)::procrastinate_job_to_defer_v1]);
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- an evaluation for this user is already waiting
+        END;
+    END IF;
+
     RETURN jsonb_build_object('conflict', false, 'days', results, 'available', v_available,
                               'version', v_version + 1);
 END

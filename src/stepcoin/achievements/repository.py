@@ -1,0 +1,307 @@
+"""Queries of the achievements domain; flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.achievements.criteria import StreakFacts, UserFacts
+
+ACHIEVEMENT_COLUMNS = (
+    "a.id, a.code, a.name, a.description, a.unlock_criteria, a.reward_coins, a.is_active, "
+    "a.created_at, a.updated_at"
+)
+
+# One pass over the users' credited days: the aggregates every kind needs, and for each streak
+# threshold the runs of consecutive days (gaps and islands: within a run, date - row_number is
+# constant). Only days with approved steps exist for this query (credited_steps > 0).
+_FACTS = text(
+    """
+    WITH d AS MATERIALIZED (
+        SELECT user_id, recorded_date, credited_steps FROM step_days
+        WHERE user_id = ANY(CAST(:users AS uuid[])) AND credited_steps > 0
+    ),
+    runs AS (
+        SELECT d.user_id, t.min_steps, d.recorded_date,
+               d.recorded_date - CAST(row_number() OVER (
+                   PARTITION BY d.user_id, t.min_steps ORDER BY d.recorded_date) AS integer) AS run
+        FROM d JOIN unnest(CAST(:thresholds AS integer[])) AS t(min_steps)
+             ON d.credited_steps >= t.min_steps
+    ),
+    islands AS (
+        SELECT user_id, min_steps, count(*) AS length, max(recorded_date) AS last_day
+        FROM runs GROUP BY user_id, min_steps, run
+    ),
+    streaks AS (
+        SELECT user_id, jsonb_agg(jsonb_build_array(min_steps, longest, latest_length, latest_end))
+               AS runs
+        FROM (
+            SELECT user_id, min_steps, max(length) AS longest, max(last_day) AS latest_end,
+                   (array_agg(length ORDER BY last_day DESC))[1] AS latest_length
+            FROM islands GROUP BY user_id, min_steps
+        ) s
+        GROUP BY user_id
+    ),
+    totals AS (
+        SELECT user_id, max(credited_steps) AS best_day, sum(credited_steps) AS total_steps,
+               count(*) AS approved_days
+        FROM d GROUP BY user_id
+    )
+    SELECT u.id, u.timezone, u.is_active,
+           coalesce(t.best_day, 0) AS best_day,
+           coalesce(t.total_steps, 0) AS total_steps,
+           coalesce(t.approved_days, 0) AS approved_days,
+           EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
+                   AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
+           s.runs
+    FROM users u
+    LEFT JOIN totals t ON t.user_id = u.id
+    LEFT JOIN streaks s ON s.user_id = u.id
+    WHERE u.id = ANY(CAST(:users AS uuid[]))
+    """
+)
+
+
+async def user_facts(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], thresholds: Sequence[int]
+) -> dict[uuid.UUID, UserFacts]:
+    """Facts for many users in one query (missing users are absent from the answer)."""
+    if not user_ids:
+        return {}
+    rows = (
+        await session.execute(_FACTS, {"users": list(user_ids), "thresholds": list(thresholds)})
+    ).all()
+    facts: dict[uuid.UUID, UserFacts] = {}
+    for row in rows:
+        runs = row.runs
+        if isinstance(runs, str):
+            runs = orjson.loads(runs)
+        streaks = {
+            int(min_steps): StreakFacts(
+                longest=int(longest),
+                latest_length=int(latest_length),
+                latest_end=_as_date(latest_end),
+            )
+            for min_steps, longest, latest_length, latest_end in runs or []
+        }
+        facts[row.id] = UserFacts(
+            user_id=row.id,
+            timezone=row.timezone,
+            is_active=row.is_active,
+            best_day=int(row.best_day),
+            total_steps=int(row.total_steps),
+            approved_days=int(row.approved_days),
+            redeemed=bool(row.redeemed),
+            streaks=streaks,
+        )
+    return facts
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+async def locked_candidates(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Active achievements the user has not unlocked yet."""
+    rows = await session.execute(
+        text(
+            f"SELECT {ACHIEVEMENT_COLUMNS} FROM achievements a WHERE a.is_active "
+            "AND NOT EXISTS (SELECT 1 FROM user_achievements ua "
+            "WHERE ua.user_id = :u AND ua.achievement_id = a.id) ORDER BY a.id"
+        ),
+        {"u": user_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def active_with_unlocks(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every active achievement with the user's unlocked_at (None while locked)."""
+    rows = await session.execute(
+        text(
+            f"SELECT {ACHIEVEMENT_COLUMNS}, ua.unlocked_at FROM achievements a "
+            "LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = :u "
+            "WHERE a.is_active ORDER BY a.id"
+        ),
+        {"u": user_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def lock_wallets(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Lock the users' wallet rows in user-id order (the one lock order: the wallet first).
+
+    Returns the users that have a wallet.
+    """
+    rows = await session.execute(
+        text(
+            "SELECT user_id FROM wallets WHERE user_id = ANY(CAST(:users AS uuid[])) "
+            "ORDER BY user_id FOR UPDATE"
+        ),
+        {"users": sorted(user_ids)},
+    )
+    return [r.user_id for r in rows]
+
+
+# One statement under the wallet locks: record the unlocks (UNIQUE user + achievement; ON
+# CONFLICT makes a retry or a concurrent evaluation a no-op), then for each new unlock with a
+# reward one ledger row (reference achievement:<id>:<user>, UNIQUE with its type) whose
+# balance_after is the locked balance plus the rewards before it, and one wallet update per
+# user by the sum. Every row is changed at most once in the statement.
+_UNLOCK = text(
+    """
+    WITH wanted AS (
+        SELECT w.user_id, w.achievement_id
+        FROM unnest(CAST(:users AS uuid[]), CAST(:achievements AS bigint[]))
+             AS w(user_id, achievement_id)
+    ),
+    unlocked AS (
+        INSERT INTO user_achievements (user_id, achievement_id)
+        SELECT w.user_id, a.id FROM wanted w JOIN achievements a ON a.id = w.achievement_id
+        WHERE a.is_active
+        ORDER BY w.user_id, a.id
+        ON CONFLICT DO NOTHING
+        RETURNING user_id, achievement_id, unlocked_at
+    ),
+    rewards AS (
+        SELECT x.user_id, a.id AS achievement_id, a.reward_coins, a.name,
+               'achievement:' || a.id || ':' || x.user_id AS reference_id,
+               sum(a.reward_coins) OVER (PARTITION BY x.user_id ORDER BY a.id) AS running
+        FROM unlocked x JOIN achievements a ON a.id = x.achievement_id
+        WHERE a.reward_coins > 0
+          AND NOT EXISTS (
+              SELECT 1 FROM coin_transactions t WHERE t.transaction_type = 'achievement_reward'
+              AND t.reference_id = 'achievement:' || a.id || ':' || x.user_id)
+    ),
+    ledger AS (
+        INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id,
+                                       balance_after, note, created_at)
+        SELECT r.user_id, r.reward_coins, 'achievement_reward', r.reference_id,
+               w.available_coins + r.running, left('Achievement: ' || r.name, 500),
+               clock_timestamp()
+        FROM rewards r JOIN wallets w ON w.user_id = r.user_id
+        ORDER BY r.user_id, r.achievement_id
+        RETURNING user_id, amount
+    ),
+    credited AS (
+        UPDATE wallets w SET available_coins = w.available_coins + s.total,
+               lifetime_earned = w.lifetime_earned + s.total, updated_at = now()
+        FROM (SELECT user_id, sum(amount) AS total FROM ledger GROUP BY user_id) s
+        WHERE w.user_id = s.user_id
+        RETURNING w.user_id
+    )
+    SELECT x.user_id, x.achievement_id, x.unlocked_at, a.code, a.name, a.reward_coins,
+           (SELECT count(*) FROM credited) AS wallets_credited
+    FROM unlocked x JOIN achievements a ON a.id = x.achievement_id
+    ORDER BY x.user_id, x.achievement_id
+    """
+)
+
+
+async def unlock(
+    session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, int]]
+) -> list[dict[str, Any]]:
+    """Unlock (user, achievement) pairs and pay their rewards; the caller holds the wallet
+    locks. Returns the unlocks that are new (already unlocked pairs are left out)."""
+    if not pairs:
+        return []
+    ordered = sorted(pairs)
+    rows = await session.execute(
+        _UNLOCK,
+        {"users": [u for u, _ in ordered], "achievements": [a for _, a in ordered]},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+async def list_all(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            f"SELECT {ACHIEVEMENT_COLUMNS}, "
+            "(SELECT count(*) FROM user_achievements ua WHERE ua.achievement_id = a.id) "
+            "AS unlocked_count FROM achievements a ORDER BY a.id"
+        )
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def get(
+    session: AsyncSession, achievement_id: int, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {ACHIEVEMENT_COLUMNS}, "
+                    "(SELECT count(*) FROM user_achievements ua WHERE ua.achievement_id = a.id) "
+                    "AS unlocked_count FROM achievements a WHERE a.id = :id"
+                    + (" FOR UPDATE OF a" if for_update else "")
+                ),
+                {"id": achievement_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def insert(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """None when the code is taken."""
+    new_id = (
+        await session.execute(
+            text(
+                "INSERT INTO achievements (code, name, description, unlock_criteria, "
+                "reward_coins, is_active) VALUES (:code, :name, :description, "
+                "CAST(:unlock_criteria AS jsonb), :reward_coins, :is_active) "
+                "ON CONFLICT (code) DO NOTHING RETURNING id"
+            ),
+            {**values, "unlock_criteria": orjson.dumps(values["unlock_criteria"]).decode()},
+        )
+    ).scalar_one_or_none()
+    return None if new_id is None else int(new_id)
+
+
+async def update(session: AsyncSession, achievement_id: int, changes: dict[str, Any]) -> None:
+    if not changes:
+        return
+    params = dict(changes)
+    assignments = []
+    for column in changes:
+        if column == "unlock_criteria":
+            assignments.append("unlock_criteria = CAST(:unlock_criteria AS jsonb)")
+            params["unlock_criteria"] = orjson.dumps(changes["unlock_criteria"]).decode()
+        else:
+            assignments.append(f"{column} = :{column}")
+    await session.execute(
+        text(
+            f"UPDATE achievements SET {', '.join(assignments)}, updated_at = now() WHERE id = :id"
+        ),
+        {**params, "id": achievement_id},
+    )
+
+
+async def next_backfill_batch(
+    session: AsyncSession, achievement_id: int, *, after_user: uuid.UUID | None, limit: int
+) -> list[uuid.UUID]:
+    """Active users after `after_user` (keyset on the primary key) lacking the achievement."""
+    rows = await session.execute(
+        text(
+            "SELECT u.id FROM users u WHERE u.is_active "
+            "AND (CAST(:after AS uuid) IS NULL OR u.id > CAST(:after AS uuid)) "
+            "AND NOT EXISTS (SELECT 1 FROM user_achievements ua "
+            "WHERE ua.user_id = u.id AND ua.achievement_id = :a) "
+            "ORDER BY u.id LIMIT :limit"
+        ),
+        {"after": after_user, "a": achievement_id, "limit": limit},
+    )
+    return [r.id for r in rows]

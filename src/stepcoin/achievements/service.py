@@ -1,0 +1,249 @@
+"""Achievement rules: evaluate a user, show progress, backfill a new achievement, admin edits.
+
+A reward is paid exactly once: the unlock row is UNIQUE (user, achievement), its ledger row
+is UNIQUE (type, reference), and both are written under the wallet row lock (the one lock
+order everywhere: the wallet first) in the caller's transaction. Unlocks are permanent:
+steps clawed back later (a lower re-sync, a deletion) never take a badge or its reward away.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.achievements import repository
+from stepcoin.achievements.criteria import (
+    Criteria,
+    is_met,
+    parse_criteria,
+    progress,
+    streak_thresholds,
+)
+from stepcoin.admin import audit
+from stepcoin.errors import Conflict, NotFound
+from stepcoin.jobs import defer_in_transaction
+
+logger = logging.getLogger("stepcoin.achievements")
+
+BACKFILL_BATCH_SIZE = 500
+BACKFILL_TASK = "achievements:backfill"
+EVALUATE_TASK = "achievements:evaluate_user"
+
+
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    user_id: uuid.UUID
+    achievement_id: int
+    code: str
+    name: str
+    reward_coins: int
+    unlocked_at: datetime
+
+
+def _parsed(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Criteria]]:
+    """Rows with their criteria; a row whose stored criteria no longer parse is skipped."""
+    parsed = []
+    for row in rows:
+        try:
+            parsed.append((row, parse_criteria(row["unlock_criteria"])))
+        except ValidationError:
+            logger.warning("achievement with invalid criteria skipped", extra={"id": row["id"]})
+    return parsed
+
+
+def _unlocked(rows: list[dict[str, Any]]) -> list[Unlocked]:
+    return [
+        Unlocked(
+            user_id=r["user_id"],
+            achievement_id=int(r["achievement_id"]),
+            code=r["code"],
+            name=r["name"],
+            reward_coins=int(r["reward_coins"]),
+            unlocked_at=r["unlocked_at"],
+        )
+        for r in rows
+    ]
+
+
+async def evaluate_user(session: AsyncSession, user_id: uuid.UUID) -> list[Unlocked]:
+    """Unlock every active achievement the user now meets and pay its reward once.
+
+    Two reads when nothing is new (the locked candidates, then the user's facts in one
+    set-based query); when something is met, the wallet lock and one unlock statement. Safe to
+    run again or concurrently: a second run finds nothing new. Inactive users unlock nothing.
+    """
+    candidates = _parsed(await repository.locked_candidates(session, user_id))
+    if not candidates:
+        return []
+    thresholds = streak_thresholds([c for _, c in candidates])
+    facts = (await repository.user_facts(session, [user_id], thresholds)).get(user_id)
+    if facts is None or not facts.is_active:
+        return []
+    met = [int(row["id"]) for row, criteria in candidates if is_met(criteria, facts)]
+    if not met:
+        return []
+    if not await repository.lock_wallets(session, [user_id]):
+        return []
+    unlocked = _unlocked(await repository.unlock(session, [(user_id, a) for a in met]))
+    if unlocked:
+        logger.info(
+            "achievements unlocked",
+            extra={"user_id": str(user_id), "codes": [u.code for u in unlocked]},
+        )
+    return unlocked
+
+
+async def list_for_user(
+    session: AsyncSession, user_id: uuid.UUID, *, now: datetime | None = None
+) -> list[dict[str, Any]] | None:
+    """Every active achievement with the caller's unlocked_at and progress; None when the user
+    is missing or deactivated."""
+    rows = _parsed(await repository.active_with_unlocks(session, user_id))
+    thresholds = streak_thresholds([c for row, c in rows if row["unlocked_at"] is None])
+    facts = (await repository.user_facts(session, [user_id], thresholds)).get(user_id)
+    if facts is None or not facts.is_active:
+        return None
+    items = []
+    for row, criteria in rows:
+        unlocked = row["unlocked_at"] is not None
+        shown = progress(criteria, facts, unlocked=unlocked, now=now)
+        items.append(
+            {
+                "id": row["id"],
+                "code": row["code"],
+                "name": row["name"],
+                "description": row["description"],
+                "reward_coins": row["reward_coins"],
+                "unlock_criteria": criteria.model_dump(),
+                "unlocked_at": row["unlocked_at"],
+                "progress": None
+                if shown is None
+                else {"current": shown.current, "target": shown.target},
+            }
+        )
+    return items
+
+
+# --- backfill ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillBatch:
+    users_checked: int
+    unlocked: int
+    next_after: uuid.UUID | None  # None: the last batch
+
+
+async def backfill_batch(
+    session: AsyncSession,
+    achievement_id: int,
+    *,
+    after_user: uuid.UUID | None,
+    batch_size: int = BACKFILL_BATCH_SIZE,
+) -> BackfillBatch:
+    """Evaluate one achievement for the next `batch_size` active users (keyset by user id).
+
+    One facts query for the whole batch; only the users who meet it get their wallet locked
+    (in user-id order) and the unlock written, in the caller's (short) transaction.
+    """
+    row = await repository.get(session, achievement_id)
+    if row is None or not row["is_active"]:
+        return BackfillBatch(0, 0, None)
+    try:
+        criteria = parse_criteria(row["unlock_criteria"])
+    except ValidationError:
+        logger.warning("backfill skipped: invalid criteria", extra={"id": achievement_id})
+        return BackfillBatch(0, 0, None)
+    users = await repository.next_backfill_batch(
+        session, achievement_id, after_user=after_user, limit=batch_size + 1
+    )
+    more = len(users) > batch_size  # the extra user only says that another batch follows
+    users = users[:batch_size]
+    if not users:
+        return BackfillBatch(0, 0, None)
+    facts = await repository.user_facts(session, users, streak_thresholds([criteria]))
+    met = [u for u in users if u in facts and facts[u].is_active and is_met(criteria, facts[u])]
+    unlocked: list[dict[str, Any]] = []
+    if met:
+        with_wallet = await repository.lock_wallets(session, met)
+        unlocked = await repository.unlock(session, [(u, achievement_id) for u in with_wallet])
+    return BackfillBatch(len(users), len(unlocked), users[-1] if more else None)
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+AUDITED = ("name", "description", "unlock_criteria", "reward_coins", "is_active")
+
+
+def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in ("code", *AUDITED)}
+
+
+async def create(
+    session: AsyncSession, values: dict[str, Any], *, admin_id: uuid.UUID
+) -> dict[str, Any]:
+    """Insert, audit, and (when active) queue the backfill for existing users, all in the
+    caller's transaction: the job exists exactly when the achievement does."""
+    new_id = await repository.insert(session, values)
+    if new_id is None:
+        raise Conflict(
+            f"An achievement with code {values['code']!r} exists.", code="achievement_code_taken"
+        )
+    row = await repository.get(session, new_id)
+    assert row is not None
+    await audit.record(
+        session,
+        admin_id=admin_id,
+        action="achievement.create",
+        entity_type="achievement",
+        entity_id=str(new_id),
+        before=None,
+        after=_audit_view(row),
+    )
+    if row["is_active"]:
+        await _queue_backfill(session, new_id)
+    return row
+
+
+async def update(
+    session: AsyncSession, achievement_id: int, changes: dict[str, Any], *, admin_id: uuid.UUID
+) -> dict[str, Any]:
+    """Change, deactivate or reactivate; audited with before and after. New criteria or a
+    reactivation queue a backfill; rewards already paid are never changed."""
+    before = await repository.get(session, achievement_id, for_update=True)
+    if before is None:
+        raise NotFound("No such achievement.", code="achievement_not_found")
+    changed = {k: v for k, v in changes.items() if before.get(k) != v}
+    await repository.update(session, achievement_id, changed)
+    after = await repository.get(session, achievement_id)
+    assert after is not None
+    if changed:
+        await audit.record(
+            session,
+            admin_id=admin_id,
+            action="achievement.deactivate"
+            if changed.get("is_active") is False
+            else "achievement.update",
+            entity_type="achievement",
+            entity_id=str(achievement_id),
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    if after["is_active"] and ("unlock_criteria" in changed or "is_active" in changed):
+        await _queue_backfill(session, achievement_id)
+    return after
+
+
+async def _queue_backfill(session: AsyncSession, achievement_id: int) -> None:
+    await defer_in_transaction(
+        session,
+        BACKFILL_TASK,
+        {"achievement_id": achievement_id, "after_user": None},
+        lock=f"achievement-backfill:{achievement_id}",
+    )

@@ -1,0 +1,67 @@
+"""Background jobs of achievements: evaluate one user; backfill a new achievement in batches."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import procrastinate
+
+from stepcoin.achievements import service
+from stepcoin.db import Database, session_scope
+from stepcoin.jobs import JobRuntime, defer_in_transaction
+
+logger = logging.getLogger("stepcoin.achievements.tasks")
+blueprint = procrastinate.Blueprint()
+RETRY = procrastinate.RetryStrategy(max_attempts=8, exponential_wait=2)
+
+
+def _database() -> Database:
+    return JobRuntime.require_database()
+
+
+@blueprint.task(name="evaluate_user", retry=RETRY)
+async def evaluate_user(user_id: str) -> list[str]:
+    """After an approval or a redemption: unlock what the user now meets, pay each reward once.
+
+    Enqueue with a lock per user (e.g. lock=f"achievements:{user_id}") to run one at a time per
+    user; running it twice, or concurrently, is harmless anyway.
+    """
+    async with session_scope(_database()) as session:
+        unlocked = await service.evaluate_user(session, uuid.UUID(user_id))
+    return [u.code for u in unlocked]
+
+
+@blueprint.task(name="backfill", retry=RETRY)
+async def backfill(achievement_id: int, after_user: str | None = None) -> dict[str, object]:
+    """Evaluate a new (or changed) achievement for existing users, one batch per job.
+
+    Each batch is its own short transaction, which also queues the next batch (keyset by user
+    id), so no lock is held for long and a crash resumes from the last committed batch.
+    """
+    after = uuid.UUID(after_user) if after_user else None
+    async with session_scope(_database()) as session:
+        batch = await service.backfill_batch(
+            session, achievement_id, after_user=after, batch_size=service.BACKFILL_BATCH_SIZE
+        )
+        if batch.next_after is not None:
+            await defer_in_transaction(
+                session,
+                service.BACKFILL_TASK,
+                {"achievement_id": achievement_id, "after_user": str(batch.next_after)},
+                lock=f"achievement-backfill:{achievement_id}",
+            )
+    logger.info(
+        "achievement backfill batch",
+        extra={
+            "achievement_id": achievement_id,
+            "users_checked": batch.users_checked,
+            "unlocked": batch.unlocked,
+            "done": batch.next_after is None,
+        },
+    )
+    return {
+        "users_checked": batch.users_checked,
+        "unlocked": batch.unlocked,
+        "next_after": str(batch.next_after) if batch.next_after else None,
+    }

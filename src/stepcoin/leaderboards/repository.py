@@ -1,0 +1,357 @@
+"""Leaderboard SQL: the set-based rebuild and the one-statement read. Flushes, never commits."""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.leaderboards.periods import Board
+
+REBUILD_LOCK = "stepcoin:leaderboards:rebuild"
+MAX_LIMIT = 100
+# Sorting a million totals for RANK() and hashing a million users fit in memory with this;
+# SET LOCAL ends with the rebuild's transaction.
+REBUILD_WORK_MEM = "256MB"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInfo:
+    computed_at: datetime
+    entries: int
+    is_final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildStats:
+    boards: int
+    entries: int
+    inserted: int
+    updated: int
+    deleted: int
+    ranking_ms: int  # the set-based ranking statement
+    writing_ms: int  # replacing the changed rows
+
+
+def _literal(day: date) -> str:
+    """A date as an SQL literal (a `date` object only: no text from outside reaches here).
+
+    The ranking statement is a CREATE TABLE AS, which takes no bind parameters, and which
+    PostgreSQL may run with parallel workers (a plain INSERT ... SELECT never is).
+    """
+    assert isinstance(day, date)
+    return f"DATE '{day.isoformat()}'"
+
+
+def _ranking_sql(boards: Sequence[Board]) -> str:
+    """The one set-based statement that ranks every planned board and compares it with what
+    the cache holds; it keeps only the differences.
+
+    `totals`: one pass over step_days for all boards (a FILTER per board; inactive users left
+    out; a parallel aggregate). Per board: RANK() over the positive totals (ties share a rank),
+    full-joined by user with the board's cached rows: `insert` (new on the board), `update`
+    (rank or total moved), `delete` (no longer on it), and one `count` row (its entries).
+    """
+    sums = []
+    parts = []
+    counts = []
+    bounded = True
+    lowest: date | None = None
+    highest: date | None = None
+    for i, board in enumerate(boards):
+        assert board.period in ("daily", "weekly", "monthly", "all_time")
+        end = board.end
+        if end is None:
+            bounded = False
+            sums.append(f"sum(d.credited_steps) AS t{i}")
+        else:
+            sums.append(
+                f"sum(d.credited_steps) FILTER (WHERE d.recorded_date BETWEEN "
+                f"{_literal(board.start)} AND {_literal(end)}) AS t{i}"
+            )
+            lowest = board.start if lowest is None else min(lowest, board.start)
+            highest = end if highest is None else max(highest, end)
+        key = f"CAST('{board.period}' AS varchar(16)), {_literal(board.start)}"
+        parts.append(
+            f"""
+            SELECT CASE WHEN o.user_id IS NULL THEN 'insert'
+                        WHEN n.user_id IS NULL THEN 'delete' ELSE 'update' END,
+                   {key}, coalesce(n.user_id, o.user_id), n.rank, n.total_steps
+            FROM (SELECT user_id, t{i} AS total_steps,
+                         CAST(rank() OVER (ORDER BY t{i} DESC) AS integer) AS rank
+                  FROM totals WHERE t{i} > 0) n
+            FULL JOIN (SELECT user_id, rank, total_steps FROM leaderboard_cache
+                       WHERE period = '{board.period}'
+                         AND period_start = {_literal(board.start)}) o
+                   ON o.user_id = n.user_id
+            WHERE o.user_id IS NULL OR n.user_id IS NULL
+               OR o.rank <> n.rank OR o.total_steps <> n.total_steps"""
+        )
+        counts.append(
+            f"SELECT 'count', {key}, CAST(NULL AS uuid), CAST(NULL AS integer), "
+            f"count(*) FILTER (WHERE t{i} > 0) FROM totals"
+        )
+    where = "d.credited_steps > 0"
+    if bounded and lowest is not None and highest is not None:
+        where += f" AND d.recorded_date BETWEEN {_literal(lowest)} AND {_literal(highest)}"
+    return f"""
+        CREATE TEMP TABLE leaderboard_changes
+            (change, period, period_start, user_id, rank, total_steps) ON COMMIT DROP AS
+        WITH totals AS MATERIALIZED (
+            SELECT d.user_id, {", ".join(sums)}
+            FROM step_days d
+            WHERE {where}
+              AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = d.user_id AND NOT u.is_active)
+            GROUP BY d.user_id
+        )
+        {" UNION ALL ".join(parts + counts)}
+    """
+
+
+# Apply the differences: rows whose rank or total moved are updated (a rank alone in place,
+# heap-only, without touching an index: the table keeps room on every page for it), new users
+# inserted in board order, users no longer on a board deleted. Disjoint rows, one statement,
+# and the same transaction as the ranking: a reader sees the whole old board or the new one.
+# The board keys bound the cache side to the rebuilt boards (an index range, not a scan of
+# every kept snapshot).
+_APPLY = text(
+    """
+    WITH updated AS (
+        UPDATE leaderboard_cache c
+        SET rank = x.rank, total_steps = x.total_steps, computed_at = :as_of
+        FROM leaderboard_changes x
+        WHERE x.change = 'update' AND c.period = x.period
+          AND c.period_start = x.period_start AND c.user_id = x.user_id
+          AND c.period = ANY(CAST(:periods AS varchar[]))
+          AND c.period_start = ANY(CAST(:starts AS date[]))
+        RETURNING 1
+    ),
+    inserted AS (
+        INSERT INTO leaderboard_cache (period, period_start, user_id, rank, total_steps,
+                                       computed_at)
+        SELECT x.period, x.period_start, x.user_id, x.rank, x.total_steps, :as_of
+        FROM leaderboard_changes x WHERE x.change = 'insert'
+        ORDER BY x.period, x.period_start, x.total_steps DESC, x.user_id
+        RETURNING 1
+    ),
+    deleted AS (
+        DELETE FROM leaderboard_cache c
+        USING leaderboard_changes x
+        WHERE x.change = 'delete' AND c.period = x.period
+          AND c.period_start = x.period_start AND c.user_id = x.user_id
+          AND c.period = ANY(CAST(:periods AS varchar[]))
+          AND c.period_start = ANY(CAST(:starts AS date[]))
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM updated) AS updated,
+           (SELECT count(*) FROM inserted) AS inserted,
+           (SELECT count(*) FROM deleted) AS deleted,
+           (SELECT coalesce(sum(total_steps), 0) FROM leaderboard_changes
+            WHERE change = 'count') AS entries
+    """
+)
+
+_RECORD_BUILDS = text(
+    """
+    INSERT INTO leaderboard_builds AS lb (period, period_start, computed_at, entries, is_final,
+                                          duration_ms)
+    SELECT b.period, b.period_start, :as_of, coalesce(n.total_steps, 0), b.is_final,
+           CAST(extract(epoch FROM clock_timestamp() - :as_of) * 1000 AS integer)
+    FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[]), CAST(:finals AS boolean[]))
+         AS b(period, period_start, is_final)
+    LEFT JOIN leaderboard_changes n
+           ON n.change = 'count' AND n.period = b.period AND n.period_start = b.period_start
+    ON CONFLICT (period, period_start) DO UPDATE
+    SET computed_at = EXCLUDED.computed_at, entries = EXCLUDED.entries,
+        is_final = EXCLUDED.is_final, duration_ms = EXCLUDED.duration_ms
+    """
+)
+
+
+async def rebuild(session: AsyncSession, plan: Sequence[tuple[Board, bool]]) -> RebuildStats | None:
+    """Rebuild the planned boards (board, make it final) in the caller's transaction.
+
+    Rebuilds run one at a time (an advisory lock); a board that is already final is left as it
+    is. Returns None when nothing was left to do.
+    """
+    as_of = (
+        await session.execute(
+            text("SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtext(:k))) l"),
+            {"k": REBUILD_LOCK},
+        )
+    ).scalar_one()
+    finals = await _final_boards(session, [board for board, _ in plan])
+    todo = sorted({board: final for board, final in plan if board not in finals}.items())
+    if not todo:
+        return None
+    boards = [board for board, _ in todo]
+    await session.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
+    started = time.perf_counter()
+    await session.execute(text(_ranking_sql(boards)))
+    await session.execute(text("ANALYZE leaderboard_changes"))
+    ranked = time.perf_counter()
+    keys = {
+        "periods": [b.period for b in boards],
+        "starts": [b.start for b in boards],
+    }
+    counts = (await session.execute(_APPLY, {**keys, "as_of": as_of})).one()
+    await session.execute(
+        _RECORD_BUILDS, {**keys, "finals": [final for _, final in todo], "as_of": as_of}
+    )
+    await session.execute(text("DROP TABLE leaderboard_changes"))
+    written = time.perf_counter()
+    return RebuildStats(
+        boards=len(boards),
+        entries=int(counts.entries),
+        inserted=int(counts.inserted),
+        updated=int(counts.updated),
+        deleted=int(counts.deleted),
+        ranking_ms=round((ranked - started) * 1000),
+        writing_ms=round((written - ranked) * 1000),
+    )
+
+
+async def _final_boards(session: AsyncSession, boards: Sequence[Board]) -> set[Board]:
+    if not boards:
+        return set()
+    rows = await session.execute(
+        text(
+            "SELECT period, period_start FROM leaderboard_builds WHERE is_final AND "
+            "(period, period_start) IN (SELECT * FROM unnest(CAST(:periods AS varchar[]), "
+            "CAST(:starts AS date[])))"
+        ),
+        {"periods": [b.period for b in boards], "starts": [b.start for b in boards]},
+    )
+    return {Board(r.period, r.period_start) for r in rows}
+
+
+async def builds_since(session: AsyncSession, since: date) -> dict[Board, BuildInfo]:
+    """Every board that is not final yet, and every board starting on or after `since`."""
+    rows = await session.execute(
+        text(
+            "SELECT period, period_start, computed_at, entries, is_final FROM leaderboard_builds "
+            "WHERE NOT is_final OR period_start >= :since"
+        ),
+        {"since": since},
+    )
+    return {
+        Board(r.period, r.period_start): BuildInfo(r.computed_at, r.entries, r.is_final)
+        for r in rows
+    }
+
+
+async def prune(session: AsyncSession, *, daily_before: date, others_before: date) -> int:
+    """Delete closed boards older than the retention (all time is never pruned)."""
+    deleted = 0
+    for period, before in (
+        ("daily", daily_before),
+        ("weekly", others_before),
+        ("monthly", others_before),
+    ):
+        result = await session.execute(
+            text(
+                "WITH gone AS (DELETE FROM leaderboard_cache WHERE period = :p "
+                "AND period_start < :before RETURNING 1), "
+                "builds AS (DELETE FROM leaderboard_builds WHERE period = :p "
+                "AND period_start < :before) "
+                "SELECT count(*) FROM gone"
+            ),
+            {"p": period, "before": before},
+        )
+        deleted += int(result.scalar_one())
+    return deleted
+
+
+# The whole answer of GET /v1/leaderboards/{period} in one statement, so that under READ
+# COMMITTED it reads one snapshot: a rebuild committing meanwhile is seen entirely or not at
+# all. Every part is an index scan without a sort: the caller and the build by primary key;
+# the top N and the neighbours as ranges of ix_leaderboard_cache_board_order (period,
+# period_start, total_steps DESC, user_id), which is the order of the ranks (ties by user id).
+# A neighbour above is a tie earlier by user id or the nearest higher totals; below likewise.
+# The caller's total enters the ranges as a scalar subquery (a parameter of the index scan).
+_READ_BOARD = """
+    WITH me AS MATERIALIZED (
+        SELECT u.is_active, c.rank, c.total_steps
+        FROM users u
+        LEFT JOIN leaderboard_cache c
+               ON c.period = $1 AND c.period_start = $2 AND c.user_id = u.id
+        WHERE u.id = $3
+    ),
+    top AS (
+        SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+        WHERE c.period = $1 AND c.period_start = $2
+        ORDER BY c.total_steps DESC, c.user_id LIMIT {limit}
+    ),
+    above AS (
+        SELECT * FROM (
+            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+             WHERE c.period = $1 AND c.period_start = $2
+               AND c.total_steps = (SELECT total_steps FROM me) AND c.user_id < $3
+             ORDER BY c.user_id DESC LIMIT 2)
+            UNION ALL
+            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+             WHERE c.period = $1 AND c.period_start = $2
+               AND c.total_steps > (SELECT total_steps FROM me)
+             ORDER BY c.total_steps, c.user_id DESC LIMIT 2)
+        ) a
+        ORDER BY a.total_steps, a.user_id DESC LIMIT 2
+    ),
+    below AS (
+        SELECT * FROM (
+            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+             WHERE c.period = $1 AND c.period_start = $2
+               AND c.total_steps = (SELECT total_steps FROM me) AND c.user_id > $3
+             ORDER BY c.user_id LIMIT 2)
+            UNION ALL
+            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+             WHERE c.period = $1 AND c.period_start = $2
+               AND c.total_steps < (SELECT total_steps FROM me)
+             ORDER BY c.total_steps DESC, c.user_id LIMIT 2)
+        ) b
+        ORDER BY b.total_steps DESC, b.user_id LIMIT 2
+    )
+    SELECT 'me' AS part, m.rank, CAST(NULL AS uuid) AS user_id, m.total_steps,
+           CAST(NULL AS text) AS full_name, m.is_active AS flag,
+           CAST(NULL AS timestamptz) AS at
+    FROM me m
+    UNION ALL
+    SELECT 'build', NULL, NULL, b.entries, NULL, b.is_final, b.computed_at
+    FROM leaderboard_builds b WHERE b.period = $1 AND b.period_start = $2
+    UNION ALL
+    SELECT 'top', t.rank, t.user_id, t.total_steps, u.full_name, NULL, NULL
+    FROM top t JOIN users u ON u.id = t.user_id
+    UNION ALL
+    SELECT 'above', a.rank, a.user_id, a.total_steps, u.full_name, NULL, NULL
+    FROM above a JOIN users u ON u.id = a.user_id
+    UNION ALL
+    SELECT 'below', b.rank, b.user_id, b.total_steps, u.full_name, NULL, NULL
+    FROM below b JOIN users u ON u.id = b.user_id
+"""
+
+
+@functools.cache
+def read_board_sql(limit: int) -> str:
+    """The statement of GET /v1/leaderboards/{period} for a top-`limit` board (1..100).
+
+    The limit is part of the text, not a parameter: with LIMIT $n PostgreSQL cannot cost a
+    generic plan and re-plans the statement on every call (about half of its time); with
+    the limit in the text it settles on the cached generic plan of the prepared statement.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    return _READ_BOARD.replace("{limit}", str(int(limit)))
+
+
+async def read_board(
+    driver: Any, period: str, start: date, user_id: uuid.UUID, limit: int
+) -> list[Any]:
+    """The board on a bare asyncpg connection (a prepared statement, cached per connection)."""
+    rows: list[Any] = await driver.fetch(read_board_sql(limit), period, start, user_id)
+    return rows
