@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from stepcoin.backup.cli import backup_app
+
 app = typer.Typer(
     help=(
         "StepCoin: the walk-to-earn backend.\n\n"
@@ -22,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(backup_app, name="backup")
 
 
 @contextlib.contextmanager
@@ -33,11 +36,13 @@ def database_url() -> Iterator[str]:
     if settings.database_url:
         yield settings.database_url
         return
+    from stepcoin.backup.engine import embedded_archive_command
     from stepcoin.embedded import EmbeddedPostgres, default_data_dir
 
     data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
     typer.echo(f"No DATABASE_URL: starting the embedded PostgreSQL in {data_dir}", err=True)
-    server = EmbeddedPostgres(data_dir, database="stepcoin")
+    archive = embedded_archive_command(settings, data_dir)  # WAL archiving on out of the box
+    server = EmbeddedPostgres(data_dir, database="stepcoin", archive_command=archive)
     server.start()
     try:
         os.environ["DATABASE_URL"] = server.libpq_url

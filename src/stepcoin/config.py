@@ -86,6 +86,44 @@ class Settings(BaseSettings):
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )
 
+    # operations
+    database_pgbouncer: bool = Field(
+        default=False,
+        description="DATABASE_URL points at PgBouncer in transaction pooling mode: no "
+        "server-side prepared statements, and the job worker polls instead of LISTEN/NOTIFY "
+        "unless STEPCOIN_DATABASE_DIRECT_URL is set.",
+    )
+    database_direct_url: str | None = Field(
+        default=None,
+        description="A direct (unpooled) URL of the same database, for the job worker's "
+        "LISTEN/NOTIFY and for backups (replication); default: DATABASE_URL.",
+    )
+    job_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Queue polling interval when LISTEN/NOTIFY is off."
+    )
+    backup_repository: str | None = Field(
+        default=None,
+        description="Backup repository: a local folder or s3://bucket/prefix; default: "
+        "<data dir>/backups for the embedded PostgreSQL.",
+    )
+    backup_cold_repository: str | None = Field(
+        default=None, description="Repository of the weekly cold copies (unset: no copy)."
+    )
+    backup_region_repository: str | None = Field(
+        default=None, description="Repository of the monthly copies in another region."
+    )
+    backup_pg_bin_dir: str | None = Field(
+        default=None,
+        description="Folder of pg_basebackup & co. matching the server's major version; "
+        "default: the embedded binaries for PostgreSQL 18, else /usr/lib/postgresql/<major>/bin.",
+    )
+    backup_scratch_dir: str | None = Field(
+        default=None, description="Where restore drills make their scratch instance (/tmp)."
+    )
+    backup_wal_wait_seconds: float = Field(
+        default=60, gt=0, le=3600, description="How long a backup waits for WAL to be archived."
+    )
+
     @field_validator(
         "google_client_ids",
         "apple_client_ids",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,23 +50,66 @@ def libpq_url(url: str) -> str:
     return _with_scheme(url, "postgresql")
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 5) -> AsyncEngine:
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def pgbouncer_connect_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer in transaction pooling mode (1.18 keeps no prepared statements
+    across transactions): no statement caches, and unique names for the statements that
+    SQLAlchemy still prepares inside a transaction, so two clients never collide on one
+    server connection. The raw-connection hot paths (steps.service) follow these settings."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def psycopg_connect_kwargs(pgbouncer: bool) -> dict[str, Any]:
+    """psycopg (the job queue): never prepare server-side statements behind PgBouncer."""
+    return {"prepare_threshold": None} if pgbouncer else {}
+
+
+def _pgbouncer_default() -> bool:
+    from stepcoin.config import get_settings
+
+    return get_settings().database_pgbouncer
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 5, pgbouncer: bool = False
+) -> AsyncEngine:
     """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity."""
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    if pgbouncer:
+        connect_args.update(pgbouncer_connect_args())
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "stepcoin"}},
+        connect_args=connect_args,
     )
 
 
 class Database:
     """Holds the engine and the session factory for the life of the process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 5,
+        pgbouncer: bool | None = None,
+    ) -> None:
+        """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides."""
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.pgbouncer = _pgbouncer_default() if pgbouncer is None else pgbouncer
+        self.engine = create_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pgbouncer=self.pgbouncer
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # reads that need no transaction: no BEGIN/COMMIT round trips
         self.read_sessionmaker = async_sessionmaker(

@@ -171,8 +171,13 @@ class EmbeddedPostgres:
         database: str = "stepcoin",
         port: int | None = None,
         home_dirs: Sequence[Path] | None = None,
+        archive_command: str | None = None,
     ) -> None:
-        """Only compute paths; nothing touches the disk before start()."""
+        """Only compute paths; nothing touches the disk before start().
+
+        archive_command turns on continuous WAL archiving (archive_mode=on) with that command;
+        None keeps archiving off (a scratch or test cluster must never push WAL anywhere).
+        """
         self.data_dir = Path(data_dir).expanduser().resolve()
         bad = _SHELL_UNSAFE.intersection(str(self.data_dir))
         if bad:
@@ -183,6 +188,9 @@ class EmbeddedPostgres:
             raise ValueError(f"invalid port: {port}")
         self.database = database
         self.port = port
+        if archive_command is not None and ("\n" in archive_command or "\0" in archive_command):
+            raise ValueError("archive_command must be one line")
+        self.archive_command = archive_command
         self.home_dirs = [Path(h).resolve() for h in (home_dirs or default_home_dirs())]
         self.is_root = os.geteuid() == 0
         self.pgdata = self.data_dir / "pgdata"
@@ -604,7 +612,11 @@ class EmbeddedPostgres:
 
     def _write_config(self) -> None:
         """Rewrite stepcoin.conf and make sure postgresql.conf includes it."""
-        body = "".join(f"{k} = '{v}'\n" for k, v in TUNABLES.items())
+        tunables = dict(TUNABLES)
+        if self.archive_command is not None:
+            tunables["archive_mode"] = "on"
+            tunables["archive_command"] = self.archive_command.replace("'", "''")
+        body = "".join(f"{k} = '{v}'\n" for k, v in tunables.items())
         header = "# Written by stepcoin at every start; override with ALTER SYSTEM.\n"
         self._write_owned(self.pgdata / CONF_NAME, header + body)
         conf = self.pgdata / "postgresql.conf"

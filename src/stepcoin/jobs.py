@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.db import Database, libpq_url
+from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
 
 logger = logging.getLogger("stepcoin.jobs")
 
@@ -49,6 +49,9 @@ class ReopenableConnector(procrastinate.PsycopgConnector):
 def build_job_app() -> procrastinate.App:
     """The one job app of the process (procrastinate renames blueprint tasks when they join an
     app, so the blueprints can join only once)."""
+    from stepcoin.achievements.tasks import blueprint as achievements_tasks
+    from stepcoin.backup.tasks import blueprint as backup_tasks
+    from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
     from stepcoin.queue_tasks import blueprint as queue_tasks
     from stepcoin.shop.tasks import blueprint as shop_tasks
     from stepcoin.steps.tasks import blueprint as steps_tasks
@@ -59,6 +62,9 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(wallet_tasks, namespace="wallet")
     app.add_tasks_from(shop_tasks, namespace="shop")
     app.add_tasks_from(queue_tasks, namespace="queue")
+    app.add_tasks_from(achievements_tasks, namespace="achievements")
+    app.add_tasks_from(leaderboards_tasks, namespace="leaderboards")
+    app.add_tasks_from(backup_tasks, namespace="backup")
     return app
 
 
@@ -66,7 +72,14 @@ def build_job_app() -> procrastinate.App:
 async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[procrastinate.App]:
     """An opened job app on its own small psycopg pool, bound to this process's database."""
     JobRuntime.database = database
-    pool = AsyncConnectionPool(libpq_url(database.url), min_size=1, max_size=pool_size, open=False)
+    # operations: behind PgBouncer, no prepared statements; a direct URL (if any) for LISTEN.
+    from stepcoin.config import get_settings
+
+    url = get_settings().database_direct_url or database.url
+    kwargs = psycopg_connect_kwargs(database.pgbouncer and url == database.url)
+    pool = AsyncConnectionPool(
+        libpq_url(url), min_size=1, max_size=pool_size, open=False, kwargs=kwargs
+    )
     await pool.open(wait=True)
     app = build_job_app()
     try:
@@ -85,10 +98,18 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
     from stepcoin.config import get_settings
 
     settings = get_settings()
-    for task in ("steps:ensure_step_partitions", "queue:retry_stalled_jobs"):
+    for task in (
+        "steps:ensure_step_partitions",
+        "queue:retry_stalled_jobs",
+        "shop:sync_catalogue_if_due",
+    ):
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
             await app.configure_task(task).defer_async(timestamp=0)
+    # operations: LISTEN/NOTIFY needs a session; through PgBouncer without a direct URL, poll.
+    polling = settings.database_pgbouncer and not settings.database_direct_url
     await app.run_worker_async(
+        listen_notify=not polling,
+        fetch_job_polling_interval=settings.job_poll_seconds if polling else 5.0,
         install_signal_handlers=install_signal_handlers,
         shutdown_graceful_timeout=10,
         update_heartbeat_interval=settings.job_heartbeat_seconds,

@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from stepcoin import __version__
+from stepcoin.achievements.router import admin_router as achievements_admin_router
+from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
 from stepcoin.auth.router import router as auth_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
+from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.runtime_settings.router import router as settings_router
 from stepcoin.shop.admin_router import router as shop_admin_router
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_overflow,
+            pgbouncer=settings.database_pgbouncer,
         )
         app.state.database = database
         try:
@@ -91,4 +95,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(wallet_router)
     app.include_router(admin_router)
     app.include_router(settings_router)
+    app.include_router(achievements_router)
+    app.include_router(achievements_admin_router)
+    app.include_router(leaderboards_router)
     return app

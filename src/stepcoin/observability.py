@@ -14,6 +14,7 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stepcoin.errors import problem_response
+from stepcoin.metrics import observe_request
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_logger = logging.getLogger("stepcoin.access")
@@ -97,6 +98,7 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
+            observe_request(scope, status_holder[0], time.perf_counter() - started)
             if self.access_log:
                 access_logger.info(
                     "request",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from stepcoin import metrics as prometheus_metrics
 from stepcoin.errors import problem_response
 from stepcoin.migrate import expected_heads
 
@@ -45,6 +45,7 @@ async def readyz(request: Request) -> Any:
 
 
 @router.get("/metrics", include_in_schema=True)
-async def metrics() -> Response:
-    """Prometheus text exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition (see stepcoin.metrics for the series)."""
+    body, content_type = await prometheus_metrics.render(request.app)
+    return Response(body, media_type=content_type)

@@ -200,6 +200,85 @@ SPECS: dict[str, SettingSpec] = {
             5,
             "Minutes between leaderboard rebuilds.",
         ),
+        _spec(
+            "leaderboards.finalize_after_hours",
+            Annotated[int, Field(ge=0, le=72)],
+            12,
+            "Hours a closed day, week or month (UTC) stays live before its final snapshot.",
+        ),
+        _spec(
+            "leaderboards.daily_retention_days",
+            Annotated[int, Field(ge=2, le=3660)],
+            35,
+            "Days a closed daily board stays readable before it is deleted.",
+        ),
+        _spec(
+            "leaderboards.retention_days",
+            Annotated[int, Field(ge=14, le=36600)],
+            400,
+            "Days a closed weekly or monthly board stays readable before it is deleted.",
+        ),
+        # backups
+        _spec(
+            "backup.incremental_interval_minutes",
+            Annotated[int, Field(ge=5, le=1440)],
+            60,
+            "Minutes between incremental backups (PostgreSQL 17+; older servers rely on WAL).",
+        ),
+        _spec(
+            "backup.full_hour_utc",
+            Annotated[int, Field(ge=0, le=23)],
+            2,
+            "Hour (UTC) of the daily full backup, followed by the retention run.",
+        ),
+        _spec(
+            "backup.cold_copy_weekday",
+            Annotated[int, Field(ge=1, le=7)],
+            7,
+            "ISO weekday (1 = Monday, 7 = Sunday) of the weekly copy to the cold repository.",
+        ),
+        _spec(
+            "backup.region_copy_day",
+            Annotated[int, Field(ge=1, le=31)],
+            1,
+            "Day of the month of the monthly copy to the second-region repository.",
+        ),
+        _spec(
+            "backup.copy_hour_utc",
+            Annotated[int, Field(ge=0, le=23)],
+            4,
+            "Hour (UTC) of the weekly and monthly copies.",
+        ),
+        _spec(
+            "backup.incremental_retention_days",
+            Annotated[int, Field(ge=1, le=3660)],
+            30,
+            "Days incremental backups are kept (with the full backups they depend on).",
+        ),
+        _spec(
+            "backup.full_retention_days",
+            Annotated[int, Field(ge=1, le=3660)],
+            30,
+            "Days full backups are kept in the main repository (the newest good one always).",
+        ),
+        _spec(
+            "backup.cold_retention_days",
+            Annotated[int, Field(ge=7, le=36600)],
+            90,
+            "Days weekly copies are kept in the cold repository.",
+        ),
+        _spec(
+            "backup.monthly_retention_days",
+            Annotated[int, Field(ge=28, le=36600)],
+            365,
+            "Days monthly copies are kept in the second-region repository.",
+        ),
+        _spec(
+            "backup.retry_minutes",
+            Annotated[int, Field(ge=1, le=1440)],
+            15,
+            "Minutes before a failed scheduled backup, copy or prune is tried again.",
+        ),
     ]
 }
 
