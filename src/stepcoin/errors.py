@@ -61,6 +61,11 @@ class Unauthorized(AppError):
         super().__init__(detail, **kwargs)
 
 
+def account_gone() -> Unauthorized:
+    """A valid token whose account was deactivated (or deleted) since it was issued."""
+    return Unauthorized("This account is deactivated or gone.", code="invalid_token")
+
+
 class Forbidden(AppError):
     status, code, title = 403, "forbidden", "Forbidden"
 

@@ -16,7 +16,7 @@ from stepcoin.achievements.schemas import (
 )
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import SessionDep
-from stepcoin.errors import NotFound, Unauthorized
+from stepcoin.errors import NotFound, account_gone
 
 router = APIRouter(tags=["achievements"])
 admin_router = APIRouter(prefix="/v1/admin/achievements", tags=["admin: achievements"])
@@ -34,7 +34,7 @@ async def my_achievements(claims: ClaimsDep, session: SessionDep) -> Any:
     """Every active achievement with your `unlocked_at` (null while locked) and progress."""
     items = await service.list_for_user(session, claims.user_id)
     if items is None:
-        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+        raise account_gone()
     return {"items": items}
 
 

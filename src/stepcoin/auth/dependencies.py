@@ -13,7 +13,7 @@ from sqlalchemy import text
 from stepcoin.auth.tokens import AccessClaims, InvalidToken, decode_access_token
 from stepcoin.config import Settings, get_settings
 from stepcoin.db import SessionDep
-from stepcoin.errors import Forbidden, Unauthorized
+from stepcoin.errors import Forbidden, Unauthorized, account_gone
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login")
 
@@ -60,7 +60,7 @@ async def current_user(claims: ClaimsDep, session: SessionDep) -> CurrentUser:
         )
     ).first()
     if row is None or not row.is_active:
-        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+        raise account_gone()
     return CurrentUser(id=claims.user_id, role=row.role)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.db import Database, session_scope
-from stepcoin.errors import InvalidInput, NotFound, Unauthorized
+from stepcoin.errors import InvalidInput, NotFound, account_gone
 from stepcoin.leaderboards import repository
 from stepcoin.leaderboards.periods import (
     Board,
@@ -147,7 +147,7 @@ async def read_board(
     for row in rows:
         parts[row["part"]].append(row)
     if not parts["me"] or not parts["me"][0]["flag"]:
-        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+        raise account_gone()
     build = parts["build"][0] if parts["build"] else None
     if build is None and start != current:
         raise NotFound(f"No {period} board starts on {start.isoformat()}.", code="board_not_found")

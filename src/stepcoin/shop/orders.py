@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.admin import audit
-from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound
+from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound, account_gone
 from stepcoin.jobs import defer_in_transaction
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop.schemas import OrderIn
@@ -98,9 +98,7 @@ async def place_order(
         )
     ).first()
     if wallet is None or not wallet.is_active:
-        from stepcoin.errors import Unauthorized
-
-        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+        raise account_gone()
     wanted = {item.product_id: item.quantity for item in body.items}
     products = {
         row.id: row

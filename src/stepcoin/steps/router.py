@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
-from stepcoin.errors import InvalidInput, Unauthorized
+from stepcoin.errors import InvalidInput, account_gone
 from stepcoin.steps import review, service
 from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
 
@@ -46,7 +46,7 @@ async def list_steps(
         )
     ).first()
     if user is None or not user.is_active:
-        raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+        raise account_gone()
     today = service.local_today(user.timezone)
     end = end or today
     start = start or end - timedelta(days=6)

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stepcoin.db import Database
-from stepcoin.errors import Conflict, Unauthorized
+from stepcoin.errors import Conflict, account_gone
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.steps.rules import (
     UNSTORABLE,
@@ -363,7 +363,7 @@ async def sync_steps(
                 dates[-1],
             )
             if row is None or not row[0]:
-                raise Unauthorized("This account is deactivated or gone.", code="invalid_token")
+                raise account_gone()
             snapshot = _parse_snapshot(row)
             plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
             if not plan.records and not plan.validations:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from stepcoin.auth.dependencies import ClaimsDep
 from stepcoin.db import DriverDep, ReadSessionDep
-from stepcoin.errors import Unauthorized
+from stepcoin.errors import account_gone
 from stepcoin.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -23,16 +23,12 @@ from stepcoin.wallet.schemas import TransactionPage, WalletOut
 router = APIRouter(prefix="/v1/wallet", tags=["wallet"])
 
 
-def _inactive() -> Unauthorized:
-    return Unauthorized("This account is deactivated or gone.", code="invalid_token")
-
-
 @router.get("", response_model=WalletOut)
 async def get_wallet(claims: ClaimsDep, driver: DriverDep) -> Any:
     """The caller's balances (one query)."""
     wallet = await repository.fetch_wallet(driver, claims.user_id)
     if wallet is None:
-        raise _inactive()
+        raise account_gone()
     return wallet
 
 
@@ -47,5 +43,5 @@ async def list_transactions(
     after = decode_cursor(cursor, bigint_id) if cursor else None
     rows = await repository.list_transactions(session, claims.user_id, limit=limit + 1, after=after)
     if rows is None:
-        raise _inactive()
+        raise account_gone()
     return page(rows, limit)
