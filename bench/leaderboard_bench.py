@@ -1,7 +1,7 @@
 """Leaderboard benchmark: rebuild every board for 1,000,000 walkers x 30 days, then time reads.
 
     python bench/leaderboard_bench.py [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--users 1000000] [--days 30] [--reads 5000] [--out BENCHMARKS-leaderboards.md] [--keep]
+        [--users 1000000] [--days 30] [--reads 5000] [--out FILE] [--keep]
 
 It creates a throwaway database on the server, migrates it, fills users and step_days with
 set-based SQL (generate_series; deterministic hashes, no randomness), and then measures:
@@ -226,7 +226,7 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--reads", type=int, default=5000)
-    parser.add_argument("--out", default="BENCHMARKS-leaderboards.md")
+    parser.add_argument("--out", default="bench/results/leaderboards.md")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
