@@ -32,3 +32,22 @@ async def test_worker_runs_the_partition_job(app, database_url):
         exists = conn.execute("SELECT to_regclass(%s)", (f"step_records_p{far}",)).fetchone()[0]
     assert status == "succeeded"
     assert exists is not None
+
+
+async def test_finished_jobs_are_pruned_after_their_time(app, database_url):
+    async with open_jobs(app.state.database) as jobs:
+        old = await jobs.configure_task("wallet:check_ledger").defer_async(timestamp=1)
+        await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["default"])
+        fresh = await jobs.configure_task("wallet:check_ledger").defer_async(timestamp=3)
+        await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["default"])
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE procrastinate_events SET at = now() - interval '5 days' WHERE job_id = %s",
+                (old,),
+            )
+        await jobs.configure_task("queue:prune_finished_jobs").defer_async(timestamp=2)
+        await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["default"])
+    with psycopg.connect(database_url) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM procrastinate_jobs")}
+    assert old not in ids  # finished five days ago: pruned
+    assert fresh in ids  # finished just now: kept
