@@ -62,20 +62,26 @@ async def logout(body: RefreshIn, session: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/google", response_model=TokenPair)
-async def google(
-    body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
+async def _social(
+    provider: str, body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Any:
-    """Sign in with a Google ID token (verified against Google's key set)."""
     return await service.social_login(
         session,
         settings,
-        provider="google",
+        provider=provider,
         id_token=body.id_token,
         nonce=body.nonce,
         full_name=body.full_name,
         client=_client(request),
     )
+
+
+@router.post("/google", response_model=TokenPair)
+async def google(
+    body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> Any:
+    """Sign in with a Google ID token (verified against Google's key set)."""
+    return await _social("google", body, request, session, settings)
 
 
 @router.post("/apple", response_model=TokenPair)
@@ -83,12 +89,4 @@ async def apple(
     body: IdTokenIn, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Any:
     """Sign in with an Apple ID token (verified against Apple's key set)."""
-    return await service.social_login(
-        session,
-        settings,
-        provider="apple",
-        id_token=body.id_token,
-        nonce=body.nonce,
-        full_name=body.full_name,
-        client=_client(request),
-    )
+    return await _social("apple", body, request, session, settings)
