@@ -15,6 +15,7 @@ from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
 from stepcoin.auth.router import router as auth_router
 from stepcoin.config import Settings, get_settings
+from stepcoin.console import install_console
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
@@ -98,4 +99,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(achievements_router)
     app.include_router(achievements_admin_router)
     app.include_router(leaderboards_router)
+    install_console(app)
     return app

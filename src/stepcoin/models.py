@@ -3,6 +3,7 @@
 from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
 from stepcoin.auth.models import LoginThrottle, RefreshToken
+from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.runtime_settings.models import RuntimeSetting
@@ -14,6 +15,7 @@ from stepcoin.wallet.models import CoinTransaction, Wallet
 __all__ = [
     "Achievement",
     "AdminLog",
+    "AdminSession",
     "Base",
     "CoinTransaction",
     "LeaderboardEntry",

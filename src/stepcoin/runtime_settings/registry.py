@@ -218,6 +218,19 @@ SPECS: dict[str, SettingSpec] = {
             400,
             "Days a closed weekly or monthly board stays readable before it is deleted.",
         ),
+        # admin console
+        _spec(
+            "console.idle_timeout_minutes",
+            Annotated[int, Field(ge=1, le=1440)],
+            30,
+            "Minutes without a request after which a console session ends.",
+        ),
+        _spec(
+            "console.session_max_hours",
+            Annotated[int, Field(ge=1, le=168)],
+            12,
+            "Hours after sign-in when a console session ends however active it is.",
+        ),
         # backups
         _spec(
             "backup.incremental_interval_minutes",

@@ -1,0 +1,38 @@
+"""The admin console at /admin: server-rendered pages over the same services as the API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from stepcoin.console.web import HERE, PREFIX, install_console_errors
+
+
+def install_console(app: FastAPI) -> None:
+    """Mount the console's pages, its static files and its error pages on the app."""
+    from stepcoin.console import auth_pages
+    from stepcoin.console.pages import (
+        achievements,
+        audit,
+        orders,
+        overview,
+        products,
+        review,
+        settings,
+        users,
+    )
+
+    for module in (
+        auth_pages,
+        overview,
+        review,
+        users,
+        products,
+        orders,
+        achievements,
+        settings,
+        audit,
+    ):
+        app.include_router(module.router)
+    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    install_console_errors(app)

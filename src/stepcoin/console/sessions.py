@@ -1,0 +1,307 @@
+"""Console sign-in: password (+ optional TOTP) -> a server-side session behind an HttpOnly cookie.
+
+Sessions live in PostgreSQL (table admin_sessions) rather than in a signed cookie so that
+sign-out, deactivation, a role change and the idle timeout take effect on the very next request,
+in every API process. The cookie holds 32 random bytes; the table holds their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyotp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.concurrency import run_in_threadpool
+
+from stepcoin.admin import audit
+from stepcoin.admin.dependencies import STAFF_ROLES
+from stepcoin.auth import throttle
+from stepcoin.auth.passwords import DUMMY_HASH, verify_password
+from stepcoin.errors import AppError, InvalidInput, Unauthorized
+from stepcoin.runtime_settings.service import runtime_settings
+
+TOTP_ISSUER = "StepCoin console"
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """The signed-in staff member of this request."""
+
+    session_id: uuid.UUID
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    timezone: str
+    csrf_token: str
+    second_factor_done: bool
+    totp_enabled: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def bad_sign_in() -> Unauthorized:
+    """One answer for a wrong password, an unknown email and a walker's account alike."""
+    return Unauthorized(
+        "Wrong email or password, or this account has no access to the console.",
+        code="invalid_credentials",
+        headers={},
+    )
+
+
+async def check_password(
+    session: AsyncSession, *, email: str, password: str, address: str | None
+) -> dict[str, Any]:
+    """The staff account for these credentials, with the API's throttling; else 401/429.
+
+    A walker's correct password is refused exactly like a wrong one (and is not counted as a
+    failure: it must not lock the walker out of the app).
+    """
+    email = email.strip().lower()
+    await throttle.ensure_not_blocked(
+        session, [throttle.account_key(email), throttle.address_key(address)]
+    )
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id, email, role, is_active, password_hash, "
+                    "totp_enabled_at IS NOT NULL AS totp_enabled FROM users WHERE email = :email"
+                ),
+                {"email": email},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
+    ok = await run_in_threadpool(verify_password, stored, password)
+    if not ok or row is None or not row["password_hash"]:
+        await throttle.record_failure(session, email, address)
+        raise AppError(
+            bad_sign_in().detail, code="invalid_credentials", status=401, keep_changes=True
+        )
+    if row["role"] not in STAFF_ROLES or not row["is_active"]:
+        raise bad_sign_in()
+    await throttle.record_success(session, email)
+    return dict(row)
+
+
+async def start_session(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    second_factor_done: bool,
+    user_agent: str | None,
+    ip: str | None,
+) -> str:
+    """A new session row; returns the raw cookie token (shown once, never stored)."""
+    token = secrets.token_urlsafe(32)
+    await session.execute(
+        text(
+            "INSERT INTO admin_sessions "
+            "(user_id, token_hash, csrf_token, second_factor_done, user_agent, ip) "
+            "VALUES (:user_id, :hash, :csrf, :done, :ua, CAST(:ip AS inet))"
+        ),
+        {
+            "user_id": user_id,
+            "hash": hash_token(token),
+            "csrf": secrets.token_urlsafe(32),
+            "done": second_factor_done,
+            "ua": (user_agent or "")[:512] or None,
+            "ip": ip,
+        },
+    )
+    if second_factor_done:
+        await audit.record(
+            session,
+            admin_id=user_id,
+            action="console.sign_in",
+            entity_type="user",
+            entity_id=str(user_id),
+            extra={"ip": ip},
+        )
+    return token
+
+
+_LOAD = text(
+    """
+    UPDATE admin_sessions AS s SET last_seen_at = now()
+    FROM users AS u
+    WHERE s.token_hash = :hash AND s.revoked_at IS NULL AND u.id = s.user_id
+      AND u.is_active AND u.role = ANY(:roles)
+      AND s.last_seen_at > now() - make_interval(mins => :idle)
+      AND s.created_at > now() - make_interval(hours => :max_hours)
+    RETURNING s.id AS session_id, u.id, u.email, u.full_name, u.role, u.timezone,
+              s.csrf_token, s.second_factor_done, u.totp_enabled_at IS NOT NULL AS totp_enabled
+    """
+)
+
+
+async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
+    """The live session for this cookie, touched (one statement); None when ended or unknown."""
+    settings = await runtime_settings.all(session)
+    row = (
+        (
+            await session.execute(
+                _LOAD,
+                {
+                    "hash": hash_token(token),
+                    "roles": list(STAFF_ROLES),
+                    "idle": settings["console.idle_timeout_minutes"],
+                    "max_hours": settings["console.session_max_hours"],
+                },
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return ConsoleUser(**row) if row else None
+
+
+async def complete_second_factor(session: AsyncSession, user: ConsoleUser, code: str) -> None:
+    """Check the TOTP code of a half signed-in session and mark the session complete."""
+    await use_totp_code(session, user.id, code)
+    await session.execute(
+        text("UPDATE admin_sessions SET second_factor_done = true WHERE id = :id"),
+        {"id": user.session_id},
+    )
+    await audit.record(
+        session,
+        admin_id=user.id,
+        action="console.sign_in",
+        entity_type="user",
+        entity_id=str(user.id),
+        extra={"second_factor": "totp"},
+    )
+
+
+async def revoke(session: AsyncSession, session_id: uuid.UUID) -> None:
+    await session.execute(
+        text("UPDATE admin_sessions SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
+        {"id": session_id},
+    )
+
+
+async def revoke_all(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        text(
+            "UPDATE admin_sessions SET revoked_at = now() "
+            "WHERE user_id = :id AND revoked_at IS NULL"
+        ),
+        {"id": user_id},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _bad_code() -> InvalidInput:
+    return InvalidInput("That code is wrong or was already used.", code="invalid_totp_code")
+
+
+async def use_totp_code(session: AsyncSession, user_id: uuid.UUID, code: str) -> None:
+    """Accept a 6-digit code of the current, previous or next 30 s step, each step once."""
+    row = (
+        await session.execute(
+            text("SELECT totp_secret, totp_last_step FROM users WHERE id = :id FOR UPDATE"),
+            {"id": user_id},
+        )
+    ).first()
+    code = code.strip().replace(" ", "")
+    if row is None or not row.totp_secret or not (code.isdigit() and len(code) == 6):
+        raise _bad_code()
+    step = matching_step(row.totp_secret, code)
+    if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
+        raise _bad_code()
+    await session.execute(
+        text("UPDATE users SET totp_last_step = :step WHERE id = :id"),
+        {"step": step, "id": user_id},
+    )
+
+
+def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
+    """The time step (of -1, 0, +1 around now) whose code is `code`, or None."""
+    import time
+
+    totp = pyotp.TOTP(secret)
+    current = int((time.time() if now is None else now) // totp.interval)
+    for step in (current - 1, current, current + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+async def begin_totp_setup(session: AsyncSession, user_id: uuid.UUID) -> str:
+    """A new secret, stored but not yet enabled; confirm_totp turns it on."""
+    secret = pyotp.random_base32()
+    await session.execute(
+        text(
+            "UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, "
+            "totp_last_step = NULL WHERE id = :id"
+        ),
+        {"secret": secret, "id": user_id},
+    )
+    return secret
+
+
+def provisioning_uri(secret: str, email: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+
+async def pending_totp_secret(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    return (
+        await session.execute(
+            text("SELECT totp_secret FROM users WHERE id = :id AND totp_enabled_at IS NULL"),
+            {"id": user_id},
+        )
+    ).scalar_one_or_none()
+
+
+async def confirm_totp(session: AsyncSession, user: ConsoleUser, code: str) -> None:
+    await use_totp_code(session, user.id, code)
+    await session.execute(
+        text("UPDATE users SET totp_enabled_at = now() WHERE id = :id"), {"id": user.id}
+    )
+    await session.execute(
+        text("UPDATE admin_sessions SET second_factor_done = true WHERE id = :id"),
+        {"id": user.session_id},
+    )
+    await audit.record(
+        session,
+        admin_id=user.id,
+        action="console.totp_enable",
+        entity_type="user",
+        entity_id=str(user.id),
+        before={"totp": False},
+        after={"totp": True},
+    )
+
+
+async def disable_totp(session: AsyncSession, user: ConsoleUser, code: str) -> None:
+    await use_totp_code(session, user.id, code)
+    await session.execute(
+        text(
+            "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL "
+            "WHERE id = :id"
+        ),
+        {"id": user.id},
+    )
+    await audit.record(
+        session,
+        admin_id=user.id,
+        action="console.totp_disable",
+        entity_type="user",
+        entity_id=str(user.id),
+        before={"totp": True},
+        after={"totp": False},
+    )

@@ -1,0 +1,216 @@
+"""Console sign-in: cookies, CSRF, roles, TOTP, idle timeout, sign-out."""
+
+from __future__ import annotations
+
+import pyotp
+from sqlalchemy import text
+
+from stepcoin.console.web import SESSION_COOKIE
+from tests.console.helpers import browser_client, csrf_of, make_staff, sign_in
+
+
+async def test_admin_signs_in_and_gets_a_strict_httponly_secure_cookie(app, client, engine):
+    admin = await make_staff(client, engine, "admin")
+    async with browser_client(app) as c:
+        assert (await c.get("/admin/")).status_code == 303  # not signed in: to the sign-in page
+        response = await sign_in(c, admin["email"])
+        assert response.status_code == 303 and response.headers["location"] == "/admin/"
+        cookie = next(
+            h for h in response.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE)
+        )
+        lowered = cookie.lower()
+        assert "httponly" in lowered and "secure" in lowered and "samesite=strict" in lowered
+        assert "path=/admin" in lowered
+        page = await c.get("/admin/")
+        assert page.status_code == 200 and "Overview" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT token_hash FROM admin_sessions"))).scalar_one()
+        logged = (
+            await conn.execute(
+                text("SELECT count(*) FROM admin_logs WHERE action = 'console.sign_in'")
+            )
+        ).scalar_one()
+    token = c.cookies.get(SESSION_COOKIE) or ""
+    assert token and token.encode() not in stored and logged == 1
+
+
+async def test_a_walker_cannot_sign_in_even_with_the_right_password(app, client, engine):
+    walker = await make_staff(client, engine, "user")
+    async with browser_client(app) as c:
+        response = await sign_in(c, walker["email"])
+        assert response.status_code == 401
+        assert "no access to the console" in response.text
+        assert SESSION_COOKIE not in c.cookies
+        assert (await c.get("/admin/")).status_code == 303
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM admin_sessions"))).scalar_one() == 0
+
+
+async def test_wrong_password_is_refused_and_counted(app, client, engine):
+    admin = await make_staff(client, engine, "admin")
+    async with browser_client(app) as c:
+        response = await sign_in(c, admin["email"], "not the password at all")
+        assert response.status_code == 401 and "Wrong email or password" in response.text
+    async with engine.connect() as conn:
+        failures = (
+            await conn.execute(
+                text("SELECT failures FROM login_throttle WHERE key = :k"),
+                {"k": f"account:{admin['email']}"},
+            )
+        ).scalar_one()
+    assert failures == 1
+
+
+async def test_sign_in_without_its_csrf_token_is_refused(app, client, engine):
+    admin = await make_staff(client, engine, "admin")
+    async with browser_client(app) as c:
+        await c.get("/admin/login")
+        response = await c.post(
+            "/admin/login", data={"email": admin["email"], "password": admin["password"]}
+        )
+        assert response.status_code == 403 and "CSRF" in response.text
+        assert SESSION_COOKIE not in c.cookies
+
+
+async def test_a_form_posted_without_its_csrf_token_changes_nothing(console):
+    page = await console.get("/admin/account")
+    assert page.status_code == 200
+    response = await console.post("/admin/account/totp/start", data={})
+    assert response.status_code == 403 and "CSRF" in response.text
+    response = await console.post("/admin/account/totp/start", data={"csrf_token": "forged"})
+    assert response.status_code == 403
+    assert "Set up an authenticator" in (await console.get("/admin/account")).text
+
+
+async def test_sign_out_ends_the_session_for_good(console, engine):
+    page = await console.get("/admin/")
+    token = console.cookies.get(SESSION_COOKIE)
+    response = await console.post("/admin/logout", data={"csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303 and "/admin/login" in response.headers["location"]
+    console.cookies.set(SESSION_COOKIE, token, domain="console.test", path="/admin")
+    assert (await console.get("/admin/")).status_code == 303  # the old cookie opens nothing
+
+
+async def test_an_idle_session_expires(console, engine):
+    assert (await console.get("/admin/")).status_code == 200
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE admin_sessions SET last_seen_at = now() - interval '31 minutes'")
+        )
+    response = await console.get("/admin/account")
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/admin/login") and "next=%2Fadmin%2Faccount" in location
+    assert "ended" in (await console.get(location)).text
+
+
+async def test_the_idle_timeout_is_a_runtime_setting(console, engine):
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE settings SET value = '5' WHERE key = 'console.idle_timeout_minutes'")
+        )
+        await conn.execute(
+            text("UPDATE admin_sessions SET last_seen_at = now() - interval '6 minutes'")
+        )
+    from stepcoin.runtime_settings.service import runtime_settings
+
+    runtime_settings.invalidate()
+    assert (await console.get("/admin/")).status_code == 303
+
+
+async def test_deactivating_or_demoting_staff_ends_their_console_session(console, engine):
+    assert (await console.get("/admin/")).status_code == 200
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET role = 'user' WHERE id = :id"),
+            {"id": console.account["user"]["id"]},
+        )
+    assert (await console.get("/admin/")).status_code == 303
+
+
+async def test_totp_setup_then_sign_in_needs_the_code(app, console, engine):
+    page = await console.post(
+        "/admin/account/totp/start",
+        data={"csrf_token": csrf_of((await console.get("/admin/account")).text)},
+    )
+    assert page.status_code == 303
+    account_page = (await console.get("/admin/account")).text
+    async with engine.connect() as conn:
+        secret = (
+            await conn.execute(
+                text("SELECT totp_secret FROM users WHERE id = :id"),
+                {"id": console.account["user"]["id"]},
+            )
+        ).scalar_one()
+    assert secret in account_page
+    totp = pyotp.TOTP(secret)
+    wrong = await console.post(
+        "/admin/account/totp/confirm",
+        data={
+            "csrf_token": csrf_of(account_page),
+            "code": "000000" if totp.now() != "000000" else "111111",
+        },
+    )
+    assert wrong.status_code == 303
+    assert "wrong" in (await console.get("/admin/account")).text
+    ok = await console.post(
+        "/admin/account/totp/confirm",
+        data={"csrf_token": csrf_of(account_page), "code": totp.now()},
+    )
+    assert ok.status_code == 303
+    assert "Two-step sign-in is on" in (await console.get("/admin/account")).text
+
+    async with browser_client(app) as fresh:
+        response = await sign_in(fresh, console.account["email"])
+        assert response.status_code == 303 and response.headers["location"].startswith(
+            "/admin/login/totp"
+        )
+        assert (await fresh.get("/admin/")).status_code == 303  # password alone opens nothing
+        code_page = await fresh.get("/admin/login/totp")
+        assert code_page.status_code == 200
+        # the code used to confirm cannot be replayed
+        replay = await fresh.post(
+            "/admin/login/totp", data={"csrf_token": csrf_of(code_page.text), "code": totp.now()}
+        )
+        assert replay.status_code == 422
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE users SET totp_last_step = totp_last_step - 5"))
+        good = await fresh.post(
+            "/admin/login/totp", data={"csrf_token": csrf_of(code_page.text), "code": totp.now()}
+        )
+        assert good.status_code == 303
+        assert (await fresh.get("/admin/")).status_code == 200
+
+
+async def test_next_is_kept_but_never_leaves_the_console(app, client, engine):
+    admin = await make_staff(client, engine, "admin")
+    async with browser_client(app) as c:
+        page = await c.get("/admin/login?next=/admin/settings")
+        response = await c.post(
+            "/admin/login",
+            data={
+                "email": admin["email"],
+                "password": admin["password"],
+                "csrf_token": csrf_of(page.text),
+                "next": "/admin/settings",
+            },
+        )
+        assert response.headers["location"] == "/admin/settings"
+    async with browser_client(app) as c:
+        page = await c.get("/admin/login")
+        response = await c.post(
+            "/admin/login",
+            data={
+                "email": admin["email"],
+                "password": admin["password"],
+                "csrf_token": csrf_of(page.text),
+                "next": "https://evil.example/",
+            },
+        )
+        assert response.headers["location"] == "/admin/"
+
+
+async def test_unknown_console_pages_are_html_not_problem_json(console):
+    response = await console.get("/admin/no-such-page")
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
