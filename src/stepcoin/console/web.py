@@ -402,7 +402,8 @@ def install_console_errors(app: Any) -> None:
             if path == PREFIX or (
                 path.startswith(PREFIX + "/") and not path.startswith(PREFIX + "/static/")
             ):
-                status = int(getattr(exc, "status", None) or getattr(exc, "status_code", 500))
+                raw = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+                status = raw if isinstance(raw, int) else 500
                 message = getattr(exc, "detail", None)
                 if not isinstance(message, str) or status >= 500:
                     message = "Something went wrong." if status >= 500 else "Not found."
