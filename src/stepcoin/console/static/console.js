@@ -32,19 +32,23 @@
     rows[current].scrollIntoView({ block: "nearest" });
   }
   function submit(decision) {
-    var row = rows[current];
-    var form = row.querySelector("form[data-decide]");
+    // Each row's form has <button name="decision" value="approve|reject"> and a note field;
+    // clicking the button keeps the no-script behaviour (and the note's validation) intact.
+    var form = rows[current].querySelector("form[data-decide]");
     if (!form) { return; }
     var note = form.querySelector('[name="note"]');
     if (decision === "reject" && note && !note.value.trim()) {
       note.focus();
-      note.setAttribute("placeholder", "A note is needed to reject; press Enter to send");
-      form.querySelector('[name="decision"]').value = "reject";
+      note.setAttribute("placeholder", "A note is needed to reject; type it and press r again");
       return;
     }
-    form.querySelector('[name="decision"]').value = decision;
-    form.submit();
+    var button = form.querySelector('button[name="decision"][value="' + decision + '"]');
+    if (button) { button.click(); }
   }
+  // Esc leaves the note field so that the shortcuts work again.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && event.target.blur) { event.target.blur(); }
+  });
   show(0);
   document.addEventListener("keydown", function (event) {
     var tag = (event.target.tagName || "").toLowerCase();
