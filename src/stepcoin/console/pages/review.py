@@ -1,9 +1,164 @@
-"""Console pages: review (to be written)."""
+"""Console pages: the review queue of flagged step records (admins and support)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from stepcoin.console.web import PREFIX
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.console.web import PREFIX, ConsoleUserDep, CsrfFormDep, perform, render
+from stepcoin.db import ReadSessionDep
+from stepcoin.errors import AppError, InvalidInput
+from stepcoin.pagination import MAX_CURSOR_LENGTH
+from stepcoin.steps import review
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+PAGE_SIZE = 25
+MAX_BULK = 200
+MAX_NOTE = 1000  # the API's ReviewIn.note limit
+DECISIONS: dict[str, Literal["approved", "rejected"]] = {
+    "approve": "approved",
+    "reject": "rejected",
+}
+
+CursorParam = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
+
+
+def chart_points(item: dict[str, Any]) -> list[tuple[str, int]]:
+    """The 28 days before the record (credited steps, 0 when none) and the record's own day."""
+    day: date = item["date"]
+    credited = {h["date"]: int(h["credited_steps"] or 0) for h in item["history"]}
+    points = []
+    for back in range(review.HISTORY_DAYS, 0, -1):
+        past = day - timedelta(days=back)
+        points.append((past.isoformat(), credited.get(past, 0)))
+    points.append((day.isoformat(), int(item["steps"])))
+    return points
+
+
+def describe_age(oldest: datetime | None, now: datetime) -> str:
+    """'3 d 4 h', '2 h 5 min' or '7 min' since `oldest`."""
+    if oldest is None:
+        return "—"
+    minutes = max(int((now - oldest).total_seconds() // 60), 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min"
+
+
+async def queue_summary(session: AsyncSession) -> dict[str, Any]:
+    """How many flagged records wait and when the oldest came in."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*) AS size, min(created_at) AS oldest FROM step_validations "
+                "WHERE status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL"
+            )
+        )
+    ).one()
+    return {
+        "size": int(row.size),
+        "oldest": row.oldest,
+        "age": describe_age(row.oldest, datetime.now(UTC)),
+    }
+
+
+@router.get("/review")
+async def review_queue(
+    request: Request,
+    user: ConsoleUserDep,
+    session: ReadSessionDep,
+    cursor: CursorParam = None,
+) -> Response:
+    """Flagged records, oldest first, with hits, the walker's last 28 days and the day's sources."""
+    result = await review.list_validations(
+        session, status="flagged", limit=PAGE_SIZE, cursor=cursor
+    )
+    items = [{**item, "chart": chart_points(item)} for item in result["items"]]
+    return render(
+        request,
+        user,
+        "review.html",
+        {
+            "items": items,
+            "next_cursor": result["next_cursor"],
+            "cursor": cursor or "",
+            "summary": await queue_summary(session),
+        },
+        section="review",
+    )
+
+
+def _parse_ids(raw: list[str]) -> list[int]:
+    ids: list[int] = []
+    for value in raw:
+        value = value.strip()
+        if not value.isascii() or not value.isdigit() or not 0 < int(value) < 2**63:
+            raise InvalidInput(f"{value!r} is not a record id.", code="invalid_ids")
+        if int(value) not in ids:
+            ids.append(int(value))
+    if not ids:
+        raise InvalidInput("Select at least one record.", code="invalid_ids")
+    if len(ids) > MAX_BULK:
+        raise InvalidInput(f"At most {MAX_BULK} records at once.", code="invalid_ids")
+    return ids
+
+
+async def _lock_wallets(session: AsyncSession, ids: list[int]) -> None:
+    """Lock the owners' wallets in user-id order first, so two bulk decisions cannot deadlock
+    (review.decide locks each wallet again, which is then a no-op)."""
+    await session.execute(
+        text(
+            "SELECT 1 FROM wallets WHERE user_id IN (SELECT user_id FROM step_validations "
+            "WHERE id = ANY(:ids)) ORDER BY user_id FOR UPDATE"
+        ),
+        {"ids": ids},
+    )
+
+
+@router.post("/review/decide")
+async def decide(request: Request, form: CsrfFormDep) -> Response:
+    """Approve or reject one or many records in ONE transaction: all of them or none."""
+    cursor = form.get("cursor")[:MAX_CURSOR_LENGTH]
+    back = f"{PREFIX}/review" + (f"?{urlencode({'cursor': cursor})}" if cursor else "")
+
+    async def action(session: AsyncSession) -> str:
+        decision = DECISIONS.get(form.get("decision"))
+        if decision is None:
+            raise InvalidInput("Choose approve or reject.", code="invalid_decision")
+        ids = _parse_ids(form.getlist("ids"))
+        note = form.get("note") or None
+        if note is not None and len(note) > MAX_NOTE:
+            raise InvalidInput(f"The note is longer than {MAX_NOTE} characters.", code="note")
+        if decision == "rejected" and note is None:
+            raise InvalidInput(
+                "A note is needed to reject: the walker is told why. Nothing was changed.",
+                code="note_required",
+            )
+        await _lock_wallets(session, ids)
+        for validation_id in ids:
+            try:
+                await review.decide(
+                    session,
+                    validation_id=validation_id,
+                    reviewer_id=form.user.id,
+                    decision=decision,
+                    note=note,
+                )
+            except AppError as exc:
+                exc.detail = f"Record {validation_id}: {exc.detail} Nothing was changed."
+                raise
+        verb = "Approved" if decision == "approved" else "Rejected"
+        return f"{verb} {len(ids)} record{'' if len(ids) == 1 else 's'}."
+
+    return await perform(request, action, back=back)

@@ -1,9 +1,254 @@
-"""Console pages: users (to be written)."""
+"""Console pages: user search, one user's page, (de)activation and coin adjustments."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from stepcoin.console.web import PREFIX
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.console.web import (
+    PREFIX,
+    AdminFormDep,
+    ConsoleUserDep,
+    CsrfFormDep,
+    perform,
+    render,
+)
+from stepcoin.db import ReadSessionDep
+from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.pagination import MAX_CURSOR_LENGTH, bigint_id, decode_cursor, page
+from stepcoin.shop import orders as shop_orders
+from stepcoin.steps import review
+from stepcoin.users import repository as users_repository
+from stepcoin.users import service as users_service
+from stepcoin.wallet import service as wallet_service
+from stepcoin.wallet.repository import LEDGER_COLUMNS
+from stepcoin.wallet.schemas import MAX_ADJUSTMENT
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+PAGE_SIZE = 50
+LEDGER_PAGE = 25
+STEP_DAYS = 30
+RECENT = 20
+REASON_MIN, REASON_MAX = 3, 500  # the API's AdjustmentIn.reason limits
+AMOUNT_RE = re.compile(r"^[+-]?\d{1,7}$")
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # the API's Idempotency-Key pattern
+
+CursorParam = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
+SearchParam = Annotated[str | None, Query(max_length=200)]
+
+
+def _user_id(raw: str) -> uuid.UUID:
+    """A malformed id names no user: the same 404 as an unknown one."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError as exc:
+        raise NotFound("No such user.", code="user_not_found") from exc
+
+
+@router.get("/users")
+async def users(
+    request: Request,
+    user: ConsoleUserDep,
+    session: ReadSessionDep,
+    q: SearchParam = None,
+    cursor: CursorParam = None,
+) -> Response:
+    """Users with their wallets, newest first; `q` matches part of the email or name."""
+    query = q.strip() if q else None
+    after = decode_cursor(cursor, uuid.UUID) if cursor else None
+    rows = await users_repository.search_users(
+        session, query=query, limit=PAGE_SIZE + 1, after=after
+    )
+    result = page(rows, PAGE_SIZE)
+    return render(
+        request,
+        user,
+        "users.html",
+        {"rows": result["items"], "next_cursor": result["next_cursor"], "q": query or ""},
+        section="users",
+    )
+
+
+async def _profile(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT u.id, u.email, u.full_name, u.phone, u.role, u.auth_method,
+                           u.timezone, u.created_at, u.is_active,
+                           u.totp_enabled_at IS NOT NULL AS totp_enabled,
+                           w.available_coins, w.pending_coins, w.lifetime_earned,
+                           w.lifetime_spent
+                    FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = :id
+                    """
+                ),
+                {"id": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such user.", code="user_not_found")
+    return dict(row)
+
+
+async def _ledger(
+    session: AsyncSession, user_id: uuid.UUID, cursor: str | None
+) -> dict[str, Any]:
+    """Ledger rows newest first, active user or not (the repository's reader skips inactive)."""
+    params: dict[str, Any] = {"u": user_id, "limit": LEDGER_PAGE + 1}
+    position = ""
+    if cursor:
+        params["after_at"], params["after_id"] = decode_cursor(cursor, bigint_id)
+        position = "AND (created_at, id) < (:after_at, :after_id)"
+    rows = (
+        await session.execute(
+            text(
+                f"SELECT {LEDGER_COLUMNS} FROM coin_transactions WHERE user_id = :u {position} "
+                "ORDER BY created_at DESC, id DESC LIMIT :limit"
+            ),
+            params,
+        )
+    ).mappings()
+    return page([dict(r) for r in rows], LEDGER_PAGE)
+
+
+async def _sessions(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[Any]]:
+    """The latest app sessions (refresh tokens) and console sessions."""
+    app_sessions = (
+        await session.execute(
+            text(
+                "SELECT issued_at, expires_at, revoked_at, revoked_reason, user_agent, "
+                "host(ip) AS ip FROM refresh_tokens WHERE user_id = :u "
+                "ORDER BY issued_at DESC, id DESC LIMIT :limit"
+            ),
+            {"u": user_id, "limit": RECENT},
+        )
+    ).mappings()
+    console_sessions = (
+        await session.execute(
+            text(
+                "SELECT created_at, last_seen_at, revoked_at, second_factor_done, user_agent, "
+                "host(ip) AS ip FROM admin_sessions WHERE user_id = :u "
+                "ORDER BY created_at DESC, id DESC LIMIT :limit"
+            ),
+            {"u": user_id, "limit": RECENT},
+        )
+    ).mappings()
+    return {"app": [dict(r) for r in app_sessions], "console": [dict(r) for r in console_sessions]}
+
+
+@router.get("/users/{user_id}")
+async def user_page(
+    request: Request,
+    user_id: str,
+    user: ConsoleUserDep,
+    session: ReadSessionDep,
+    ledger_cursor: CursorParam = None,
+) -> Response:
+    """Profile, wallet, ledger, recent steps, sessions and orders of one user."""
+    target = _user_id(user_id)
+    profile = await _profile(session, target)
+    today = datetime.now(UTC).date()
+    ledger = await _ledger(session, target, ledger_cursor)
+    steps = await review.list_user_steps(
+        session, target, today - timedelta(days=STEP_DAYS - 1), today
+    )
+    orders = await shop_orders.list_orders(session, user_id=target, limit=RECENT)
+    return render(
+        request,
+        user,
+        "users_detail.html",
+        {
+            "profile": profile,
+            "ledger": ledger["items"],
+            "ledger_next": ledger["next_cursor"],
+            "steps": steps,
+            "step_days": STEP_DAYS,
+            "sessions": await _sessions(session, target),
+            "orders": orders,
+            "recent": RECENT,
+            "idempotency_key": uuid.uuid4().hex,
+            "max_adjustment": MAX_ADJUSTMENT,
+        },
+        section="users",
+    )
+
+
+@router.post("/users/{user_id}/active")
+async def set_active(request: Request, user_id: str, form: CsrfFormDep) -> Response:
+    """Deactivate (ends every app session) or reactivate, as PATCH /v1/admin/users/{id}:
+    support may do it for walkers, only admins for staff; the service audits it."""
+    target = _user_id(user_id)
+
+    async def action(session: AsyncSession) -> str:
+        value = form.get("is_active")
+        if value not in ("true", "false"):
+            raise InvalidInput("is_active must be true or false.", code="invalid_is_active")
+        active = value == "true"
+        await users_service.update_as_staff(
+            session, target, actor_id=form.user.id, is_active=active
+        )
+        if active:
+            return "The account is active again."
+        return "The account is deactivated; its app sessions have ended."
+
+    return await perform(request, action, back=f"{PREFIX}/users/{target}")
+
+
+def _amount(raw: str) -> int:
+    if not AMOUNT_RE.match(raw):
+        raise InvalidInput(
+            "The amount must be a whole number of coins, like 50 or -20.", code="invalid_amount"
+        )
+    amount = int(raw)
+    if amount == 0:
+        raise InvalidInput("The amount must not be zero.", code="invalid_amount")
+    if abs(amount) > MAX_ADJUSTMENT:
+        raise InvalidInput(
+            f"At most {MAX_ADJUSTMENT:,} coins either way.", code="invalid_amount"
+        )
+    return amount
+
+
+@router.post("/users/{user_id}/adjust")
+async def adjust(request: Request, user_id: str, form: AdminFormDep) -> Response:
+    """Credit or debit the wallet with a reason (admins only), once per rendered form: the
+    form's idempotency key makes a double submit return the first adjustment."""
+    target = _user_id(user_id)
+
+    async def action(session: AsyncSession) -> str:
+        amount = _amount(form.get("amount"))
+        reason = form.get("reason")
+        if not REASON_MIN <= len(reason) <= REASON_MAX:
+            raise InvalidInput(
+                f"Give a reason of {REASON_MIN} to {REASON_MAX} characters; the walker sees it.",
+                code="invalid_reason",
+            )
+        key = form.get("idempotency_key") or None
+        if key is not None and not KEY_RE.match(key):
+            raise InvalidInput("The form's idempotency key is malformed.", code="invalid_key")
+        result = await wallet_service.adjust_balance(
+            session,
+            user_id=target,
+            amount=amount,
+            reason=reason,
+            admin_id=form.user.id,
+            idempotency_key=key,
+        )
+        if result.replayed:
+            return "This adjustment was already made (the form was sent twice); nothing changed."
+        verb = "Credited" if amount > 0 else "Debited"
+        return f"{verb} {abs(amount):,} coins; the balance is now {result.transaction['balance_after']:,}."
+
+    return await perform(request, action, back=f"{PREFIX}/users/{target}")
