@@ -214,3 +214,25 @@ async def test_next_is_kept_but_never_leaves_the_console(app, client, engine):
 async def test_unknown_console_pages_are_html_not_problem_json(console):
     response = await console.get("/admin/no-such-page")
     assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+
+
+async def test_the_admin_chooses_the_timezone_times_are_shown_in(console, engine):
+    page = await console.get("/admin/account")
+    response = await console.post(
+        "/admin/account/timezone", data={"csrf_token": csrf_of(page.text), "timezone": "Asia/Tokyo"}
+    )
+    assert response.status_code == 303
+    assert "Asia/Tokyo" in (await console.get("/admin/account")).text
+    bad = await console.post(
+        "/admin/account/timezone",
+        data={"csrf_token": csrf_of(page.text), "timezone": "Mars/Olympus"},
+    )
+    assert bad.status_code == 303
+    async with engine.connect() as conn:
+        tz = (
+            await conn.execute(
+                text("SELECT timezone FROM users WHERE id = :id"),
+                {"id": console.account["user"]["id"]},
+            )
+        ).scalar_one()
+    assert tz == "Asia/Tokyo"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 from urllib.parse import urlencode
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -28,7 +29,9 @@ from stepcoin.console.web import (
     set_cookie,
 )
 from stepcoin.db import session_scope
-from stepcoin.errors import AppError
+from stepcoin.errors import AppError, InvalidInput
+from stepcoin.users import repository as users_repository
+from stepcoin.users.schemas import check_timezone
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -162,9 +165,25 @@ async def account(request: Request, user: ConsoleUserDep, database: DatabaseDep)
         {
             "pending_secret": pending,
             "provisioning_uri": sessions.provisioning_uri(pending, user.email) if pending else "",
+            "timezones": sorted(available_timezones()),
         },
         section="account",
     )
+
+
+@router.post("/account/timezone")
+async def change_timezone(request: Request, form: CsrfFormDep) -> Response:
+    """The admin's own timezone (the profile's, as PATCH /v1/me sets it): every time shown."""
+
+    async def action(session: AsyncSession) -> str:
+        try:
+            timezone = check_timezone(form.get("timezone"))
+        except ValueError as exc:
+            raise InvalidInput(str(exc), code="invalid_timezone") from exc
+        await users_repository.update_profile(session, form.user.id, {"timezone": timezone})
+        return f"Times are now shown in {timezone}."
+
+    return await perform(request, action, back=f"{PREFIX}/account")
 
 
 @router.post("/account/totp/start")

@@ -118,4 +118,3 @@ async def new_page(browser: Any, live_server: LiveServer) -> AsyncIterator[Any]:
 def screenshot_path(name: str) -> str:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS / f"{name}.png")
-

@@ -38,7 +38,9 @@ async def validation_of(engine: Any, user_id: str) -> int:
         return int(
             (
                 await conn.execute(
-                    text("SELECT id FROM step_validations WHERE user_id = :u AND status = 'flagged'"),
+                    text(
+                        "SELECT id FROM step_validations WHERE user_id = :u AND status = 'flagged'"
+                    ),
                     {"u": user_id},
                 )
             ).scalar_one()
@@ -180,12 +182,19 @@ async def test_support_walkers_csrf_and_idle_sessions(new_page, client, engine):
     csrf = await page.get_attribute("body", "data-csrf")
     response = await page.request.post(
         f"/admin/users/{walker['user']['id']}/adjust",
-        form={"csrf_token": csrf, "amount": "1000", "reason": "free money", "idempotency_key": "k1"},
+        form={
+            "csrf_token": csrf,
+            "amount": "1000",
+            "reason": "free money",
+            "idempotency_key": "k1",
+        },
         max_redirects=0,
     )
     assert response.status == 403
     response = await page.request.post(
-        "/admin/settings/coins.daily_cap", form={"csrf_token": csrf, "value": "999"}, max_redirects=0
+        "/admin/settings/coins.daily_cap",
+        form={"csrf_token": csrf, "value": "999"},
+        max_redirects=0,
     )
     assert response.status == 403
     await page.goto("/admin/settings")
@@ -209,7 +218,9 @@ async def test_support_walkers_csrf_and_idle_sessions(new_page, client, engine):
             await conn.execute(text("SELECT value FROM settings WHERE key = 'coins.daily_cap'"))
         ).scalar_one()
         adjustments = (
-            await conn.execute(text("SELECT count(*) FROM admin_logs WHERE action = 'wallet.adjust'"))
+            await conn.execute(
+                text("SELECT count(*) FROM admin_logs WHERE action = 'wallet.adjust'")
+            )
         ).scalar_one()
     assert cap == 200 and adjustments == 0
 
