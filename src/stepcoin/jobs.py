@@ -51,6 +51,7 @@ def build_job_app() -> procrastinate.App:
     app, so the blueprints can join only once)."""
     from stepcoin.achievements.tasks import blueprint as achievements_tasks
     from stepcoin.backup.tasks import blueprint as backup_tasks
+    from stepcoin.console.tasks import blueprint as console_tasks
     from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
     from stepcoin.queue_tasks import blueprint as queue_tasks
     from stepcoin.shop.tasks import blueprint as shop_tasks
@@ -65,6 +66,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(achievements_tasks, namespace="achievements")
     app.add_tasks_from(leaderboards_tasks, namespace="leaderboards")
     app.add_tasks_from(backup_tasks, namespace="backup")
+    app.add_tasks_from(console_tasks, namespace="console")
     return app
 
 

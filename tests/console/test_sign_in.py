@@ -236,3 +236,28 @@ async def test_the_admin_chooses_the_timezone_times_are_shown_in(console, engine
             )
         ).scalar_one()
     assert tz == "Asia/Tokyo"
+
+
+async def test_ended_sessions_are_pruned_after_thirty_days(console, engine, app):
+    from stepcoin.console.sessions import prune_sessions
+    from stepcoin.db import session_scope
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO admin_sessions (user_id, token_hash, csrf_token, revoked_at, created_at) "
+                "SELECT id, sha256(gen_random_uuid()::text::bytea), 'x', now() - interval '31 days', now() - interval '32 days' "
+                "FROM users WHERE id = :id "
+                "UNION ALL SELECT id, sha256(gen_random_uuid()::text::bytea), 'y', NULL, now() - interval '40 days' "
+                "FROM users WHERE id = :id "
+                "UNION ALL SELECT id, sha256(gen_random_uuid()::text::bytea), 'z', now() - interval '2 days', now() - interval '3 days' "
+                "FROM users WHERE id = :id"
+            ),
+            {"id": console.account["user"]["id"]},
+        )
+    async with session_scope(app.state.database) as session:
+        assert await prune_sessions(session) == 2
+    async with engine.connect() as conn:
+        left = (await conn.execute(text("SELECT csrf_token FROM admin_sessions"))).scalars().all()
+    assert sorted(left) != [] and "x" not in left and "y" not in left and "z" in left
+    assert (await console.get("/admin/")).status_code == 200  # the live session is untouched

@@ -305,3 +305,21 @@ async def disable_totp(session: AsyncSession, user: ConsoleUser, code: str) -> N
         before={"totp": True},
         after={"totp": False},
     )
+
+
+async def prune_sessions(session: AsyncSession, *, keep_days: int = 30) -> int:
+    """Delete sessions that ended more than `keep_days` ago (kept that long for the users page).
+
+    A session has ended when it was revoked, or when it is past the absolute lifetime (an idle
+    session also passes that lifetime within hours, so this catches it too).
+    """
+    settings = await runtime_settings.all(session)
+    result = await session.execute(
+        text(
+            "DELETE FROM admin_sessions WHERE "
+            "coalesce(revoked_at, created_at + make_interval(hours => :max_hours)) "
+            "< now() - make_interval(days => :keep)"
+        ),
+        {"max_hours": settings["console.session_max_hours"], "keep": keep_days},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
