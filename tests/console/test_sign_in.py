@@ -245,13 +245,13 @@ async def test_ended_sessions_are_pruned_after_thirty_days(console, engine, app)
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO admin_sessions (user_id, token_hash, csrf_token, revoked_at, created_at) "
-                "SELECT id, sha256(gen_random_uuid()::text::bytea), 'x', now() - interval '31 days', now() - interval '32 days' "
-                "FROM users WHERE id = :id "
-                "UNION ALL SELECT id, sha256(gen_random_uuid()::text::bytea), 'y', NULL, now() - interval '40 days' "
-                "FROM users WHERE id = :id "
-                "UNION ALL SELECT id, sha256(gen_random_uuid()::text::bytea), 'z', now() - interval '2 days', now() - interval '3 days' "
-                "FROM users WHERE id = :id"
+                "INSERT INTO admin_sessions "
+                "(user_id, token_hash, csrf_token, revoked_at, created_at) "
+                "SELECT :id, sha256(v.k::bytea), v.k, v.revoked, v.created FROM (VALUES "
+                "('x', now() - interval '31 days', now() - interval '32 days'), "
+                "('y', NULL, now() - interval '40 days'), "
+                "('z', now() - interval '2 days', now() - interval '3 days')"
+                ") AS v (k, revoked, created)"
             ),
             {"id": console.account["user"]["id"]},
         )

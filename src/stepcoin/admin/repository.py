@@ -17,10 +17,13 @@ async def list_audit_logs(
     entity_id: str | None = None,
     admin_id: uuid.UUID | None = None,
     action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int,
     after: tuple[datetime, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit rows, newest first, filtered by exact matches; with the acting admin's email."""
+    """Audit rows, newest first, filtered by exact matches and optionally by time
+    (since <= created_at < until); with the acting admin's email."""
     filters: dict[str, Any] = {
         "entity_type": entity_type,
         "entity_id": entity_id,
@@ -29,6 +32,12 @@ async def list_audit_logs(
     }
     conditions = [f"l.{column} = :{column}" for column, value in filters.items() if value]
     params: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    if since:
+        conditions.append("l.created_at >= :since")
+        params["since"] = since
+    if until:
+        conditions.append("l.created_at < :until")
+        params["until"] = until
     if after:
         conditions.append("(l.created_at, l.id) < (:after_at, :after_id)")
         params["after_at"], params["after_id"] = after

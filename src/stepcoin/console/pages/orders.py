@@ -1,9 +1,260 @@
-"""Console pages: orders (to be written)."""
+"""Console pages: orders (filter, read, move forward, cancel with a refund).
+
+Changes go through `orders.advance_status`, exactly as PATCH /v1/admin/orders/{id}: a move
+forward is audited there, and cancelling refunds coins and stock exactly once (a second cancel
+finds the order cancelled and is refused, so nothing is paid twice). Admin-only like the API.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, get_args
 
-from stepcoin.console.web import PREFIX
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render, zone
+from stepcoin.db import ReadSessionDep
+from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.pagination import decode_cursor, encode_cursor
+from stepcoin.shop import orders
+from stepcoin.shop.schemas import OrderStatus
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+PAGE_SIZE = 50
+STATUSES: tuple[str, ...] = get_args(OrderStatus)
+MAX_NOTE = 1000  # AdminOrderUpdate.note
+FilterQuery = Annotated[str, Query(max_length=200)]
+CursorQuery = Annotated[str | None, Query(max_length=200)]
+
+
+def _order_id(raw: str) -> uuid.UUID:
+    """A path's order id; anything that is not a UUID is simply not an order."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("No such order.", code="order_not_found") from None
+
+
+def _day(raw: str, label: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        day = None
+    if day is None or not 1900 <= day.year <= 9000:
+        raise InvalidInput(f"{label} must be a date like 2025-01-31.", code="invalid_date")
+    return day
+
+
+async def _list(
+    session: AsyncSession,
+    *,
+    status: str,
+    since: datetime | None,
+    until: datetime | None,
+    q: str,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset on (created_at, id); PAGE_SIZE + 1 rows (the extra one says that
+    another page exists). `q` is an order code (with or without its dash) or part of an email."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": PAGE_SIZE + 1}
+    if status:
+        conditions.append("o.status = :status")
+        params["status"] = status
+    if since is not None:
+        conditions.append("o.created_at >= :since")
+        params["since"] = since
+    if until is not None:
+        conditions.append("o.created_at < :until")
+        params["until"] = until
+    if q:
+        conditions.append("(o.order_code = :code OR u.email ILIKE :email)")
+        params["code"] = q.replace("-", "").replace(" ", "").upper()
+        params["email"] = (
+            "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+    if before is not None:
+        conditions.append("(o.created_at, o.id) < (:b_at, :b_id)")
+        params["b_at"], params["b_id"] = before
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    rows = await session.execute(
+        text(
+            "SELECT o.id, o.order_code, o.user_id, u.email, o.total_coins, o.status, "
+            "o.created_at, o.shopify_order_id, o.shopify_order_name, "
+            "(SELECT coalesce(sum(i.quantity), 0) FROM order_items i WHERE i.order_id = o.id) "
+            "AS units FROM orders o JOIN users u ON u.id = o.user_id "
+            f"{where} ORDER BY o.created_at DESC, o.id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+@router.get("/orders")
+async def order_list(
+    request: Request,
+    user: ConsoleUserDep,
+    session: ReadSessionDep,
+    status: FilterQuery = "",
+    q: FilterQuery = "",
+    cursor: CursorQuery = None,
+    from_: Annotated[str, Query(alias="from", max_length=20)] = "",
+    to: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    """Orders newest first, by status and creation date (days in the admin's time zone)."""
+    q = q.strip()
+    error = None
+    rows: list[dict[str, Any]] = []
+    next_cursor = None
+    try:
+        if status and status not in STATUSES:
+            raise InvalidInput(f"Unknown status {status!r}.", code="invalid_status")
+        tz = zone(user.timezone)
+        first, last = _day(from_, "From"), _day(to, "To")
+        since = datetime.combine(first, time.min, tz) if first else None
+        until = datetime.combine(last + timedelta(days=1), time.min, tz) if last else None
+        before = decode_cursor(cursor, uuid.UUID) if cursor else None
+        rows = await _list(session, status=status, since=since, until=until, q=q, before=before)
+    except InvalidInput as exc:
+        error = exc.detail
+    if len(rows) > PAGE_SIZE:
+        last_row = rows[PAGE_SIZE - 1]
+        next_cursor = encode_cursor(last_row["created_at"], last_row["id"])
+    return render(
+        request,
+        user,
+        "orders.html",
+        {
+            "orders": rows[:PAGE_SIZE],
+            "next_cursor": next_cursor,
+            "statuses": STATUSES,
+            "filters": {"status": status, "q": q, "from": from_, "to": to},
+            "error": error,
+        },
+        status=422 if error else 200,
+        section="orders",
+    )
+
+
+@router.get("/orders/{order_id}")
+async def order_detail(
+    request: Request, order_id: str, user: ConsoleUserDep, session: ReadSessionDep
+) -> Response:
+    """One order: items, address, its timeline, its coin movements, and the admins' forms."""
+    oid = _order_id(order_id)
+    order = await orders.get_order(session, oid)
+    extra = (
+        (
+            await session.execute(
+                text(
+                    "SELECT u.email, u.full_name, o.submitted_at, o.fulfilled_at, o.shipped_at, "
+                    "o.delivered_at, o.cancelled_at FROM orders o JOIN users u "
+                    "ON u.id = o.user_id WHERE o.id = :id"
+                ),
+                {"id": oid},
+            )
+        )
+        .mappings()
+        .one()
+    )
+    timeline = [("placed", order["created_at"])] + [
+        (name, extra[f"{name}_at"])
+        for name in ("submitted", "fulfilled", "shipped", "delivered", "cancelled")
+        if extra[f"{name}_at"] is not None
+    ]
+    if order["status"] == "failed":  # failing stamps cancelled_at too
+        timeline = [(("failed" if n == "cancelled" else n), at) for n, at in timeline]
+    ledger = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(
+                    "SELECT created_at, amount, transaction_type, balance_after, note "
+                    "FROM coin_transactions WHERE user_id = :u AND reference_id IN (:a, :b) "
+                    "ORDER BY created_at"
+                ),
+                {"u": order["user_id"], "a": f"order:{oid}", "b": f"refund:{oid}"},
+            )
+        ).mappings()
+    ]
+    history = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(
+                    "SELECT l.created_at, l.action, l.changes, u.email AS admin_email "
+                    "FROM admin_logs l LEFT JOIN users u ON u.id = l.admin_id "
+                    "WHERE l.entity_type = 'order' AND l.entity_id = :id "
+                    "ORDER BY l.created_at DESC LIMIT 50"
+                ),
+                {"id": str(oid)},
+            )
+        ).mappings()
+    ]
+    rank = orders.STATUS_RANK.get(order["status"])
+    forward = [s for s, r in orders.STATUS_RANK.items() if rank is not None and r > rank]
+    return render(
+        request,
+        user,
+        "orders_detail.html",
+        {
+            "order": order,
+            "code": f"{order['order_code'][:4]}-{order['order_code'][4:]}",
+            "walker": extra,
+            "timeline": timeline,
+            "ledger": ledger,
+            "history": history,
+            "forward": forward,
+            "cancellable": order["status"] in orders.CANCELLABLE,
+        },
+        section="orders",
+    )
+
+
+def _note(raw: str) -> str | None:
+    if len(raw) > MAX_NOTE:
+        raise InvalidInput(f"The note may be at most {MAX_NOTE} characters.", code="note_too_long")
+    return raw or None
+
+
+@router.post("/orders/{order_id}/status")
+async def change_status(request: Request, order_id: str, form: AdminFormDep) -> Response:
+    """Move the order to a later status (or cancel/fail it) as PATCH /v1/admin/orders does."""
+    back = f"{PREFIX}/orders/{order_id}"
+
+    async def action(session: AsyncSession) -> str:
+        oid = _order_id(order_id)
+        new_status = form.get("status")
+        if new_status not in STATUSES:
+            raise InvalidInput("Choose one of the order statuses.", code="invalid_status")
+        updated = await orders.advance_status(
+            session, oid, new_status, admin_id=form.user.id, note=_note(form.get("note"))
+        )
+        return f"Order {updated['order_code']} is now {updated['status']}."
+
+    return await perform(request, action, back=back)
+
+
+@router.post("/orders/{order_id}/cancel")
+async def cancel(request: Request, order_id: str, form: AdminFormDep) -> Response:
+    """Cancel with a refund: PATCH status=cancelled; coins and stock come back exactly once."""
+    back = f"{PREFIX}/orders/{order_id}"
+
+    async def action(session: AsyncSession) -> str:
+        oid = _order_id(order_id)
+        updated = await orders.advance_status(
+            session, oid, "cancelled", admin_id=form.user.id, note=_note(form.get("reason"))
+        )
+        return (
+            f"Order {updated['order_code']} cancelled; {updated['total_coins']:,} coins "
+            "went back to the walker and the stock was restored."
+        )
+
+    return await perform(request, action, back=back)

@@ -1,9 +1,244 @@
-"""Console pages: products (to be written)."""
+"""Console pages: the reward catalogue, its Shopify sync runs, and admins' product edits.
+
+Edits go through `catalogue.update_product` (audited there) and the sync through the same
+audit row and queued job as POST /v1/admin/shopify/sync; both are admin-only like the API.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from stepcoin.console.web import PREFIX
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.admin import audit
+from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
+from stepcoin.db import ReadSessionDep
+from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.jobs import defer_in_transaction
+from stepcoin.shop import catalogue
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+PAGE_SIZE = 50
+MAX_COIN_PRICE = 100_000_000  # the bounds of ProductUpdate in the API
+MAX_STOCK = 10_000_000
+SYNC_TASK = "shop:sync_catalogue"
+SYNC_RUN_COLUMNS = (
+    "id, trigger, status, started_at, finished_at, products_seen, created, updated, "
+    "deactivated, error"
+)
+ShowQuery = Annotated[str, Query(pattern="^(all|active|inactive)$")]
+TextQuery = Annotated[str, Query(max_length=200)]
+CursorQuery = Annotated[str | None, Query(max_length=30)]
+
+
+def _after_id(cursor: str | None) -> int | None:
+    """A product page cursor is the last id shown; anything else starts from the top."""
+    if cursor and cursor.isdigit() and 0 < int(cursor) < 2**63:
+        return int(cursor)
+    return None
+
+
+async def _products(
+    session: AsyncSession, *, show: str, q: str, after_id: int | None
+) -> list[dict[str, Any]]:
+    """Products by id (keyset), optionally only (in)active or matching a text (title, category,
+    Shopify ids); PAGE_SIZE + 1 rows so the caller knows whether a next page exists."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {"limit": PAGE_SIZE + 1}
+    if show == "active":
+        conditions.append("is_active")
+    elif show == "inactive":
+        conditions.append("NOT is_active")
+    if q:
+        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            "(title ILIKE :q OR category ILIKE :q OR shopify_product_id ILIKE :q "
+            "OR shopify_variant_id ILIKE :q)"
+        )
+    if after_id is not None:
+        conditions.append("id > :after")
+        params["after"] = after_id
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    rows = await session.execute(
+        text(
+            f"SELECT {catalogue.PRODUCT_COLUMNS} FROM reward_products {where} "
+            "ORDER BY id LIMIT :limit"
+        ),
+        params,
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def _sync_queued(session: AsyncSession) -> bool:
+    """A catalogue sync job is waiting or running."""
+    return bool(
+        (
+            await session.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task "
+                    "AND status IN ('todo', 'doing'))"
+                ),
+                {"task": SYNC_TASK},
+            )
+        ).scalar_one()
+    )
+
+
+@router.get("/products")
+async def products(
+    request: Request,
+    user: ConsoleUserDep,
+    session: ReadSessionDep,
+    show: ShowQuery = "all",
+    q: TextQuery = "",
+    cursor: CursorQuery = None,
+) -> Response:
+    """The last sync runs, a Sync now button, and the products (filter, search, pages)."""
+    q = q.strip()
+    rows = await _products(session, show=show, q=q, after_id=_after_id(cursor))
+    next_cursor = str(rows[PAGE_SIZE - 1]["id"]) if len(rows) > PAGE_SIZE else None
+    runs = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(f"SELECT {SYNC_RUN_COLUMNS} FROM shop_sync_runs ORDER BY id DESC LIMIT 10")
+            )
+        ).mappings()
+    ]
+    return render(
+        request,
+        user,
+        "products.html",
+        {
+            "products": rows[:PAGE_SIZE],
+            "next_cursor": next_cursor,
+            "runs": runs,
+            "last_run": runs[0] if runs else None,
+            "sync_queued": await _sync_queued(session),
+            "show": show,
+            "q": q,
+        },
+        section="products",
+    )
+
+
+@router.post("/products/sync")
+async def sync_now(request: Request, form: AdminFormDep) -> Response:
+    """Queue a catalogue sync, audited, exactly as POST /v1/admin/shopify/sync does (admins)."""
+
+    async def action(session: AsyncSession) -> str:
+        if await _sync_queued(session):
+            return "A sync is already queued or running; its outcome appears below."
+        await audit.record(
+            session,
+            admin_id=form.user.id,
+            action="shop.sync",
+            entity_type="shop",
+            entity_id=None,
+            after={"wait": False},
+        )
+        await defer_in_transaction(session, SYNC_TASK, {"trigger": "manual"}, queue="shop")
+        return "Sync queued: the worker pulls the catalogue from Shopify shortly."
+
+    return await perform(request, action, back=f"{PREFIX}/products")
+
+
+@router.get("/products/{product_id}")
+async def product(
+    request: Request, product_id: int, user: ConsoleUserDep, session: ReadSessionDep
+) -> Response:
+    """One product: its Shopify link, overrides, the edit form (admins) and its audit trail."""
+    if not 0 < product_id < 2**63:
+        raise NotFound("No such product.", code="product_not_found")
+    row = await catalogue.get_product(session, product_id, include_inactive=True)
+    history = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(
+                    "SELECT l.created_at, l.action, l.changes, u.email AS admin_email "
+                    "FROM admin_logs l LEFT JOIN users u ON u.id = l.admin_id "
+                    "WHERE l.entity_type = 'product' AND l.entity_id = :id "
+                    "ORDER BY l.created_at DESC LIMIT 20"
+                ),
+                {"id": str(product_id)},
+            )
+        ).mappings()
+    ]
+    return render(
+        request,
+        user,
+        "products_detail.html",
+        {"product": row, "history": history},
+        section="products",
+    )
+
+
+def _whole_number(raw: str, label: str, *, low: int, high: int) -> int:
+    """A form field as an int within [low, high], or InvalidInput naming the field."""
+    text_value = raw.replace(",", "").replace("\u202f", "").replace(" ", "")
+    try:
+        value = int(text_value)
+    except ValueError:
+        raise InvalidInput(
+            f"{label} must be a whole number (you entered {raw!r}).", code="invalid_number"
+        ) from None
+    if value < low or value > high:
+        raise InvalidInput(
+            f"{label} must be between {low:,} and {high:,} (you entered {value:,}).",
+            code="out_of_range",
+        )
+    return value
+
+
+def product_changes(form_values: dict[str, str], current: dict[str, Any]) -> dict[str, Any]:
+    """The ProductUpdate fields that differ from the product now; unchanged fields are left
+    out so that saving the active flag does not pin the price or stock as overrides."""
+    changes: dict[str, Any] = {}
+    price_raw = form_values.get("coin_price", "")
+    stock_raw = form_values.get("stock_quantity", "")
+    if price_raw:
+        price = _whole_number(price_raw, "Coin price", low=1, high=MAX_COIN_PRICE)
+        if price != current["coin_price"]:
+            changes["coin_price"] = price
+    if stock_raw:
+        stock = _whole_number(stock_raw, "Stock", low=0, high=MAX_STOCK)
+        if stock != current["stock_quantity"]:
+            changes["stock_quantity"] = stock
+    active = form_values.get("is_active") == "1"
+    if active != current["is_active"]:
+        changes["is_active"] = active
+    if form_values.get("release_overrides") == "1":
+        if "coin_price" in changes or "stock_quantity" in changes:
+            raise InvalidInput(
+                "Either hand price and stock back to Shopify or set new ones, not both.",
+                code="release_and_override",
+            )
+        changes["release_overrides"] = True
+    return changes
+
+
+@router.post("/products/{product_id}")
+async def update_product(request: Request, product_id: int, form: AdminFormDep) -> Response:
+    """Coin price, stock and active flag through catalogue.update_product (admins; audited)."""
+    back = f"{PREFIX}/products/{product_id}"
+
+    async def action(session: AsyncSession) -> str:
+        if not 0 < product_id < 2**63:
+            raise NotFound("No such product.", code="product_not_found")
+        current = await catalogue.get_product(session, product_id, include_inactive=True)
+        values = {
+            key: form.get(key)
+            for key in ("coin_price", "stock_quantity", "is_active", "release_overrides")
+        }
+        changes = product_changes(values, current)
+        if not changes:
+            return "Nothing changed."
+        await catalogue.update_product(session, product_id, changes, admin_id=form.user.id)
+        return "Product saved."
+
+    return await perform(request, action, back=back)

@@ -102,9 +102,7 @@ async def _profile(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     return dict(row)
 
 
-async def _ledger(
-    session: AsyncSession, user_id: uuid.UUID, cursor: str | None
-) -> dict[str, Any]:
+async def _ledger(session: AsyncSession, user_id: uuid.UUID, cursor: str | None) -> dict[str, Any]:
     """Ledger rows newest first, active user or not (the repository's reader skips inactive)."""
     params: dict[str, Any] = {"u": user_id, "limit": LEDGER_PAGE + 1}
     position = ""
@@ -215,9 +213,7 @@ def _amount(raw: str) -> int:
     if amount == 0:
         raise InvalidInput("The amount must not be zero.", code="invalid_amount")
     if abs(amount) > MAX_ADJUSTMENT:
-        raise InvalidInput(
-            f"At most {MAX_ADJUSTMENT:,} coins either way.", code="invalid_amount"
-        )
+        raise InvalidInput(f"At most {MAX_ADJUSTMENT:,} coins either way.", code="invalid_amount")
     return amount
 
 
@@ -249,6 +245,7 @@ async def adjust(request: Request, user_id: str, form: AdminFormDep) -> Response
         if result.replayed:
             return "This adjustment was already made (the form was sent twice); nothing changed."
         verb = "Credited" if amount > 0 else "Debited"
-        return f"{verb} {abs(amount):,} coins; the balance is now {result.transaction['balance_after']:,}."
+        balance = result.transaction["balance_after"]
+        return f"{verb} {abs(amount):,} coins; the balance is now {balance:,}."
 
     return await perform(request, action, back=f"{PREFIX}/users/{target}")
