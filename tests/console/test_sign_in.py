@@ -261,3 +261,32 @@ async def test_ended_sessions_are_pruned_after_thirty_days(console, engine, app)
         left = (await conn.execute(text("SELECT csrf_token FROM admin_sessions"))).scalars().all()
     assert sorted(left) != [] and "x" not in left and "y" not in left and "z" in left
     assert (await console.get("/admin/")).status_code == 200  # the live session is untouched
+
+
+async def test_guessing_totp_codes_is_throttled(app, client, engine):
+    admin = await make_staff(client, engine, "admin")
+    secret = pyotp.random_base32()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET totp_secret = :s, totp_enabled_at = now() WHERE id = :id"),
+            {"s": secret, "id": admin["user"]["id"]},
+        )
+    totp = pyotp.TOTP(secret)
+    async with browser_client(app) as c:
+        assert (await sign_in(c, admin["email"])).status_code == 303
+        page = await c.get("/admin/login/totp")
+        token = csrf_of(page.text)
+        wrong = next(
+            f"{n:06d}" for n in range(1_000_000) if totp.verify(f"{n:06d}", valid_window=1) is False
+        )
+        statuses = [
+            (
+                await c.post("/admin/login/totp", data={"csrf_token": token, "code": wrong})
+            ).status_code
+            for _ in range(6)
+        ]
+        assert statuses[:5] == [422] * 5 and statuses[5] == 429
+        # even the right code waits out the block
+        right = await c.post("/admin/login/totp", data={"csrf_token": token, "code": totp.now()})
+        assert right.status_code == 429
+        assert (await c.get("/admin/")).status_code == 303
