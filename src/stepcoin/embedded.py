@@ -117,6 +117,11 @@ class _Postmaster:
     status: str
 
 
+def ensure_server_user() -> None:
+    """The embedded server's OS user exists afterwards (created when missing)."""
+    _ensure_server_user()
+
+
 def _ensure_server_user() -> _ServerUser:
     """Create the no-login system user once; a concurrent creation is fine."""
     try:

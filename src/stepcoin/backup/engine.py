@@ -164,6 +164,10 @@ def prepare_local_wal_dir(repository: LocalRepository, server_user: str | None) 
     wal_dir = repository.root / "wal"
     wal_dir.mkdir(mode=0o700, exist_ok=True)
     if server_user is not None and os.geteuid() == 0:
+        from stepcoin.embedded import SERVER_USER, ensure_server_user
+
+        if server_user == SERVER_USER:
+            ensure_server_user()  # on a fresh machine the archive may be set up before the server
         entry = pwd.getpwnam(server_user)
         os.chown(wal_dir, entry.pw_uid, entry.pw_gid)
     return wal_dir
