@@ -72,6 +72,13 @@ async def test_admin_price_sticks_over_syncs(client, app, engine, standin):
         f"/v1/admin/products/{product_id}", json={"coin_price": 999}, headers=bearer(admin)
     )
     assert patched.status_code == 200 and patched.json()["coin_price"] == 999
+    contradictory = await client.patch(
+        f"/v1/admin/products/{product_id}",
+        json={"coin_price": 5, "release_overrides": True},
+        headers=bearer(admin),
+    )
+    assert contradictory.status_code == 422
+    assert contradictory.json()["code"] == "conflicting_changes"
     standin.update_product(bottle.id, price="20.00")
     await client.post("/v1/admin/shopify/sync?wait=true", headers=bearer(admin))
     assert (await products(engine))[vgid(bottle.variants[0])]["coin_price"] == 999

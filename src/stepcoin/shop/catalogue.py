@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.admin import audit
-from stepcoin.errors import NotFound
+from stepcoin.errors import InvalidInput, NotFound
 
 PRODUCT_COLUMNS = (
     "id, title, description, image_url, category, coin_price, stock_quantity, is_active, "
@@ -125,6 +125,14 @@ async def update_product(
     )
     if before is None:
         raise NotFound("No such product.", code="product_not_found")
+    if changes.get("release_overrides") and (
+        changes.get("coin_price") is not None or changes.get("stock_quantity") is not None
+    ):
+        raise InvalidInput(
+            "release_overrides hands price and stock back to Shopify; it cannot come with a "
+            "new coin_price or stock_quantity.",
+            code="conflicting_changes",
+        )
     sets, params = [], {"id": product_id}
     for column in ("coin_price", "stock_quantity", "is_active", "title", "category"):
         if changes.get(column) is not None:
