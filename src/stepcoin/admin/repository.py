@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +18,17 @@ async def list_audit_logs(
     entity_id: str | None = None,
     admin_id: uuid.UUID | None = None,
     action: str | None = None,
+    entity_types: Sequence[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int,
     after: tuple[datetime, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit rows, newest first, filtered by exact matches and optionally by time
-    (since <= created_at < until); with the acting admin's email."""
+    """Audit rows, newest first, filtered by exact matches; with the acting admin's email.
+
+    The console also narrows by several entity types at once (entity_types) and by time
+    (since <= created_at < until).
+    """
     filters: dict[str, Any] = {
         "entity_type": entity_type,
         "entity_id": entity_id,
@@ -32,6 +37,9 @@ async def list_audit_logs(
     }
     conditions = [f"l.{column} = :{column}" for column, value in filters.items() if value]
     params: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    if entity_types:
+        conditions.append("l.entity_type = ANY(:entity_types)")
+        params["entity_types"] = list(entity_types)
     if since:
         conditions.append("l.created_at >= :since")
         params["since"] = since

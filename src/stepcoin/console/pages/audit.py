@@ -35,6 +35,10 @@ ENTITY_PAGES = {
     "product": "/admin/products/{}",
 }
 
+# Choosing "user" also shows the user's wallet (a wallet's entity id is its user's id), so
+# "user + id" lists everything done to one account.
+RELATED_TYPES = {"user": ("user", "wallet")}
+
 
 def compact(value: Any) -> str:
     """A value as the diff shows it: strings as they are, anything else as compact JSON."""
@@ -198,9 +202,11 @@ async def audit_log(
         since = datetime.combine(first, time(0), tzinfo=tz) if first else None
         until = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz) if last else None
         after = decode_cursor(cursor, bigint_id) if cursor else None
+        chosen_type = filters["entity_type"]
         found = await audit_repository.list_audit_logs(
             session,
-            entity_type=filters["entity_type"] or None,
+            entity_type=None if chosen_type in RELATED_TYPES else chosen_type or None,
+            entity_types=RELATED_TYPES.get(chosen_type),
             entity_id=filters["entity_id"] or None,
             admin_id=admin_id,
             action=filters["action"] or None,

@@ -1,0 +1,109 @@
+"""The console overview: queue, today's steps, wallets, the 90-day economy, earners, orders."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from tests.admin.helpers import adjust
+from tests.conftest import bearer, register
+from tests.shop.helpers import order, product
+from tests.steps.helpers import rec, sync, wallet
+
+
+def value_of(html: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*data-value="([^"]*)"', html)
+    assert match, f"no #{element_id} with a data-value"
+    return match.group(1)
+
+
+def section(html: str, element_id: str) -> str:
+    """The HTML from the element with this id to the end of its table or div."""
+    start = html.index(f'id="{element_id}"')
+    end = min(i for i in (html.find("</table>", start), html.find("</svg>", start)) if i > 0)
+    return html[start:end]
+
+
+async def test_overview_figures_match_a_set_up_world(console, client, engine):
+    admin = {"headers": bearer(console.account["access_token"])}
+    walker_a = await register(client)  # approved 10,000 steps today: 100 coins
+    walker_b = await register(client)  # manual entry today: flagged, 50 coins held
+    walker_c = await register(client)  # admin adjustments +30 and -5
+    walker_d = await register(client)  # approved 8,000 steps yesterday: 80 coins
+    await sync(client, walker_a["access_token"], rec(0, 10_000))
+    flagged = await sync(client, walker_b["access_token"], rec(0, 5_000, source="manual"))
+    assert flagged[0]["status"] == "flagged"
+    await sync(client, walker_d["access_token"], rec(1, 8_000))
+    assert (await adjust(client, admin, walker_c["user"]["id"], 30)).status_code == 201
+    assert (await adjust(client, admin, walker_c["user"]["id"], -5)).status_code == 201
+    bottle = await product(engine, price=40)
+    cap = await product(engine, price=25, title="Cap")
+    assert (await order(client, walker_a["access_token"], [(bottle, 1)])).status_code == 201
+    placed = await order(client, walker_a["access_token"], [(cap, 1)])
+    assert placed.status_code == 201
+    cancelled = await client.post(
+        f"/v1/orders/{placed.json()['id']}/cancel", headers=bearer(walker_a["access_token"])
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await wallet(client, walker_a["access_token"]))["available_coins"] == 60
+
+    page = await console.get("/admin/")
+    assert page.status_code == 200
+    html = page.text
+    assert value_of(html, "queue-size") == "1"
+    assert 'id="queue-oldest" data-since="20' in html
+    assert value_of(html, "approved-steps-today") == "10000"
+    assert "the UTC date" in html
+    assert value_of(html, "outstanding-coins") == str(60 + 25 + 80)
+    assert value_of(html, "pending-coins") == "50"
+
+    today = datetime.now(UTC).date().isoformat()
+    chart = section(html, "economy-chart")
+    assert chart.count('<rect class="bar a"') == 90 and chart.count('<rect class="bar b"') == 90
+    assert f"{today}: issued 210<" in chart  # 100 + 80 (paid today) + 30
+    assert f"{today}: redeemed 65<" in chart  # both orders, gross
+    assert 'class="legend' in html
+    totals = html[html.index('id="economy-totals"') :]
+    for name, coins in (
+        ("issued", 210),
+        ("redeemed", 65),
+        ("refunded", 25),
+        ("net-redeemed", 40),
+        ("clawed-back", 5),
+    ):
+        assert re.search(rf'data-total="{name}"><td>[^<]*</td><td class="num">{coins}<', totals)
+
+    earners = section(html, "top-earners")
+    ids = re.findall(r'data-user-id="([^"]+)"', earners)
+    assert ids == [walker_a["user"]["id"], walker_d["user"]["id"], walker_c["user"]["id"]]
+    assert f'href="/admin/users/{walker_a["user"]["id"]}"' in earners
+
+    orders = section(html, "orders-by-status")
+    assert re.search(r'data-status="pending">.*?<td class="num">1</td>', orders)
+    assert re.search(r'data-status="cancelled">.*?<td class="num">1</td>', orders)
+    assert re.search(r'data-status="delivered">.*?<td class="num">0</td>', orders)
+
+
+async def test_an_empty_world_shows_zeros(console):
+    html = (await console.get("/admin/")).text
+    assert value_of(html, "queue-size") == "0"
+    assert value_of(html, "outstanding-coins") == "0"
+    assert value_of(html, "approved-steps-today") == "0"
+    assert "Nobody has earned coins yet." in html
+
+
+async def test_support_can_view_the_overview(support_console, client):
+    walker = await register(client)
+    await sync(client, walker["access_token"], rec(0, 5_000, source="manual"))
+    page = await support_console.get("/admin/")
+    assert page.status_code == 200
+    assert value_of(page.text, "queue-size") == "1"
+    assert 'id="economy-chart"' in page.text
+
+
+async def test_signed_out_visitors_are_sent_to_sign_in(app):
+    from tests.console.helpers import browser_client
+
+    async with browser_client(app) as anonymous:
+        response = await anonymous.get("/admin/")
+    assert response.status_code == 303 and "/admin/login" in response.headers["location"]
