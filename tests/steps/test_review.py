@@ -164,3 +164,18 @@ async def test_flagged_higher_resync_keeps_what_was_approved(client, engine):
         "lifetime_spent": 0,
     }
     await ledger_ok(engine)
+
+
+async def test_a_flagged_record_shows_the_coins_it_holds(client, engine):
+    walker = await flagged_walker(client)
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text("SELECT coins_pending FROM step_validations WHERE user_id = :u"),
+                {"u": walker["user"]["id"]},
+            )
+        ).scalar_one()
+    assert held == 90
+    admin = await make_admin(client, engine)
+    items = (await queue(client, admin, status="flagged"))["items"]
+    assert [i["coins_pending"] for i in items] == [90]

@@ -1,11 +1,19 @@
 """The admin console: browser sessions, the optional TOTP second factor, session timeouts.
 
+Also a fix the review queue showed: a flagged record on a day with nothing credited yet
+(`step_days.credited_source` NULL) never got its held coins written to
+`step_validations.coins_pending`, because the sync matched validations on the credited source.
+Now every flagged validation of the day records the day's held coins; existing waiting ones are
+back-filled from step_days.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-25 16:00:00
 """
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,7 +39,39 @@ SETTINGS_SEED = [
 ]
 
 
+# stepcoin_apply_sync as of 0003 (frozen there), with one statement changed.
+OLD_VALIDATION_UPDATE = """        UPDATE step_validations v SET coins_awarded = v_delta, coins_pending = day.pending
+        FROM unnest(new_ids, new_dates, new_sources) AS n(id, d, s)
+        WHERE v.id = n.id AND n.d = day.d AND n.s = day.src;"""
+NEW_VALIDATION_UPDATE = """        UPDATE step_validations v
+        SET coins_awarded = CASE WHEN n.s = day.src THEN v_delta ELSE 0 END,
+            coins_pending = CASE WHEN v.status = 'flagged' THEN day.pending ELSE 0 END
+        FROM unnest(new_ids, new_dates, new_sources) AS n(id, d, s)
+        WHERE v.id = n.id AND n.d = day.d AND (n.s = day.src OR v.status = 'flagged');"""
+
+BACKFILL_HELD_COINS = """
+UPDATE step_validations v SET coins_pending = d.coins_pending
+FROM step_days d
+WHERE v.status = 'flagged' AND v.reviewed_at IS NULL AND v.superseded_by IS NULL
+  AND v.coins_pending = 0 AND d.user_id = v.user_id AND d.recorded_date = v.recorded_date
+  AND d.coins_pending > 0
+"""
+
+
+def _apply_sync_0003() -> str:
+    path = Path(__file__).with_name("0003_step_loop.py")
+    spec = importlib.util.spec_from_file_location("stepcoin_migration_0003", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sql: str = module.APPLY_SYNC_SQL
+    assert sql.count(OLD_VALIDATION_UPDATE) == 1
+    return sql
+
+
 def upgrade() -> None:
+    op.execute(_apply_sync_0003().replace(OLD_VALIDATION_UPDATE, NEW_VALIDATION_UPDATE))
+    op.execute(BACKFILL_HELD_COINS)
     op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
     op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
@@ -81,6 +121,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(_apply_sync_0003())
     op.execute("DELETE FROM settings WHERE key LIKE 'console.%'")
     op.drop_index("ix_admin_sessions_user_id", table_name="admin_sessions")
     op.drop_index("ix_admin_sessions_token_hash", table_name="admin_sessions")
