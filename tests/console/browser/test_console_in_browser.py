@@ -27,7 +27,12 @@ ADMIN_TZ = "Asia/Tokyo"
 
 
 async def flagged_walker(client: Any, engine: Any, name: str) -> dict[str, Any]:
+    """A walker with five ordinary (paid) days and a flagged manual entry for yesterday."""
     walker = await make_staff(client, engine, "user", full_name=name)
+    history = [rec(offset, 4000 + 700 * offset) for offset in range(2, 7)]
+    assert all(
+        r["status"] == "approved" for r in await sync(client, walker["access_token"], *history)
+    )
     results = await sync(client, walker["access_token"], rec(1, 9000, manual=True))
     assert results[0]["status"] == "flagged" and results[0]["coins_pending"] == 90
     return walker
@@ -80,7 +85,8 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     reject_me = await flagged_walker(client, engine, "Walker Reject")
     approve_id = await validation_of(engine, approve_me["user"]["id"])
     reject_id = await validation_of(engine, reject_me["user"]["id"])
-    assert await wallet_row(engine, approve_me["user"]["id"]) == (0, 90)
+    paid, held = await wallet_row(engine, approve_me["user"]["id"])
+    assert paid > 0 and held == 90
 
     page = await new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -90,7 +96,7 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     await page.wait_for_url(re.compile(r"/admin/$"))
     assert digits(await page.inner_text("#queue-size")) == 2
     assert digits(await page.inner_text("#pending-coins")) == 180
-    await page.screenshot(path=screenshot_path("overview"), full_page=True)
+    assert digits(await page.inner_text("#outstanding-coins")) == 2 * paid
 
     # the review queue, oldest first; approve the first row with the keyboard
     await page.click("nav.main >> text=Review queue")
@@ -100,9 +106,10 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     assert await rows.nth(0).get_attribute("data-validation-id") == str(approve_id)
     assert await page.locator(f'[data-validation-id="{approve_id}"] svg').count() >= 1
     await page.screenshot(path=screenshot_path("review-queue"), full_page=True)
+    assert "90" in await rows.nth(0).locator("td.num").all_inner_texts()
     await page.keyboard.press("a")
     await page.wait_for_selector(".flash-ok")
-    assert await wallet_row(engine, approve_me["user"]["id"]) == (90, 0)
+    assert await wallet_row(engine, approve_me["user"]["id"]) == (paid + 90, 0)
 
     # reject the other one with a note
     row = page.locator(f'[data-validation-id="{reject_id}"]')
@@ -110,20 +117,20 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     await row.locator('button[name="decision"][value="reject"]').click()
     await page.wait_for_selector(".flash-ok")
     assert await page.locator("[data-review-row]").count() == 0
-    assert await wallet_row(engine, reject_me["user"]["id"]) == (0, 0)
+    assert await wallet_row(engine, reject_me["user"]["id"]) == (paid, 0)
 
     # the walker's page shows the approved coins; adjust them with a reason
     await page.click("nav.main >> text=Users")
     await page.fill("#user-search", approve_me["email"].split("@")[0])
     await page.press("#user-search", "Enter")
     await page.click("a.user-link")
-    assert digits(await page.inner_text("#wallet-available")) == 90
+    assert digits(await page.inner_text("#wallet-available")) == paid + 90
     await page.fill('#adjust-form input[name="amount"]', "25")
     await page.fill('#adjust-form [name="reason"]', "Goodwill for a lost sync")
     await page.click('#adjust-form button[type="submit"]')
     await page.wait_for_selector(".flash-ok")
-    assert digits(await page.inner_text("#wallet-available")) == 115
-    assert await wallet_row(engine, approve_me["user"]["id"]) == (115, 0)
+    assert digits(await page.inner_text("#wallet-available")) == paid + 115
+    assert await wallet_row(engine, approve_me["user"]["id"]) == (paid + 115, 0)
 
     # change a setting
     await page.click("nav.main >> text=Settings")
@@ -158,6 +165,12 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     await page.goto(f"/admin/audit?entity_type=user&entity_id={approve_me['user']['id']}")
     assert await page.locator('tr[data-audit-action="wallet.adjust"]').count() == 1
     assert await page.locator('tr[data-audit-action="setting.update"]').count() == 0
+
+    # the overview after the day's work, for a person to look at
+    await page.click("nav.main >> text=Overview")
+    assert digits(await page.inner_text("#queue-size")) == 0
+    assert digits(await page.inner_text("#outstanding-coins")) == 2 * paid + 115
+    await page.screenshot(path=screenshot_path("overview"), full_page=True)
 
 
 async def test_support_walkers_csrf_and_idle_sessions(new_page, client, engine):

@@ -70,6 +70,13 @@ def _apply_sync_0003() -> str:
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_coin_transactions_created_brin",
+        "coin_transactions",
+        ["created_at"],
+        unique=False,
+        postgresql_using="brin",
+    )
     op.execute(_apply_sync_0003().replace(OLD_VALIDATION_UPDATE, NEW_VALIDATION_UPDATE))
     op.execute(BACKFILL_HELD_COINS)
     op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
@@ -121,6 +128,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_coin_transactions_created_brin", table_name="coin_transactions")
     op.execute(_apply_sync_0003())
     op.execute("DELETE FROM settings WHERE key LIKE 'console.%'")
     op.drop_index("ix_admin_sessions_user_id", table_name="admin_sessions")
