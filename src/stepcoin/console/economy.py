@@ -28,6 +28,20 @@ class Queue:
     size: int
     oldest: datetime | None
 
+    def age(self, now: datetime | None = None) -> str:
+        """How long the oldest record has waited: '3 d 4 h', '2 h 5 min', '7 min' ('—': none)."""
+        if self.oldest is None:
+            return "—"
+        elapsed = (now or datetime.now(UTC)) - self.oldest
+        minutes = max(0, int(elapsed.total_seconds() // 60))
+        days, rest = divmod(minutes, 24 * 60)
+        hours, mins = divmod(rest, 60)
+        if days:
+            return f"{days} d {hours} h"
+        if hours:
+            return f"{hours} h {mins} min"
+        return f"{mins} min"
+
 
 @dataclass(frozen=True, slots=True)
 class EconomyDay:

@@ -106,6 +106,16 @@ def audit_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+async def entity_history(
+    session: AsyncSession, entity_type: str, entity_id: str, *, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The newest audit rows of one entity (a product, an order), ready for `changes(row)`."""
+    rows = await audit_repository.list_audit_logs(
+        session, entity_type=entity_type, entity_id=entity_id, limit=limit
+    )
+    return audit_rows([dict(r) for r in rows])
+
+
 async def _distinct_admins(session: AsyncSession) -> list[dict[str, Any]]:
     """Everyone who appears in the log as the acting admin (staff or since demoted).
 

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.console.pages.audit import entity_history
 from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render, zone
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
@@ -184,20 +185,7 @@ async def order_detail(
             )
         ).mappings()
     ]
-    history = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(
-                    "SELECT l.created_at, l.action, l.changes, u.email AS admin_email "
-                    "FROM admin_logs l LEFT JOIN users u ON u.id = l.admin_id "
-                    "WHERE l.entity_type = 'order' AND l.entity_id = :id "
-                    "ORDER BY l.created_at DESC LIMIT 50"
-                ),
-                {"id": str(oid)},
-            )
-        ).mappings()
-    ]
+    history = await entity_history(session, "order", str(oid), limit=50)
     rank = orders.STATUS_RANK.get(order["status"])
     forward = [s for s, r in orders.STATUS_RANK.items() if rank is not None and r > rank]
     return render(

@@ -14,20 +14,6 @@ from stepcoin.db import ReadSessionDep
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
-def _age(since: datetime | None, now: datetime) -> str:
-    """A short human age: '3 d 4 h', '2 h 5 min', '7 min'."""
-    if since is None:
-        return "—"
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
-
-
 @router.get("/")
 async def overview(request: Request, user: ConsoleUserDep, session: ReadSessionDep) -> Response:
     """Six aggregate reads (see console/economy.py for what each costs); staff may view."""
@@ -45,7 +31,7 @@ async def overview(request: Request, user: ConsoleUserDep, session: ReadSessionD
         "overview.html",
         {
             "queue": queue,
-            "queue_age": _age(queue.oldest, now),
+            "queue_age": queue.age(now),
             "orders": orders,
             "orders_total": sum(n for _, n in orders),
             "today": today,

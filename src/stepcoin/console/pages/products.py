@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.admin import audit
+from stepcoin.console.pages.audit import entity_history
 from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
@@ -155,20 +156,7 @@ async def product(
     if not 0 < product_id < 2**63:
         raise NotFound("No such product.", code="product_not_found")
     row = await catalogue.get_product(session, product_id, include_inactive=True)
-    history = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(
-                    "SELECT l.created_at, l.action, l.changes, u.email AS admin_email "
-                    "FROM admin_logs l LEFT JOIN users u ON u.id = l.admin_id "
-                    "WHERE l.entity_type = 'product' AND l.entity_id = :id "
-                    "ORDER BY l.created_at DESC LIMIT 20"
-                ),
-                {"id": str(product_id)},
-            )
-        ).mappings()
-    ]
+    history = await entity_history(session, "product", str(product_id), limit=20)
     return render(
         request,
         user,

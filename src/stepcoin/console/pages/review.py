@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.console import economy
 from stepcoin.console.web import PREFIX, ConsoleUserDep, CsrfFormDep, perform, render
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import AppError, InvalidInput
@@ -42,37 +43,6 @@ def chart_points(item: dict[str, Any]) -> list[tuple[str, int]]:
     return points
 
 
-def describe_age(oldest: datetime | None, now: datetime) -> str:
-    """'3 d 4 h', '2 h 5 min' or '7 min' since `oldest`."""
-    if oldest is None:
-        return "—"
-    minutes = max(int((now - oldest).total_seconds() // 60), 0)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
-
-
-async def queue_summary(session: AsyncSession) -> dict[str, Any]:
-    """How many flagged records wait and when the oldest came in."""
-    row = (
-        await session.execute(
-            text(
-                "SELECT count(*) AS size, min(created_at) AS oldest FROM step_validations "
-                "WHERE status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL"
-            )
-        )
-    ).one()
-    return {
-        "size": int(row.size),
-        "oldest": row.oldest,
-        "age": describe_age(row.oldest, datetime.now(UTC)),
-    }
-
-
 @router.get("/review")
 async def review_queue(
     request: Request,
@@ -93,7 +63,7 @@ async def review_queue(
             "items": items,
             "next_cursor": result["next_cursor"],
             "cursor": cursor or "",
-            "summary": await queue_summary(session),
+            "summary": await economy.review_queue(session),
         },
         section="review",
     )
