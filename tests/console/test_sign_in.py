@@ -290,3 +290,10 @@ async def test_guessing_totp_codes_is_throttled(app, client, engine):
         right = await c.post("/admin/login/totp", data={"csrf_token": token, "code": totp.now()})
         assert right.status_code == 429
         assert (await c.get("/admin/")).status_code == 303
+
+
+async def test_admin_without_the_slash_leads_to_the_console(app):
+    async with browser_client(app) as c:
+        response = await c.get("/admin")
+        assert response.status_code in (301, 302, 303, 307, 308)
+        assert response.headers["location"].endswith("/admin/")
