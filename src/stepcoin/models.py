@@ -3,7 +3,7 @@
 from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
 from stepcoin.auth.models import LoginThrottle, RefreshToken
-from stepcoin.console.models import AdminSession
+from stepcoin.console.models import AdminSession, EconomyDayTotal
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.runtime_settings.models import RuntimeSetting
@@ -18,6 +18,7 @@ __all__ = [
     "AdminSession",
     "Base",
     "CoinTransaction",
+    "EconomyDayTotal",
     "LeaderboardEntry",
     "LoginThrottle",
     "Order",

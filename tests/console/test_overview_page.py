@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from sqlalchemy import text
+
 from tests.admin.helpers import adjust
 from tests.conftest import bearer, register
 from tests.shop.helpers import order, product
@@ -107,3 +109,52 @@ async def test_signed_out_visitors_are_sent_to_sign_in(app):
     async with browser_client(app) as anonymous:
         response = await anonymous.get("/admin/")
     assert response.status_code == 303 and "/admin/login" in response.headers["location"]
+
+
+async def test_settled_days_are_stored_once_and_today_stays_live(console, client, engine, app):
+    from datetime import UTC, datetime, timedelta
+
+    from stepcoin.console import economy
+    from stepcoin.db import session_scope
+    from tests.admin.helpers import adjust
+
+    walker = await register(client)
+    admin = {"headers": bearer(console.account["access_token"])}
+    assert (await adjust(client, admin, walker["user"]["id"], 70, key="k-1")).status_code == 201
+    async with engine.begin() as conn:  # that credit happened three days ago
+        await conn.execute(
+            text("UPDATE coin_transactions SET created_at = now() - interval '3 days'")
+        )
+    assert (await adjust(client, admin, walker["user"]["id"], 5, key="k-2")).status_code == 201
+    noon = datetime.now(UTC).replace(hour=12, minute=0)
+    today = noon.date()
+    async with session_scope(app.state.database) as session:
+        first = await economy.economy(session, today=today, now=noon)
+    assert first.issued == 75
+    by_day = {d.day: d.issued for d in first.days}
+    assert by_day[today - timedelta(days=3)] == 70 and by_day[today] == 5
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT count(*) FROM economy_days"))).scalar_one()
+        settled = (
+            await conn.execute(
+                text("SELECT issued FROM economy_days WHERE day = :d"),
+                {"d": today - timedelta(days=3)},
+            )
+        ).scalar_one()
+    assert stored == economy.ECONOMY_DAYS - 1 and settled == 70
+    # a new credit today is live; the settled days are read, not summed again
+    assert (await adjust(client, admin, walker["user"]["id"], 9, key="k-3")).status_code == 201
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE economy_days SET issued = 1000 WHERE day = :d"),
+            {"d": today - timedelta(days=3)},
+        )
+    async with session_scope(app.state.database) as session:
+        second = await economy.economy(session, today=today, now=noon)
+        assert await economy.settle_days(session, today - timedelta(days=89), today) == 0
+    assert {d.day: d.issued for d in second.days}[today] == 14
+    assert second.issued == 1000 + 14
+    # in the first hour after midnight, yesterday is still summed live
+    async with session_scope(app.state.database) as session:
+        early = await economy.economy(session, today=today, now=noon.replace(hour=0, minute=30))
+    assert {d.day: d.issued for d in early.days}[today] == 14

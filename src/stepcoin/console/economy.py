@@ -8,7 +8,7 @@ index that exists today (see the models), "scan" a full pass over the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -166,38 +166,109 @@ async def top_earners(session: AsyncSession, limit: int = 10) -> list[dict[str, 
     return [dict(row) for row in rows.mappings()]
 
 
+# One UTC day's ledger movements as the overview counts them (the parameters :issued and
+# :clawback are ISSUED_TYPES and CLAWBACK_TYPES).
+_DAY_TOTALS = """
+    (created_at AT TIME ZONE 'UTC')::date AS day,
+    coalesce(sum(amount) FILTER (WHERE amount > 0 AND transaction_type = ANY(:issued)), 0)
+        AS issued,
+    coalesce(-sum(amount) FILTER (WHERE transaction_type = 'redemption'), 0) AS redeemed,
+    coalesce(sum(amount) FILTER (WHERE transaction_type = 'refund'), 0) AS refunded,
+    coalesce(-sum(amount) FILTER (WHERE amount < 0 AND transaction_type = ANY(:clawback)), 0)
+        AS clawed_back
+"""
+_TYPES = {"issued": list(ISSUED_TYPES), "clawback": list(CLAWBACK_TYPES)}
+
+# A UTC day is settled (its totals can no longer change) once it ended more than this long
+# ago: ledger rows are stamped with the database's clock inside their transaction, so only a
+# transaction still open across midnight could add to a day that has ended.
+SETTLE_AFTER = timedelta(hours=1)
+
+
+def settled_before(now: datetime | None = None) -> date:
+    """The first UTC day that is not settled yet (days before it are)."""
+    return ((now or datetime.now(UTC)) - SETTLE_AFTER).date()
+
+
+async def settle_days(session: AsyncSession, first: date, before: date) -> int:
+    """Store the totals of every settled day in [first, before) that is not stored yet.
+
+    One aggregate over the ledger rows of the missing range (the BRIN index on created_at
+    finds them), one row per day, zeros included, so a quiet day is not recomputed. Run by the
+    daily job for yesterday and lazily by the overview for anything missing (first use).
+    """
+    missing = (
+        await session.execute(
+            text(
+                "SELECT min(d)::date FROM generate_series(CAST(:first AS date), "
+                "CAST(:before AS date) - 1, interval '1 day') AS d "
+                "WHERE NOT EXISTS (SELECT 1 FROM economy_days e WHERE e.day = d::date)"
+            ),
+            {"first": first, "before": before},
+        )
+    ).scalar_one_or_none()
+    if missing is None:
+        return 0
+    result = await session.execute(
+        text(
+            f"""
+            WITH totals AS (
+                SELECT {_DAY_TOTALS} FROM coin_transactions
+                WHERE created_at >= CAST(:start AS date) AT TIME ZONE 'UTC'
+                  AND created_at < CAST(:before AS date) AT TIME ZONE 'UTC'
+                GROUP BY 1
+            )
+            INSERT INTO economy_days (day, issued, redeemed, refunded, clawed_back)
+            SELECT d::date, coalesce(t.issued, 0), coalesce(t.redeemed, 0),
+                   coalesce(t.refunded, 0), coalesce(t.clawed_back, 0)
+            FROM generate_series(CAST(:start AS date), CAST(:before AS date) - 1,
+                                 interval '1 day') AS d
+            LEFT JOIN totals t ON t.day = d::date
+            ON CONFLICT (day) DO NOTHING
+            """
+        ),
+        {"start": missing, "before": before, **_TYPES},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def economy(
-    session: AsyncSession, *, days: int = ECONOMY_DAYS, today: date | None = None
+    session: AsyncSession,
+    *,
+    days: int = ECONOMY_DAYS,
+    today: date | None = None,
+    now: datetime | None = None,
 ) -> Economy:
     """Coins issued, redeemed, refunded and clawed back per UTC day over the last `days` days
     (today included), every day present (zeros where nothing moved), with the totals.
 
-    Cost: the BRIN index ix_coin_transactions_created_brin (the ledger is append-only,
-    created_at follows insertion) limits the read to the block ranges of the last 90 days;
-    the aggregate still reads those rows (tens of millions at a million walkers: seconds).
-    The next step at that scale is a daily roll-up table or caching the closed days.
+    Settled days come from economy_days (90 small rows); only the open day (and, in the first
+    hour after midnight, yesterday) is summed from the ledger, through the BRIN index on
+    coin_transactions(created_at): about one day of ledger rows. Days missing from the table
+    (first use, a missed daily job) are settled here once.
     """
     last = today or utc_today()
     first = last - timedelta(days=days - 1)
-    since = datetime.combine(first, time(0), tzinfo=UTC)
-    rows = await session.execute(
-        text(
-            """
-            SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
-                   coalesce(sum(amount) FILTER (WHERE amount > 0
-                       AND transaction_type = ANY(:issued)), 0) AS issued,
-                   coalesce(-sum(amount) FILTER (WHERE transaction_type = 'redemption'), 0)
-                       AS redeemed,
-                   coalesce(sum(amount) FILTER (WHERE transaction_type = 'refund'), 0)
-                       AS refunded,
-                   coalesce(-sum(amount) FILTER (WHERE amount < 0
-                       AND transaction_type = ANY(:clawback)), 0) AS clawed_back
-            FROM coin_transactions
-            WHERE created_at >= :since
-            GROUP BY 1
-            """
-        ),
-        {"since": since, "issued": list(ISSUED_TYPES), "clawback": list(CLAWBACK_TYPES)},
+    boundary = max(min(settled_before(now), last + timedelta(days=1)), first)
+    if boundary > first:
+        await settle_days(session, first, boundary)
+    rows = list(
+        await session.execute(
+            text(
+                "SELECT day, issued, redeemed, refunded, clawed_back FROM economy_days "
+                "WHERE day >= :first AND day < :boundary"
+            ),
+            {"first": first, "boundary": boundary},
+        )
+    )
+    rows += list(
+        await session.execute(
+            text(
+                f"SELECT {_DAY_TOTALS} FROM coin_transactions "
+                "WHERE created_at >= CAST(:boundary AS date) AT TIME ZONE 'UTC' GROUP BY 1"
+            ),
+            {"boundary": boundary, **_TYPES},
+        )
     )
     by_day = {row.day: row for row in rows}
     series: list[EconomyDay] = []

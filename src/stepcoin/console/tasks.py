@@ -1,12 +1,14 @@
-"""Background jobs of the console: ended sessions are deleted once nobody needs them."""
+"""Background jobs of the console: old sessions go, settled days of the economy are stored."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.console.economy import ECONOMY_DAYS, settle_days, settled_before
 from stepcoin.console.sessions import prune_sessions
 from stepcoin.db import session_scope
 
@@ -25,3 +27,18 @@ async def prune_sessions_job(timestamp: int) -> int:
         deleted = await prune_sessions(session)
     logger.info("console sessions pruned", extra={"deleted": deleted})
     return deleted
+
+
+@blueprint.periodic(cron="20 1 * * *", periodic_id="settle-economy")
+@blueprint.task(name="settle_economy_days", queueing_lock="settle_economy_days")
+async def settle_economy_days_job(timestamp: int) -> int:
+    """Daily, after the settling hour: store yesterday's ledger totals for the overview's chart
+    (and any settled day of the last 90 that is missing), so the page never sums old days."""
+    from stepcoin.jobs import JobRuntime
+
+    before = settled_before()
+    session: AsyncSession
+    async with session_scope(JobRuntime.require_database()) as session:
+        stored = await settle_days(session, before - timedelta(days=ECONOMY_DAYS), before)
+    logger.info("economy days settled", extra={"stored": stored})
+    return stored

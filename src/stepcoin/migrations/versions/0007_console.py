@@ -114,6 +114,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_sessions")),
     )
+    op.create_table(
+        "economy_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("issued", sa.BigInteger(), nullable=False),
+        sa.Column("redeemed", sa.BigInteger(), nullable=False),
+        sa.Column("refunded", sa.BigInteger(), nullable=False),
+        sa.Column("clawed_back", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "computed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_economy_days")),
+    )
     op.create_index("ix_admin_sessions_token_hash", "admin_sessions", ["token_hash"], unique=True)
     op.create_index("ix_admin_sessions_user_id", "admin_sessions", ["user_id"], unique=False)
     settings = sa.table(
@@ -131,6 +146,7 @@ def downgrade() -> None:
     op.drop_index("ix_coin_transactions_created_brin", table_name="coin_transactions")
     op.execute(_apply_sync_0003())
     op.execute("DELETE FROM settings WHERE key LIKE 'console.%'")
+    op.drop_table("economy_days")
     op.drop_index("ix_admin_sessions_user_id", table_name="admin_sessions")
     op.drop_index("ix_admin_sessions_token_hash", table_name="admin_sessions")
     op.drop_table("admin_sessions")
