@@ -7,26 +7,15 @@ import uuid
 
 from sqlalchemy import text
 
-from stepcoin.console import auth_pages
-from stepcoin.console.pages import (
-    achievements,
-    audit,
-    orders,
-    overview,
-    products,
-    review,
-    settings,
-    users,
-)
+from stepcoin.console import page_modules
 
-MODULES = [auth_pages, overview, review, users, products, orders, achievements, settings, audit]
 # the sign-in form has no session yet: it is checked with its own double-submit token
 OWN_CHECK = {"/admin/login"}
 
 
 def post_paths() -> list[str]:
     paths = []
-    for module in MODULES:
+    for module in page_modules():
         for route in module.router.routes:
             if "POST" in getattr(route, "methods", set()) and route.path not in OWN_CHECK:
                 paths.append(route.path)

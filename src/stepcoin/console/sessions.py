@@ -170,13 +170,17 @@ async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
     return ConsoleUser(**row) if row else None
 
 
-async def complete_second_factor(session: AsyncSession, user: ConsoleUser, code: str) -> None:
-    """Check the TOTP code of a half signed-in session and mark the session complete."""
-    await use_totp_code(session, user.id, code)
+async def _second_factor_done(session: AsyncSession, user: ConsoleUser) -> None:
     await session.execute(
         text("UPDATE admin_sessions SET second_factor_done = true WHERE id = :id"),
         {"id": user.session_id},
     )
+
+
+async def complete_second_factor(session: AsyncSession, user: ConsoleUser, code: str) -> None:
+    """Check the TOTP code of a half signed-in session and mark the session complete."""
+    await use_totp_code(session, user.id, code)
+    await _second_factor_done(session, user)
     await audit.record(
         session,
         admin_id=user.id,
@@ -272,10 +276,7 @@ async def confirm_totp(session: AsyncSession, user: ConsoleUser, code: str) -> N
     await session.execute(
         text("UPDATE users SET totp_enabled_at = now() WHERE id = :id"), {"id": user.id}
     )
-    await session.execute(
-        text("UPDATE admin_sessions SET second_factor_done = true WHERE id = :id"),
-        {"id": user.session_id},
-    )
+    await _second_factor_done(session, user)
     await audit.record(
         session,
         admin_id=user.id,
