@@ -38,6 +38,19 @@ class User(Base):
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         UniqueConstraint("email"),
         Index("ix_users_created_at", "created_at"),
+        # trigram indexes (pg_trgm): the staff search is ILIKE '%part%' on email or name
+        Index(
+            "ix_users_email_trgm",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops={"email": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_users_full_name_trgm",
+            "full_name",
+            postgresql_using="gin",
+            postgresql_ops={"full_name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

@@ -70,6 +70,18 @@ def _apply_sync_0003() -> str:
 
 
 def upgrade() -> None:
+    # staff search (API and console) is ILIKE '%part%': trigram GIN indexes instead of a scan;
+    # pg_trgm is a trusted extension (PostgreSQL 13+), so the database owner may create it
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    for column in ("email", "full_name"):
+        op.create_index(
+            f"ix_users_{column}_trgm",
+            "users",
+            [column],
+            unique=False,
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+        )
     op.create_index(
         "ix_coin_transactions_created_brin",
         "coin_transactions",
@@ -143,6 +155,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_users_full_name_trgm", table_name="users")
+    op.drop_index("ix_users_email_trgm", table_name="users")
     op.drop_index("ix_coin_transactions_created_brin", table_name="coin_transactions")
     op.execute(_apply_sync_0003())
     op.execute("DELETE FROM settings WHERE key LIKE 'console.%'")
