@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pyotp
 from sqlalchemy import text
 
@@ -297,3 +298,11 @@ async def test_admin_without_the_slash_leads_to_the_console(app):
         response = await c.get("/admin")
         assert response.status_code in (301, 302, 303, 307, 308)
         assert response.headers["location"].endswith("/admin/")
+
+
+async def test_the_sign_in_page_warns_when_its_secure_cookie_cannot_stick(app):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.example") as c:
+        assert 'id="needs-https"' in (await c.get("/admin/login")).text
+    async with browser_client(app) as c:  # https
+        assert 'id="needs-https"' not in (await c.get("/admin/login")).text

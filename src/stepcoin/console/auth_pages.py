@@ -27,6 +27,7 @@ from stepcoin.console.web import (
     redirect,
     render,
     safe_next,
+    secure_cookies,
     set_cookie,
 )
 from stepcoin.db import session_scope
@@ -61,6 +62,9 @@ def _login_page(
             "reason": reason,
             "error": error,
             "email": email,
+            "needs_https": secure_cookies(request)
+            and request.url.scheme == "http"
+            and request.url.hostname not in ("localhost", "127.0.0.1", "::1"),
         },
         status=status,
     )
