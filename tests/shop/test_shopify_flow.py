@@ -322,3 +322,26 @@ async def test_polling_moves_orders_when_webhooks_are_lost(client, app, engine, 
     assert await poll_orders(0) == 1
     row = await order_row(engine, placed["id"])
     assert row["status"] == "shipped" and row["tracking_numbers"] == ["LOST-WEBHOOK-1"]
+
+
+async def test_sync_now_queues_one_sync_at_a_time(client, engine):
+    admin = await make_admin(client, engine)
+    first = await client.post("/v1/admin/shopify/sync", headers=bearer(admin))
+    assert first.status_code == 202 and first.json()["status"] == "queued"
+    second = await client.post("/v1/admin/shopify/sync", headers=bearer(admin))
+    assert second.status_code == 202 and second.json() == {
+        "status": "already_queued",
+        "job_id": None,
+    }
+    async with engine.connect() as conn:
+        jobs = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'shop:sync_catalogue'"
+                )
+            )
+        ).scalar_one()
+        audited = (
+            await conn.execute(text("SELECT count(*) FROM admin_logs WHERE action = 'shop.sync'"))
+        ).scalar_one()
+    assert jobs == 1 and audited == 1

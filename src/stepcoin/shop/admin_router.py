@@ -11,7 +11,6 @@ from sqlalchemy import text
 from stepcoin.admin import audit
 from stepcoin.auth.dependencies import CurrentUser, require_roles
 from stepcoin.db import Database, SessionDep, get_database
-from stepcoin.jobs import defer_in_transaction
 from stepcoin.pagination import decode_cursor, encode_cursor
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.schemas import AdminOrderUpdate, OrderStatus, ProductCreate, ProductUpdate
@@ -72,7 +71,15 @@ async def sync_now(
     response: Response,
     wait: bool = False,
 ) -> Any:
-    """Sync the catalogue from Shopify now: queued (202), or with ?wait=true run at once."""
+    """Sync the catalogue from Shopify now: queued (202), or with ?wait=true run at once.
+
+    Queued: when a sync is already waiting or running, nothing more is queued (202 with
+    `status: already_queued`)."""
+    if not wait:
+        job_id = await catalogue.request_sync(session, admin_id=admin.id)
+        if job_id is None:
+            return {"status": "already_queued", "job_id": None}
+        return {"status": "queued", "job_id": job_id}
     await audit.record(
         session,
         admin_id=admin.id,
@@ -81,16 +88,11 @@ async def sync_now(
         entity_id=None,
         after={"wait": wait},
     )
-    if wait:
-        from stepcoin.shop.tasks import sync_catalogue
+    from stepcoin.shop.tasks import sync_catalogue
 
-        await session.commit()
-        response.status_code = status.HTTP_200_OK
-        return await sync_catalogue(database, trigger="manual")
-    job_id = await defer_in_transaction(
-        session, "shop:sync_catalogue", {"trigger": "manual"}, queue="shop"
-    )
-    return {"status": "queued", "job_id": job_id}
+    await session.commit()
+    response.status_code = status.HTTP_200_OK
+    return await sync_catalogue(database, trigger="manual")
 
 
 @router.get("/orders")

@@ -171,6 +171,44 @@ async def update_product(
     return dict(row)
 
 
+# --- sync on request ---
+
+SYNC_TASK = "shop:sync_catalogue"
+
+
+async def sync_in_progress(session: AsyncSession) -> bool:
+    """A catalogue sync job is waiting or running."""
+    return bool(
+        (
+            await session.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task "
+                    "AND status IN ('todo', 'doing'))"
+                ),
+                {"task": SYNC_TASK},
+            )
+        ).scalar_one()
+    )
+
+
+async def request_sync(session: AsyncSession, *, admin_id: Any) -> int | None:
+    """Queue a catalogue sync in the caller's transaction, audited; None (and nothing written)
+    when one is already waiting or running: a second one would only repeat it."""
+    from stepcoin.jobs import defer_in_transaction
+
+    if await sync_in_progress(session):
+        return None
+    await audit.record(
+        session,
+        admin_id=admin_id,
+        action="shop.sync",
+        entity_type="shop",
+        entity_id=None,
+        after={"wait": False},
+    )
+    return await defer_in_transaction(session, SYNC_TASK, {"trigger": "manual"}, queue="shop")
+
+
 # --- from Shopify ---------------------------------------------------------------------------
 
 _UPSERT_VARIANT = text(

@@ -13,12 +13,10 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
 from stepcoin.console.pages.audit import entity_history
 from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
-from stepcoin.jobs import defer_in_transaction
 from stepcoin.shop import catalogue
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -26,7 +24,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 MAX_COIN_PRICE = 100_000_000  # the bounds of ProductUpdate in the API
 MAX_STOCK = 10_000_000
-SYNC_TASK = "shop:sync_catalogue"
 SYNC_RUN_COLUMNS = (
     "id, trigger, status, started_at, finished_at, products_seen, created, updated, "
     "deactivated, error"
@@ -74,21 +71,6 @@ async def _products(
     return [dict(r) for r in rows.mappings()]
 
 
-async def _sync_queued(session: AsyncSession) -> bool:
-    """A catalogue sync job is waiting or running."""
-    return bool(
-        (
-            await session.execute(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task "
-                    "AND status IN ('todo', 'doing'))"
-                ),
-                {"task": SYNC_TASK},
-            )
-        ).scalar_one()
-    )
-
-
 @router.get("/products")
 async def products(
     request: Request,
@@ -119,7 +101,7 @@ async def products(
             "next_cursor": next_cursor,
             "runs": runs,
             "last_run": runs[0] if runs else None,
-            "sync_queued": await _sync_queued(session),
+            "sync_queued": await catalogue.sync_in_progress(session),
             "show": show,
             "q": q,
         },
@@ -132,17 +114,8 @@ async def sync_now(request: Request, form: AdminFormDep) -> Response:
     """Queue a catalogue sync, audited, exactly as POST /v1/admin/shopify/sync does (admins)."""
 
     async def action(session: AsyncSession) -> str:
-        if await _sync_queued(session):
+        if await catalogue.request_sync(session, admin_id=form.user.id) is None:
             return "A sync is already queued or running; its outcome appears below."
-        await audit.record(
-            session,
-            admin_id=form.user.id,
-            action="shop.sync",
-            entity_type="shop",
-            entity_id=None,
-            after={"wait": False},
-        )
-        await defer_in_transaction(session, SYNC_TASK, {"trigger": "manual"}, queue="shop")
         return "Sync queued: the worker pulls the catalogue from Shopify shortly."
 
     return await perform(request, action, back=f"{PREFIX}/products")
