@@ -337,7 +337,8 @@ async def test_sync_now_queues_one_sync_at_a_time(client, engine):
         jobs = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'shop:sync_catalogue'"
+                    "SELECT count(*) FROM procrastinate_jobs "
+                    "WHERE task_name = 'shop:sync_catalogue'"
                 )
             )
         ).scalar_one()
