@@ -180,6 +180,30 @@ def create_admin(
     typer.echo(f"{'created' if created else 'promoted'} {role} {email.strip().lower()}")
 
 
+@app.command("reset-totp")
+def reset_totp_command(
+    email: Annotated[str, typer.Option(help="The staff account's email.")],
+) -> None:
+    """Turn off an account's two-step sign-in (lost device, or the TOTP keys changed)."""
+    from stepcoin.console.sessions import reset_totp
+    from stepcoin.db import Database, session_scope
+
+    async def main(url: str) -> bool:
+        database = Database(url, pool_size=1)
+        try:
+            async with session_scope(database) as session:
+                return await reset_totp(session, email)
+        finally:
+            await database.dispose()
+
+    with database_url() as url:
+        found = asyncio.run(main(url))
+    if not found:
+        typer.echo(f"error: no account {email.strip().lower()}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"two-step sign-in is off for {email.strip().lower()}")
+
+
 @app.command("check-ledger")
 def check_ledger_command() -> None:
     """Verify that every wallet equals its ledger and no award was paid twice (exit 1 if not)."""

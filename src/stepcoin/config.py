@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     refresh_token_idle_ttl_seconds: int = Field(default=30 * 86400, ge=60)
     refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=60)
 
+    totp_keys: CommaList = Field(
+        default_factory=list,
+        description="Keys that encrypt the console's TOTP secrets, newest first; default: "
+        "derived from STEPCOIN_JWT_SECRET.",
+    )
+
     google_client_ids: CommaList = Field(default_factory=list)
     google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     google_issuers: CommaList = Field(
@@ -129,6 +135,7 @@ class Settings(BaseSettings):
         "apple_client_ids",
         "google_issuers",
         "shopify_webhook_secrets",
+        "totp_keys",
         mode="before",
     )
     @classmethod
@@ -156,6 +163,8 @@ class Settings(BaseSettings):
             and not self.shopify_webhook_secrets
         ):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
+        if any(len(key) < 32 for key in self.totp_keys):
+            raise ValueError("every STEPCOIN_TOTP_KEYS key needs at least 32 characters")
         if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:
             raise ValueError("refresh token idle TTL cannot exceed the absolute TTL")
         return self

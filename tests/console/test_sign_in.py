@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pyotp
 from sqlalchemy import text
 
+from stepcoin.console.totp_keys import seal, unseal
 from stepcoin.console.web import SESSION_COOKIE
 from tests.console.helpers import browser_client, csrf_of, make_staff, sign_in
 
@@ -138,13 +141,15 @@ async def test_totp_setup_then_sign_in_needs_the_code(app, console, engine):
     assert page.status_code == 303
     account_page = (await console.get("/admin/account")).text
     async with engine.connect() as conn:
-        secret = (
+        stored = (
             await conn.execute(
                 text("SELECT totp_secret FROM users WHERE id = :id"),
                 {"id": console.account["user"]["id"]},
             )
         ).scalar_one()
-    assert secret in account_page
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', account_page).group(1)
+    assert stored.startswith("fernet:") and secret not in stored  # encrypted at rest
+    assert unseal(app.state.settings, stored) == secret
     totp = pyotp.TOTP(secret)
     wrong = await console.post(
         "/admin/account/totp/confirm",
@@ -270,7 +275,7 @@ async def test_guessing_totp_codes_is_throttled(app, client, engine):
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE users SET totp_secret = :s, totp_enabled_at = now() WHERE id = :id"),
-            {"s": secret, "id": admin["user"]["id"]},
+            {"s": seal(app.state.settings, secret), "id": admin["user"]["id"]},
         )
     totp = pyotp.TOTP(secret)
     async with browser_client(app) as c:
@@ -306,3 +311,39 @@ async def test_the_sign_in_page_warns_when_its_secure_cookie_cannot_stick(app):
         assert 'id="needs-https"' in (await c.get("/admin/login")).text
     async with browser_client(app) as c:  # https
         assert 'id="needs-https"' not in (await c.get("/admin/login")).text
+
+
+async def test_a_totp_secret_sealed_with_another_key_fails_closed_until_reset(app, client, engine):
+    from stepcoin.config import Settings
+    from stepcoin.console.sessions import reset_totp
+    from stepcoin.db import session_scope
+
+    admin = await make_staff(client, engine, "admin")
+    other = Settings(env="test", database_url="postgresql://unused/x", totp_keys=["k" * 40])
+    secret = pyotp.random_base32()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET totp_secret = :s, totp_enabled_at = now() WHERE id = :id"),
+            {"s": seal(other, secret), "id": admin["user"]["id"]},
+        )
+    async with browser_client(app) as c:
+        assert (await sign_in(c, admin["email"])).status_code == 303
+        page = await c.get("/admin/login/totp")
+        refused = await c.post(
+            "/admin/login/totp",
+            data={"csrf_token": csrf_of(page.text), "code": pyotp.TOTP(secret).now()},
+        )
+        assert refused.status_code == 422 and "reset-totp" in refused.text
+        assert (await c.get("/admin/")).status_code == 303
+    async with session_scope(app.state.database) as session:
+        assert await reset_totp(session, admin["email"]) is True
+        assert await reset_totp(session, "nobody@example.com") is False
+    async with browser_client(app) as c:
+        response = await sign_in(c, admin["email"])
+        assert response.headers["location"] == "/admin/"  # password alone again
+    async with engine.connect() as conn:
+        assert (
+            await conn.execute(
+                text("SELECT count(*) FROM admin_logs WHERE action = 'cli.reset_totp'")
+            )
+        ).scalar_one() == 1

@@ -29,6 +29,7 @@ from stepcoin.console.web import (
     safe_next,
     secure_cookies,
     set_cookie,
+    settings_of,
 )
 from stepcoin.db import session_scope
 from stepcoin.errors import AppError, InvalidInput
@@ -142,7 +143,9 @@ async def totp_check(request: Request, user: HalfSessionDep, database: DatabaseD
             await throttle.ensure_not_blocked(
                 session, [throttle.account_key(user.email), throttle.address_key(address)]
             )
-            await sessions.complete_second_factor(session, user, str(form.get("code") or ""))
+            await sessions.complete_second_factor(
+                session, settings_of(request), user, str(form.get("code") or "")
+            )
     except AppError as exc:
         if exc.code == "invalid_totp_code":
             # a wrong code counts as a failed sign-in of the account: guessing is throttled
@@ -170,7 +173,7 @@ async def logout(request: Request, form: CsrfFormDep, database: DatabaseDep) -> 
 @router.get("/account")
 async def account(request: Request, user: ConsoleUserDep, database: DatabaseDep) -> Response:
     async with session_scope(database) as session:
-        pending = await sessions.pending_totp_secret(session, user.id)
+        pending = await sessions.pending_totp_secret(session, settings_of(request), user.id)
     return render(
         request,
         user,
@@ -202,7 +205,7 @@ async def change_timezone(request: Request, form: CsrfFormDep) -> Response:
 @router.post("/account/totp/start")
 async def totp_start(request: Request, form: CsrfFormDep) -> Response:
     async def action(session: AsyncSession) -> str:
-        await sessions.begin_totp_setup(session, form.user.id)
+        await sessions.begin_totp_setup(session, settings_of(request), form.user.id)
         return "Add the key to your authenticator app, then enter its code."
 
     return await perform(request, action, back=f"{PREFIX}/account")
@@ -211,7 +214,7 @@ async def totp_start(request: Request, form: CsrfFormDep) -> Response:
 @router.post("/account/totp/confirm")
 async def totp_confirm(request: Request, form: CsrfFormDep) -> Response:
     async def action(session: AsyncSession) -> str:
-        await sessions.confirm_totp(session, form.user, form.get("code"))
+        await sessions.confirm_totp(session, settings_of(request), form.user, form.get("code"))
         return "Two-step sign-in is on."
 
     return await perform(request, action, back=f"{PREFIX}/account")
@@ -220,7 +223,7 @@ async def totp_confirm(request: Request, form: CsrfFormDep) -> Response:
 @router.post("/account/totp/disable")
 async def totp_disable(request: Request, form: CsrfFormDep) -> Response:
     async def action(session: AsyncSession) -> str:
-        await sessions.disable_totp(session, form.user, form.get("code"))
+        await sessions.disable_totp(session, settings_of(request), form.user, form.get("code"))
         return "Two-step sign-in is off."
 
     return await perform(request, action, back=f"{PREFIX}/account")

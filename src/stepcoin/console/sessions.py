@@ -22,6 +22,8 @@ from stepcoin.admin import audit
 from stepcoin.admin.dependencies import STAFF_ROLES
 from stepcoin.auth import throttle
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password
+from stepcoin.config import Settings
+from stepcoin.console import totp_keys
 from stepcoin.errors import AppError, InvalidInput, Unauthorized
 from stepcoin.runtime_settings.service import runtime_settings
 
@@ -177,9 +179,11 @@ async def _second_factor_done(session: AsyncSession, user: ConsoleUser) -> None:
     )
 
 
-async def complete_second_factor(session: AsyncSession, user: ConsoleUser, code: str) -> None:
+async def complete_second_factor(
+    session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
+) -> None:
     """Check the TOTP code of a half signed-in session and mark the session complete."""
-    await use_totp_code(session, user.id, code)
+    await use_totp_code(session, settings, user.id, code)
     await _second_factor_done(session, user)
     await audit.record(
         session,
@@ -213,7 +217,9 @@ def _bad_code() -> InvalidInput:
     return InvalidInput("That code is wrong or was already used.", code="invalid_totp_code")
 
 
-async def use_totp_code(session: AsyncSession, user_id: uuid.UUID, code: str) -> None:
+async def use_totp_code(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, code: str
+) -> None:
     """Accept a 6-digit code of the current, previous or next 30 s step, each step once."""
     row = (
         await session.execute(
@@ -224,7 +230,16 @@ async def use_totp_code(session: AsyncSession, user_id: uuid.UUID, code: str) ->
     code = code.strip().replace(" ", "")
     if row is None or not row.totp_secret or not (code.isdigit() and len(code) == 6):
         raise _bad_code()
-    step = matching_step(row.totp_secret, code)
+    try:
+        secret = totp_keys.unseal(settings, row.totp_secret)
+    except totp_keys.UnreadableSecret as exc:
+        raise InvalidInput(
+            "This account's authenticator key cannot be read with the server's current keys "
+            "(STEPCOIN_TOTP_KEYS or STEPCOIN_JWT_SECRET changed). An operator can clear it "
+            "with `stepcoin reset-totp --email ...`.",
+            code="totp_unreadable",
+        ) from exc
+    step = matching_step(secret, code)
     if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
         raise _bad_code()
     await session.execute(
@@ -245,15 +260,15 @@ def matching_step(secret: str, code: str, *, now: float | None = None) -> int | 
     return None
 
 
-async def begin_totp_setup(session: AsyncSession, user_id: uuid.UUID) -> str:
-    """A new secret, stored but not yet enabled; confirm_totp turns it on."""
+async def begin_totp_setup(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> str:
+    """A new secret, stored (encrypted) but not yet enabled; confirm_totp turns it on."""
     secret = pyotp.random_base32()
     await session.execute(
         text(
             "UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, "
             "totp_last_step = NULL WHERE id = :id"
         ),
-        {"secret": secret, "id": user_id},
+        {"secret": totp_keys.seal(settings, secret), "id": user_id},
     )
     return secret
 
@@ -262,17 +277,29 @@ def provisioning_uri(secret: str, email: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
 
 
-async def pending_totp_secret(session: AsyncSession, user_id: uuid.UUID) -> str | None:
-    return (
+async def pending_totp_secret(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID
+) -> str | None:
+    """The secret being set up (shown to its owner until confirmed); None when there is none
+    or it can no longer be read (the owner simply starts again)."""
+    stored = (
         await session.execute(
             text("SELECT totp_secret FROM users WHERE id = :id AND totp_enabled_at IS NULL"),
             {"id": user_id},
         )
     ).scalar_one_or_none()
+    if stored is None:
+        return None
+    try:
+        return totp_keys.unseal(settings, stored)
+    except totp_keys.UnreadableSecret:
+        return None
 
 
-async def confirm_totp(session: AsyncSession, user: ConsoleUser, code: str) -> None:
-    await use_totp_code(session, user.id, code)
+async def confirm_totp(
+    session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
+) -> None:
+    await use_totp_code(session, settings, user.id, code)
     await session.execute(
         text("UPDATE users SET totp_enabled_at = now() WHERE id = :id"), {"id": user.id}
     )
@@ -288,8 +315,10 @@ async def confirm_totp(session: AsyncSession, user: ConsoleUser, code: str) -> N
     )
 
 
-async def disable_totp(session: AsyncSession, user: ConsoleUser, code: str) -> None:
-    await use_totp_code(session, user.id, code)
+async def disable_totp(
+    session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
+) -> None:
+    await use_totp_code(session, settings, user.id, code)
     await session.execute(
         text(
             "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL "
@@ -324,3 +353,28 @@ async def prune_sessions(session: AsyncSession, *, keep_days: int = 30) -> int:
         {"max_hours": settings["console.session_max_hours"], "keep": keep_days},
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def reset_totp(session: AsyncSession, email: str) -> bool:
+    """Turn two-step sign-in off for an account (the operator's way out of a lost device or a
+    changed key); audited. False when there is no such account."""
+    row = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, "
+                "totp_last_step = NULL WHERE email = :email RETURNING id"
+            ),
+            {"email": email.strip().lower()},
+        )
+    ).first()
+    if row is None:
+        return False
+    await audit.record(
+        session,
+        admin_id=None,
+        action="cli.reset_totp",
+        entity_type="user",
+        entity_id=str(row.id),
+        after={"totp": False},
+    )
+    return True

@@ -64,8 +64,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     role: Mapped[str] = mapped_column(String(16), server_default="user")
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
-    # console second factor (RFC 6238 TOTP): base32 secret, enabled once a code was confirmed
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # console second factor (RFC 6238 TOTP): the base32 secret encrypted (console.totp_keys),
+    # enabled once a code was confirmed
+    totp_secret: Mapped[str | None] = mapped_column(Text)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -91,7 +91,7 @@ def upgrade() -> None:
     )
     op.execute(_apply_sync_0003().replace(OLD_VALIDATION_UPDATE, NEW_VALIDATION_UPDATE))
     op.execute(BACKFILL_HELD_COINS)
-    op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
+    op.add_column("users", sa.Column("totp_secret", sa.Text(), nullable=True))
     op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.create_table(
