@@ -269,3 +269,15 @@ async def test_staff_page_lists_console_sessions(console):
     page = await console.get(f"/admin/users/{console.account['user']['id']}")
     assert 'id="console-sessions"' in page.text and "198.51.100.9" in page.text
     assert 'id="deactivate"' not in page.text  # nobody deactivates themself
+
+
+async def test_what_walkers_write_is_shown_as_text_never_as_markup(console, client):
+    from tests.conftest import register
+
+    walker = await register(client, full_name='<script>alert("x")</script><b>bold</b>')
+    page = await console.get(f"/admin/users/{walker['user']['id']}")
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "<b>bold</b>" not in page.text
+    assert "&lt;script&gt;alert(" in page.text
+    listing = await console.get("/admin/users", params={"q": "script"})
+    assert "<script>alert" not in listing.text and "&lt;script&gt;" in listing.text
