@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import psycopg
+import uuid
 
-from stepcoin.jobs import build_job_app, open_jobs
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin import queue
+from stepcoin.worker import build_job_app, open_jobs
 
 
 def test_tasks_and_schedule_are_registered():
@@ -13,6 +17,34 @@ def test_tasks_and_schedule_are_registered():
     assert "wallet:check_ledger" in app.tasks
     periodic = {name for name, _ in app.periodic_registry.periodic_tasks}
     assert {"steps:ensure_step_partitions", "wallet:check_ledger"} <= periodic
+
+
+def test_every_task_name_constant_names_a_registered_task():
+    registered = set(build_job_app().tasks)
+    assert set(queue.TASK_NAMES) <= registered, set(queue.TASK_NAMES) - registered
+
+
+async def test_defer_with_a_queueing_lock_is_a_no_op_while_one_waits(engine):
+    user = uuid.uuid4()
+    async with AsyncSession(engine) as session, session.begin():
+        first = await queue.defer_in_transaction(
+            session,
+            queue.ACHIEVEMENTS_EVALUATE_USER,
+            {"user_id": str(user)},
+            queueing_lock=queue.evaluation_lock(user),
+        )
+        second = await queue.defer_in_transaction(
+            session,
+            queue.ACHIEVEMENTS_EVALUATE_USER,
+            {"user_id": str(user)},
+            queueing_lock=queue.evaluation_lock(user),
+        )
+        unlocked = await queue.defer_in_transaction(
+            session, queue.ACHIEVEMENTS_EVALUATE_USER, {"user_id": str(user)}
+        )
+    assert first is not None
+    assert second is None  # the transaction went on: nothing was raised
+    assert unlocked is not None and unlocked != first
 
 
 async def test_worker_runs_the_partition_job(app, database_url):

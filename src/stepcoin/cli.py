@@ -123,7 +123,7 @@ def worker_command() -> None:
     """Run the background job worker (queued jobs and the periodic schedule)."""
     from stepcoin.config import get_settings
     from stepcoin.db import Database
-    from stepcoin.jobs import open_jobs, run_worker
+    from stepcoin.worker import open_jobs, run_worker
 
     _setup_logging()
 

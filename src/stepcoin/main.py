@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.state.database = database
         try:
             if with_worker:
-                from stepcoin.jobs import open_jobs, start_worker_task
+                from stepcoin.worker import open_jobs, start_worker_task
 
                 async with open_jobs(database) as jobs:
                     app.state.jobs = jobs

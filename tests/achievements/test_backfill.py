@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from stepcoin.achievements import service, tasks
 from stepcoin.db import session_scope
-from stepcoin.jobs import JobRuntime
+from stepcoin.queue import JobRuntime
 from tests.achievements.helpers import achievement, rewards, set_days
 from tests.conftest import bearer, register
 from tests.steps.helpers import ledger_ok, make_admin

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import text
 
-from stepcoin.jobs import open_jobs
+from stepcoin.worker import open_jobs
 from tests.conftest import bearer, register
 from tests.shop.helpers import order, product, walker_with_coins
 from tests.steps.helpers import ledger_ok, rec, sync, wallet

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from stepcoin.jobs import open_jobs
 from stepcoin.shop import runtime
 from stepcoin.shop.shopify import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN, ShopifyClient
 from stepcoin.shop.standin import ShopifyStandIn, asgi_webhook_sender
+from stepcoin.worker import open_jobs
 
 API_VERSION = "2025-01"
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin import audit
 from stepcoin.achievements import repository
 from stepcoin.achievements.criteria import (
     Criteria,
@@ -25,15 +26,12 @@ from stepcoin.achievements.criteria import (
     progress,
     streak_thresholds,
 )
-from stepcoin.admin import audit
 from stepcoin.errors import Conflict, NotFound
-from stepcoin.jobs import defer_in_transaction
+from stepcoin.queue import ACHIEVEMENTS_BACKFILL, defer_in_transaction
 
 logger = logging.getLogger("stepcoin.achievements")
 
 BACKFILL_BATCH_SIZE = 500
-BACKFILL_TASK = "achievements:backfill"
-EVALUATE_TASK = "achievements:evaluate_user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +241,7 @@ async def update(
 async def _queue_backfill(session: AsyncSession, achievement_id: int) -> None:
     await defer_in_transaction(
         session,
-        BACKFILL_TASK,
+        ACHIEVEMENTS_BACKFILL,
         {"achievement_id": achievement_id, "after_user": None},
         lock=f"achievement-backfill:{achievement_id}",
     )

@@ -9,7 +9,7 @@ import procrastinate
 
 from stepcoin.achievements import service
 from stepcoin.db import Database, session_scope
-from stepcoin.jobs import JobRuntime, defer_in_transaction
+from stepcoin.queue import ACHIEVEMENTS_BACKFILL, JobRuntime, defer_in_transaction
 
 logger = logging.getLogger("stepcoin.achievements.tasks")
 blueprint = procrastinate.Blueprint()
@@ -24,7 +24,7 @@ def _database() -> Database:
 async def evaluate_user(user_id: str) -> list[str]:
     """After an approval or a redemption: unlock what the user now meets, pay each reward once.
 
-    Enqueue with a lock per user (e.g. lock=f"achievements:{user_id}") to run one at a time per
+    Enqueued with the queueing lock `queue.evaluation_lock(user_id)`, so at most one waits per
     user; running it twice, or concurrently, is harmless anyway.
     """
     async with session_scope(_database()) as session:
@@ -47,7 +47,7 @@ async def backfill(achievement_id: int, after_user: str | None = None) -> dict[s
         if batch.next_after is not None:
             await defer_in_transaction(
                 session,
-                service.BACKFILL_TASK,
+                ACHIEVEMENTS_BACKFILL,
                 {"achievement_id": achievement_id, "after_user": str(batch.next_after)},
                 lock=f"achievement-backfill:{achievement_id}",
             )

@@ -19,6 +19,7 @@ import procrastinate
 from stepcoin.backup import engine
 from stepcoin.backup.catalogue import RetentionPolicy, load_catalogue, save_catalogue, utcnow
 from stepcoin.backup.schedule import due_activities
+from stepcoin.queue import JobRuntime
 
 logger = logging.getLogger("stepcoin.backup.tasks")
 blueprint = procrastinate.Blueprint()
@@ -30,7 +31,6 @@ class ScheduledBackupFailed(RuntimeError):
 
 async def _runtime_values() -> dict[str, Any]:
     from stepcoin.db import session_scope
-    from stepcoin.jobs import JobRuntime
     from stepcoin.runtime_settings.service import runtime_settings
 
     async with session_scope(JobRuntime.require_database()) as session:
@@ -39,7 +39,6 @@ async def _runtime_values() -> dict[str, Any]:
 
 def _config() -> engine.BackupConfig:
     from stepcoin.config import get_settings
-    from stepcoin.jobs import JobRuntime
 
     return engine.for_settings(get_settings(), JobRuntime.require_database().url)
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.admin.dependencies import STAFF_ROLES
 from stepcoin.auth import throttle
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin.console.economy import ECONOMY_DAYS, settle_days, settled_before
 from stepcoin.console.sessions import prune_sessions
 from stepcoin.db import session_scope
+from stepcoin.queue import JobRuntime
 
 logger = logging.getLogger("stepcoin.console.tasks")
 blueprint = procrastinate.Blueprint()
@@ -20,8 +21,6 @@ blueprint = procrastinate.Blueprint()
 @blueprint.task(name="prune_sessions", queueing_lock="prune_sessions")
 async def prune_sessions_job(timestamp: int) -> int:
     """Daily: delete console sessions that ended (signed out or expired) over 30 days ago."""
-    from stepcoin.jobs import JobRuntime
-
     session: AsyncSession
     async with session_scope(JobRuntime.require_database()) as session:
         deleted = await prune_sessions(session)
@@ -34,8 +33,6 @@ async def prune_sessions_job(timestamp: int) -> int:
 async def settle_economy_days_job(timestamp: int) -> int:
     """Daily, after the settling hour: store yesterday's ledger totals for the overview's chart
     (and any settled day of the last 90 that is missing), so the page never sums old days."""
-    from stepcoin.jobs import JobRuntime
-
     before = settled_before()
     session: AsyncSession
     async with session_scope(JobRuntime.require_database()) as session:

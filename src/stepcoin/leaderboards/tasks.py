@@ -9,8 +9,8 @@ from typing import Any
 import procrastinate
 
 from stepcoin.db import session_scope
-from stepcoin.jobs import JobRuntime
 from stepcoin.leaderboards import service
+from stepcoin.queue import JobRuntime
 
 logger = logging.getLogger("stepcoin.leaderboards.tasks")
 blueprint = procrastinate.Blueprint()

@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.runtime_settings.registry import SPECS, SettingSpec
 from stepcoin.runtime_settings.service import runtime_settings

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import text
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.auth.dependencies import CurrentUser, require_roles
 from stepcoin.db import Database, SessionDep, get_database
 from stepcoin.pagination import decode_cursor, encode_cursor

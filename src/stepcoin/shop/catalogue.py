@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.queue import SHOP_SYNC_CATALOGUE, defer_in_transaction
 
 PRODUCT_COLUMNS = (
     "id, title, description, image_url, category, coin_price, stock_quantity, is_active, "
@@ -173,8 +174,6 @@ async def update_product(
 
 # --- sync on request ---
 
-SYNC_TASK = "shop:sync_catalogue"
-
 
 async def sync_in_progress(session: AsyncSession) -> bool:
     """A catalogue sync job is waiting or running."""
@@ -185,7 +184,7 @@ async def sync_in_progress(session: AsyncSession) -> bool:
                     "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task "
                     "AND status IN ('todo', 'doing'))"
                 ),
-                {"task": SYNC_TASK},
+                {"task": SHOP_SYNC_CATALOGUE},
             )
         ).scalar_one()
     )
@@ -194,8 +193,6 @@ async def sync_in_progress(session: AsyncSession) -> bool:
 async def request_sync(session: AsyncSession, *, admin_id: Any) -> int | None:
     """Queue a catalogue sync in the caller's transaction, audited; None (and nothing written)
     when one is already waiting or running: a second one would only repeat it."""
-    from stepcoin.jobs import defer_in_transaction
-
     if await sync_in_progress(session):
         return None
     await audit.record(
@@ -206,7 +203,9 @@ async def request_sync(session: AsyncSession, *, admin_id: Any) -> int | None:
         entity_id=None,
         after={"wait": False},
     )
-    return await defer_in_transaction(session, SYNC_TASK, {"trigger": "manual"}, queue="shop")
+    return await defer_in_transaction(
+        session, SHOP_SYNC_CATALOGUE, {"trigger": "manual"}, queue="shop"
+    )
 
 
 # --- from Shopify ---------------------------------------------------------------------------

@@ -19,9 +19,15 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound, account_gone
-from stepcoin.jobs import defer_in_transaction
+from stepcoin.queue import (
+    ACHIEVEMENTS_EVALUATE_USER,
+    SHOP_CANCEL_IN_SHOPIFY,
+    SHOP_SUBMIT_ORDER,
+    defer_in_transaction,
+    evaluation_lock,
+)
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop.schemas import OrderIn
 
@@ -197,13 +203,16 @@ async def place_order(
     )
     await defer_in_transaction(
         session,
-        "shop:submit_order",
+        SHOP_SUBMIT_ORDER,
         {"order_id": str(order_id)},
         lock=f"order:{order_id}",
         queue="shop",
     )
     await defer_in_transaction(  # a first redemption may unlock an achievement
-        session, "achievements:evaluate_user", {"user_id": str(user_id)}
+        session,
+        ACHIEVEMENTS_EVALUATE_USER,
+        {"user_id": str(user_id)},
+        queueing_lock=evaluation_lock(user_id),
     )
     return await get_order(session, order_id, user_id=user_id), True
 
@@ -407,7 +416,7 @@ async def refund_order(
     if order.status == "submitted":
         await defer_in_transaction(
             session,
-            "shop:cancel_in_shopify",
+            SHOP_CANCEL_IN_SHOPIFY,
             {"order_id": str(order_id)},
             lock=f"order:{order_id}",
             queue="shop",

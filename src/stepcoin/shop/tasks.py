@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from stepcoin.config import get_settings
 from stepcoin.db import Database, session_scope
+from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.runtime import shopify_client
@@ -22,8 +23,6 @@ SUBMIT_RETRY = procrastinate.RetryStrategy(max_attempts=50, exponential_wait=2)
 
 
 def _database() -> Database:
-    from stepcoin.jobs import JobRuntime
-
     return JobRuntime.require_database()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from stepcoin.auth.dependencies import SettingsDep
 from stepcoin.db import SessionDep
 from stepcoin.errors import AppError, Unauthorized
-from stepcoin.jobs import defer_in_transaction
+from stepcoin.queue import SHOP_HANDLE_WEBHOOK, defer_in_transaction
 from stepcoin.shop.runtime import webhook_secrets
 from stepcoin.shop.webhook_signing import verify
 
@@ -62,7 +62,7 @@ async def shopify_webhook(request: Request, session: SessionDep, settings: Setti
     if topic in TOPICS:
         await defer_in_transaction(
             session,
-            "shop:handle_webhook",
+            SHOP_HANDLE_WEBHOOK,
             {"event_id": event_id},
             lock="shopify-webhooks",
             queue="shop",

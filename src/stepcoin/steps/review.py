@@ -11,9 +11,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.errors import Conflict, InvalidInput, NotFound
-from stepcoin.jobs import defer_in_transaction
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.steps.settlement import DayRecord, settle_day
 
@@ -251,8 +250,6 @@ async def decide(
         ),
         {"st": decision, "by": reviewer_id, "note": note, "delta": delta, "id": validation_id},
     )
-    if decision == "approved" and delta > 0:
-        await defer_in_transaction(session, "achievements:evaluate_user", {"user_id": str(user_id)})
     await audit.record(
         session,
         admin_id=reviewer_id,

@@ -8,6 +8,7 @@ import procrastinate
 from sqlalchemy import text
 
 from stepcoin.db import session_scope
+from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 
 logger = logging.getLogger("stepcoin.steps.tasks")
@@ -35,8 +36,6 @@ async def ensure_partitions(session, months_ahead: int | None = None) -> int:  #
 )
 async def ensure_step_partitions(timestamp: int) -> int:
     """Keeps monthly partitions of step_records ready ahead of time (daily, and at worker start)."""
-    from stepcoin.jobs import JobRuntime
-
     async with session_scope(JobRuntime.require_database()) as session:
         created = await ensure_partitions(session)
     logger.info("step partitions ensured", extra={"partitions_created": created})

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.auth.service import revoke_all_sessions
 from stepcoin.errors import Conflict, Forbidden, NotFound
 from stepcoin.users import repository

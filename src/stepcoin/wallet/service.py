@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import audit
+from stepcoin import audit
 from stepcoin.errors import Conflict, InvalidInput, NotFound
 from stepcoin.wallet import repository
 

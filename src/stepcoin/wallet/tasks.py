@@ -7,6 +7,7 @@ import logging
 import procrastinate
 
 from stepcoin.db import session_scope
+from stepcoin.queue import JobRuntime
 from stepcoin.wallet.service import check_ledger
 
 logger = logging.getLogger("stepcoin.wallet.tasks")
@@ -17,8 +18,6 @@ blueprint = procrastinate.Blueprint()
 @blueprint.task(name="check_ledger", queueing_lock="check_ledger")
 async def check_ledger_job(timestamp: int) -> bool:
     """Hourly reconciliation: logs an error naming every wallet that differs from its ledger."""
-    from stepcoin.jobs import JobRuntime
-
     async with session_scope(JobRuntime.require_database()) as session:
         report = await check_ledger(session)
     if report.ok:

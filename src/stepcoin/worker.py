@@ -1,6 +1,8 @@
-"""The job queue (procrastinate, in PostgreSQL: no second server) and its periodic schedule.
+"""The job worker, app level: the one job app with every domain's tasks, and running it.
 
-Tasks live in each domain's tasks.py on a procrastinate Blueprint; build_job_app() gathers them.
+The queue itself (procrastinate, in PostgreSQL: no second server) is `stepcoin.queue`, which
+imports no domain; each domain's tasks.py holds a procrastinate Blueprint with its tasks and
+their periodic schedule, and this module gathers them.
 """
 
 from __future__ import annotations
@@ -9,55 +11,36 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
-import orjson
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.achievements.tasks import blueprint as achievements_tasks
+from stepcoin.backup.tasks import blueprint as backup_tasks
+from stepcoin.config import get_settings
+from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
+from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
+from stepcoin.queue import (
+    QUEUE_RETRY_STALLED,
+    SHOP_SYNC_CATALOGUE_IF_DUE,
+    STEPS_ENSURE_PARTITIONS,
+    JobRuntime,
+    ReopenableConnector,
+)
+from stepcoin.queue_tasks import blueprint as queue_tasks
+from stepcoin.shop.tasks import blueprint as shop_tasks
+from stepcoin.steps.tasks import blueprint as steps_tasks
+from stepcoin.wallet.tasks import blueprint as wallet_tasks
 
-logger = logging.getLogger("stepcoin.jobs")
-
-
-class JobRuntime:
-    """What running tasks need: the database of this process (set when the app opens)."""
-
-    database: Database | None = None
-
-    @classmethod
-    def require_database(cls) -> Database:
-        if cls.database is None:
-            raise RuntimeError("the job runtime has no database; open it with open_jobs()")
-        return cls.database
-
-
-class ReopenableConnector(procrastinate.PsycopgConnector):
-    """procrastinate keeps a closed external pool and refuses to take a new one; forgetting it
-    on close lets the one job app of the process be opened again (tests, app restarts)."""
-
-    async def close_async(self) -> None:
-        await super().close_async()
-        self._async_pool = None
-        self._pool_externally_set = False
+logger = logging.getLogger("stepcoin.worker")
 
 
 @functools.cache
 def build_job_app() -> procrastinate.App:
     """The one job app of the process (procrastinate renames blueprint tasks when they join an
     app, so the blueprints can join only once)."""
-    from stepcoin.achievements.tasks import blueprint as achievements_tasks
-    from stepcoin.backup.tasks import blueprint as backup_tasks
-    from stepcoin.console.tasks import blueprint as console_tasks
-    from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
-    from stepcoin.queue_tasks import blueprint as queue_tasks
-    from stepcoin.shop.tasks import blueprint as shop_tasks
-    from stepcoin.steps.tasks import blueprint as steps_tasks
-    from stepcoin.wallet.tasks import blueprint as wallet_tasks
-
     app = procrastinate.App(connector=ReopenableConnector())
     app.add_tasks_from(steps_tasks, namespace="steps")
     app.add_tasks_from(wallet_tasks, namespace="wallet")
@@ -75,8 +58,6 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
     """An opened job app on its own small psycopg pool, bound to this process's database."""
     JobRuntime.database = database
     # operations: behind PgBouncer, no prepared statements; a direct URL (if any) for LISTEN.
-    from stepcoin.config import get_settings
-
     url = get_settings().database_direct_url or database.url
     kwargs = psycopg_connect_kwargs(database.pgbouncer and url == database.url)
     pool = AsyncConnectionPool(
@@ -97,13 +78,11 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
     At start it ensures the step partitions and puts back jobs that a dead worker left half
     done (their tasks are safe to run again), instead of waiting for the schedule.
     """
-    from stepcoin.config import get_settings
-
     settings = get_settings()
     for task in (
-        "steps:ensure_step_partitions",
-        "queue:retry_stalled_jobs",
-        "shop:sync_catalogue_if_due",
+        STEPS_ENSURE_PARTITIONS,
+        QUEUE_RETRY_STALLED,
+        SHOP_SYNC_CATALOGUE_IF_DUE,
     ):
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
             await app.configure_task(task).defer_async(timestamp=0)
@@ -117,32 +96,6 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
         update_heartbeat_interval=settings.job_heartbeat_seconds,
         stalled_worker_timeout=settings.job_stalled_seconds,
     )
-
-
-async def defer_in_transaction(
-    session: AsyncSession,
-    task_name: str,
-    args: Mapping[str, Any],
-    *,
-    lock: str | None = None,
-    queue: str = "default",
-) -> int:
-    """Enqueue a job inside the caller's transaction (the transactional outbox).
-
-    procrastinate's defer is a SQL function, so calling it on the request's own connection
-    makes the job exist exactly when the change that needs it commits: no lost job after a
-    crash, no job for a change that rolled back.
-    """
-    job_id = (
-        await session.execute(
-            text(
-                "SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, "
-                "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1]))[1]"
-            ),
-            {"queue": queue, "task": task_name, "lock": lock, "args": orjson.dumps(args).decode()},
-        )
-    ).scalar_one()
-    return int(job_id)
 
 
 def start_worker_task(app: procrastinate.App) -> asyncio.Task[None]:

@@ -1,4 +1,7 @@
-"""Writing the audit log, always inside the transaction of the change it records."""
+"""The audit log: one admin_logs row, written in the transaction of the change it records.
+
+Low level: any domain calls it; it imports no domain.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,105 @@
+"""The job queue, low level: task names, the process's job runtime, defer inside a transaction.
+
+Domains' tasks.py and services import this module only; it imports no domain. The app-level
+`stepcoin.worker` gathers every domain's tasks into the one job app and runs the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+import procrastinate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.db import Database
+
+# Task names ("<namespace>:<task>") that code defers by name. The worker registers each
+# domain's blueprint under its namespace; tests/test_jobs.py checks every name here is a task.
+STEPS_ENSURE_PARTITIONS: Final = "steps:ensure_step_partitions"
+QUEUE_RETRY_STALLED: Final = "queue:retry_stalled_jobs"
+SHOP_SYNC_CATALOGUE: Final = "shop:sync_catalogue"
+SHOP_SYNC_CATALOGUE_IF_DUE: Final = "shop:sync_catalogue_if_due"
+SHOP_SUBMIT_ORDER: Final = "shop:submit_order"
+SHOP_CANCEL_IN_SHOPIFY: Final = "shop:cancel_in_shopify"
+SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
+ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
+ACHIEVEMENTS_BACKFILL: Final = "achievements:backfill"
+
+TASK_NAMES: Final = (
+    STEPS_ENSURE_PARTITIONS,
+    QUEUE_RETRY_STALLED,
+    SHOP_SYNC_CATALOGUE,
+    SHOP_SYNC_CATALOGUE_IF_DUE,
+    SHOP_SUBMIT_ORDER,
+    SHOP_CANCEL_IN_SHOPIFY,
+    SHOP_HANDLE_WEBHOOK,
+    ACHIEVEMENTS_EVALUATE_USER,
+    ACHIEVEMENTS_BACKFILL,
+)
+
+
+def evaluation_lock(user_id: object) -> str:
+    """The queueing lock of a user's achievement evaluation: at most one waits per user."""
+    return f"achievements:{user_id}"
+
+
+class JobRuntime:
+    """What running tasks need: the database of this process (set when the app opens)."""
+
+    database: Database | None = None
+
+    @classmethod
+    def require_database(cls) -> Database:
+        if cls.database is None:
+            raise RuntimeError("the job runtime has no database; open it with open_jobs()")
+        return cls.database
+
+
+class ReopenableConnector(procrastinate.PsycopgConnector):
+    """procrastinate keeps a closed external pool and refuses to take a new one; forgetting it
+    on close lets the one job app of the process be opened again (tests, app restarts)."""
+
+    async def close_async(self) -> None:
+        await super().close_async()
+        self._async_pool = None
+        self._pool_externally_set = False
+
+
+_DEFER = text(
+    "SELECT stepcoin_defer_job(:queue, :task, :lock, :queueing_lock, CAST(:args AS jsonb))"
+)
+
+
+async def defer_in_transaction(
+    session: AsyncSession,
+    task_name: str,
+    args: Mapping[str, Any],
+    *,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+    queue: str = "default",
+) -> int | None:
+    """Enqueue a job inside the caller's transaction (the transactional outbox).
+
+    procrastinate's defer is a SQL function, so calling it on the request's own connection
+    makes the job exist exactly when the change that needs it commits: no lost job after a
+    crash, no job for a change that rolled back. With a queueing lock, a job of that lock
+    already waiting makes this a no-op (None) instead of an error that would end the
+    transaction (stepcoin_defer_job catches it, as the step loop's SQL does).
+    """
+    job_id = (
+        await session.execute(
+            _DEFER,
+            {
+                "queue": queue,
+                "task": task_name,
+                "lock": lock,
+                "queueing_lock": queueing_lock,
+                "args": orjson.dumps(args).decode(),
+            },
+        )
+    ).scalar_one()
+    return None if job_id is None else int(job_id)
