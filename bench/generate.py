@@ -198,7 +198,7 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
         cur.execute(
             """
             INSERT INTO wallets (user_id, available_coins, pending_coins, lifetime_earned,
-                                 lifetime_spent, steps_version, updated_at)
+                                 lifetime_spent, version, updated_at)
             SELECT u.id, coalesce(s.coins, 0), coalesce(s.pending, 0), coalesce(s.coins, 0), 0,
                    0, now()
             FROM users u LEFT JOIN (

@@ -86,10 +86,14 @@ def test_check_ledger_reports_a_mismatch(cli_database):
         user_id = conn.execute(
             "INSERT INTO users (email, full_name) VALUES ('ledger@example.com', 'L') RETURNING id"
         ).fetchone()[0]
-        conn.execute("INSERT INTO wallets (user_id, available_coins) VALUES (%s, 7)", (user_id,))
+        conn.execute(
+            "INSERT INTO wallets (user_id, available_coins, lifetime_earned) VALUES (%s, 7, 7)",
+            (user_id,),
+        )
     bad = run(["check-ledger"], {"DATABASE_URL": cli_database})
     assert bad.returncode == 1
     assert f"MISMATCH user {user_id}: wallet 7 ledger 0" in bad.stdout
+    assert f"COUNTERS user {user_id}: earned 7 (ledger 0), spent 0 (ledger 0)" in bad.stdout
     with psycopg.connect(cli_database) as conn:
         conn.execute(
             "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "

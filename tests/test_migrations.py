@@ -88,7 +88,7 @@ def test_money_rules_hold_in_the_database(fresh_database):
         conn.rollback()
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
-                "INSERT INTO users (email, full_name, password_hash) "
+                "INSERT INTO users (email, full_name) "
                 "VALUES ('b@example.com', 'B', '$2b$12$bcrypt')"
             )
         conn.rollback()
@@ -154,3 +154,51 @@ def test_migration_seed_is_frozen_data():
     source = (versions / "0001_the_whole_schema.py").read_text("utf-8")
     assert "SETTINGS_SEED = [" in source
     assert "stepcoin.runtime_settings" not in source
+
+
+def test_0008_puts_the_counters_on_one_rule_and_downgrades_cleanly(database_url):
+    """Books written under 0007's three conventions get the one rule; down and up again."""
+    from alembic import command
+
+    with server_database(database_url) as url:
+        migrate.upgrade(url, "0007")
+        with psycopg.connect(url) as conn:
+            user = conn.execute(
+                "INSERT INTO users (email, full_name) "
+                "VALUES ('old@example.com', 'Old') RETURNING id"
+            ).fetchone()[0]
+            # 0007 conventions: a debit adjustment counted as spent, a refund clipped at zero
+            conn.execute(
+                "INSERT INTO wallets (user_id, available_coins, lifetime_earned, lifetime_spent) "
+                "VALUES (%s, 55, 100, 45)",
+                (user,),
+            )
+            for amount, kind, balance in [
+                (100, "step_reward", 100),
+                (-20, "admin_adjustment", 80),
+                (-50, "redemption", 30),
+                (25, "refund", 55),
+            ]:
+                conn.execute(
+                    "INSERT INTO coin_transactions (user_id, amount, transaction_type, "
+                    "reference_id, balance_after) VALUES (%s, %s, %s, %s, %s)",
+                    (user, amount, kind, f"old:{kind}", balance),
+                )
+            conn.commit()
+        migrate.upgrade(url)
+        with psycopg.connect(url) as conn:
+            earned, spent, available = conn.execute(
+                "SELECT lifetime_earned, lifetime_spent, available_coins FROM wallets"
+            ).fetchone()
+        assert (earned, spent) == (80, 25)  # step reward net of the debit; redeemed net refund
+        assert available == earned - spent
+        command.downgrade(migrate.alembic_config(url), "0007")
+        with psycopg.connect(url) as conn:
+            version_column = conn.execute(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'wallets' AND column_name = 'steps_version'"
+            ).fetchone()[0]
+            post = conn.execute("SELECT to_regproc('stepcoin_wallet_post')").fetchone()[0]
+        assert (version_column, post) == (1, None)
+        migrate.upgrade(url)
+        migrate.check(url)

@@ -206,7 +206,8 @@ def reset_totp_command(
 
 @app.command("check-ledger")
 def check_ledger_command() -> None:
-    """Verify that every wallet equals its ledger and no award was paid twice (exit 1 if not)."""
+    """Verify that every wallet equals its ledger, no award was paid twice, held coins equal the
+    days in review and the lifetime counters follow the ledger (exit 1 if not)."""
     from stepcoin.db import Database, session_scope
     from stepcoin.wallet.service import LedgerReport, check_ledger
 
@@ -232,6 +233,17 @@ def check_ledger_command() -> None:
         typer.echo(
             f"BALANCE_AFTER user {row['user_id']}: wallet {row['available_coins']} "
             f"last balance_after {row['balance_after']}"
+        )
+    for row in report.pending_mismatches:
+        typer.echo(
+            f"PENDING user {row['user_id']}: wallet {row['pending_coins']} "
+            f"days in review {row['days_pending']}"
+        )
+    for row in report.counter_mismatches:
+        typer.echo(
+            f"COUNTERS user {row['user_id']}: earned {row['lifetime_earned']} "
+            f"(ledger {row['ledger_earned']}), spent {row['lifetime_spent']} "
+            f"(ledger {row['ledger_spent']})"
         )
     if report.ok:
         typer.echo("ledger OK")

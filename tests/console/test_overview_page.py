@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from tests.admin.helpers import adjust
 from tests.conftest import bearer, register
+from tests.fixtures.database import REWRITE_HISTORY
 from tests.shop.helpers import order, product
 from tests.steps.helpers import rec, sync, wallet
 
@@ -122,6 +123,7 @@ async def test_settled_days_are_stored_once_and_today_stays_live(console, client
     admin = {"headers": bearer(console.account["access_token"])}
     assert (await adjust(client, admin, walker["user"]["id"], 70, key="k-1")).status_code == 201
     async with engine.begin() as conn:  # that credit happened three days ago
+        await conn.execute(text(REWRITE_HISTORY))  # the ledger is append-only
         await conn.execute(
             text("UPDATE coin_transactions SET created_at = now() - interval '3 days'")
         )

@@ -53,14 +53,10 @@ async def walker_with_coins(client, engine, coins: int) -> dict[str, Any]:
     account = await register(client)
     if coins:
         async with engine.begin() as conn:
-            await conn.execute(
+            await conn.execute(  # through the wallet's one door, like every movement
                 text(
-                    "WITH w AS (UPDATE wallets SET available_coins = available_coins + :c, "
-                    "lifetime_earned = lifetime_earned + :c WHERE user_id = :u "
-                    "RETURNING available_coins) "
-                    "INSERT INTO coin_transactions (user_id, amount, transaction_type, "
-                    "reference_id, balance_after) SELECT :u, :c, 'admin_adjustment', :ref, "
-                    "available_coins FROM w"
+                    "SELECT * FROM stepcoin_wallet_post(:u, ARRAY[CAST(:c AS bigint)], "
+                    "ARRAY['admin_adjustment'], ARRAY[CAST(:ref AS text)])"
                 ),
                 {"c": coins, "u": account["user"]["id"], "ref": f"seed:{uuid.uuid4()}"},
             )

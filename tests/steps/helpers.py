@@ -61,6 +61,15 @@ async def ledger_ok(engine) -> None:
                 text("SELECT count(*) FROM wallets WHERE available_coins < 0 OR pending_coins < 0")
             )
         ).scalar_one()
+        # the counters' one rule: available = earned - spent (stepcoin_wallet_post)
+        counters_off = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM wallets "
+                    "WHERE available_coins <> lifetime_earned - lifetime_spent"
+                )
+            )
+        ).scalar_one()
         day_mismatch = (
             await conn.execute(
                 text(
@@ -72,6 +81,7 @@ async def ledger_ok(engine) -> None:
             )
         ).all()
     assert mismatches == [] and duplicates == [] and negative == 0 and day_mismatch == []
+    assert counters_off == 0
 
 
 async def make_admin(client, engine, role: str = "admin") -> str:

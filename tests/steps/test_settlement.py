@@ -64,6 +64,56 @@ def test_deleted_and_rejected_new_versions():
     assert rejected_newer.coins_paid == 80 and rejected_newer.coins_pending == 0
 
 
+def test_manual_entry_is_trusted_least():
+    day = settle_day(
+        [
+            DayRecord("manual", 12000, 12000, "approved"),
+            DayRecord("google_fit", 5000, 5000, "approved"),
+        ],
+        S,
+    )
+    assert (day.credited_source, day.coins_paid) == ("google_fit", 50)
+
+
+def test_a_first_version_in_review_pays_nothing_and_holds_its_worth():
+    day = settle_day([DayRecord("healthkit", 12000, 0, "flagged")], S)
+    assert (day.credited_source, day.coins_paid, day.coins_pending) == (None, 0, 120)
+
+
+def test_several_records_in_review_hold_the_largest_beyond_what_is_paid():
+    day = settle_day(
+        [
+            DayRecord("healthkit", 6000, 6000, "approved"),
+            DayRecord("google_fit", 9000, 0, "flagged"),
+            DayRecord("health_connect", 14000, 0, "flagged"),
+        ],
+        S,
+    )
+    assert (day.coins_paid, day.coins_pending) == (60, 140 - 60)
+
+
+def test_a_review_worth_less_than_what_is_paid_holds_nothing():
+    day = settle_day(
+        [
+            DayRecord("healthkit", 15000, 15000, "approved"),
+            DayRecord("google_fit", 5000, 0, "flagged"),
+        ],
+        S,
+    )
+    assert (day.coins_paid, day.coins_pending) == (150, 0)
+
+
+def test_a_rejected_first_version_pays_and_holds_nothing():
+    day = settle_day([DayRecord("healthkit", 150000, 0, "rejected")], S)
+    assert day == settle_day([], S)
+    assert (day.credited_source, day.coins_paid, day.coins_pending) == (None, 0, 0)
+
+
+def test_a_deleted_record_in_review_holds_nothing():
+    day = settle_day([DayRecord("healthkit", 12000, 0, "flagged", deleted=True)], S)
+    assert day.coins_pending == 0
+
+
 records = st.lists(
     st.builds(
         DayRecord,

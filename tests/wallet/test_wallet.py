@@ -49,8 +49,8 @@ async def test_wallet_shows_the_callers_balances(client, engine):
     assert wallet.json() == {
         "available_coins": 380,
         "pending_coins": 0,
-        "lifetime_earned": 500,
-        "lifetime_spent": 120,
+        "lifetime_earned": 380,  # a debit adjustment takes an earning back (not a purchase)
+        "lifetime_spent": 0,
     }
     # the admin's own wallet is untouched
     mine = await client.get("/v1/wallet", headers=admin["headers"])

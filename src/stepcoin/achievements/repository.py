@@ -151,54 +151,22 @@ async def lock_wallets(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> 
 
 
 # One statement under the wallet locks: record the unlocks (UNIQUE user + achievement; ON
-# CONFLICT makes a retry or a concurrent evaluation a no-op), then for each new unlock with a
-# reward one ledger row (reference achievement:<id>:<user>, UNIQUE with its type) whose
-# balance_after is the locked balance plus the rewards before it, and one wallet update per
-# user by the sum. Every row is changed at most once in the statement.
+# CONFLICT makes a retry or a concurrent evaluation a no-op) and return the new ones with their
+# reward; the service pays the rewards through the wallet.
 _UNLOCK = text(
     """
-    WITH wanted AS (
-        SELECT w.user_id, w.achievement_id
+    WITH unlocked AS (
+        INSERT INTO user_achievements (user_id, achievement_id)
+        SELECT w.user_id, a.id
         FROM unnest(CAST(:users AS uuid[]), CAST(:achievements AS bigint[]))
              AS w(user_id, achievement_id)
-    ),
-    unlocked AS (
-        INSERT INTO user_achievements (user_id, achievement_id)
-        SELECT w.user_id, a.id FROM wanted w JOIN achievements a ON a.id = w.achievement_id
+        JOIN achievements a ON a.id = w.achievement_id
         WHERE a.is_active
         ORDER BY w.user_id, a.id
         ON CONFLICT DO NOTHING
         RETURNING user_id, achievement_id, unlocked_at
-    ),
-    rewards AS (
-        SELECT x.user_id, a.id AS achievement_id, a.reward_coins, a.name,
-               'achievement:' || a.id || ':' || x.user_id AS reference_id,
-               sum(a.reward_coins) OVER (PARTITION BY x.user_id ORDER BY a.id) AS running
-        FROM unlocked x JOIN achievements a ON a.id = x.achievement_id
-        WHERE a.reward_coins > 0
-          AND NOT EXISTS (
-              SELECT 1 FROM coin_transactions t WHERE t.transaction_type = 'achievement_reward'
-              AND t.reference_id = 'achievement:' || a.id || ':' || x.user_id)
-    ),
-    ledger AS (
-        INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id,
-                                       balance_after, note, created_at)
-        SELECT r.user_id, r.reward_coins, 'achievement_reward', r.reference_id,
-               w.available_coins + r.running, left('Achievement: ' || r.name, 500),
-               clock_timestamp()
-        FROM rewards r JOIN wallets w ON w.user_id = r.user_id
-        ORDER BY r.user_id, r.achievement_id
-        RETURNING user_id, amount
-    ),
-    credited AS (
-        UPDATE wallets w SET available_coins = w.available_coins + s.total,
-               lifetime_earned = w.lifetime_earned + s.total, updated_at = now()
-        FROM (SELECT user_id, sum(amount) AS total FROM ledger GROUP BY user_id) s
-        WHERE w.user_id = s.user_id
-        RETURNING w.user_id
     )
-    SELECT x.user_id, x.achievement_id, x.unlocked_at, a.code, a.name, a.reward_coins,
-           (SELECT count(*) FROM credited) AS wallets_credited
+    SELECT x.user_id, x.achievement_id, x.unlocked_at, a.code, a.name, a.reward_coins
     FROM unlocked x JOIN achievements a ON a.id = x.achievement_id
     ORDER BY x.user_id, x.achievement_id
     """
@@ -208,8 +176,8 @@ _UNLOCK = text(
 async def unlock(
     session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, int]]
 ) -> list[dict[str, Any]]:
-    """Unlock (user, achievement) pairs and pay their rewards; the caller holds the wallet
-    locks. Returns the unlocks that are new (already unlocked pairs are left out)."""
+    """Record (user, achievement) unlocks; the caller holds the wallet locks. Returns the
+    unlocks that are new (already unlocked pairs are left out), with each reward."""
     if not pairs:
         return []
     ordered = sorted(pairs)

@@ -1,8 +1,9 @@
 """Achievement rules: evaluate a user, show progress, backfill a new achievement, admin edits.
 
 A reward is paid exactly once: the unlock row is UNIQUE (user, achievement), its ledger row
-is UNIQUE (type, reference), and both are written under the wallet row lock (the one lock
-order everywhere: the wallet first) in the caller's transaction. Unlocks are permanent:
+(posted through the wallet, reference achievement:<id>:<user>) is UNIQUE (type, reference), and
+both are written under the wallet row lock (the one lock order everywhere: the wallet first) in
+the caller's transaction. Unlocks are permanent:
 steps clawed back later (a lower re-sync, a deletion) never take a badge or its reward away.
 """
 
@@ -28,6 +29,7 @@ from stepcoin.achievements.criteria import (
 )
 from stepcoin.errors import Conflict, NotFound
 from stepcoin.queue import ACHIEVEMENTS_BACKFILL, defer_in_transaction
+from stepcoin.wallet import service as wallet
 
 logger = logging.getLogger("stepcoin.achievements")
 
@@ -69,6 +71,28 @@ def _unlocked(rows: list[dict[str, Any]]) -> list[Unlocked]:
     ]
 
 
+async def _unlock_and_pay(
+    session: AsyncSession, pairs: list[tuple[uuid.UUID, int]]
+) -> list[dict[str, Any]]:
+    """Record the unlocks and pay each new one's reward through the wallet, user by user in
+    id order (the caller holds those wallet locks)."""
+    unlocked = await repository.unlock(session, pairs)
+    rewards: dict[uuid.UUID, list[wallet.Entry]] = {}
+    for row in unlocked:
+        if row["reward_coins"] > 0:
+            rewards.setdefault(row["user_id"], []).append(
+                wallet.Entry(
+                    int(row["reward_coins"]),
+                    wallet.ACHIEVEMENT_REWARD,
+                    f"achievement:{row['achievement_id']}:{row['user_id']}",
+                    f"Achievement: {row['name']}"[:500],
+                )
+            )
+    for user_id in sorted(rewards):
+        await wallet.post(session, user_id, rewards[user_id])
+    return unlocked
+
+
 async def evaluate_user(session: AsyncSession, user_id: uuid.UUID) -> list[Unlocked]:
     """Unlock every active achievement the user now meets and pay its reward once.
 
@@ -88,7 +112,7 @@ async def evaluate_user(session: AsyncSession, user_id: uuid.UUID) -> list[Unloc
         return []
     if not await repository.lock_wallets(session, [user_id]):
         return []
-    unlocked = _unlocked(await repository.unlock(session, [(user_id, a) for a in met]))
+    unlocked = _unlocked(await _unlock_and_pay(session, [(user_id, a) for a in met]))
     if unlocked:
         logger.info(
             "achievements unlocked",
@@ -170,7 +194,7 @@ async def backfill_batch(
     unlocked: list[dict[str, Any]] = []
     if met:
         with_wallet = await repository.lock_wallets(session, met)
-        unlocked = await repository.unlock(session, [(u, achievement_id) for u in with_wallet])
+        unlocked = await _unlock_and_pay(session, [(u, achievement_id) for u in with_wallet])
     return BackfillBatch(len(users), len(unlocked), users[-1] if more else None)
 
 

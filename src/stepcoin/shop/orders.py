@@ -30,6 +30,7 @@ from stepcoin.queue import (
 )
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop.schemas import OrderIn
+from stepcoin.wallet import service as wallet
 
 # Order codes are read aloud to support: no 0/O, 1/I/L, 2/Z, 5/S, 8/B.
 CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
@@ -94,7 +95,7 @@ async def place_order(
             )
         return await get_order(session, existing.id, user_id=user_id), False
 
-    wallet = (
+    account = (
         await session.execute(
             text(
                 "SELECT w.available_coins, u.is_active FROM wallets w JOIN users u "
@@ -103,7 +104,7 @@ async def place_order(
             {"u": user_id},
         )
     ).first()
-    if wallet is None or not wallet.is_active:
+    if account is None or not account.is_active:
         raise account_gone()
     wanted = {item.product_id: item.quantity for item in body.items}
     products = {
@@ -135,7 +136,7 @@ async def place_order(
                     "available": product.stock_quantity,
                 }
             )
-    missing = max(0, total - wallet.available_coins)
+    missing = max(0, total - account.available_coins)
     if problems or missing:
         detail = []
         if problems:
@@ -152,7 +153,7 @@ async def place_order(
                 "lines": problems,
                 "missing_coins": missing,
                 "total_coins": total,
-                "available_coins": wallet.available_coins,
+                "available_coins": account.available_coins,
             },
         )
 
@@ -164,16 +165,6 @@ async def place_order(
             ),
             {"q": quantity, "id": product_id},
         )
-    balance = (
-        await session.execute(
-            text(
-                "UPDATE wallets SET available_coins = available_coins - :t, "
-                "lifetime_spent = lifetime_spent + :t, updated_at = now() "
-                "WHERE user_id = :u AND available_coins >= :t RETURNING available_coins"
-            ),
-            {"t": total, "u": user_id},
-        )
-    ).scalar_one()
     order_id = uuid.uuid4()
     order_code = await _insert_order(
         session, order_id, user_id, total, body, idempotency_key, print_
@@ -187,19 +178,10 @@ async def place_order(
         ),
         {"o": order_id, "pids": sorted(wanted), "qtys": [wanted[p] for p in sorted(wanted)]},
     )
-    await session.execute(
-        text(
-            "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
-            "balance_after, note, created_at) VALUES (:u, :a, 'redemption', :ref, :bal, :note, "
-            "clock_timestamp())"
-        ),
-        {
-            "u": user_id,
-            "a": -total,
-            "ref": f"order:{order_id}",
-            "bal": balance,
-            "note": f"Order {order_code}",
-        },
+    await wallet.post(
+        session,
+        user_id,
+        [wallet.Entry(-total, wallet.REDEMPTION, f"order:{order_id}", f"Order {order_code}")],
     )
     await defer_in_transaction(
         session,
@@ -371,29 +353,17 @@ async def refund_order(
             ),
             {"q": item.quantity, "id": item.product_id},
         )
-    balance = (
-        await session.execute(
-            text(
-                "UPDATE wallets SET available_coins = available_coins + :t, "
-                "lifetime_spent = greatest(lifetime_spent - :t, 0), updated_at = now() "
-                "WHERE user_id = :u RETURNING available_coins"
-            ),
-            {"t": order.total_coins, "u": owner},
-        )
-    ).scalar_one()
-    await session.execute(
-        text(
-            "INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id, "
-            "balance_after, note, created_at) VALUES (:u, :a, 'refund', :ref, :bal, :note, "
-            "clock_timestamp())"
-        ),
-        {
-            "u": owner,
-            "a": order.total_coins,
-            "ref": f"refund:{order_id}",
-            "bal": balance,
-            "note": f"Order {order.order_code} {new_status}: {reason}"[:500],
-        },
+    await wallet.post(
+        session,
+        owner,
+        [
+            wallet.Entry(
+                order.total_coins,
+                wallet.REFUND,
+                f"refund:{order_id}",
+                f"Order {order.order_code} {new_status}: {reason}"[:500],
+            )
+        ],
     )
     await session.execute(
         text(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin import audit
 from stepcoin.errors import Conflict, InvalidInput, NotFound
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
 from stepcoin.steps.settlement import DayRecord, settle_day
 
 HISTORY_DAYS = 28
@@ -174,7 +175,7 @@ async def decide(
         raise NotFound("No such validation.", code="validation_not_found")
     version = (
         await session.execute(
-            text("SELECT steps_version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner}
+            text("SELECT version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner}
         )
     ).scalar_one()
     row = (
@@ -223,26 +224,17 @@ async def decide(
         ),
         {"st": decision, "approve": decision == "approved", "u": user_id, "d": day, "s": source},
     )
-    payload = {
-        "days": [
-            {
-                "d": day.isoformat(),
-                "src": settlement.credited_source,
-                "steps": settlement.credited_steps,
-                "paid": settlement.coins_paid,
-                "pending": settlement.coins_pending,
-            }
-        ]
-    }
-    raw = (
-        await session.execute(
-            text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
-            {"u": user_id, "v": version, "p": orjson.dumps(payload).decode()},
-        )
-    ).scalar_one()
-    outcome = orjson.loads(raw) if isinstance(raw, str) else raw
-    assert not outcome.get("conflict"), "the wallet lock is held: the version cannot move"
-    delta = int(outcome["days"][0]["delta"]) if outcome.get("days") else 0
+    payload = SyncPayload(days=day_rows({day: settlement}))
+    outcome = parse_outcome(
+        (
+            await session.execute(
+                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+                {"u": user_id, "v": version, "p": payload.to_json()},
+            )
+        ).scalar_one()
+    )
+    assert not outcome.conflict, "the wallet lock is held: the version cannot move"
+    delta = outcome.days[0].coins_delta if outcome.days else 0
     await session.execute(
         text(
             "UPDATE step_validations SET status = :st, reviewed_by = :by, reviewed_at = now(), "

@@ -24,6 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from stepcoin.db import Database
 from stepcoin.errors import Conflict, account_gone
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.payload import (
+    APPLY_SQL,
+    DayOutcome,
+    RecordRow,
+    SyncPayload,
+    ValidationRow,
+    day_rows,
+    parse_outcome,
+)
 from stepcoin.steps.rules import (
     UNSTORABLE,
     Interval,
@@ -39,7 +48,7 @@ logger = logging.getLogger("stepcoin.steps")
 MAX_ATTEMPTS = 8
 
 SNAPSHOT_SQL = """
-SELECT u.is_active, u.created_at, u.timezone, w.steps_version,
+SELECT u.is_active, u.created_at, u.timezone, w.version,
   coalesce((SELECT json_agg(json_build_array(
         r.recorded_date, r.source, r.steps, r.approved_steps, r.device_ids, r.is_deleted,
         r.is_manual, r.client_record_id, r.client_record_version, r.status, r.reasons,
@@ -50,8 +59,6 @@ SELECT u.is_active, u.created_at, u.timezone, w.steps_version,
         AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}')
 FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
 """
-
-APPLY_SQL = "SELECT stepcoin_apply_sync($1, $2, $3::jsonb)"
 
 
 @dataclass(slots=True)
@@ -84,8 +91,8 @@ class Snapshot:
 class Plan:
     """Everything one attempt decided: what to write, and what to answer per input record."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    validations: list[dict[str, Any]] = field(default_factory=list)
+    records: list[RecordRow] = field(default_factory=list)
+    validations: list[ValidationRow] = field(default_factory=list)
     days: dict[date, DaySettlement] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
 
@@ -239,16 +246,17 @@ def plan_sync(
         )
         decision = evaluate(step_input, context, settings)
         storable = not any(hit.code in UNSTORABLE for hit in decision.hits)
-        validation = {
-            "d": incoming.date.isoformat(),
-            "s": incoming.source,
-            "steps": incoming.steps,
-            "st": decision.status,
-            "hits": [hit.as_json() for hit in decision.hits],
-            "risk": decision.risk_score,
-            "stored": storable,
-        }
-        plan.validations.append(validation)
+        plan.validations.append(
+            ValidationRow(
+                day=incoming.date,
+                source=incoming.source,
+                steps=incoming.steps,
+                status=decision.status,
+                rule_hits=[hit.as_json() for hit in decision.hits],
+                risk_score=decision.risk_score,
+                stored=storable,
+            )
+        )
         plan.results.append(_result(incoming, decision.status, decision.reasons))
         if not storable:
             continue
@@ -295,21 +303,21 @@ def _replace(
     )
 
 
-def _record_row(rec: StoredRecord, incoming: StepRecordIn) -> dict[str, Any]:
-    return {
-        "d": rec.day.isoformat(),
-        "s": rec.source,
-        "steps": rec.steps,
-        "ap": rec.approved_steps,
-        "dev": rec.device_ids,
-        "cid": rec.client_record_id,
-        "cv": rec.client_record_version,
-        "man": rec.manual,
-        "del": rec.deleted,
-        "iv": interval_json(incoming.intervals),
-        "st": rec.status,
-        "rs": rec.reasons,
-    }
+def _record_row(rec: StoredRecord, incoming: StepRecordIn) -> RecordRow:
+    return RecordRow(
+        day=rec.day,
+        source=rec.source,
+        steps=rec.steps,
+        approved_steps=rec.approved_steps,
+        device_ids=rec.device_ids,
+        client_record_id=rec.client_record_id,
+        client_record_version=rec.client_record_version,
+        manual=rec.manual,
+        deleted=rec.deleted,
+        intervals=interval_json(incoming.intervals),
+        status=rec.status,
+        reasons=rec.reasons,
+    )
 
 
 def _result(
@@ -324,19 +332,6 @@ def _result(
         "reasons": list(reasons),
         "_unchanged": unchanged,
     }
-
-
-def _days_payload(days: Mapping[date, DaySettlement]) -> list[dict[str, Any]]:
-    return [
-        {
-            "d": day.isoformat(),
-            "src": s.credited_source,
-            "steps": s.credited_steps,
-            "paid": s.coins_paid,
-            "pending": s.coins_pending,
-        }
-        for day, s in days.items()
-    ]
 
 
 async def _raw(conn: AsyncConnection) -> Any:
@@ -368,18 +363,15 @@ async def sync_steps(
             plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
             if not plan.records and not plan.validations:
                 break  # nothing new: an idempotent resend
-            payload = orjson.dumps(
-                {
-                    "records": plan.records,
-                    "validations": plan.validations,
-                    "days": _days_payload(plan.days),
-                },
-                default=str,
-            ).decode()
-            outcome = _json(await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload))
-            if outcome.get("conflict"):
+            payload = SyncPayload(plan.records, plan.validations, day_rows(plan.days))
+            outcome = parse_outcome(
+                await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())
+            )
+            if outcome.conflict:
                 continue
-            _attribute_coins(plan, outcome.get("days", []))
+            if outcome.no_wallet:
+                raise account_gone()
+            _attribute_coins(plan, outcome.days)
             break
         else:
             raise Conflict(
@@ -397,15 +389,14 @@ async def sync_steps(
     return results
 
 
-def _attribute_coins(plan: Plan, days: Sequence[Mapping[str, Any]]) -> None:
+def _attribute_coins(plan: Plan, days: Sequence[DayOutcome]) -> None:
     """Give each day's coin change to the result of its credited source (or, when that source
     is not in this batch, to the first changed record of the day)."""
     for outcome in days:
-        day = date.fromisoformat(outcome["d"])
-        changed = [r for r in plan.results if r["date"] == day and not r["_unchanged"]]
+        changed = [r for r in plan.results if r["date"] == outcome.day and not r["_unchanged"]]
         if not changed:
             continue
-        credited = plan.days[day].credited_source
+        credited = plan.days[outcome.day].credited_source
         target = next((r for r in changed if r["source"] == credited), changed[0])
-        target["coins_awarded"] = int(outcome["delta"])
-        target["coins_pending"] = int(outcome["pending"])
+        target["coins_awarded"] = outcome.coins_delta
+        target["coins_pending"] = outcome.coins_pending

@@ -47,9 +47,10 @@ class Wallet(Base):
     pending_coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
     lifetime_earned: Mapped[int] = mapped_column(BigInteger, server_default="0")
     lifetime_spent: Mapped[int] = mapped_column(BigInteger, server_default="0")
-    # Bumped by every change to the user's step records or their decisions: a sync computes its
-    # decisions from a snapshot and applies them only if this is still the snapshot's value.
-    steps_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Bumped by every post (stepcoin_wallet_post), so by every change of the user's coins, step
+    # records or their decisions: a sync computes its decisions from a snapshot and applies them
+    # only if this is still the snapshot's value.
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

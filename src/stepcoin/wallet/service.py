@@ -1,19 +1,133 @@
-"""Wallet rules: admin adjustments and the ledger reconciliation."""
+"""The wallet: the one door through which coins move, admin adjustments, the reconciliation.
+
+Every change of a balance, from any domain, is `post()` here (in SQL, the step loop calls the
+same stepcoin_wallet_post): it locks the wallet, appends the ledger rows with their unique
+references (a retry is a replay, never a second movement), keeps the counters by one rule and
+refuses a negative balance. src/stepcoin/wallet/sql/post.v1.sql is the function as it runs.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
 from stepcoin.errors import Conflict, InvalidInput, NotFound
 from stepcoin.wallet import repository
 
-ADMIN_ADJUSTMENT = "admin_adjustment"
+# Transaction types (coin_transactions.transaction_type). Shop movements (redemption, refund)
+# change lifetime_spent; every other type changes lifetime_earned; so that
+# available_coins = lifetime_earned - lifetime_spent for every wallet.
+STEP_REWARD: Final = "step_reward"
+REVERSAL: Final = "reversal"
+ACHIEVEMENT_REWARD: Final = "achievement_reward"
+REDEMPTION: Final = "redemption"
+REFUND: Final = "refund"
+ADMIN_ADJUSTMENT: Final = "admin_adjustment"
+SHOP_TYPES: Final = frozenset({REDEMPTION, REFUND})
+
+INSUFFICIENT_COINS_SQLSTATE: Final = "SC001"
+NO_WALLET_SQLSTATE: Final = "SC002"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One coin movement to post: signed amount, its type and a reference unique per type."""
+
+    amount: int
+    transaction_type: str
+    reference_id: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A ledger row the post wrote, or found already written (replayed)."""
+
+    id: int
+    amount: int
+    transaction_type: str
+    reference_id: str
+    balance_after: int
+    created_at: Any
+    note: str | None
+    replayed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "amount": self.amount,
+            "transaction_type": self.transaction_type,
+            "reference_id": self.reference_id,
+            "balance_after": self.balance_after,
+            "created_at": self.created_at,
+            "note": self.note,
+        }
+
+
+class InsufficientCoins(Conflict):
+    """A debit would take the balance below zero; nothing was written."""
+
+    def __init__(self, available: int, amount: int) -> None:
+        super().__init__(
+            f"The wallet holds {available} coins; a debit of {-amount} would overdraw it.",
+            code="insufficient_coins",
+            extra={"available_coins": available},
+        )
+
+
+_POST = text(
+    "SELECT * FROM stepcoin_wallet_post(:user_id, CAST(:amounts AS bigint[]), "
+    "CAST(:types AS text[]), CAST(:refs AS text[]), CAST(:notes AS text[]), :pending)"
+)
+
+
+def _sqlstate(exc: DBAPIError) -> tuple[str | None, str | None]:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return getattr(exc.orig, "sqlstate", None), getattr(cause, "detail", None)
+
+
+async def post(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    entries: Sequence[Entry],
+    *,
+    pending_delta: int = 0,
+) -> list[Posted]:
+    """Move coins in the caller's transaction: the only writer of wallets and the ledger.
+
+    Entries already in the ledger (same type and reference) come back with replayed=True and
+    move nothing. A balance that would go below zero raises InsufficientCoins (409
+    `insufficient_coins`); a missing wallet raises NotFound (`user_not_found`). Either error
+    leaves the transaction to be rolled back (session_scope does).
+    """
+    try:
+        result = await session.execute(
+            _POST,
+            {
+                "user_id": user_id,
+                "amounts": [e.amount for e in entries],
+                "types": [e.transaction_type for e in entries],
+                "refs": [e.reference_id for e in entries],
+                "notes": [e.note for e in entries],
+                "pending": pending_delta,
+            },
+        )
+    except DBAPIError as exc:
+        state, detail = _sqlstate(exc)
+        if state == INSUFFICIENT_COINS_SQLSTATE:
+            debit = sum(e.amount for e in entries)
+            raise InsufficientCoins(int(detail or 0), debit) from None
+        if state == NO_WALLET_SQLSTATE:
+            raise NotFound("No such user.", code="user_not_found") from None
+        raise
+    return [Posted(**row) for row in result.mappings()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +147,10 @@ async def adjust_balance(
 ) -> Adjustment:
     """Credit (amount > 0) or debit (amount < 0) a wallet by hand, in the caller's transaction.
 
-    The wallet update, its ledger row and the audit row are written together or not at all. A
-    credit adds to lifetime_earned; a debit adds its size to lifetime_spent (lifetime_earned
-    never shrinks, so both stay non-negative and earned - spent tracks the balance). A debit
-    larger than the balance is refused (409 `insufficient_coins`) and changes nothing.
+    The wallet update, its ledger row and the audit row are written together or not at all.
+    Like every movement that is not the shop's, an adjustment changes lifetime_earned (a debit
+    is an earning taken back). A debit larger than the balance is refused (409
+    `insufficient_coins`) and changes nothing.
 
     With an idempotency key the ledger reference is `adj:<admin_id>:<key>`: a retry by the same
     admin gets the first ledger row back (replayed=True) instead of a second adjustment; the
@@ -56,43 +170,25 @@ async def adjust_balance(
     else:
         reference_id = f"adj:{uuid.uuid4()}"
 
-    balance_after = await repository.move_available(session, user_id, amount)
-    if balance_after is None:
-        available = await repository.available_coins(session, user_id)
-        if available is None:
-            raise NotFound("No such user.", code="user_not_found")
-        raise Conflict(
-            f"The wallet holds {available} coins; a debit of {-amount} would overdraw it.",
-            code="insufficient_coins",
-            extra={"available_coins": available},
-        )
-    transaction = await repository.insert_transaction(
-        session,
-        user_id=user_id,
-        amount=amount,
-        transaction_type=ADMIN_ADJUSTMENT,
-        reference_id=reference_id,
-        balance_after=balance_after,
-        note=reason,
+    (posted,) = await post(
+        session, user_id, [Entry(amount, ADMIN_ADJUSTMENT, reference_id, reason)]
     )
-    if transaction is None:  # cannot happen under the reference lock; never adjust twice
-        raise Conflict("A concurrent request holds this reference; retry.", code="retry")
     await audit.record(
         session,
         admin_id=admin_id,
         action="wallet.adjust",
         entity_type="wallet",
         entity_id=str(user_id),
-        before={"available_coins": balance_after - amount},
-        after={"available_coins": balance_after},
+        before={"available_coins": posted.balance_after - amount},
+        after={"available_coins": posted.balance_after},
         extra={
             "amount": amount,
             "reason": reason,
-            "transaction_id": transaction["id"],
+            "transaction_id": posted.id,
             "reference_id": reference_id,
         },
     )
-    return Adjustment(transaction, replayed=False)
+    return Adjustment(posted.as_dict(), replayed=posted.replayed)
 
 
 @dataclass
@@ -101,14 +197,24 @@ class LedgerReport:
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     duplicate_awards: list[dict[str, Any]] = field(default_factory=list)
     bad_balance_chains: list[dict[str, Any]] = field(default_factory=list)
+    pending_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    counter_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.mismatches or self.duplicate_awards or self.bad_balance_chains)
+        return not (
+            self.mismatches
+            or self.duplicate_awards
+            or self.bad_balance_chains
+            or self.pending_mismatches
+            or self.counter_mismatches
+        )
 
 
 async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerReport:
-    """Every wallet equals its ledger; no (type, reference) twice; the latest balance_after fits."""
+    """Every wallet equals its ledger; no (type, reference) twice; the latest balance_after fits;
+    the held coins equal what the user's days hold for review (step_days.coins_pending); the
+    lifetime counters follow the ledger by their rule (earned - spent = available)."""
     report = LedgerReport()
     report.wallets_checked = (
         await session.execute(text("SELECT count(*) FROM wallets"))
@@ -152,4 +258,49 @@ async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerRepo
         {"limit": limit},
     )
     report.bad_balance_chains = [dict(r) for r in chains.mappings()]
+    report.pending_mismatches = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(
+                    """
+                    SELECT w.user_id, w.pending_coins, coalesce(d.held, 0) AS days_pending
+                    FROM wallets w
+                    LEFT JOIN (SELECT user_id, sum(coins_pending) AS held FROM step_days
+                               GROUP BY user_id) d ON d.user_id = w.user_id
+                    WHERE w.pending_coins <> coalesce(d.held, 0)
+                    ORDER BY w.user_id LIMIT :limit
+                    """
+                ),
+                {"limit": limit},
+            )
+        ).mappings()
+    ]
+    report.counter_mismatches = [
+        dict(r)
+        for r in (
+            await session.execute(
+                text(
+                    """
+                    SELECT w.user_id, w.lifetime_earned, w.lifetime_spent,
+                           coalesce(l.earned, 0) AS ledger_earned,
+                           coalesce(l.spent, 0) AS ledger_spent
+                    FROM wallets w
+                    LEFT JOIN (
+                        SELECT user_id,
+                               sum(amount) FILTER (WHERE transaction_type <> ALL(:shop))
+                                   AS earned,
+                               -sum(amount) FILTER (WHERE transaction_type = ANY(:shop))
+                                   AS spent
+                        FROM coin_transactions GROUP BY user_id
+                    ) l ON l.user_id = w.user_id
+                    WHERE (w.lifetime_earned, w.lifetime_spent)
+                          <> (coalesce(l.earned, 0), coalesce(l.spent, 0))
+                    ORDER BY w.user_id LIMIT :limit
+                    """
+                ),
+                {"limit": limit, "shop": sorted(SHOP_TYPES)},
+            )
+        ).mappings()
+    ]
     return report

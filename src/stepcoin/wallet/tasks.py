@@ -29,6 +29,8 @@ async def check_ledger_job(timestamp: int) -> bool:
                 "mismatches": report.mismatches,
                 "duplicates": report.duplicate_awards,
                 "balance_chains": report.bad_balance_chains,
+                "pending": report.pending_mismatches,
+                "counters": report.counter_mismatches,
             },
         )
     return report.ok

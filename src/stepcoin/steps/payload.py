@@ -1,0 +1,133 @@
+"""The typed contract between the step loop's Python and its SQL function.
+
+stepcoin_apply_sync (src/stepcoin/steps/sql/apply_sync.v3.sql) reads these rows by their
+field names (jsonb_to_recordset) and answers with DayOutcome rows; orjson writes the
+dataclasses as JSON objects and dates as YYYY-MM-DD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+
+from stepcoin.steps.settlement import DaySettlement
+
+APPLY_SQL = "SELECT stepcoin_apply_sync($1, $2, $3::jsonb)"
+
+
+@dataclass(slots=True)
+class RecordRow:
+    """A step_records row as it will be after this sync (upserted on user, day, source)."""
+
+    day: date
+    source: str
+    steps: int
+    approved_steps: int
+    device_ids: list[str]
+    client_record_id: str | None
+    client_record_version: int | None
+    manual: bool
+    deleted: bool
+    intervals: list[dict[str, Any]] | None
+    status: str
+    reasons: list[str]
+
+
+@dataclass(slots=True)
+class ValidationRow:
+    """One decision (step_validations row); stored=False: the record itself is not kept."""
+
+    day: date
+    source: str
+    steps: int
+    status: str
+    rule_hits: list[dict[str, Any]]
+    risk_score: int
+    stored: bool
+
+
+@dataclass(slots=True)
+class DayRow:
+    """What a day should have paid in total and hold for review (steps.settlement)."""
+
+    day: date
+    credited_source: str | None
+    credited_steps: int
+    coins_paid: int
+    coins_pending: int
+
+
+def day_rows(days: Mapping[date, DaySettlement]) -> list[DayRow]:
+    """The settled days as the apply function reads them."""
+    return [
+        DayRow(
+            day=day,
+            credited_source=s.credited_source,
+            credited_steps=s.credited_steps,
+            coins_paid=s.coins_paid,
+            coins_pending=s.coins_pending,
+        )
+        for day, s in days.items()
+    ]
+
+
+@dataclass(slots=True)
+class SyncPayload:
+    records: list[RecordRow] = field(default_factory=list)
+    validations: list[ValidationRow] = field(default_factory=list)
+    days: list[DayRow] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return orjson.dumps(self).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class DayOutcome:
+    """What the function did to a day: the coins moved (a clawback may take less than asked
+    when the balance is short) and what the day now holds."""
+
+    day: date
+    credited_source: str | None
+    coins_delta: int
+    pending_delta: int
+    coins_paid: int
+    coins_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    conflict: bool
+    days: list[DayOutcome]
+    available: int | None = None
+    version: int | None = None
+    no_wallet: bool = False
+
+
+def parse_outcome(value: Any) -> ApplyOutcome:
+    """The function's answer (text, or decoded JSON when a codec is installed)."""
+    data: Mapping[str, Any] = orjson.loads(value) if isinstance(value, (str, bytes)) else value
+    if data.get("error") == "no_wallet":
+        return ApplyOutcome(conflict=False, days=[], no_wallet=True)
+    if data.get("conflict"):
+        return ApplyOutcome(conflict=True, days=[])
+    days: Sequence[Mapping[str, Any]] = data.get("days", [])
+    return ApplyOutcome(
+        conflict=False,
+        days=[
+            DayOutcome(
+                day=date.fromisoformat(d["day"]),
+                credited_source=d["credited_source"],
+                coins_delta=int(d["coins_delta"]),
+                pending_delta=int(d["pending_delta"]),
+                coins_paid=int(d["coins_paid"]),
+                coins_pending=int(d["coins_pending"]),
+            )
+            for d in days
+        ],
+        available=int(data["available"]),
+        version=int(data["version"]),
+    )
