@@ -69,3 +69,38 @@ async def test_a_first_order_unlocks_first_redemption(client, app, engine):
     assert "first_buy" in await unlocked(client, me["access_token"])
     assert (await wallet(client, me["access_token"]))["available_coins"] == 25
     await ledger_ok(engine)
+
+
+async def test_an_approval_queues_one_evaluation(client, app, engine):
+    """Approving a flagged record pays through the step loop, which queues the user's
+    evaluation once (its queueing lock); the review adds no second, unlocked job."""
+    from tests.steps.helpers import make_admin
+
+    await add_achievement(engine, "first_9k", {"kind": "single_day_steps", "min_steps": 9000}, 10)
+    me = await register(client)
+    flagged = await sync(client, me["access_token"], rec(1, 9000, manual=True))
+    assert flagged[0]["status"] == "flagged"
+    admin = await make_admin(client, engine)
+    queued = (
+        await client.get(
+            "/v1/admin/validations", params={"status": "flagged"}, headers=bearer(admin)
+        )
+    ).json()["items"]
+    approve = await client.post(
+        f"/v1/admin/validations/{queued[0]['id']}/approve", json={}, headers=bearer(admin)
+    )
+    assert approve.status_code == 200, approve.text
+    async with engine.connect() as conn:
+        jobs = (
+            await conn.execute(
+                text(
+                    "SELECT queueing_lock FROM procrastinate_jobs "
+                    "WHERE task_name = 'achievements:evaluate_user' AND status = 'todo'"
+                )
+            )
+        ).all()
+    assert [j.queueing_lock for j in jobs] == [f"achievements:{me['user']['id']}"]
+    await run_default_queue(app)
+    assert "first_9k" in await unlocked(client, me["access_token"])
+    assert (await wallet(client, me["access_token"]))["available_coins"] == 90 + 10
+    await ledger_ok(engine)
