@@ -88,7 +88,7 @@ def test_money_rules_hold_in_the_database(fresh_database):
         conn.rollback()
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(
-                "INSERT INTO users (email, full_name) "
+                "INSERT INTO users (email, full_name, password_hash) "
                 "VALUES ('b@example.com', 'B', '$2b$12$bcrypt')"
             )
         conn.rollback()

@@ -62,6 +62,6 @@ def downgrade() -> None:
     op.execute(_apply_sync_as_of_0007())
     op.execute(
         "DROP FUNCTION IF EXISTS stepcoin_wallet_post(uuid, bigint[], text[], text[], text[], "
-        "bigint)"
+        "bigint, boolean)"
     )
     op.execute("DROP FUNCTION IF EXISTS stepcoin_defer_job(text, text, text, text, jsonb)")

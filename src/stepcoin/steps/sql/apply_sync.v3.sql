@@ -146,7 +146,9 @@ BEGIN
     END LOOP;
 
     -- the coins, the held coins and the version, through the wallet's one door
-    PERFORM 1 FROM stepcoin_wallet_post(p_user, amounts, kinds, refs, NULL, v_pending_total);
+    -- (references carry the day's version, new under this lock: no replay look-up needed)
+    PERFORM 1 FROM stepcoin_wallet_post(p_user, amounts, kinds, refs, NULL, v_pending_total,
+                                        false);
 
     IF v_paid_any THEN
         -- approved steps were paid: achievements are evaluated by a job, at most one waiting

@@ -4,7 +4,9 @@
 -- loop), is one call of this function in the caller's transaction. It
 --   1. locks the wallet row (the caller may hold it already: a re-lock is free);
 --   2. leaves out entries whose (transaction_type, reference_id) is in the ledger already and
---      returns those rows with replayed = true: every award, debit and refund happens once;
+--      returns those rows with replayed = true: every award, debit and refund happens once
+--      (p_replay = false skips that look-up for callers whose references are new by
+--      construction; a duplicate then fails on the UNIQUE key instead of replaying);
 --   3. appends one ledger row per new entry, in the given order, each with the balance after
 --      it, stamped with clock_timestamp() (taken under the lock, so created_at follows the
 --      balance_after chain);
@@ -25,7 +27,8 @@ CREATE OR REPLACE FUNCTION stepcoin_wallet_post(
     p_types text[],
     p_refs text[],
     p_notes text[] DEFAULT NULL,
-    p_pending_delta bigint DEFAULT 0)
+    p_pending_delta bigint DEFAULT 0,
+    p_replay boolean DEFAULT true)
 RETURNS TABLE (id bigint, amount bigint, transaction_type text, reference_id text,
                balance_after bigint, created_at timestamptz, note text, replayed boolean)
 LANGUAGE plpgsql AS $fn$
@@ -40,6 +43,7 @@ DECLARE
     n_refs text[];
     n_notes text[];
     n_balances bigint[] := '{}';
+    replay_ids bigint[];
 BEGIN
     SELECT w.available_coins INTO v_start FROM wallets w WHERE w.user_id = p_user FOR UPDATE;
     IF NOT FOUND THEN
@@ -47,15 +51,32 @@ BEGIN
     END IF;
     v_balance := v_start;
 
-    SELECT coalesce(array_agg(e.amount ORDER BY e.ord), '{}'),
-           coalesce(array_agg(e.kind ORDER BY e.ord), '{}'),
-           coalesce(array_agg(e.ref ORDER BY e.ord), '{}'),
-           coalesce(array_agg(e.note ORDER BY e.ord), '{}')
-    INTO n_amounts, n_types, n_refs, n_notes
-    FROM unnest(p_amounts, p_types, p_refs, p_notes) WITH ORDINALITY AS e(amount, kind, ref, note, ord)
-    WHERE e.amount IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM coin_transactions t
-                      WHERE t.transaction_type = e.kind AND t.reference_id = e.ref);
+    IF NOT p_replay THEN
+        -- the caller's references are new by construction (the step loop's carry the day's
+        -- version, taken under this lock): no probe; a duplicate still fails on the UNIQUE key
+        n_amounts := coalesce(p_amounts, '{}');
+        n_types := p_types;
+        n_refs := p_refs;
+        n_notes := p_notes;
+        replay_ids := '{}';
+    ELSE
+        -- each entry's existing ledger row, if any, by one probe of the unique index per entry
+        -- (a scalar subquery: a join here gets a generic plan that may scan the whole ledger)
+        SELECT coalesce(array_agg(x.amount ORDER BY x.ord) FILTER (WHERE x.existing IS NULL), '{}'),
+               coalesce(array_agg(x.kind ORDER BY x.ord) FILTER (WHERE x.existing IS NULL), '{}'),
+               coalesce(array_agg(x.ref ORDER BY x.ord) FILTER (WHERE x.existing IS NULL), '{}'),
+               coalesce(array_agg(x.note ORDER BY x.ord) FILTER (WHERE x.existing IS NULL), '{}'),
+               coalesce(array_agg(x.existing) FILTER (WHERE x.existing IS NOT NULL), '{}')
+        INTO n_amounts, n_types, n_refs, n_notes, replay_ids
+        FROM (
+            SELECT e.amount, e.kind, e.ref, e.note, e.ord,
+                   (SELECT t.id FROM coin_transactions t
+                    WHERE t.transaction_type = e.kind AND t.reference_id = e.ref) AS existing
+            FROM unnest(p_amounts, p_types, p_refs, p_notes)
+                WITH ORDINALITY AS e(amount, kind, ref, note, ord)
+            WHERE e.amount IS NOT NULL
+        ) x;
+    END IF;
 
     FOR i IN 1 .. cardinality(n_amounts) LOOP
         v_balance := v_balance + n_amounts[i];
@@ -71,12 +92,12 @@ BEGIN
         END IF;
     END LOOP;
 
-    RETURN QUERY
-    SELECT t.id, t.amount, t.transaction_type::text, t.reference_id::text, t.balance_after,
-           t.created_at, t.note, true
-    FROM coin_transactions t
-    JOIN unnest(p_types, p_refs) AS e(kind, ref)
-      ON t.transaction_type = e.kind AND t.reference_id = e.ref;
+    IF cardinality(replay_ids) > 0 THEN
+        RETURN QUERY
+        SELECT t.id, t.amount, t.transaction_type::text, t.reference_id::text, t.balance_after,
+               t.created_at, t.note, true
+        FROM coin_transactions t WHERE t.id = ANY(replay_ids) ORDER BY t.id;
+    END IF;
 
     IF cardinality(n_amounts) > 0 THEN
         RETURN QUERY
