@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -25,6 +27,7 @@ REAL_SHOP = {
     "shopify_access_token": "shpat_0123456789abcdef0123456789abcdef",
     "shopify_webhook_secrets": ["shpss_real_app_secret"],
 }
+ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "postgresql://nobody@127.0.0.1:1/nothing"  # never connected to
 
 # For each settings in turn: creates the app, imports every stepcoin module, makes a Shopify
@@ -205,3 +208,11 @@ def test_the_standin_and_the_product_agree_on_its_identity() -> None:
     body = b'{"id": 1}'
     signature = shopify_standin.sign(body, config.STANDIN_WEBHOOK_SECRET)
     assert verify(body, signature, [config.STANDIN_WEBHOOK_SECRET])
+
+
+def test_graphql_core_is_no_production_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("graphql")]
+    assert [d for d in project["optional-dependencies"]["standin"] if d.startswith("graphql")]
+    assert "stepcoin[standin]" in project["optional-dependencies"]["test"]
+    assert 'ensure_venv "[standin]"' in (ROOT / "scripts" / "start.sh").read_text()
