@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install StepCoin into .venv and start it: API + job worker, on the embedded PostgreSQL unless
 # DATABASE_URL is set. Extra arguments go to `stepcoin serve` (e.g. --port 8080).
+# Development mode: with no shop configured, the Shopify stand-in (the `standin` extra) serves
+# the demo catalogue. A production install is `pip install .` without it.
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
-ensure_venv ""
+ensure_venv "[standin]"
 exec "$VENV/bin/stepcoin" serve "$@"

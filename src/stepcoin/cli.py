@@ -80,6 +80,19 @@ def _setup_logging() -> None:
     configure_logging(get_settings().log_level)
 
 
+def _require_shopify_standin() -> None:
+    """With no shop configured (development, demo), the stand-in must be installed: say how,
+    before anything starts, instead of a traceback in the first catalogue sync."""
+    from stepcoin.config import get_settings
+    from stepcoin.shop.runtime import StandInNotInstalled, require_standin
+
+    try:
+        require_standin(get_settings())
+    except StandInNotInstalled as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -97,6 +110,7 @@ def serve(
     from stepcoin.config import get_settings
 
     _setup_logging()
+    _require_shopify_standin()
     with database_url() as url:
         if migrate:
             migrations.upgrade(url)
@@ -126,6 +140,7 @@ def worker_command() -> None:
     from stepcoin.worker import open_jobs, run_worker
 
     _setup_logging()
+    _require_shopify_standin()
 
     async def main(url: str) -> None:
         database = Database(url, pool_size=get_settings().db_pool_size)
@@ -261,6 +276,8 @@ def demo_command(
     from stepcoin.config import get_settings
     from stepcoin.db import Database
     from stepcoin.demo import DEMO_PASSWORD, DemoReport, fill
+
+    _require_shopify_standin()
 
     async def main(url: str) -> DemoReport:
         database = Database(url, pool_size=2)

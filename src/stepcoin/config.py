@@ -14,6 +14,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000000000"
 
+# The Shopify stand-in's public identity (development, demo and tests; package shopify_standin,
+# which uses the same defaults). Anyone can read these, so production refuses them.
+STANDIN_SHOP_DOMAIN = "stepcoin-standin.myshopify.com"
+STANDIN_ACCESS_TOKEN = "shpat_stepcoin_standin"
+STANDIN_WEBHOOK_SECRET = "standin-webhook-secret"
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -67,7 +73,9 @@ class Settings(BaseSettings):
     apple_issuer: str = "https://appleid.apple.com"
 
     shopify_shop_domain: str | None = Field(
-        default=None, description="e.g. my-shop.myshopify.com; unset: the local stand-in."
+        default=None,
+        description="e.g. my-shop.myshopify.com; unset: the local stand-in (development, demo "
+        "and tests) or no shop (production).",
     )
     shopify_access_token: SecretStr | None = None
     shopify_api_version: str = "2025-01"
@@ -145,9 +153,15 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def shopify_shop_configured(self) -> bool:
+        """A real shop: its domain and access token are both set."""
+        return bool(self.shopify_shop_domain and self.shopify_access_token)
+
+    @property
     def uses_shopify_standin(self) -> bool:
-        """No shop configured: the local stand-in with a demo catalogue serves the shop."""
-        return not (self.shopify_shop_domain and self.shopify_access_token)
+        """No shop configured outside production: the local stand-in with a demo catalogue
+        serves the shop. Production never uses it (no shop configured there means no shop)."""
+        return self.env != "production" and not self.shopify_shop_configured
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -163,11 +177,36 @@ class Settings(BaseSettings):
             and not self.shopify_webhook_secrets
         ):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
+        if self.env == "production":
+            self._refuse_standin_in_production()
         if any(len(key) < 32 for key in self.totp_keys):
             raise ValueError("every STEPCOIN_TOTP_KEYS key needs at least 32 characters")
         if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:
             raise ValueError("refresh token idle TTL cannot exceed the absolute TTL")
         return self
+
+    def _refuse_standin_in_production(self) -> None:
+        """Production talks to a real shop or to none; anything that points at the stand-in
+        (its address, its public token or secret, half a shop) stops the start."""
+        choice = (
+            "; production needs a real shop (STEPCOIN_SHOPIFY_SHOP_DOMAIN, "
+            "STEPCOIN_SHOPIFY_ACCESS_TOKEN and STEPCOIN_SHOPIFY_WEBHOOK_SECRETS) or no shop "
+            "(none of them)"
+        )
+        if self.shopify_api_url:
+            raise ValueError("STEPCOIN_SHOPIFY_API_URL points at a local Shopify stand-in" + choice)
+        if bool(self.shopify_shop_domain) != bool(self.shopify_access_token):
+            raise ValueError(
+                "STEPCOIN_SHOPIFY_SHOP_DOMAIN and STEPCOIN_SHOPIFY_ACCESS_TOKEN go together"
+                + choice
+            )
+        token = self.shopify_access_token.get_secret_value() if self.shopify_access_token else ""
+        if (
+            self.shopify_shop_domain == STANDIN_SHOP_DOMAIN
+            or token == STANDIN_ACCESS_TOKEN
+            or STANDIN_WEBHOOK_SECRET in self.shopify_webhook_secrets
+        ):
+            raise ValueError("the Shopify settings are the stand-in's public values" + choice)
 
 
 @lru_cache(maxsize=1)

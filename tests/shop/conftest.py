@@ -9,9 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from shopify_standin import ShopifyStandIn, asgi_webhook_sender
+from stepcoin.config import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN, STANDIN_WEBHOOK_SECRET
 from stepcoin.shop import runtime
-from stepcoin.shop.shopify import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN, ShopifyClient
-from stepcoin.shop.standin import ShopifyStandIn, asgi_webhook_sender
+from stepcoin.shop.shopify import ShopifyClient
 from stepcoin.worker import open_jobs
 
 API_VERSION = "2025-01"
@@ -37,7 +38,7 @@ async def standin(app: Any) -> AsyncIterator[ShopifyStandIn]:
     shop = ShopifyStandIn(access_token=STANDIN_ACCESS_TOKEN, shop_domain=STANDIN_SHOP_DOMAIN)
     shop.configure_webhooks(
         "http://stepcoin.test/v1/webhooks/shopify",
-        runtime.STANDIN_WEBHOOK_SECRET,
+        STANDIN_WEBHOOK_SECRET,
         sender=asgi_webhook_sender(app),
     )
     runtime.override_client_factory(lambda: client_for(shop))

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from stepcoin.shop.runtime import STANDIN_WEBHOOK_SECRET
-from stepcoin.shop.standin import VariantSpec
+from shopify_standin import VariantSpec
+from stepcoin.config import STANDIN_WEBHOOK_SECRET
 from stepcoin.shop.tasks import submit_order, sync_catalogue
 from stepcoin.shop.webhook_signing import sign
 from tests.conftest import bearer

@@ -12,9 +12,9 @@ import time
 import pytest
 from sqlalchemy import text
 
+from shopify_standin import ShopifyStandIn, serve_in_thread
 from stepcoin.shop import runtime
 from stepcoin.shop.shopify import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN
-from stepcoin.shop.standin import ShopifyStandIn, serve_in_thread
 from stepcoin.shop.tasks import sync_catalogue
 from tests.shop.conftest import client_for
 from tests.shop.helpers import order, walker_with_coins

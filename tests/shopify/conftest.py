@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shopify_standin import ShopifyStandIn
 from stepcoin.shop.shopify import ShopifyClient
-from stepcoin.shop.standin import ShopifyStandIn
 
 TOKEN = "shpat_test_token"
 DOMAIN = "stepcoin-test.myshopify.com"

@@ -9,6 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from shopify_standin import ShopifyStandIn, VariantSpec, demo_catalogue
 from stepcoin.config import Settings
 from stepcoin.shop.shopify import (
     ORDER_SEARCH_SETTLE_SECONDS,
@@ -16,7 +17,6 @@ from stepcoin.shop.shopify import (
     ShopifyError,
     ShopifyUnavailable,
 )
-from stepcoin.shop.standin import ShopifyStandIn, VariantSpec, demo_catalogue
 from tests.shopify.conftest import API_VERSION, DOMAIN, SHIPPING, TOKEN, RecordedSleeps
 
 # -- catalogue -------------------------------------------------------------------------------

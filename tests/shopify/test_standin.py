@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from stepcoin.shop.shopify import ShopifyClient
-from stepcoin.shop.standin import (
+from shopify_standin import (
     ShopifyStandIn,
     asgi_webhook_sender,
     serve_in_thread,
 )
+from stepcoin.shop.shopify import ShopifyClient
 from stepcoin.shop.webhook_signing import verify
 from tests.shopify.conftest import API_VERSION, DOMAIN, SHIPPING, TOKEN
 
@@ -252,7 +252,7 @@ def standalone_server() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "stepcoin.shop.standin",
+            "shopify_standin",
             "--port",
             str(port),
             "--token",

@@ -25,13 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from stepcoin.config import Settings
+from stepcoin.config import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN, Settings
 
 logger = logging.getLogger("stepcoin.shopify")
-
-# What the local stand-in answers to when no shop is configured (stepcoin.shop.standin).
-STANDIN_SHOP_DOMAIN = "stepcoin-standin.myshopify.com"
-STANDIN_ACCESS_TOKEN = "shpat_stepcoin_standin"
 
 # Shopify refuses a single query whose requested cost exceeds 1,000 points. Products are read
 # with their first few variants (a reward rarely has more); the rest are paged separately.
