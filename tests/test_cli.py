@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -220,6 +221,9 @@ def test_demo_fills_walkers_once_and_keeps_the_ledger_exact(cli_database):
     first = run(["demo", "--walkers", "3"], env)
     assert first.returncode == 0, first.stderr
     assert "3 created" in first.stdout
+    # the newcomer's demo catalogue comes from the Shopify stand-in
+    products = re.search(r"(\d+) products", first.stdout)
+    assert products and int(products.group(1)) > 0, first.stdout
     again = run(["demo", "--walkers", "3"], env)
     assert "0 created, 3 already there" in again.stdout
     with psycopg.connect(cli_database) as conn:

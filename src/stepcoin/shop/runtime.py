@@ -87,6 +87,17 @@ def local_standin(settings: Settings) -> ShopifyStandIn:
     return _standin
 
 
+def shop_available(settings: Settings) -> bool:
+    """A shop answers: a real one, the stand-in, or a test's client. False only in production
+    without a shop, where scheduled syncs have nothing to do."""
+    return bool(
+        _factory_override is not None
+        or settings.shopify_api_url
+        or settings.uses_shopify_standin
+        or settings.shopify_shop_configured
+    )
+
+
 def shopify_client(settings: Settings) -> Any:
     """A ShopifyClient; with no shop configured, one wired in-process to the stand-in."""
     if _factory_override is not None:

@@ -15,7 +15,7 @@ from stepcoin.db import Database, session_scope
 from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
-from stepcoin.shop.runtime import shopify_client
+from stepcoin.shop.runtime import shop_available, shopify_client
 
 logger = logging.getLogger("stepcoin.shop.tasks")
 blueprint = procrastinate.Blueprint()
@@ -99,7 +99,10 @@ async def sync_catalogue(database: Database, *, trigger: str) -> dict[str, Any]:
 @blueprint.periodic(cron="* * * * *", periodic_id="catalogue")
 @blueprint.task(name="sync_catalogue_if_due", queueing_lock="sync_catalogue")
 async def sync_catalogue_if_due(timestamp: int) -> bool:
-    """Runs every minute; syncs when `shop.sync_interval_minutes` have passed since the last."""
+    """Runs every minute; syncs when `shop.sync_interval_minutes` have passed since the last
+    (never in production without a shop: nothing to sync, and no failed run every interval)."""
+    if not shop_available(get_settings()):
+        return False
     database = _database()
     async with session_scope(database) as session:
         interval = int(await runtime_settings.get(session, "shop.sync_interval_minutes"))
