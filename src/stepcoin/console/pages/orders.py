@@ -16,19 +16,27 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.console.pages.audit import entity_history
-from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render, zone
+from stepcoin.console.web import (
+    PREFIX,
+    AdminFormDep,
+    ConsoleUserDep,
+    field_limits,
+    perform,
+    render,
+    zone,
+)
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.pagination import decode_cursor, encode_cursor
 from stepcoin.shop import orders
 from stepcoin.shop import queries as shop_queries
-from stepcoin.shop.schemas import OrderStatus
+from stepcoin.shop.schemas import AdminOrderUpdate, OrderStatus
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
 STATUSES: tuple[str, ...] = get_args(OrderStatus)
-MAX_NOTE = 1000  # AdminOrderUpdate.note
+_, MAX_NOTE = field_limits(AdminOrderUpdate, "note")
 FilterQuery = Annotated[str, Query(max_length=200)]
 CursorQuery = Annotated[str | None, Query(max_length=200)]
 

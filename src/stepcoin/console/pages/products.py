@@ -13,17 +13,25 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.console.pages.audit import entity_history
-from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
+from stepcoin.console.web import (
+    PREFIX,
+    AdminFormDep,
+    ConsoleUserDep,
+    field_limits,
+    perform,
+    render,
+)
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.shop import catalogue
 from stepcoin.shop import queries as shop_queries
+from stepcoin.shop.schemas import ProductUpdate
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
-MAX_COIN_PRICE = 100_000_000  # the bounds of ProductUpdate in the API
-MAX_STOCK = 10_000_000
+MIN_COIN_PRICE, MAX_COIN_PRICE = field_limits(ProductUpdate, "coin_price")
+MIN_STOCK, MAX_STOCK = field_limits(ProductUpdate, "stock_quantity")
 SHOW: dict[str, bool | None] = {"all": None, "active": True, "inactive": False}
 ShowQuery = Annotated[str, Query(pattern="^(all|active|inactive)$")]
 TextQuery = Annotated[str, Query(max_length=200)]
@@ -128,11 +136,11 @@ def product_changes(form_values: dict[str, str], current: dict[str, Any]) -> dic
     price_raw = form_values.get("coin_price", "")
     stock_raw = form_values.get("stock_quantity", "")
     if price_raw:
-        price = _whole_number(price_raw, "Coin price", low=1, high=MAX_COIN_PRICE)
+        price = _whole_number(price_raw, "Coin price", low=MIN_COIN_PRICE, high=MAX_COIN_PRICE)
         if price != current["coin_price"]:
             changes["coin_price"] = price
     if stock_raw:
-        stock = _whole_number(stock_raw, "Stock", low=0, high=MAX_STOCK)
+        stock = _whole_number(stock_raw, "Stock", low=MIN_STOCK, high=MAX_STOCK)
         if stock != current["stock_quantity"]:
             changes["stock_quantity"] = stock
     active = form_values.get("is_active") == "1"

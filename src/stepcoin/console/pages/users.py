@@ -18,6 +18,7 @@ from stepcoin.console.web import (
     AdminFormDep,
     ConsoleUserDep,
     CsrfFormDep,
+    field_limits,
     perform,
     render,
 )
@@ -30,7 +31,7 @@ from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
 from stepcoin.wallet import reports as wallet_reports
 from stepcoin.wallet import service as wallet_service
-from stepcoin.wallet.schemas import MAX_ADJUSTMENT
+from stepcoin.wallet.schemas import MAX_ADJUSTMENT, AdjustmentIn
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -38,7 +39,7 @@ PAGE_SIZE = 50
 LEDGER_PAGE = 25
 STEP_DAYS = 30
 RECENT = 20
-REASON_MIN, REASON_MAX = 3, 500  # the API's AdjustmentIn.reason limits
+REASON_MIN, REASON_MAX = field_limits(AdjustmentIn, "reason")
 AMOUNT_RE = re.compile(r"^[+-]?\d{1,7}$")
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # the API's Idempotency-Key pattern
 
