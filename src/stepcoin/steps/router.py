@@ -74,7 +74,7 @@ async def _decide(
         validation_id=validation_id,
         reviewer_id=reviewer.id,
         decision=decision,
-        note=body.note if body else None,
+        note=review.check_note(body.note if body else None),
     )
 
 
