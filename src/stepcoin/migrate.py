@@ -8,6 +8,8 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def alembic_config(database_url: str) -> Config:
@@ -32,3 +34,10 @@ def expected_heads() -> frozenset[str]:
     config = Config()
     config.set_main_option("script_location", str(resources.files("stepcoin") / "migrations"))
     return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+async def applied_heads(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database is at (alembic_version); raises when it cannot be read."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    return frozenset(str(row[0]) for row in rows)

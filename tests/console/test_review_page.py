@@ -98,19 +98,16 @@ async def test_approve_from_the_queue_credits_the_wallet_and_is_audited(console,
     await ledger_ok(engine)
 
 
-async def test_reject_needs_a_note_then_releases_the_hold(console, client, engine):
+async def test_reject_without_a_note_releases_the_hold_as_the_api_does(console, client, engine):
+    # API.md: approve and reject take `note?`; the console follows the same domain rule
+    # (review.decide_many), so a rejection without a note goes through server-side (the
+    # form's script still asks for one before sending).
     walker = await flagged_walker(client)
     [vid] = await validation_ids(engine)
     page = await decide(console, {"ids": str(vid), "decision": "reject", "note": "  "})
-    assert "A note is needed to reject" in page.text
-    assert (await validation(engine, vid)).status == "flagged"
-    assert (await wallet(client, walker["access_token"]))["pending_coins"] == 90
-    assert await review_logs(engine) == []
-
-    page = await decide(console, {"ids": str(vid), "decision": "reject", "note": "typed by hand"})
     assert "Rejected 1 record." in page.text
     row = await validation(engine, vid)
-    assert row.status == "rejected" and row.note == "typed by hand"
+    assert row.status == "rejected" and row.note is None
     assert await wallet(client, walker["access_token"]) == {
         "available_coins": 0,
         "pending_coins": 0,
@@ -119,6 +116,28 @@ async def test_reject_needs_a_note_then_releases_the_hold(console, client, engin
     }
     assert await review_logs(engine) == [("validation.reject", str(vid))]
     await ledger_ok(engine)
+
+
+async def test_reject_with_a_note_keeps_it_for_the_walker(console, client, engine):
+    walker = await flagged_walker(client)
+    [vid] = await validation_ids(engine)
+    page = await decide(console, {"ids": str(vid), "decision": "reject", "note": "typed by hand"})
+    assert "Rejected 1 record." in page.text
+    row = await validation(engine, vid)
+    assert row.status == "rejected" and row.note == "typed by hand"
+    assert (await wallet(client, walker["access_token"]))["pending_coins"] == 0
+    assert await review_logs(engine) == [("validation.reject", str(vid))]
+    await ledger_ok(engine)
+
+
+async def test_a_note_longer_than_the_api_allows_changes_nothing(console, client, engine):
+    walker = await flagged_walker(client)
+    [vid] = await validation_ids(engine)
+    page = await decide(console, {"ids": str(vid), "decision": "reject", "note": "x" * 1001})
+    assert "longer than 1000 characters" in page.text
+    assert (await validation(engine, vid)).status == "flagged"
+    assert (await wallet(client, walker["access_token"]))["pending_coins"] == 90
+    assert await review_logs(engine) == []
 
 
 async def test_bulk_approve_pays_every_selected_record(console, client, engine):

@@ -65,3 +65,47 @@ async def list_audit_logs(
         params,
     )
     return [dict(row) for row in rows.mappings()]
+
+
+async def distinct_admins(session: AsyncSession) -> list[dict[str, Any]]:
+    """Everyone who appears in the log as the acting admin (staff or since demoted).
+
+    A loose index scan over ix_admin_logs_admin_created: one index probe per distinct admin.
+    """
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE ids(admin_id) AS (
+                (SELECT admin_id FROM admin_logs WHERE admin_id IS NOT NULL
+                 ORDER BY admin_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT l.admin_id FROM admin_logs l WHERE l.admin_id > ids.admin_id
+                        ORDER BY l.admin_id LIMIT 1)
+                FROM ids WHERE ids.admin_id IS NOT NULL
+            )
+            SELECT u.id, u.email, u.role FROM ids JOIN users u ON u.id = ids.admin_id
+            ORDER BY u.email
+            """
+        )
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def distinct_entity_types(session: AsyncSession) -> list[str]:
+    """The entity types in the log: a loose index scan over ix_admin_logs_entity."""
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE types(entity_type) AS (
+                (SELECT entity_type FROM admin_logs ORDER BY entity_type LIMIT 1)
+                UNION ALL
+                SELECT (SELECT l.entity_type FROM admin_logs l
+                        WHERE l.entity_type > types.entity_type
+                        ORDER BY l.entity_type LIMIT 1)
+                FROM types WHERE types.entity_type IS NOT NULL
+            )
+            SELECT entity_type FROM types WHERE entity_type IS NOT NULL
+            """
+        )
+    )
+    return [str(row.entity_type) for row in rows]

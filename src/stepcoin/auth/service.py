@@ -398,3 +398,18 @@ async def _user_for_identity(
     if inserted is None:
         raise Conflict("This sign-in is being linked by another request; retry.", code="retry")
     return user
+
+
+async def recent_app_sessions(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int
+) -> list[dict[str, Any]]:
+    """A user's latest app sessions (refresh tokens), newest first, for staff to read."""
+    rows = await session.execute(
+        text(
+            "SELECT issued_at, expires_at, revoked_at, revoked_reason, user_agent, "
+            "host(ip) AS ip FROM refresh_tokens WHERE user_id = :u "
+            "ORDER BY issued_at DESC, id DESC LIMIT :limit"
+        ),
+        {"u": user_id, "limit": limit},
+    )
+    return [dict(r) for r in rows.mappings()]

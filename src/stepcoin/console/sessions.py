@@ -378,3 +378,18 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
         after={"totp": False},
     )
     return True
+
+
+async def recent_sessions(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int
+) -> list[dict[str, Any]]:
+    """A staff member's latest console sessions, newest first (their user page shows them)."""
+    rows = await session.execute(
+        text(
+            "SELECT created_at, last_seen_at, revoked_at, second_factor_done, user_agent, "
+            "host(ip) AS ip FROM admin_sessions WHERE user_id = :u "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        {"u": user_id, "limit": limit},
+    )
+    return [dict(r) for r in rows.mappings()]

@@ -8,10 +8,10 @@ from datetime import timedelta
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.console.economy import ECONOMY_DAYS, settle_days, settled_before
 from stepcoin.console.sessions import prune_sessions
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
+from stepcoin.wallet.reports import ECONOMY_DAYS, settle_days, settled_before
 
 logger = logging.getLogger("stepcoin.console.tasks")
 blueprint = procrastinate.Blueprint()

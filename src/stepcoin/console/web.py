@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -249,6 +250,20 @@ def render(
 
 def csrf_field(user: ConsoleUser) -> Markup:
     return Markup('<input type="hidden" name="csrf_token" value="{}">').format(user.csrf_token)
+
+
+# ---- the API's limits, read from its request models ----------------------------------------
+
+
+def field_limits(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    """(lower, upper) bound that an API request model puts on a field (ge/le or min/max
+    length; None where there is none), so a console form checks exactly what the API does
+    and the limit is written once."""
+    low = high = None
+    for item in model.model_fields[name].metadata:
+        low = getattr(item, "ge", getattr(item, "min_length", low))
+        high = getattr(item, "le", getattr(item, "max_length", high))
+    return low, high
 
 
 # ---- dependencies -----------------------------------------------------------------------------

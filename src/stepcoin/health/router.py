@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import text
 
 from stepcoin import metrics as prometheus_metrics
 from stepcoin.errors import problem_response
-from stepcoin.migrate import expected_heads
+from stepcoin.migrate import applied_heads, expected_heads
 
 router = APIRouter(tags=["operations"])
 
@@ -25,13 +24,11 @@ async def readyz(request: Request) -> Any:
     """Ready for traffic: the database answers and its migrations are current."""
     database = request.app.state.database
     try:
-        async with database.engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        current = await applied_heads(database.engine)
     except Exception as exc:
         return problem_response(
             503, "database_unavailable", "Not ready", f"database unreachable: {type(exc).__name__}"
         )
-    current = frozenset(row[0] for row in rows)
     expected = expected_heads()
     if current != expected:
         return problem_response(

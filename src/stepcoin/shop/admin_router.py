@@ -6,18 +6,18 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from sqlalchemy import text
 
-from stepcoin import audit
-from stepcoin.auth.dependencies import CurrentUser, require_roles
-from stepcoin.db import Database, SessionDep, get_database
+from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, current_user, require_roles
+from stepcoin.db import Database, SessionDep, get_database, session_scope
 from stepcoin.pagination import decode_cursor, encode_cursor
-from stepcoin.shop import catalogue, orders
+from stepcoin.shop import catalogue, orders, sync
+from stepcoin.shop import queries as shop_queries
 from stepcoin.shop.schemas import AdminOrderUpdate, OrderStatus, ProductCreate, ProductUpdate
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: shop"])
 Staff = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
 Admin = Annotated[CurrentUser, Depends(require_roles("admin"))]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 @router.get("/products")
@@ -32,19 +32,8 @@ async def list_products(
     items = await catalogue.list_products(
         session, category=category, limit=limit, after_id=after_id, include_inactive=True
     )
-    last_sync = (
-        (
-            await session.execute(
-                text(
-                    "SELECT id, trigger, status, started_at, finished_at, products_seen, created, "
-                    "updated, deactivated, error FROM shop_sync_runs ORDER BY id DESC LIMIT 1"
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return {"items": items, "last_sync": dict(last_sync) if last_sync else None}
+    last_sync = await shop_queries.last_sync_run(session)
+    return {"items": items, "last_sync": last_sync}
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED)
@@ -63,11 +52,19 @@ async def update_product(
     )
 
 
+async def admin_checked_apart(claims: ClaimsDep, database: DatabaseDep) -> CurrentUser:
+    """An admin, re-read in a transaction of its own that has ended before the handler runs,
+    for a handler that must not hold a transaction open (it waits for Shopify)."""
+    async with session_scope(database) as session:
+        user = await current_user(claims, session)
+    admin: CurrentUser = await require_roles("admin")(user)
+    return admin
+
+
 @router.post("/shopify/sync", status_code=status.HTTP_202_ACCEPTED)
 async def sync_now(
-    admin: Admin,
-    session: SessionDep,
-    database: Annotated[Database, Depends(get_database)],
+    admin: Annotated[CurrentUser, Depends(admin_checked_apart)],
+    database: DatabaseDep,
     response: Response,
     wait: bool = False,
 ) -> Any:
@@ -75,24 +72,10 @@ async def sync_now(
 
     Queued: when a sync is already waiting or running, nothing more is queued (202 with
     `status: already_queued`)."""
-    if not wait:
-        job_id = await catalogue.request_sync(session, admin_id=admin.id)
-        if job_id is None:
-            return {"status": "already_queued", "job_id": None}
-        return {"status": "queued", "job_id": job_id}
-    await audit.record(
-        session,
-        admin_id=admin.id,
-        action="shop.sync",
-        entity_type="shop",
-        entity_id=None,
-        after={"wait": wait},
-    )
-    from stepcoin.shop.tasks import sync_catalogue
-
-    await session.commit()
-    response.status_code = status.HTTP_200_OK
-    return await sync_catalogue(database, trigger="manual")
+    outcome = await sync.sync_now(database, admin_id=admin.id, wait=wait)
+    if wait:
+        response.status_code = status.HTTP_200_OK
+    return outcome
 
 
 @router.get("/orders")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -12,12 +14,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.errors import Conflict, InvalidInput, NotFound
+from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound, account_gone
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
+from stepcoin.steps.service import local_today
 from stepcoin.steps.settlement import DayRecord, settle_day
+from stepcoin.users import repository as users_repository
 
 HISTORY_DAYS = 28
+MAX_NOTE = 1000  # a reviewer's note, shown to the walker; optional for approve and reject
+MAX_BULK = 200  # records decided at once (one transaction)
+DEFAULT_STEP_DAYS = 7  # a walker's own list without a range: the last week
+MAX_RANGE_DAYS = 366
 
 
 def encode_cursor(created_at: datetime, row_id: int) -> str:
@@ -290,3 +298,114 @@ async def list_user_steps(
         .all()
     )
     return [dict(r) for r in rows]
+
+
+def check_note(note: str | None) -> str | None:
+    """The reviewer's note: optional for approving and rejecting alike (API.md: `note?`), at
+    most MAX_NOTE characters; an empty note is no note."""
+    if not note:
+        return None
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"The note is longer than {MAX_NOTE} characters.", code="note")
+    return note
+
+
+async def decide_many(
+    session: AsyncSession,
+    *,
+    validation_ids: Sequence[int],
+    reviewer_id: uuid.UUID,
+    decision: Literal["approved", "rejected"],
+    note: str | None,
+) -> list[dict[str, Any]]:
+    """Decide several records in the caller's transaction: the first failure raises (naming
+    its record) and the caller's rollback undoes them all.
+
+    The owners' wallets are locked in user-id order first, so two bulk decisions cannot
+    deadlock (decide() locks each wallet again, which is then a no-op)."""
+    ids = list(dict.fromkeys(validation_ids))
+    if not ids:
+        raise InvalidInput("Select at least one record.", code="invalid_ids")
+    if len(ids) > MAX_BULK:
+        raise InvalidInput(f"At most {MAX_BULK} records at once.", code="invalid_ids")
+    note = check_note(note)
+    await session.execute(
+        text(
+            "SELECT 1 FROM wallets WHERE user_id IN (SELECT user_id FROM step_validations "
+            "WHERE id = ANY(:ids)) ORDER BY user_id FOR UPDATE"
+        ),
+        {"ids": ids},
+    )
+    decided = []
+    for validation_id in ids:
+        try:
+            decided.append(
+                await decide(
+                    session,
+                    validation_id=validation_id,
+                    reviewer_id=reviewer_id,
+                    decision=decision,
+                    note=note,
+                )
+            )
+        except AppError as exc:
+            exc.detail = f"Record {validation_id}: {exc.detail}"
+            raise
+    return decided
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """The review queue's size and when its oldest record arrived."""
+
+    size: int
+    oldest: datetime | None
+
+    def age(self, now: datetime | None = None) -> str:
+        """How long the oldest record has waited: '3 d 4 h', '2 h 5 min', '7 min' ('—': none)."""
+        if self.oldest is None:
+            return "—"
+        elapsed = (now or datetime.now(UTC)) - self.oldest
+        minutes = max(0, int(elapsed.total_seconds() // 60))
+        days, rest = divmod(minutes, 24 * 60)
+        hours, mins = divmod(rest, 60)
+        if days:
+            return f"{days} d {hours} h"
+        if hours:
+            return f"{hours} h {mins} min"
+        return f"{mins} min"
+
+
+async def queue_summary(session: AsyncSession) -> QueueSummary:
+    """Flagged records still waiting for a person, and when the oldest arrived.
+
+    The same definition as list_validations(status="flagged"): flagged, not reviewed, not
+    superseded by a newer sync. Cost: an index-only scan of the partial index
+    ix_step_validations_review_queue, proportional to the queue (not to the table).
+    """
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*) AS size, min(created_at) AS oldest FROM step_validations "
+                "WHERE status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL"
+            )
+        )
+    ).one()
+    return QueueSummary(size=int(row.size), oldest=row.oldest)
+
+
+async def list_own_steps(
+    session: AsyncSession, user_id: uuid.UUID, start: date | None, end: date | None
+) -> list[dict[str, Any]]:
+    """A walker's own records in [start, end] (default: the last DEFAULT_STEP_DAYS days up to
+    today in the walker's timezone); at most MAX_RANGE_DAYS days; 401 for a closed account."""
+    timezone = await users_repository.timezone_if_active(session, user_id)
+    if timezone is None:
+        raise account_gone()
+    end = end or local_today(timezone)
+    start = start or end - timedelta(days=DEFAULT_STEP_DAYS - 1)
+    if start > end:
+        raise InvalidInput("`from` must not be after `to`.", code="invalid_range")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise InvalidInput(f"At most {MAX_RANGE_DAYS} days at once.", code="invalid_range")
+    return await list_user_steps(session, user_id, start, end)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
 
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
-from stepcoin.errors import InvalidInput, account_gone
 from stepcoin.steps import review, service
 from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
 
 router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
 Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
-MAX_RANGE_DAYS = 366
 
 
 @router.post("/v1/steps", response_model=StepSyncOut)
@@ -40,27 +37,15 @@ async def list_steps(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Any:
     """Your daily records with their decision, newest first (default: the last 7 days)."""
-    user = (
-        await session.execute(
-            text("SELECT timezone, is_active FROM users WHERE id = :id"), {"id": claims.user_id}
-        )
-    ).first()
-    if user is None or not user.is_active:
-        raise account_gone()
-    today = service.local_today(user.timezone)
-    end = end or today
-    start = start or end - timedelta(days=6)
-    if start > end:
-        raise InvalidInput("`from` must not be after `to`.", code="invalid_range")
-    if (end - start).days >= MAX_RANGE_DAYS:
-        raise InvalidInput(f"At most {MAX_RANGE_DAYS} days at once.", code="invalid_range")
-    return {"items": await review.list_user_steps(session, claims.user_id, start, end)}
+    return {"items": await review.list_own_steps(session, claims.user_id, start, end)}
 
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, max_length=1000, description="Shown to the walker.")
+    note: str | None = Field(
+        default=None, max_length=review.MAX_NOTE, description="Shown to the walker."
+    )
 
 
 @admin_router.get("")
@@ -89,7 +74,7 @@ async def _decide(
         validation_id=validation_id,
         reviewer_id=reviewer.id,
         decision=decision,
-        note=body.note if body else None,
+        note=review.check_note(body.note if body else None),
     )
 
 

@@ -157,3 +157,50 @@ async def set_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> None
 def admin_user_to_response(row: dict[str, Any]) -> dict[str, Any]:
     wallet = {key: row.pop(key) for key in _WALLET_KEYS}
     return {**row, "wallet": wallet}
+
+
+async def timezone_if_active(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    """The user's timezone name; None for a missing or inactive user."""
+    row = (
+        await session.execute(
+            text("SELECT timezone, is_active FROM users WHERE id = :id"), {"id": user_id}
+        )
+    ).first()
+    if row is None or not row.is_active:
+        return None
+    return str(row.timezone)
+
+
+async def get_staff_view(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """Everything staff see at the top of a user's page: the profile, active or not, whether
+    a second factor is on, and the wallet's balances (flat)."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT u.id, u.email, u.full_name, u.phone, u.role, u.auth_method,
+                           u.timezone, u.created_at, u.is_active,
+                           u.totp_enabled_at IS NOT NULL AS totp_enabled,
+                           w.available_coins, w.pending_coins, w.lifetime_earned,
+                           w.lifetime_spent
+                    FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = :id
+                    """
+                ),
+                {"id": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def emails_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The emails of the given users (those that exist)."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text("SELECT id, email FROM users WHERE id = ANY(:ids)"), {"ids": list(ids)}
+    )
+    return {row.id: row.email for row in rows}

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.admin import repository as audit_repository
@@ -116,50 +115,6 @@ async def entity_history(
     return audit_rows([dict(r) for r in rows])
 
 
-async def _distinct_admins(session: AsyncSession) -> list[dict[str, Any]]:
-    """Everyone who appears in the log as the acting admin (staff or since demoted).
-
-    A loose index scan over ix_admin_logs_admin_created: one index probe per distinct admin.
-    """
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE ids(admin_id) AS (
-                (SELECT admin_id FROM admin_logs WHERE admin_id IS NOT NULL
-                 ORDER BY admin_id LIMIT 1)
-                UNION ALL
-                SELECT (SELECT l.admin_id FROM admin_logs l WHERE l.admin_id > ids.admin_id
-                        ORDER BY l.admin_id LIMIT 1)
-                FROM ids WHERE ids.admin_id IS NOT NULL
-            )
-            SELECT u.id, u.email, u.role FROM ids JOIN users u ON u.id = ids.admin_id
-            ORDER BY u.email
-            """
-        )
-    )
-    return [dict(row) for row in rows.mappings()]
-
-
-async def _distinct_entity_types(session: AsyncSession) -> list[str]:
-    """The entity types in the log: a loose index scan over ix_admin_logs_entity."""
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE types(entity_type) AS (
-                (SELECT entity_type FROM admin_logs ORDER BY entity_type LIMIT 1)
-                UNION ALL
-                SELECT (SELECT l.entity_type FROM admin_logs l
-                        WHERE l.entity_type > types.entity_type
-                        ORDER BY l.entity_type LIMIT 1)
-                FROM types WHERE types.entity_type IS NOT NULL
-            )
-            SELECT entity_type FROM types WHERE entity_type IS NOT NULL
-            """
-        )
-    )
-    return [str(row.entity_type) for row in rows]
-
-
 def _parse_date(raw: str, label: str) -> date | None:
     if not raw:
         return None
@@ -238,8 +193,8 @@ async def audit_log(
             "next_cursor": next_cursor,
             "filters": filters,
             "error": error,
-            "admins": await _distinct_admins(session),
-            "entity_types": await _distinct_entity_types(session),
+            "admins": await audit_repository.distinct_admins(session),
+            "entity_types": await audit_repository.distinct_entity_types(session),
         },
         status=422 if error else 200,
         section="audit",

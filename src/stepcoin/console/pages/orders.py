@@ -13,22 +13,30 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.console.pages.audit import entity_history
-from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render, zone
+from stepcoin.console.web import (
+    PREFIX,
+    AdminFormDep,
+    ConsoleUserDep,
+    field_limits,
+    perform,
+    render,
+    zone,
+)
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.pagination import decode_cursor, encode_cursor
 from stepcoin.shop import orders
-from stepcoin.shop.schemas import OrderStatus
+from stepcoin.shop import queries as shop_queries
+from stepcoin.shop.schemas import AdminOrderUpdate, OrderStatus
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
 STATUSES: tuple[str, ...] = get_args(OrderStatus)
-MAX_NOTE = 1000  # AdminOrderUpdate.note
+_, MAX_NOTE = field_limits(AdminOrderUpdate, "note")
 FilterQuery = Annotated[str, Query(max_length=200)]
 CursorQuery = Annotated[str | None, Query(max_length=200)]
 
@@ -51,51 +59,6 @@ def _day(raw: str, label: str) -> date | None:
     if day is None or not 1900 <= day.year <= 9000:
         raise InvalidInput(f"{label} must be a date like 2025-01-31.", code="invalid_date")
     return day
-
-
-async def _list(
-    session: AsyncSession,
-    *,
-    status: str,
-    since: datetime | None,
-    until: datetime | None,
-    q: str,
-    before: tuple[datetime, uuid.UUID] | None,
-) -> list[dict[str, Any]]:
-    """Newest first, keyset on (created_at, id); PAGE_SIZE + 1 rows (the extra one says that
-    another page exists). `q` is an order code (with or without its dash) or part of an email."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": PAGE_SIZE + 1}
-    if status:
-        conditions.append("o.status = :status")
-        params["status"] = status
-    if since is not None:
-        conditions.append("o.created_at >= :since")
-        params["since"] = since
-    if until is not None:
-        conditions.append("o.created_at < :until")
-        params["until"] = until
-    if q:
-        conditions.append("(o.order_code = :code OR u.email ILIKE :email)")
-        params["code"] = q.replace("-", "").replace(" ", "").upper()
-        params["email"] = (
-            "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-    if before is not None:
-        conditions.append("(o.created_at, o.id) < (:b_at, :b_id)")
-        params["b_at"], params["b_id"] = before
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    rows = await session.execute(
-        text(
-            "SELECT o.id, o.order_code, o.user_id, u.email, o.total_coins, o.status, "
-            "o.created_at, o.shopify_order_id, o.shopify_order_name, "
-            "(SELECT coalesce(sum(i.quantity), 0) FROM order_items i WHERE i.order_id = o.id) "
-            "AS units FROM orders o JOIN users u ON u.id = o.user_id "
-            f"{where} ORDER BY o.created_at DESC, o.id DESC LIMIT :limit"
-        ),
-        params,
-    )
-    return [dict(r) for r in rows.mappings()]
 
 
 @router.get("/orders")
@@ -122,7 +85,15 @@ async def order_list(
         since = datetime.combine(first, time.min, tz) if first else None
         until = datetime.combine(last + timedelta(days=1), time.min, tz) if last else None
         before = decode_cursor(cursor, uuid.UUID) if cursor else None
-        rows = await _list(session, status=status, since=since, until=until, q=q, before=before)
+        rows = await shop_queries.search_orders(
+            session,
+            status=status or None,
+            since=since,
+            until=until,
+            search=q or None,
+            before=before,
+            limit=PAGE_SIZE + 1,
+        )
     except InvalidInput as exc:
         error = exc.detail
     if len(rows) > PAGE_SIZE:
@@ -151,20 +122,7 @@ async def order_detail(
     """One order: items, address, its timeline, its coin movements, and the admins' forms."""
     oid = _order_id(order_id)
     order = await orders.get_order(session, oid)
-    extra = (
-        (
-            await session.execute(
-                text(
-                    "SELECT u.email, u.full_name, o.submitted_at, o.fulfilled_at, o.shipped_at, "
-                    "o.delivered_at, o.cancelled_at FROM orders o JOIN users u "
-                    "ON u.id = o.user_id WHERE o.id = :id"
-                ),
-                {"id": oid},
-            )
-        )
-        .mappings()
-        .one()
-    )
+    extra = await shop_queries.order_walker_and_times(session, oid)
     timeline = [("placed", order["created_at"])] + [
         (name, extra[f"{name}_at"])
         for name in ("submitted", "fulfilled", "shipped", "delivered", "cancelled")
@@ -172,19 +130,7 @@ async def order_detail(
     ]
     if order["status"] == "failed":  # failing stamps cancelled_at too
         timeline = [(("failed" if n == "cancelled" else n), at) for n, at in timeline]
-    ledger = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(
-                    "SELECT created_at, amount, transaction_type, balance_after, note "
-                    "FROM coin_transactions WHERE user_id = :u AND reference_id IN (:a, :b) "
-                    "ORDER BY created_at"
-                ),
-                {"u": order["user_id"], "a": f"order:{oid}", "b": f"refund:{oid}"},
-            )
-        ).mappings()
-    ]
+    ledger = await shop_queries.order_coin_movements(session, order)
     history = await entity_history(session, "order", str(oid), limit=50)
     rank = orders.STATUS_RANK.get(order["status"])
     forward = [s for s, r in orders.STATUS_RANK.items() if rank is not None and r > rank]

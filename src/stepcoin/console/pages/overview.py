@@ -7,24 +7,27 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from stepcoin.console import economy
 from stepcoin.console.web import PREFIX, ConsoleUserDep, render
 from stepcoin.db import ReadSessionDep
+from stepcoin.shop import queries as shop_queries
+from stepcoin.steps import reports as step_reports
+from stepcoin.steps import review
+from stepcoin.wallet import reports as wallet_reports
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
 @router.get("/")
 async def overview(request: Request, user: ConsoleUserDep, session: ReadSessionDep) -> Response:
-    """Six aggregate reads (see console/economy.py for what each costs); staff may view."""
+    """Six aggregate reads (each domain's function says what it costs); staff may view."""
     now = datetime.now(UTC)
     today = now.date()
-    queue = await economy.review_queue(session)
-    orders = await economy.orders_by_status(session)
-    walkers_today, steps_today = await economy.approved_steps_on(session, today)
-    outstanding, pending = await economy.wallet_totals(session)
-    earners = await economy.top_earners(session)
-    coins = await economy.economy(session, today=today)
+    queue = await review.queue_summary(session)
+    orders = await shop_queries.orders_by_status(session)
+    walkers_today, steps_today = await step_reports.approved_steps_on(session, today)
+    outstanding, pending = await wallet_reports.wallet_totals(session)
+    earners = await wallet_reports.top_earners(session)
+    coins = await wallet_reports.economy(session, today=today)
     return render(
         request,
         user,

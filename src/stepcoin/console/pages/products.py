@@ -10,24 +10,29 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.console.pages.audit import entity_history
-from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
+from stepcoin.console.web import (
+    PREFIX,
+    AdminFormDep,
+    ConsoleUserDep,
+    field_limits,
+    perform,
+    render,
+)
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.shop import catalogue
+from stepcoin.shop import queries as shop_queries
+from stepcoin.shop.schemas import ProductUpdate
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
-MAX_COIN_PRICE = 100_000_000  # the bounds of ProductUpdate in the API
-MAX_STOCK = 10_000_000
-SYNC_RUN_COLUMNS = (
-    "id, trigger, status, started_at, finished_at, products_seen, created, updated, "
-    "deactivated, error"
-)
+MIN_COIN_PRICE, MAX_COIN_PRICE = field_limits(ProductUpdate, "coin_price")
+MIN_STOCK, MAX_STOCK = field_limits(ProductUpdate, "stock_quantity")
+SHOW: dict[str, bool | None] = {"all": None, "active": True, "inactive": False}
 ShowQuery = Annotated[str, Query(pattern="^(all|active|inactive)$")]
 TextQuery = Annotated[str, Query(max_length=200)]
 CursorQuery = Annotated[str | None, Query(max_length=30)]
@@ -38,37 +43,6 @@ def _after_id(cursor: str | None) -> int | None:
     if cursor and cursor.isdigit() and 0 < int(cursor) < 2**63:
         return int(cursor)
     return None
-
-
-async def _products(
-    session: AsyncSession, *, show: str, q: str, after_id: int | None
-) -> list[dict[str, Any]]:
-    """Products by id (keyset), optionally only (in)active or matching a text (title, category,
-    Shopify ids); PAGE_SIZE + 1 rows so the caller knows whether a next page exists."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {"limit": PAGE_SIZE + 1}
-    if show == "active":
-        conditions.append("is_active")
-    elif show == "inactive":
-        conditions.append("NOT is_active")
-    if q:
-        params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(
-            "(title ILIKE :q OR category ILIKE :q OR shopify_product_id ILIKE :q "
-            "OR shopify_variant_id ILIKE :q)"
-        )
-    if after_id is not None:
-        conditions.append("id > :after")
-        params["after"] = after_id
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    rows = await session.execute(
-        text(
-            f"SELECT {catalogue.PRODUCT_COLUMNS} FROM reward_products {where} "
-            "ORDER BY id LIMIT :limit"
-        ),
-        params,
-    )
-    return [dict(r) for r in rows.mappings()]
 
 
 @router.get("/products")
@@ -82,16 +56,15 @@ async def products(
 ) -> Response:
     """The last sync runs, a Sync now button, and the products (filter, search, pages)."""
     q = q.strip()
-    rows = await _products(session, show=show, q=q, after_id=_after_id(cursor))
+    rows = await shop_queries.search_products(
+        session,
+        active=SHOW[show],
+        search=q or None,
+        after_id=_after_id(cursor),
+        limit=PAGE_SIZE + 1,
+    )
     next_cursor = str(rows[PAGE_SIZE - 1]["id"]) if len(rows) > PAGE_SIZE else None
-    runs = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(f"SELECT {SYNC_RUN_COLUMNS} FROM shop_sync_runs ORDER BY id DESC LIMIT 10")
-            )
-        ).mappings()
-    ]
+    runs = await shop_queries.recent_sync_runs(session, limit=10)
     return render(
         request,
         user,
@@ -163,11 +136,11 @@ def product_changes(form_values: dict[str, str], current: dict[str, Any]) -> dic
     price_raw = form_values.get("coin_price", "")
     stock_raw = form_values.get("stock_quantity", "")
     if price_raw:
-        price = _whole_number(price_raw, "Coin price", low=1, high=MAX_COIN_PRICE)
+        price = _whole_number(price_raw, "Coin price", low=MIN_COIN_PRICE, high=MAX_COIN_PRICE)
         if price != current["coin_price"]:
             changes["coin_price"] = price
     if stock_raw:
-        stock = _whole_number(stock_raw, "Stock", low=0, high=MAX_STOCK)
+        stock = _whole_number(stock_raw, "Stock", low=MIN_STOCK, high=MAX_STOCK)
         if stock != current["stock_quantity"]:
             changes["stock_quantity"] = stock
     active = form_values.get("is_active") == "1"

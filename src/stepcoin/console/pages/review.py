@@ -8,10 +8,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.console import economy
 from stepcoin.console.web import PREFIX, ConsoleUserDep, CsrfFormDep, perform, render
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import AppError, InvalidInput
@@ -21,8 +19,6 @@ from stepcoin.steps import review
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 25
-MAX_BULK = 200
-MAX_NOTE = 1000  # the API's ReviewIn.note limit
 DECISIONS: dict[str, Literal["approved", "rejected"]] = {
     "approve": "approved",
     "reject": "rejected",
@@ -63,37 +59,21 @@ async def review_queue(
             "items": items,
             "next_cursor": result["next_cursor"],
             "cursor": cursor or "",
-            "summary": await economy.review_queue(session),
+            "summary": await review.queue_summary(session),
         },
         section="review",
     )
 
 
 def _parse_ids(raw: list[str]) -> list[int]:
+    """The form's record ids as numbers; the count limits are review.decide_many's."""
     ids: list[int] = []
     for value in raw:
         value = value.strip()
         if not value.isascii() or not value.isdigit() or not 0 < int(value) < 2**63:
             raise InvalidInput(f"{value!r} is not a record id.", code="invalid_ids")
-        if int(value) not in ids:
-            ids.append(int(value))
-    if not ids:
-        raise InvalidInput("Select at least one record.", code="invalid_ids")
-    if len(ids) > MAX_BULK:
-        raise InvalidInput(f"At most {MAX_BULK} records at once.", code="invalid_ids")
+        ids.append(int(value))
     return ids
-
-
-async def _lock_wallets(session: AsyncSession, ids: list[int]) -> None:
-    """Lock the owners' wallets in user-id order first, so two bulk decisions cannot deadlock
-    (review.decide locks each wallet again, which is then a no-op)."""
-    await session.execute(
-        text(
-            "SELECT 1 FROM wallets WHERE user_id IN (SELECT user_id FROM step_validations "
-            "WHERE id = ANY(:ids)) ORDER BY user_id FOR UPDATE"
-        ),
-        {"ids": ids},
-    )
 
 
 @router.post("/review/decide")
@@ -107,27 +87,20 @@ async def decide(request: Request, form: CsrfFormDep) -> Response:
         if decision is None:
             raise InvalidInput("Choose approve or reject.", code="invalid_decision")
         ids = _parse_ids(form.getlist("ids"))
-        note = form.get("note") or None
-        if note is not None and len(note) > MAX_NOTE:
-            raise InvalidInput(f"The note is longer than {MAX_NOTE} characters.", code="note")
-        if decision == "rejected" and note is None:
-            raise InvalidInput(
-                "A note is needed to reject: the walker is told why. Nothing was changed.",
-                code="note_required",
+        # A note is optional for both decisions, exactly as in the API (the form asks for one
+        # before a rejection, but the rule lives in review.decide_many).
+        try:
+            decided = await review.decide_many(
+                session,
+                validation_ids=ids,
+                reviewer_id=form.user.id,
+                decision=decision,
+                note=form.get("note") or None,
             )
-        await _lock_wallets(session, ids)
-        for validation_id in ids:
-            try:
-                await review.decide(
-                    session,
-                    validation_id=validation_id,
-                    reviewer_id=form.user.id,
-                    decision=decision,
-                    note=note,
-                )
-            except AppError as exc:
-                exc.detail = f"Record {validation_id}: {exc.detail} Nothing was changed."
-                raise
+        except AppError as exc:
+            exc.detail = f"{exc.detail} Nothing was changed."
+            raise
+        ids = [item["id"] for item in decided]
         verb = "Approved" if decision == "approved" else "Rejected"
         return f"{verb} {len(ids)} record{'' if len(ids) == 1 else 's'}."
 

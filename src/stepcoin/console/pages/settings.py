@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.admin import repository as audit_repository
@@ -25,6 +23,7 @@ from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.pagination import MAX_CURSOR_LENGTH, bigint_id, decode_cursor, page
 from stepcoin.runtime_settings import admin as settings_admin
 from stepcoin.runtime_settings.registry import SPECS, SettingSpec
+from stepcoin.users import repository as users_repository
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -93,15 +92,6 @@ def parse_value(spec: SettingSpec, raw: str, checked: bool) -> Any:
     return raw
 
 
-async def _emails(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        text("SELECT id, email FROM users WHERE id = ANY(:ids)"), {"ids": list(ids)}
-    )
-    return {row.id: row.email for row in rows}
-
-
 def _spec(key: str) -> SettingSpec:
     spec = SPECS.get(key)
     if spec is None:
@@ -112,7 +102,9 @@ def _spec(key: str) -> SettingSpec:
 async def _described(session: AsyncSession) -> list[dict[str, Any]]:
     """list_settings with the editor of each key and its form field."""
     items = await settings_admin.list_settings(session)
-    emails = await _emails(session, {i["updated_by"] for i in items if i["updated_by"]})
+    emails = await users_repository.emails_by_id(
+        session, {i["updated_by"] for i in items if i["updated_by"]}
+    )
     return [
         {
             **item,

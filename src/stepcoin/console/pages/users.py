@@ -9,14 +9,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.auth import service as auth_service
+from stepcoin.console import sessions as console_sessions
 from stepcoin.console.web import (
     PREFIX,
     AdminFormDep,
     ConsoleUserDep,
     CsrfFormDep,
+    field_limits,
     perform,
     render,
 )
@@ -27,9 +29,9 @@ from stepcoin.shop import orders as shop_orders
 from stepcoin.steps import review
 from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
+from stepcoin.wallet import reports as wallet_reports
 from stepcoin.wallet import service as wallet_service
-from stepcoin.wallet.repository import LEDGER_COLUMNS
-from stepcoin.wallet.schemas import MAX_ADJUSTMENT
+from stepcoin.wallet.schemas import MAX_ADJUSTMENT, AdjustmentIn
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -37,7 +39,7 @@ PAGE_SIZE = 50
 LEDGER_PAGE = 25
 STEP_DAYS = 30
 RECENT = 20
-REASON_MIN, REASON_MAX = 3, 500  # the API's AdjustmentIn.reason limits
+REASON_MIN, REASON_MAX = field_limits(AdjustmentIn, "reason")
 AMOUNT_RE = re.compile(r"^[+-]?\d{1,7}$")
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # the API's Idempotency-Key pattern
 
@@ -78,72 +80,25 @@ async def users(
 
 
 async def _profile(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    row = (
-        (
-            await session.execute(
-                text(
-                    """
-                    SELECT u.id, u.email, u.full_name, u.phone, u.role, u.auth_method,
-                           u.timezone, u.created_at, u.is_active,
-                           u.totp_enabled_at IS NOT NULL AS totp_enabled,
-                           w.available_coins, w.pending_coins, w.lifetime_earned,
-                           w.lifetime_spent
-                    FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = :id
-                    """
-                ),
-                {"id": user_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = await users_repository.get_staff_view(session, user_id)
     if row is None:
         raise NotFound("No such user.", code="user_not_found")
-    return dict(row)
+    return row
 
 
 async def _ledger(session: AsyncSession, user_id: uuid.UUID, cursor: str | None) -> dict[str, Any]:
-    """Ledger rows newest first, active user or not (the repository's reader skips inactive)."""
-    params: dict[str, Any] = {"u": user_id, "limit": LEDGER_PAGE + 1}
-    position = ""
-    if cursor:
-        params["after_at"], params["after_id"] = decode_cursor(cursor, bigint_id)
-        position = "AND (created_at, id) < (:after_at, :after_id)"
-    rows = (
-        await session.execute(
-            text(
-                f"SELECT {LEDGER_COLUMNS} FROM coin_transactions WHERE user_id = :u {position} "
-                "ORDER BY created_at DESC, id DESC LIMIT :limit"
-            ),
-            params,
-        )
-    ).mappings()
-    return page([dict(r) for r in rows], LEDGER_PAGE)
+    """Ledger rows newest first, active user or not, LEDGER_PAGE at a time."""
+    after = decode_cursor(cursor, bigint_id) if cursor else None
+    rows = await wallet_reports.ledger_page(session, user_id, limit=LEDGER_PAGE + 1, after=after)
+    return page(rows, LEDGER_PAGE)
 
 
 async def _sessions(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[Any]]:
     """The latest app sessions (refresh tokens) and console sessions."""
-    app_sessions = (
-        await session.execute(
-            text(
-                "SELECT issued_at, expires_at, revoked_at, revoked_reason, user_agent, "
-                "host(ip) AS ip FROM refresh_tokens WHERE user_id = :u "
-                "ORDER BY issued_at DESC, id DESC LIMIT :limit"
-            ),
-            {"u": user_id, "limit": RECENT},
-        )
-    ).mappings()
-    console_sessions = (
-        await session.execute(
-            text(
-                "SELECT created_at, last_seen_at, revoked_at, second_factor_done, user_agent, "
-                "host(ip) AS ip FROM admin_sessions WHERE user_id = :u "
-                "ORDER BY created_at DESC, id DESC LIMIT :limit"
-            ),
-            {"u": user_id, "limit": RECENT},
-        )
-    ).mappings()
-    return {"app": [dict(r) for r in app_sessions], "console": [dict(r) for r in console_sessions]}
+    return {
+        "app": await auth_service.recent_app_sessions(session, user_id, limit=RECENT),
+        "console": await console_sessions.recent_sessions(session, user_id, limit=RECENT),
+    }
 
 
 @router.get("/users/{user_id}")
