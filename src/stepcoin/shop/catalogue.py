@@ -46,8 +46,22 @@ async def list_products(
     if category:
         conditions.append("category = :category")
         params["category"] = category
+    return await select_products(session, conditions, params, after_id=after_id, limit=limit)
+
+
+async def select_products(
+    session: AsyncSession,
+    conditions: list[str],
+    params: dict[str, Any],
+    *,
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Products meeting every condition, by id after the keyset cursor (shared by the shop's
+    list and the staff search)."""
+    params = {**params, "limit": limit}
     if after_id is not None:
-        conditions.append("id > :after")
+        conditions = [*conditions, "id > :after"]
         params["after"] = after_id
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     rows = await session.execute(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.shop.catalogue import PRODUCT_COLUMNS
+from stepcoin.shop.catalogue import select_products
 from stepcoin.shop.models import ORDER_STATUSES
 from stepcoin.users.repository import like_pattern
 from stepcoin.wallet import reports as wallet_reports
@@ -136,15 +136,7 @@ async def search_products(
             "(title ILIKE :q ESCAPE '\\' OR category ILIKE :q ESCAPE '\\' "
             "OR shopify_product_id ILIKE :q ESCAPE '\\' OR shopify_variant_id ILIKE :q ESCAPE '\\')"
         )
-    if after_id is not None:
-        conditions.append("id > :after")
-        params["after"] = after_id
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-    rows = await session.execute(
-        text(f"SELECT {PRODUCT_COLUMNS} FROM reward_products {where} ORDER BY id LIMIT :limit"),
-        params,
-    )
-    return [dict(r) for r in rows.mappings()]
+    return await select_products(session, conditions, params, after_id=after_id, limit=limit)
 
 
 async def recent_sync_runs(session: AsyncSession, limit: int = 10) -> list[dict[str, Any]]:
