@@ -1,4 +1,5 @@
-"""The audit log: one admin_logs row, written in the transaction of the change it records.
+"""The audit log: one admin_logs row, written in the transaction of the change it records,
+and the rows read back (the admin API and the console's audit pages).
 
 Low level: any domain calls it; it imports no domain.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -40,3 +43,103 @@ async def record(
             "changes": json.dumps(changes, default=str),
         },
     )
+
+
+async def list_audit_logs(
+    session: AsyncSession,
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    admin_id: uuid.UUID | None = None,
+    action: str | None = None,
+    entity_types: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Audit rows, newest first, filtered by exact matches; with the acting admin's email.
+
+    The console also narrows by several entity types at once (entity_types) and by time
+    (since <= created_at < until).
+    """
+    filters: dict[str, Any] = {
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "admin_id": admin_id,
+        "action": action,
+    }
+    conditions = [f"l.{column} = :{column}" for column, value in filters.items() if value]
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    if entity_types:
+        conditions.append("l.entity_type = ANY(:entity_types)")
+        params["entity_types"] = list(entity_types)
+    if since:
+        conditions.append("l.created_at >= :since")
+        params["since"] = since
+    if until:
+        conditions.append("l.created_at < :until")
+        params["until"] = until
+    if after:
+        conditions.append("(l.created_at, l.id) < (:after_at, :after_id)")
+        params["after_at"], params["after_id"] = after
+    params["limit"] = limit
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT l.id, l.admin_id, u.email AS admin_email, l.action, l.entity_type,
+                   l.entity_id, l.changes, l.created_at
+            FROM admin_logs l LEFT JOIN users u ON u.id = l.admin_id
+            {where}
+            ORDER BY l.created_at DESC, l.id DESC
+            LIMIT :limit
+            """
+        ),
+        params,
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def distinct_admins(session: AsyncSession) -> list[dict[str, Any]]:
+    """Everyone who appears in the log as the acting admin (staff or since demoted).
+
+    A loose index scan over ix_admin_logs_admin_created: one index probe per distinct admin.
+    """
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE ids(admin_id) AS (
+                (SELECT admin_id FROM admin_logs WHERE admin_id IS NOT NULL
+                 ORDER BY admin_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT l.admin_id FROM admin_logs l WHERE l.admin_id > ids.admin_id
+                        ORDER BY l.admin_id LIMIT 1)
+                FROM ids WHERE ids.admin_id IS NOT NULL
+            )
+            SELECT u.id, u.email, u.role FROM ids JOIN users u ON u.id = ids.admin_id
+            ORDER BY u.email
+            """
+        )
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def distinct_entity_types(session: AsyncSession) -> list[str]:
+    """The entity types in the log: a loose index scan over ix_admin_logs_entity."""
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE types(entity_type) AS (
+                (SELECT entity_type FROM admin_logs ORDER BY entity_type LIMIT 1)
+                UNION ALL
+                SELECT (SELECT l.entity_type FROM admin_logs l
+                        WHERE l.entity_type > types.entity_type
+                        ORDER BY l.entity_type LIMIT 1)
+                FROM types WHERE types.entity_type IS NOT NULL
+            )
+            SELECT entity_type FROM types WHERE entity_type IS NOT NULL
+            """
+        )
+    )
+    return [str(row.entity_type) for row in rows]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from stepcoin.config import get_settings
 from stepcoin.errors import AppError
 
 NAMING_CONVENTION = {
@@ -72,8 +73,6 @@ def psycopg_connect_kwargs(pgbouncer: bool) -> dict[str, Any]:
 
 
 def _pgbouncer_default() -> bool:
-    from stepcoin.config import get_settings
-
     return get_settings().database_pgbouncer
 
 

@@ -18,6 +18,7 @@ from stepcoin.auth.service import ClientInfo, register
 from stepcoin.config import Settings
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict
+from stepcoin.shop.tasks import sync_catalogue
 from stepcoin.steps.schemas import StepRecordIn
 from stepcoin.steps.service import sync_steps
 
@@ -100,8 +101,6 @@ async def fill(database: Database, settings: Settings, *, walkers: int, seed: in
         flagged += sum(1 for r in results if r["status"] == "flagged")
     products = 0
     if settings.uses_shopify_standin:
-        from stepcoin.shop.tasks import sync_catalogue
-
         outcome = await sync_catalogue(database, trigger="demo")
         products = int(outcome["created"]) + int(outcome["updated"])
     return DemoReport(created, existing, synced, flagged, products)

@@ -13,6 +13,7 @@ from stepcoin import __version__
 from stepcoin.achievements.router import admin_router as achievements_admin_router
 from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
+from stepcoin.admin.settings_router import router as settings_router
 from stepcoin.auth.router import router as auth_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
@@ -21,7 +22,6 @@ from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.observability import RequestContextMiddleware
-from stepcoin.runtime_settings.router import router as settings_router
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
@@ -29,6 +29,7 @@ from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
 from stepcoin.users.router import router as users_router
 from stepcoin.wallet.router import router as wallet_router
+from stepcoin.worker import open_jobs, start_worker_task
 
 logger = logging.getLogger("stepcoin")
 
@@ -53,8 +54,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.state.database = database
         try:
             if with_worker:
-                from stepcoin.worker import open_jobs, start_worker_task
-
                 async with open_jobs(database) as jobs:
                     app.state.jobs = jobs
                     worker = start_worker_task(jobs)

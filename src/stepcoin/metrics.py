@@ -38,6 +38,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from stepcoin.backup.catalogue import load_catalogue
+from stepcoin.backup.engine import BackupError, for_settings
+
 logger = logging.getLogger("stepcoin.metrics")
 SNAPSHOT_TTL_SECONDS = 5.0
 BACKUP_TTL_SECONDS = 60.0
@@ -161,9 +164,6 @@ class DatabaseCollector(Collector):
             await conn.rollback()
 
     def _read_backups(self, settings: Any) -> None:
-        from stepcoin.backup.catalogue import load_catalogue
-        from stepcoin.backup.engine import BackupError, for_settings
-
         snap = self.snapshot
         try:
             config = for_settings(settings, settings.database_url)

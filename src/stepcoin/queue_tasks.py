@@ -6,6 +6,8 @@ import logging
 
 import procrastinate
 
+from stepcoin.config import get_settings
+
 logger = logging.getLogger("stepcoin.queue")
 blueprint = procrastinate.Blueprint()
 
@@ -16,8 +18,6 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
     """A worker that died mid-job (killed, crashed) leaves its job 'doing' forever; once its
     heartbeat is older than a minute, the job goes back to the queue. Every task is written to
     be safe to run again (Shopify orders are found by tag before being created)."""
-    from stepcoin.config import get_settings
-
     manager = context.app.job_manager
     seconds = get_settings().job_stalled_seconds
     stalled = [

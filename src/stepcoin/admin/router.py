@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from stepcoin.admin import repository as audit_repository
-from stepcoin.admin.dependencies import AdminDep, StaffDep
+from stepcoin import audit as audit_repository
 from stepcoin.admin.schemas import AdminUserOut, AdminUserPage, AdminUserUpdate, AuditLogPage
+from stepcoin.auth.dependencies import AdminDep, StaffDep
 from stepcoin.db import SessionDep
 from stepcoin.errors import NotFound
 from stepcoin.pagination import (

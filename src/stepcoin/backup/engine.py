@@ -110,6 +110,7 @@ class BackupConfig:
 def for_settings(settings: Any, source_url: str | None) -> BackupConfig:
     """Backup configuration from the process Settings; the embedded server's defaults apply
     when no DATABASE_URL is configured."""
+    # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
     from stepcoin.db import libpq_url
 
     embedded_bin = None
@@ -117,6 +118,7 @@ def for_settings(settings: Any, source_url: str | None) -> BackupConfig:
     if not settings.database_url and not settings.backup_repository:
         repository = str(embedded_data_dir(settings) / "backups")
     if not settings.database_url:
+        # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
         from stepcoin.embedded import EmbeddedPostgres
 
         embedded_bin = EmbeddedPostgres(embedded_data_dir(settings)).bin_dir
@@ -138,6 +140,7 @@ def for_settings(settings: Any, source_url: str | None) -> BackupConfig:
 
 
 def embedded_data_dir(settings: Any) -> Path:
+    # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
     from stepcoin.embedded import default_data_dir
 
     return Path(settings.data_dir) if settings.data_dir else default_data_dir()
@@ -164,6 +167,7 @@ def prepare_local_wal_dir(repository: LocalRepository, server_user: str | None) 
     wal_dir = repository.root / "wal"
     wal_dir.mkdir(mode=0o700, exist_ok=True)
     if server_user is not None and os.geteuid() == 0:
+        # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
         from stepcoin.embedded import SERVER_USER, ensure_server_user
 
         if server_user == SERVER_USER:
@@ -188,6 +192,7 @@ def embedded_archive_command(settings: Any, data_dir: Path) -> str | None:
     Also makes the repository (<data dir>/backups unless configured) the process default,
     since DATABASE_URL is set to the embedded server from here on.
     """
+    # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
     from stepcoin.embedded import SERVER_USER, EmbeddedPostgres
 
     url = settings.backup_repository or str(data_dir / "backups")
@@ -232,6 +237,7 @@ def find_bin_dir(config: BackupConfig, major: int) -> Path:
     if config.embedded_bin_dir is not None:
         candidates.append(config.embedded_bin_dir)
     candidates.append(Path(f"/usr/lib/postgresql/{major}/bin"))
+    # lazy: loaded with every `stepcoin` command (archive-wal runs per WAL segment)
     from stepcoin.embedded import wheel_package_dir
 
     with contextlib.suppress(RuntimeError):

@@ -19,7 +19,10 @@ import procrastinate
 from stepcoin.backup import engine
 from stepcoin.backup.catalogue import RetentionPolicy, load_catalogue, save_catalogue, utcnow
 from stepcoin.backup.schedule import due_activities
+from stepcoin.config import get_settings
+from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
+from stepcoin.runtime_settings.service import runtime_settings
 
 logger = logging.getLogger("stepcoin.backup.tasks")
 blueprint = procrastinate.Blueprint()
@@ -30,16 +33,11 @@ class ScheduledBackupFailed(RuntimeError):
 
 
 async def _runtime_values() -> dict[str, Any]:
-    from stepcoin.db import session_scope
-    from stepcoin.runtime_settings.service import runtime_settings
-
     async with session_scope(JobRuntime.require_database()) as session:
         return dict(await runtime_settings.all(session))
 
 
 def _config() -> engine.BackupConfig:
-    from stepcoin.config import get_settings
-
     return engine.for_settings(get_settings(), JobRuntime.require_database().url)
 
 

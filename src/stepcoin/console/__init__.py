@@ -7,23 +7,22 @@ from types import ModuleType
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from stepcoin.console import auth_pages
+from stepcoin.console.pages import (
+    achievements,
+    audit,
+    orders,
+    overview,
+    products,
+    review,
+    settings,
+    users,
+)
 from stepcoin.console.web import HERE, PREFIX, install_console_errors
 
 
 def page_modules() -> list[ModuleType]:
     """Every module with a console `router`: sign-in and account, then one per section."""
-    from stepcoin.console import auth_pages
-    from stepcoin.console.pages import (
-        achievements,
-        audit,
-        orders,
-        overview,
-        products,
-        review,
-        settings,
-        users,
-    )
-
     return [auth_pages, overview, review, users, products, orders, achievements, settings, audit]
 
 

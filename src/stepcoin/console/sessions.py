@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from stepcoin import audit
-from stepcoin.admin.dependencies import STAFF_ROLES
 from stepcoin.auth import throttle
+from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password
 from stepcoin.config import Settings
 from stepcoin.console import totp_keys

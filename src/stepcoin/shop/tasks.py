@@ -16,6 +16,7 @@ from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.runtime import shop_available, shopify_client
+from stepcoin.shop.shopify import ShopifyError, ShopifyUnavailable
 
 logger = logging.getLogger("stepcoin.shop.tasks")
 blueprint = procrastinate.Blueprint()
@@ -135,8 +136,6 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
     `shop.order_submit_max_attempts` attempts, or on a permanent refusal, the order fails and
     is refunded and restocked.
     """
-    from stepcoin.shop.shopify import ShopifyError, ShopifyUnavailable
-
     async with session_scope(database) as session:
         row = (
             (

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stepcoin.auth.schemas import PHONE_PATTERN, UserOut
 
 
 class WalletOut(BaseModel):
@@ -16,22 +16,8 @@ class WalletOut(BaseModel):
     lifetime_spent: int
 
 
-class UserOut(BaseModel):
-    id: uuid.UUID
-    email: str
-    full_name: str
-    phone: str | None
-    auth_method: str
-    timezone: str
-    role: str
-    created_at: datetime
-
-
 class ProfileOut(UserOut):
     wallet: WalletOut
-
-
-PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,32}$"
 
 
 def check_timezone(value: str) -> str:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import repository as audit_repository
+from stepcoin import audit as audit_repository
 from stepcoin.console.web import PREFIX, ConsoleUserDep, render, zone
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.admin import repository as audit_repository
+from stepcoin import audit as audit_repository
 from stepcoin.console.pages.audit import audit_rows, compact
 from stepcoin.console.web import PREFIX, AdminFormDep, ConsoleUserDep, perform, render
 from stepcoin.db import ReadSessionDep

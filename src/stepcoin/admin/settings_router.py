@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from stepcoin.admin.dependencies import AdminDep, StaffDep
+from stepcoin.auth.dependencies import AdminDep, StaffDep
 from stepcoin.db import SessionDep
 from stepcoin.runtime_settings import admin as settings_admin
 from stepcoin.runtime_settings.schemas import SettingList, SettingOut, SettingUpdate
