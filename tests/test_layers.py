@@ -112,13 +112,15 @@ UNMARKED_LAZY_IMPORTS = {
 
 
 INDENTED_STEPCOIN_IMPORT = re.compile(r"^[ \t]+(from|import)[ \t]+stepcoin\b", re.MULTILINE)
+WHOLE_MODULE_LAZY = re.compile(r"^# lazy imports: \S", re.MULTILINE)
 
 
 def unmarked_lazy_imports(source: str) -> list[int]:
     """Lines of function-local stepcoin imports without a `# lazy:` comment above their block
-    of imports (or at the end of the line)."""
-    if not INDENTED_STEPCOIN_IMPORT.search(source):
-        return []  # nothing to look at: skip the parse
+    of imports (or at the end of the line). A module whose every command is lazy on purpose
+    (the `stepcoin` command line) says so once, in a top-level `# lazy imports:` line."""
+    if not INDENTED_STEPCOIN_IMPORT.search(source) or WHOLE_MODULE_LAZY.search(source):
+        return []
     tree = ast.parse(source)
     lines = source.splitlines()
     block_start = {
@@ -181,3 +183,4 @@ def test_the_lazy_import_check_sees_a_bare_import_and_accepts_a_reason() -> None
     assert unmarked_lazy_imports(multi) == []
     at_top = "from stepcoin.db import Database\n\ndef f():\n    return Database\n"
     assert unmarked_lazy_imports(at_top) == []
+    assert unmarked_lazy_imports("# lazy imports: start-up time\n" + bare) == []
