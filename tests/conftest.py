@@ -32,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker learns the run (its name prefix and, embedded, its one server)."""
+    node.config.stash[TEST_RUN].prepare_in_background()
     node.workerinput["stepcoin_test_run"] = node.config.stash[TEST_RUN].to_json()
 
 
