@@ -36,6 +36,35 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["stepcoin_test_run"] = node.config.stash[TEST_RUN].to_json()
 
 
+# Modules that one xdist worker runs whole and in order: their tests share a module-scoped
+# server or database (made once, not once per worker), or build on each other's state.
+WHOLE_MODULES = {
+    "tests/backup/test_backup_restore.py",
+    "tests/console/browser/test_console_in_browser.py",
+    "tests/test_cli.py",
+    "tests/test_embedded.py",
+    "tests/test_migrations.py",
+    "tests/test_pgbouncer.py",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default (load) spreads single tests; this keeps WHOLE_MODULES together and
+    hands them out first (largest units first). Not xdist_group: with pytest 9.2, xdist 3.8
+    can no longer rename node ids, so its loadgroup silently splits the groups."""
+    if config.getvalue("dist") != "load":
+        return None  # an explicit --dist other than the default wins
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeModulesScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in WHOLE_MODULES else nodeid
+
+    return WholeModulesScheduling(config, log)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Drop the run's databases and stop its server: at the end, after a failure or Ctrl-C."""
     run = config.stash.get(TEST_RUN, None)

@@ -18,8 +18,7 @@ from tests.conftest import TEST_PASSWORD
 from tests.fixtures.database import server_database
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
-# Every test here starts `stepcoin` processes (slow); one worker shares the module's database.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli")]
+pytestmark = pytest.mark.slow  # every test here starts `stepcoin` processes
 
 
 def run(args, env_extra=None, **kwargs):

@@ -26,8 +26,7 @@ from stepcoin.embedded import (
     wheel_package_dir,
 )
 
-# One worker: these start, kill and reuse servers, some in the shared default folder.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("embedded")]
+pytestmark = pytest.mark.slow
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="root-only behaviour")

@@ -12,8 +12,6 @@ from stepcoin import migrate
 from stepcoin.runtime_settings.registry import SPECS
 from tests.fixtures.database import server_database
 
-pytestmark = pytest.mark.xdist_group("fresh-database")  # one worker migrates it, once
-
 DESIGN_TABLES = {
     "users",
     "refresh_tokens",

@@ -30,7 +30,7 @@ from stepcoin.main import create_app
 from tests.conftest import bearer, register
 from tests.steps.helpers import ledger_ok, rec
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pgbouncer")]
+pytestmark = pytest.mark.slow
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
 )

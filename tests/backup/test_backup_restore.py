@@ -19,7 +19,7 @@ from stepcoin.backup.catalogue import load_catalogue
 from stepcoin.backup.drill import run_drill, scratch_server
 from tests.backup.conftest import Cluster, add_walkers, count, make_folder
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("backup-cluster")]
+pytestmark = pytest.mark.slow
 
 
 def _restore_and_count(cluster: Cluster, **target: object) -> tuple[int, str, int]:

@@ -21,7 +21,7 @@ from tests.console.browser.conftest import screenshot_path
 from tests.console.helpers import make_staff
 from tests.steps.helpers import rec, sync
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow
 
 ADMIN_TZ = "Asia/Tokyo"
 
