@@ -1,4 +1,4 @@
-"""Shared fixtures: one migrated real PostgreSQL per session, an app, an HTTP client, factories."""
+"""Shared fixtures: a migrated real PostgreSQL per xdist worker, an app, a client, factories."""
 
 from __future__ import annotations
 
