@@ -1,4 +1,4 @@
-"""Shared fixtures: one migrated real PostgreSQL per session, an app, an HTTP client, factories."""
+"""Shared fixtures: a migrated real PostgreSQL per xdist worker, an app, a client, factories."""
 
 from __future__ import annotations
 
@@ -8,26 +8,79 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stepcoin import migrate
 from stepcoin.config import Settings
 from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
-from tests.fixtures.database import APP_TABLES, QUEUE_TABLES, test_database
+from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.oidc import KeySet, jwks_server
 
 TEST_PASSWORD = "correct horse battery staple"
 GOOGLE_CLIENT_ID = "test-google-client.apps.googleusercontent.com"
 APPLE_CLIENT_ID = "app.stepcoin.test"
+TEST_RUN = pytest.StashKey[TestRun]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The process that starts the run (xdist's controller, or pytest without -n) owns it."""
+    if not hasattr(config, "workerinput"):
+        config.stash[TEST_RUN] = TestRun.new()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker learns the run (its name prefix and, embedded, its one server)."""
+    node.config.stash[TEST_RUN].prepare_in_background()
+    node.workerinput["stepcoin_test_run"] = node.config.stash[TEST_RUN].to_json()
+
+
+# Modules that one xdist worker runs whole and in order: their tests share a module-scoped
+# server or database (made once, not once per worker), or build on each other's state.
+WHOLE_MODULES = {
+    "tests/backup/test_backup_restore.py",
+    "tests/console/browser/test_console_in_browser.py",
+    "tests/test_cli.py",
+    "tests/test_embedded.py",
+    "tests/test_migrations.py",
+    "tests/test_pgbouncer.py",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's default (load) spreads single tests; this keeps WHOLE_MODULES together and
+    hands them out first (largest units first). Not xdist_group: with pytest 9.2, xdist 3.8
+    can no longer rename node ids, so its loadgroup silently splits the groups."""
+    if config.getvalue("dist") != "load":
+        return None  # an explicit --dist other than the default wins
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeModulesScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in WHOLE_MODULES else nodeid
+
+    return WholeModulesScheduling(config, log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Drop the run's databases and stop its server: at the end, after a failure or Ctrl-C."""
+    run = config.stash.get(TEST_RUN, None)
+    if run is not None:
+        run.close()
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    with test_database() as url:
-        migrate.upgrade(url)
+def database_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    """This worker's own migrated database (a clone of the run's template)."""
+    workerinput = getattr(pytestconfig, "workerinput", None)
+    if workerinput is None:
+        run, worker = pytestconfig.stash[TEST_RUN], "main"
+    else:
+        run, worker = TestRun.from_json(workerinput["stepcoin_test_run"]), workerinput["workerid"]
+    with run.worker_database(worker) as url:
         yield url
 
 
@@ -49,6 +102,7 @@ def settings(database_url: str, keyset: KeySet) -> Settings:
         apple_client_ids=[APPLE_CLIENT_ID],
         apple_jwks_url=keyset.url,
         max_body_bytes=256 * 1024,
+        password_hashing="test",  # argon2's minimum: see tests/auth/test_tokens.py for owasp
     )
 
 
@@ -65,6 +119,11 @@ def engine(app: Any) -> AsyncEngine:
     return engine
 
 
+@pytest.fixture(scope="session")
+def clean_sql(database_url: str) -> str:
+    return clean_script(database_url, SPECS.values())
+
+
 @pytest.fixture(autouse=True)
 async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Every test that touches the database starts from empty tables and default settings."""
@@ -72,22 +131,12 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
         return
     engine: AsyncEngine = request.getfixturevalue("engine")
+    script: str = request.getfixturevalue("clean_sql")
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE"))
-        await conn.execute(text(f"TRUNCATE {', '.join(QUEUE_TABLES)} CASCADE"))
-        for spec in SPECS.values():
-            await conn.execute(
-                text("INSERT INTO settings (key, value, description) VALUES (:k, :v, :d)"),
-                {"k": spec.key, "v": _json(spec.default), "d": spec.description},
-            )
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute(script)  # one round trip, several statements
     runtime_settings.invalidate()
     yield
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tests.conftest import TEST_PASSWORD
 from tests.fixtures.database import server_database
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
+pytestmark = pytest.mark.slow  # every test here starts `stepcoin` processes
 
 
 def run(args, env_extra=None, **kwargs):

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=900)
     refresh_token_idle_ttl_seconds: int = Field(default=30 * 86400, ge=60)
     refresh_token_absolute_ttl_seconds: int = Field(default=90 * 86400, ge=60)
+    password_hashing: Literal["owasp", "test"] = Field(
+        default="owasp",
+        description="argon2id parameters for new passwords: owasp (m=19 MiB, t=2, p=1); "
+        "test is argon2's minimum, for the test suite only (refused unless STEPCOIN_ENV=test).",
+    )
 
     totp_keys: CommaList = Field(
         default_factory=list,
@@ -179,6 +184,8 @@ class Settings(BaseSettings):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
         if self.env == "production":
             self._refuse_standin_in_production()
+        if self.password_hashing != "owasp" and self.env != "test":
+            raise ValueError("STEPCOIN_PASSWORD_HASHING=test is for the test suite only")
         if any(len(key) < 32 for key in self.totp_keys):
             raise ValueError("every STEPCOIN_TOTP_KEYS key needs at least 32 characters")
         if self.refresh_token_idle_ttl_seconds > self.refresh_token_absolute_ttl_seconds:

@@ -31,7 +31,7 @@ async def test_only_admins_adjust(client, engine, role):
     assert (await wallet_row(engine, walker["user"]["id"])).available_coins == 0
 
 
-@pytest.mark.parametrize("user_id", [str(uuid.uuid4()), "nope"])
+@pytest.mark.parametrize("user_id", [pytest.param(str(uuid.uuid4()), id="unknown"), "nope"])
 async def test_unknown_user_is_404(client, engine, user_id):
     admin = await make_staff(client, engine)
     response = await adjust(client, admin, user_id, 100)

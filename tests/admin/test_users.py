@@ -44,7 +44,9 @@ async def test_plain_user_gets_403_and_nothing_changes(client, engine, method, p
     assert await count(engine, "SELECT count(*) FROM users WHERE NOT is_active") == 0
 
 
-@pytest.mark.parametrize("user_id", [str(uuid.uuid4()), "not-a-uuid", "1", "%00"])
+@pytest.mark.parametrize(
+    "user_id", [pytest.param(str(uuid.uuid4()), id="unknown"), "not-a-uuid", "1", "%00"]
+)
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES[1:])
 async def test_unknown_or_malformed_user_is_404(client, engine, method, path, body, user_id):
     admin = await make_staff(client, engine)

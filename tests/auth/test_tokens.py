@@ -8,8 +8,11 @@ import uuid
 
 import jwt
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
+from stepcoin.auth.dependencies import get_app_settings
+from stepcoin.config import Settings
 from stepcoin.db import session_scope
 from stepcoin.users.service import set_active
 from tests.conftest import TEST_PASSWORD, bearer, register, unique_email
@@ -81,8 +84,18 @@ async def test_refresh_token_stored_only_as_hash(client, engine):
         assert len(row["token_hash"]) == 32
 
 
-async def test_password_stored_as_argon2id_with_owasp_parameters(client, engine):
-    account = await register(client)
+async def test_password_stored_as_argon2id_with_owasp_parameters(app, client, engine, settings):
+    """The suite's app hashes with the cheap test profile; sign up here with the profile a
+    production process gets (the default, and the only one production accepts)."""
+    production = Settings(env="production", jwt_secret="p" * 40, database_url="postgresql://x/y")
+    assert production.password_hashing == "owasp"
+    app.dependency_overrides[get_app_settings] = lambda: settings.model_copy(
+        update={"password_hashing": production.password_hashing}
+    )
+    try:
+        account = await register(client)
+    finally:
+        app.dependency_overrides.pop(get_app_settings)
     async with engine.connect() as conn:
         stored = (
             await conn.execute(
@@ -95,6 +108,19 @@ async def test_password_stored_as_argon2id_with_owasp_parameters(client, engine)
     parsed = dict(p.split("=") for p in params.split(","))
     assert int(parsed["m"]) >= 19 * 1024 and int(parsed["t"]) >= 2 and int(parsed["p"]) >= 1
     assert TEST_PASSWORD not in stored
+    login = await client.post(
+        "/v1/auth/login", json={"email": account["user"]["email"], "password": TEST_PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_the_cheap_test_password_profile_is_refused_outside_tests(monkeypatch, env):
+    monkeypatch.setenv("STEPCOIN_ENV", env)
+    monkeypatch.setenv("STEPCOIN_PASSWORD_HASHING", "test")
+    monkeypatch.setenv("STEPCOIN_JWT_SECRET", "s" * 40)
+    with pytest.raises(ValidationError, match="test suite only"):
+        Settings()
 
 
 def _claims(settings, **overrides):

@@ -13,6 +13,12 @@ MAX_PASSWORD_LENGTH = 128
 
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
+# Settings.password_hashing picks one; "test" (argon2's minimum cost) exists so the test suite
+# does not spend seconds per hundred sign-ups, and the settings refuse it outside env=test.
+_HASHERS = {
+    "owasp": _hasher,
+    "test": PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, type=Type.ID),
+}
 
 
 @lru_cache(maxsize=1)
@@ -34,11 +40,12 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, profile: str = "owasp") -> str:
+    return _HASHERS[profile].hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Checks with the parameters stored in the hash itself, whichever profile made it."""
     try:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -124,7 +124,7 @@ async def register(
     problem = password_problem(password)
     if problem:
         raise InvalidInput(f"password {problem}.", code="weak_password")
-    password_hash = await run_in_threadpool(hash_password, password)
+    password_hash = await run_in_threadpool(hash_password, password, settings.password_hashing)
     user = await _insert_user(
         session,
         email=email.strip().lower(),
