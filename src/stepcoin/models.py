@@ -3,14 +3,14 @@
 from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
 from stepcoin.auth.models import LoginThrottle, RefreshToken
-from stepcoin.console.models import AdminSession, EconomyDayTotal
+from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
-from stepcoin.wallet.models import CoinTransaction, Wallet
+from stepcoin.wallet.models import CoinTransaction, EconomyDayTotal, Wallet
 
 __all__ = [
     "Achievement",

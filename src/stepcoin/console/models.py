@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
-    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -53,19 +51,3 @@ class AdminSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(INET)
-
-
-class EconomyDayTotal(Base):
-    """One settled UTC day of the ledger as the overview's chart counts it (a cache: it can be
-    deleted at any time and is rebuilt from coin_transactions)."""
-
-    __tablename__ = "economy_days"
-
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    issued: Mapped[int] = mapped_column(BigInteger)
-    redeemed: Mapped[int] = mapped_column(BigInteger)
-    refunded: Mapped[int] = mapped_column(BigInteger)
-    clawed_back: Mapped[int] = mapped_column(BigInteger)
-    computed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
