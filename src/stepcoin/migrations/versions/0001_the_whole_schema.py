@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from stepcoin.sqlfiles import load
+
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -100,31 +102,6 @@ SETTINGS_SEED = [
     ),
     ("leaderboards.rebuild_interval_minutes", 5, "Minutes between leaderboard rebuilds."),
 ]
-
-ENSURE_PARTITIONS_SQL = """
-CREATE OR REPLACE FUNCTION stepcoin_ensure_step_partitions(from_day date, months_ahead integer)
-RETURNS integer LANGUAGE plpgsql AS $fn$
-DECLARE
-    month_start date := date_trunc('month', from_day)::date;
-    last_month date := (date_trunc('month', current_date) + make_interval(months => months_ahead))::date;
-    part_name text;
-    created integer := 0;
-BEGIN
-    -- One partition per calendar month; names are step_records_pYYYYMM.
-    WHILE month_start <= last_month LOOP
-        part_name := format('step_records_p%s', to_char(month_start, 'YYYYMM'));
-        IF to_regclass(part_name) IS NULL THEN
-            EXECUTE format(
-                'CREATE TABLE %I PARTITION OF step_records FOR VALUES FROM (%L) TO (%L)',
-                part_name, month_start, (month_start + interval '1 month')::date);
-            created := created + 1;
-        END IF;
-        month_start := (month_start + interval '1 month')::date;
-    END LOOP;
-    RETURN created;
-END
-$fn$;
-"""
 
 
 def upgrade() -> None:
@@ -687,7 +664,7 @@ def upgrade() -> None:
     # ### end Alembic commands ###
     # Monthly partitions from last month to three months ahead; a job keeps them ahead
     # (stepcoin.steps.tasks). Days outside every partition land in the default partition.
-    op.execute(ENSURE_PARTITIONS_SQL)
+    op.execute(load("stepcoin.steps", "ensure_step_partitions.v1.sql"))
     op.execute(
         "SELECT stepcoin_ensure_step_partitions((current_date - interval '1 month')::date, 3)"
     )
