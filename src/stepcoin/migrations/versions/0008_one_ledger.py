@@ -6,7 +6,7 @@
 - stepcoin_apply_sync v3: readable payload names; coins move through stepcoin_wallet_post.
 - The lifetime counters follow one rule (shop movements change lifetime_spent, every other
   movement lifetime_earned), back-filled from the ledger.
-- coin_transactions and admin_logs are append-only (a trigger refuses UPDATE and DELETE).
+- coin_transactions and admin_logs are append-only (triggers refuse UPDATE, DELETE, TRUNCATE).
 
 Revision ID: 0008
 Revises: 0007
@@ -52,11 +52,16 @@ def upgrade() -> None:
             f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION stepcoin_append_only()"
         )
+        op.execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_append_only()"
+        )
 
 
 def downgrade() -> None:
     for table in APPEND_ONLY_TABLES:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
     op.execute("DROP FUNCTION IF EXISTS stepcoin_append_only()")
     op.alter_column("wallets", "version", new_column_name="steps_version")
     op.execute(_apply_sync_as_of_0007())
