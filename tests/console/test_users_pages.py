@@ -281,3 +281,11 @@ async def test_what_walkers_write_is_shown_as_text_never_as_markup(console, clie
     assert "&lt;script&gt;alert(" in page.text
     listing = await console.get("/admin/users", params={"q": "script"})
     assert "<script>alert" not in listing.text and "&lt;script&gt;" in listing.text
+
+
+async def test_an_admin_cannot_adjust_their_own_wallet_in_the_console(console, engine):
+    uid = console.account["user"]["id"]
+    response = await adjust(console, uid, {"amount": "500", "reason": "bonus for me"})
+    page = await follow(console, response)  # back to the page, with the service's refusal
+    assert "never adjust their own wallet" in page.text
+    assert await ledger_rows(engine, uid) == []

@@ -14,7 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound, account_gone
+from stepcoin.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    account_gone,
+)
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
 from stepcoin.steps.service import local_today
@@ -181,6 +188,8 @@ async def decide(
     ).scalar_one_or_none()
     if owner is None:
         raise NotFound("No such validation.", code="validation_not_found")
+    if owner == reviewer_id:
+        raise Forbidden("Nobody reviews their own records.", code="own_record")
     version = (
         await session.execute(
             text("SELECT version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner}

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.errors import Conflict, InvalidInput, NotFound
+from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from stepcoin.wallet import repository
 
 # Transaction types (coin_transactions.transaction_type). Shop movements (redemption, refund)
@@ -150,12 +150,15 @@ async def adjust_balance(
     The wallet update, its ledger row and the audit row are written together or not at all.
     Like every movement that is not the shop's, an adjustment changes lifetime_earned (a debit
     is an earning taken back). A debit larger than the balance is refused (409
-    `insufficient_coins`) and changes nothing.
+    `insufficient_coins`) and changes nothing. Staff never adjust their own wallet (403
+    `own_wallet`), from the API or the console.
 
     With an idempotency key the ledger reference is `adj:<admin_id>:<key>`: a retry by the same
     admin gets the first ledger row back (replayed=True) instead of a second adjustment; the
     same key for another user or amount is refused (422 `idempotency_key_reused`).
     """
+    if admin_id == user_id:
+        raise Forbidden("Staff never adjust their own wallet.", code="own_wallet")
     if idempotency_key is not None:
         reference_id = f"adj:{admin_id}:{idempotency_key}"
         await repository.lock_reference(session, reference_id)
