@@ -349,3 +349,38 @@ async def test_a_totp_secret_sealed_with_another_key_fails_closed_until_reset(ap
                 text("SELECT count(*) FROM admin_logs WHERE action = 'cli.reset_totp'")
             )
         ).scalar_one() == 1
+
+
+async def test_setting_up_totp_again_while_it_is_on_is_refused(console, engine):
+    """Starting the setup again must not switch an enrolled factor off without its code."""
+    account_page = (await console.get("/admin/account")).text
+    started = await console.post(
+        "/admin/account/totp/start", data={"csrf_token": csrf_of(account_page)}
+    )
+    assert started.status_code == 303
+    account_page = (await console.get("/admin/account")).text
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', account_page).group(1)
+    confirmed = await console.post(
+        "/admin/account/totp/confirm",
+        data={"csrf_token": csrf_of(account_page), "code": pyotp.TOTP(secret).now()},
+    )
+    assert confirmed.status_code == 303
+
+    async def factor():
+        async with engine.connect() as conn:
+            return (
+                await conn.execute(
+                    text("SELECT totp_secret, totp_enabled_at FROM users WHERE id = :id"),
+                    {"id": console.account["user"]["id"]},
+                )
+            ).one()
+
+    before = await factor()
+    assert before.totp_enabled_at is not None
+    again = await console.post(
+        "/admin/account/totp/start", data={"csrf_token": csrf_of(account_page)}
+    )
+    assert again.status_code == 303
+    page = (await console.get(again.headers["location"])).text
+    assert "turn it off with a current code" in page
+    assert await factor() == before  # still on, with the same key

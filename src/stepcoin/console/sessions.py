@@ -24,7 +24,7 @@ from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password
 from stepcoin.config import Settings
 from stepcoin.console import totp_keys
-from stepcoin.errors import AppError, InvalidInput, Unauthorized
+from stepcoin.errors import AppError, Conflict, InvalidInput, Unauthorized
 from stepcoin.runtime_settings.service import runtime_settings
 
 TOTP_ISSUER = "StepCoin console"
@@ -261,15 +261,27 @@ def matching_step(secret: str, code: str, *, now: float | None = None) -> int | 
 
 
 async def begin_totp_setup(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> str:
-    """A new secret, stored (encrypted) but not yet enabled; confirm_totp turns it on."""
+    """A new secret, stored (encrypted) but not yet enabled; confirm_totp turns it on.
+
+    Refused while two-step sign-in is on (409 `totp_enabled`): starting again would switch an
+    enrolled factor off without its code; turning it off needs a current code (and is audited).
+    """
     secret = pyotp.random_base32()
-    await session.execute(
-        text(
-            "UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, "
-            "totp_last_step = NULL WHERE id = :id"
-        ),
-        {"secret": totp_keys.seal(settings, secret), "id": user_id},
-    )
+    started = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_secret = :secret, totp_enabled_at = NULL, "
+                "totp_last_step = NULL WHERE id = :id AND totp_enabled_at IS NULL RETURNING id"
+            ),
+            {"secret": totp_keys.seal(settings, secret), "id": user_id},
+        )
+    ).first()
+    if started is None:
+        raise Conflict(
+            "Two-step sign-in is on: turn it off with a current code before setting up a new "
+            "authenticator.",
+            code="totp_enabled",
+        )
     return secret
 
 
