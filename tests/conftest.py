@@ -146,6 +146,14 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@pytest.fixture
+async def scraper(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the loopback address, like the operator's Prometheus beside the process."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
+        yield c
+
+
 def unique_email(prefix: str = "walker") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 

@@ -26,8 +26,8 @@ async def test_readyz_ready_then_not_when_migrations_differ(client, engine):
             await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
 
 
-async def test_metrics_is_prometheus_text(client):
-    response = await client.get("/metrics")
+async def test_metrics_is_prometheus_text(scraper):
+    response = await scraper.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "python_info" in response.text

@@ -19,19 +19,21 @@ def _me_count(body: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def test_metrics_show_the_named_series_after_some_requests(client, engine, monkeypatch):
+async def test_metrics_show_the_named_series_after_some_requests(
+    client, scraper, engine, monkeypatch
+):
     monkeypatch.setattr(metrics, "LEDGER_SETTLE_SECONDS", 0)
     metrics.DATABASE_COLLECTOR.snapshot.taken = float("-inf")
     walker = await register(client)
     token = walker["access_token"]
-    before = _me_count((await client.get("/metrics")).text)
+    before = _me_count((await scraper.get("/metrics")).text)
     for _ in range(3):
         assert (await client.get("/v1/me", headers=bearer(token))).status_code == 200
     missing = "/v1/orders/00000000-0000-0000-0000-000000000000"
     assert (await client.get(missing, headers=bearer(token))).status_code == 404
     assert (await client.get("/no/such/path")).status_code == 404
 
-    response = await client.get("/metrics")
+    response = await scraper.get("/metrics")
     assert response.status_code == 200
     body = response.text
     families = {f.name: f for f in text_string_to_metric_families(body)}
@@ -56,3 +58,23 @@ async def test_metrics_show_the_named_series_after_some_requests(client, engine,
         'stepcoin_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/me"}'
         in body
     )
+
+
+async def test_metrics_refuse_an_outside_client(client):
+    """The business figures are not for anyone who can reach the API."""
+    response = await client.get("/metrics")  # 203.0.113.7, not loopback
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "metrics_forbidden"
+    assert "stepcoin_" not in response.text
+
+
+async def test_with_a_token_only_the_token_opens_metrics(app, client, scraper, monkeypatch):
+    from pydantic import SecretStr
+
+    token = "metrics-token-0123456789abcdef0123456789"
+    monkeypatch.setattr(app.state.settings, "metrics_token", SecretStr(token))
+    assert (await client.get("/metrics", headers=bearer(token))).status_code == 200
+    assert (await client.get("/metrics", headers=bearer(token + "x"))).status_code == 403
+    assert (await client.get("/metrics")).status_code == 403
+    assert (await scraper.get("/metrics")).status_code == 403  # the token rules, also locally

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -41,8 +43,31 @@ async def readyz(request: Request) -> Any:
     return {"status": "ready", "database": "ok", "migrations": sorted(current)}
 
 
-@router.get("/metrics", include_in_schema=True)
+def _may_scrape(request: Request) -> bool:
+    """The business figures are for the operator's scraper: with STEPCOIN_METRICS_TOKEN set,
+    only a request carrying it as a bearer token; without one, only a loopback client (behind a
+    trusted proxy the client is the forwarded address, so outside callers are refused)."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        sent = request.headers.get("authorization", "")
+        return secrets.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode())
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@router.get("/metrics", include_in_schema=True, response_model=None)
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition (see stepcoin.metrics for the series)."""
+    """Prometheus text exposition (see stepcoin.metrics for the series); loopback or token."""
+    if not _may_scrape(request):
+        return problem_response(
+            403,
+            "metrics_forbidden",
+            "Forbidden",
+            "Metrics are served to loopback clients, or with STEPCOIN_METRICS_TOKEN as a "
+            "bearer token.",
+        )
     body, content_type = await prometheus_metrics.render(request.app)
     return Response(body, media_type=content_type)
