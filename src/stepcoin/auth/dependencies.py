@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from stepcoin.auth.tokens import AccessClaims, InvalidToken, decode_access_token
 from stepcoin.config import Settings, get_settings
-from stepcoin.db import SessionDep
+from stepcoin.db import ReadSessionDep, SessionDep
 from stepcoin.errors import Forbidden, Unauthorized, account_gone
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login")
@@ -45,6 +45,22 @@ async def current_claims(
 
 
 ClaimsDep = Annotated[AccessClaims, Depends(current_claims)]
+
+
+async def active_claims(claims: ClaimsDep, session: ReadSessionDep) -> AccessClaims:
+    """The verified token of an account that is still active: one primary-key read outside a
+    transaction, for routes whose own query does not check `users.is_active`."""
+    active = (
+        await session.execute(
+            text("SELECT is_active FROM users WHERE id = :id"), {"id": claims.user_id}
+        )
+    ).scalar_one_or_none()
+    if not active:
+        raise account_gone()
+    return claims
+
+
+ActiveClaimsDep = Annotated[AccessClaims, Depends(active_claims)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from stepcoin.auth.dependencies import ClaimsDep
+from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep
 from stepcoin.db import ReadSessionDep, SessionDep
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
@@ -73,7 +73,7 @@ async def create_order(
 
 @router.get("/v1/orders", response_model=OrderListOut)
 async def list_orders(
-    claims: ClaimsDep,
+    claims: ActiveClaimsDep,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
@@ -101,13 +101,13 @@ def _product_cursor(cursor: str) -> int:
 
 
 @router.get("/v1/orders/{order_id}", response_model=OrderOut)
-async def get_order(order_id: uuid.UUID, claims: ClaimsDep, session: ReadSessionDep) -> Any:
+async def get_order(order_id: uuid.UUID, claims: ActiveClaimsDep, session: ReadSessionDep) -> Any:
     """One of your orders (anyone else's is a 404)."""
     return await orders.get_order(session, order_id, user_id=claims.user_id)
 
 
 @router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut)
-async def cancel_order(order_id: uuid.UUID, claims: ClaimsDep, session: SessionDep) -> Any:
+async def cancel_order(order_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep) -> Any:
     """Cancel before shipping: coins refunded and stock returned."""
     return await orders.refund_order(
         session,
