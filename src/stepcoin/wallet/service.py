@@ -214,6 +214,67 @@ class LedgerReport:
         )
 
 
+# The checks of check_ledger, each listing at most :limit offending rows.
+_LEDGER_CHECKS = {
+    "mismatches": text(
+        """
+            SELECT w.user_id, w.available_coins, coalesce(l.total, 0) AS ledger_total
+            FROM wallets w
+            LEFT JOIN (SELECT user_id, sum(amount) AS total FROM coin_transactions
+                       GROUP BY user_id) l ON l.user_id = w.user_id
+            WHERE w.available_coins <> coalesce(l.total, 0)
+            ORDER BY w.user_id LIMIT :limit
+        """
+    ),
+    "duplicate_awards": text(
+        """
+            SELECT transaction_type, reference_id, count(*) AS n FROM coin_transactions
+            GROUP BY transaction_type, reference_id HAVING count(*) > 1 LIMIT :limit
+        """
+    ),
+    "bad_balance_chains": text(
+        """
+            SELECT w.user_id, w.available_coins, last.balance_after
+            FROM wallets w
+            JOIN LATERAL (SELECT balance_after FROM coin_transactions t
+                          WHERE t.user_id = w.user_id
+                          ORDER BY t.created_at DESC, t.id DESC LIMIT 1) last ON true
+            WHERE last.balance_after <> w.available_coins
+            ORDER BY w.user_id LIMIT :limit
+        """
+    ),
+    "pending_mismatches": text(
+        """
+            SELECT w.user_id, w.pending_coins, coalesce(d.held, 0) AS days_pending
+            FROM wallets w
+            LEFT JOIN (SELECT user_id, sum(coins_pending) AS held FROM step_days
+                       GROUP BY user_id) d ON d.user_id = w.user_id
+            WHERE w.pending_coins <> coalesce(d.held, 0)
+            ORDER BY w.user_id LIMIT :limit
+        """
+    ),
+    "counter_mismatches": text(
+        """
+            SELECT w.user_id, w.lifetime_earned, w.lifetime_spent,
+                   coalesce(l.earned, 0) AS ledger_earned,
+                   coalesce(l.spent, 0) AS ledger_spent
+            FROM wallets w
+            LEFT JOIN (
+                SELECT user_id,
+                       sum(amount) FILTER (WHERE transaction_type <> ALL(:shop))
+                           AS earned,
+                       -sum(amount) FILTER (WHERE transaction_type = ANY(:shop))
+                           AS spent
+                FROM coin_transactions GROUP BY user_id
+            ) l ON l.user_id = w.user_id
+            WHERE (w.lifetime_earned, w.lifetime_spent)
+                  <> (coalesce(l.earned, 0), coalesce(l.spent, 0))
+            ORDER BY w.user_id LIMIT :limit
+        """
+    ),
+}
+
+
 async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerReport:
     """Every wallet equals its ledger; no (type, reference) twice; the latest balance_after fits;
     the held coins equal what the user's days hold for review (step_days.coins_pending); the
@@ -222,88 +283,8 @@ async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerRepo
     report.wallets_checked = (
         await session.execute(text("SELECT count(*) FROM wallets"))
     ).scalar_one()
-    mismatches = await session.execute(
-        text(
-            """
-            SELECT w.user_id, w.available_coins, coalesce(l.total, 0) AS ledger_total
-            FROM wallets w
-            LEFT JOIN (SELECT user_id, sum(amount) AS total FROM coin_transactions
-                       GROUP BY user_id) l ON l.user_id = w.user_id
-            WHERE w.available_coins <> coalesce(l.total, 0)
-            ORDER BY w.user_id LIMIT :limit
-            """
-        ),
-        {"limit": limit},
-    )
-    report.mismatches = [dict(r) for r in mismatches.mappings()]
-    duplicates = await session.execute(
-        text(
-            """
-            SELECT transaction_type, reference_id, count(*) AS n FROM coin_transactions
-            GROUP BY transaction_type, reference_id HAVING count(*) > 1 LIMIT :limit
-            """
-        ),
-        {"limit": limit},
-    )
-    report.duplicate_awards = [dict(r) for r in duplicates.mappings()]
-    chains = await session.execute(
-        text(
-            """
-            SELECT w.user_id, w.available_coins, last.balance_after
-            FROM wallets w
-            JOIN LATERAL (SELECT balance_after FROM coin_transactions t
-                          WHERE t.user_id = w.user_id
-                          ORDER BY t.created_at DESC, t.id DESC LIMIT 1) last ON true
-            WHERE last.balance_after <> w.available_coins
-            ORDER BY w.user_id LIMIT :limit
-            """
-        ),
-        {"limit": limit},
-    )
-    report.bad_balance_chains = [dict(r) for r in chains.mappings()]
-    report.pending_mismatches = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(
-                    """
-                    SELECT w.user_id, w.pending_coins, coalesce(d.held, 0) AS days_pending
-                    FROM wallets w
-                    LEFT JOIN (SELECT user_id, sum(coins_pending) AS held FROM step_days
-                               GROUP BY user_id) d ON d.user_id = w.user_id
-                    WHERE w.pending_coins <> coalesce(d.held, 0)
-                    ORDER BY w.user_id LIMIT :limit
-                    """
-                ),
-                {"limit": limit},
-            )
-        ).mappings()
-    ]
-    report.counter_mismatches = [
-        dict(r)
-        for r in (
-            await session.execute(
-                text(
-                    """
-                    SELECT w.user_id, w.lifetime_earned, w.lifetime_spent,
-                           coalesce(l.earned, 0) AS ledger_earned,
-                           coalesce(l.spent, 0) AS ledger_spent
-                    FROM wallets w
-                    LEFT JOIN (
-                        SELECT user_id,
-                               sum(amount) FILTER (WHERE transaction_type <> ALL(:shop))
-                                   AS earned,
-                               -sum(amount) FILTER (WHERE transaction_type = ANY(:shop))
-                                   AS spent
-                        FROM coin_transactions GROUP BY user_id
-                    ) l ON l.user_id = w.user_id
-                    WHERE (w.lifetime_earned, w.lifetime_spent)
-                          <> (coalesce(l.earned, 0), coalesce(l.spent, 0))
-                    ORDER BY w.user_id LIMIT :limit
-                    """
-                ),
-                {"limit": limit, "shop": sorted(SHOP_TYPES)},
-            )
-        ).mappings()
-    ]
+    params = {"limit": limit, "shop": sorted(SHOP_TYPES)}
+    for name, query in _LEDGER_CHECKS.items():
+        rows = await session.execute(query, params)  # a statement ignores keys it lacks
+        setattr(report, name, [dict(r) for r in rows.mappings()])
     return report
