@@ -16,6 +16,7 @@ class UserOut(BaseModel):
 
     id: uuid.UUID
     email: str
+    email_verified: bool = False
     full_name: str
     phone: str | None
     auth_method: str

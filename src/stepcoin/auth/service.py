@@ -18,7 +18,10 @@ from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_re
 from stepcoin.config import Settings
 from stepcoin.errors import AppError, Conflict, Forbidden, InvalidInput, Unauthorized
 
-USER_COLUMNS = "id, email, full_name, phone, auth_method, timezone, role, created_at, is_active"
+USER_COLUMNS = (
+    "id, email, email_verified_at IS NOT NULL AS email_verified, full_name, phone, auth_method, "
+    "timezone, role, created_at, is_active"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,7 @@ async def _issue_tokens(
     ).scalar_one()
     pair = {
         "user": _public_user(user),
-        "access_token": create_access_token(settings, user["id"], user["role"]),
+        "access_token": create_access_token(settings, user["id"], user["role"], family_id),
         "refresh_token": raw,
         "token_type": "bearer",
         "expires_in": settings.access_token_ttl_seconds,
@@ -298,6 +301,27 @@ async def revoke_all_sessions(session: AsyncSession, user_id: uuid.UUID, reason:
             "WHERE user_id = :user_id AND revoked_at IS NULL"
         ),
         {"user_id": user_id, "reason": reason},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def end_sessions(
+    session: AsyncSession, user_id: uuid.UUID, reason: str, *, keep_family: uuid.UUID | None = None
+) -> int:
+    """Ends every session of a user but `keep_family` (the device that asked): the refresh
+    families are revoked, and console sessions begun before now stop being accepted
+    (`users.sessions_valid_after`). For password changes and resets, deletion, create-admin."""
+    await session.execute(
+        text("UPDATE users SET sessions_valid_after = now(), updated_at = now() WHERE id = :id"),
+        {"id": user_id},
+    )
+    result = await session.execute(
+        text(
+            "UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = :reason "
+            "WHERE user_id = :user_id AND revoked_at IS NULL "
+            "AND family_id IS DISTINCT FROM CAST(:keep AS uuid)"
+        ),
+        {"user_id": user_id, "reason": reason, "keep": keep_family},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

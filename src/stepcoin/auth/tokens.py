@@ -21,15 +21,19 @@ ACCESS_TOKEN_TYPE = "access"
 class AccessClaims:
     user_id: uuid.UUID
     role: str
+    session_id: uuid.UUID | None = None
+    """The refresh-token family this token was issued with (claim `sid`): the signed-in device."""
 
 
 class InvalidToken(Exception):
     """The token is malformed, expired, of the wrong type or signed with another key."""
 
 
-def create_access_token(settings: Settings, user_id: uuid.UUID, role: str) -> str:
+def create_access_token(
+    settings: Settings, user_id: uuid.UUID, role: str, session_id: uuid.UUID | None = None
+) -> str:
     now = datetime.now(UTC)
-    payload = {
+    payload: dict[str, object] = {
         "sub": str(user_id),
         "role": role,
         "typ": ACCESS_TOKEN_TYPE,
@@ -40,6 +44,8 @@ def create_access_token(settings: Settings, user_id: uuid.UUID, role: str) -> st
         "exp": now + timedelta(seconds=settings.access_token_ttl_seconds),
         "jti": secrets.token_hex(8),
     }
+    if session_id is not None:
+        payload["sid"] = str(session_id)
     return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ACCESS_ALGORITHM)
 
 
@@ -59,8 +65,13 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     if payload.get("typ") != ACCESS_TOKEN_TYPE:
         raise InvalidToken("not an access token")
     try:
-        return AccessClaims(user_id=uuid.UUID(payload["sub"]), role=str(payload.get("role", "")))
-    except (ValueError, TypeError) as exc:
+        sid = payload.get("sid")
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            role=str(payload.get("role", "")),
+            session_id=uuid.UUID(sid) if sid is not None else None,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidToken("bad subject") from exc
 
 

@@ -143,6 +143,7 @@ _LOAD = text(
     FROM users AS u
     WHERE s.token_hash = :hash AND s.revoked_at IS NULL AND u.id = s.user_id
       AND u.is_active AND u.role = ANY(:roles)
+      AND (u.sessions_valid_after IS NULL OR s.created_at >= u.sessions_valid_after)
       AND s.last_seen_at > now() - make_interval(mins => :idle)
       AND s.created_at > now() - make_interval(hours => :max_hours)
     RETURNING s.id AS session_id, u.id, u.email, u.full_name, u.role, u.timezone,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from stepcoin.auth.passwords import hash_password, password_problem
+from stepcoin.auth.service import end_sessions
 from stepcoin.db import Database, session_scope
 
 
@@ -41,12 +42,14 @@ async def create_or_promote_admin(
                                    jsonb_build_object('after', jsonb_build_object('role', :role))
                             FROM upserted
                         )
-                        SELECT created FROM upserted
+                        SELECT id, created FROM upserted
                         """
                     ),
                     {"email": email, "hash": password_hash, "full_name": full_name, "role": role},
                 )
-            ).scalar_one()
-            return bool(row)
+            ).one()
+            if not row.created:  # a new password: every earlier session of the account ends
+                await end_sessions(session, row.id, "password_changed")
+            return bool(row.created)
     finally:
         await database.dispose()

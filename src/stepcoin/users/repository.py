@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 _PROFILE = text(
     """
-    SELECT u.id, u.email, u.full_name, u.phone, u.auth_method, u.timezone, u.role, u.created_at,
+    SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified, u.full_name,
+       u.phone, u.auth_method, u.timezone, u.role, u.created_at,
            w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
     FROM users u JOIN wallets w ON w.user_id = u.id
     WHERE u.id = :user_id AND u.is_active
@@ -20,7 +21,8 @@ _PROFILE = text(
 
 
 PROFILE_SQL = """
-SELECT u.id, u.email, u.full_name, u.phone, u.auth_method, u.timezone, u.role, u.created_at,
+SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified, u.full_name,
+       u.phone, u.auth_method, u.timezone, u.role, u.created_at,
        w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
 FROM users u JOIN wallets w ON w.user_id = u.id
 WHERE u.id = $1 AND u.is_active
@@ -63,6 +65,7 @@ def profile_to_response(row: dict[str, Any]) -> dict[str, Any]:
         for key in (
             "id",
             "email",
+            "email_verified",
             "full_name",
             "phone",
             "auth_method",
@@ -179,7 +182,8 @@ async def get_staff_view(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
             await session.execute(
                 text(
                     """
-                    SELECT u.id, u.email, u.full_name, u.phone, u.role, u.auth_method,
+                    SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified,
+                           u.full_name, u.phone, u.role, u.auth_method,
                            u.timezone, u.created_at, u.is_active,
                            u.totp_enabled_at IS NOT NULL AS totp_enabled,
                            w.available_coins, w.pending_coins, w.lifetime_earned,
