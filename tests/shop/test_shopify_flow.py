@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from shopify_standin import VariantSpec
-from stepcoin.config import STANDIN_WEBHOOK_SECRET
+from stepcoin.config import STANDIN_SHOP_DOMAIN, STANDIN_WEBHOOK_SECRET
 from stepcoin.shop.tasks import submit_order, sync_catalogue
 from stepcoin.shop.webhook_signing import sign
 from tests.conftest import bearer
@@ -102,10 +102,12 @@ async def _deliver(
     webhook_id: str,
     secret=STANDIN_WEBHOOK_SECRET,
     signature: str | None = None,
+    shop_domain: str = STANDIN_SHOP_DOMAIN,
 ):
     headers = {
         "X-Shopify-Topic": topic,
         "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Shop-Domain": shop_domain,
         "Content-Type": "application/json",
     }
     if signature is not False:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -352,10 +352,22 @@ async def poll_orders(timestamp: int) -> int:
 # --- webhooks -------------------------------------------------------------------------------
 
 
+# A webhook's updated_at may run ahead of our clock by this much; beyond it, it is clamped to
+# now, so an odd or forged future time cannot make the real sync's updates look older.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
 def _parse_time(value: Any) -> datetime:
+    now = datetime.now(UTC)
     if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return now
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed > now + FUTURE_SKEW:
+        logger.warning("a webhook's updated_at is in the future: clamped", extra={"at": str(value)})
+        return now
+    return parsed
 
 
 def _gid(kind: str, payload: dict[str, Any]) -> str:
