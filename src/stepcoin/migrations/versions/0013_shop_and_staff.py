@@ -24,6 +24,16 @@ down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The runtime setting of hole 7 at this revision (frozen data).
+SETTINGS_SEED = [
+    (
+        "admin.adjustment_approval_threshold_coins",
+        10_000,
+        "A wallet adjustment of more coins than this (either way) waits for a second "
+        "admin's approval (issue 12, hole 7).",
+    ),
+]
+
 OLD_STATUSES = (
     "('pending', 'submitted', 'fulfilled', 'shipped', 'delivered', 'cancelled', 'failed')"
 )
@@ -34,6 +44,15 @@ NEW_STATUSES = (
 
 
 def upgrade() -> None:
+    settings = sa.table(
+        "settings",
+        sa.column("key", sa.String),
+        sa.column("value", postgresql.JSONB),
+        sa.column("description", sa.Text),
+    )
+    op.bulk_insert(
+        settings, [{"key": k, "value": v, "description": d} for k, v, d in SETTINGS_SEED]
+    )
     op.drop_constraint(op.f("ck_orders_status"), "orders", type_="check")
     op.create_check_constraint(op.f("ck_orders_status"), "orders", f"status IN {NEW_STATUSES}")
     op.add_column("orders", sa.Column("cancel_previous_status", sa.String(length=16)))
@@ -100,6 +119,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM settings WHERE key = 'admin.adjustment_approval_threshold_coins'")
     op.drop_index("ix_adjustment_requests_status_requested", table_name="adjustment_requests")
     op.drop_table("adjustment_requests")
     op.drop_constraint(op.f("uq_webhook_events_content_key"), "webhook_events", type_="unique")
