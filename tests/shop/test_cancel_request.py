@@ -153,3 +153,31 @@ async def test_the_cancel_job_stops_when_the_shop_is_switched_off(
     job = type("Job", (), {"attempts": 0})()
     assert CANCEL_RETRY.get_retry_decision(exception=raised.value, job=job) is None
     assert (await order_row(engine, placed["id"]))["status"] == "cancel_requested"
+
+
+async def test_cancel_requested_is_not_set_by_hand_but_an_admin_may_settle_it(
+    client, app, engine, standin
+):
+    from tests.steps.helpers import make_admin
+
+    walker, placed, _ = await _submitted(client, app, engine, standin)
+    admin = await make_admin(client, engine)
+    by_hand = await client.patch(
+        f"/v1/admin/orders/{placed['id']}",
+        json={"status": "cancel_requested"},
+        headers=bearer(admin),
+    )
+    assert by_hand.status_code == 422 and by_hand.json()["code"] == "invalid_status_change"
+    asked = await client.post(
+        f"/v1/orders/{placed['id']}/cancel", headers=bearer(walker["access_token"])
+    )
+    assert asked.status_code == 202
+    settled = await client.patch(
+        f"/v1/admin/orders/{placed['id']}", json={"status": "cancelled"}, headers=bearer(admin)
+    )
+    assert settled.status_code == 200 and settled.json()["status"] == "cancelled"
+    await run_jobs(app)  # the cancel job still tells Shopify, and refunds nothing more
+    await standin.drain_webhooks()
+    await run_jobs(app)
+    assert await refunds(engine, placed["id"]) == 1
+    await ledger_ok(engine)
