@@ -292,6 +292,13 @@ class _Root:
                 "message": "Order has already been cancelled",
             }
             return {"job": None, "orderCancelUserErrors": [error], "userErrors": []}
+        if order.fulfillments:  # like Shopify: a fulfilled order is not cancelled
+            error = {
+                "code": "INVALID",
+                "field": ["orderId"],
+                "message": "Cannot cancel an order that has been fulfilled",
+            }
+            return {"job": None, "orderCancelUserErrors": [error], "userErrors": []}
         self._s._webhooks_of_call.extend(self._s._cancel(order, reason, restock))
         job = {"id": f"gid://shopify/Job/{uuid.uuid4()}", "done": True}
         return {"job": job, "orderCancelUserErrors": [], "userErrors": []}

@@ -147,7 +147,9 @@ async def test_the_largest_adjustment_is_accepted(client, engine):
     admin = await make_staff(client, engine)
     walker = await register(client)
     response = await adjust(client, admin, walker["user"]["id"], 1_000_000)
-    assert response.status_code == 201
+    # accepted as a request: above the approval threshold a second admin decides (hole 7)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
 
 
 async def test_same_idempotency_key_returns_the_first_row(client, engine):

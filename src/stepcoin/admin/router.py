@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from stepcoin import audit as audit_repository
 from stepcoin.admin.schemas import AdminUserOut, AdminUserPage, AdminUserUpdate, AuditLogPage
@@ -22,8 +24,13 @@ from stepcoin.pagination import (
 )
 from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
-from stepcoin.wallet import service as wallet_service
-from stepcoin.wallet.schemas import AdjustmentIn, TransactionOut
+from stepcoin.wallet import approvals
+from stepcoin.wallet.schemas import (
+    AdjustmentIn,
+    AdjustmentRequestOut,
+    AdjustmentRequestPage,
+    TransactionOut,
+)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -96,6 +103,13 @@ async def patch_user(
     "/users/{user_id}/adjustments",
     status_code=status.HTTP_201_CREATED,
     response_model=TransactionOut,
+    responses={
+        202: {
+            "model": AdjustmentRequestOut,
+            "description": "Above admin.adjustment_approval_threshold_coins: a pending request "
+            "that a second admin approves or rejects.",
+        }
+    },
 )
 async def adjust_coins(
     user_id: str,
@@ -105,8 +119,9 @@ async def adjust_coins(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Credit or debit a wallet with a reason (admins only); answers with the ledger row."""
-    adjustment = await wallet_service.adjust_balance(
+    """Credit or debit a wallet with a reason (admins only); answers with the ledger row, or,
+    above the approval threshold, 202 with a pending request for a second admin."""
+    adjustment, pending, replayed = await approvals.adjust_or_request(
         session,
         user_id=_parse_user_id(user_id),
         amount=body.amount,
@@ -114,9 +129,44 @@ async def adjust_coins(
         admin_id=admin.id,
         idempotency_key=idempotency_key,
     )
-    if adjustment.replayed:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    if pending is not None:
+        return JSONResponse(
+            jsonable_encoder(AdjustmentRequestOut.model_validate(pending)),
+            status_code=status.HTTP_202_ACCEPTED,
+            headers=headers,
+        )
+    assert adjustment is not None
+    if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return adjustment.transaction
+
+
+@router.get("/adjustments", response_model=AdjustmentRequestPage)
+async def list_adjustment_requests(
+    admin: AdminDep,
+    session: SessionDep,
+    status_filter: Annotated[
+        Literal["pending", "approved", "rejected"] | None, Query(alias="status")
+    ] = "pending",
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Any:
+    """Adjustment requests waiting for a second admin (or decided ones), oldest first."""
+    items = await approvals.list_requests(session, status=status_filter, limit=limit)
+    return {"items": items}
+
+
+@router.post("/adjustments/{request_id}/approve", response_model=AdjustmentRequestOut)
+async def approve_adjustment(request_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> Any:
+    """A second admin approves: the coins move once. The requester and the walker adjusted
+    cannot (403 own_request / own_wallet); a decided request answers 409."""
+    return await approvals.approve(session, request_id, admin_id=admin.id)
+
+
+@router.post("/adjustments/{request_id}/reject", response_model=AdjustmentRequestOut)
+async def reject_adjustment(request_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> Any:
+    """A second admin rejects: nothing moves."""
+    return await approvals.reject(session, request_id, admin_id=admin.id)
 
 
 @router.get("/audit-logs", response_model=AuditLogPage)

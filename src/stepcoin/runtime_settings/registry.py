@@ -292,6 +292,14 @@ SPECS: dict[str, SettingSpec] = {
             15,
             "Minutes before a failed scheduled backup, copy or prune is tried again.",
         ),
+        # staff
+        _spec(
+            "admin.adjustment_approval_threshold_coins",
+            Annotated[int, Field(ge=0, le=1_000_000)],
+            10_000,
+            "A wallet adjustment of more coins than this (either way) waits for a second "
+            "admin's approval (issue 12, hole 7).",
+        ),
     ]
 }
 

@@ -35,6 +35,7 @@ ORDER_STATUSES = (
     "delivered",
     "cancelled",
     "failed",
+    "cancel_requested",
 )
 
 
@@ -107,6 +108,10 @@ class Order(Base):
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # a cancel after the order reached Shopify is a request until Shopify confirms it
+    cancel_previous_status: Mapped[str | None] = mapped_column(String(16))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_refused_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class OrderItem(Base):
@@ -135,6 +140,9 @@ class WebhookEvent(Base):
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("webhook_id"),
+        # topic + resource id + updated_at from the signed body: a replay under a fresh
+        # (unsigned) webhook id is still stored once
+        UniqueConstraint("content_key"),
         Index(
             "ix_webhook_events_unprocessed",
             "received_at",
@@ -146,6 +154,7 @@ class WebhookEvent(Base):
     webhook_id: Mapped[str] = mapped_column(String(200))
     topic: Mapped[str] = mapped_column(String(100))
     shop_domain: Mapped[str | None] = mapped_column(String(255))
+    content_key: Mapped[str | None] = mapped_column(String(400))
     payload: Mapped[Any] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

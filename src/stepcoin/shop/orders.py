@@ -38,6 +38,10 @@ CODE_LENGTH = 8
 STATUS_RANK = {"pending": 0, "submitted": 1, "fulfilled": 2, "shipped": 3, "delivered": 4}
 TERMINAL = {"cancelled", "failed", "delivered"}
 CANCELLABLE = {"pending", "submitted"}
+# Shopify's confirmation (the cancel job's answer, an orders/cancelled webhook, the poll) may
+# refund an order in these states; a walker's cancel after submission waits in the last one.
+CANCEL_REQUESTED = "cancel_requested"
+CONFIRMABLE = CANCELLABLE | {CANCEL_REQUESTED}
 
 
 def new_order_code() -> str:
@@ -48,6 +52,10 @@ def new_order_code() -> str:
 def fingerprint(body: OrderIn) -> str:
     canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+class _MovedMeanwhile(Exception):
+    """The order changed between a read and its lock; the caller decides again."""
 
 
 class OrderProblem(AppError):
@@ -237,6 +245,7 @@ async def _insert_order(
 ORDER_SELECT = """
 SELECT o.id, o.user_id, o.order_code, o.status, o.total_coins, o.shipping_address,
        o.tracking_numbers, o.created_at, o.updated_at, o.shopify_order_id, o.failure_reason,
+       o.cancel_requested_at, o.cancel_refused_reason,
        coalesce((SELECT json_agg(json_build_object(
             'product_id', i.product_id, 'title', p.title, 'quantity', i.quantity,
             'coin_price', i.coin_price_at_purchase) ORDER BY i.product_id)
@@ -309,9 +318,12 @@ async def refund_order(
     allowed_from: set[str],
     user_id: uuid.UUID | None = None,
     admin_id: uuid.UUID | None = None,
+    require_not_in_shopify: bool = False,
 ) -> dict[str, Any]:
     """Cancel or fail an order: coins back and stock back, exactly once (the refund's ledger
-    reference is unique per order, and the status moves only from an allowed state)."""
+    reference is unique per order, and the status moves only from an allowed state).
+    With require_not_in_shopify, an order that reached Shopify meanwhile raises
+    _MovedMeanwhile (before anything is written)."""
     owner = (
         await session.execute(
             text(
@@ -326,10 +338,17 @@ async def refund_order(
     await session.execute(text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner})
     order = (
         await session.execute(
-            text("SELECT status, total_coins, order_code FROM orders WHERE id = :id FOR UPDATE"),
+            text(
+                "SELECT status, total_coins, order_code, shopify_order_id FROM orders "
+                "WHERE id = :id FOR UPDATE"
+            ),
             {"id": order_id},
         )
     ).one()
+    if require_not_in_shopify and (
+        order.shopify_order_id is not None or order.status not in allowed_from
+    ):
+        raise _MovedMeanwhile
     if order.status not in allowed_from:
         raise Conflict(
             f"An order that is {order.status} cannot become {new_status}.",
@@ -410,8 +429,12 @@ async def advance_status(
             order_id,
             new_status=new_status,
             reason=note or f"set to {new_status} by an admin",
-            allowed_from=set(CANCELLABLE),
+            allowed_from=set(CONFIRMABLE),
             admin_id=admin_id,
+        )
+    if new_status not in STATUS_RANK:  # cancel_requested is the walker's, through cancel
+        raise InvalidInput(
+            f"An order cannot be set to {new_status} by hand.", code="invalid_status_change"
         )
     current = (
         await session.execute(
@@ -448,3 +471,98 @@ async def advance_status(
             extra={"note": note} if note else None,
         )
     return await get_order(session, order_id)
+
+
+async def cancel_by_walker(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID
+) -> tuple[dict[str, Any], bool]:
+    """A walker's cancel: (order, requested).
+
+    Before the order reached Shopify it is cancelled at once, coins and stock back
+    (requested=False). Once Shopify has it, the cancel is a REQUEST (status cancel_requested,
+    requested=True): the coins come back only when Shopify confirms the cancellation
+    (confirm_cancel), and a refusal puts the order back where it was (refuse_cancel). Asking
+    again while a request is open answers the same order.
+    """
+    for _ in range(3):  # the submit job may move the order between our read and our write
+        row = (
+            await session.execute(
+                text("SELECT status, shopify_order_id FROM orders WHERE id = :id AND user_id = :u"),
+                {"id": order_id, "u": user_id},
+            )
+        ).first()
+        if row is None:
+            raise NotFound("No such order.", code="order_not_found")
+        if row.status == CANCEL_REQUESTED:
+            return await get_order(session, order_id, user_id=user_id), True
+        if row.status in CANCELLABLE and row.shopify_order_id is None:
+            try:
+                refunded = await refund_order(
+                    session,
+                    order_id,
+                    new_status="cancelled",
+                    reason="cancelled by the customer",
+                    allowed_from={row.status},
+                    user_id=user_id,
+                    require_not_in_shopify=True,
+                )
+            except _MovedMeanwhile:
+                continue
+            return refunded, False
+        if row.status == "submitted":
+            moved = (
+                await session.execute(
+                    text(
+                        "UPDATE orders SET status = :req, cancel_previous_status = status, "
+                        "cancel_requested_at = now(), cancel_refused_reason = NULL, "
+                        "updated_at = now() WHERE id = :id AND status = 'submitted' "
+                        "RETURNING id"
+                    ),
+                    {"req": CANCEL_REQUESTED, "id": order_id},
+                )
+            ).scalar_one_or_none()
+            if moved is None:
+                continue
+            await defer_in_transaction(
+                session,
+                SHOP_CANCEL_IN_SHOPIFY,
+                {"order_id": str(order_id)},
+                lock=f"order:{order_id}",
+                queue="shop",
+            )
+            return await get_order(session, order_id, user_id=user_id), True
+        raise Conflict(
+            f"An order that is {row.status} cannot be cancelled.",
+            code="order_not_cancellable",
+            extra={"status": row.status},
+        )
+    raise Conflict("The order changed while cancelling; retry.", code="retry")
+
+
+async def confirm_cancel(session: AsyncSession, order_id: uuid.UUID, *, reason: str) -> bool:
+    """Shopify confirmed the cancellation (the cancel job's answer or the orders/cancelled
+    webhook, whichever comes first): coins and stock back, exactly once. False when the order
+    was already cancelled (or cannot be any more)."""
+    try:
+        await refund_order(
+            session, order_id, new_status="cancelled", reason=reason, allowed_from=CONFIRMABLE
+        )
+    except Conflict:
+        return False
+    return True
+
+
+async def refuse_cancel(session: AsyncSession, order_id: uuid.UUID, *, reason: str) -> bool:
+    """Shopify refused the cancellation (e.g. already fulfilled): the order goes back to the
+    status it had, and GET shows the refusal's reason. False when no request was open."""
+    back = (
+        await session.execute(
+            text(
+                "UPDATE orders SET status = coalesce(cancel_previous_status, 'submitted'), "
+                "cancel_refused_reason = :reason, updated_at = now() "
+                "WHERE id = :id AND status = :req RETURNING id"
+            ),
+            {"reason": reason[:500], "id": order_id, "req": CANCEL_REQUESTED},
+        )
+    ).scalar_one_or_none()
+    return back is not None

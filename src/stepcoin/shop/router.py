@@ -106,14 +106,19 @@ async def get_order(order_id: uuid.UUID, claims: ActiveClaimsDep, session: ReadS
     return await orders.get_order(session, order_id, user_id=claims.user_id)
 
 
-@router.post("/v1/orders/{order_id}/cancel", response_model=OrderOut)
-async def cancel_order(order_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep) -> Any:
-    """Cancel before shipping: coins refunded and stock returned."""
-    return await orders.refund_order(
-        session,
-        order_id,
-        new_status="cancelled",
-        reason="cancelled by the customer",
-        allowed_from=set(orders.CANCELLABLE),
-        user_id=claims.user_id,
-    )
+@router.post(
+    "/v1/orders/{order_id}/cancel",
+    response_model=OrderOut,
+    responses={202: {"model": OrderOut, "description": "Sent to Shopify: a cancel request"}},
+)
+async def cancel_order(
+    order_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep, response: Response
+) -> Any:
+    """Cancel before shipping. Not yet sent to Shopify: cancelled at once, coins refunded and
+    stock returned (200). Already in Shopify: 202 with status `cancel_requested`; the coins
+    come back when Shopify confirms, and if Shopify refuses (already fulfilled) the order
+    goes back to its status with `cancel_refused_reason` set."""
+    order, requested = await orders.cancel_by_walker(session, order_id, user_id=claims.user_id)
+    if requested:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return order

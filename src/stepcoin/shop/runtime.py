@@ -127,3 +127,11 @@ def webhook_secrets(settings: Settings) -> list[str]:
     if settings.shopify_webhook_secrets:
         return list(settings.shopify_webhook_secrets)
     return [STANDIN_WEBHOOK_SECRET] if settings.uses_shopify_standin else []
+
+
+def expected_shop_domain(settings: Settings) -> str | None:
+    """The shop whose webhooks are accepted (X-Shopify-Shop-Domain): the configured one, the
+    stand-in's where the stand-in is used, else none (every webhook is refused)."""
+    if settings.shopify_shop_domain:
+        return settings.shopify_shop_domain.strip().lower()
+    return STANDIN_SHOP_DOMAIN if settings.uses_shopify_standin else None

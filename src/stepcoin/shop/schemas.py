@@ -11,7 +11,14 @@ import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 OrderStatus = Literal[
-    "pending", "submitted", "fulfilled", "shipped", "delivered", "cancelled", "failed"
+    "pending",
+    "submitted",
+    "fulfilled",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "failed",
+    "cancel_requested",
 ]
 
 
@@ -90,6 +97,13 @@ class OrderOut(BaseModel):
     tracking_numbers: list[str] = []
     created_at: datetime
     updated_at: datetime
+    cancel_requested_at: datetime | None = Field(
+        default=None, description="When the walker asked to cancel an order already in Shopify."
+    )
+    cancel_refused_reason: str | None = Field(
+        default=None,
+        description="Why Shopify refused the last cancel request (the order kept its status).",
+    )
 
 
 class OrderListOut(BaseModel):

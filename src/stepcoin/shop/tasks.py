@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -12,10 +12,10 @@ from sqlalchemy import text
 
 from stepcoin.config import get_settings
 from stepcoin.db import Database, session_scope
-from stepcoin.queue import JobRuntime
+from stepcoin.queue import SHOP_CANCEL_IN_SHOPIFY, JobRuntime, defer_in_transaction
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
-from stepcoin.shop.runtime import shop_available, shopify_client
+from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
 from stepcoin.shop.shopify import ShopifyError, ShopifyUnavailable
 
 logger = logging.getLogger("stepcoin.shop.tasks")
@@ -186,14 +186,37 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
         await _fail(database, order_id, f"Shopify refused the order: {exc}")
         return "failed"
     async with session_scope(database) as session:
-        await session.execute(
+        moved = await session.execute(
             text(
                 "UPDATE orders SET status = 'submitted', submitted_at = now(), updated_at = now(), "
                 "shopify_order_id = :sid, shopify_order_name = :name "
-                "WHERE id = :id AND status = 'pending'"
+                "WHERE id = :id AND status = 'pending' RETURNING id"
             ),
             {"sid": ref.id, "name": ref.name, "id": order_id},
         )
+        if moved.scalar_one_or_none() is None:
+            # cancelled (and refunded) here while Shopify was creating it: record the Shopify
+            # order and cancel it there too
+            recorded = (
+                await session.execute(
+                    text(
+                        "UPDATE orders SET shopify_order_id = :sid, shopify_order_name = :name "
+                        "WHERE id = :id AND shopify_order_id IS NULL AND status = 'cancelled' "
+                        "RETURNING id"
+                    ),
+                    {"sid": ref.id, "name": ref.name, "id": order_id},
+                )
+            ).scalar_one_or_none()
+            if recorded is None:
+                return "moved meanwhile"
+            await defer_in_transaction(
+                session,
+                SHOP_CANCEL_IN_SHOPIFY,
+                {"order_id": str(order_id)},
+                lock=f"order:{order_id}",
+                queue="shop",
+            )
+            return "cancelled meanwhile"
     return "submitted"
 
 
@@ -210,24 +233,73 @@ async def submit_order_job(context: procrastinate.JobContext, order_id: str) -> 
     return await submit_order(_database(), uuid.UUID(order_id), attempt=context.job.attempts)
 
 
-@blueprint.task(name="cancel_in_shopify", retry=SUBMIT_RETRY, queue="shop")
-async def cancel_in_shopify(order_id: str) -> bool:
-    """Our side is already cancelled and refunded; tell Shopify (best effort, retried)."""
-    async with session_scope(_database()) as session:
-        shopify_id = (
+class ShopSwitchedOff(RuntimeError):
+    """No shop is configured: a Shopify call can never succeed, so the job is not retried."""
+
+
+class _RetryUnlessShopOff(procrastinate.RetryStrategy):
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
+        if isinstance(exception, (ShopSwitchedOff, NoShopConfigured)):
+            return None
+        return super().get_retry_decision(exception=exception, job=job)
+
+
+CANCEL_RETRY = _RetryUnlessShopOff(max_attempts=50, exponential_wait=2)
+
+
+async def cancel_order_in_shopify(database: Database, order_id: uuid.UUID) -> str:
+    """Ask Shopify to cancel an order and act on its answer.
+
+    Confirmed (cancelled_at set): a walker's open request is refunded, exactly once (the
+    orders/cancelled webhook may confirm first; the refund's ledger reference and the status
+    check make the second a no-op). Refused (e.g. already fulfilled): the request is closed
+    and the order goes back to its status. Unavailable: raised, the queue retries. With the
+    shop switched off: raised as ShopSwitchedOff, logged, never retried.
+    """
+    async with session_scope(database) as session:
+        row = (
             await session.execute(
-                text("SELECT shopify_order_id FROM orders WHERE id = :id"), {"id": order_id}
+                text("SELECT status, shopify_order_id FROM orders WHERE id = :id"),
+                {"id": order_id},
             )
-        ).scalar_one_or_none()
-    if not shopify_id:
-        return False
-    async with shopify_client(get_settings()) as client:
-        cancel = getattr(client, "cancel_order", None)
-        if cancel is None:
-            logger.warning("client cannot cancel orders", extra={"order_id": order_id})
-            return False
-        await cancel(shopify_id)
-    return True
+        ).first()
+    if row is None or not row.shopify_order_id:
+        return "not in shopify"
+    if not shop_available(get_settings()):
+        logger.error(
+            "cannot cancel the order in Shopify: no shop is configured (the shop is switched "
+            "off); the job stops here and an admin settles the order by hand",
+            extra={"order_id": str(order_id), "status": row.status},
+        )
+        raise ShopSwitchedOff(f"no Shopify shop is configured to cancel order {order_id}")
+    try:
+        async with shopify_client(get_settings()) as client:
+            state = await client.cancel_order(row.shopify_order_id)
+    except ShopifyUnavailable:
+        raise
+    except NoShopConfigured:
+        raise
+    except ShopifyError as exc:
+        async with session_scope(database) as session:
+            refused = await orders.refuse_cancel(
+                session, order_id, reason=f"Shopify refused the cancellation: {exc}"
+            )
+        logger.warning(
+            "shopify refused a cancellation", extra={"order_id": str(order_id), "error": str(exc)}
+        )
+        return "refused" if refused else "refused (no open request)"
+    if state.cancelled_at is None:  # Shopify cancels in a job: the webhook or the poll confirms
+        return "requested"
+    async with session_scope(database) as session:
+        refunded = await orders.confirm_cancel(
+            session, order_id, reason="cancelled in Shopify at the customer's request"
+        )
+    return "cancelled and refunded" if refunded else "cancelled (already refunded)"
+
+
+@blueprint.task(name="cancel_in_shopify", retry=CANCEL_RETRY, queue="shop")
+async def cancel_in_shopify(order_id: str) -> str:
+    return await cancel_order_in_shopify(_database(), uuid.UUID(order_id))
 
 
 POLL_AFTER_MINUTES = 10
@@ -244,7 +316,7 @@ async def poll_orders(timestamp: int) -> int:
             await session.execute(
                 text(
                     "SELECT id, shopify_order_id FROM orders "
-                    "WHERE status IN ('submitted', 'fulfilled', 'shipped') "
+                    "WHERE status IN ('submitted', 'fulfilled', 'shipped', 'cancel_requested') "
                     "AND shopify_order_id IS NOT NULL "
                     "AND updated_at < now() - make_interval(mins => :m) "
                     "ORDER BY updated_at LIMIT 200"
@@ -280,10 +352,22 @@ async def poll_orders(timestamp: int) -> int:
 # --- webhooks -------------------------------------------------------------------------------
 
 
+# A webhook's updated_at may run ahead of our clock by this much; beyond it, it is clamped to
+# now, so an odd or forged future time cannot make the real sync's updates look older.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
 def _parse_time(value: Any) -> datetime:
+    now = datetime.now(UTC)
     if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return now
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed > now + FUTURE_SKEW:
+        logger.warning("a webhook's updated_at is in the future: clamped", extra={"at": str(value)})
+        return now
+    return parsed
 
 
 def _gid(kind: str, payload: dict[str, Any]) -> str:
@@ -394,18 +478,21 @@ async def _apply_order_webhook(session: Any, topic: str, payload: dict[str, Any]
         {"at": updated_at, "sid": shopify_id, "tn": tracking, "id": row.id},
     )
     if topic == "orders/cancelled" or payload.get("cancelled_at"):
-        if row.status in orders.CANCELLABLE:
-            await orders.refund_order(
-                session,
-                row.id,
-                new_status="cancelled",
-                reason="cancelled in Shopify",
-                allowed_from=set(orders.CANCELLABLE),
-            )
+        if await orders.confirm_cancel(session, row.id, reason="cancelled in Shopify"):
             return "cancelled and refunded"
         return f"cancel ignored ({row.status})"
     fulfillment = str(payload.get("fulfillment_status") or "").lower()
     target = "shipped" if tracking else ("fulfilled" if fulfillment == "fulfilled" else None)
+    if target and row.status == orders.CANCEL_REQUESTED:
+        # Shopify fulfilled it before the cancel: the request is refused by the facts
+        await orders.refuse_cancel(
+            session, row.id, reason="Shopify fulfilled the order before it could be cancelled"
+        )
+        row = (
+            await session.execute(
+                text("SELECT id, status FROM orders WHERE id = :id"), {"id": row.id}
+            )
+        ).first()
     if (
         target
         and row.status in orders.STATUS_RANK

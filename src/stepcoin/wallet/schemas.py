@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepcoin.users.schemas import WalletOut
 
-__all__ = ["AdjustmentIn", "TransactionOut", "TransactionPage", "WalletOut"]
+__all__ = [
+    "AdjustmentIn",
+    "AdjustmentRequestOut",
+    "AdjustmentRequestPage",
+    "TransactionOut",
+    "TransactionPage",
+    "WalletOut",
+]
 
 MAX_ADJUSTMENT = 1_000_000
 
@@ -45,3 +53,22 @@ class AdjustmentIn(BaseModel):
         if value == 0:
             raise ValueError("must not be zero")
         return value
+
+
+class AdjustmentRequestOut(BaseModel):
+    """An adjustment above the approval threshold, waiting for (or decided by) a second admin."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    amount: int
+    reason: str
+    requested_by: uuid.UUID | None
+    requested_at: datetime
+    decided_by: uuid.UUID | None
+    decided_at: datetime | None
+    status: Literal["pending", "approved", "rejected"]
+    transaction_id: int | None = Field(description="The ledger row once approved.")
+
+
+class AdjustmentRequestPage(BaseModel):
+    items: list[AdjustmentRequestOut]

@@ -146,7 +146,7 @@ async def order_detail(
             "ledger": ledger,
             "history": history,
             "forward": forward,
-            "cancellable": order["status"] in orders.CANCELLABLE,
+            "cancellable": order["status"] in orders.CONFIRMABLE,
         },
         section="orders",
     )

@@ -29,8 +29,8 @@ from stepcoin.shop import orders as shop_orders
 from stepcoin.steps import review
 from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
+from stepcoin.wallet import approvals
 from stepcoin.wallet import reports as wallet_reports
-from stepcoin.wallet import service as wallet_service
 from stepcoin.wallet.schemas import MAX_ADJUSTMENT, AdjustmentIn
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -118,6 +118,9 @@ async def user_page(
         session, target, today - timedelta(days=STEP_DAYS - 1), today
     )
     orders = await shop_orders.list_orders(session, user_id=target, limit=RECENT)
+    adjustment_requests = await approvals.list_requests(
+        session, status="pending", user_id=target, limit=RECENT
+    )
     return render(
         request,
         user,
@@ -133,6 +136,7 @@ async def user_page(
             "recent": RECENT,
             "idempotency_key": uuid.uuid4().hex,
             "max_adjustment": MAX_ADJUSTMENT,
+            "adjustment_requests": adjustment_requests,
         },
         section="users",
     )
@@ -189,7 +193,7 @@ async def adjust(request: Request, user_id: str, form: AdminFormDep) -> Response
         key = form.get("idempotency_key") or None
         if key is not None and not KEY_RE.match(key):
             raise InvalidInput("The form's idempotency key is malformed.", code="invalid_key")
-        result = await wallet_service.adjust_balance(
+        result, pending, replayed = await approvals.adjust_or_request(
             session,
             user_id=target,
             amount=amount,
@@ -197,10 +201,42 @@ async def adjust(request: Request, user_id: str, form: AdminFormDep) -> Response
             admin_id=form.user.id,
             idempotency_key=key,
         )
-        if result.replayed:
+        if replayed:
             return "This adjustment was already made (the form was sent twice); nothing changed."
+        if pending is not None:
+            return (
+                f"{abs(amount):,} coins is above the approval threshold: the request waits "
+                "for a second admin's approval."
+            )
+        assert result is not None
         verb = "Credited" if amount > 0 else "Debited"
         balance = result.transaction["balance_after"]
         return f"{verb} {abs(amount):,} coins; the balance is now {balance:,}."
 
     return await perform(request, action, back=f"{PREFIX}/users/{target}")
+
+
+@router.post("/adjustments/{request_id}/{decision}")
+async def decide_adjustment(
+    request: Request, request_id: str, decision: str, form: AdminFormDep
+) -> Response:
+    """Approve or reject another admin's pending adjustment (as POST
+    /v1/admin/adjustments/{id}/approve or /reject): never one's own request or wallet."""
+    try:
+        rid = uuid.UUID(request_id)
+    except ValueError as exc:
+        raise NotFound("No such adjustment request.", code="adjustment_request_not_found") from exc
+    if decision not in ("approve", "reject"):
+        raise NotFound("No such action.", code="not_found")
+    back = form.get("back")
+    if not back.startswith(f"{PREFIX}/users/") or not re.fullmatch(r"[\w/-]+", back):
+        back = f"{PREFIX}/users"
+
+    async def action(session: AsyncSession) -> str:
+        if decision == "approve":
+            done = await approvals.approve(session, rid, admin_id=form.user.id)
+            return f"Approved: {done['amount']:,} coins moved."
+        await approvals.reject(session, rid, admin_id=form.user.id)
+        return "Rejected: nothing moved."
+
+    return await perform(request, action, back=back)
