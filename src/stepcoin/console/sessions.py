@@ -71,9 +71,8 @@ async def check_password(
     failure: it must not lock the walker out of the app).
     """
     email = email.strip().lower()
-    await throttle.ensure_not_blocked(
-        session, [throttle.account_key(email), throttle.address_key(address)]
-    )
+    # the API's counts, reserved (and committed) before the password is checked
+    reservation, keys = await throttle.reserve_login(session, email, address)
     row = (
         (
             await session.execute(
@@ -90,13 +89,16 @@ async def check_password(
     stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
     ok = await run_in_threadpool(verify_password, stored, password)
     if not ok or row is None or not row["password_hash"]:
-        await throttle.record_failure(session, email, address)
+        raise AppError(bad_sign_in().detail, code="invalid_credentials", status=401)
+    if row["role"] not in STAFF_ROLES or not row["is_active"]:
+        # a walker's right password: given back (committed despite the refusal), so the
+        # console never locks a walker out of the app
+        await throttle.password_accepted(session, reservation, keys)
         raise AppError(
             bad_sign_in().detail, code="invalid_credentials", status=401, keep_changes=True
         )
-    if row["role"] not in STAFF_ROLES or not row["is_active"]:
-        raise bad_sign_in()
-    await throttle.record_success(session, email)
+    # the second factor's failures are NOT cleared here: only a passed code clears them
+    await throttle.password_accepted(session, reservation, keys)
     return dict(row)
 
 
@@ -221,7 +223,12 @@ def _bad_code() -> InvalidInput:
 async def use_totp_code(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID, code: str
 ) -> None:
-    """Accept a 6-digit code of the current, previous or next 30 s step, each step once."""
+    """Accept a 6-digit code of the current, previous or next 30 s step, each step once.
+
+    Every code is counted on the account's second-factor key before it is checked (429 at
+    the limit, however many arrive at once); only a passed code clears that count.
+    """
+    await throttle.reserve_second_factor(session, user_id)
     row = (
         await session.execute(
             text("SELECT totp_secret, totp_last_step FROM users WHERE id = :id FOR UPDATE"),
@@ -247,6 +254,7 @@ async def use_totp_code(
         text("UPDATE users SET totp_last_step = :step WHERE id = :id"),
         {"step": step, "id": user_id},
     )
+    await throttle.second_factor_passed(session, user_id)
 
 
 def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
