@@ -320,10 +320,21 @@ async def pending_totp_secret(
 async def confirm_totp(
     session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
 ) -> None:
+    """Turn on the authenticator being set up, with one of its codes. Nothing to confirm
+    while two-step sign-in is on (409 `totp_enabled`): an enrolled factor changes only by
+    turning it off with its code (audited) and setting up again."""
     await use_totp_code(session, settings, user.id, code)
-    await session.execute(
-        text("UPDATE users SET totp_enabled_at = now() WHERE id = :id"), {"id": user.id}
-    )
+    enabled = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_enabled_at = now() "
+                "WHERE id = :id AND totp_enabled_at IS NULL RETURNING id"
+            ),
+            {"id": user.id},
+        )
+    ).first()
+    if enabled is None:
+        raise Conflict("Two-step sign-in is already on.", code="totp_enabled")
     await _second_factor_done(session, user)
     await audit.record(
         session,
@@ -339,14 +350,21 @@ async def confirm_totp(
 async def disable_totp(
     session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
 ) -> None:
+    """Turn two-step sign-in off: only with a current code of the enrolled factor (counted
+    like any code), audited."""
     await use_totp_code(session, settings, user.id, code)
-    await session.execute(
-        text(
-            "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL "
-            "WHERE id = :id"
-        ),
-        {"id": user.id},
-    )
+    disabled = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, "
+                "totp_last_step = NULL WHERE id = :id AND totp_enabled_at IS NOT NULL "
+                "RETURNING id"
+            ),
+            {"id": user.id},
+        )
+    ).first()
+    if disabled is None:  # a code of a setup not yet confirmed: nothing is on
+        raise Conflict("Two-step sign-in is not on.", code="totp_not_enabled")
     await audit.record(
         session,
         admin_id=user.id,
@@ -382,8 +400,10 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
     row = (
         await session.execute(
             text(
-                "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, "
-                "totp_last_step = NULL WHERE email = :email RETURNING id"
+                "WITH old AS (SELECT id, totp_enabled_at IS NOT NULL AS was_on FROM users "
+                "WHERE email = :email FOR UPDATE) "
+                "UPDATE users AS u SET totp_secret = NULL, totp_enabled_at = NULL, "
+                "totp_last_step = NULL FROM old WHERE u.id = old.id RETURNING u.id, old.was_on"
             ),
             {"email": email.strip().lower()},
         )
@@ -396,9 +416,23 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
         action="cli.reset_totp",
         entity_type="user",
         entity_id=str(row.id),
+        before={"totp": bool(row.was_on)},
         after={"totp": False},
+        extra={"operator": _operator()},
     )
     return True
+
+
+def _operator() -> str:
+    """Who ran the command (the machine's user and host), for the audit row."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 async def recent_sessions(
