@@ -37,7 +37,7 @@ def _cipher(materials: tuple[str, ...]) -> MultiFernet:
 
 
 def cipher(settings: Settings) -> MultiFernet:
-    materials = tuple(settings.totp_keys) or (settings.jwt_secret.get_secret_value(),)
+    materials = tuple(settings.totp_keys) or (settings.signing_secret(),)
     return _cipher(materials)
 
 
