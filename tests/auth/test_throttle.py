@@ -76,6 +76,8 @@ async def test_parallel_wrong_passwords_get_at_most_the_limit_of_checks(client, 
     refused = next(r for r in responses if r.status_code == 429)
     assert refused.json()["code"] == "login_throttled"
     assert int(refused.headers["retry-after"]) > 0
+    assert refused.headers["ratelimit-policy"] == '"account_address";q=5;w=900'
+    assert refused.headers["ratelimit"].startswith('"account_address";r=0;t=')
     # the right password from this address waits too, without being checked
     right = await client.post("/v1/auth/login", json={"email": email, "password": TEST_PASSWORD})
     assert right.status_code == 429 and counted["verify"] <= 5
@@ -166,3 +168,22 @@ async def test_a_weak_password_is_refused_before_it_is_counted(client, engine):
         )
         assert weak.status_code == 422
     await register(client, email=email)
+
+
+async def test_an_ipv6_network_counts_as_one_address(app, client):
+    account = await register(client)
+    email = account["user"]["email"]
+    for n in range(5):  # five addresses of one /64
+        async with client_at(app, f"2001:db8:1:2::{n + 1:x}") as attacker:
+            wrong = await attacker.post("/v1/auth/login", json={"email": email, "password": "x1"})
+            assert wrong.status_code == 401
+    async with client_at(app, "2001:db8:1:2:ffff::1") as same_network:
+        refused = await same_network.post(
+            "/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
+        )
+        assert refused.status_code == 429
+    async with client_at(app, "2001:db8:1:3::1") as next_network:
+        ok = await next_network.post(
+            "/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
+        )
+        assert ok.status_code == 200

@@ -19,6 +19,7 @@ Keys (the limits are runtime settings):
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import uuid
 from collections.abc import Sequence
@@ -46,16 +47,32 @@ def _key(prefix: str, *parts: str) -> str:
     return f"{prefix}:{body}"
 
 
+def address_bucket(address: str | None) -> str:
+    """The client address as counted: an IPv6 address by its /64 (one subscriber's network,
+    whose 2^64 addresses would otherwise each get their own count), IPv4 as it is."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def account_key(email: str) -> str:
     return _key("account", email)
 
 
 def address_key(address: str | None) -> str:
-    return _key("address", address or "unknown")
+    return _key("address", address_bucket(address))
 
 
 def account_address_key(email: str, address: str | None) -> str:
-    return _key("account_address", email, address or "unknown")
+    return _key("account_address", email, address_bucket(address))
 
 
 def totp_key(user_id: uuid.UUID) -> str:
@@ -63,7 +80,7 @@ def totp_key(user_id: uuid.UUID) -> str:
 
 
 def signup_address_key(address: str | None) -> str:
-    return _key("signup_address", address or "unknown")
+    return _key("signup_address", address_bucket(address))
 
 
 def signup_email_key(email: str) -> str:
@@ -169,8 +186,21 @@ async def reserve(
             [row["key"] for row in rows],
             [row["window_started_at"] for row in rows],
         )
-    retry_after = max(math.ceil(float(row["seconds_left"])) for row in refused)
-    raise TooManyRequests(detail, code=code, retry_after=max(1, retry_after))
+    longest = max(refused, key=lambda row: float(row["seconds_left"]))
+    retry_after = max(1, math.ceil(float(longest["seconds_left"])))
+    policy = str(longest["key"]).split(":", 1)[0]
+    limit = dict(ordered)[longest["key"]]
+    window = int(values[window_setting])
+    raise TooManyRequests(
+        detail,
+        code=code,
+        retry_after=retry_after,
+        headers={  # Retry-After, and the IETF RateLimit fields naming the limit that refused
+            "Retry-After": str(retry_after),
+            "RateLimit-Policy": f'"{policy}";q={limit};w={window}',
+            "RateLimit": f'"{policy}";r=0;t={retry_after}',
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
