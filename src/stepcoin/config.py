@@ -181,6 +181,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("jwt_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        """STEPCOIN_JWT_SECRET= (empty, as a template .env leaves it) means: not configured."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def shopify_shop_configured(self) -> bool:
         """A real shop: its domain and access token are both set."""
@@ -346,8 +352,8 @@ def _publish_secret(path: Path, secret: str) -> bool:
 
 
 def _read_secret(path: Path) -> str | None:
-    """The secret in `path`; None when there is no file. Waits briefly for a file being
-    written in place (only on file systems without hard links)."""
+    """The secret in `path`; None when there is no file. Waits briefly for an empty file
+    being written in place (only on file systems without hard links)."""
     for _ in range(20):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -364,7 +370,9 @@ def _read_secret(path: Path) -> str | None:
             )
         if len(value.encode()) >= MIN_SECRET_BYTES:
             return value
-        time.sleep(0.05)
+        if value:
+            break  # damaged, not being written
+        time.sleep(0.05)  # empty: being written in place (file systems without hard links)
     raise SecretFileError(
         f"{path} holds no usable secret (empty or shorter than {MIN_SECRET_BYTES} bytes); "
         "delete it to have a new one generated (every signed-in user signs in again)"

@@ -103,10 +103,13 @@ def test_a_published_or_short_configured_secret_is_refused_everywhere(env, secre
         Settings(env=env, jwt_secret=secret, database_url="postgresql://unused/x")
 
 
-def test_a_configured_secret_is_used_as_is(tmp_path):
+def test_a_configured_secret_is_used_as_is_and_an_empty_one_is_unset(tmp_path, monkeypatch):
     configured = development(tmp_path, jwt_secret="k" * 40)
     assert configured.signing_secret() == "k" * 40
     assert not (tmp_path / JWT_SECRET_FILE).exists()
+    monkeypatch.setenv("STEPCOIN_JWT_SECRET", "")
+    generated = development(tmp_path).signing_secret()
+    assert (tmp_path / JWT_SECRET_FILE).read_text().strip() == generated
 
 
 def test_without_a_usable_data_directory_the_app_refuses_to_start(tmp_path):
