@@ -187,3 +187,23 @@ async def test_an_ipv6_network_counts_as_one_address(app, client):
             "/v1/auth/login", json={"email": email, "password": TEST_PASSWORD}
         )
         assert ok.status_code == 200
+
+
+async def test_counts_of_windows_long_over_are_pruned(app, client, engine):
+    from stepcoin.auth import throttle
+    from stepcoin.db import session_scope
+
+    for n in range(3):
+        await client.post("/v1/auth/login", json={"email": unique_email(), "password": f"x{n}"})
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE login_throttle SET window_started_at = now() - interval '25 hours' "
+                "WHERE key LIKE 'account:%'"
+            )
+        )
+    async with session_scope(app.state.database) as session:
+        assert await throttle.prune(session) == 3
+    async with engine.connect() as conn:
+        left = (await conn.execute(text("SELECT key FROM login_throttle"))).scalars().all()
+    assert len(left) == 4 and not any(k.startswith("account:") for k in left)  # 3 pairs, 1 address

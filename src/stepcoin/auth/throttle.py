@@ -270,3 +270,12 @@ async def reserve_signup(session: AsyncSession, email: str, address: str | None)
         code="signup_throttled",
         detail="Too many sign-ups from here or for this email; try again later.",
     )
+
+
+async def prune(session: AsyncSession) -> int:
+    """Delete the counts whose window started over a day ago (no window is longer: the
+    settings cap them at 86,400 s), so guesses at random emails do not pile up rows."""
+    result = await session.execute(
+        text("DELETE FROM login_throttle WHERE window_started_at < now() - interval '1 day'")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
