@@ -217,6 +217,7 @@ class Settings(BaseSettings):
             return Path(self.data_dir).expanduser()
         if self.env == "production":
             raise SecretFileError(_PRODUCTION_SECRET_HINT)
+        # lazy: start-up time (embedded loads psutil; needed only without a configured secret)
         from stepcoin.embedded import default_data_dir
 
         return default_data_dir()

@@ -7,8 +7,10 @@ in every API process. The cookie holds 32 random bytes; the table holds their SH
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -425,9 +427,6 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
 
 def _operator() -> str:
     """Who ran the command (the machine's user and host), for the audit row."""
-    import getpass
-    import socket
-
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
