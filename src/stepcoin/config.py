@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     totp_keys: CommaList = Field(
         default_factory=list,
         description="Keys that encrypt the console's TOTP secrets, newest first; default: "
-        "derived from STEPCOIN_JWT_SECRET.",
+        "derived from the signing secret (STEPCOIN_JWT_SECRET or the generated one).",
     )
 
     google_client_ids: CommaList = Field(default_factory=list)
