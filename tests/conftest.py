@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -96,7 +97,7 @@ def settings(database_url: str, keyset: KeySet) -> Settings:
         env="test",
         database_url=database_url,
         access_log=False,
-        jwt_secret="test-secret-that-is-long-enough-for-hs256-0123456789",
+        jwt_secret=secrets.token_urlsafe(48),  # random per run: no published secret
         google_client_ids=[GOOGLE_CLIENT_ID],
         google_jwks_url=keyset.url,
         apple_client_ids=[APPLE_CLIENT_ID],

@@ -75,6 +75,18 @@ def _require_shopify_standin() -> None:
         raise typer.Exit(1) from None
 
 
+def _require_signing_secret() -> None:
+    """STEPCOIN_JWT_SECRET, or the data directory's generated one (made here, once, before
+    any API process starts); no usable data directory stops the start with the reason."""
+    from stepcoin.config import SecretFileError, get_settings
+
+    try:
+        get_settings().signing_secret()
+    except SecretFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -93,6 +105,7 @@ def serve(
 
     _setup_logging()
     _require_shopify_standin()
+    _require_signing_secret()
     with database_url() as url:
         if migrate:
             migrations.upgrade(url)

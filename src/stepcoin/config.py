@@ -6,13 +6,28 @@ throttling) are runtime settings in the database instead: see stepcoin.runtime_s
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
+import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEV_JWT_SECRET = "dev-only-insecure-secret-change-me-0000000000"
+# Signing secrets that were ever published in StepCoin's source (defaults of earlier versions,
+# the test suite's old constant): anyone can forge tokens with them, so no environment accepts
+# them. Without STEPCOIN_JWT_SECRET a random secret is generated in the data directory.
+PUBLISHED_JWT_SECRETS = frozenset(
+    {
+        "dev-only-insecure-secret-change-me-0000000000",
+        "test-secret-that-is-long-enough-for-hs256-0123456789",
+    }
+)
+MIN_SECRET_BYTES = 32
+JWT_SECRET_FILE = "jwt-secret"
 
 # The Shopify stand-in's public identity (development, demo and tests; package shopify_standin,
 # which uses the same defaults). Anyone can read these, so production refuses them.
@@ -54,7 +69,12 @@ class Settings(BaseSettings):
         description="Bearer token /metrics asks for; unset: /metrics answers loopback only.",
     )
 
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing key of access tokens (at least 32 bytes); unset: a random "
+        "one generated on first start in the data directory's `jwt-secret` file (mode 0600) "
+        "and shared by every process using that directory.",
+    )
     jwt_issuer: str = "stepcoin"
     jwt_audience: str = "stepcoin-app"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=900)
@@ -69,7 +89,7 @@ class Settings(BaseSettings):
     totp_keys: CommaList = Field(
         default_factory=list,
         description="Keys that encrypt the console's TOTP secrets, newest first; default: "
-        "derived from STEPCOIN_JWT_SECRET.",
+        "derived from the signing secret (STEPCOIN_JWT_SECRET or the generated one).",
     )
 
     google_client_ids: CommaList = Field(default_factory=list)
@@ -161,6 +181,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("jwt_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        """STEPCOIN_JWT_SECRET= (empty, as a template .env leaves it) means: not configured."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def shopify_shop_configured(self) -> bool:
         """A real shop: its domain and access token are both set."""
@@ -172,14 +198,38 @@ class Settings(BaseSettings):
         serves the shop. Production never uses it (no shop configured there means no shop)."""
         return self.env != "production" and not self.shopify_shop_configured
 
+    _generated_jwt_secret: str | None = PrivateAttr(default=None)
+
+    def signing_secret(self) -> str:
+        """The access tokens' signing key: STEPCOIN_JWT_SECRET, else the data directory's
+        generated `jwt-secret` file (made on first use). Raises SecretFileError (a clear
+        message) when there is no usable data directory."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if self._generated_jwt_secret is None:
+            self._generated_jwt_secret = load_or_create_secret(self.secret_dir() / JWT_SECRET_FILE)
+        return self._generated_jwt_secret
+
+    def secret_dir(self) -> Path:
+        """Where generated secrets live: the data directory (STEPCOIN_DATA_DIR, else the
+        embedded PostgreSQL's default folder; production only an explicit one)."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        if self.env == "production":
+            raise SecretFileError(_PRODUCTION_SECRET_HINT)
+        # lazy: start-up time (embedded loads psutil; needed only without a configured secret)
+        from stepcoin.embedded import default_data_dir
+
+        return default_data_dir()
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        secret = self.jwt_secret.get_secret_value()
-        if self.env == "production" and (secret == DEV_JWT_SECRET or len(secret) < 32):
-            raise ValueError(
-                "STEPCOIN_JWT_SECRET must be set to a random value of at least 32 characters "
-                "in production (the development default is refused)"
-            )
+        if self.jwt_secret is not None:
+            problem = secret_problem(self.jwt_secret.get_secret_value())
+            if problem:
+                raise ValueError(f"STEPCOIN_JWT_SECRET {problem}")
+        elif self.env == "production" and not self.data_dir:
+            raise ValueError(_PRODUCTION_SECRET_HINT)
         if (
             self.env == "production"
             and self.shopify_shop_domain
@@ -218,6 +268,116 @@ class Settings(BaseSettings):
             or STANDIN_WEBHOOK_SECRET in self.shopify_webhook_secrets
         ):
             raise ValueError("the Shopify settings are the stand-in's public values" + choice)
+
+
+_PRODUCTION_SECRET_HINT = (
+    "production needs STEPCOIN_JWT_SECRET (the same random value, at least 32 bytes, on every "
+    "machine: python -c 'import secrets; print(secrets.token_urlsafe(48))') or STEPCOIN_DATA_DIR "
+    "(a folder every process of this installation shares; the secret is generated there)"
+)
+
+
+class SecretFileError(RuntimeError):
+    """No usable data directory for a generated secret: the process must not start."""
+
+
+def secret_problem(value: str) -> str | None:
+    """Why a configured secret is refused, or None."""
+    if value in PUBLISHED_JWT_SECRETS:
+        return (
+            "is a value published in StepCoin's source: anyone could sign tokens with it; "
+            "set a random value or unset it to have one generated in the data directory"
+        )
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"must be at least {MIN_SECRET_BYTES} bytes of random text"
+    return None
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The secret kept in `path`, made on first use: secrets.token_urlsafe(48), mode 0600.
+
+    Two processes starting at once agree: the secret is written whole to a private temporary
+    file (O_CREAT|O_EXCL, 0600) and then linked into place, which fails for all but the first;
+    whoever loses reads the winner's file. A file others can read or that is too short is
+    refused rather than used.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise SecretFileError(
+            f"no data directory for the signing secret: cannot create {folder} ({exc}); set "
+            "STEPCOIN_DATA_DIR to a writable folder or STEPCOIN_JWT_SECRET"
+        ) from exc
+    for _ in range(3):
+        existing = _read_secret(path)
+        if existing is not None:
+            return existing
+        secret = secrets.token_urlsafe(48)
+        if _publish_secret(path, secret):
+            return secret
+    raise SecretFileError(f"could not create or read {path}")
+
+
+def _publish_secret(path: Path, secret: str) -> bool:
+    """Write `secret` to `path` unless someone else did first; False when they did."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise SecretFileError(
+            f"no data directory for the signing secret: cannot write in {path.parent} ({exc}); "
+            "set STEPCOIN_DATA_DIR to a writable folder or STEPCOIN_JWT_SECRET"
+        ) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secret + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)  # atomic: fails with EEXIST if another process won
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: exclusive create in place
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secret + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_secret(path: Path) -> str | None:
+    """The secret in `path`; None when there is no file. Waits briefly for an empty file
+    being written in place (only on file systems without hard links)."""
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SecretFileError(f"cannot read the signing secret {path}: {exc}") from exc
+        with os.fdopen(fd, encoding="ascii", errors="replace") as file:
+            mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
+            value = file.read().strip()
+        if mode & 0o077:
+            raise SecretFileError(
+                f"{path} can be read by others (mode {mode:o}); make it private: chmod 600 {path}"
+            )
+        if len(value.encode()) >= MIN_SECRET_BYTES:
+            return value
+        if value:
+            break  # damaged, not being written
+        time.sleep(0.05)  # empty: being written in place (file systems without hard links)
+    raise SecretFileError(
+        f"{path} holds no usable secret (empty or shorter than {MIN_SECRET_BYTES} bytes); "
+        "delete it to have a new one generated (every signed-in user signs in again)"
+    )
 
 
 @lru_cache(maxsize=1)

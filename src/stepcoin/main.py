@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         raise RuntimeError(
             "DATABASE_URL is not set: use `stepcoin serve`, which starts the embedded PostgreSQL"
         )
+    settings.signing_secret()  # no secret and no usable data directory: refuse to start
     with_worker = settings.run_worker_in_serve if run_worker is None else run_worker
 
     @contextlib.asynccontextmanager

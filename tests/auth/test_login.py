@@ -71,11 +71,12 @@ async def test_long_passwords_are_used_whole(client):
     assert truncated.status_code == 401
 
 
-async def test_login_is_throttled_per_account(client, engine):
+async def test_login_is_throttled_per_account_and_address(client, engine):
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "UPDATE settings SET value = '3' WHERE key = 'auth.login_max_failures_per_account'"
+                "UPDATE settings SET value = '3' "
+                "WHERE key = 'auth.login_max_failures_per_account_and_address'"
             )
         )
     from stepcoin.runtime_settings.service import runtime_settings
@@ -122,7 +123,7 @@ async def test_login_is_throttled_per_address(client, engine):
     assert blocked.status_code == 429
 
 
-async def test_successful_login_resets_the_account_counter(client, engine):
+async def test_successful_login_clears_its_address_count_and_gives_its_attempt_back(client, engine):
     account = await register(client)
     email = account["user"]["email"]
     for _ in range(4):
@@ -130,13 +131,12 @@ async def test_successful_login_resets_the_account_counter(client, engine):
     ok = await client.post("/v1/auth/login", json={"email": email, "password": TEST_PASSWORD})
     assert ok.status_code == 200
     async with engine.connect() as conn:
-        remaining = (
-            await conn.execute(
-                text("SELECT count(*) FROM login_throttle WHERE key = :k"),
-                {"k": f"account:{email}"},
-            )
-        ).scalar_one()
-    assert remaining == 0
+        rows = await conn.execute(text("SELECT key, failures FROM login_throttle"))
+        counts = {key: failures for key, failures in rows}
+    assert f"account_address:{email}|203.0.113.7" not in counts  # this address starts over
+    # the four failures stay counted on the account's and the address's wide counts
+    assert counts[f"account:{email}"] == 4
+    assert counts["address:203.0.113.7"] == 4
 
 
 @pytest.mark.parametrize(

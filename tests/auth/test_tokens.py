@@ -140,7 +140,7 @@ def _claims(settings, **overrides):
 
 async def test_forged_access_tokens_are_refused(client, settings):
     account = await register(client)
-    secret = settings.jwt_secret.get_secret_value()
+    secret = settings.signing_secret()
     sub = account["user"]["id"]
     header = jwt.utils.base64url_encode(b'{"alg":"none","typ":"JWT"}').decode()
     import json

@@ -61,7 +61,7 @@ LOADED_MODULES = textwrap.dedent(
 )
 
 
-def test_a_production_process_never_imports_the_standin_or_graphql() -> None:
+def test_a_production_process_never_imports_the_standin_or_graphql(tmp_path: Path) -> None:
     """In a fresh interpreter, so that what other tests imported does not count. Production
     with a real shop, then without a shop; then, as the control that the check sees the
     stand-in when it is there, development without a shop."""
@@ -69,7 +69,8 @@ def test_a_production_process_never_imports_the_standin_or_graphql() -> None:
     runs = [
         {**production, **REAL_SHOP},
         production,
-        {"env": "development", "database_url": NOWHERE},
+        # its own data directory: the generated signing secret is written there
+        {"env": "development", "database_url": NOWHERE, "data_dir": str(tmp_path)},
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEPCOIN_")}
     env.pop("DATABASE_URL", None)

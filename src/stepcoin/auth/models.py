@@ -43,7 +43,9 @@ class RefreshToken(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-in counters per account and per client address (fixed window)."""
+    """Attempt counters of sign-in, second factor and sign-up, one per key (a fixed window
+    from its first attempt); stepcoin.auth.throttle reserves an attempt here before checking
+    it. `failures` counts the window's attempts not given back (the failed and in-flight)."""
 
     __tablename__ = "login_throttle"
 
@@ -52,4 +54,3 @@ class LoginThrottle(Base):
     window_started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
-    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -13,6 +13,17 @@ from stepcoin.db import SessionDep
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
+_THROTTLED = "problem+json; Retry-After and RateLimit headers say when to try again"
+SIGNUP_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "`signup_throttled`: too many sign-ups from this address or for this "
+        f"email; {_THROTTLED}"
+    }
+}
+LOGIN_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"description": f"`login_throttled`: too many failed sign-ins; {_THROTTLED}"}
+}
+
 
 def _client(request: Request) -> service.ClientInfo:
     return service.ClientInfo(
@@ -21,7 +32,12 @@ def _client(request: Request) -> service.ClientInfo:
     )
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenPair)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenPair,
+    responses=SIGNUP_THROTTLED,
+)
 async def register(
     body: RegisterIn, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Any:
@@ -37,7 +53,7 @@ async def register(
     )
 
 
-@router.post("/login", response_model=TokenPair)
+@router.post("/login", response_model=TokenPair, responses=LOGIN_THROTTLED)
 async def login(body: LoginIn, request: Request, session: SessionDep, settings: SettingsDep) -> Any:
     """Sign in with email and password (the same 401 for an unknown email or a wrong password)."""
     return await service.login(

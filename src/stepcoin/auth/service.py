@@ -127,10 +127,12 @@ async def register(
     problem = password_problem(password)
     if problem:
         raise InvalidInput(f"password {problem}.", code="weak_password")
+    email = email.strip().lower()
+    await throttle.reserve_signup(session, email, client.address)  # before the argon2 hash
     password_hash = await run_in_threadpool(hash_password, password, settings.password_hashing)
     user = await _insert_user(
         session,
-        email=email.strip().lower(),
+        email=email,
         password_hash=password_hash,
         full_name=full_name,
         phone=phone,
@@ -201,18 +203,16 @@ async def login(
     session: AsyncSession, settings: Settings, *, email: str, password: str, client: ClientInfo
 ) -> dict[str, Any]:
     email = email.strip().lower()
-    await throttle.ensure_not_blocked(
-        session, [throttle.account_key(email), throttle.address_key(client.address)]
-    )
+    # counted (and committed) before the password is checked: parallel guesses see each other
+    reservation, keys = await throttle.reserve_login(session, email, client.address)
     user = await _user_by_email(session, email)
     stored_hash = user["password_hash"] if user and user["password_hash"] else DUMMY_HASH
     ok = await run_in_threadpool(verify_password, stored_hash, password)
     if not ok or user is None or not user["password_hash"]:
-        await throttle.record_failure(session, email, client.address)
-        raise invalid_credentials()
+        raise invalid_credentials()  # the reservation stays: it is the failure's count
     if not user["is_active"]:
         raise account_disabled()
-    await throttle.record_success(session, email)
+    await throttle.password_accepted(session, reservation, keys)
     user.pop("password_hash")
     pair, _ = await _issue_tokens(session, settings, user, client)
     return pair

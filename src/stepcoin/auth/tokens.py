@@ -46,14 +46,14 @@ def create_access_token(
     }
     if session_id is not None:
         payload["sid"] = str(session_id)
-    return jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ACCESS_ALGORITHM)
+    return jwt.encode(payload, settings.signing_secret(), algorithm=ACCESS_ALGORITHM)
 
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     try:
         payload = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            settings.signing_secret(),
             algorithms=ALLOWED_ALGORITHMS,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.auth import throttle
 from stepcoin.console import sessions
 from stepcoin.console.web import (
     LOGIN_CSRF_COOKIE,
@@ -137,20 +136,13 @@ async def totp_check(request: Request, user: HalfSessionDep, database: DatabaseD
     if not secrets.compare_digest(sent, user.csrf_token):
         raise ConsoleRefused("The form's security token does not match (CSRF check).")
     next_url = safe_next(str(form.get("next") or ""))
-    address = _client_address(request)
     try:
         async with session_scope(database) as session:
-            await throttle.ensure_not_blocked(
-                session, [throttle.account_key(user.email), throttle.address_key(address)]
-            )
+            # each code is counted on the account's second-factor key before it is checked
             await sessions.complete_second_factor(
                 session, settings_of(request), user, str(form.get("code") or "")
             )
     except AppError as exc:
-        if exc.code == "invalid_totp_code":
-            # a wrong code counts as a failed sign-in of the account: guessing is throttled
-            async with session_scope(database) as session:
-                await throttle.record_failure(session, user.email, address)
         return render(
             request,
             user,

@@ -7,8 +7,10 @@ in every API process. The cookie holds 32 random bytes; the table holds their SH
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +73,8 @@ async def check_password(
     failure: it must not lock the walker out of the app).
     """
     email = email.strip().lower()
-    await throttle.ensure_not_blocked(
-        session, [throttle.account_key(email), throttle.address_key(address)]
-    )
+    # the API's counts, reserved (and committed) before the password is checked
+    reservation, keys = await throttle.reserve_login(session, email, address)
     row = (
         (
             await session.execute(
@@ -90,13 +91,16 @@ async def check_password(
     stored = row["password_hash"] if row and row["password_hash"] else DUMMY_HASH
     ok = await run_in_threadpool(verify_password, stored, password)
     if not ok or row is None or not row["password_hash"]:
-        await throttle.record_failure(session, email, address)
+        raise AppError(bad_sign_in().detail, code="invalid_credentials", status=401)
+    if row["role"] not in STAFF_ROLES or not row["is_active"]:
+        # a walker's right password: given back (committed despite the refusal), so the
+        # console never locks a walker out of the app
+        await throttle.password_accepted(session, reservation, keys)
         raise AppError(
             bad_sign_in().detail, code="invalid_credentials", status=401, keep_changes=True
         )
-    if row["role"] not in STAFF_ROLES or not row["is_active"]:
-        raise bad_sign_in()
-    await throttle.record_success(session, email)
+    # the second factor's failures are NOT cleared here: only a passed code clears them
+    await throttle.password_accepted(session, reservation, keys)
     return dict(row)
 
 
@@ -221,7 +225,12 @@ def _bad_code() -> InvalidInput:
 async def use_totp_code(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID, code: str
 ) -> None:
-    """Accept a 6-digit code of the current, previous or next 30 s step, each step once."""
+    """Accept a 6-digit code of the current, previous or next 30 s step, each step once.
+
+    Every code is counted on the account's second-factor key before it is checked (429 at
+    the limit, however many arrive at once); only a passed code clears that count.
+    """
+    await throttle.reserve_second_factor(session, user_id)
     row = (
         await session.execute(
             text("SELECT totp_secret, totp_last_step FROM users WHERE id = :id FOR UPDATE"),
@@ -247,6 +256,7 @@ async def use_totp_code(
         text("UPDATE users SET totp_last_step = :step WHERE id = :id"),
         {"step": step, "id": user_id},
     )
+    await throttle.second_factor_passed(session, user_id)
 
 
 def matching_step(secret: str, code: str, *, now: float | None = None) -> int | None:
@@ -312,10 +322,21 @@ async def pending_totp_secret(
 async def confirm_totp(
     session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
 ) -> None:
+    """Turn on the authenticator being set up, with one of its codes. Nothing to confirm
+    while two-step sign-in is on (409 `totp_enabled`): an enrolled factor changes only by
+    turning it off with its code (audited) and setting up again."""
     await use_totp_code(session, settings, user.id, code)
-    await session.execute(
-        text("UPDATE users SET totp_enabled_at = now() WHERE id = :id"), {"id": user.id}
-    )
+    enabled = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_enabled_at = now() "
+                "WHERE id = :id AND totp_enabled_at IS NULL RETURNING id"
+            ),
+            {"id": user.id},
+        )
+    ).first()
+    if enabled is None:
+        raise Conflict("Two-step sign-in is already on.", code="totp_enabled")
     await _second_factor_done(session, user)
     await audit.record(
         session,
@@ -331,14 +352,21 @@ async def confirm_totp(
 async def disable_totp(
     session: AsyncSession, settings: Settings, user: ConsoleUser, code: str
 ) -> None:
+    """Turn two-step sign-in off: only with a current code of the enrolled factor (counted
+    like any code), audited."""
     await use_totp_code(session, settings, user.id, code)
-    await session.execute(
-        text(
-            "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL "
-            "WHERE id = :id"
-        ),
-        {"id": user.id},
-    )
+    disabled = (
+        await session.execute(
+            text(
+                "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, "
+                "totp_last_step = NULL WHERE id = :id AND totp_enabled_at IS NOT NULL "
+                "RETURNING id"
+            ),
+            {"id": user.id},
+        )
+    ).first()
+    if disabled is None:  # a code of a setup not yet confirmed: nothing is on
+        raise Conflict("Two-step sign-in is not on.", code="totp_not_enabled")
     await audit.record(
         session,
         admin_id=user.id,
@@ -374,8 +402,10 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
     row = (
         await session.execute(
             text(
-                "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, "
-                "totp_last_step = NULL WHERE email = :email RETURNING id"
+                "WITH old AS (SELECT id, totp_enabled_at IS NOT NULL AS was_on FROM users "
+                "WHERE email = :email FOR UPDATE) "
+                "UPDATE users AS u SET totp_secret = NULL, totp_enabled_at = NULL, "
+                "totp_last_step = NULL FROM old WHERE u.id = old.id RETURNING u.id, old.was_on"
             ),
             {"email": email.strip().lower()},
         )
@@ -388,9 +418,20 @@ async def reset_totp(session: AsyncSession, email: str) -> bool:
         action="cli.reset_totp",
         entity_type="user",
         entity_id=str(row.id),
+        before={"totp": bool(row.was_on)},
         after={"totp": False},
+        extra={"operator": _operator()},
     )
     return True
+
+
+def _operator() -> str:
+    """Who ran the command (the machine's user and host), for the audit row."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 async def recent_sessions(

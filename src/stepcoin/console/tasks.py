@@ -1,4 +1,5 @@
-"""Background jobs of the console: old sessions go, settled days of the economy are stored."""
+"""Background jobs of the console: old sessions and sign-in counts go, settled days of the
+economy are stored."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.auth import throttle
 from stepcoin.console.sessions import prune_sessions
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
@@ -25,6 +27,17 @@ async def prune_sessions_job(timestamp: int) -> int:
     async with session_scope(JobRuntime.require_database()) as session:
         deleted = await prune_sessions(session)
     logger.info("console sessions pruned", extra={"deleted": deleted})
+    return deleted
+
+
+@blueprint.periodic(cron="37 4 * * *", periodic_id="prune-throttles")
+@blueprint.task(name="prune_throttles", queueing_lock="prune_throttles")
+async def prune_throttles_job(timestamp: int) -> int:
+    """Daily: delete sign-in, second-factor and sign-up counts of windows long over."""
+    session: AsyncSession
+    async with session_scope(JobRuntime.require_database()) as session:
+        deleted = await throttle.prune(session)
+    logger.info("throttle counts pruned", extra={"deleted": deleted})
     return deleted
 
 

@@ -2,8 +2,9 @@
 
 A copy of the database alone must not give away anyone's second factor. The keys come from
 STEPCOIN_TOTP_KEYS (comma-separated, newest first: rotation adds a key in front, and old
-secrets stay readable until re-encrypted or reset), or, when unset, are derived from
-STEPCOIN_JWT_SECRET. Each key string is stretched with HKDF-SHA256 into a Fernet key.
+secrets stay readable until re-encrypted or reset), or, when unset, are derived from the access
+tokens' signing secret (STEPCOIN_JWT_SECRET, else the data directory's generated one: never a
+value from the source). Each key string is stretched with HKDF-SHA256 into a Fernet key.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _cipher(materials: tuple[str, ...]) -> MultiFernet:
 
 
 def cipher(settings: Settings) -> MultiFernet:
-    materials = tuple(settings.totp_keys) or (settings.jwt_secret.get_secret_value(),)
+    materials = tuple(settings.totp_keys) or (settings.signing_secret(),)
     return _cipher(materials)
 
 

@@ -137,12 +137,22 @@ SPECS: dict[str, SettingSpec] = {
             40_000,
             "A new account's day above this many steps is flagged.",
         ),
-        # sign-in
+        # sign-in (stepcoin.auth.throttle: attempts are counted before the check; a success
+        # gives its attempt back)
         _spec(
-            "auth.login_max_failures_per_account",
+            "auth.login_max_failures_per_account_and_address",
             Annotated[int, Field(ge=1, le=1000)],
             5,
-            "Failed logins for one email within the window before it is throttled.",
+            "Failed sign-ins for one email from one client address within the window before "
+            "that address is refused for that email.",
+        ),
+        _spec(
+            "auth.login_max_failures_per_account",
+            Annotated[int, Field(ge=1, le=100_000)],
+            50,
+            "Failed sign-ins for one email from all addresses together within the window "
+            "before the email is refused everywhere (wider than per address, so an attack from "
+            "elsewhere does not lock the owner out at once).",
         ),
         _spec(
             "auth.login_max_failures_per_ip",
@@ -154,7 +164,33 @@ SPECS: dict[str, SettingSpec] = {
             "auth.login_failure_window_seconds",
             Annotated[int, Field(ge=10, le=86_400)],
             900,
-            "Window in which failed logins are counted, and the length of a block.",
+            "Window in which failed sign-ins and second-factor codes are counted; a key at its "
+            "limit is refused until its window ends.",
+        ),
+        _spec(
+            "auth.totp_max_failures",
+            Annotated[int, Field(ge=1, le=1000)],
+            5,
+            "Wrong console TOTP codes for one account within the window before codes are "
+            "refused (only a passed code clears the count, never a correct password).",
+        ),
+        _spec(
+            "auth.signup_max_per_address",
+            Annotated[int, Field(ge=1, le=100_000)],
+            50,
+            "Sign-ups (each hashes a password) from one client address within the sign-up window.",
+        ),
+        _spec(
+            "auth.signup_max_per_email",
+            Annotated[int, Field(ge=1, le=1000)],
+            5,
+            "Sign-up attempts for one email within the sign-up window.",
+        ),
+        _spec(
+            "auth.signup_window_seconds",
+            Annotated[int, Field(ge=10, le=86_400)],
+            3600,
+            "Window in which sign-ups are counted.",
         ),
         # shop
         _spec(
