@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -191,6 +193,22 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        """The last line of defence behind the schemas and stepcoin.validation.InputGuard: a
+        value the database cannot hold (SQLSTATE class 22, or a parameter the driver cannot
+        encode) or a date pushed beyond year 1 or 9999. The request's transaction was rolled
+        back on the way out, so nothing changed; logged, because a schema should have said so."""
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and not _is_data_error(exc.orig):
+            return await unexpected_error(request, exc)
+        logger.warning("input the schema let through", exc_info=exc)
+        return problem_response(
+            422,
+            "validation_error",
+            "Invalid input",
+            "A value is out of the range this service can store or compute with.",
+            instance=request.url.path,
+        )
+
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(
@@ -204,4 +222,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, out_of_range)
+    app.add_exception_handler(asyncpg.DataError, out_of_range)
+    app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _is_data_error(orig: BaseException | None) -> bool:
+    """SQLAlchemy's asyncpg adapter keeps the driver's exception as the cause of `orig`."""
+    seen = 0
+    while orig is not None and seen < 3:
+        if isinstance(orig, asyncpg.DataError):
+            return True
+        orig, seen = orig.__cause__, seen + 1
+    return False

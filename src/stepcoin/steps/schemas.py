@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stepcoin.validation import EARLIEST_DAY, Int64
 
 Source = Literal["healthkit", "health_connect", "google_fit", "manual"]
 MAX_BATCH = 500
@@ -35,12 +37,22 @@ class StepRecordIn(BaseModel):
     source: Source
     device_id: str | None = Field(default=None, min_length=1, max_length=200)
     client_record_id: str | None = Field(default=None, min_length=1, max_length=200)
-    client_record_version: int | None = Field(
+    client_record_version: Int64 | None = Field(
         default=None, ge=0, description="Replaces the stored record only when higher."
     )
     manual: bool = False
     deleted: bool = Field(default=False, description="The phone deleted this day: withdraw it.")
     intervals: list[IntervalIn] | None = Field(default=None, max_length=MAX_INTERVALS)
+
+    @field_validator("date")
+    @classmethod
+    def _plausible_day(cls, value: dt.date) -> dt.date:
+        """No phone walked before 2000 or more than a day ahead of UTC (the furthest time
+        zone); tomorrow still gets its per-record `future_day` decision from the rules."""
+        latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        if not EARLIEST_DAY <= value <= latest:
+            raise ValueError(f"must be a day from {EARLIEST_DAY} to {latest}")
+        return value
 
 
 class StepSyncIn(BaseModel):
