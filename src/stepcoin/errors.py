@@ -138,6 +138,20 @@ _STATUS_CODES = {
 }
 
 
+def http_exception_response(exc: StarletteHTTPException, *, instance: str | None) -> Response:
+    """The problem+json of an HTTPException, also for one raised outside the routing."""
+    code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(
+        exc.status_code,
+        code,
+        title,
+        detail,
+        instance=instance,
+        headers=dict(exc.headers or {}),
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -182,16 +196,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem_response(
-            exc.status_code,
-            code,
-            title,
-            detail,
-            instance=request.url.path,
-            headers=dict(exc.headers or {}),
-        )
+        return http_exception_response(exc, instance=request.url.path)
 
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """The last line of defence behind the schemas and stepcoin.validation.InputGuard: a

@@ -28,9 +28,10 @@ from urllib.parse import unquote_to_bytes
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stepcoin.errors import problem_response
+from stepcoin.errors import http_exception_response, problem_response
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -155,7 +156,11 @@ class InputGuard:
         if not (form or _is_json(content_type)):
             await self.app(scope, receive, send)  # multipart and others: left to the route
             return
-        body, messages = await _read_body(receive)
+        try:
+            body, messages = await _read_body(receive)
+        except HTTPException as exc:  # the body-size limit of the middleware around this one
+            await http_exception_response(exc, instance=scope["path"])(scope, receive, send)
+            return
         try:
             if form:
                 _check_urlencoded("form", body)
