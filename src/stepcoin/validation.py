@@ -141,8 +141,11 @@ class InputGuard:
             await self.app(scope, receive, send)
             return
         try:
-            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass")
-            _decoded(["path"], unquote_to_bytes(raw_path.split(b"?", 1)[0]))
+            raw_path = scope.get("raw_path")
+            if raw_path is None:  # a server that passes only the decoded path
+                _check_text(["path"], scope["path"])
+            else:
+                _decoded(["path"], unquote_to_bytes(raw_path.split(b"?", 1)[0]))
             if scope.get("query_string"):
                 _check_urlencoded("query", scope["query_string"])
         except _Refused as refused:
