@@ -13,7 +13,8 @@ Walker routes are called as a walker, /v1/admin routes as an admin, so each requ
 authentication into validation and handling. The request body comes from the operation's
 schema (required fields, typed values; FIELD_EXAMPLES for values a type cannot say, such as a
 password the policy accepts), so a new route is covered without editing this file. A route
-the builder cannot make a valid request for fails the test with "add an example for ...".
+the builder cannot make a valid request for fails the test with "add an example for ...";
+a path id the world does not hold (a uuid or an integer) is a well-formed id naming nothing.
 
 Every case collects its failures; the test reports them all in one readable message.
 """
@@ -310,6 +311,16 @@ def route_cases(
     for param in params:
         if param["in"] == "path":
             if param["name"] not in world.path_values:
+                # An id of a kind the world does not hold yet: a well-formed one that names
+                # nothing still carries every hostile value through validation (the valid
+                # request then answers 404). A text parameter needs a real example.
+                kind = _resolve(spec, param["schema"])
+                if kind.get("format") == "uuid":
+                    path_values[param["name"]] = str(uuid.uuid4())
+                    continue
+                if kind.get("type") == "integer":
+                    path_values[param["name"]] = 1
+                    continue
                 raise LookupError(
                     f"add an example for {method} {template}: path parameter {param['name']!r} "
                     "(World.path_values in tests/test_bad_input.py)"
@@ -495,6 +506,18 @@ async def test_every_route_refuses_hostile_values(app, probe, engine):
             )
     assert walked >= 30, f"the walk found only {walked} operations to try"
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
+
+
+def test_a_route_the_walk_cannot_call_says_which_example_to_add():
+    """New routes are walked without edits; one it cannot build a request for fails loudly."""
+    world = World(walker={}, admin={}, path_values={}, named={})
+    operation = {"parameters": [{"name": "slug", "in": "path", "schema": {"type": "string"}}]}
+    with pytest.raises(LookupError, match=r"add an example for GET /v1/things/\{slug\}"):
+        route_cases({}, "GET", "/v1/things/{slug}", operation, world)
+    operation = {"parameters": [{"name": "thing_id", "in": "path", "schema": {"type": "integer"}}]}
+    cases, valid = route_cases({}, "GET", "/v1/things/{thing_id}", operation, world)
+    assert valid.path == "/v1/things/1"
+    assert {c.path for c in cases} == {f"/v1/things/{v}" for v in HOSTILE_INTS}
 
 
 @pytest.mark.parametrize(
