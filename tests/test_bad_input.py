@@ -579,6 +579,24 @@ async def test_a_step_date_outside_the_plausible_range_is_refused(client, engine
     assert response.json()["results"][0]["reasons"] == ["future_day"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/steps?to=0001-01-01",  # answered 500: the default `from` is 6 days earlier
+        "/v1/steps?from=9999-12-31",
+        "/v1/leaderboards/daily?period_start=0001-01-01",
+        "/v1/leaderboards/weekly?period_start=9999-12-27",
+    ],
+)
+async def test_query_days_outside_the_calendar_are_422(probe, path):
+    """Days before 2000-01-01 or after 2100-12-31 mean nothing here: refused before any date
+    arithmetic can overflow."""
+    walker = await register(probe)
+    response = await probe.get(path, headers=bearer(walker["access_token"]))
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+
+
 async def test_console_forms_refuse_nul(app, engine):
     """Every form on every console page, each field in turn given a NUL: never a 5xx, and
     nothing changes."""

@@ -12,7 +12,8 @@ or date arithmetic and answer 500. Two central defences, both changing nothing:
   The common case costs one regular-expression scan of the body; only a suspect body is parsed.
 - Shared constrained types for the schemas: `Int64` for integer parameters and fields that
   reach a bigint column (FastAPI's int path and query parameters are unbounded), and
-  `CalendarDay` for dates (2000-01-01 to 2100-12-31: no day outside it means anything here).
+  `CalendarDay` for dates (1970-01-01, where the all-time board starts, to 2100-12-31: no
+  day outside it means anything here).
 
 `errors.install_error_handlers` maps what still slips through (a driver DataError, an
 OverflowError from date arithmetic) to the same 422 as a last line of defence.
@@ -35,16 +36,16 @@ from stepcoin.errors import http_exception_response, problem_response
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2100, 12, 31)
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2100, 12, 31)
 
 Int64 = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX)]
 """An integer a PostgreSQL bigint holds (a plain `int` parameter is unbounded)."""
 
 
 def check_calendar_day(value: date) -> date:
-    if not EARLIEST_DAY <= value <= LATEST_DAY:
-        raise ValueError(f"must be a day from {EARLIEST_DAY} to {LATEST_DAY}")
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"must be a day from {FIRST_DAY} to {LAST_DAY}")
     return value
 
 

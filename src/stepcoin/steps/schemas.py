@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stepcoin.validation import EARLIEST_DAY, Int64
+from stepcoin.validation import Int64
 
 Source = Literal["healthkit", "health_connect", "google_fit", "manual"]
 MAX_BATCH = 500
 MAX_INTERVALS = 1440
 SCHEMA_MAX_STEPS = 10_000_000  # beyond this it is not a step count but a malformed value
+EARLIEST_STEP_DAY = dt.date(2000, 1, 1)  # no phone counted steps for an app before this
 
 
 class IntervalIn(BaseModel):
@@ -50,8 +51,8 @@ class StepRecordIn(BaseModel):
         """No phone walked before 2000 or more than a day ahead of UTC (the furthest time
         zone); tomorrow still gets its per-record `future_day` decision from the rules."""
         latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
-        if not EARLIEST_DAY <= value <= latest:
-            raise ValueError(f"must be a day from {EARLIEST_DAY} to {latest}")
+        if not EARLIEST_STEP_DAY <= value <= latest:
+            raise ValueError(f"must be a day from {EARLIEST_STEP_DAY} to {latest}")
         return value
 
 
