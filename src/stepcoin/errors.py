@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -136,6 +138,20 @@ _STATUS_CODES = {
 }
 
 
+def http_exception_response(exc: StarletteHTTPException, *, instance: str | None) -> Response:
+    """The problem+json of an HTTPException, also for one raised outside the routing."""
+    code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(
+        exc.status_code,
+        code,
+        title,
+        detail,
+        instance=instance,
+        headers=dict(exc.headers or {}),
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
@@ -180,15 +196,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) else title
+        return http_exception_response(exc, instance=request.url.path)
+
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        """The last line of defence behind the schemas and stepcoin.validation.InputGuard: a
+        value the database cannot hold (SQLSTATE class 22, or a parameter the driver cannot
+        encode) or a date pushed beyond year 1 or 9999. The request's transaction was rolled
+        back on the way out, so nothing changed; logged, because a schema should have said so."""
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and not _is_data_error(exc.orig):
+            return await unexpected_error(request, exc)
+        logger.warning("input the schema let through", exc_info=exc)
         return problem_response(
-            exc.status_code,
-            code,
-            title,
-            detail,
+            422,
+            "validation_error",
+            "Invalid input",
+            "A value is out of the range this service can store or compute with.",
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
         )
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -204,4 +227,17 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, out_of_range)
+    app.add_exception_handler(asyncpg.DataError, out_of_range)
+    app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _is_data_error(orig: BaseException | None) -> bool:
+    """SQLAlchemy's asyncpg adapter keeps the driver's exception as the cause of `orig`."""
+    seen = 0
+    while orig is not None and seen < 3:
+        if isinstance(orig, asyncpg.DataError):
+            return True
+        orig, seen = orig.__cause__, seen + 1
+    return False

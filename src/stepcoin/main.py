@@ -28,6 +28,7 @@ from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
 from stepcoin.users.router import router as users_router
+from stepcoin.validation import InputGuard
 from stepcoin.wallet.router import router as wallet_router
 from stepcoin.worker import open_jobs, start_worker_task
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     app.state.settings = settings
+    app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

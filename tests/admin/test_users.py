@@ -44,8 +44,9 @@ async def test_plain_user_gets_403_and_nothing_changes(client, engine, method, p
     assert await count(engine, "SELECT count(*) FROM users WHERE NOT is_active") == 0
 
 
+# A NUL ("%00") is refused before routing with 422: tests/test_bad_input.py (issue 12, hole 11).
 @pytest.mark.parametrize(
-    "user_id", [pytest.param(str(uuid.uuid4()), id="unknown"), "not-a-uuid", "1", "%00"]
+    "user_id", [pytest.param(str(uuid.uuid4()), id="unknown"), "not-a-uuid", "1"]
 )
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES[1:])
 async def test_unknown_or_malformed_user_is_404(client, engine, method, path, body, user_id):

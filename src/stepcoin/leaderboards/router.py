@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +12,7 @@ from stepcoin.leaderboards import service
 from stepcoin.leaderboards.periods import Period
 from stepcoin.leaderboards.repository import MAX_LIMIT
 from stepcoin.leaderboards.schemas import LeaderboardOut
+from stepcoin.validation import CalendarDay
 
 router = APIRouter(tags=["leaderboards"])
 
@@ -24,7 +24,7 @@ async def leaderboard(
     database: Annotated[Database, Depends(get_database)],
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Top entries (1 to 100).")] = 100,
     period_start: Annotated[
-        date | None,
+        CalendarDay | None,
         Query(description="A closed period's first day (YYYY-MM-DD); default: the current one."),
     ] = None,
 ) -> Any:

@@ -13,6 +13,7 @@ from stepcoin.pagination import decode_cursor, encode_cursor
 from stepcoin.shop import catalogue, orders, sync
 from stepcoin.shop import queries as shop_queries
 from stepcoin.shop.schemas import AdminOrderUpdate, OrderStatus, ProductCreate, ProductUpdate
+from stepcoin.validation import Int64
 
 router = APIRouter(prefix="/v1/admin", tags=["admin: shop"])
 Staff = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
@@ -26,7 +27,7 @@ async def list_products(
     session: SessionDep,
     category: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    after_id: int | None = None,
+    after_id: Int64 | None = None,
 ) -> Any:
     """All products, active or not, with their Shopify link and overrides."""
     items = await catalogue.list_products(
@@ -44,7 +45,7 @@ async def create_product(body: ProductCreate, admin: Admin, session: SessionDep)
 
 @router.patch("/products/{product_id}")
 async def update_product(
-    product_id: int, body: ProductUpdate, admin: Admin, session: SessionDep
+    product_id: Int64, body: ProductUpdate, admin: Admin, session: SessionDep
 ) -> Any:
     """Coin price, stock override, active; overrides stick over syncs until released."""
     return await catalogue.update_product(

@@ -15,6 +15,7 @@ from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.schemas import OrderIn, OrderListOut, OrderOut, ProductListOut, ProductOut
+from stepcoin.validation import Int64
 
 router = APIRouter(tags=["shop"])
 
@@ -40,7 +41,7 @@ async def list_products(
 
 
 @router.get("/v1/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: int, session: ReadSessionDep) -> Any:
+async def get_product(product_id: Int64, session: ReadSessionDep) -> Any:
     """One active product."""
     return await catalogue.get_product(session, product_id)
 

@@ -10,6 +10,8 @@ from typing import Literal
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stepcoin.validation import Int64
+
 OrderStatus = Literal[
     "pending",
     "submitted",
@@ -62,7 +64,7 @@ class ShippingAddress(BaseModel):
 class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int = Field(ge=1)
+    product_id: Int64 = Field(ge=1)
     quantity: int = Field(ge=1, le=1000)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -12,6 +11,7 @@ from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.steps import review, service
 from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
+from stepcoin.validation import CalendarDay, Int64
 
 router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
@@ -33,8 +33,8 @@ async def sync_steps(
 async def list_steps(
     claims: ClaimsDep,
     session: ReadSessionDep,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[CalendarDay | None, Query(alias="from")] = None,
+    end: Annotated[CalendarDay | None, Query(alias="to")] = None,
 ) -> Any:
     """Your daily records with their decision, newest first (default: the last 7 days)."""
     return {"items": await review.list_own_steps(session, claims.user_id, start, end)}
@@ -63,7 +63,7 @@ async def review_queue(
 
 async def _decide(
     request: Request,
-    validation_id: int,
+    validation_id: Int64,
     reviewer: CurrentUser,
     session: SessionDep,
     body: ReviewIn | None,
@@ -81,7 +81,7 @@ async def _decide(
 @admin_router.post("/{validation_id}/approve")
 async def approve(
     request: Request,
-    validation_id: int,
+    validation_id: Int64,
     reviewer: Reviewer,
     session: SessionDep,
     body: Annotated[ReviewIn | None, Body()] = None,
@@ -93,7 +93,7 @@ async def approve(
 @admin_router.post("/{validation_id}/reject")
 async def reject(
     request: Request,
-    validation_id: int,
+    validation_id: Int64,
     reviewer: Reviewer,
     session: SessionDep,
     body: Annotated[ReviewIn | None, Body()] = None,

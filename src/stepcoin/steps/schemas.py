@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from stepcoin.validation import Int64
 
 Source = Literal["healthkit", "health_connect", "google_fit", "manual"]
 MAX_BATCH = 500
 MAX_INTERVALS = 1440
 SCHEMA_MAX_STEPS = 10_000_000  # beyond this it is not a step count but a malformed value
+EARLIEST_STEP_DAY = dt.date(2000, 1, 1)  # no phone counted steps for an app before this
 
 
 class IntervalIn(BaseModel):
@@ -35,12 +38,22 @@ class StepRecordIn(BaseModel):
     source: Source
     device_id: str | None = Field(default=None, min_length=1, max_length=200)
     client_record_id: str | None = Field(default=None, min_length=1, max_length=200)
-    client_record_version: int | None = Field(
+    client_record_version: Int64 | None = Field(
         default=None, ge=0, description="Replaces the stored record only when higher."
     )
     manual: bool = False
     deleted: bool = Field(default=False, description="The phone deleted this day: withdraw it.")
     intervals: list[IntervalIn] | None = Field(default=None, max_length=MAX_INTERVALS)
+
+    @field_validator("date")
+    @classmethod
+    def _plausible_day(cls, value: dt.date) -> dt.date:
+        """No phone walked before 2000 or more than a day ahead of UTC (the furthest time
+        zone); tomorrow still gets its per-record `future_day` decision from the rules."""
+        latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        if not EARLIEST_STEP_DAY <= value <= latest:
+            raise ValueError(f"must be a day from {EARLIEST_STEP_DAY} to {latest}")
+        return value
 
 
 class StepSyncIn(BaseModel):
