@@ -83,3 +83,12 @@ async def test_sessions_need_a_token(client):
     assert (await client.get("/v1/me/sessions")).status_code == 401
     assert (await client.delete("/v1/me/sessions")).status_code == 401
     assert (await client.delete(f"/v1/me/sessions/{uuid.uuid4()}")).status_code == 401
+
+
+async def test_openapi_lists_the_lifecycle_routes(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "post" in paths["/v1/me/password"]
+    assert {"get", "delete"} <= set(paths["/v1/me/sessions"])
+    assert "delete" in paths["/v1/me/sessions/{session_id}"]
+    assert {"get", "patch", "delete"} <= set(paths["/v1/me"])
+    assert "get" in paths["/v1/me/export"]
