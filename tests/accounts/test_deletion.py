@@ -353,3 +353,20 @@ async def test_an_order_racing_the_deletion_is_refunded_or_refused(client, engin
     assert pending.n == 0
     async with AsyncSession(engine) as session:
         assert (await check_ledger(session)).ok
+
+
+async def test_steps_stay_for_the_books_without_their_device_ids(client, engine):
+    from tests.steps.helpers import rec, sync
+
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 9000, device_id="adas-iphone"))
+    assert (await delete_me(client, me["access_token"], password=TEST_PASSWORD)).status_code == 204
+    row = await one(
+        engine,
+        "SELECT count(*) AS n, count(device_id) AS devices, "
+        "count(*) FILTER (WHERE device_ids <> '{}') AS lists FROM step_records WHERE user_id = :u",
+        u=me["user"]["id"],
+    )
+    assert (row.n, row.devices, row.lists) == (1, 0, 0)
+    async with AsyncSession(engine) as session:
+        assert (await check_ledger(session)).ok

@@ -8,8 +8,9 @@ Order of work (every step in the request's one transaction, so it all happens or
 3. orders not yet sent to Shopify are cancelled and refunded through the shop's own
    refund_order (the wallet's one posting function, a unique refund reference: once);
    orders Shopify already has stay as they are (Shopify is fulfilling them);
-4. every order's shipping address is erased to its country; every session ends (refresh
-   families revoked, console sessions refused), and their devices and addresses are erased;
+4. every order's shipping address is erased to its country, the step records lose their
+   device identifiers; every session ends (refresh families revoked, console sessions
+   refused), and their devices and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
 6. an Apple account's tokens are revoked with Apple by a job deferred in this transaction;
 7. the audit log gets `account.deleted`, with counts and ids but nothing personal.
@@ -34,6 +35,7 @@ from stepcoin.errors import Conflict, InvalidInput, account_gone
 from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.shop import orders as shop_orders
 from stepcoin.shop import privacy as shop_privacy
+from stepcoin.steps import reports as step_reports
 from stepcoin.users import erasure
 from stepcoin.wallet import repository as wallet_repository
 
@@ -109,6 +111,7 @@ async def delete_account(
         deletion.coins_refunded += int(order["total_coins"])
     deletion.orders_kept = [i for status in SENT_STATUSES for i in by_status.get(status, [])]
     await shop_privacy.erase_shipping_addresses(session, user_id)
+    await step_reports.forget_devices(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)

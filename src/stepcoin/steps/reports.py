@@ -48,3 +48,16 @@ async def days_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[s
         {"u": user_id},
     )
     return [dict(row) for row in rows.mappings()]
+
+
+async def forget_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account deletion: the device identifiers the app sent with each record go; the steps
+    and decisions stay, because the ledger's step rewards were paid for them."""
+    await session.execute(
+        text(
+            "UPDATE step_records SET device_id = NULL, device_ids = '{}', client_record_id = NULL "
+            "WHERE user_id = :u AND (device_id IS NOT NULL OR device_ids <> '{}' "
+            "OR client_record_id IS NOT NULL)"
+        ),
+        {"u": user_id},
+    )
