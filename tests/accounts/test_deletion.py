@@ -52,6 +52,18 @@ async def walker_with_two_orders(client, engine):
             ),
             {"id": sent["id"]},
         )
+    async with engine.begin() as conn:  # Shopify told us about the sent order (address inside)
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_events (webhook_id, topic, payload, processed_at) VALUES "
+                "(:w, 'orders/updated', CAST(:p AS jsonb), now())"
+            ),
+            {
+                "w": f"wh-{sent['id']}",
+                "p": '{"id": 777, "admin_graphql_api_id": "gid://shopify/Order/777", '
+                '"shipping_address": {"address1": "1 Step Street"}, "email": "ada@example.com"}',
+            },
+        )
     return me, unsent, sent, bottle
 
 
@@ -160,6 +172,11 @@ async def test_deletion_ends_everything_at_once_and_keeps_the_books(client, engi
     assert ledger_after == ledger_before + 1  # nothing removed, one refund row added
     for row in rows:  # no address left, only the country
         assert row.shipping_address == {"erased": True, "country": "DE"}
+
+    webhook = await one(
+        engine, "SELECT payload FROM webhook_events WHERE webhook_id = :w", w=f"wh-{sent['id']}"
+    )
+    assert webhook.payload == {"id": 777, "erased": True}
 
     # the ledger still balances, everywhere
     async with AsyncSession(engine) as session:

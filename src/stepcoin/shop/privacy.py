@@ -25,7 +25,7 @@ async def orders_by_status(session: AsyncSession, user_id: uuid.UUID) -> dict[st
 async def erase_shipping_addresses(session: AsyncSession, user_id: uuid.UUID) -> int:
     """Every order of the user keeps its lines and coins; its shipping address keeps only the
     country. The stored Shopify webhooks about those orders (they carry the address and email)
-    are reduced to their ids."""
+    are reduced to their ids once handled (one still waiting is handled first, as it came)."""
     result = await session.execute(
         text(
             "UPDATE orders SET shipping_address = jsonb_build_object("
@@ -41,7 +41,7 @@ async def erase_shipping_addresses(session: AsyncSession, user_id: uuid.UUID) ->
             SET payload = jsonb_build_object('id', e.payload->'id', 'erased', true)
             FROM orders o
             WHERE o.user_id = :u AND o.shopify_order_id IS NOT NULL
-              AND e.topic LIKE 'orders/%'
+              AND e.topic LIKE 'orders/%' AND e.processed_at IS NOT NULL
               AND (e.payload->>'admin_graphql_api_id' = o.shopify_order_id
                    OR e.payload->>'id' = o.shopify_order_id
                    OR 'gid://shopify/Order/' || (e.payload->>'id') = o.shopify_order_id)
