@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tests.conftest import TEST_PASSWORD, bearer
+from tests.shop.helpers import walker_with_coins
 
 
 async def sign_in_again(
@@ -41,3 +43,14 @@ async def refreshes(client: httpx.AsyncClient, device: dict[str, Any]) -> bool:
 
 async def delete_me(client: httpx.AsyncClient, token: str, **body: Any) -> httpx.Response:
     return await client.request("DELETE", "/v1/me", json=body, headers=bearer(token))
+
+
+async def verified_walker_with_coins(client: httpx.AsyncClient, engine: Any, coins: int) -> Any:
+    """A walker with coins whose email counts as verified (unverified walkers may not order)."""
+    account = await walker_with_coins(client, engine, coins)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET email_verified_at = now() WHERE id = :id"),
+            {"id": account["user"]["id"]},
+        )
+    return account

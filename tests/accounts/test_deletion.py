@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin.auth import tasks as auth_tasks
 from stepcoin.wallet.service import check_ledger
 from stepcoin.worker import open_jobs
-from tests.accounts.helpers import delete_me, refreshes, sign_in_again
+from tests.accounts.helpers import (
+    delete_me,
+    refreshes,
+    sign_in_again,
+    verified_walker_with_coins,
+)
 from tests.conftest import (
     APPLE_CLIENT_ID,
     GOOGLE_CLIENT_ID,
@@ -20,7 +25,7 @@ from tests.conftest import (
     register,
     unique_email,
 )
-from tests.shop.helpers import order, product, walker_with_coins
+from tests.shop.helpers import order, product
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 APPLE_ISSUER = "https://appleid.apple.com"
@@ -34,7 +39,7 @@ async def one(engine, sql: str, **params):
 async def walker_with_two_orders(client, engine):
     """A walker with 1000 coins, an order not yet sent (pending) and one Shopify has."""
     bottle = await product(engine, price=100, stock=10)
-    me = await walker_with_coins(client, engine, 1000)
+    me = await verified_walker_with_coins(client, engine, 1000)
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -355,7 +360,7 @@ async def test_the_stand_in_refuses_a_client_secret_signed_with_another_key(
 
 async def test_an_order_racing_the_deletion_is_refunded_or_refused(client, engine):
     bottle = await product(engine, price=100, stock=50)
-    me = await walker_with_coins(client, engine, 1000)
+    me = await verified_walker_with_coins(client, engine, 1000)
     results = await asyncio.gather(
         order(client, me["access_token"], [(bottle, 1)]),
         delete_me(client, me["access_token"], password=TEST_PASSWORD),

@@ -6,15 +6,16 @@ import json
 
 from sqlalchemy import text
 
+from tests.accounts.helpers import verified_walker_with_coins
 from tests.achievements.helpers import achievement, evaluate
 from tests.conftest import GOOGLE_CLIENT_ID, bearer, unique_email
-from tests.shop.helpers import order, product, walker_with_coins
+from tests.shop.helpers import order, product
 from tests.steps.helpers import rec, sync
 
 
 async def busy_walker(app, client, engine, bottle: int, steps: int):
     """A walker with synced steps (records, days, step rewards), an order and an achievement."""
-    me = await walker_with_coins(client, engine, 500)
+    me = await verified_walker_with_coins(client, engine, 500)
     await sync(client, me["access_token"], rec(1, steps), rec(2, steps + 1, source="manual"))
     placed = (await order(client, me["access_token"], [(bottle, 1)])).json()
     await evaluate(app, me["user"]["id"])
