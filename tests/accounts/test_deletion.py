@@ -392,3 +392,32 @@ async def test_steps_stay_for_the_books_without_their_device_ids(client, engine)
     assert (row.n, row.devices, row.lists) == (1, 0, 0)
     async with AsyncSession(engine) as session:
         assert (await check_ledger(session)).ok
+
+
+async def test_without_apple_settings_the_deletion_still_happens_and_says_so(
+    app, client, keyset, engine, settings
+):
+    import uuid
+
+    from stepcoin.accounts import service
+    from stepcoin.accounts.schemas import DeleteAccountIn
+    from stepcoin.db import session_scope
+
+    sign_in = keyset.id_token(
+        issuer=APPLE_ISSUER, audience=APPLE_CLIENT_ID, subject="apple-del-2", email=unique_email()
+    )
+    me = (await client.post("/v1/auth/apple", json={"id_token": sign_in})).json()
+    fresh = keyset.id_token(issuer=APPLE_ISSUER, audience=APPLE_CLIENT_ID, subject="apple-del-2")
+    unconfigured = settings.model_copy(update={"apple_private_key": None})
+    body = DeleteAccountIn(id_token=fresh, authorization_code="c-unused")
+    async with session_scope(app.state.database) as session:
+        deletion = await service.delete_account(
+            session, unconfigured, uuid.UUID(me["user"]["id"]), body
+        )
+    assert deletion.apple_revocation == "not_configured"
+    jobs = await one(
+        engine,
+        "SELECT count(*) AS n FROM procrastinate_jobs WHERE task_name = 'auth:revoke_apple_token'",
+    )
+    assert jobs.n == 0
+    assert await refreshes(client, me) is False
