@@ -15,6 +15,7 @@ from stepcoin.config import Settings
 from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
+from tests.fixtures.apple import AppleStandIn, apple_server
 from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.oidc import KeySet, jwks_server
 
@@ -92,7 +93,14 @@ def keyset() -> Iterator[KeySet]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, keyset: KeySet) -> Settings:
+def apple_standin() -> Iterator[AppleStandIn]:
+    """Apple's /auth/token and /auth/revoke on 127.0.0.1 (account deletion revokes there)."""
+    with apple_server((APPLE_CLIENT_ID,)) as standin:
+        yield standin
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, keyset: KeySet, apple_standin: AppleStandIn) -> Settings:
     return Settings(
         env="test",
         database_url=database_url,
@@ -102,6 +110,10 @@ def settings(database_url: str, keyset: KeySet) -> Settings:
         google_jwks_url=keyset.url,
         apple_client_ids=[APPLE_CLIENT_ID],
         apple_jwks_url=keyset.url,
+        apple_team_id=apple_standin.team_id,
+        apple_key_id=apple_standin.key_id,
+        apple_private_key=apple_standin.private_key_pem,
+        apple_auth_url=apple_standin.url,
         max_body_bytes=256 * 1024,
         password_hashing="test",  # argon2's minimum: see tests/auth/test_tokens.py for owasp
     )

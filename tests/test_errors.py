@@ -18,7 +18,7 @@ async def test_unknown_path_is_problem_json(client):
 
 
 async def test_wrong_method_is_problem_json(client):
-    response = await client.delete("/v1/me")
+    response = await client.put("/v1/me")  # DELETE /v1/me exists since issue 12
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
 

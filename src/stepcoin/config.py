@@ -35,6 +35,8 @@ STANDIN_SHOP_DOMAIN = "stepcoin-standin.myshopify.com"
 STANDIN_ACCESS_TOKEN = "shpat_stepcoin_standin"
 STANDIN_WEBHOOK_SECRET = "standin-webhook-secret"
 
+APPLE_AUTH_URL = "https://appleid.apple.com"
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -100,6 +102,18 @@ class Settings(BaseSettings):
     apple_client_ids: CommaList = Field(default_factory=list)
     apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
     apple_issuer: str = "https://appleid.apple.com"
+    # Apple's token revocation on account deletion (Sign in with Apple REST API): the team's
+    # key signs the client_secret JWT (ES256). Unset: deletions cannot revoke, and say so.
+    apple_team_id: str | None = None
+    apple_key_id: str | None = None
+    apple_private_key: SecretStr | None = Field(
+        default=None, description="The team's Sign in with Apple key (.p8 PEM text)."
+    )
+    apple_auth_url: str = Field(
+        default=APPLE_AUTH_URL,
+        description="Base of /auth/token and /auth/revoke; another value (a local stand-in "
+        "in tests) is refused in production.",
+    )
 
     shopify_shop_domain: str | None = Field(
         default=None,
@@ -193,6 +207,11 @@ class Settings(BaseSettings):
         return bool(self.shopify_shop_domain and self.shopify_access_token)
 
     @property
+    def apple_revocation_configured(self) -> bool:
+        """Apple tokens can be revoked: the team id, key id and key are all set."""
+        return bool(self.apple_team_id and self.apple_key_id and self.apple_private_key)
+
+    @property
     def uses_shopify_standin(self) -> bool:
         """No shop configured outside production: the local stand-in with a demo catalogue
         serves the shop. Production never uses it (no shop configured there means no shop)."""
@@ -238,6 +257,8 @@ class Settings(BaseSettings):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
         if self.env == "production":
             self._refuse_standin_in_production()
+        if self.env == "production" and self.apple_auth_url != APPLE_AUTH_URL:
+            raise ValueError("STEPCOIN_APPLE_AUTH_URL must be Apple's own in production")
         if self.password_hashing != "owasp" and self.env != "test":
             raise ValueError("STEPCOIN_PASSWORD_HASHING=test is for the test suite only")
         if any(len(key) < 32 for key in self.totp_keys):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from stepcoin import __version__
+from stepcoin.accounts.router import router as accounts_router
 from stepcoin.achievements.router import admin_router as achievements_admin_router
 from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(users_router)
+    app.include_router(accounts_router)
     app.include_router(steps_router)
     app.include_router(review_router)
     app.include_router(shop_router)

@@ -27,6 +27,7 @@ SHOP_CANCEL_IN_SHOPIFY: Final = "shop:cancel_in_shopify"
 SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
 ACHIEVEMENTS_BACKFILL: Final = "achievements:backfill"
+AUTH_REVOKE_APPLE_TOKEN: Final = "auth:revoke_apple_token"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -38,6 +39,7 @@ TASK_NAMES: Final = (
     SHOP_HANDLE_WEBHOOK,
     ACHIEVEMENTS_EVALUATE_USER,
     ACHIEVEMENTS_BACKFILL,
+    AUTH_REVOKE_APPLE_TOKEN,
 )
 
 

@@ -19,6 +19,7 @@ class AdminUserOut(BaseModel):
     is_active: bool
     auth_method: str
     created_at: datetime
+    deleted_at: datetime | None = None
     wallet: WalletOut
 
 

@@ -22,6 +22,9 @@ class VerifiedIdentity:
     email: str | None
     email_verified: bool
     name: str | None
+    audience: str | None = None
+    """The client id the token was issued to (one of the configured ones)."""
+    issued_at: int | None = None
 
 
 class IdTokenError(Exception):
@@ -100,7 +103,14 @@ class IdTokenVerifier:
             email=email.strip().lower() if isinstance(email, str) else None,
             email_verified=verified is True or verified == "true",
             name=claims.get("name") if isinstance(claims.get("name"), str) else None,
+            audience=_audience(claims.get("aud"), config.audiences),
+            issued_at=claims["iat"] if isinstance(claims.get("iat"), int) else None,
         )
+
+
+def _audience(aud: Any, configured: tuple[str, ...]) -> str | None:
+    values = [aud] if isinstance(aud, str) else list(aud or [])
+    return next((value for value in values if value in configured), None)
 
 
 id_token_verifier = IdTokenVerifier()

@@ -114,6 +114,12 @@ async def place_order(
     ).first()
     if account is None or not account.is_active:
         raise account_gone()
+    # Re-read after the wallet lock: an account deleted (or deactivated) while this request
+    # waited for the lock was read as active by the statement above (its snapshot is older).
+    if not (
+        await session.execute(text("SELECT is_active FROM users WHERE id = :u"), {"u": user_id})
+    ).scalar_one():
+        raise account_gone()
     wanted = {item.product_id: item.quantity for item in body.items}
     products = {
         row.id: row

@@ -1,8 +1,11 @@
-"""Figures about steps for the people who run StepCoin (the console's overview)."""
+"""Figures about steps for the people who run StepCoin (the console's overview), and a
+walker's own days for the data export."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,3 +36,28 @@ async def approved_steps_on(session: AsyncSession, day: date) -> tuple[int, int]
         )
     ).one()
     return int(row.walkers), int(row.steps)
+
+
+async def days_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """What each of a user's days is worth (the settlement), oldest first: for the export."""
+    rows = await session.execute(
+        text(
+            "SELECT recorded_date AS date, credited_source, credited_steps, coins_paid, "
+            "coins_pending, updated_at FROM step_days WHERE user_id = :u ORDER BY recorded_date"
+        ),
+        {"u": user_id},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
+async def forget_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account deletion: the device identifiers the app sent with each record go; the steps
+    and decisions stay, because the ledger's step rewards were paid for them."""
+    await session.execute(
+        text(
+            "UPDATE step_records SET device_id = NULL, device_ids = '{}', client_record_id = NULL "
+            "WHERE user_id = :u AND (device_id IS NOT NULL OR device_ids <> '{}' "
+            "OR client_record_id IS NOT NULL)"
+        ),
+        {"u": user_id},
+    )

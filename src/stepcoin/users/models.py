@@ -36,6 +36,7 @@ class User(Base):
             "password_hash IS NULL OR password_hash LIKE '$argon2id$%'", name="argon2id_only"
         ),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint("deleted_at IS NULL OR NOT is_active", name="deleted_is_inactive"),
         UniqueConstraint("email"),
         Index("ix_users_created_at", "created_at"),
         # trigram indexes (pg_trgm): the staff search is ILIKE '%part%' on email or name
@@ -71,6 +72,8 @@ class User(Base):
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sessions_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set by DELETE /v1/me: the row stays as a tombstone that the books point at
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -78,7 +78,7 @@ def profile_to_response(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _ADMIN_USER_COLUMNS = """
-    u.id, u.email, u.full_name, u.role, u.is_active, u.auth_method, u.created_at,
+    u.id, u.email, u.full_name, u.role, u.is_active, u.auth_method, u.created_at, u.deleted_at,
     w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
 """
 _WALLET_KEYS = ("available_coins", "pending_coins", "lifetime_earned", "lifetime_spent")
@@ -184,7 +184,7 @@ async def get_staff_view(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
                     """
                     SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified,
                            u.full_name, u.phone, u.role, u.auth_method,
-                           u.timezone, u.created_at, u.is_active,
+                           u.timezone, u.created_at, u.is_active, u.deleted_at,
                            u.totp_enabled_at IS NOT NULL AS totp_enabled,
                            w.available_coins, w.pending_coins, w.lifetime_earned,
                            w.lifetime_spent

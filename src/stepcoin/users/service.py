@@ -18,13 +18,17 @@ async def set_active(
 ) -> None:
     """Deactivation ends every session at once: refresh tokens are revoked in the same
     transaction, and access tokens are refused because every request re-checks is_active."""
-    before = (
+    row = (
         await session.execute(
-            text("SELECT is_active FROM users WHERE id = :id FOR UPDATE"), {"id": user_id}
+            text("SELECT is_active, deleted_at FROM users WHERE id = :id FOR UPDATE"),
+            {"id": user_id},
         )
-    ).scalar_one_or_none()
-    if before is None:
+    ).first()
+    if row is None:
         raise NotFound("No such user.", code="user_not_found")
+    if row.deleted_at is not None and active:
+        raise Conflict("A deleted account cannot be reactivated.", code="account_deleted")
+    before = row.is_active
     await session.execute(
         text("UPDATE users SET is_active = :active, updated_at = now() WHERE id = :id"),
         {"active": active, "id": user_id},

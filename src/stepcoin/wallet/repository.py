@@ -105,3 +105,14 @@ async def find_transaction(
         .first()
     )
     return dict(row) if row else None
+
+
+async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Hold the user's wallet row until commit (every posting and order locks it first);
+    False when the user has no wallet."""
+    row = (
+        await session.execute(
+            text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": user_id}
+        )
+    ).first()
+    return row is not None
