@@ -79,6 +79,7 @@ VALID_REQUEST_MAY_FAIL: dict[tuple[str, str], str] = {}
 # Whole bodies for operations whose valid body depends on the path (path template, method).
 ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/admin/settings/{key}"): {"value": 10},  # the key is coins.per_1000_steps
+    ("DELETE", "/v1/me"): {"password": TEST_PASSWORD},  # one proof: a password or an id_token
 }
 
 
