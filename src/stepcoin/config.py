@@ -105,6 +105,23 @@ class Settings(BaseSettings):
         description="Override of the GraphQL endpoint (a local stand-in on 127.0.0.1 only).",
     )
 
+    # mail (stepcoin.mail): the verification and password-reset mails
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://user:pass@host:587?starttls=true, smtps://user:pass@host:465 "
+        "(implicit TLS) or smtp://host:25 (no TLS); unset outside production: mails go to the "
+        "log and to <data dir>/mail/*.eml.",
+    )
+    mail_from: str = Field(
+        default="StepCoin <no-reply@stepcoin.localhost>",
+        description="The From of every mail, e.g. StepCoin <no-reply@example.com>.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where mail links point, e.g. https://app.example.com; default "
+        "http://<host>:<port>.",
+    )
+
     run_worker_in_serve: bool = Field(
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )
@@ -171,6 +188,11 @@ class Settings(BaseSettings):
         """No shop configured outside production: the local stand-in with a demo catalogue
         serves the shop. Production never uses it (no shop configured there means no shop)."""
         return self.env != "production" and not self.shopify_shop_configured
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of mail links, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

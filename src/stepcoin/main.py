@@ -21,12 +21,14 @@ from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import router as leaderboards_router
+from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
+from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import router as users_router
 from stepcoin.wallet.router import router as wallet_router
 from stepcoin.worker import open_jobs, start_worker_task
@@ -41,6 +43,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             "DATABASE_URL is not set: use `stepcoin serve`, which starts the embedded PostgreSQL"
         )
     with_worker = settings.run_worker_in_serve if run_worker is None else run_worker
+    mail_transport.announce(settings)  # where mails go; loud in production without SMTP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(email_links_router)
     app.include_router(users_router)
     app.include_router(steps_router)
     app.include_router(review_router)

@@ -27,6 +27,8 @@ SHOP_CANCEL_IN_SHOPIFY: Final = "shop:cancel_in_shopify"
 SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
 ACHIEVEMENTS_BACKFILL: Final = "achievements:backfill"
+MAIL_SEND: Final = "mail:send"
+MAIL_SWEEP: Final = "mail:sweep"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -38,6 +40,8 @@ TASK_NAMES: Final = (
     SHOP_HANDLE_WEBHOOK,
     ACHIEVEMENTS_EVALUATE_USER,
     ACHIEVEMENTS_BACKFILL,
+    MAIL_SEND,
+    MAIL_SWEEP,
 )
 
 

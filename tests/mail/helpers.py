@@ -1,0 +1,24 @@
+"""Running the mail jobs in tests: the worker on the mail queue, with the test's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from stepcoin.config import Settings
+from stepcoin.mail import tasks as mail_tasks
+from stepcoin.worker import open_jobs
+
+
+def with_smtp(settings: Settings, url: str | None, **more: Any) -> Settings:
+    secret = SecretStr(url) if url is not None else None
+    return settings.model_copy(update={"smtp_url": secret, **more})
+
+
+async def run_mail_jobs(app: Any, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Run every mail job due now, as the worker does, with these settings."""
+    monkeypatch.setattr(mail_tasks, "get_settings", lambda: settings)
+    async with open_jobs(app.state.database) as jobs:
+        await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["mail"])
