@@ -28,6 +28,7 @@ SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
 ACHIEVEMENTS_BACKFILL: Final = "achievements:backfill"
 MAIL_SEND: Final = "mail:send"
+AUTH_PASSWORD_RESET_MAIL: Final = "auth:mail_password_reset"
 MAIL_SWEEP: Final = "mail:sweep"
 
 TASK_NAMES: Final = (
@@ -42,6 +43,7 @@ TASK_NAMES: Final = (
     ACHIEVEMENTS_BACKFILL,
     MAIL_SEND,
     MAIL_SWEEP,
+    AUTH_PASSWORD_RESET_MAIL,
 )
 
 

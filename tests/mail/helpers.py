@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from stepcoin.auth import tasks as auth_tasks
 from stepcoin.config import Settings
 from stepcoin.mail import tasks as mail_tasks
 from stepcoin.worker import open_jobs
@@ -18,7 +19,9 @@ def with_smtp(settings: Settings, url: str | None, **more: Any) -> Settings:
 
 
 async def run_mail_jobs(app: Any, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    """Run every mail job due now, as the worker does, with these settings."""
+    """Run every job of the mail queue due now (password-reset links, then the mails they
+    write, then sending), as the worker does, with these settings."""
     monkeypatch.setattr(mail_tasks, "get_settings", lambda: settings)
+    monkeypatch.setattr(auth_tasks, "get_settings", lambda: settings)
     async with open_jobs(app.state.database) as jobs:
         await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["mail"])

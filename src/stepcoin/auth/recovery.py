@@ -18,6 +18,7 @@ from stepcoin.auth.service import end_sessions
 from stepcoin.config import Settings
 from stepcoin.errors import InvalidInput, TooManyRequests
 from stepcoin.mail import outbox
+from stepcoin.queue import AUTH_PASSWORD_RESET_MAIL, defer_in_transaction
 
 # A light throttle of POST /v1/auth/password-reset/request, in WINDOW_MINUTES:
 # - per email: beyond PER_EMAIL requests no more mails go out, and the answer stays the same
@@ -32,8 +33,8 @@ KEPT_HOURS: Final = 24
 async def request_reset(
     session: AsyncSession, settings: Settings, *, email: str, address: str | None
 ) -> None:
-    """Mail a reset link if the email belongs to an active account; the same outcome for
-    every email (no account enumeration), and no password hashing either way."""
+    """Queue a reset link for this email (a job mails it if the email belongs to an active
+    account): the same answer, work and time for every email (no account enumeration)."""
     email = email.strip().lower()
     address = _inet_or_none(address)
     await _lock(session, f"password_reset:address:{address}")  # parallel requests queue up:
@@ -72,6 +73,14 @@ async def request_reset(
     )
     if counts.by_email >= PER_EMAIL:
         return
+    # the account is looked up by a job, not here: the request does the same work, in the
+    # same time, whether the email has an account or not
+    await defer_in_transaction(session, AUTH_PASSWORD_RESET_MAIL, {"email": email}, queue="mail")
+
+
+async def mail_reset_link(session: AsyncSession, settings: Settings, email: str) -> bool:
+    """The job behind a reset request: a link for an active account with this email (True),
+    nothing for any other email (False)."""
     user = (
         await session.execute(
             text("SELECT id, email FROM users WHERE email = :email AND is_active"),
@@ -79,8 +88,9 @@ async def request_reset(
         )
     ).first()
     if user is None:
-        return
+        return False
     await _send_reset_mail(session, settings, user_id=user.id, email=user.email)
+    return True
 
 
 def _inet_or_none(address: str | None) -> str | None:
