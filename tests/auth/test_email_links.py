@@ -319,3 +319,34 @@ async def test_a_google_sign_up_with_a_verified_email_is_verified(client, keyset
     assert answer.status_code == 200
     assert answer.json()["user"]["email_verified"] is True
     assert await scalar(engine, "SELECT count(*) FROM mail_outbox") == 0  # nothing to prove
+
+
+# --- single use under concurrency --------------------------------------------------------------
+
+
+async def test_a_link_used_by_parallel_requests_works_once(client, mailbox):
+    walker = await register(client, verified=False)
+    await client.post("/v1/auth/password-reset/request", json={"email": walker["user"]["email"]})
+    mails = await mailbox.deliver(2)
+    [verify] = [m for m in mails if "Confirm" in m["Subject"]]
+    [reset] = [m for m in mails if "Reset" in m["Subject"]]
+    verifies = await asyncio.gather(
+        *(client.post("/v1/auth/verify-email", json={"token": token_in(verify)}) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in verifies) == [200] + [410] * 5
+    resets = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/auth/password-reset",
+                json={"token": token_in(reset), "new_password": f"{NEW_PASSWORD} {n}"},
+            )
+            for n in range(6)
+        )
+    )
+    assert sorted(r.status_code for r in resets) == [200] + [410] * 5
+    [winner] = [n for n, r in enumerate(resets) if r.status_code == 200]
+    login = await client.post(
+        "/v1/auth/login",
+        json={"email": walker["user"]["email"], "password": f"{NEW_PASSWORD} {winner}"},
+    )
+    assert login.status_code == 200
