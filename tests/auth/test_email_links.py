@@ -350,3 +350,23 @@ async def test_a_link_used_by_parallel_requests_works_once(client, mailbox):
         json={"email": walker["user"]["email"], "password": f"{NEW_PASSWORD} {winner}"},
     )
     assert login.status_code == 200
+
+
+async def test_a_deactivated_account_cannot_be_reset_or_verified(client, engine, mailbox):
+    walker = await register(client, verified=False)
+    await client.post("/v1/auth/password-reset/request", json={"email": walker["user"]["email"]})
+    mails = await mailbox.deliver(2)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET is_active = false WHERE id = :id"), {"id": walker["user"]["id"]}
+        )
+    [reset] = [m for m in mails if "Reset" in m["Subject"]]
+    [verify] = [m for m in mails if "Confirm" in m["Subject"]]
+    refused = await client.post(
+        "/v1/auth/password-reset", json={"token": token_in(reset), "new_password": NEW_PASSWORD}
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "account_disabled"
+    refused = await client.post("/v1/auth/verify-email", json={"token": token_in(verify)})
+    assert refused.status_code == 401
+    unused = await scalar(engine, "SELECT count(*) FROM email_tokens WHERE used_at IS NULL")
+    assert unused == 2  # nothing changed

@@ -16,7 +16,7 @@ from stepcoin.auth import email_tokens, verification
 from stepcoin.auth.passwords import hash_password, password_problem
 from stepcoin.auth.service import end_sessions
 from stepcoin.config import Settings
-from stepcoin.errors import InvalidInput, TooManyRequests
+from stepcoin.errors import Forbidden, InvalidInput, TooManyRequests
 from stepcoin.mail import outbox
 from stepcoin.queue import AUTH_PASSWORD_RESET_MAIL, defer_in_transaction
 
@@ -135,9 +135,16 @@ async def reset_password(
         raise InvalidInput(f"new_password {problem}.", code="weak_password")
     user_id = await email_tokens.consume(session, token, email_tokens.PASSWORD_RESET)
     password_hash = await run_in_threadpool(hash_password, new_password, settings.password_hashing)
-    await session.execute(
-        text("UPDATE users SET password_hash = :hash, updated_at = now() WHERE id = :id"),
-        {"hash": password_hash, "id": user_id},
-    )
+    changed = (
+        await session.execute(
+            text(
+                "UPDATE users SET password_hash = :hash, updated_at = now() "
+                "WHERE id = :id AND is_active RETURNING id"
+            ),
+            {"hash": password_hash, "id": user_id},
+        )
+    ).first()
+    if changed is None:  # deactivated (or deleted) since the mail: the link is not spent
+        raise Forbidden("This account is deactivated.", code="account_disabled")
     await verification.mark_verified(session, user_id)  # the link proved the email
     return await end_sessions(session, user_id, "password_reset")
