@@ -17,6 +17,7 @@ from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
 from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.oidc import KeySet, jwks_server
+from tests.mail.helpers import mailbox  # noqa: F401 - the fixture: a real SMTP server
 
 TEST_PASSWORD = "correct horse battery staple"
 GOOGLE_CLIENT_ID = "test-google-client.apps.googleusercontent.com"

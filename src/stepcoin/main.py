@@ -28,6 +28,7 @@ from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
+from stepcoin.users.email_pages import router as email_pages_router
 from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import router as users_router
 from stepcoin.wallet.router import router as wallet_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(email_links_router)
+    app.include_router(email_pages_router)
     app.include_router(users_router)
     app.include_router(steps_router)
     app.include_router(review_router)

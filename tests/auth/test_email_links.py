@@ -6,29 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import text
 
 from tests.conftest import GOOGLE_CLIENT_ID, TEST_PASSWORD, bearer, register, unique_email
-from tests.fixtures.smtp import smtp_server, text_of, token_in
-from tests.mail.helpers import run_mail_jobs, with_smtp
+from tests.fixtures.smtp import text_of, token_in
 from tests.shop.helpers import order, product, walker_with_coins
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 NEW_PASSWORD = "a brand new passphrase 42"
-
-
-@pytest.fixture
-async def mailbox(app, settings, monkeypatch):
-    """A real SMTP server, and `deliver()`: run the mail jobs that are due into it."""
-    with smtp_server() as box:
-
-        async def deliver(count: int):
-            await run_mail_jobs(app, monkeypatch, with_smtp(settings, box.url))
-            return box.wait_for(count)
-
-        box.deliver = deliver  # type: ignore[attr-defined]
-        yield box
 
 
 async def scalar(engine, sql: str, **params):
