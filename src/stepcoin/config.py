@@ -210,6 +210,8 @@ class Settings(BaseSettings):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
         if self.env == "production":
             self._refuse_standin_in_production()
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError("STEPCOIN_PUBLIC_URL must start with https:// (or http://)")
         if self.password_hashing != "owasp" and self.env != "test":
             raise ValueError("STEPCOIN_PASSWORD_HASHING=test is for the test suite only")
         if any(len(key) < 32 for key in self.totp_keys):

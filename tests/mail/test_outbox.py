@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.config import Settings
 from stepcoin.mail import outbox, transport
 from tests.fixtures.smtp import free_port, smtp_server, text_of
 from tests.mail.helpers import run_mail_jobs, with_smtp
@@ -212,3 +213,11 @@ def test_a_malformed_smtp_url_is_refused(url, settings):
         transport.parse_smtp_url(url)
     with pytest.raises(ValueError, match="STEPCOIN_SMTP_URL"):
         transport.announce(settings.model_copy(update={"smtp_url": SecretStr(url)}))
+
+
+def test_links_point_at_the_public_url(settings):
+    assert settings.public_base_url == "http://127.0.0.1:8000"
+    public = Settings(env="test", public_url="https://app.example.com/")
+    assert public.public_base_url == "https://app.example.com"
+    with pytest.raises(ValueError, match="STEPCOIN_PUBLIC_URL"):
+        Settings(env="test", public_url="javascript:alert(1)")
