@@ -221,3 +221,11 @@ def test_links_point_at_the_public_url(settings):
     assert public.public_base_url == "https://app.example.com"
     with pytest.raises(ValueError, match="STEPCOIN_PUBLIC_URL"):
         Settings(env="test", public_url="javascript:alert(1)")
+
+
+def test_a_password_sent_without_tls_over_the_network_is_warned_about(settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="stepcoin.mail"):
+        transport.announce(with_smtp(settings, "smtp://u:p@127.0.0.1:2525"))
+        assert "unencrypted" not in caplog.text  # loopback: a local relay
+        transport.announce(with_smtp(settings, "smtp://u:p@mail.example.com:25"))
+    assert "unencrypted" in caplog.text

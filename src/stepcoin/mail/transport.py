@@ -35,6 +35,7 @@ logger = logging.getLogger("stepcoin.mail")
 DEFAULT_TIMEOUT = 15.0
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class MailNotConfigured(RuntimeError):
@@ -109,6 +110,14 @@ def announce(settings: Settings) -> None:
     """Say at start where mails go; production without SMTP is said loudly. A malformed
     STEPCOIN_SMTP_URL stops the start (ValueError)."""
     line = describe(settings)
+    if settings.smtp_url is not None:
+        target = parse_smtp_url(settings.smtp_url.get_secret_value())
+        plain = not (target.use_tls or target.start_tls)
+        if plain and target.password and target.hostname not in LOOPBACK:
+            logger.warning(
+                line + ": the SMTP password crosses the network unencrypted; use "
+                "?starttls=true or smtps://"
+            )
     if settings.smtp_url is None and settings.env == "production":
         logger.error(
             line + ": verification and password-reset mails are NOT sent until "
