@@ -229,3 +229,14 @@ def test_a_password_sent_without_tls_over_the_network_is_warned_about(settings, 
         assert "unencrypted" not in caplog.text  # loopback: a local relay
         transport.announce(with_smtp(settings, "smtp://u:p@mail.example.com:25"))
     assert "unencrypted" in caplog.text
+
+
+async def test_starttls_required_never_falls_back_to_plain_text(app, engine, settings):
+    outbox_id = await write_mail(engine)
+    with smtp_server(login=("stepcoin", "secret")) as mailbox:  # offers no STARTTLS
+        url = mailbox.url + "?starttls=true"
+        with pytest.raises(outbox.MailNotSent):
+            await outbox.send_one(app.state.database, with_smtp(settings, url), outbox_id)
+    assert mailbox.messages == [] and mailbox.logins == []
+    kept = await row(engine, outbox_id)
+    assert kept.sent_at is None and "STARTTLS" in kept.last_error.upper()
