@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stepcoin.config import Settings
@@ -18,6 +19,7 @@ from stepcoin.runtime_settings.service import runtime_settings
 from tests.fixtures.apple import AppleStandIn, apple_server
 from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.oidc import KeySet, jwks_server
+from tests.mail.helpers import mailbox  # noqa: F401 - the fixture: a real SMTP server
 
 TEST_PASSWORD = "correct horse battery staple"
 GOOGLE_CLIENT_ID = "test-google-client.apps.googleusercontent.com"
@@ -172,16 +174,37 @@ def unique_email(prefix: str = "walker") -> str:
 
 
 async def register(
-    client: httpx.AsyncClient, email: str | None = None, password: str = TEST_PASSWORD, **extra: Any
+    client: httpx.AsyncClient,
+    email: str | None = None,
+    password: str = TEST_PASSWORD,
+    *,
+    verified: bool = True,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Factory: a registered walker; returns the token answer (with `user`)."""
+    """Factory: a registered walker; returns the token answer (with `user`). The email is
+    marked verified in the database (orders need it) unless `verified=False`; the real link
+    flow is tested in tests/auth/test_email_links.py."""
     body = {"email": email or unique_email(), "password": password, "full_name": "Test Walker"}
     body.update(extra)
     response = await client.post("/v1/auth/register", json=body)
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     data["password"] = password
+    if verified:
+        await mark_email_verified(client, data["user"]["id"])
+        data["user"]["email_verified"] = True
     return data
+
+
+async def mark_email_verified(client: httpx.AsyncClient, user_id: str) -> None:
+    """What the verification link does, straight in the database of the client's app."""
+    app = getattr(client._transport, "app", None)  # an ASGITransport's app
+    assert app is not None, "register(verified=True) needs a client on the app in process"
+    engine: AsyncEngine = app.state.database.engine
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE users SET email_verified_at = now() WHERE id = :id"), {"id": user_id}
+        )
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -232,5 +232,13 @@ def test_demo_fills_walkers_once_and_keeps_the_ledger_exact(cli_database):
             "SELECT count(*) FROM users WHERE email LIKE '%@demo.stepcoin.app'"
         ).fetchone()[0]
         days = conn.execute("SELECT count(*) FROM step_days").fetchone()[0]
+        unverified = conn.execute(  # made-up addresses: verified, and never mailed
+            "SELECT count(*) FROM users WHERE email LIKE '%@demo.stepcoin.app' "
+            "AND email_verified_at IS NULL"
+        ).fetchone()[0]
+        mails = conn.execute(
+            "SELECT count(*) FROM mail_outbox WHERE recipient LIKE '%@demo.stepcoin.app'"
+        ).fetchone()[0]
     assert walkers == 3 and days >= 3 * 6
+    assert unverified == 0 and mails == 0
     assert run(["check-ledger"], env).returncode == 0

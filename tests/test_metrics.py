@@ -45,6 +45,8 @@ async def test_metrics_show_the_named_series_after_some_requests(
         "stepcoin_job_queue_depth",
         "stepcoin_jobs_failed",
         "stepcoin_orders",
+        "stepcoin_mail_unsent",
+        "stepcoin_mail_oldest_unsent_seconds",
         "stepcoin_coins_issued",
         "stepcoin_coins_redeemed",
         "stepcoin_step_records_written",

@@ -139,6 +139,23 @@ class Settings(BaseSettings):
         description="Override of the GraphQL endpoint (a local stand-in on 127.0.0.1 only).",
     )
 
+    # mail (stepcoin.mail): the verification and password-reset mails
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://user:pass@host:587?starttls=true, smtps://user:pass@host:465 "
+        "(implicit TLS) or smtp://host:25 (no TLS); unset outside production: mails go to the "
+        "log and to <data dir>/mail/*.eml.",
+    )
+    mail_from: str = Field(
+        default="StepCoin <no-reply@stepcoin.localhost>",
+        description="The From of every mail, e.g. StepCoin <no-reply@example.com>.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where mail links point, e.g. https://app.example.com; default "
+        "http://<host>:<port>.",
+    )
+
     run_worker_in_serve: bool = Field(
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )
@@ -241,6 +258,11 @@ class Settings(BaseSettings):
 
         return default_data_dir()
 
+    @property
+    def public_base_url(self) -> str:
+        """The base of mail links, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.jwt_secret is not None:
@@ -259,6 +281,8 @@ class Settings(BaseSettings):
             self._refuse_standin_in_production()
         if self.env == "production" and self.apple_auth_url != APPLE_AUTH_URL:
             raise ValueError("STEPCOIN_APPLE_AUTH_URL must be Apple's own in production")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError("STEPCOIN_PUBLIC_URL must start with https:// (or http://)")
         if self.password_hashing != "owasp" and self.env != "test":
             raise ValueError("STEPCOIN_PASSWORD_HASHING=test is for the test suite only")
         if any(len(key) < 32 for key in self.totp_keys):

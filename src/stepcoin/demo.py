@@ -71,6 +71,7 @@ async def fill(database: Database, settings: Settings, *, walkers: int, seed: in
                     full_name=name,
                     phone=None,
                     client=ClientInfo(address=None, user_agent="stepcoin demo"),
+                    email_verified=True,  # made-up addresses: no mail; demo walkers may order
                 )
             user_id = uuid.UUID(str(answer["user"]["id"]))
             created += 1

@@ -22,12 +22,15 @@ from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import router as leaderboards_router
+from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
+from stepcoin.users.email_pages import router as email_pages_router
+from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import router as users_router
 from stepcoin.validation import InputGuard
 from stepcoin.wallet.router import router as wallet_router
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         )
     settings.signing_secret()  # no secret and no usable data directory: refuse to start
     with_worker = settings.run_worker_in_serve if run_worker is None else run_worker
+    mail_transport.announce(settings)  # where mails go; loud in production without SMTP
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(email_links_router)
+    app.include_router(email_pages_router)
     app.include_router(users_router)
     app.include_router(accounts_router)
     app.include_router(steps_router)

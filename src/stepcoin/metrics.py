@@ -84,6 +84,8 @@ class _Snapshot:
     jobs: dict[str, int] = field(default_factory=dict)
     jobs_failed: dict[str, int] = field(default_factory=dict)
     orders: dict[str, int] = field(default_factory=dict)
+    mail_unsent: int = 0
+    mail_oldest_unsent_seconds: float = 0.0
     step_records_written: int | None = None
     ledger_last_id: int = 0
     ledger: dict[str, int] = field(default_factory=dict)  # type -> sum of |amount|
@@ -142,6 +144,15 @@ class DatabaseCollector(Collector):
             snap.queue_depth, snap.jobs, snap.jobs_failed = depth, jobs, failed
             orders = await conn.execute(text("SELECT status, count(*) FROM orders GROUP BY 1"))
             snap.orders = {status: int(n) for status, n in orders}
+            unsent = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+                        "FROM mail_outbox WHERE sent_at IS NULL"
+                    )
+                )
+            ).one()
+            snap.mail_unsent, snap.mail_oldest_unsent_seconds = int(unsent[0]), float(unsent[1])
             written = await conn.execute(
                 text(
                     "SELECT sum(n_tup_ins + n_tup_upd) FROM pg_stat_user_tables "
@@ -210,6 +221,15 @@ class DatabaseCollector(Collector):
         g = GaugeMetricFamily("stepcoin_orders", "Orders by status", labels=["status"])
         for status, n in sorted(snap.orders.items()):
             g.add_metric([status], n)
+        yield g
+        g = GaugeMetricFamily("stepcoin_mail_unsent", "Mails in the outbox not sent yet")
+        g.add_metric([], snap.mail_unsent)
+        yield g
+        g = GaugeMetricFamily(
+            "stepcoin_mail_oldest_unsent_seconds",
+            "Age of the oldest unsent mail (SMTP down or not configured when it grows)",
+        )
+        g.add_metric([], snap.mail_oldest_unsent_seconds)
         yield g
         if snap.step_records_written is not None:
             c = CounterMetricFamily(

@@ -2,10 +2,12 @@
 
 from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
+from stepcoin.auth.email_models import EmailToken, PasswordResetRequest
 from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
+from stepcoin.mail.models import MailOutbox
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import StepDay, StepRecord, StepValidation
@@ -19,10 +21,13 @@ __all__ = [
     "Base",
     "CoinTransaction",
     "EconomyDayTotal",
+    "EmailToken",
     "LeaderboardEntry",
     "LoginThrottle",
+    "MailOutbox",
     "Order",
     "OrderItem",
+    "PasswordResetRequest",
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",

@@ -28,6 +28,9 @@ SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
 ACHIEVEMENTS_BACKFILL: Final = "achievements:backfill"
 AUTH_REVOKE_APPLE_TOKEN: Final = "auth:revoke_apple_token"
+MAIL_SEND: Final = "mail:send"
+AUTH_PASSWORD_RESET_MAIL: Final = "auth:mail_password_reset"
+MAIL_SWEEP: Final = "mail:sweep"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -40,6 +43,9 @@ TASK_NAMES: Final = (
     ACHIEVEMENTS_EVALUATE_USER,
     ACHIEVEMENTS_BACKFILL,
     AUTH_REVOKE_APPLE_TOKEN,
+    MAIL_SEND,
+    MAIL_SWEEP,
+    AUTH_PASSWORD_RESET_MAIL,
 )
 
 

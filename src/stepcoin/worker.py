@@ -23,7 +23,9 @@ from stepcoin.config import get_settings
 from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
 from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
+from stepcoin.mail.tasks import blueprint as mail_tasks
 from stepcoin.queue import (
+    MAIL_SWEEP,
     QUEUE_RETRY_STALLED,
     SHOP_SYNC_CATALOGUE_IF_DUE,
     STEPS_ENSURE_PARTITIONS,
@@ -51,6 +53,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(leaderboards_tasks, namespace="leaderboards")
     app.add_tasks_from(backup_tasks, namespace="backup")
     app.add_tasks_from(console_tasks, namespace="console")
+    app.add_tasks_from(mail_tasks, namespace="mail")
     app.add_tasks_from(auth_tasks, namespace="auth")
     return app
 
@@ -85,6 +88,7 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
         STEPS_ENSURE_PARTITIONS,
         QUEUE_RETRY_STALLED,
         SHOP_SYNC_CATALOGUE_IF_DUE,
+        MAIL_SWEEP,  # mails left unsent by the last run
     ):
         with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
             await app.configure_task(task).defer_async(timestamp=0)

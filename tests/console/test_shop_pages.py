@@ -205,7 +205,10 @@ async def test_support_reads_products_but_cannot_edit_or_sync(support_console, e
     sync = await post_form(support_console, "/admin/products", "/admin/products/sync", {})
     assert sync.status_code == 403
     assert (await product_row(engine, bottle))["coin_price"] == 100
-    assert await scalar(engine, "SELECT count(*) FROM procrastinate_jobs") == 0
+    assert (  # the accounts' verification mails aside
+        await scalar(engine, "SELECT count(*) FROM procrastinate_jobs WHERE queue_name <> 'mail'")
+        == 0
+    )
     assert (
         await scalar(engine, "SELECT count(*) FROM admin_logs WHERE action <> 'console.sign_in'")
         == 0

@@ -49,8 +49,8 @@ async def product(
         ).scalar_one()
 
 
-async def walker_with_coins(client, engine, coins: int) -> dict[str, Any]:
-    account = await register(client)
+async def walker_with_coins(client, engine, coins: int, *, verified: bool = True) -> dict[str, Any]:
+    account = await register(client, verified=verified)
     if coins:
         async with engine.begin() as conn:
             await conn.execute(  # through the wallet's one door, like every movement

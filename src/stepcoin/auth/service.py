@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from stepcoin.auth import throttle
+from stepcoin.auth import throttle, verification
 from stepcoin.auth.oidc import IdTokenError, VerifiedIdentity, id_token_verifier
 from stepcoin.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
 from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
@@ -41,6 +41,14 @@ def invalid_refresh_token(keep_changes: bool = False) -> Unauthorized:
         "The refresh token is expired, revoked or unknown; sign in again.",
         code="invalid_refresh_token",
         keep_changes=keep_changes,
+    )
+
+
+def account_unverified() -> Conflict:
+    return Conflict(
+        "An account with this email exists but its email is not verified; sign in with its "
+        "password and verify the email, or reset the password.",
+        code="account_unverified",
     )
 
 
@@ -123,7 +131,11 @@ async def register(
     full_name: str,
     phone: str | None,
     client: ClientInfo,
+    email_verified: bool = False,
 ) -> dict[str, Any]:
+    """A new account and its first tokens; a verification mail goes out in the same
+    transaction unless the caller vouches for the email (`email_verified`: the demo's walkers,
+    whose made-up addresses nobody reads)."""
     problem = password_problem(password)
     if problem:
         raise InvalidInput(f"password {problem}.", code="weak_password")
@@ -137,9 +149,14 @@ async def register(
         full_name=full_name,
         phone=phone,
         auth_method="email",
+        email_verified=email_verified,
     )
     if user is None:
         raise Conflict("An account with this email already exists.", code="email_taken")
+    if not email_verified:  # same transaction: no new account without its mail
+        await verification.send_verification_mail(
+            session, settings, user_id=user["id"], email=user["email"]
+        )
     pair, _ = await _issue_tokens(session, settings, user, client)
     return pair
 
@@ -152,6 +169,7 @@ async def _insert_user(
     full_name: str,
     phone: str | None,
     auth_method: str,
+    email_verified: bool = False,
 ) -> dict[str, Any] | None:
     """Insert the user and its wallet in one statement; None when the email is taken."""
     row = (
@@ -160,8 +178,10 @@ async def _insert_user(
                 text(
                     f"""
                     WITH new_user AS (
-                        INSERT INTO users (email, password_hash, full_name, phone, auth_method)
-                        VALUES (:email, :password_hash, :full_name, :phone, :auth_method)
+                        INSERT INTO users (email, password_hash, full_name, phone, auth_method,
+                                           email_verified_at)
+                        VALUES (:email, :password_hash, :full_name, :phone, :auth_method,
+                                CASE WHEN :email_verified THEN now() END)
                         ON CONFLICT (email) DO NOTHING
                         RETURNING {USER_COLUMNS}
                     ), new_wallet AS (
@@ -176,6 +196,7 @@ async def _insert_user(
                     "full_name": full_name,
                     "phone": phone,
                     "auth_method": auth_method,
+                    "email_verified": email_verified,
                 },
             )
         )
@@ -386,6 +407,10 @@ async def _user_for_identity(
         user = await _user_by_email(session, identity.email)
         if user is not None:
             user.pop("password_hash")
+            if not user["email_verified"]:
+                # issue 12 hole 1: whoever registered this email with a password may not own
+                # it; joining the identity would let their password into the owner's account
+                raise account_unverified()
     if user is None:
         if not identity.email:
             raise AppError(
@@ -398,6 +423,7 @@ async def _user_for_identity(
             full_name=(full_name or identity.name or identity.email.split("@")[0])[:200],
             phone=None,
             auth_method=identity.provider,
+            email_verified=identity.email_verified,
         )
         if user is None:  # an unverified email that belongs to someone else
             raise Conflict(

@@ -1,4 +1,6 @@
-"""Background jobs of the auth domain: revoking a deleted account's Apple tokens.
+"""Background jobs of the auth domain: the password-reset mail, looked up and written after the
+request answered (so the request takes the same time for every email); revoking a deleted
+account's Apple tokens.
 
 The deletion commits first (a slow Apple never holds it up) and defers this job in the same
 transaction. Apple's authorization code lives five minutes and is spent by the exchange, so
@@ -11,7 +13,9 @@ from __future__ import annotations
 import logging
 
 import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.auth import recovery
 from stepcoin.auth.apple import AppleClient, AppleRefused, AppleUnavailable
 from stepcoin.config import get_settings
 from stepcoin.db import session_scope
@@ -69,3 +73,11 @@ async def revoke_apple_token_job(
     return await revoke_apple_token(
         client_id, authorization_code=authorization_code, refresh_token=refresh_token
     )
+
+
+@blueprint.task(name="mail_password_reset", queue="mail")
+async def mail_password_reset(email: str) -> bool:
+    """A reset link for the account with this email, if there is an active one."""
+    session: AsyncSession
+    async with session_scope(JobRuntime.require_database()) as session:
+        return await recovery.mail_reset_link(session, get_settings(), email)

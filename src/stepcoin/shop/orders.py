@@ -20,7 +20,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.errors import AppError, Conflict, InvalidInput, NotFound, account_gone
+from stepcoin.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    account_gone,
+)
 from stepcoin.queue import (
     ACHIEVEMENTS_EVALUATE_USER,
     SHOP_CANCEL_IN_SHOPIFY,
@@ -56,6 +63,14 @@ def fingerprint(body: OrderIn) -> str:
 
 class _MovedMeanwhile(Exception):
     """The order changed between a read and its lock; the caller decides again."""
+
+
+def email_unverified() -> Forbidden:
+    return Forbidden(
+        "Confirm your email address before ordering: open the link in the mail we sent, or "
+        "ask for a new one (POST /v1/auth/verify-email/request).",
+        code="email_unverified",
+    )
 
 
 class OrderProblem(AppError):
@@ -106,7 +121,8 @@ async def place_order(
     account = (
         await session.execute(
             text(
-                "SELECT w.available_coins, u.is_active FROM wallets w JOIN users u "
+                "SELECT w.available_coins, u.is_active, "
+                "u.email_verified_at IS NOT NULL AS email_verified FROM wallets w JOIN users u "
                 "ON u.id = w.user_id WHERE w.user_id = :u FOR UPDATE OF w"
             ),
             {"u": user_id},
@@ -120,6 +136,8 @@ async def place_order(
         await session.execute(text("SELECT is_active FROM users WHERE id = :u"), {"u": user_id})
     ).scalar_one():
         raise account_gone()
+    if not account.email_verified:  # walkers earn unverified; goods ship to proven owners
+        raise email_unverified()
     wanted = {item.product_id: item.quantity for item in body.items}
     products = {
         row.id: row

@@ -58,7 +58,7 @@ async def create_order(
     ] = None,
 ) -> Any:
     """Redeem coins for products: all lines or none; 409 lists every short line or the missing
-    coins."""
+    coins; 403 `email_unverified` until the walker's email is verified."""
     if not idempotency_key or not (1 <= len(idempotency_key) <= 200):
         raise InvalidInput(
             "An Idempotency-Key header (1-200 characters) is required.",

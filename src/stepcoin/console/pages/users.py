@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.auth import service as auth_service
+from stepcoin.auth import verification
 from stepcoin.console import sessions as console_sessions
 from stepcoin.console.web import (
     PREFIX,
@@ -21,6 +22,7 @@ from stepcoin.console.web import (
     field_limits,
     perform,
     render,
+    settings_of,
 )
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
@@ -159,6 +161,20 @@ async def set_active(request: Request, user_id: str, form: CsrfFormDep) -> Respo
         if active:
             return "The account is active again."
         return "The account is deactivated; its app sessions have ended."
+
+    return await perform(request, action, back=f"{PREFIX}/users/{target}")
+
+
+@router.post("/users/{user_id}/verification-mail")
+async def resend_verification(request: Request, user_id: str, form: CsrfFormDep) -> Response:
+    """Send the walker a new verification mail (support and admins; audited by the service)."""
+    target = _user_id(user_id)
+
+    async def action(session: AsyncSession) -> str:
+        email = await verification.resend_as_staff(
+            session, settings_of(request), user_id=target, actor_id=form.user.id
+        )
+        return f"A new verification mail is on its way to {email}."
 
     return await perform(request, action, back=f"{PREFIX}/users/{target}")
 
