@@ -421,3 +421,26 @@ async def test_without_apple_settings_the_deletion_still_happens_and_says_so(
     )
     assert jobs.n == 0
     assert await refreshes(client, me) is False
+
+
+async def test_deletion_leaves_no_mail_link_or_counter_naming_the_email(client, engine):
+    me = await register(client, verified=False)  # registration queued a verification mail
+    user_id, email = me["user"]["id"], me["user"]["email"]
+    reset = await client.post("/v1/auth/password-reset/request", json={"email": email})
+    assert reset.status_code == 202
+    wrong = await client.post("/v1/auth/login", json={"email": email, "password": "wrong-one-1"})
+    assert wrong.status_code == 401
+    traces = (
+        "SELECT (SELECT count(*) FROM mail_outbox WHERE recipient = :e) AS mails, "
+        "(SELECT count(*) FROM email_tokens WHERE user_id = :u) AS links, "
+        "(SELECT count(*) FROM password_reset_requests WHERE email = :e) AS resets, "
+        "(SELECT count(*) FROM login_throttle WHERE strpos(key, :e) > 0) AS counts"
+    )
+    before = await one(engine, traces, e=email, u=user_id)
+    assert before.mails >= 1 and before.links >= 1 and before.resets == 1 and before.counts >= 2
+
+    response = await delete_me(client, me["access_token"], password=TEST_PASSWORD)
+    assert response.status_code == 204, response.text
+
+    after = await one(engine, traces, e=email, u=user_id)
+    assert (after.mails, after.links, after.resets, after.counts) == (0, 0, 0, 0)

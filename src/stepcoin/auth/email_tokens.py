@@ -84,6 +84,11 @@ async def consume(session: AsyncSession, raw: str, purpose: str) -> uuid.UUID:
     return uuid.UUID(str(row.user_id))
 
 
+async def forget(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account deletion: no link of the account works, or stays, afterwards."""
+    await session.execute(text("DELETE FROM email_tokens WHERE user_id = :id"), {"id": user_id})
+
+
 async def issued_since(
     session: AsyncSession, user_id: uuid.UUID, purpose: str, window: timedelta
 ) -> int:

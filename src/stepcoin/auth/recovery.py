@@ -93,6 +93,13 @@ async def mail_reset_link(session: AsyncSession, settings: Settings, email: str)
     return True
 
 
+async def forget_email(session: AsyncSession, email: str) -> None:
+    """Account deletion: the reset requests recorded for this email name a person."""
+    await session.execute(
+        text("DELETE FROM password_reset_requests WHERE email = :email"), {"email": email}
+    )
+
+
 def _inet_or_none(address: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address(address)) if address else None

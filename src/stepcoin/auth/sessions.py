@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.auth import email_tokens, recovery, throttle
 from stepcoin.auth.service import end_sessions, revoke_family
 from stepcoin.errors import NotFound
+from stepcoin.mail import outbox
 
 _LIVE_FAMILIES = text(
     """
@@ -97,12 +99,14 @@ async def end_other_sessions(
 
 
 async def forget_devices(session: AsyncSession, user_id: uuid.UUID, email: str) -> None:
-    """Account deletion: the user agents and addresses of past sessions, and the failed
-    sign-in counter keyed by the email, are personal data; the rows stay (revoked) without it."""
+    """Account deletion: the user agents and addresses of past sessions are personal data (the
+    rows stay, revoked, without them); the throttle counts, mail links, reset requests and
+    mails keyed by the email go."""
     await session.execute(
         text("UPDATE refresh_tokens SET user_agent = NULL, ip = NULL WHERE user_id = :user_id"),
         {"user_id": user_id},
     )
-    await session.execute(
-        text("DELETE FROM login_throttle WHERE key = :key"), {"key": f"account:{email}"}
-    )
+    await throttle.forget_email(session, email)
+    await email_tokens.forget(session, user_id)
+    await recovery.forget_email(session, email)
+    await outbox.forget_recipient(session, email)

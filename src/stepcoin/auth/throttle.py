@@ -87,6 +87,18 @@ def signup_email_key(email: str) -> str:
     return _key("signup_email", email)
 
 
+async def forget_email(session: AsyncSession, email: str) -> None:
+    """Account deletion: the counts keyed by the email (sign-in, sign-up) name a person."""
+    pair_prefix = account_address_key(email, "").removesuffix("unknown")
+    await session.execute(
+        text(
+            "DELETE FROM login_throttle WHERE key = ANY(:keys) "
+            "OR (left(key, length(:prefix)) = :prefix)"
+        ),
+        {"keys": [account_key(email), signup_email_key(email)], "prefix": pair_prefix},
+    )
+
+
 # One statement: count the attempt on every key (a new window when the last one is over) and
 # answer each key's count with its limit. Keys come sorted, so two requests lock the rows in
 # the same order and never deadlock.

@@ -63,6 +63,15 @@ async def enqueue(
     return outbox_id
 
 
+async def forget_recipient(session: AsyncSession, recipient: str) -> int:
+    """Account deletion: every mail to this address goes, sent or not (an unsent one's job
+    then finds nothing to send)."""
+    result = await session.execute(
+        text("DELETE FROM mail_outbox WHERE recipient = :recipient"), {"recipient": recipient}
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def _queue(session: AsyncSession, outbox_id: int) -> int | None:
     return await defer_in_transaction(
         session,
