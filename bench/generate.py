@@ -13,7 +13,9 @@ What it writes, consistent with what the API itself would have written:
   one step_records row, one auto-approved step_validations row (the record's validation_id),
   one step_days row (credited source, coins_paid) and, for every day that paid, one
   `step_reward` ledger row with its running balance_after; the wallet holds the ledger sum.
-- `--queue` flagged records waiting for review (one per walker, 8..35 days ago, so the 7-day
+- every generated user has a verified email (users.email_verified_at): orders require one.
+- `--queue` flagged records waiting for review (one per walker, 8..35 days ago — 8..days-1
+  when the history is shorter — so the 7-day
   sync scenario never touches them): a 40,000-step HealthKit day flagged `above_baseline`,
   nothing paid yet, 200 coins held in step_days.coins_pending and wallets.pending_coins.
   Approving one pays 200 coins (a wallet update + a ledger row): the approve scenario.
@@ -44,9 +46,11 @@ def user_id_sql(kind: str) -> str:
 
 
 def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed: int) -> None:
-    if days < 36 and queue:
-        raise SystemExit("--days must be >= 36 when --queue > 0 (queued days are 8..35 days ago)")
+    if days < 9 and queue:
+        raise SystemExit("--days must be >= 9 when --queue > 0 (queued days are 8+ days ago)")
     queue = min(queue, users)
+    # queued days are 8..35 days ago (8..days-1 for a shorter history)
+    spread = max(1, min(28, days - 8))
     params = {
         "seed": seed,
         "users": users,
@@ -56,6 +60,7 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
         "seedf": (seed % 1000) / 1000.0,
         "flagged": FLAGGED_STEPS,
         "hits": FLAGGED_HITS,
+        "spread": spread,
     }
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=False) as conn:
@@ -101,8 +106,8 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
             CREATE TEMP TABLE bench_days ON COMMIT DROP AS
             SELECT row_number() OVER (ORDER BY w.n, k DESC) AS rid, w.n, w.id AS user_id,
                    (current_date - k)::date AS day,
-                   (w.queued AND k = 8 + (w.n %% 28)) AS flagged,
-                   CASE WHEN w.queued AND k = 8 + (w.n %% 28) THEN %(flagged)s
+                   (w.queued AND k = 8 + (w.n %% %(spread)s)) AS flagged,
+                   CASE WHEN w.queued AND k = 8 + (w.n %% %(spread)s) THEN %(flagged)s
                         ELSE greatest(0, round(w.mean * (0.5 + random())))::int END AS steps
             FROM bench_walkers w CROSS JOIN generate_series(%(days)s, 1, -1) AS k
             ORDER BY w.n, k DESC
@@ -121,19 +126,19 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
         run(
             f"""
             INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
-                               updated_at)
+                               updated_at, email_verified_at)
             SELECT id, 'walker' || n || '@bench.stepcoin.test', 'Walker ' || n, 'email', 'user',
-                   'UTC', {created}, now()
+                   'UTC', {created}, now(), {created}
             FROM bench_walkers ORDER BY n;
             INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
-                               updated_at)
+                               updated_at, email_verified_at)
             SELECT {user_id_sql("b")}, 'bulk' || n || '@bench.stepcoin.test', 'Bulk ' || n,
-                   'email', 'user', 'UTC', {created}, now()
+                   'email', 'user', 'UTC', {created}, now(), {created}
             FROM generate_series(1, %(bulk)s) AS n;
             INSERT INTO users (id, email, full_name, auth_method, role, timezone, created_at,
-                               updated_at)
+                               updated_at, email_verified_at)
             SELECT {user_id_sql("a")}, 'admin@bench.stepcoin.test', 'Bench Admin', 'email',
-                   'admin', 'UTC', {created}, now()
+                   'admin', 'UTC', {created}, now(), {created}
             FROM generate_series(1, 1) AS n;
             """,
             params,

@@ -18,7 +18,14 @@ the API processes and PostgreSQL over the measured window, the API processes' ma
 autovacuum/autoanalyze counters before and after, and (when track_functions is on) the time
 spent inside stepcoin_apply_sync.
 
-Scenarios: sync, profile, wallet, ledger, approve, bulk (see bench/README.md).
+Per run it also reports what the database did per request over the measured window: WAL
+bytes (pg_current_wal_lsn delta), WAL records and full-page images (pg_stat_wal), commits and
+rows inserted/updated/deleted in this database (pg_stat_database), statements (when the
+pg_stat_statements view answers), and the CPU of a separate job worker (--worker-pid).
+WAL counters cover the whole server: other databases' writes during the window count too.
+
+Scenarios: sync, profile, wallet, ledger, achievements, leaderboard, order, approve, bulk
+(see bench/README.md).
 """
 
 from __future__ import annotations
@@ -96,7 +103,7 @@ def _auth(token: str, json_body: bool = False) -> dict[str, str]:
     return headers
 
 
-async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
+async def load_fixture(url: str, secret: str, scenario: str, products_n: int = 50) -> Fixture:
     os.environ["STEPCOIN_JWT_SECRET"] = secret
     from stepcoin.auth.tokens import create_access_token
     from stepcoin.config import Settings
@@ -138,7 +145,7 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
                 )
             ]
         if scenario == "order":
-            products = await _bench_products(conn)
+            products = await _bench_products(conn, products_n)
         if scenario == "bulk":
             # bulk users that have never synced (a rerun picks up the unused ones)
             bulk = [
@@ -165,8 +172,9 @@ async def load_fixture(url: str, secret: str, scenario: str) -> Fixture:
     )
 
 
-async def _bench_products(conn: Any) -> list[int]:
-    """Five cheap products with deep stock, so orders measure the order path, not sell-outs."""
+async def _bench_products(conn: Any, count: int) -> list[int]:
+    """`count` cheap products (1-5 coins) with deep stock, so orders measure the order path,
+    not sell-outs (each order locks its two products' rows: fewer products, more waiting)."""
     existing = [
         r["id"]
         for r in await conn.fetch(
@@ -179,8 +187,9 @@ async def _bench_products(conn: Any) -> list[int]:
         r["id"]
         for r in await conn.fetch(
             "INSERT INTO reward_products (title, coin_price, stock_quantity, category) "
-            "SELECT 'Bench product ' || n, n, 10000000, 'bench' FROM generate_series(1, 5) n "
-            "RETURNING id"
+            "SELECT 'Bench product ' || n, 1 + n % 5, 10000000, 'bench' "
+            "FROM generate_series(1, $1::int) n RETURNING id",
+            count,
         )
     ]
 
@@ -220,6 +229,12 @@ class Scenario:
 
     def _ledger(self) -> Req:
         return self._get("/v1/wallet/transactions?limit=20")
+
+    def _achievements(self) -> Req:
+        return self._get("/v1/achievements")
+
+    def _leaderboard(self) -> Req:
+        return self._get("/v1/leaderboards/weekly")
 
     def _sync(self) -> Req:
         """A 7-day batch (today and the 6 days before, UTC = the walkers' zone): the last
@@ -416,6 +431,84 @@ async def _db_state(url: str) -> dict[str, Any]:
         }
     finally:
         await conn.close()
+
+
+COUNTERS_SQL = """
+SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS wal_lsn,
+       d.xact_commit, d.xact_rollback, d.tup_inserted, d.tup_updated, d.tup_deleted,
+       d.tup_fetched, d.blks_read, d.blks_hit
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+
+
+class Counters:
+    """Database counters sampled at the start and the end of the measured window, on one
+    connection opened beforehand (so sampling costs a round trip, not a connect)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.has_wal_view = True
+        self.has_statements = True
+
+    @classmethod
+    async def open(cls, url: str) -> Counters:
+        return cls(await asyncpg.connect(url))
+
+    async def sample(self) -> dict[str, float]:
+        row = await self.conn.fetchrow(COUNTERS_SQL)
+        out = {k: float(v) for k, v in dict(row).items()}
+        if self.has_wal_view:
+            try:
+                wal = await self.conn.fetchrow(
+                    "SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal"
+                )
+                out.update({k: float(v) for k, v in dict(wal).items()})
+            except asyncpg.PostgresError:
+                self.has_wal_view = False
+        if self.has_statements:
+            try:  # needs the extension in this database and in shared_preload_libraries
+                out["statements"] = float(
+                    await self.conn.fetchval(
+                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                        "WHERE dbid = (SELECT oid FROM pg_database "
+                        "WHERE datname = current_database())"
+                    )
+                )
+            except asyncpg.PostgresError:
+                self.has_statements = False
+        return out
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def _job_backlog(url: str) -> int | None:
+    """Jobs waiting in the queue (procrastinate's table), None when it cannot be read."""
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+        )
+    except asyncpg.PostgresError:
+        return None
+    finally:
+        await conn.close()
+
+
+async def _wait_for_boards(base_url: str, headers: dict[str, str], wait_s: float) -> int:
+    """Until GET /v1/leaderboards/weekly lists someone (the worker's scheduled rebuild runs
+    every minute), at most wait_s seconds; returns the entries seen."""
+    deadline = time.monotonic() + wait_s
+    entries = 0
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, ValueError):
+                async with http.get(base_url + "/v1/leaderboards/weekly", headers=headers) as r:
+                    if r.status == 200:
+                        entries = len((await r.json()).get("entries") or [])
+            if entries or time.monotonic() >= deadline:
+                return entries
+            await asyncio.sleep(2)
 
 
 async def _set_window(url: str, days: int | None) -> int:
@@ -676,11 +769,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.scenario == "bulk" and args.bulk_window:
         old_window = await _set_window(url, args.bulk_window)
         await asyncio.sleep(6)  # the runtime-settings cache lives 5 s in every API process
-    fx = await load_fixture(url, args.jwt_secret, args.scenario)
+    fx = await load_fixture(url, args.jwt_secret, args.scenario, args.products)
+    board_entries = None
+    if args.scenario == "leaderboard" and args.board_wait > 0:
+        board_entries = await _wait_for_boards(args.base_url, fx.headers[0], args.board_wait)
+        if not board_entries:
+            print("leaderboard: the weekly board is still empty", file=sys.stderr)
     rng = random.Random(f"{args.seed}:{args.scenario}:{args.rate}:{args.concurrency}")
     scenario = Scenario(args.scenario, fx, rng, args.changed_days)
     run = Run()
     api_procs = _api_processes(args.server_pid)
+    worker_procs = _api_processes(args.worker_pid)
+    counters = await Counters.open(url)
     pg_procs = _postgres_processes()
     sampled = Sampled()
     stop = asyncio.Event()
@@ -702,7 +802,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         marks["t"] = time.perf_counter()
         marks["self"] = resource.getrusage(resource.RUSAGE_SELF)
         marks["api"] = _cpu(api_procs)
+        marks["worker"] = _cpu(worker_procs)
         marks["pg"] = _cpu(_postgres_processes())
+        marks["db"] = await counters.sample()
 
     if args.client == "aiohttp":
         session_cm: Any = aiohttp.ClientSession(
@@ -736,7 +838,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 t=ended,
                 self=resource.getrusage(resource.RUSAGE_SELF),
                 api=_cpu(api_procs),
+                worker=_cpu(worker_procs),
                 pg=_cpu(pg_procs),
+                db=await counters.sample(),
             )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     api_after = _cpu(api_procs)
@@ -746,12 +850,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for pid, v in api_after.items()
     }
     pg_cpu = _delta(marks["pg"], _cpu(_postgres_processes()))  # new backends count from 0
+    worker_cpu = _delta(marks["worker"], _cpu(worker_procs))
+    db_after = await counters.sample()
+    await counters.close()
+    db_delta = {k: db_after[k] - marks["db"].get(k, 0.0) for k in db_after}
     stop.set()
     await sampler
     await wait_task
     wait_samples = waits.pop("_samples", 0)
     await asyncio.sleep(1.2)  # let the backends flush their statistics
     state_after = await _db_state(url)
+    backlog = await _job_backlog(url)
     if old_window is not None:
         await _set_window(url, old_window)
 
@@ -814,11 +923,35 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "driver": round(driver_cpu / max(n, 1) * 1e6, 1),
             "api": round(api_cpu / max(n, 1) * 1e6, 1),
             "postgres": round(pg_cpu / max(n, 1) * 1e6, 1),
+            "worker": round(worker_cpu / max(n, 1) * 1e6, 1) if worker_procs else None,
         },
+        "db_per_request": {
+            "wal_bytes": round(db_delta["wal_lsn"] / max(n, 1), 1),
+            "wal_records": round(db_delta["wal_records"] / max(n, 1), 2)
+            if "wal_records" in db_delta
+            else None,
+            "wal_fpi": round(db_delta["wal_fpi"] / max(n, 1), 3)
+            if "wal_fpi" in db_delta
+            else None,
+            "commits": round(db_delta["xact_commit"] / max(n, 1), 3),
+            "rollbacks": round(db_delta["xact_rollback"] / max(n, 1), 3),
+            "rows_inserted": round(db_delta["tup_inserted"] / max(n, 1), 2),
+            "rows_updated": round(db_delta["tup_updated"] / max(n, 1), 2),
+            "rows_deleted": round(db_delta["tup_deleted"] / max(n, 1), 2),
+            "rows_fetched": round(db_delta["tup_fetched"] / max(n, 1), 2),
+            "statements": round(db_delta["statements"] / max(n, 1), 2)
+            if "statements" in db_delta
+            else None,
+            "note": "WAL counters are server-wide; row and commit counters are this database's "
+            "and lag up to ~1 s (PostgreSQL flushes backend statistics at most once a second)",
+        },
+        "jobs_waiting_after": backlog,
+        "leaderboard_entries_before": board_entries,
         "cpu_share_of_2_cores": {
             "driver": round(driver_cpu / (window * psutil.cpu_count()), 3),
             "api": round(api_cpu / (window * psutil.cpu_count()), 3),
             "postgres": round(pg_cpu / (window * psutil.cpu_count()), 3),
+            "worker": round(worker_cpu / (window * psutil.cpu_count()), 3),
         },
         "api_cpu_cores_per_process": api_per_process,
         "pg_active_backends_by_wait": {
@@ -855,7 +988,17 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         required=True,
-        choices=["sync", "profile", "wallet", "ledger", "approve", "bulk", "order"],
+        choices=[
+            "sync",
+            "profile",
+            "wallet",
+            "ledger",
+            "achievements",
+            "leaderboard",
+            "approve",
+            "bulk",
+            "order",
+        ],
     )
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second")
     parser.add_argument("--concurrency", type=int, default=0, help="closed loop: clients")
@@ -876,6 +1019,14 @@ def main() -> None:
         help="bulk: anticheat.sync_window_days during the run (0: leave as is)",
     )
     parser.add_argument("--server-pid", type=int, default=0, help="serve's pid, for CPU and RSS")
+    parser.add_argument("--worker-pid", type=int, default=0, help="the job worker's pid, for CPU")
+    parser.add_argument("--products", type=int, default=50, help="order: bench products")
+    parser.add_argument(
+        "--board-wait",
+        type=float,
+        default=75.0,
+        help="leaderboard: wait at most this long for the weekly board to list someone",
+    )
     parser.add_argument(
         "--client",
         choices=["raw", "aiohttp"],

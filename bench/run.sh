@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# The whole benchmark in one command: fresh database, migrate, generate, serve, load, SQL
-# ceiling, ledger check, stop, drop. Results in bench/results/<UTC stamp>/ (JSON per scenario,
-# summary.md). See bench/README.md. Every setting is an environment variable:
+# The whole benchmark in one command: fresh database, migrate, generate, serve (+ a job worker),
+# load every row of issue 13's goals table, same-run SQL ceilings, ledger check, stop, drop.
+# Results in bench/results/<UTC stamp>/ (JSON per scenario, summary.md). See bench/README.md.
+# Every setting is an environment variable:
 #
 #   BENCH_DATABASE_URL  use this (migrated or empty, with no users) instead of a fresh database
 #   BENCH_ADMIN_URL     where fresh databases are created (postgresql://postgres@127.0.0.1:5432/postgres)
-#   BENCH_USERS=10000 BENCH_DAYS=90 BENCH_QUEUE=3000 BENCH_BULK_USERS=1500 BENCH_SEED=42
+#   BENCH_USERS=10000 BENCH_DAYS=90 BENCH_QUEUE=users*0.3 BENCH_BULK_USERS=1500 BENCH_SEED=42
 #   BENCH_DURATION=25 BENCH_WARMUP=3          seconds measured / discarded per scenario
-#   SYNC_RATE=1100 PROFILE_RATE=2500 WALLET_RATE=1000 LEDGER_RATE=1000 APPROVE_RATE=100
-#   MAX_CONCURRENCY=16 BULK_CONCURRENCY=4 CEILING_SECONDS=15 BENCH_WORKERS=2
+#   MAX_CONCURRENCY=16 BULK_CONCURRENCY=4 BENCH_WORKERS=2 BENCH_PRODUCTS=50
+#   BENCH_WORKER=1                            run a separate `stepcoin worker` (0: no worker)
+#   BENCH_SCENARIOS="profile wallet ledger achievements leaderboard sync order bulk"
+#                                             the closed-loop maximum runs, in this order
+#   BENCH_SKIP_HALF=1                         skip the open-loop runs at half of each maximum
+#   SYNC_RATE PROFILE_RATE WALLET_RATE LEADERBOARD_RATE ORDER_RATE
+#                                             half-load rates (default: half the measured max)
+#   APPROVE_RATE=100                          the coin transaction (a review approval) at half load
+#   CEILING_SECONDS (BENCH_DURATION) CEILING_FORMS ("sync sync_serial tx cte read")
+#   BENCH_BOARDS_USERS                        also run bench/leaderboard_bench.py with this many
+#   BENCH_BOARDS_DAYS=30                      walkers (boards at 1M walkers: BENCH_BOARDS_USERS=1000000)
 #   BENCH_CLIENT=raw|aiohttp                  the driver's HTTP client
-#   BENCH_SKIP_HALF=1                         skip (a), the open-loop half-load runs
+#   BENCH_KEEP_DB=1                           do not drop the fresh database at the end
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -18,28 +28,38 @@ cd "$ROOT"
 if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; STEPCOIN="$ROOT/.venv/bin/stepcoin"
 else PY=python3; STEPCOIN=stepcoin; fi
 
-USERS=${BENCH_USERS:-10000}; DAYS=${BENCH_DAYS:-90}; QUEUE=${BENCH_QUEUE:-3000}
+USERS=${BENCH_USERS:-10000}; DAYS=${BENCH_DAYS:-90}; QUEUE=${BENCH_QUEUE:-$(( USERS * 3 / 10 ))}
 BULK_USERS=${BENCH_BULK_USERS:-1500}; SEED=${BENCH_SEED:-42}
 DUR=${BENCH_DURATION:-25}; WARM=${BENCH_WARMUP:-3}
-SYNC_RATE=${SYNC_RATE:-1100}; PROFILE_RATE=${PROFILE_RATE:-2500}
-WALLET_RATE=${WALLET_RATE:-1000}; LEDGER_RATE=${LEDGER_RATE:-1000}; APPROVE_RATE=${APPROVE_RATE:-100}
+APPROVE_RATE=${APPROVE_RATE:-100}
 CONC=${MAX_CONCURRENCY:-16}; BULK_CONC=${BULK_CONCURRENCY:-4}; WORKERS=${BENCH_WORKERS:-2}
+PRODUCTS=${BENCH_PRODUCTS:-50}; RUN_WORKER=${BENCH_WORKER:-1}
+SCENARIOS=${BENCH_SCENARIOS:-profile wallet ledger achievements leaderboard sync order bulk}
 CLIENT=${BENCH_CLIENT:-raw}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
-SECRET="bench-only-jwt-secret-$(date +%s)-0123456789abcdef0123456789"
+# a random secret for this run only (>= 32 bytes, never a published one)
+SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
 
 CREATED_DB=""
 SERVER_PID=""
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
+WORKER_PID=""
+stop_pid() {  # pid: TERM, wait up to 15 s, then KILL (only the processes this script started)
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -KILL "$pid" 2>/dev/null || true
     fi
-    if [ -n "$CREATED_DB" ]; then
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    stop_pid "$WORKER_PID"
+    stop_pid "$SERVER_PID"
+    if [ -n "$CREATED_DB" ] && [ -z "${BENCH_KEEP_DB:-}" ]; then
         log "dropping database $CREATED_DB"
         psql "$ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS $CREATED_DB WITH (FORCE)" >/dev/null || true
     fi
@@ -56,6 +76,10 @@ else
     psql "$ADMIN_URL" -qAtc "ALTER DATABASE $CREATED_DB SET track_functions = 'pl'" >/dev/null
     log "created database $CREATED_DB"
 fi
+[ "$DAYS" -lt 9 ] && QUEUE=0  # queued flags are 8+ days ago
+# statements per request need pg_stat_statements (and the server's shared_preload_libraries);
+# without it the column says so and the run goes on
+psql "$DB_URL" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
 export DATABASE_URL="$DB_URL"
 
 # the machine and the server, for the report
@@ -91,29 +115,53 @@ for _ in $(seq 1 60); do
     curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.5
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null
+if [ "$RUN_WORKER" = 1 ]; then
+    # the job worker in its own process (achievements after a sync, the boards' scheduled
+    # rebuild, the order outbox), as in production: its CPU per request is reported apart
+    log "starting stepcoin worker"
+    STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_LEVEL=WARNING STEPCOIN_ENV=production \
+        "$STEPCOIN" worker > "$OUT/worker.log" 2>&1 &
+    WORKER_PID=$!
+fi
 
 load() {  # name scenario mode-args...
     local name=$1 scenario=$2; shift 2
     "$PY" "$HERE/load.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
         --jwt-secret "$SECRET" --scenario "$scenario" --duration "$DUR" --warmup "$WARM" \
-        --server-pid "$SERVER_PID" --client "$CLIENT" --seed "$SEED" --out "$OUT/$name.json" "$@"
+        --server-pid "$SERVER_PID" --worker-pid "${WORKER_PID:-0}" --client "$CLIENT" \
+        --seed "$SEED" --products "$PRODUCTS" --out "$OUT/$name.json" "$@" \
+        || { log "scenario $name failed (see above); going on"; return 0; }
 }
+half_rate() {  # scenario override: the override, else half the measured closed-loop maximum
+    if [ -n "$2" ]; then echo "$2"; return; fi
+    "$PY" -c 'import json, sys
+try: r = json.load(open(sys.argv[1]))["ok_rate"] or 0
+except Exception: r = 0
+print(max(1, round(r / 2)))' "$OUT/max_$1.json"
+}
+log "(a) maximum throughput, closed loop c=$CONC: $SCENARIOS"
+for sc in $SCENARIOS; do
+    if [ "$sc" = bulk ]; then
+        log "bulk ingest, 500-record batches, c=$BULK_CONC"
+        load bulk bulk --concurrency "$BULK_CONC"
+    else
+        load "max_$sc" "$sc" --concurrency "$CONC"
+    fi
+done
 if [ -z "${BENCH_SKIP_HALF:-}" ]; then
-    log "(a) half load, open loop"
-    load half_profile profile --rate "$PROFILE_RATE"
-    load half_wallet wallet --rate "$WALLET_RATE"
-    load half_ledger ledger --rate "$LEDGER_RATE"
-    load half_sync sync --rate "$SYNC_RATE"
-    load half_approve approve --rate "$APPROVE_RATE" --duration "$(( DUR < 20 ? DUR : 20 ))"
-    load half_order order --rate "${ORDER_RATE:-250}"
+    log "(b) half of each maximum, open loop"
+    for sc in profile wallet leaderboard sync order; do
+        case " $SCENARIOS " in *" $sc "*) ;; *) continue ;; esac
+        var="$(echo "$sc" | tr a-z A-Z)_RATE"
+        load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")"
+    done
+    if [ "$QUEUE" -gt 0 ]; then  # the coin transaction: a review approval (the queue is finite)
+        load half_approve approve --rate "$APPROVE_RATE" --duration "$(( DUR < 20 ? DUR : 20 ))"
+    fi
 fi
-log "(b) max throughput, closed loop c=$CONC"
-load max_profile profile --concurrency "$CONC"
-load max_sync sync --concurrency "$CONC"
-log "(c) bulk ingest, 500-record batches, c=$BULK_CONC"
-load bulk bulk --concurrency "$BULK_CONC"
-log "(d) SQL ceiling (pgbench)"
-CEILING_SECONDS=${CEILING_SECONDS:-15} BENCH_USERS="$USERS" BENCH_SEED="$SEED" \
+JOBS_BEFORE_CEILING=$(psql "$DB_URL" -qAtc "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'" 2>/dev/null || echo "?")
+log "(c) same-run SQL ceilings (pgbench; jobs still waiting: $JOBS_BEFORE_CEILING)"
+CEILING_SECONDS=${CEILING_SECONDS:-$DUR} BENCH_USERS="$USERS" BENCH_SEED="$SEED" \
     "$HERE/sql_ceiling.sh" "$DB_URL" "$OUT/ceiling.json" >/dev/null
 log "ledger check after the load (bench/ledger_check.sql: check-ledger's checks, set-based)"
 psql "$DB_URL" -qAt -F ' = ' -f "$HERE/ledger_check.sql" > "$OUT/check_ledger.txt"
@@ -121,10 +169,18 @@ if awk -F ' = ' '$2 != 0 {bad=1} END {exit bad}' "$OUT/check_ledger.txt"; then
     echo "ledger OK" >> "$OUT/check_ledger.txt"; log "ledger OK"
 else
     echo "LEDGER CHECK FAILED" >> "$OUT/check_ledger.txt"; log "LEDGER CHECK FAILED (see check_ledger.txt)"
+    LEDGER_FAILED=1
 fi
-kill -TERM "$SERVER_PID" 2>/dev/null || true
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=""
+stop_pid "$WORKER_PID"; WORKER_PID=""
+stop_pid "$SERVER_PID"; SERVER_PID=""
+if [ -n "${BENCH_BOARDS_USERS:-}" ]; then
+    # boards at scale: bench/leaderboard_bench.py makes (and drops) its own database
+    log "(d) boards: bench/leaderboard_bench.py --users $BENCH_BOARDS_USERS"
+    "$PY" "$HERE/leaderboard_bench.py" --server-url "$ADMIN_URL" --users "$BENCH_BOARDS_USERS" \
+        --days "${BENCH_BOARDS_DAYS:-30}" --out "$OUT/boards.md" > "$OUT/boards.log" 2>&1 \
+        || log "leaderboard_bench.py failed (see boards.log)"
+fi
 "$PY" "$HERE/report.py" "$OUT" > "$OUT/summary.md"
 cat "$OUT/summary.md"
 log "results in $OUT"
+if [ -n "${LEDGER_FAILED:-}" ]; then exit 1; fi
