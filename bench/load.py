@@ -930,9 +930,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "wal_records": round(db_delta["wal_records"] / max(n, 1), 2)
             if "wal_records" in db_delta
             else None,
-            "wal_fpi": round(db_delta["wal_fpi"] / max(n, 1), 3)
-            if "wal_fpi" in db_delta
-            else None,
+            "wal_fpi": round(db_delta["wal_fpi"] / max(n, 1), 3) if "wal_fpi" in db_delta else None,
             "commits": round(db_delta["xact_commit"] / max(n, 1), 3),
             "rollbacks": round(db_delta["xact_rollback"] / max(n, 1), 3),
             "rows_inserted": round(db_delta["tup_inserted"] / max(n, 1), 2),

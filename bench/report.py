@@ -1,95 +1,400 @@
-"""Summarise one bench/run.sh results folder as Markdown: python bench/report.py RESULTS_DIR."""
+"""Summarise one bench/run.sh results folder as Markdown: python bench/report.py RESULTS_DIR.
+
+Three tables: issue 13's goals (achieved / same-run ceiling / goal / met), "where a sync's time
+goes" (CPU of the API, PostgreSQL, the worker and the driver, WAL, commits, rows and statements
+per sync), and every scenario's raw figures. Missing files make missing rows, never an error.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-# (file, what, goal text, check(result) -> bool | None)
-GOALS = {
-    "half_sync": ("p99 < 10 ms at ~1,100 req/s", lambda r: r["latency_ms"]["p99"] < 10),
-    "half_profile": ("p99 < 5 ms at ~2,500 req/s", lambda r: r["latency_ms"]["p99"] < 5),
-    "half_wallet": ("p99 < 5 ms (profile-class read)", lambda r: r["latency_ms"]["p99"] < 5),
-    "half_ledger": ("p99 < 5 ms (profile-class read)", lambda r: r["latency_ms"]["p99"] < 5),
-    "half_approve": ("coin transaction p99 < 10 ms", lambda r: r["latency_ms"]["p99"] < 10),
-    "max_sync": (
-        ">= 2,200 req/s with p99 < 15 ms",
-        lambda r: r["ok_rate"] >= 2200 and r["latency_ms"]["p99"] < 15,
-    ),
-    "max_profile": (">= 5,000 req/s", lambda r: r["ok_rate"] >= 5000),
-    "bulk": (">= 20,000 records/s", lambda r: (r["records_per_s"] or 0) >= 20000),
-}
+Result = dict[str, Any]
+
+
+def load(folder: Path, name: str) -> Result | None:
+    path = folder / f"{name}.json"
+    if not path.exists():
+        return None
+    try:
+        data: Result = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return data
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def p99(r: Result | None) -> float | None:
+    return r["latency_ms"]["p99"] if r else None
+
+
+def rate(r: Result | None) -> float | None:
+    return r["ok_rate"] if r else None
+
+
+def clean(r: Result | None) -> bool:
+    """A run counts only when it answered without errors."""
+    return bool(r) and r["errors"] == 0 and r["count"] > 0  # type: ignore[index]
+
+
+def met(ok: bool | None) -> str:
+    return "-" if ok is None else ("yes" if ok else "**no**")
+
+
+def ceiling_of(ceiling: Result, form: str) -> float | None:
+    c = ceiling.get(form)
+    return c.get("tps") if isinstance(c, dict) else None
+
+
+def goals_table(folder: Path, ceiling: Result) -> list[str]:
+    out = [
+        "## Goals (issue 13)\n",
+        "| path | achieved | same-run ceiling | goal | met |",
+        "|---|---|---|---|---|",
+    ]
+    sync = load(folder, "max_sync")
+    sync_ceiling = ceiling_of(ceiling, "sync")
+    read_ceiling = ceiling_of(ceiling, "read")
+    if sync:
+        share = sync["ok_rate"] / sync_ceiling if sync_ceiling else None
+        ok = clean(sync) and sync["ok_rate"] >= 1700 and p99(sync) < 15  # type: ignore[operator]
+        if share is not None:
+            ok = ok and share >= 0.45
+        out.append(
+            f"| step sync (7 days, judged, paid), c={sync['concurrency']} | "
+            f"{num(sync['ok_rate'])} req/s, p99 {num(p99(sync), 1)} ms"
+            f"{', errors ' + str(sync['errors']) if sync['errors'] else ''} | "
+            f"{num(sync_ceiling)} calls/s (stepcoin_apply_sync under pgbench)"
+            f"{f'; API = {share:.0%} of it' if share is not None else ''} | "
+            f">= 1,700 req/s, p99 < 15 ms, >= 45% of the ceiling | {met(ok)} |"
+        )
+    rows: list[tuple[str, str, float]] = [
+        ("max_profile", "profile `GET /v1/me`", 6000),
+        ("max_wallet", "wallet `GET /v1/wallet`", 4000),
+        ("max_ledger", "ledger page `GET /v1/wallet/transactions`", 4000),
+        ("max_achievements", "achievements `GET /v1/achievements`", 4000),
+        ("max_leaderboard", "leaderboard `GET /v1/leaderboards/weekly`", 4000),
+    ]
+    for name, label, goal in rows:
+        r = load(folder, name)
+        if not r:
+            continue
+        extra = ""
+        if name == "max_leaderboard" and r.get("leaderboard_entries_before") == 0:
+            extra = " (the board was still empty)"
+        out.append(
+            f"| {label}, c={r['concurrency']} | {num(r['ok_rate'])} req/s, p99 "
+            f"{num(p99(r), 1)} ms{extra} | {num(read_ceiling)} reads/s (the profile's query) | "
+            f">= {goal:,.0f} req/s | {met(clean(r) and r['ok_rate'] >= goal)} |"
+        )
+    order = load(folder, "max_order")
+    if order:
+        errors = f", {order['errors']} errors {order['statuses']}" if order["errors"] else ""
+        out.append(
+            f"| order creation (2 lines, stock, debit, outbox), c={order['concurrency']} | "
+            f"{num(order['ok_rate'])} orders/s, p99 {num(p99(order), 1)} ms{errors} | "
+            f"{num(ceiling_of(ceiling, 'cte'))} coin transactions/s (one statement) | "
+            f">= 1,000 orders/s | {met(clean(order) and order['ok_rate'] >= 1000)} |"
+        )
+    bulk = load(folder, "bulk")
+    if bulk:
+        rec = bulk.get("records_per_s") or 0
+        out.append(
+            f"| bulk ingest (500-record batches), c={bulk['concurrency']} | {num(rec)} records/s "
+            f"({num(bulk['ok_rate'], 1)} batches/s) | - | >= 50,000 records/s | "
+            f"{met(clean(bulk) and rec >= 50000)} |"
+        )
+    half: list[tuple[str, str, float | None]] = [
+        ("half_sync", "sync", 10),
+        ("half_approve", "coin transaction (a review approval)", 10),
+        ("half_leaderboard", "leaderboard", 5),
+        ("half_profile", "profile", 5),
+        ("half_order", "order", 20),
+        ("half_wallet", "wallet read (no goal of its own)", None),
+    ]
+    for name, label, goal in half:
+        r = load(folder, name)
+        if not r:
+            continue
+        lag = (r.get("scheduler_lag_ms") or {}).get("p99")
+        goal_text = f"p99 < {goal:g} ms" if goal is not None else "-"
+        ok = None if goal is None else clean(r) and p99(r) < goal  # type: ignore[operator]
+        out.append(
+            f"| at half load: {label}, open {num(r['target_rate'])}/s | p99 "
+            f"{num(p99(r), 2)} ms (p50 {num(r['latency_ms']['p50'], 2)}; achieved "
+            f"{num(r['ok_rate'])}/s; driver lag p99 {num(lag, 2)} ms) | - | {goal_text} | "
+            f"{met(ok)} |"
+        )
+    if not any((folder / f"{n}.json").exists() for n, _, _ in half):
+        out.append("| at half of each load | not run (BENCH_SKIP_HALF) | - | p99 goals | - |")
+    out.append(boards_row(folder))
+    rss = max_rss(folder)
+    out.append(
+        f"| memory: one API process, resident under load | max {num(rss)} MB | - | < 250 MB | "
+        f"{met(None if rss is None else rss < 250)} |"
+    )
+    return out
+
+
+def boards_row(folder: Path) -> str:
+    md = folder / "boards.md"
+    goal = "a sync in the boards within 60 s; 10k changed walkers < 2 s"
+    if not md.exists():
+        return f"| boards at 1M walkers | not run (BENCH_BOARDS_USERS) | - | {goal} | - |"
+    text = md.read_text()
+    # the rebuild after a share of the walkers re-synced (leaderboard_bench.py's table row)
+    line = next((ln for ln in text.splitlines() if "re-synced" in ln and ln.startswith("|")), "")
+    cells = [c.strip() for c in line.strip("|").split("|")] if line else []
+    users = re.search(r"Data: ([\d,]+) walkers", text)
+    what = f"{cells[0]}: {cells[1]}" if len(cells) > 1 else "see boards.md"
+    size = users.group(1) if users else "?"
+    return f"| boards at {size} walkers | {what} (boards.md) | - | {goal} | see boards.md |"
+
+
+def max_rss(folder: Path) -> float | None:
+    values = []
+    for path in folder.glob("*.json"):
+        if path.name in ("env.json", "ceiling.json"):
+            continue
+        with_rss = json.loads(path.read_text()).get("api_rss_max_mb") or {}
+        values += list(with_rss.values())
+    return max(values) if values else None
+
+
+def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
+    runs = [(n, r) for n in ("max_sync", "half_sync") if (r := load(folder, n))]
+    if not runs:
+        return []
+    out = [
+        "## Where a sync's time goes\n",
+        "Per sync (7 days, judged, paid), over each run's measured window. CPU is each group "
+        "of processes' CPU time delta (psutil) divided by the syncs answered: the API (serve's "
+        "processes), PostgreSQL (every postgres process of the server), the job worker "
+        "(achievements after a sync), the load driver. Two cores give 2,000,000 µs of CPU a "
+        "second. WAL counts the whole server (other databases' writes in the window count "
+        "too); rows and commits are this database's (pg_stat_database).\n",
+        "| per sync | " + " | ".join(f"{n} ({how(r)})" for n, r in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+
+    def line(label: str, get: Callable[[Result], Any], digits: int = 0) -> None:
+        values = []
+        for _, r in runs:
+            try:
+                values.append(num(get(r), digits))
+            except (KeyError, TypeError):
+                values.append("-")
+        out.append(f"| {label} | " + " | ".join(values) + " |")
+
+    cpu = "cpu_us_per_request"
+    db = "db_per_request"
+    line("syncs answered per second", lambda r: r["ok_rate"])
+    line("API CPU, µs", lambda r: r[cpu]["api"])
+    line("PostgreSQL CPU, µs", lambda r: r[cpu]["postgres"])
+    line("worker CPU, µs", lambda r: r[cpu].get("worker"))
+    line("driver CPU, µs", lambda r: r[cpu]["driver"])
+    line(
+        "all CPU, µs (budget at 1,700/s: 1,176)",
+        lambda r: sum(v for v in r[cpu].values() if v is not None),
+    )
+    line(
+        "time inside stepcoin_apply_sync, ms (track_functions)",
+        lambda r: r["apply_sync"]["mean_total_ms"],
+        2,
+    )
+    line("WAL bytes", lambda r: r[db]["wal_bytes"])
+    line("WAL records", lambda r: r[db]["wal_records"], 1)
+    line("WAL full-page images", lambda r: r[db]["wal_fpi"], 2)
+    line("commits", lambda r: r[db]["commits"], 2)
+    line("rows inserted", lambda r: r[db]["rows_inserted"], 1)
+    line("rows updated", lambda r: r[db]["rows_updated"], 1)
+    line("rows deleted", lambda r: r[db]["rows_deleted"], 1)
+    has_statements = any(r.get(db, {}).get("statements") is not None for _, r in runs)
+    if has_statements:
+        line("statements (pg_stat_statements)", lambda r: r[db]["statements"], 1)
+    out.append(
+        "| p50 / p99 latency, ms | "
+        + " | ".join(
+            f"{num(r['latency_ms']['p50'], 2)} / {num(r['latency_ms']['p99'], 2)}" for _, r in runs
+        )
+        + " |"
+    )
+    out.append(
+        "| PostgreSQL backends by wait (sampled) | " + " | ".join(waits(r) for _, r in runs) + " |"
+    )
+    notes = []
+    if not has_statements:
+        notes.append(
+            "Statements per sync: not measured — pg_stat_statements is not in the server's "
+            "shared_preload_libraries (run.sh creates the extension when it can; the server "
+            "setting needs a restart, which a benchmark must not do)."
+        )
+    serial = ceiling.get("sync_serial")
+    if isinstance(serial, dict) and "tps" in serial:
+        notes.append(
+            f"The sync's database work alone, one client (pgbench, {serial['seconds']} s, "
+            f"stepcoin_apply_sync with a 7-day paying payload and its snapshot read): "
+            f"{serial['latency_avg_ms']} ms per call, ~{num(serial['wal_bytes_per_tx'])} WAL "
+            f"bytes per call; at c={ceiling.get('clients')}: "
+            f"{num(ceiling_of(ceiling, 'sync'))} calls/s."
+        )
+    jobs = [r.get("jobs_waiting_after") for _, r in runs]
+    if any(j for j in jobs if j):
+        notes.append(
+            "Jobs waiting in the queue after each run: "
+            + ", ".join(f"{n} {r.get('jobs_waiting_after')}" for n, r in runs)
+            + " (the worker fell behind)."
+        )
+    return [*out, "", *notes]
+
+
+def how(r: Result) -> str:
+    if r["mode"] == "open":
+        return f"open {r['target_rate']:.0f}/s"
+    return f"c={r['concurrency']}"
+
+
+def waits(r: Result) -> str:
+    w = r.get("pg_active_backends_by_wait") or {}
+    share = w.get("share") or {}
+    top = ", ".join(f"{k} {v:.0%}" for k, v in list(share.items())[:3])
+    return f"{w.get('mean_active', '-')} active: {top}" if top else "-"
+
+
+ORDER = [
+    "max_profile",
+    "max_wallet",
+    "max_ledger",
+    "max_achievements",
+    "max_leaderboard",
+    "max_sync",
+    "max_order",
+    "bulk",
+    "half_profile",
+    "half_wallet",
+    "half_ledger",
+    "half_leaderboard",
+    "half_sync",
+    "half_order",
+    "half_approve",
+]
+
+
+def scenarios_table(folder: Path) -> list[str]:
+    out = [
+        "## Every run\n",
+        "| run | mode | n | errors | ok/s | p50 | p95 | p99 | max (ms) | CPU µs/req "
+        "driver / API / PG / worker | WAL B/req | rows ins+upd/req | autovacuum |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = ORDER + sorted(
+        p.stem
+        for p in folder.glob("*.json")
+        if p.stem not in ORDER and p.stem not in ("env", "ceiling")
+    )
+    for name in names:
+        r = load(folder, name)
+        if not r or "latency_ms" not in r:
+            continue
+        lat = r["latency_ms"]
+        cpu = r["cpu_us_per_request"]
+        ok_s = num(r["ok_rate"])
+        if r.get("records_per_s"):
+            ok_s += f" ({num(r['records_per_s'])} rec/s)"
+        db = r.get("db_per_request") or {}
+        rows = None
+        if db:
+            rows = (db.get("rows_inserted") or 0) + (db.get("rows_updated") or 0)
+        ran = (r.get("autovacuum") or {}).get("ran_during") or {}
+        errors = str(r["errors"])
+        if r["errors"]:
+            errors += " " + json.dumps(r["statuses"])
+        out.append(
+            f"| {name} | {how(r)} | {r['count']} | {errors} | {ok_s} | {num(lat['p50'], 2)} | "
+            f"{num(lat['p95'], 2)} | {num(lat['p99'], 2)} | {num(lat['max'], 1)} | "
+            f"{num(cpu['driver'])} / {num(cpu['api'])} / {num(cpu['postgres'])} / "
+            f"{num(cpu.get('worker'))} | {num(db.get('wal_bytes'))} | {num(rows, 1)} | "
+            f"{', '.join(ran) if ran else 'none'} |"
+        )
+    samples = []
+    for name in names:
+        r = load(folder, name)
+        if r and r.get("error_samples"):
+            samples.append(f"- {name}: {r['error_samples'][0][:200]}")
+    if samples:
+        out += ["", "First error of each run with errors:", *samples]
+    return out
+
+
+def ceiling_lines(ceiling: Result) -> list[str]:
+    if not ceiling:
+        return ["", "SQL ceilings: not run."]
+    out = [
+        "",
+        f"## Same-run SQL ceilings (pgbench -M prepared, c={ceiling.get('clients')}, "
+        f"{ceiling.get('seconds')} s each)\n",
+        "| form | tx/s | latency avg (ms) | WAL bytes/tx | failed |",
+        "|---|---|---|---|---|",
+    ]
+    labels = {
+        "sync": "sync: snapshot read + stepcoin_apply_sync (7 days, paid)",
+        "sync_serial": "the same, 1 client",
+        "tx": "coin transaction, 4 round trips",
+        "cte": "coin transaction, one statement",
+        "read": "the profile's query",
+    }
+    for form, label in labels.items():
+        c = ceiling.get(form)
+        if not isinstance(c, dict):
+            continue
+        if "error" in c:
+            out.append(f"| {label} | did not run: {c['error'][:120]} | | | |")
+            continue
+        out.append(
+            f"| {label} | {num(c['tps'])} | {c['latency_avg_ms']} | {num(c.get('wal_bytes_per_tx'))} "
+            f"| {c.get('failed', '-')} |"
+        )
+    return out
 
 
 def main() -> None:
     folder = Path(sys.argv[1])
-    rows = []
-    rss: dict[str, float] = {}
-    vacuum = []
     print(f"# Benchmark results {folder.name}\n")
     env = json.loads((folder / "env.json").read_text()) if (folder / "env.json").exists() else {}
     if env:
         pg = env["postgres"]
+        load_avg = env.get("load_before") or []
         print(
             f"Machine: {env['nproc']} cores ({env['cpu']}), {env['memory_gb']} GB, Python "
             f"{env['python']}, PostgreSQL {pg['server_version']} (shared_buffers "
             f"{pg['shared_buffers']}, autovacuum {pg['autovacuum']}, fsync {pg['fsync']}, "
-            f"synchronous_commit {pg['synchronous_commit']}).\n"
+            f"synchronous_commit {pg['synchronous_commit']}); load average before the run "
+            f"{', '.join(f'{x:.1f}' for x in load_avg)}. API, PostgreSQL, the job worker and "
+            "the load driver share these cores.\n"
         )
-    print(
-        "| scenario | mode | n | errors | rate (ok/s) | p50 | p95 | p99 | max (ms) | "
-        "CPU µs/req driver / API / PG | goal | met |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in GOALS:
-        path = folder / f"{name}.json"
-        if not path.exists():
-            continue
-        r = json.loads(path.read_text())
-        goal, check = GOALS[name]
-        lat = r["latency_ms"]
-        mode = (
-            f"open {r['target_rate']:.0f}/s"
-            if r["mode"] == "open"
-            else f"closed c={r['concurrency']}"
-        )
-        rate = f"{r['ok_rate']:.0f}"
-        if r.get("records_per_s"):
-            rate += f" ({r['records_per_s']:.0f} rec/s)"
-        cpu = r["cpu_us_per_request"]
-        met = "yes" if check(r) else "**no**"
-        print(
-            f"| {name} | {mode} | {r['count']} | {r['errors']} | {rate} | {lat['p50']:.2f} | "
-            f"{lat['p95']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} | "
-            f"{cpu['driver']:.0f} / {cpu['api']:.0f} / {cpu['postgres']:.0f} | {goal} | {met} |"
-        )
-        for pid, mb in r["api_rss_max_mb"].items():
-            rss[pid] = max(rss.get(pid, 0.0), mb)
-        ran = r["autovacuum"]["ran_during"]
-        vacuum.append(f"{name}: {'ran on ' + ', '.join(ran) if ran else 'none'}")
-        rows.append(r)
     ceiling_path = folder / "ceiling.json"
-    if ceiling_path.exists():
-        c = json.loads(ceiling_path.read_text())
-        print(
-            f"\nSQL ceiling (pgbench -M prepared -c {c['clients']}, {c['seconds']} s): "
-            f"4-round-trip transaction {c['tx']['tps']:.0f} tx/s ({c['tx']['latency_avg_ms']} ms "
-            f"avg); one-statement CTE {c['cte']['tps']:.0f} tx/s ({c['cte']['latency_avg_ms']} ms)."
-        )
-        max_sync = next(
-            (r for r in rows if r["scenario"] == "sync" and r["mode"] == "closed"), None
-        )
-        if max_sync:
-            print(
-                f"API sync at c=16 / ceiling: {max_sync['ok_rate'] / c['tx']['tps']:.2f} of the "
-                f"transaction form, {max_sync['ok_rate'] / c['cte']['tps']:.2f} of the CTE form."
-            )
-    print(
-        f"\nAPI processes, max RSS (MB): {', '.join(f'{v:.0f}' for v in sorted(rss.values()))} "
-        f"(goal < 250 per process)."
-    )
-    print("\nAutovacuum during scenarios: " + "; ".join(vacuum))
+    ceiling: Result = json.loads(ceiling_path.read_text()) if ceiling_path.exists() else {}
+    for block in (
+        goals_table(folder, ceiling),
+        [""],
+        breakdown_table(folder, ceiling),
+        ceiling_lines(ceiling),
+        [""],
+        scenarios_table(folder),
+    ):
+        for text in block:
+            print(text)
     check = folder / "check_ledger.txt"
     if check.exists() and check.read_text().strip():
         print(f"\nLedger check after the run: {check.read_text().strip().splitlines()[-1]}")
