@@ -352,6 +352,22 @@ def _postgres_processes() -> list[psutil.Process]:
     return procs
 
 
+PG_PIDS_SQL = """
+SELECT pid, datname = current_database() AS ours FROM pg_stat_activity
+WHERE datname = current_database() OR datname IS NULL
+"""
+
+
+async def _pg_split(conn: Any) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """This database's backends, and the server's shared background processes (WAL writer,
+    checkpointer, background writer, autovacuum, ...: they also serve other databases)."""
+    ours, shared = [], []
+    for r in await conn.fetch(PG_PIDS_SQL):
+        with contextlib.suppress(psutil.Error):
+            (ours if r["ours"] else shared).append(psutil.Process(r["pid"]))
+    return ours, shared
+
+
 def _delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(v - before.get(pid, 0.0) for pid, v in after.items())
 
@@ -804,6 +820,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         marks["api"] = _cpu(api_procs)
         marks["worker"] = _cpu(worker_procs)
         marks["pg"] = _cpu(_postgres_processes())
+        ours, shared = await _pg_split(counters.conn)
+        marks["pg_ours"], marks["pg_shared"] = _cpu(ours), _cpu(shared)
         marks["db"] = await counters.sample()
 
     if args.client == "aiohttp":
@@ -840,6 +858,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 api=_cpu(api_procs),
                 worker=_cpu(worker_procs),
                 pg=_cpu(pg_procs),
+                pg_ours={},
+                pg_shared={},
                 db=await counters.sample(),
             )
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -849,7 +869,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         str(pid): round((v - marks["api"].get(pid, 0.0)) / max(ended - marks["t"], 1e-9), 3)
         for pid, v in api_after.items()
     }
-    pg_cpu = _delta(marks["pg"], _cpu(_postgres_processes()))  # new backends count from 0
+    # new backends count from 0; the server-wide figure includes other databases' work
+    pg_all_cpu = _delta(marks["pg"], _cpu(_postgres_processes()))
+    ours_after, shared_after = await _pg_split(counters.conn)
+    pg_cpu = _delta(marks["pg_ours"], _cpu(ours_after))
+    pg_shared_cpu = _delta(marks["pg_shared"], _cpu(shared_after))
     worker_cpu = _delta(marks["worker"], _cpu(worker_procs))
     db_after = await counters.sample()
     await counters.close()
@@ -924,6 +948,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "api": round(api_cpu / max(n, 1) * 1e6, 1),
             "postgres": round(pg_cpu / max(n, 1) * 1e6, 1),
             "worker": round(worker_cpu / max(n, 1) * 1e6, 1) if worker_procs else None,
+            "postgres_shared": round(pg_shared_cpu / max(n, 1) * 1e6, 1),
+            "postgres_server_all": round(pg_all_cpu / max(n, 1) * 1e6, 1),
+            "note": "postgres: this database's backends (the API's and the worker's "
+            "connections); postgres_shared: the server's background processes (WAL writer, "
+            "checkpointer, ...), shared with other databases; postgres_server_all: every "
+            "postgres process of the server, other databases' backends included",
         },
         "db_per_request": {
             "wal_bytes": round(db_delta["wal_lsn"] / max(n, 1), 1),
@@ -949,6 +979,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "driver": round(driver_cpu / (window * psutil.cpu_count()), 3),
             "api": round(api_cpu / (window * psutil.cpu_count()), 3),
             "postgres": round(pg_cpu / (window * psutil.cpu_count()), 3),
+            "postgres_server_all": round(pg_all_cpu / (window * psutil.cpu_count()), 3),
             "worker": round(worker_cpu / (window * psutil.cpu_count()), 3),
         },
         "api_cpu_cores_per_process": api_per_process,

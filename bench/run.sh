@@ -17,6 +17,7 @@
 #                                             half-load rates (default: half the measured max)
 #   APPROVE_RATE=100                          the coin transaction (a review approval) at half load
 #   CEILING_SECONDS (BENCH_DURATION) CEILING_FORMS ("sync sync_serial tx cte read")
+#   SYNC_COST_CALLS=40                        serial EXPLAIN (ANALYZE, WAL) calls of the sync form
 #   BENCH_BOARDS_USERS                        also run bench/leaderboard_bench.py with this many
 #   BENCH_BOARDS_DAYS=30                      walkers (boards at 1M walkers: BENCH_BOARDS_USERS=1000000)
 #   BENCH_CLIENT=raw|aiohttp                  the driver's HTTP client
@@ -163,6 +164,12 @@ JOBS_BEFORE_CEILING=$(psql "$DB_URL" -qAtc "SELECT count(*) FROM procrastinate_j
 log "(c) same-run SQL ceilings (pgbench; jobs still waiting: $JOBS_BEFORE_CEILING)"
 CEILING_SECONDS=${CEILING_SECONDS:-$DUR} BENCH_USERS="$USERS" BENCH_SEED="$SEED" \
     "$HERE/sql_ceiling.sh" "$DB_URL" "$OUT/ceiling.json" >/dev/null
+if [ -f "$OUT/ceiling_sync.sql" ]; then
+    log "the sync's database work, serial: exact WAL and rows per call (bench/sync_cost.py)"
+    "$PY" "$HERE/sync_cost.py" --database-url "$DB_URL" --script "$OUT/ceiling_sync.sql" \
+        --users "$USERS" --seed "$SEED" --calls "${SYNC_COST_CALLS:-40}" \
+        --out "$OUT/sync_cost.json" || log "sync_cost.py failed; going on"
+fi
 log "ledger check after the load (bench/ledger_check.sql: check-ledger's checks, set-based)"
 psql "$DB_URL" -qAt -F ' = ' -f "$HERE/ledger_check.sql" > "$OUT/check_ledger.txt"
 if awk -F ' = ' '$2 != 0 {bad=1} END {exit bad}' "$OUT/check_ledger.txt"; then

@@ -73,6 +73,8 @@ WHERE w.user_id = $UID_EXPR
 GROUP BY w.user_id, w.version;
 SQL
 
+# the sync form, for bench/sync_cost.py (the exact cost of one call, serial)
+[ -n "$OUT" ] && cp "$TMP/sync.sql" "${OUT%.json}_sync.sql"
 lsn() { psql "$URL" -qAtc "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"; }
 run() {  # name script clients seconds
     local clients=${3:-$CLIENTS} secs=${4:-$SECONDS_} threads=$THREADS
