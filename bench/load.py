@@ -950,11 +950,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "worker": round(worker_cpu / max(n, 1) * 1e6, 1) if worker_procs else None,
             "postgres_shared": round(pg_shared_cpu / max(n, 1) * 1e6, 1),
             "postgres_server_all": round(pg_all_cpu / max(n, 1) * 1e6, 1),
-            "note": "postgres: this database's backends (the API's and the worker's "
-            "connections); postgres_shared: the server's background processes (WAL writer, "
-            "checkpointer, ...), shared with other databases; postgres_server_all: every "
-            "postgres process of the server, other databases' backends included",
         },
+        "cpu_note": "postgres: this database's backends (the API's and the worker's "
+        "connections, and the driver's two sampling connections); postgres_shared: the server's "
+        "background processes (WAL writer, checkpointer, ...), shared with other databases; "
+        "postgres_server_all: every postgres process of the server, other databases' included",
         "db_per_request": {
             "wal_bytes": round(db_delta["wal_lsn"] / max(n, 1), 1),
             "wal_records": round(db_delta["wal_records"] / max(n, 1), 2)

@@ -180,10 +180,14 @@ def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
         "## Where a sync's time goes\n",
         "Per sync (7 days, judged, paid), over each run's measured window. CPU is each group "
         "of processes' CPU time delta (psutil) divided by the syncs answered: the API (serve's "
-        "processes), PostgreSQL (every postgres process of the server), the job worker "
+        "processes), PostgreSQL (the backends connected to the benchmark database: the API's "
+        "and the worker's), the server's shared background processes, the job worker "
         "(achievements after a sync), the load driver. Two cores give 2,000,000 µs of CPU a "
-        "second. WAL counts the whole server (other databases' writes in the window count "
-        "too); rows and commits are this database's (pg_stat_database).\n",
+        "second. The LSN-based WAL figures count the whole server (other databases' writes in "
+        "the window count too: use the exact serial figures below to compare code); rows and "
+        "commits are this database's (pg_stat_database). `Lock:object` waits are the "
+        "server-wide NOTIFY lock, taken at commit by every transaction that notifies "
+        "(procrastinate's job defer) and held until the commit is flushed.\n",
         "| per sync | " + " | ".join(f"{n} ({how(r)})" for n, r in runs) + " |",
         "|---|" + "---|" * len(runs),
     ]
@@ -262,7 +266,7 @@ def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
             f"{med['ms']:.2f} ms, **{num(med['wal_bytes'])} WAL bytes, "
             f"{num(med['wal_records'])} WAL records, {num(med['wal_fpi'])} full-page images** "
             f"(mean {num(cost['mean']['wal_bytes'])} bytes; full-page images depend on the time "
-            "since the last checkpoint), commit record excluded.\n",
+            "since the last checkpoint), commit record excluded. " + again_text(cost) + "\n",
             "| table | inserted | updated (HOT) | deleted |",
             "|---|---|---|---|",
         ]
@@ -291,6 +295,18 @@ def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
             + " (the worker fell behind)."
         )
     return [*out, "", *notes]
+
+
+def again_text(cost: Result) -> str:
+    first, again = cost.get("median_first_call"), cost.get("median_same_walker_again")
+    if not first or not again:
+        return ""
+    return (
+        f"First call for a walker: {num(first['wal_bytes'])} bytes, {num(first['wal_fpi'])} "
+        f"full-page images; the same walker right again (its pages already changed since the "
+        f"checkpoint): {num(again['wal_bytes'])} bytes, {num(again['wal_records'])} records, "
+        f"{num(again['wal_fpi'])} full-page images, {again['ms']:.2f} ms."
+    )
 
 
 def how(r: Result) -> str:

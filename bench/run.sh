@@ -76,11 +76,12 @@ else
     # per-database, for the throwaway database only: time spent inside stepcoin_apply_sync
     psql "$ADMIN_URL" -qAtc "ALTER DATABASE $CREATED_DB SET track_functions = 'pl'" >/dev/null
     log "created database $CREATED_DB"
+    # statements per request need pg_stat_statements (and the server's
+    # shared_preload_libraries); without it the summary says so and the run goes on
+    psql "$DB_URL" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
 fi
 [ "$DAYS" -lt 9 ] && QUEUE=0  # queued flags are 8+ days ago
-# statements per request need pg_stat_statements (and the server's shared_preload_libraries);
-# without it the column says so and the run goes on
-psql "$DB_URL" -qAtc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null 2>&1 || true
+
 export DATABASE_URL="$DB_URL"
 
 # the machine and the server, for the report
@@ -156,8 +157,15 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
         var="$(echo "$sc" | tr a-z A-Z)_RATE"
         load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")"
     done
-    if [ "$QUEUE" -gt 0 ]; then  # the coin transaction: a review approval (the queue is finite)
-        load half_approve approve --rate "$APPROVE_RATE" --duration "$(( DUR < 20 ? DUR : 20 ))"
+    # the coin transaction: a review approval; the queue is finite, so the run is at most 20 s
+    # and ends before 90% of the queue is used
+    APPROVE_DUR=$(( QUEUE * 9 / 10 / APPROVE_RATE - WARM ))
+    (( APPROVE_DUR > DUR )) && APPROVE_DUR=$DUR
+    (( APPROVE_DUR > 20 )) && APPROVE_DUR=20
+    if (( APPROVE_DUR >= 2 )); then
+        load half_approve approve --rate "$APPROVE_RATE" --duration "$APPROVE_DUR"
+    else
+        log "half_approve skipped: a queue of $QUEUE is too short for $APPROVE_RATE/s"
     fi
 fi
 JOBS_BEFORE_CEILING=$(psql "$DB_URL" -qAtc "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'" 2>/dev/null || echo "?")

@@ -66,8 +66,11 @@ def main() -> None:
     rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
     with psycopg.connect(url) as conn:
-        for i in range(args.calls + 1):
-            sql = statement(script, rng.randint(1, args.users), args.seed)
+        # each walker twice in a row: the first call usually is the first change of its pages
+        # since the last checkpoint (full-page images), the second shows the WAL without them
+        walkers = [rng.randint(1, args.users) for _ in range(args.calls // 2 + 1)]
+        for i, uid in enumerate(w for w in walkers for _ in (0, 1)):
+            sql = statement(script, uid, args.seed)
             with conn.transaction():
                 # PostgreSQL 15 shows a backend's not yet flushed counts of earlier transactions
                 # too: the call's rows are the difference within this one transaction
@@ -76,12 +79,13 @@ def main() -> None:
                     "EXPLAIN (ANALYZE, WAL, BUFFERS, FORMAT JSON) " + sql  # type: ignore[arg-type]
                 ).fetchone()  # type: ignore[misc]
                 xact = conn.execute(XACT_SQL).fetchall()
-            if i == 0:
-                continue  # the first call plans and warms the caches
+            if i < 2:
+                continue  # the first walker: plans and warms the caches
             top = plan[0]
             node = top["Plan"]
             per_call.append(
                 {
+                    "again": i % 2,
                     "ms": top["Execution Time"],
                     "wal_records": node.get("WAL Records", 0),
                     "wal_fpi": node.get("WAL FPI", 0),
@@ -108,10 +112,18 @@ def main() -> None:
                 for k, v in counts.items():
                     rows[table][k].append(v)
     n = len(per_call)
-    keys = list(per_call[0]) if per_call else []
+    keys = [k for k in per_call[0] if k != "again"] if per_call else []
+    first = [c for c in per_call if not c["again"]]
+    again = [c for c in per_call if c["again"]]
     result: dict[str, Any] = {
         "calls": n,
         "median": {k: statistics.median(c[k] for c in per_call) for k in keys},
+        "median_first_call": {k: statistics.median(c[k] for c in first) for k in keys}
+        if first
+        else {},
+        "median_same_walker_again": {k: statistics.median(c[k] for c in again) for k in keys}
+        if again
+        else {},
         "mean": {k: round(statistics.fmean(c[k] for c in per_call), 2) for k in keys},
         "rows_per_call": {
             table: {k: round(sum(v) / n, 2) for k, v in counts.items()}
@@ -126,7 +138,9 @@ def main() -> None:
     print(
         f"sync_cost: {n} calls, median {med.get('ms', 0):.2f} ms, {med.get('wal_bytes', 0):,.0f} "
         f"WAL bytes, {med.get('wal_records', 0):.0f} WAL records, {med.get('wal_fpi', 0):.0f} FPI; "
-        f"{written:.1f} rows written per call",
+        f"{written:.1f} rows written per call; the same walker again: "
+        f"{result['median_same_walker_again'].get('wal_bytes', 0):,.0f} WAL bytes, "
+        f"{result['median_same_walker_again'].get('wal_fpi', 0):.0f} FPI",
         file=sys.stderr,
     )
     if args.out:
