@@ -10,6 +10,8 @@
 #   BENCH_DURATION=25 BENCH_WARMUP=3          seconds measured / discarded per scenario
 #   MAX_CONCURRENCY=16 BULK_CONCURRENCY=4 BENCH_WORKERS=2 BENCH_PRODUCTS=50
 #   BENCH_WORKER=1                            run a separate `stepcoin worker` (0: no worker)
+#   BENCH_SETTLE=60                           before each run, wait at most this long for the
+#                                             worker to catch up with the jobs due now
 #   BENCH_SCENARIOS="profile wallet ledger achievements leaderboard sync order bulk"
 #                                             the closed-loop maximum runs, in this order
 #   BENCH_SKIP_HALF=1                         skip the open-loop runs at half of each maximum
@@ -35,6 +37,7 @@ DUR=${BENCH_DURATION:-25}; WARM=${BENCH_WARMUP:-3}
 APPROVE_RATE=${APPROVE_RATE:-100}
 CONC=${MAX_CONCURRENCY:-16}; BULK_CONC=${BULK_CONCURRENCY:-4}; WORKERS=${BENCH_WORKERS:-2}
 PRODUCTS=${BENCH_PRODUCTS:-50}; RUN_WORKER=${BENCH_WORKER:-1}
+SETTLE=${BENCH_SETTLE:-60}; [ "$RUN_WORKER" = 1 ] || SETTLE=0
 SCENARIOS=${BENCH_SCENARIOS:-profile wallet ledger achievements leaderboard sync order bulk}
 CLIENT=${BENCH_CLIENT:-raw}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
@@ -131,7 +134,7 @@ load() {  # name scenario mode-args...
     "$PY" "$HERE/load.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
         --jwt-secret "$SECRET" --scenario "$scenario" --duration "$DUR" --warmup "$WARM" \
         --server-pid "$SERVER_PID" --worker-pid "${WORKER_PID:-0}" --client "$CLIENT" \
-        --seed "$SEED" --products "$PRODUCTS" --out "$OUT/$name.json" "$@" \
+        --seed "$SEED" --products "$PRODUCTS" --settle "$SETTLE" --out "$OUT/$name.json" "$@" \
         || { log "scenario $name failed (see above); going on"; return 0; }
 }
 half_rate() {  # scenario override: the override, else half the measured closed-loop maximum
