@@ -278,6 +278,12 @@ def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
                 f"{c['deleted']:g} |"
             )
         notes += [f"| **rows written per sync** | | | **{total:g}** |", ""]
+        paid = rows.get("coin_transactions", {}).get("inserted", 0)
+        if paid < 7:
+            notes.append(
+                f"**Check the form**: it wrote {paid:g} ledger rows per call, not 7 — the "
+                "function's payload contract may have changed (bench/sql_ceiling.sh builds it)."
+            )
     serial = ceiling.get("sync_serial")
     if isinstance(serial, dict) and "tps" in serial:
         notes.append(
