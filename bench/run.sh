@@ -10,8 +10,10 @@
 #   BENCH_DURATION=25 BENCH_WARMUP=3          seconds measured / discarded per scenario
 #   MAX_CONCURRENCY=16 BULK_CONCURRENCY=4 BENCH_WORKERS=2 BENCH_PRODUCTS=50
 #   BENCH_WORKER=1                            run a separate `stepcoin worker` (0: no worker)
-#   BENCH_SETTLE=60                           before each run, wait at most this long for the
+#   BENCH_SETTLE=30                           before each run, wait at most this long for the
 #                                             worker to catch up with the jobs due now
+#   BENCH_BOARD_LAG=1                         measure how long a sync takes to show in the daily
+#                                             board (bench/board_lag.py; 0: skip; up to ~60 s)
 #   BENCH_SCENARIOS="profile wallet ledger achievements leaderboard sync order bulk"
 #                                             the closed-loop maximum runs, in this order
 #   BENCH_SKIP_HALF=1                         skip the open-loop runs at half of each maximum
@@ -37,7 +39,8 @@ DUR=${BENCH_DURATION:-25}; WARM=${BENCH_WARMUP:-3}
 APPROVE_RATE=${APPROVE_RATE:-100}
 CONC=${MAX_CONCURRENCY:-16}; BULK_CONC=${BULK_CONCURRENCY:-4}; WORKERS=${BENCH_WORKERS:-2}
 PRODUCTS=${BENCH_PRODUCTS:-50}; RUN_WORKER=${BENCH_WORKER:-1}
-SETTLE=${BENCH_SETTLE:-60}; [ "$RUN_WORKER" = 1 ] || SETTLE=0
+SETTLE=${BENCH_SETTLE:-30}; [ "$RUN_WORKER" = 1 ] || SETTLE=0
+BOARD_LAG=${BENCH_BOARD_LAG:-1}; [ "$RUN_WORKER" = 1 ] || BOARD_LAG=0
 SCENARIOS=${BENCH_SCENARIOS:-profile wallet ledger achievements leaderboard sync order bulk}
 CLIENT=${BENCH_CLIENT:-raw}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
@@ -153,6 +156,12 @@ for sc in $SCENARIOS; do
         load "max_$sc" "$sc" --concurrency "$CONC"
     fi
 done
+if [ "$BOARD_LAG" = 1 ]; then
+    log "a sync's way into the boards (bench/board_lag.py)"
+    "$PY" "$HERE/board_lag.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
+        --jwt-secret "$SECRET" --seed "$SEED" --out "$OUT/board_lag.json" \
+        || log "board_lag.py failed; going on"
+fi
 if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     log "(b) half of each maximum, open loop"
     for sc in profile wallet leaderboard sync order; do
