@@ -57,6 +57,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 chosen,
             )
         }
+        try:  # the refresh interval, when the boards are refreshed on a schedule
+            interval = await conn.fetchval(
+                "SELECT value::text FROM settings "
+                "WHERE key = 'leaderboards.rebuild_interval_minutes'"
+            )
+        except asyncpg.PostgresError:
+            interval = None
     finally:
         await conn.close()
     samples: list[dict[str, Any]] = []
@@ -99,6 +106,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         continue
                     board = await r.json()
                 me = board.get("me") or {}
+                s["last_seen"] = {"me": board.get("me"), "computed_at": board.get("computed_at")}
                 if me.get("total_steps") == s["steps"]:
                     s["seen_after_s"] = round(time.perf_counter() - s["_synced"], 2)
                     s["computed_at"] = board.get("computed_at")
@@ -112,6 +120,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "samples": samples,
         "max_s": max(seen_all) if len(seen_all) == len(samples) else None,
         "timeout_s": args.timeout,
+        "rebuild_interval_minutes_setting": interval,
         "started_at": datetime.now(UTC).isoformat(),
     }
 

@@ -160,7 +160,14 @@ def boards_row(folder: Path) -> str:
             + ", ".join(
                 "not within " + num(lag["timeout_s"]) if x is None else f"{x:g}" for x in seen
             )
-            + " s (board_lag.json, at this run's size)"
+            + " s (board_lag.json, at this run's size"
+            + (
+                f"; leaderboards.rebuild_interval_minutes = "
+                f"{lag['rebuild_interval_minutes_setting']}"
+                if lag.get("rebuild_interval_minutes_setting")
+                else ""
+            )
+            + ")"
         )
     md = folder / "boards.md"
     size = "1M"
@@ -309,8 +316,10 @@ def breakdown_table(folder: Path, ceiling: Result) -> list[str]:
         notes.append(
             f"The sync's database work alone, one client (pgbench, {serial['seconds']} s, "
             f"stepcoin_apply_sync with a 7-day paying payload and its snapshot read): "
-            f"{serial['latency_avg_ms']} ms per call, ~{num(serial['wal_bytes_per_tx'])} WAL "
-            f"bytes per call; at c={ceiling.get('clients')}: "
+            f"{serial['latency_avg_ms']} ms per call, commit included "
+            f"(~{num(serial['wal_bytes_per_tx'])} WAL bytes per call server-wide, other "
+            "databases' writes included); at "
+            f"c={ceiling.get('clients')}: "
             f"{num(ceiling_of(ceiling, 'sync'))} calls/s."
         )
     jobs = [r.get("jobs_waiting_after") for _, r in runs]
@@ -420,7 +429,7 @@ def ceiling_lines(ceiling: Result) -> list[str]:
         "",
         f"## Same-run SQL ceilings (pgbench -M prepared, c={ceiling.get('clients')}, "
         f"{ceiling.get('seconds')} s each)\n",
-        "| form | tx/s | latency avg (ms) | WAL bytes/tx | failed |",
+        "| form | tx/s | latency avg (ms) | WAL bytes/tx (server-wide) | failed |",
         "|---|---|---|---|---|",
     ]
     labels = {
