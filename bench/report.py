@@ -155,12 +155,12 @@ def boards_row(folder: Path) -> str:
     if lag:
         seen = [s["seen_after_s"] for s in lag["samples"]]
         lag_ok = lag.get("max_s") is not None and lag["max_s"] < 60
+        if all(x is None for x in seen):
+            when = f"not seen within {num(lag['timeout_s'])} s ({len(seen)} walkers)"
+        else:
+            when = "seen after " + ", ".join("-" if x is None else f"{x:g}" for x in seen) + " s"
         parts.append(
-            "a sync seen in the daily board after "
-            + ", ".join(
-                "not within " + num(lag["timeout_s"]) if x is None else f"{x:g}" for x in seen
-            )
-            + " s (board_lag.json, at this run's size"
+            f"a sync in the daily board: {when} (board_lag.json, at this run's size"
             + (
                 f"; leaderboards.rebuild_interval_minutes = "
                 f"{lag['rebuild_interval_minutes_setting']}"

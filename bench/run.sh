@@ -13,7 +13,8 @@
 #   BENCH_SETTLE=30                           before each run, wait at most this long for the
 #                                             worker to catch up with the jobs due now
 #   BENCH_BOARD_LAG=1                         measure how long a sync takes to show in the daily
-#                                             board (bench/board_lag.py; 0: skip; up to ~60 s)
+#                                             board (bench/board_lag.py; 0: skip; at most
+#                                             BENCH_BOARD_LAG_TIMEOUT=70 s)
 #   BENCH_SCENARIOS="profile wallet ledger achievements leaderboard sync order bulk"
 #                                             the closed-loop maximum runs, in this order
 #   BENCH_SKIP_HALF=1                         skip the open-loop runs at half of each maximum
@@ -159,7 +160,8 @@ done
 if [ "$BOARD_LAG" = 1 ]; then
     log "a sync's way into the boards (bench/board_lag.py)"
     "$PY" "$HERE/board_lag.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
-        --jwt-secret "$SECRET" --seed "$SEED" --out "$OUT/board_lag.json" \
+        --jwt-secret "$SECRET" --seed "$SEED" --timeout "${BENCH_BOARD_LAG_TIMEOUT:-70}" \
+        --out "$OUT/board_lag.json" \
         || log "board_lag.py failed; going on"
 fi
 if [ -z "${BENCH_SKIP_HALF:-}" ]; then
