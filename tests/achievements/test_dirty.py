@@ -1,0 +1,112 @@
+"""Dirty marks instead of a job per sync (issue 13): a paid sync marks its user in its own
+transaction; a batch claims marks, evaluates those users together, pays each unlock once and
+deletes only the marks that no sync re-dirtied after the claim."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from stepcoin.achievements import repository, service
+from stepcoin.db import session_scope
+from tests.achievements.helpers import achievement, rewards, unlocked_codes
+from tests.conftest import register
+from tests.steps.helpers import ledger_ok, rec, sync
+
+
+async def marks(engine) -> dict[str, object]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT user_id::text, claimed_at FROM achievements_dirty"))
+        return {r[0]: r[1] for r in rows}
+
+
+async def test_an_unpaid_sync_marks_nobody(client, engine):
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 0))
+    assert await marks(engine) == {}
+
+
+async def test_a_batch_evaluates_many_users_and_pays_each_once(client, app, engine):
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    await achievement(engine, "total", {"kind": "total_steps", "total_steps": 15000}, 5)
+    users = [await register(client) for _ in range(3)]
+    for i, me in enumerate(users):
+        await sync(client, me["access_token"], rec(1, 9000 + 1000 * i))  # 9k, 10k, 11k
+    assert set(await marks(engine)) == {me["user"]["id"] for me in users}
+    batch = await service.evaluate_dirty(app.state.database, batch_size=2)  # two of three
+    assert batch.users == 2
+    assert len(await marks(engine)) == 1
+    await service.evaluate_dirty(app.state.database, batch_size=2)
+    assert await marks(engine) == {}
+    assert [await unlocked_codes(engine, me["user"]["id"]) for me in users] == [
+        set(),
+        {"ten_k"},
+        {"ten_k"},
+    ]
+    # a second sync re-marks; the batch pays the newly met total once, the old badge not again
+    await sync(client, users[2]["access_token"], rec(2, 5000))
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await unlocked_codes(engine, users[2]["user"]["id"]) == {"ten_k", "total"}
+    assert [r[0] for r in await rewards(engine, users[2]["user"]["id"])] == [30, 5]
+    assert (await service.evaluate_dirty(app.state.database)).users == 0
+    await ledger_ok(engine)
+
+
+async def test_a_sync_after_the_claim_keeps_its_mark_for_the_next_batch(client, app, engine):
+    """The race the claim exists for: the batch's facts may predate a sync that commits after
+    the claim; that sync releases the mark, so this batch does not consume it."""
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    me = await register(client)
+    user = uuid.UUID(me["user"]["id"])
+    await sync(client, me["access_token"], rec(1, 5000))
+    async with session_scope(app.state.database) as session:
+        claimed, stamp = await repository.claim_dirty(session, 10, 60)
+    assert claimed == [user] and stamp is not None
+    async with session_scope(app.state.database) as session:
+        # the batch reads its facts first (nothing met at 5,000 steps) ...
+        assert await service.evaluate_users(session, claimed) == []
+        # ... a paid sync commits meanwhile (its own transaction) ...
+        await sync(client, me["access_token"], rec(2, 12000))
+        # ... and the batch deletes only the marks no sync re-dirtied
+        assert await repository.consume_dirty(session, claimed, stamp) == 0
+    assert list(await marks(engine)) == [str(user)]
+    await service.evaluate_dirty(app.state.database)
+    assert await unlocked_codes(engine, str(user)) == {"ten_k"}
+    assert await marks(engine) == {}
+    await ledger_ok(engine)
+
+
+async def test_a_failed_batch_gives_its_claims_back(client, app, engine, monkeypatch):
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 12000))
+
+    async def broken(session, user_ids):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(service, "evaluate_users", broken)
+    try:
+        await service.evaluate_dirty(app.state.database)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the batch should have failed")
+    assert await marks(engine) == {me["user"]["id"]: None}  # claimable again at once
+    monkeypatch.undo()
+    await service.evaluate_dirty(app.state.database)
+    assert await unlocked_codes(engine, me["user"]["id"]) == {"ten_k"}
+    await ledger_ok(engine)
+
+
+async def test_a_stale_claim_is_taken_again(client, app, engine):
+    """A batch that died between its claim and its evaluation leaves claimed marks; after
+    DIRTY_CLAIM_STALE_SECONDS the next batch takes them."""
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 12000))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE achievements_dirty SET claimed_at = now() - interval '2 minutes'")
+        )
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await marks(engine) == {}
