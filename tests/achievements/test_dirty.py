@@ -5,11 +5,13 @@ deletes only the marks that no sync re-dirtied after the claim."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from sqlalchemy import text
 
 from stepcoin.achievements import repository, service
 from stepcoin.db import session_scope
+from stepcoin.steps.payload import DayRow, SyncPayload
 from tests.achievements.helpers import achievement, rewards, unlocked_codes
 from tests.conftest import register
 from tests.steps.helpers import ledger_ok, rec, sync
@@ -108,5 +110,30 @@ async def test_a_stale_claim_is_taken_again(client, app, engine):
         await conn.execute(
             text("UPDATE achievements_dirty SET claimed_at = now() - interval '2 minutes'")
         )
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await marks(engine) == {}
+
+
+async def test_a_batch_never_consumes_the_mark_of_a_sync_still_in_flight(client, app, engine):
+    """A paying sync holds its (existing) mark locked until it commits: a batch that claims
+    meanwhile skips it (it could not see the sync's days), and the next batch takes it."""
+    me = await register(client)
+    user = uuid.UUID(me["user"]["id"])
+    await sync(client, me["access_token"], rec(1, 12000))  # an unclaimed mark exists
+    payload = SyncPayload(days=[DayRow(date(2026, 1, 5), "healthkit", 15000, 150, 0)])
+    async with engine.connect() as conn:
+        in_flight = await conn.begin()
+        version = (
+            await conn.execute(text("SELECT version FROM wallets WHERE user_id = :u"), {"u": user})
+        ).scalar_one()
+        answer = (
+            await conn.execute(
+                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+                {"u": user, "v": version, "p": payload.to_json()},
+            )
+        ).scalar_one()
+        assert not answer["conflict"] and answer["days"][0]["coins_delta"] == 150
+        assert (await service.evaluate_dirty(app.state.database)).users == 0  # skipped
+        await in_flight.commit()
     assert (await service.evaluate_dirty(app.state.database)).users == 1
     assert await marks(engine) == {}
