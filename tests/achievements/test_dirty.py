@@ -137,3 +137,17 @@ async def test_a_batch_never_consumes_the_mark_of_a_sync_still_in_flight(client,
         await in_flight.commit()
     assert (await service.evaluate_dirty(app.state.database)).users == 1
     assert await marks(engine) == {}
+
+
+def test_the_batch_runs_every_few_seconds_ahead_of_other_jobs():
+    """Latency: the periodic task fires every 3 s and jumps the queue (a backlog of other
+    jobs held it back behind them in an A/B run)."""
+    from stepcoin.worker import build_job_app
+
+    app = build_job_app()
+    task = app.tasks["achievements:evaluate_dirty"]
+    assert task.priority > 0
+    job = task.configure().job
+    assert job.priority == task.priority and job.queueing_lock
+    crons = [p.cron for p in app.periodic_registry.periodic_tasks.values() if p.task is task]
+    assert crons == ["* * * * * */3"]

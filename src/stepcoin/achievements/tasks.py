@@ -36,10 +36,15 @@ async def evaluate_user(user_id: str) -> list[str]:
 # How many batches one run may take before it leaves the rest to the next tick (the worker's
 # other jobs get their turn): 20 x 1,000 users.
 DIRTY_MAX_BATCHES = 20
+# Ahead of other waiting jobs (the worker takes the highest priority first): a backlog of
+# other jobs must not delay the achievements of every walker.
+DIRTY_PRIORITY = 10
 
 
 @blueprint.periodic(cron="* * * * * */3", periodic_id="dirty")
-@blueprint.task(name="evaluate_dirty", queueing_lock="achievements_evaluate_dirty")
+@blueprint.task(
+    name="evaluate_dirty", queueing_lock="achievements_evaluate_dirty", priority=DIRTY_PRIORITY
+)
 async def evaluate_dirty(timestamp: int) -> dict[str, int]:
     """Every 3 s: evaluate the users the step loop marked dirty (stepcoin_apply_sync v4), in
     batches of service.DIRTY_BATCH_SIZE, until none are left (at most DIRTY_MAX_BATCHES).
