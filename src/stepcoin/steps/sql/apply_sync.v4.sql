@@ -132,16 +132,22 @@ BEGIN
         LEFT JOIN d ON d.day = v.day
         ORDER BY v.vid
         RETURNING id, recorded_date, source, step_record_id
+    ), older AS MATERIALIZED (
+        -- the user's earlier decisions of the records' days, by (user_id, recorded_date): a
+        -- status test here would let a generic plan walk every flagged row of every user
+        SELECT o.id, o.recorded_date, o.source, o.status, o.reviewed_at, o.superseded_by
+        FROM step_validations o
+        WHERE o.user_id = p_user
+          AND o.recorded_date = ANY(ARRAY(SELECT v.day FROM v WHERE v.stored))
     ), superseded AS (
         -- older unreviewed flags of the same records leave the queue (this statement's
         -- snapshot holds only the older rows: the new decisions are not in it)
-        UPDATE step_validations o SET superseded_by = n.id
-        FROM ins n
-        WHERE n.step_record_id IS NOT NULL
-          AND o.user_id = p_user AND o.recorded_date = n.recorded_date AND o.source = n.source
-          AND o.id < n.id AND o.status = 'flagged' AND o.reviewed_at IS NULL
-          AND o.superseded_by IS NULL
-        RETURNING o.id
+        UPDATE step_validations t SET superseded_by = n.id
+        FROM older o JOIN ins n
+          ON o.recorded_date = n.recorded_date AND o.source = n.source AND o.id < n.id
+        WHERE t.id = o.id AND n.step_record_id IS NOT NULL
+          AND o.status = 'flagged' AND o.reviewed_at IS NULL AND o.superseded_by IS NULL
+        RETURNING t.id
     ), days AS (
         INSERT INTO step_days AS sd (user_id, recorded_date, credited_source, credited_steps,
                                      coins_paid, coins_pending, version, updated_at)
