@@ -151,3 +151,37 @@ def test_the_batch_runs_every_few_seconds_ahead_of_other_jobs():
     assert job.priority == task.priority and job.queueing_lock
     crons = [p.cron for p in app.periodic_registry.periodic_tasks.values() if p.task is task]
     assert crons == ["* * * * * */3"]
+
+
+async def test_batches_running_during_concurrent_syncs_pay_each_unlock_once(client, app, engine):
+    """Syncs (wallet lock, then the mark) and batches (claim; wallet locks, then the marks'
+    delete) at once: no deadlock, nothing lost, every unlock and reward exactly once."""
+    import asyncio
+
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    await achievement(engine, "two_days", {"kind": "approved_days", "days": 2}, 7)
+    accounts = [await register(client) for _ in range(6)]
+    stop = asyncio.Event()
+
+    async def batches() -> int:
+        runs = 0
+        while not stop.is_set():
+            await service.evaluate_dirty(app.state.database, batch_size=3)
+            runs += 1
+            await asyncio.sleep(0)
+        return runs
+
+    async def walker(me: dict, offset: int) -> None:
+        for i, steps in enumerate((4000, 9000, 10500, 12000)):
+            await sync(client, me["access_token"], rec((offset + i) % 2, steps + offset))
+
+    runner = asyncio.create_task(batches())
+    await asyncio.gather(*(walker(me, i) for i, me in enumerate(accounts)))
+    stop.set()
+    assert await runner > 0
+    await service.evaluate_dirty(app.state.database)  # what the batches had not seen yet
+    assert await marks(engine) == {}
+    for me in accounts:
+        assert await unlocked_codes(engine, me["user"]["id"]) == {"ten_k", "two_days"}
+        assert sorted(r[0] for r in await rewards(engine, me["user"]["id"])) == [7, 30]
+    await ledger_ok(engine)
