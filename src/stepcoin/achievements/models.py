@@ -57,3 +57,22 @@ class UserAchievement(Base):
     unlocked_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class AchievementsDirty(Base):
+    """A user whose achievements are due for evaluation (issue 13: no job per sync).
+
+    The step loop marks the user in its own transaction when it pays approved steps
+    (stepcoin_apply_sync v4); the periodic batch (`service.evaluate_dirty`) claims marks,
+    evaluates those users together and deletes the marks it consumed. No foreign key: a mark of
+    a user who is gone is consumed like any other (the facts query finds nobody), and the
+    sync pays no FK check for it.
+    """
+
+    __tablename__ = "achievements_dirty"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # set by the batch that claimed the mark; a sync of the user meanwhile sets it back to NULL
+    # so that batch leaves the mark for the next one
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -273,3 +273,76 @@ async def next_backfill_batch(
         {"after": after_user, "a": achievement_id, "limit": limit},
     )
     return [r.id for r in rows]
+
+
+# --- dirty marks (issue 13): the step loop marks users, a periodic batch evaluates them ------
+
+
+async def claim_dirty(
+    session: AsyncSession, limit: int, stale_seconds: int
+) -> tuple[list[uuid.UUID], datetime | None]:
+    """Claim up to `limit` marks, oldest first (a claim older than `stale_seconds` is taken
+    again: its batch died). Returns the users and the claim's stamp; the caller commits at
+    once, so a sync that commits later than the claim re-dirties the mark (claimed_at NULL)."""
+    rows = (
+        await session.execute(
+            text(
+                "UPDATE achievements_dirty d SET claimed_at = now() "
+                "FROM (SELECT user_id FROM achievements_dirty WHERE claimed_at IS NULL "
+                "      OR claimed_at < now() - make_interval(secs => :stale) "
+                "      ORDER BY since LIMIT :limit FOR UPDATE SKIP LOCKED) c "
+                "WHERE d.user_id = c.user_id RETURNING d.user_id, d.claimed_at"
+            ),
+            {"limit": limit, "stale": stale_seconds},
+        )
+    ).all()
+    if not rows:
+        return [], None
+    return [r.user_id for r in rows], rows[0].claimed_at
+
+
+async def consume_dirty(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], claimed_at: datetime
+) -> int:
+    """Delete the claimed marks that no sync re-dirtied since the claim."""
+    result = await session.execute(
+        text(
+            "DELETE FROM achievements_dirty WHERE user_id = ANY(CAST(:users AS uuid[])) "
+            "AND claimed_at = :claimed"
+        ),
+        {"users": list(user_ids), "claimed": claimed_at},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_dirty(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], claimed_at: datetime
+) -> None:
+    """Give claimed marks back (their batch failed) for the next batch."""
+    await session.execute(
+        text(
+            "UPDATE achievements_dirty SET claimed_at = NULL "
+            "WHERE user_id = ANY(CAST(:users AS uuid[])) AND claimed_at = :claimed"
+        ),
+        {"users": list(user_ids), "claimed": claimed_at},
+    )
+
+
+async def active_achievements(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(f"SELECT {ACHIEVEMENT_COLUMNS} FROM achievements a WHERE a.is_active ORDER BY a.id")
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def unlocked_pairs(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> set[tuple[uuid.UUID, int]]:
+    rows = await session.execute(
+        text(
+            "SELECT user_id, achievement_id FROM user_achievements "
+            "WHERE user_id = ANY(CAST(:users AS uuid[]))"
+        ),
+        {"users": list(user_ids)},
+    )
+    return {(r.user_id, int(r.achievement_id)) for r in rows}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from stepcoin.achievements.criteria import (
     progress,
     streak_thresholds,
 )
+from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, NotFound
 from stepcoin.queue import ACHIEVEMENTS_BACKFILL, defer_in_transaction
 from stepcoin.wallet import service as wallet
@@ -119,6 +121,79 @@ async def evaluate_user(session: AsyncSession, user_id: uuid.UUID) -> list[Unloc
             extra={"user_id": str(user_id), "codes": [u.code for u in unlocked]},
         )
     return unlocked
+
+
+DIRTY_BATCH_SIZE = 1000
+DIRTY_CLAIM_STALE_SECONDS = 60
+
+
+async def evaluate_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[Unlocked]:
+    """evaluate_user for many users at once (the dirty-mark batch): one read of the active
+    achievements, one of the users' unlocks, one facts query for all of them; then the wallet
+    locks (user-id order) and one unlock statement for the users who meet something new."""
+    if not user_ids:
+        return []
+    candidates = _parsed(await repository.active_achievements(session))
+    if not candidates:
+        return []
+    thresholds = streak_thresholds([c for _, c in candidates])
+    have = await repository.unlocked_pairs(session, user_ids)
+    facts = await repository.user_facts(session, user_ids, thresholds)
+    met: list[tuple[uuid.UUID, int]] = []
+    for user_id in user_ids:
+        f = facts.get(user_id)
+        if f is None or not f.is_active:
+            continue
+        for row, criteria in candidates:
+            pair = (user_id, int(row["id"]))
+            if pair not in have and is_met(criteria, f):
+                met.append(pair)
+    if not met:
+        return []
+    with_wallet = set(await repository.lock_wallets(session, sorted({u for u, _ in met})))
+    unlocked = _unlocked(await _unlock_and_pay(session, [p for p in met if p[0] in with_wallet]))
+    for user_id in sorted({u.user_id for u in unlocked}):
+        logger.info(
+            "achievements unlocked",
+            extra={
+                "user_id": str(user_id),
+                "codes": [u.code for u in unlocked if u.user_id == user_id],
+            },
+        )
+    return unlocked
+
+
+@dataclass(frozen=True, slots=True)
+class DirtyBatch:
+    users: int
+    unlocked: list[Unlocked]
+
+
+async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SIZE) -> DirtyBatch:
+    """One batch of the users the step loop marked dirty (issue 13: no job per sync).
+
+    Two short transactions: (1) claim up to `batch_size` marks (committed at once); (2) evaluate
+    those users and pay, then delete the claimed marks that no sync re-dirtied meanwhile. A sync
+    that commits after (1) either released its mark (claimed_at NULL: the next batch evaluates
+    it again) or, while (2) deletes the mark, waits and then writes a new one; so every paid
+    sync is evaluated by a batch that sees it. A failed (2) gives its claims back; a dead one's
+    claims are taken again after DIRTY_CLAIM_STALE_SECONDS. Unlocks pay once (evaluate_users).
+    """
+    async with session_scope(database) as session:
+        users, claimed_at = await repository.claim_dirty(
+            session, batch_size, DIRTY_CLAIM_STALE_SECONDS
+        )
+    if not users or claimed_at is None:
+        return DirtyBatch(0, [])
+    try:
+        async with session_scope(database) as session:
+            unlocked = await evaluate_users(session, users)
+            await repository.consume_dirty(session, users, claimed_at)
+    except Exception:
+        async with session_scope(database) as session:
+            await repository.release_dirty(session, users, claimed_at)
+        raise
+    return DirtyBatch(len(users), unlocked)
 
 
 async def list_for_user(

@@ -1,4 +1,5 @@
-"""Background jobs of achievements: evaluate one user; backfill a new achievement in batches."""
+"""Background jobs of achievements: the dirty users in batches (every few seconds), one user
+(after an order), a new achievement's backfill in batches."""
 
 from __future__ import annotations
 
@@ -30,6 +31,46 @@ async def evaluate_user(user_id: str) -> list[str]:
     async with session_scope(_database()) as session:
         unlocked = await service.evaluate_user(session, uuid.UUID(user_id))
     return [u.code for u in unlocked]
+
+
+# How many batches one run may take before it leaves the rest to the next tick (the worker's
+# other jobs get their turn): 20 x 1,000 users.
+DIRTY_MAX_BATCHES = 20
+# Ahead of other waiting jobs (the worker takes the highest priority first): a backlog of
+# other jobs must not delay the achievements of every walker.
+DIRTY_PRIORITY = 10
+
+
+@blueprint.periodic(cron="* * * * * */3", periodic_id="dirty")
+@blueprint.task(
+    name="evaluate_dirty", queueing_lock="achievements_evaluate_dirty", priority=DIRTY_PRIORITY
+)
+async def evaluate_dirty(timestamp: int) -> dict[str, int]:
+    """Every 3 s: evaluate the users the step loop marked dirty (stepcoin_apply_sync v4), in
+    batches of service.DIRTY_BATCH_SIZE, until none are left (at most DIRTY_MAX_BATCHES).
+
+    Replaces one evaluation job per paid sync (issue 13): an achievement shows within a few
+    seconds of the sync. One run waits at a time (its queueing lock); two running at once
+    (two workers) claim different marks.
+    """
+    return await run_dirty_batches()
+
+
+async def run_dirty_batches(
+    *, batch_size: int = service.DIRTY_BATCH_SIZE, max_batches: int = DIRTY_MAX_BATCHES
+) -> dict[str, int]:
+    users = unlocked = 0
+    for _ in range(max_batches):
+        batch = await service.evaluate_dirty(_database(), batch_size=batch_size)
+        users += batch.users
+        unlocked += len(batch.unlocked)
+        if batch.users < batch_size:
+            break
+    if users:
+        logger.info(
+            "achievements: dirty users evaluated", extra={"users": users, "unlocked": unlocked}
+        )
+    return {"users": users, "unlocked": unlocked}
 
 
 @blueprint.task(name="backfill", retry=RETRY)

@@ -1,6 +1,6 @@
 """The typed contract between the step loop's Python and its SQL function.
 
-stepcoin_apply_sync (src/stepcoin/steps/sql/apply_sync.v3.sql) reads these rows by their
+stepcoin_apply_sync (src/stepcoin/steps/sql/apply_sync.v4.sql) reads these rows by their
 field names (jsonb_to_recordset) and answers with DayOutcome rows; orjson writes the
 dataclasses as JSON objects and dates as YYYY-MM-DD.
 """

@@ -1,0 +1,187 @@
+"""Dirty marks instead of a job per sync (issue 13): a paid sync marks its user in its own
+transaction; a batch claims marks, evaluates those users together, pays each unlock once and
+deletes only the marks that no sync re-dirtied after the claim."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import text
+
+from stepcoin.achievements import repository, service
+from stepcoin.db import session_scope
+from stepcoin.steps.payload import DayRow, SyncPayload
+from tests.achievements.helpers import achievement, rewards, unlocked_codes
+from tests.conftest import register
+from tests.steps.helpers import ledger_ok, rec, sync
+
+
+async def marks(engine) -> dict[str, object]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT user_id::text, claimed_at FROM achievements_dirty"))
+        return {r[0]: r[1] for r in rows}
+
+
+async def test_an_unpaid_sync_marks_nobody(client, engine):
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 0))
+    assert await marks(engine) == {}
+
+
+async def test_a_batch_evaluates_many_users_and_pays_each_once(client, app, engine):
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    await achievement(engine, "total", {"kind": "total_steps", "total_steps": 15000}, 5)
+    users = [await register(client) for _ in range(3)]
+    for i, me in enumerate(users):
+        await sync(client, me["access_token"], rec(1, 9000 + 1000 * i))  # 9k, 10k, 11k
+    assert set(await marks(engine)) == {me["user"]["id"] for me in users}
+    batch = await service.evaluate_dirty(app.state.database, batch_size=2)  # two of three
+    assert batch.users == 2
+    assert len(await marks(engine)) == 1
+    await service.evaluate_dirty(app.state.database, batch_size=2)
+    assert await marks(engine) == {}
+    assert [await unlocked_codes(engine, me["user"]["id"]) for me in users] == [
+        set(),
+        {"ten_k"},
+        {"ten_k"},
+    ]
+    # a second sync re-marks; the batch pays the newly met total once, the old badge not again
+    await sync(client, users[2]["access_token"], rec(2, 5000))
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await unlocked_codes(engine, users[2]["user"]["id"]) == {"ten_k", "total"}
+    assert [r[0] for r in await rewards(engine, users[2]["user"]["id"])] == [30, 5]
+    assert (await service.evaluate_dirty(app.state.database)).users == 0
+    await ledger_ok(engine)
+
+
+async def test_a_sync_after_the_claim_keeps_its_mark_for_the_next_batch(client, app, engine):
+    """The race the claim exists for: the batch's facts may predate a sync that commits after
+    the claim; that sync releases the mark, so this batch does not consume it."""
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    me = await register(client)
+    user = uuid.UUID(me["user"]["id"])
+    await sync(client, me["access_token"], rec(1, 5000))
+    async with session_scope(app.state.database) as session:
+        claimed, stamp = await repository.claim_dirty(session, 10, 60)
+    assert claimed == [user] and stamp is not None
+    async with session_scope(app.state.database) as session:
+        # the batch reads its facts first (nothing met at 5,000 steps) ...
+        assert await service.evaluate_users(session, claimed) == []
+        # ... a paid sync commits meanwhile (its own transaction) ...
+        await sync(client, me["access_token"], rec(2, 12000))
+        # ... and the batch deletes only the marks no sync re-dirtied
+        assert await repository.consume_dirty(session, claimed, stamp) == 0
+    assert list(await marks(engine)) == [str(user)]
+    await service.evaluate_dirty(app.state.database)
+    assert await unlocked_codes(engine, str(user)) == {"ten_k"}
+    assert await marks(engine) == {}
+    await ledger_ok(engine)
+
+
+async def test_a_failed_batch_gives_its_claims_back(client, app, engine, monkeypatch):
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 12000))
+
+    async def broken(session, user_ids):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(service, "evaluate_users", broken)
+    try:
+        await service.evaluate_dirty(app.state.database)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the batch should have failed")
+    assert await marks(engine) == {me["user"]["id"]: None}  # claimable again at once
+    monkeypatch.undo()
+    await service.evaluate_dirty(app.state.database)
+    assert await unlocked_codes(engine, me["user"]["id"]) == {"ten_k"}
+    await ledger_ok(engine)
+
+
+async def test_a_stale_claim_is_taken_again(client, app, engine):
+    """A batch that died between its claim and its evaluation leaves claimed marks; after
+    DIRTY_CLAIM_STALE_SECONDS the next batch takes them."""
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 12000))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE achievements_dirty SET claimed_at = now() - interval '2 minutes'")
+        )
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await marks(engine) == {}
+
+
+async def test_a_batch_never_consumes_the_mark_of_a_sync_still_in_flight(client, app, engine):
+    """A paying sync holds its (existing) mark locked until it commits: a batch that claims
+    meanwhile skips it (it could not see the sync's days), and the next batch takes it."""
+    me = await register(client)
+    user = uuid.UUID(me["user"]["id"])
+    await sync(client, me["access_token"], rec(1, 12000))  # an unclaimed mark exists
+    payload = SyncPayload(days=[DayRow(date(2026, 1, 5), "healthkit", 15000, 150, 0)])
+    async with engine.connect() as conn:
+        in_flight = await conn.begin()
+        version = (
+            await conn.execute(text("SELECT version FROM wallets WHERE user_id = :u"), {"u": user})
+        ).scalar_one()
+        answer = (
+            await conn.execute(
+                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+                {"u": user, "v": version, "p": payload.to_json()},
+            )
+        ).scalar_one()
+        assert not answer["conflict"] and answer["days"][0]["coins_delta"] == 150
+        assert (await service.evaluate_dirty(app.state.database)).users == 0  # skipped
+        await in_flight.commit()
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert await marks(engine) == {}
+
+
+def test_the_batch_runs_every_few_seconds_ahead_of_other_jobs():
+    """Latency: the periodic task fires every 3 s and jumps the queue (a backlog of other
+    jobs held it back behind them in an A/B run)."""
+    from stepcoin.worker import build_job_app
+
+    app = build_job_app()
+    task = app.tasks["achievements:evaluate_dirty"]
+    assert task.priority > 0
+    job = task.configure().job
+    assert job.priority == task.priority and job.queueing_lock
+    crons = [p.cron for p in app.periodic_registry.periodic_tasks.values() if p.task is task]
+    assert crons == ["* * * * * */3"]
+
+
+async def test_batches_running_during_concurrent_syncs_pay_each_unlock_once(client, app, engine):
+    """Syncs (wallet lock, then the mark) and batches (claim; wallet locks, then the marks'
+    delete) at once: no deadlock, nothing lost, every unlock and reward exactly once."""
+    import asyncio
+
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    await achievement(engine, "two_days", {"kind": "approved_days", "days": 2}, 7)
+    accounts = [await register(client) for _ in range(6)]
+    stop = asyncio.Event()
+
+    async def batches() -> int:
+        runs = 0
+        while not stop.is_set():
+            await service.evaluate_dirty(app.state.database, batch_size=3)
+            runs += 1
+            await asyncio.sleep(0)
+        return runs
+
+    async def walker(me: dict, offset: int) -> None:
+        for i, steps in enumerate((4000, 9000, 10500, 12000)):
+            await sync(client, me["access_token"], rec((offset + i) % 2, steps + offset))
+
+    runner = asyncio.create_task(batches())
+    await asyncio.gather(*(walker(me, i) for i, me in enumerate(accounts)))
+    stop.set()
+    assert await runner > 0
+    await service.evaluate_dirty(app.state.database)  # what the batches had not seen yet
+    assert await marks(engine) == {}
+    for me in accounts:
+        assert await unlocked_codes(engine, me["user"]["id"]) == {"ten_k", "two_days"}
+        assert sorted(r[0] for r in await rewards(engine, me["user"]["id"])) == [7, 30]
+    await ledger_ok(engine)
