@@ -13,6 +13,7 @@ import asyncio
 import random
 import re
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ from stepcoin.queue import (
 )
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop.orders import (
+    CODE_ALPHABET,
     NO_FREE_CODE_SQLSTATE,
     PLACE_ORDER_SQL,
     OrderProblem,
@@ -45,6 +47,7 @@ from stepcoin.shop.orders import (
     fingerprint,
     get_order,
     new_order_code,
+    new_order_codes,
 )
 from stepcoin.shop.schemas import OrderIn, OrderOut
 from stepcoin.wallet import service as wallet
@@ -640,3 +643,13 @@ async def test_parallel_orders_for_scarce_stock_and_coins_never_oversell_or_over
     created = {r.json()["id"] for r in responses if r.status_code == 201}
     assert len(created) == totals[3]  # replays answered an existing order, never a new one
     await ledger_ok(engine)
+
+
+def test_order_codes_are_uniform_over_the_unambiguous_alphabet():
+    codes = new_order_codes(5000)
+    assert len(codes) == 5000 and len(set(codes)) == 5000
+    assert all(len(c) == 8 and set(c) <= set(CODE_ALPHABET) for c in codes)
+    counts = Counter("".join(codes))
+    expected = 40_000 / len(CODE_ALPHABET)  # 1600 per character; sd = 39
+    assert set(counts) == set(CODE_ALPHABET)
+    assert all(abs(n - expected) < 250 for n in counts.values()), counts

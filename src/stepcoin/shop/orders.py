@@ -50,9 +50,28 @@ CANCEL_REQUESTED = "cancel_requested"
 CONFIRMABLE = CANCELLABLE | {CANCEL_REQUESTED}
 
 
+# A random byte below this maps uniformly onto the alphabet (byte % 25); the rest are skipped.
+_CODE_BYTE_LIMIT = 256 - 256 % len(CODE_ALPHABET)
+
+
+def new_order_codes(count: int) -> list[str]:
+    """`count` codes of 8 characters from 25 unambiguous ones (~1.5e11 codes), shown as
+    XXXX-XXXX; uniform, from the OS's CSPRNG in one read (secrets.choice per character costs
+    a system call each: ~60 µs for three codes, against ~2 µs)."""
+    wanted = count * CODE_LENGTH
+    chars: list[str] = []
+    while len(chars) < wanted:
+        chars += [
+            CODE_ALPHABET[b % len(CODE_ALPHABET)]
+            for b in secrets.token_bytes(wanted + 8)
+            if b < _CODE_BYTE_LIMIT
+        ]
+    return ["".join(chars[i * CODE_LENGTH : (i + 1) * CODE_LENGTH]) for i in range(count)]
+
+
 def new_order_code() -> str:
-    """8 characters from 25 unambiguous ones (~1.5e11 codes), shown as XXXX-XXXX."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    """One order code (see new_order_codes)."""
+    return new_order_codes(1)[0]
 
 
 def fingerprint(body: OrderIn) -> str:
@@ -121,7 +140,7 @@ async def place_order(
             idempotency_key,
             print_,
             uuid.uuid4(),
-            [new_order_code() for _ in range(CODE_CANDIDATES)],
+            new_order_codes(CODE_CANDIDATES),
             [product_id for product_id, _ in lines],
             [quantity for _, quantity in lines],
             orjson.dumps(dumped["shipping_address"]).decode(),
