@@ -653,3 +653,33 @@ def test_order_codes_are_uniform_over_the_unambiguous_alphabet():
     expected = 40_000 / len(CODE_ALPHABET)  # 1600 per character; sd = 39
     assert set(counts) == set(CODE_ALPHABET)
     assert all(abs(n - expected) < 250 for n in counts.values()), counts
+
+
+async def test_one_achievement_evaluation_waits_per_user_and_a_new_one_after_it_ran(client, engine):
+    bottle = await product(engine, price=10, stock=10)
+    me = await walker_with_coins(client, engine, 100)
+
+    async def jobs() -> tuple[int, int]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE task_name = :submit), "
+                        "count(*) FILTER (WHERE task_name = :evaluate AND status = 'todo') "
+                        "FROM procrastinate_jobs"
+                    ),
+                    {"submit": SHOP_SUBMIT_ORDER, "evaluate": ACHIEVEMENTS_EVALUATE_USER},
+                )
+            ).one()
+        return row[0], row[1]
+
+    for _ in range(2):
+        assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
+    assert await jobs() == (2, 1)
+    async with engine.begin() as conn:  # the worker took the evaluation
+        await conn.execute(
+            text("UPDATE procrastinate_jobs SET status = 'doing' WHERE task_name = :evaluate"),
+            {"evaluate": ACHIEVEMENTS_EVALUATE_USER},
+        )
+    assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
+    assert await jobs() == (3, 1)  # a new evaluation waits for the order placed meanwhile

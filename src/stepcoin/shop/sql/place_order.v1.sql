@@ -20,7 +20,8 @@
 --      SQLSTATE SC003 and rolls everything back) and its lines with frozen prices, debits the
 --      wallet through stepcoin_wallet_post (the one door of coins; the reference order:<id> is
 --      new by construction) and defers the Shopify submission and an achievement evaluation
---      through stepcoin_defer_job (the transactional outbox);
+--      through stepcoin_defer_job (the transactional outbox; the evaluation only when none of
+--      the user's waits already, which is what its queueing lock would decide);
 --   6. returns the order row exactly as GET /v1/orders/{id} reads it (outcome 'created').
 -- Refusals return one row with only outcome (and for 'not_possible' available_coins and
 -- products) set.
@@ -131,10 +132,16 @@ BEGIN
 
         PERFORM stepcoin_defer_job('shop', 'shop:submit_order', 'order:' || p_order_id::text,
                                    NULL, jsonb_build_object('order_id', p_order_id::text));
-        -- a first redemption may unlock an achievement (at most one evaluation waits per user)
-        PERFORM stepcoin_defer_job('default', 'achievements:evaluate_user', NULL,
-                                   'achievements:' || p_user::text,
-                                   jsonb_build_object('user_id', p_user::text));
+        -- a first redemption may unlock an achievement (at most one evaluation waits per user:
+        -- when one waits already, the defer would be a no-op; looking first spares it the
+        -- subtransaction and the failed insert, a dead job row each)
+        IF NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                       WHERE j.queueing_lock = 'achievements:' || p_user::text
+                         AND j.status = 'todo') THEN
+            PERFORM stepcoin_defer_job('default', 'achievements:evaluate_user', NULL,
+                                       'achievements:' || p_user::text,
+                                       jsonb_build_object('user_id', p_user::text));
+        END IF;
         v_existing := p_order_id;
         v_outcome := 'created';
     END IF;
