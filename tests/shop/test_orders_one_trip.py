@@ -54,6 +54,7 @@ from stepcoin.wallet import service as wallet
 from tests.conftest import bearer
 from tests.shop.helpers import ADDRESS, order, product, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok
+from tests.test_pgbouncer import bouncer_client, bouncer_url  # noqa: F401 - fixtures
 
 
 async def reference_place_order(
@@ -683,3 +684,20 @@ async def test_one_achievement_evaluation_waits_per_user_and_a_new_one_after_it_
         )
     assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
     assert await jobs() == (3, 1)  # a new evaluation waits for the order placed meanwhile
+
+
+async def test_orders_through_pgbouncer_in_transaction_mode(bouncer_client, engine):  # noqa: F811
+    """The placement is one statement on the bare driver: it must work where each statement may
+    land on another server connection (STEPCOIN_DATABASE_PGBOUNCER, no prepared statements)."""
+    bottle = await product(engine, price=10, stock=12)
+    walkers = [await walker_with_coins(bouncer_client, engine, 30) for _ in range(4)]
+    responses = await asyncio.gather(
+        *[
+            order(bouncer_client, w["access_token"], [(bottle, 1)], key=f"k{i % 5}")
+            for i, w in enumerate(walkers * 5)
+        ]
+    )
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert [r.status_code for r in responses].count(201) == 12  # 4 walkers x 3 coins' worth
+    assert await stock(engine, bottle) == 0
+    await ledger_ok(engine)
