@@ -686,6 +686,7 @@ async def test_one_achievement_evaluation_waits_per_user_and_a_new_one_after_it_
     assert await jobs() == (3, 1)  # a new evaluation waits for the order placed meanwhile
 
 
+@pytest.mark.slow  # starts a PgBouncer
 async def test_orders_through_pgbouncer_in_transaction_mode(bouncer_client, engine):  # noqa: F811
     """The placement is one statement on the bare driver: it must work where each statement may
     land on another server connection (STEPCOIN_DATABASE_PGBOUNCER, no prepared statements)."""
