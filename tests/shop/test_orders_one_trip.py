@@ -702,3 +702,71 @@ async def test_orders_through_pgbouncer_in_transaction_mode(bouncer_client, engi
     assert [r.status_code for r in responses].count(201) == 12  # 4 walkers x 3 coins' worth
     assert await stock(engine, bottle) == 0
     await ledger_ok(engine)
+
+
+async def _waiting_for_a_lock(engine, marker: str) -> None:
+    """Until a backend running a statement containing `marker` waits for a lock."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            waiting = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE '%' || :m || '%' AND pid <> pg_backend_pid()"
+                    ),
+                    {"m": marker},
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the placement never waited for the wallet lock")
+
+
+async def test_a_deactivation_committed_while_the_placement_waited_is_seen(client, engine):
+    """The account is read AFTER the wallet lock, by a statement of its own: a placement that
+    waited while the account was being deleted refuses instead of placing (issue 12 race)."""
+    bottle = await product(engine, price=10, stock=5)
+    me = (await walker_with_coins(client, engine, 100))["user"]["id"]
+    before = await _books(engine)
+    async with engine.connect() as deleting:
+        transaction = await deleting.begin()
+        await deleting.execute(
+            text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": me}
+        )
+        await deleting.execute(text("UPDATE users SET is_active = false WHERE id = :u"), {"u": me})
+        placing = asyncio.create_task(_place(engine, me, "race", [(bottle, 1)]))
+        await _waiting_for_a_lock(engine, "stepcoin_place_order")
+        await transaction.commit()
+    assert (await placing)["outcome"] == "account_gone"
+    assert await _books(engine) == before
+
+
+async def test_a_duplicate_waiting_on_the_first_placement_replays_it(client, engine):
+    bottle = await product(engine, price=10, stock=5)
+    me = (await walker_with_coins(client, engine, 100))["user"]["id"]
+    async with engine.connect() as first:
+        transaction = await first.begin()
+        await first.execute(text("SELECT 1"))  # the adapter sends BEGIN with its first statement
+        driver = (await first.get_raw_connection()).driver_connection
+        placed = dict(
+            await driver.fetchrow(
+                PLACE_ORDER_SQL,
+                uuid.UUID(me),
+                "twice",
+                "f1",
+                uuid.uuid4(),
+                new_order_codes(1),
+                [bottle],
+                [1],
+                orjson.dumps(ADDRESS).decode(),
+            )
+        )
+        second = asyncio.create_task(_place(engine, me, "twice", [(bottle, 1)]))
+        await _waiting_for_a_lock(engine, "stepcoin_place_order")
+        await transaction.commit()
+    replay = await second
+    assert placed["outcome"] == "created" and replay["outcome"] == "replayed"
+    assert replay["id"] == placed["id"]
+    assert await stock(engine, bottle) == 4
+    await ledger_ok(engine)
