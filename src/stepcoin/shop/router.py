@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep
-from stepcoin.db import ReadSessionDep, SessionDep
+from stepcoin.db import DriverDep, ReadSessionDep, SessionDep
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
 from stepcoin.shop import catalogue, orders
@@ -50,7 +50,7 @@ async def get_product(product_id: Int64, session: ReadSessionDep) -> Any:
 async def create_order(
     body: OrderIn,
     claims: ClaimsDep,
-    session: SessionDep,
+    driver: DriverDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -65,7 +65,7 @@ async def create_order(
             code="idempotency_key_required",
         )
     order, created = await orders.place_order(
-        session, user_id=claims.user_id, idempotency_key=idempotency_key, body=body
+        driver, user_id=claims.user_id, idempotency_key=idempotency_key, body=body
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
