@@ -95,3 +95,27 @@ async def test_a_deactivated_account_is_refused_on_the_pooled_check(app, client)
     answer = await client.get("/v1/me/sessions", headers=headers)
     assert answer.status_code == 401
     assert answer.json()["code"] == "invalid_token"
+
+
+async def test_the_engine_keeps_its_whole_budget_open(database_url):
+    """pool_size + max_overflow connections at most, as before, but none is closed on return:
+    a process busier than pool_size no longer opens a PostgreSQL session every few requests."""
+    database = Database(database_url, pool_size=2, max_overflow=3)
+    try:
+        connections = [await database.engine.connect() for _ in range(5)]
+        pids = set()
+        for conn in connections:
+            raw = await conn.get_raw_connection()
+            pids.add(raw.driver_connection.get_server_pid())
+        for conn in connections:
+            await conn.close()
+        pool = database.engine.pool
+        assert pool.checkedin() == 5  # type: ignore[attr-defined]
+        again = [await database.engine.connect() for _ in range(5)]
+        for conn in again:
+            raw = await conn.get_raw_connection()
+            assert raw.driver_connection.get_server_pid() in pids
+        for conn in again:
+            await conn.close()
+    finally:
+        await database.dispose()

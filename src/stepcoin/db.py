@@ -126,8 +126,12 @@ class Database:
         self._read_pool: asyncpg.Pool | None = None
         self._read_pool_lock = asyncio.Lock()
         self.pgbouncer = _pgbouncer_default() if pgbouncer is None else pgbouncer
+        # The whole budget (pool_size + max_overflow) is kept open once opened: SQLAlchemy
+        # closes an overflow connection as soon as it is returned, so a process serving more
+        # concurrent requests than pool_size opened a PostgreSQL session every ~13 requests
+        # (issue 13). The number of connections a process may hold is unchanged.
         self.engine = create_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow, pgbouncer=self.pgbouncer
+            url, pool_size=pool_size + max_overflow, max_overflow=0, pgbouncer=self.pgbouncer
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # reads that need no transaction: no BEGIN/COMMIT round trips
