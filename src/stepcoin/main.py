@@ -114,6 +114,7 @@ class HotRoutes:
             async with pool.acquire() as driver:
                 return await answer(driver, claims.user_id, scope.get("query_string", b""))
         except Exception:  # the FastAPI route answers (and logs) it
+            logger.debug("hot route fell through after an error", exc_info=True)
             return None
 
 
