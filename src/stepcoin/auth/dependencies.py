@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from stepcoin.auth.tokens import AccessClaims, InvalidToken, decode_access_token
 from stepcoin.config import Settings, get_settings
-from stepcoin.db import ReadSessionDep, SessionDep
+from stepcoin.db import Database, SessionDep, get_database
 from stepcoin.errors import Forbidden, Unauthorized, account_gone
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /v1/auth/login")
@@ -25,6 +25,7 @@ async def get_app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 async def current_claims(
@@ -47,14 +48,15 @@ async def current_claims(
 ClaimsDep = Annotated[AccessClaims, Depends(current_claims)]
 
 
-async def active_claims(claims: ClaimsDep, session: ReadSessionDep) -> AccessClaims:
+_IS_ACTIVE = "SELECT is_active FROM users WHERE id = $1"
+
+
+async def active_claims(claims: ClaimsDep, database: DatabaseDep) -> AccessClaims:
     """The verified token of an account that is still active: one primary-key read outside a
-    transaction, for routes whose own query does not check `users.is_active`."""
-    active = (
-        await session.execute(
-            text("SELECT is_active FROM users WHERE id = :id"), {"id": claims.user_id}
-        )
-    ).scalar_one_or_none()
+    transaction, for routes whose own query does not check `users.is_active`. The connection
+    is the read pool's and goes back before the route runs (it holds none of the route's)."""
+    async with (await database.read_pool()).acquire() as conn:
+        active = await conn.fetchval(_IS_ACTIVE, claims.user_id)
     if not active:
         raise account_gone()
     return claims

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -15,6 +18,12 @@ from stepcoin.config import Settings
 ACCESS_ALGORITHM = "HS256"
 ALLOWED_ALGORITHMS = [ACCESS_ALGORITHM]  # the allow-list: 'none' and RS/HS confusion refused
 ACCESS_TOKEN_TYPE = "access"
+LEEWAY_SECONDS = 5
+"""Clock skew allowed on exp, nbf and iat (PyJWT's `leeway`; the cache applies the same)."""
+TOKEN_CACHE_SIZE = 16_384
+"""Verified access tokens kept per process (LRU). ~0.6 KB each: ~10 MB at most."""
+MAX_CACHED_TOKEN_LENGTH = 2_048
+"""Longer strings are verified every time and never stored: the cache's memory stays bounded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +58,97 @@ def create_access_token(
     return jwt.encode(payload, settings.signing_secret(), algorithm=ACCESS_ALGORITHM)
 
 
+class _VerifiedTokens:
+    """A bounded LRU of access tokens whose signature and claims were verified, keyed by the
+    exact token string, each with the window in which PyJWT would accept it again.
+
+    Why it weakens nothing (issue 13): a hit needs the byte-identical string that passed a full
+    verification (signature, algorithm, issuer, audience, type, subject) under the same signing
+    secret, issuer and audience, so a forged or altered token is a miss and is verified in full;
+    the window is PyJWT's own test (`nbf`/`iat` - leeway <= now < `exp` + leeway) on the same
+    clock, so a token expires from the cache at the very second a fresh decode refuses it;
+    the claims are the frozen object the fresh decode built. Invalid tokens are never stored.
+    A change of secret, issuer or audience (a rotation) empties the cache. Whether the account
+    is still active is never cached: that stays the routes' own query.
+    """
+
+    __slots__ = ("context", "entries", "max_entries")
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.context: tuple[str, str, str] | None = None
+        self.entries: OrderedDict[str, tuple[AccessClaims, float, float]] = OrderedDict()
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.context = None
+
+    def get(self, context: tuple[str, str, str], token: str, now: float) -> AccessClaims | None:
+        if context != self.context:
+            self.entries.clear()
+            self.context = context
+            return None
+        entry = self.entries.get(token)
+        if entry is None:
+            return None
+        claims, valid_from, valid_until = entry
+        if not valid_from <= now < valid_until:
+            del self.entries[token]  # expired (or a clock step back): verify it afresh
+            return None
+        self.entries.move_to_end(token)
+        return claims
+
+    def put(
+        self, context: tuple[str, str, str], token: str, entry: tuple[AccessClaims, float, float]
+    ) -> None:
+        if context != self.context or len(token) > MAX_CACHED_TOKEN_LENGTH:
+            return
+        self.entries[token] = entry
+        if len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+
+
+_verified = _VerifiedTokens(TOKEN_CACHE_SIZE)
+
+
+def clear_token_cache() -> None:
+    """Forget every verified token (tests; an operator's rotation is detected by itself)."""
+    _verified.clear()
+
+
+def token_cache_size() -> int:
+    return len(_verified.entries)
+
+
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """The claims of a valid access token; InvalidToken otherwise.
+
+    A token seen before under the same key is answered from `_VerifiedTokens` until the second
+    PyJWT would call it expired; anything else is verified in full.
+    """
+    context = (settings.signing_secret(), settings.jwt_issuer, settings.jwt_audience)
+    now = time.time()
+    cached = _verified.get(context, token, now)
+    if cached is not None:
+        return cached
+    claims, payload = _verify(settings, context[0], token)
+    # The window PyJWT itself applies (api_jwt._validate_exp/_nbf/_iat with the same leeway).
+    valid_until = int(payload["exp"]) + LEEWAY_SECONDS
+    valid_from = max(int(payload["iat"]), int(payload.get("nbf", payload["iat"]))) - LEEWAY_SECONDS
+    _verified.put(context, token, (claims, valid_from, valid_until))
+    return claims
+
+
+def _verify(settings: Settings, secret: str, token: str) -> tuple[AccessClaims, dict[str, Any]]:
     try:
         payload = jwt.decode(
             token,
-            settings.signing_secret(),
+            secret,
             algorithms=ALLOWED_ALGORITHMS,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "iss", "aud", "sub", "typ"]},
-            leeway=5,
+            leeway=LEEWAY_SECONDS,
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
@@ -66,13 +156,14 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         raise InvalidToken("not an access token")
     try:
         sid = payload.get("sid")
-        return AccessClaims(
+        claims = AccessClaims(
             user_id=uuid.UUID(payload["sub"]),
             role=str(payload.get("role", "")),
             session_id=uuid.UUID(sid) if sid is not None else None,
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidToken("bad subject") from exc
+    return claims, payload
 
 
 def new_refresh_token() -> str:

@@ -33,6 +33,37 @@ async def fetch_wallet(driver: Any, user_id: uuid.UUID) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
+_LEDGER_PAGE = f"""
+SELECT u.is_active, t.*
+FROM users u
+LEFT JOIN LATERAL (
+    SELECT {LEDGER_COLUMNS} FROM coin_transactions t
+    WHERE t.user_id = u.id {{position}}
+    ORDER BY t.created_at DESC, t.id DESC
+    LIMIT $2
+) t ON true
+WHERE u.id = $1
+"""
+LEDGER_PAGE_SQL = _LEDGER_PAGE.format(position="")
+LEDGER_PAGE_AFTER_SQL = _LEDGER_PAGE.format(position="AND (t.created_at, t.id) < ($3, $4)")
+
+
+async def fetch_transactions(
+    driver: Any, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, int] | None
+) -> list[dict[str, Any]] | None:
+    """`list_transactions` as one of two fixed prepared statements on a bare connection."""
+    if after:
+        rows = await driver.fetch(LEDGER_PAGE_AFTER_SQL, user_id, limit, *after)
+    else:
+        rows = await driver.fetch(LEDGER_PAGE_SQL, user_id, limit)
+    if not rows or not rows[0]["is_active"]:
+        return None
+    return [{key: row[key] for key in _LEDGER_KEYS} for row in rows if row["id"] is not None]
+
+
+_LEDGER_KEYS = tuple(LEDGER_COLUMNS.split(", "))
+
+
 async def get_wallet(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
     """The balances of an active user in one round trip; None for a missing or inactive user."""
     row = (await session.execute(_WALLET, {"user_id": user_id})).mappings().first()
