@@ -229,7 +229,8 @@ class RefreshStats:
 # Drain the change log (rows committed after this statement's snapshot stay for the next
 # refresh) and recompute, for every live board a changed day falls in (NULL: every board of
 # the walker), that walker's total: an index range of step_days per (board, walker); zero
-# for a walker who is inactive or gone.
+# for a walker who is inactive or gone (a primary-key probe of users per pair: a scalar
+# subquery, never hashed, so not a scan of every user).
 _RECOMPUTE = text(
     """
     WITH drained AS (
@@ -249,7 +250,7 @@ _RECOMPUTE = text(
     recomputed AS (
         INSERT INTO leaderboard_refresh (period, period_start, user_id, total_steps)
         SELECT t.period, t.period_start, t.user_id,
-               CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.is_active)
+               CASE WHEN (SELECT u.is_active FROM users u WHERE u.id = t.user_id)
                     THEN (SELECT coalesce(sum(d.credited_steps), 0) FROM step_days d
                           WHERE d.user_id = t.user_id AND d.recorded_date >= t.period_start
                             AND (t.period_end IS NULL OR d.recorded_date <= t.period_end))
