@@ -87,9 +87,9 @@ class LeaderboardBuild(Base):
 
 class LeaderboardRankCount(Base):
     """Walkers of one board whose total falls in one bucket (stepcoin_board_bucket: the total
-    with its first three digits kept). Kept equal to leaderboard_cache by statement triggers
-    (migration 0015), so a rank is 1 + the walkers of the buckets above + the walkers above in
-    the own bucket: a few thousand small rows at most, whatever the board's size."""
+    with its first three digits kept). `walkers` is kept equal to leaderboard_cache by
+    statement triggers (migration 0015); a rank is 1 + `walkers_above` of the total's bucket +
+    the walkers above it in that bucket (about 1/1000th of the board at most)."""
 
     __tablename__ = "leaderboard_rank_counts"
     # (no CHECK walkers >= 0: PostgreSQL checks the proposed row of INSERT ... ON CONFLICT,
@@ -99,6 +99,9 @@ class LeaderboardRankCount(Base):
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     walkers: Mapped[int] = mapped_column(BigInteger)
+    # The walkers of the buckets above this one: set by every refresh and full rebuild for
+    # the boards it wrote (repository._RANK_ABOVE), so a rank is one probe of this table.
+    walkers_above: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 # The walkers (and days; NULL: every board of the walker) whose credited steps changed since

@@ -198,6 +198,7 @@ async def rebuild(session: AsyncSession, plan: Sequence[tuple[Board, bool]]) -> 
         "starts": [b.start for b in boards],
     }
     counts = (await session.execute(_APPLY, {**keys, "as_of": as_of})).one()
+    await session.execute(_RANK_ABOVE, keys)
     await session.execute(
         _RECORD_BUILDS, {**keys, "finals": [final for _, final in todo], "as_of": as_of}
     )
@@ -228,7 +229,8 @@ class RefreshStats:
 
 # Drain the change log (rows committed after this statement's snapshot stay for the next
 # refresh) and recompute, for every live board a changed day falls in (NULL: every board of
-# the walker), that walker's total: an index range of step_days per (board, walker); zero
+# the walker), that walker's total: one index range of step_days per walker (its days
+# since the earliest live board, summed per board in the same pass); zero
 # for a walker who is inactive or gone (a primary-key probe of users per pair: a scalar
 # subquery, never hashed, so not a scan of every user).
 _RECOMPUTE = text(
@@ -247,15 +249,26 @@ _RECOMPUTE = text(
           OR (d.recorded_date >= b.period_start
               AND (b.period_end IS NULL OR d.recorded_date <= b.period_end))
     ),
+    totals AS (
+        SELECT s.period, s.period_start, w.user_id, s.total_steps
+        FROM (SELECT DISTINCT user_id FROM touched) w
+        CROSS JOIN LATERAL (
+            SELECT b.period, b.period_start, sum(d.credited_steps) AS total_steps
+            FROM step_days d
+            JOIN boards b ON d.recorded_date >= b.period_start
+                         AND (b.period_end IS NULL OR d.recorded_date <= b.period_end)
+            WHERE d.user_id = w.user_id AND d.recorded_date >= :lowest
+            GROUP BY b.period, b.period_start
+        ) s
+    ),
     recomputed AS (
         INSERT INTO leaderboard_refresh (period, period_start, user_id, total_steps)
         SELECT t.period, t.period_start, t.user_id,
                CASE WHEN (SELECT u.is_active FROM users u WHERE u.id = t.user_id)
-                    THEN (SELECT coalesce(sum(d.credited_steps), 0) FROM step_days d
-                          WHERE d.user_id = t.user_id AND d.recorded_date >= t.period_start
-                            AND (t.period_end IS NULL OR d.recorded_date <= t.period_end))
-                    ELSE 0 END
+                    THEN coalesce(x.total_steps, 0) ELSE 0 END
         FROM touched t
+        LEFT JOIN totals x ON x.period = t.period AND x.period_start = t.period_start
+                          AND x.user_id = t.user_id
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM drained) AS changes,
@@ -312,6 +325,25 @@ _MARK_REFRESHED = text(
 )
 
 
+# The walkers of the buckets above each bucket, for the given boards: a window over the
+# boards' buckets (a few thousand rows each), written only where it moved.
+_RANK_ABOVE = text(
+    """
+    UPDATE leaderboard_rank_counts k SET walkers_above = x.above
+    FROM (SELECT period, period_start, bucket,
+                 coalesce(sum(walkers) OVER (PARTITION BY period, period_start
+                                             ORDER BY bucket DESC
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                          0) AS above
+          FROM leaderboard_rank_counts
+          WHERE (period, period_start) IN (
+              SELECT * FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[])))) x
+    WHERE k.period = x.period AND k.period_start = x.period_start AND k.bucket = x.bucket
+      AND k.walkers_above <> x.above
+    """
+)
+
+
 async def live_boards(session: AsyncSession) -> list[Board]:
     """The boards built and not final: the ones a refresh keeps up to date."""
     rows = await session.execute(
@@ -342,9 +374,15 @@ async def refresh(session: AsyncSession) -> RefreshStats:
             "user_id uuid, total_steps bigint) ON COMMIT DROP"
         )
     )
-    found = (await session.execute(_RECOMPUTE, {**keys, "ends": [b.end for b in boards]})).one()
+    lowest = min((b.start for b in boards), default=date.max)
+    found = (
+        await session.execute(
+            _RECOMPUTE, {**keys, "ends": [b.end for b in boards], "lowest": lowest}
+        )
+    ).one()
     counts = (await session.execute(_APPLY_REFRESH, {"as_of": as_of})).one()
     if boards:
+        await session.execute(_RANK_ABOVE, keys)
         await session.execute(_MARK_REFRESHED, {**keys, "as_of": as_of})
     await session.execute(text("DROP TABLE leaderboard_refresh"))
     return RefreshStats(
@@ -422,7 +460,7 @@ async def prune(session: AsyncSession, *, daily_before: date, others_before: dat
 # - in the top N, a walker's rank is 1 + the entries above them with a higher total, all of
 #   which are in the top N too: RANK() over the N rows;
 # - the caller and the neighbours (at most five distinct totals): 1 + the walkers of the
-#   buckets above the total's bucket (leaderboard_rank_counts, at most a few thousand rows)
+#   buckets above the total's bucket (leaderboard_rank_counts.walkers_above: one probe)
 #   + the walkers of its own bucket with a higher total (a short index-only range).
 _READ_BOARD = """
     WITH me AS MATERIALIZED (
@@ -467,9 +505,9 @@ _READ_BOARD = """
     ),
     ranked AS MATERIALIZED (
         SELECT t.total_steps,
-               CAST(1 + coalesce((SELECT sum(k.walkers) FROM leaderboard_rank_counts k
+               CAST(1 + coalesce((SELECT k.walkers_above FROM leaderboard_rank_counts k
                                   WHERE k.period = $1 AND k.period_start = $2
-                                    AND k.bucket > stepcoin_board_bucket(t.total_steps)), 0)
+                                    AND k.bucket = stepcoin_board_bucket(t.total_steps)), 0)
                       + (SELECT count(*) FROM leaderboard_cache c
                          WHERE c.period = $1 AND c.period_start = $2
                            AND c.total_steps > t.total_steps

@@ -5,7 +5,8 @@
   users (only when is_active flips); drained by the refresh job (a heap without indexes:
   the cheapest append for the step sync).
 - leaderboard_rank_counts: walkers per (board, bucket of totals), kept equal to
-  leaderboard_cache by statement triggers; a rank is counted from it at read time.
+  leaderboard_cache by statement triggers, and the walkers of the buckets above (set by each
+  refresh and rebuild); a rank is counted from it at read time.
 - leaderboard_cache.rank goes: one walker moving no longer rewrites everyone they pass.
 - leaderboards.rebuild_interval_minutes becomes the full rebuild's interval (a safety net):
   its default moves from 5 to 1440 where it was still 5.
@@ -74,6 +75,7 @@ def upgrade() -> None:
         sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("bucket", sa.BigInteger(), nullable=False),
         sa.Column("walkers", sa.BigInteger(), nullable=False),
+        sa.Column("walkers_above", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint(
             "period", "period_start", "bucket", name=op.f("pk_leaderboard_rank_counts")
         ),
@@ -87,6 +89,13 @@ def upgrade() -> None:
         "INSERT INTO leaderboard_rank_counts (period, period_start, bucket, walkers) "
         "SELECT period, period_start, stepcoin_board_bucket(total_steps), count(*) "
         "FROM leaderboard_cache GROUP BY 1, 2, 3"
+    )
+    op.execute(
+        "UPDATE leaderboard_rank_counts k SET walkers_above = x.above FROM (SELECT period, "
+        "period_start, bucket, coalesce(sum(walkers) OVER (PARTITION BY period, period_start "
+        "ORDER BY bucket DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above "
+        "FROM leaderboard_rank_counts) x WHERE k.period = x.period "
+        "AND k.period_start = x.period_start AND k.bucket = x.bucket"
     )
     op.execute(
         sa.text(
