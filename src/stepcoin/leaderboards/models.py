@@ -104,12 +104,15 @@ class LeaderboardRankCount(Base):
     walkers_above: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
-# The walkers (and days; NULL: every board of the walker) whose credited steps changed since
-# the last refresh, appended by row triggers on step_days and users; drained by the refresh.
+# The walkers, days and deltas of credited steps since the last refresh (day and delta NULL:
+# the walker's is_active flipped, every board of the walker is recounted), appended by row
+# triggers on step_days and users; drained by the refresh, which adds the deltas.
 # No key and no index: the cheapest append for the step sync (duplicates are fine).
 leaderboard_dirty = Table(
     "leaderboard_dirty",
     Base.metadata,
     Column("user_id", UUID(as_uuid=True), nullable=False),
     Column("recorded_date", Date, nullable=True),
+    # NEW.credited_steps - OLD.credited_steps; NULL with a NULL day (is_active flipped)
+    Column("steps_delta", BigInteger, nullable=True),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -203,6 +203,9 @@ async def rebuild(session: AsyncSession, plan: Sequence[tuple[Board, bool]]) -> 
         _RECORD_BUILDS, {**keys, "finals": [final for _, final in todo], "as_of": as_of}
     )
     await session.execute(text("DROP TABLE leaderboard_changes"))
+    # the log of changes up to now: added to the other live boards, recounted on these (their
+    # rows are as of this build's snapshot, which the log's older rows are already in)
+    await refresh(session, recount=set(boards))
     written = time.perf_counter()
     return RebuildStats(
         boards=len(boards),
@@ -227,31 +230,37 @@ class RefreshStats:
     took_ms: int
 
 
-# Drain the change log (rows committed after this statement's snapshot stay for the next
-# refresh) and recompute, for every live board a changed day falls in (NULL: every board of
-# the walker), that walker's total: one index range of step_days per walker (its days
-# since the earliest live board, summed per board in the same pass); zero
-# for a walker who is inactive or gone (a primary-key probe of users per pair: a scalar
-# subquery, never hashed, so not a scan of every user).
+# Drain the change log and compute the new total of every (live board, logged walker) in ONE
+# statement, so in one snapshot: a change committed before it is both drained and seen, one
+# committed after it stays in the log for the next refresh. A board's rows are the totals as
+# of the last refresh's snapshot, so the new total is the row's total plus the logged deltas
+# of the walker's days in the period. Recounted from step_days instead (one index range per
+# walker, summed per board in the same pass): a board built in full in this transaction
+# (`recount`: its rows are as of the build's snapshot, not the last refresh's), and a walker
+# whose is_active flipped (a NULL day). Zero for a walker who is inactive or gone.
 _RECOMPUTE = text(
     """
     WITH drained AS (
-        DELETE FROM leaderboard_dirty RETURNING user_id, recorded_date
+        DELETE FROM leaderboard_dirty RETURNING user_id, recorded_date, steps_delta
     ),
     boards AS (
         SELECT * FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[]),
-                             CAST(:ends AS date[])) AS b(period, period_start, period_end)
+                             CAST(:ends AS date[]), CAST(:recount AS boolean[]))
+                      AS b(period, period_start, period_end, recount)
     ),
     touched AS (
-        SELECT DISTINCT b.period, b.period_start, b.period_end, d.user_id
+        SELECT b.period, b.period_start, d.user_id,
+               bool_or(b.recount OR d.recorded_date IS NULL) AS recount,
+               coalesce(sum(d.steps_delta), 0) AS delta
         FROM drained d JOIN boards b
           ON d.recorded_date IS NULL
           OR (d.recorded_date >= b.period_start
               AND (b.period_end IS NULL OR d.recorded_date <= b.period_end))
+        GROUP BY b.period, b.period_start, d.user_id
     ),
     totals AS (
         SELECT s.period, s.period_start, w.user_id, s.total_steps
-        FROM (SELECT DISTINCT user_id FROM touched) w
+        FROM (SELECT DISTINCT user_id FROM touched WHERE recount) w
         CROSS JOIN LATERAL (
             SELECT b.period, b.period_start, sum(d.credited_steps) AS total_steps
             FROM step_days d
@@ -264,8 +273,14 @@ _RECOMPUTE = text(
     recomputed AS (
         INSERT INTO leaderboard_refresh (period, period_start, user_id, total_steps)
         SELECT t.period, t.period_start, t.user_id,
-               CASE WHEN (SELECT u.is_active FROM users u WHERE u.id = t.user_id)
-                    THEN coalesce(x.total_steps, 0) ELSE 0 END
+               CASE WHEN NOT coalesce((SELECT u.is_active FROM users u
+                                       WHERE u.id = t.user_id), false) THEN 0
+                    WHEN t.recount THEN coalesce(x.total_steps, 0)
+                    ELSE coalesce((SELECT c.total_steps FROM leaderboard_cache c
+                                   WHERE c.period = t.period
+                                     AND c.period_start = t.period_start
+                                     AND c.user_id = t.user_id), 0) + t.delta
+               END
         FROM touched t
         LEFT JOIN totals x ON x.period = t.period AND x.period_start = t.period_start
                           AND x.user_id = t.user_id
@@ -352,7 +367,7 @@ async def live_boards(session: AsyncSession) -> list[Board]:
     return sorted(Board(r.period, r.period_start) for r in rows)
 
 
-async def refresh(session: AsyncSession) -> RefreshStats:
+async def refresh(session: AsyncSession, recount: Set[Board] = frozenset()) -> RefreshStats:
     """Bring every live board up to date with the walkers logged as changed, in the caller's
     transaction: cost in proportion to those walkers, not to the board.
 
@@ -375,11 +390,13 @@ async def refresh(session: AsyncSession) -> RefreshStats:
         )
     )
     lowest = min((b.start for b in boards), default=date.max)
-    found = (
-        await session.execute(
-            _RECOMPUTE, {**keys, "ends": [b.end for b in boards], "lowest": lowest}
-        )
-    ).one()
+    params = {
+        **keys,
+        "ends": [b.end for b in boards],
+        "recount": [b in recount for b in boards],
+        "lowest": lowest,
+    }
+    found = (await session.execute(_RECOMPUTE, params)).one()
     counts = (await session.execute(_APPLY_REFRESH, {"as_of": as_of})).one()
     if boards:
         await session.execute(_RANK_ABOVE, keys)

@@ -86,26 +86,30 @@ END
 $$;
 
 -- Row trigger of step_days (only when the credited steps change, see the triggers' WHEN):
--- log the walker's day; the refresh job recomputes that walker's boards.
+-- log the walker's day and by how much its credited steps moved; the refresh job adds that
+-- to the walker's live boards.
 CREATE OR REPLACE FUNCTION stepcoin_board_day_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        INSERT INTO leaderboard_dirty (user_id, recorded_date)
-        VALUES (OLD.user_id, OLD.recorded_date);
+        INSERT INTO leaderboard_dirty (user_id, recorded_date, steps_delta)
+        VALUES (OLD.user_id, OLD.recorded_date, -OLD.credited_steps);
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO leaderboard_dirty (user_id, recorded_date, steps_delta)
+        VALUES (NEW.user_id, NEW.recorded_date, NEW.credited_steps);
     ELSE
-        INSERT INTO leaderboard_dirty (user_id, recorded_date)
-        VALUES (NEW.user_id, NEW.recorded_date);
+        INSERT INTO leaderboard_dirty (user_id, recorded_date, steps_delta)
+        VALUES (NEW.user_id, NEW.recorded_date, NEW.credited_steps - OLD.credited_steps);
     END IF;
     RETURN NULL;
 END
 $$;
 
--- Row trigger of users (only when is_active flips): every board of the walker.
+-- Row trigger of users (only when is_active flips): every board of the walker, recounted.
 CREATE OR REPLACE FUNCTION stepcoin_board_walker_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO leaderboard_dirty (user_id, recorded_date) VALUES (NEW.id, NULL);
+    INSERT INTO leaderboard_dirty (user_id, recorded_date, steps_delta) VALUES (NEW.id, NULL, NULL);
     RETURN NULL;
 END
 $$;

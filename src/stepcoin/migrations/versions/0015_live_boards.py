@@ -1,7 +1,7 @@
 """Live leaderboards (issue 13): boards follow walkers within a refresh, not a rebuild.
 
-- leaderboard_dirty: the walkers (and days) whose credited steps changed since the last
-  refresh; appended by row triggers on step_days (only when credited_steps changes) and on
+- leaderboard_dirty: the walkers, days and step deltas whose credited steps changed since
+  the last refresh; appended by row triggers on step_days (only when credited_steps changes) and on
   users (only when is_active flips); drained by the refresh job (a heap without indexes:
   the cheapest append for the step sync).
 - leaderboard_rank_counts: walkers per (board, bucket of totals), kept equal to
@@ -68,6 +68,7 @@ def upgrade() -> None:
         "leaderboard_dirty",
         sa.Column("user_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("recorded_date", sa.Date(), nullable=True),
+        sa.Column("steps_delta", sa.BigInteger(), nullable=True),
     )
     op.create_table(
         "leaderboard_rank_counts",
@@ -97,6 +98,9 @@ def upgrade() -> None:
         "FROM leaderboard_rank_counts) x WHERE k.period = x.period "
         "AND k.period_start = x.period_start AND k.bucket = x.bucket"
     )
+    # the live boards are built once more in full by the next job run: from then on the
+    # refresh adds the logged changes to them
+    op.execute("DELETE FROM leaderboard_builds WHERE NOT is_final")
     op.execute(
         sa.text(
             "UPDATE settings SET value = to_jsonb(CAST(:new AS integer)), description = :d "
