@@ -368,11 +368,13 @@ async def live_boards(session: AsyncSession) -> list[Board]:
 
 
 async def refresh(session: AsyncSession, recount: Set[Board] = frozenset()) -> RefreshStats:
-    """Bring every live board up to date with the walkers logged as changed, in the caller's
-    transaction: cost in proportion to those walkers, not to the board.
+    """Bring every live board up to date with the change log, in the caller's transaction:
+    cost in proportion to the walkers logged, not to the board (see _RECOMPUTE).
 
-    Runs under the rebuild's advisory lock (one writer of the boards at a time). Equal to a
-    full rebuild of the same boards (tests/leaderboards/test_live.py, the differential test).
+    `recount`: boards built in full earlier in this transaction, whose logged walkers are
+    recounted from step_days rather than moved by their deltas. Runs under the rebuild's
+    advisory lock (one writer of the boards at a time). Equal to a full rebuild of the same
+    boards (tests/leaderboards/test_live.py, the differential test).
     """
     as_of = (
         await session.execute(
