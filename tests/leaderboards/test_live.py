@@ -256,3 +256,16 @@ async def test_a_refresh_leaves_the_boards_exactly_as_a_full_rebuild(app, engine
         full = await repository.rebuild(session, _live_plan())
     assert full is not None
     assert (full.inserted, full.updated, full.deleted) == (0, 0, 0)
+
+
+def test_the_job_runs_every_15_seconds():
+    from datetime import UTC, datetime
+
+    from croniter import croniter
+
+    from stepcoin.leaderboards.tasks import blueprint
+
+    (task,) = blueprint.periodic_registry.periodic_tasks.values()
+    ticks = croniter(task.cron, datetime(2026, 12, 3, 18, 0, 7, tzinfo=UTC))
+    first, second = ticks.get_next(datetime), ticks.get_next(datetime)
+    assert (first.second, (second - first).total_seconds()) == (15, 15)
