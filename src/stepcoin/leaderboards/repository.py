@@ -270,18 +270,25 @@ _RECOMPUTE = text(
             GROUP BY b.period, b.period_start
         ) s
     ),
+    walkers AS (
+        SELECT w.user_id,
+               coalesce((SELECT u.is_active FROM users u WHERE u.id = w.user_id), false)
+                   AS active
+        FROM (SELECT DISTINCT user_id FROM touched) w
+    ),
     recomputed AS (
-        INSERT INTO leaderboard_refresh (period, period_start, user_id, total_steps)
-        SELECT t.period, t.period_start, t.user_id,
-               CASE WHEN NOT coalesce((SELECT u.is_active FROM users u
-                                       WHERE u.id = t.user_id), false) THEN 0
+        INSERT INTO leaderboard_refresh (period, period_start, user_id, old_total, total_steps)
+        SELECT t.period, t.period_start, t.user_id, c.total_steps,
+               CASE WHEN NOT w.active THEN 0
                     WHEN t.recount THEN coalesce(x.total_steps, 0)
-                    ELSE coalesce((SELECT c.total_steps FROM leaderboard_cache c
-                                   WHERE c.period = t.period
-                                     AND c.period_start = t.period_start
-                                     AND c.user_id = t.user_id), 0) + t.delta
+                    ELSE coalesce(c.total_steps, 0) + t.delta
                END
         FROM touched t
+        JOIN walkers w ON w.user_id = t.user_id
+        -- a primary-key probe per pair, never a scan of the board (OFFSET 0: not flattened)
+        LEFT JOIN LATERAL (SELECT c.total_steps FROM leaderboard_cache c
+                           WHERE c.period = t.period AND c.period_start = t.period_start
+                             AND c.user_id = t.user_id OFFSET 0) c ON true
         LEFT JOIN totals x ON x.period = t.period AND x.period_start = t.period_start
                           AND x.user_id = t.user_id
         RETURNING 1
@@ -292,32 +299,31 @@ _RECOMPUTE = text(
     """
 )
 
-# Bring the board rows of the recomputed walkers in line: one statement, disjoint rows.
+# Bring the board rows of the recomputed walkers in line: one statement, disjoint rows (the
+# row's total before, old_total, was read with the new one: no second look-up per row).
 _APPLY_REFRESH = text(
     """
     WITH updated AS (
         UPDATE leaderboard_cache c
         SET total_steps = r.total_steps, computed_at = :as_of
         FROM leaderboard_refresh r
-        WHERE r.total_steps > 0 AND c.period = r.period AND c.period_start = r.period_start
-          AND c.user_id = r.user_id AND c.total_steps <> r.total_steps
+        WHERE r.old_total IS NOT NULL AND r.total_steps > 0 AND r.total_steps <> r.old_total
+          AND c.period = r.period AND c.period_start = r.period_start AND c.user_id = r.user_id
         RETURNING 1
     ),
     inserted AS (
         INSERT INTO leaderboard_cache (period, period_start, user_id, total_steps, computed_at)
         SELECT r.period, r.period_start, r.user_id, r.total_steps, :as_of
         FROM leaderboard_refresh r
-        WHERE r.total_steps > 0
-          AND NOT EXISTS (SELECT 1 FROM leaderboard_cache c WHERE c.period = r.period
-                          AND c.period_start = r.period_start AND c.user_id = r.user_id)
+        WHERE r.old_total IS NULL AND r.total_steps > 0
         ORDER BY r.period, r.period_start, r.total_steps DESC, r.user_id
         RETURNING 1
     ),
     deleted AS (
         DELETE FROM leaderboard_cache c
         USING leaderboard_refresh r
-        WHERE r.total_steps <= 0 AND c.period = r.period AND c.period_start = r.period_start
-          AND c.user_id = r.user_id
+        WHERE r.old_total IS NOT NULL AND r.total_steps <= 0
+          AND c.period = r.period AND c.period_start = r.period_start AND c.user_id = r.user_id
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM updated) AS updated,
@@ -388,7 +394,7 @@ async def refresh(session: AsyncSession, recount: Set[Board] = frozenset()) -> R
     await session.execute(
         text(
             "CREATE TEMP TABLE leaderboard_refresh (period varchar(16), period_start date, "
-            "user_id uuid, total_steps bigint) ON COMMIT DROP"
+            "user_id uuid, old_total bigint, total_steps bigint) ON COMMIT DROP"
         )
     )
     lowest = min((b.start for b in boards), default=date.max)
