@@ -269,3 +269,45 @@ def test_the_job_runs_every_15_seconds():
     ticks = croniter(task.cron, datetime(2026, 12, 3, 18, 0, 7, tzinfo=UTC))
     first, second = ticks.get_next(datetime), ticks.get_next(datetime)
     assert (first.second, (second - first).total_seconds()) == (15, 15)
+
+
+async def test_refreshes_racing_syncs_lose_no_change(app, client, engine):
+    """Syncs commit while refreshes drain the log: every change is counted exactly once."""
+    import asyncio
+    import random
+
+    walkers = [await walker(client, engine, f"Racer {i}", 100 * i) for i in range(6)]
+    database = app.state.database
+    async with session_scope(database) as session:
+        await repository.rebuild(session, _live_plan())
+    rng = random.Random(13)
+    stop = asyncio.Event()
+
+    async def syncing() -> None:
+        for _ in range(60):
+            who = rng.choice(walkers)["id"]
+            await set_days(
+                engine,
+                who,
+                {today() - timedelta(days=rng.choice([0, 1, 3])): rng.randint(0, 20000)},
+            )
+            await asyncio.sleep(0)
+        stop.set()
+
+    async def refreshing() -> int:
+        rounds = 0
+        while not stop.is_set():
+            async with session_scope(database) as session:
+                await repository.refresh(session)
+            rounds += 1
+            await asyncio.sleep(0)
+        return rounds
+
+    _, _, rounds = await asyncio.gather(syncing(), syncing(), refreshing())
+    assert rounds > 1
+    async with session_scope(database) as session:
+        await repository.refresh(session)
+    async with session_scope(database) as session:
+        full = await repository.rebuild(session, _live_plan())
+    assert full is not None
+    assert (full.inserted, full.updated, full.deleted) == (0, 0, 0)
