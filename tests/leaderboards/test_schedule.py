@@ -159,6 +159,9 @@ async def test_the_read_is_index_scans_only(app, client, engine):
             )
     plan_lines = [r[0] for r in rows]
     scans = [line for line in plan_lines if " on leaderboard_cache" in line]
-    assert len(scans) == 6  # me, top, and two ranges on each side
-    assert all("Index Scan" in line for line in scans), plan_lines
+    # me, top, two ranges on each side, and the walkers above a total within its bucket
+    assert len(scans) == 7
+    assert all("Index Scan" in line or "Index Only Scan" in line for line in scans), plan_lines
+    counted = [line for line in plan_lines if " on leaderboard_rank_counts" in line]
+    assert counted and all("Index" in line for line in counted), plan_lines
     assert any("ix_leaderboard_cache_board_order" in line for line in scans)

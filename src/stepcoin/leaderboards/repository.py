@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -51,13 +51,13 @@ def _literal(day: date) -> str:
 
 
 def _ranking_sql(boards: Sequence[Board]) -> str:
-    """The one set-based statement that ranks every planned board and compares it with what
+    """The one set-based statement that totals every planned board and compares it with what
     the cache holds; it keeps only the differences.
 
     `totals`: one pass over step_days for all boards (a FILTER per board; inactive users left
-    out; a parallel aggregate). Per board: RANK() over the positive totals (ties share a rank),
-    full-joined by user with the board's cached rows: `insert` (new on the board), `update`
-    (rank or total moved), `delete` (no longer on it), and one `count` row (its entries).
+    out; a parallel aggregate). Per board: the positive totals full-joined by user with the
+    board's cached rows: `insert` (new on the board), `update` (total moved), `delete` (no
+    longer on it), and one `count` row (its entries). Ranks are not stored (read_board_sql).
     """
     sums = []
     parts = []
@@ -83,19 +83,16 @@ def _ranking_sql(boards: Sequence[Board]) -> str:
             f"""
             SELECT CASE WHEN o.user_id IS NULL THEN 'insert'
                         WHEN n.user_id IS NULL THEN 'delete' ELSE 'update' END,
-                   {key}, coalesce(n.user_id, o.user_id), n.rank, n.total_steps
-            FROM (SELECT user_id, t{i} AS total_steps,
-                         CAST(rank() OVER (ORDER BY t{i} DESC) AS integer) AS rank
-                  FROM totals WHERE t{i} > 0) n
-            FULL JOIN (SELECT user_id, rank, total_steps FROM leaderboard_cache
+                   {key}, coalesce(n.user_id, o.user_id), n.total_steps
+            FROM (SELECT user_id, t{i} AS total_steps FROM totals WHERE t{i} > 0) n
+            FULL JOIN (SELECT user_id, total_steps FROM leaderboard_cache
                        WHERE period = '{board.period}'
                          AND period_start = {_literal(board.start)}) o
                    ON o.user_id = n.user_id
-            WHERE o.user_id IS NULL OR n.user_id IS NULL
-               OR o.rank <> n.rank OR o.total_steps <> n.total_steps"""
+            WHERE o.user_id IS NULL OR n.user_id IS NULL OR o.total_steps <> n.total_steps"""
         )
         counts.append(
-            f"SELECT 'count', {key}, CAST(NULL AS uuid), CAST(NULL AS integer), "
+            f"SELECT 'count', {key}, CAST(NULL AS uuid), "
             f"count(*) FILTER (WHERE t{i} > 0) FROM totals"
         )
     where = "d.credited_steps > 0"
@@ -103,7 +100,7 @@ def _ranking_sql(boards: Sequence[Board]) -> str:
         where += f" AND d.recorded_date BETWEEN {_literal(lowest)} AND {_literal(highest)}"
     return f"""
         CREATE TEMP TABLE leaderboard_changes
-            (change, period, period_start, user_id, rank, total_steps) ON COMMIT DROP AS
+            (change, period, period_start, user_id, total_steps) ON COMMIT DROP AS
         WITH totals AS MATERIALIZED (
             SELECT d.user_id, {", ".join(sums)}
             FROM step_days d
@@ -115,9 +112,9 @@ def _ranking_sql(boards: Sequence[Board]) -> str:
     """
 
 
-# Apply the differences: rows whose rank or total moved are updated (a rank alone in place,
-# heap-only, without touching an index: the table keeps room on every page for it), new users
-# inserted in board order, users no longer on a board deleted. Disjoint rows, one statement,
+# Apply the differences: rows whose total moved are updated, new users inserted in board
+# order, users no longer on a board deleted (the statement triggers of migration 0015 carry
+# each into leaderboard_rank_counts). Disjoint rows, one statement,
 # and the same transaction as the ranking: a reader sees the whole old board or the new one.
 # The board keys bound the cache side to the rebuilt boards (an index range, not a scan of
 # every kept snapshot).
@@ -125,7 +122,7 @@ _APPLY = text(
     """
     WITH updated AS (
         UPDATE leaderboard_cache c
-        SET rank = x.rank, total_steps = x.total_steps, computed_at = :as_of
+        SET total_steps = x.total_steps, computed_at = :as_of
         FROM leaderboard_changes x
         WHERE x.change = 'update' AND c.period = x.period
           AND c.period_start = x.period_start AND c.user_id = x.user_id
@@ -134,9 +131,8 @@ _APPLY = text(
         RETURNING 1
     ),
     inserted AS (
-        INSERT INTO leaderboard_cache (period, period_start, user_id, rank, total_steps,
-                                       computed_at)
-        SELECT x.period, x.period_start, x.user_id, x.rank, x.total_steps, :as_of
+        INSERT INTO leaderboard_cache (period, period_start, user_id, total_steps, computed_at)
+        SELECT x.period, x.period_start, x.user_id, x.total_steps, :as_of
         FROM leaderboard_changes x WHERE x.change = 'insert'
         ORDER BY x.period, x.period_start, x.total_steps DESC, x.user_id
         RETURNING 1
@@ -202,10 +198,14 @@ async def rebuild(session: AsyncSession, plan: Sequence[tuple[Board, bool]]) -> 
         "starts": [b.start for b in boards],
     }
     counts = (await session.execute(_APPLY, {**keys, "as_of": as_of})).one()
+    await session.execute(_RANK_ABOVE, keys)
     await session.execute(
         _RECORD_BUILDS, {**keys, "finals": [final for _, final in todo], "as_of": as_of}
     )
     await session.execute(text("DROP TABLE leaderboard_changes"))
+    # the log of changes up to now: added to the other live boards, recounted on these (their
+    # rows are as of this build's snapshot, which the log's older rows are already in)
+    await refresh(session, recount=set(boards))
     written = time.perf_counter()
     return RebuildStats(
         boards=len(boards),
@@ -215,6 +215,210 @@ async def rebuild(session: AsyncSession, plan: Sequence[tuple[Board, bool]]) -> 
         deleted=int(counts.deleted),
         ranking_ms=round((ranked - started) * 1000),
         writing_ms=round((written - ranked) * 1000),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshStats:
+    boards: int  # live boards brought up to date
+    changes: int  # change log rows drained
+    walkers: int  # distinct walkers among them
+    recomputed: int  # (board, walker) totals recomputed
+    inserted: int
+    updated: int
+    deleted: int
+    took_ms: int
+
+
+# Drain the change log and compute the new total of every (live board, logged walker) in ONE
+# statement, so in one snapshot: a change committed before it is both drained and seen, one
+# committed after it stays in the log for the next refresh. A board's rows are the totals as
+# of the last refresh's snapshot, so the new total is the row's total plus the logged deltas
+# of the walker's days in the period. Recounted from step_days instead (one index range per
+# walker, summed per board in the same pass): a board built in full in this transaction
+# (`recount`: its rows are as of the build's snapshot, not the last refresh's), and a walker
+# whose is_active flipped (a NULL day). Zero for a walker who is inactive or gone.
+_RECOMPUTE = text(
+    """
+    WITH drained AS (
+        DELETE FROM leaderboard_dirty RETURNING user_id, recorded_date, steps_delta
+    ),
+    boards AS (
+        SELECT * FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[]),
+                             CAST(:ends AS date[]), CAST(:recount AS boolean[]))
+                      AS b(period, period_start, period_end, recount)
+    ),
+    touched AS (
+        SELECT b.period, b.period_start, d.user_id,
+               bool_or(b.recount OR d.recorded_date IS NULL) AS recount,
+               coalesce(sum(d.steps_delta), 0) AS delta
+        FROM drained d JOIN boards b
+          ON d.recorded_date IS NULL
+          OR (d.recorded_date >= b.period_start
+              AND (b.period_end IS NULL OR d.recorded_date <= b.period_end))
+        GROUP BY b.period, b.period_start, d.user_id
+    ),
+    totals AS (
+        SELECT s.period, s.period_start, w.user_id, s.total_steps
+        FROM (SELECT DISTINCT user_id FROM touched WHERE recount) w
+        CROSS JOIN LATERAL (
+            SELECT b.period, b.period_start, sum(d.credited_steps) AS total_steps
+            FROM step_days d
+            JOIN boards b ON d.recorded_date >= b.period_start
+                         AND (b.period_end IS NULL OR d.recorded_date <= b.period_end)
+            WHERE d.user_id = w.user_id AND d.recorded_date >= :lowest
+            GROUP BY b.period, b.period_start
+        ) s
+    ),
+    walkers AS (
+        SELECT w.user_id,
+               coalesce((SELECT u.is_active FROM users u WHERE u.id = w.user_id), false)
+                   AS active
+        FROM (SELECT DISTINCT user_id FROM touched) w
+    ),
+    recomputed AS (
+        INSERT INTO leaderboard_refresh (period, period_start, user_id, old_total, total_steps)
+        SELECT t.period, t.period_start, t.user_id, c.total_steps,
+               CASE WHEN NOT w.active THEN 0
+                    WHEN t.recount THEN coalesce(x.total_steps, 0)
+                    ELSE coalesce(c.total_steps, 0) + t.delta
+               END
+        FROM touched t
+        JOIN walkers w ON w.user_id = t.user_id
+        -- a primary-key probe per pair, never a scan of the board (OFFSET 0: not flattened)
+        LEFT JOIN LATERAL (SELECT c.total_steps FROM leaderboard_cache c
+                           WHERE c.period = t.period AND c.period_start = t.period_start
+                             AND c.user_id = t.user_id OFFSET 0) c ON true
+        LEFT JOIN totals x ON x.period = t.period AND x.period_start = t.period_start
+                          AND x.user_id = t.user_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM drained) AS changes,
+           (SELECT count(DISTINCT user_id) FROM drained) AS walkers,
+           (SELECT count(*) FROM recomputed) AS recomputed
+    """
+)
+
+# Bring the board rows of the recomputed walkers in line: one statement, disjoint rows (the
+# row's total before, old_total, was read with the new one: no second look-up per row).
+_APPLY_REFRESH = text(
+    """
+    WITH updated AS (
+        UPDATE leaderboard_cache c
+        SET total_steps = r.total_steps, computed_at = :as_of
+        FROM leaderboard_refresh r
+        WHERE r.old_total IS NOT NULL AND r.total_steps > 0 AND r.total_steps <> r.old_total
+          AND c.period = r.period AND c.period_start = r.period_start AND c.user_id = r.user_id
+        RETURNING 1
+    ),
+    inserted AS (
+        INSERT INTO leaderboard_cache (period, period_start, user_id, total_steps, computed_at)
+        SELECT r.period, r.period_start, r.user_id, r.total_steps, :as_of
+        FROM leaderboard_refresh r
+        WHERE r.old_total IS NULL AND r.total_steps > 0
+        ORDER BY r.period, r.period_start, r.total_steps DESC, r.user_id
+        RETURNING 1
+    ),
+    deleted AS (
+        DELETE FROM leaderboard_cache c
+        USING leaderboard_refresh r
+        WHERE r.old_total IS NOT NULL AND r.total_steps <= 0
+          AND c.period = r.period AND c.period_start = r.period_start AND c.user_id = r.user_id
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM updated) AS updated,
+           (SELECT count(*) FROM inserted) AS inserted,
+           (SELECT count(*) FROM deleted) AS deleted
+    """
+)
+
+# Every live board is now as of the refresh: its time, and its entries from the counts.
+_MARK_REFRESHED = text(
+    """
+    UPDATE leaderboard_builds b
+    SET computed_at = :as_of,
+        entries = (SELECT coalesce(sum(k.walkers), 0) FROM leaderboard_rank_counts k
+                   WHERE k.period = b.period AND k.period_start = b.period_start),
+        duration_ms = CAST(extract(epoch FROM clock_timestamp() - :as_of) * 1000 AS integer)
+    FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[])) AS x(period, period_start)
+    WHERE b.period = x.period AND b.period_start = x.period_start AND NOT b.is_final
+    """
+)
+
+
+# The walkers of the buckets above each bucket, for the given boards: a window over the
+# boards' buckets (a few thousand rows each), written only where it moved.
+_RANK_ABOVE = text(
+    """
+    UPDATE leaderboard_rank_counts k SET walkers_above = x.above
+    FROM (SELECT period, period_start, bucket,
+                 coalesce(sum(walkers) OVER (PARTITION BY period, period_start
+                                             ORDER BY bucket DESC
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                          0) AS above
+          FROM leaderboard_rank_counts
+          WHERE (period, period_start) IN (
+              SELECT * FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[])))) x
+    WHERE k.period = x.period AND k.period_start = x.period_start AND k.bucket = x.bucket
+      AND k.walkers_above <> x.above
+    """
+)
+
+
+async def live_boards(session: AsyncSession) -> list[Board]:
+    """The boards built and not final: the ones a refresh keeps up to date."""
+    rows = await session.execute(
+        text("SELECT period, period_start FROM leaderboard_builds WHERE NOT is_final")
+    )
+    return sorted(Board(r.period, r.period_start) for r in rows)
+
+
+async def refresh(session: AsyncSession, recount: Set[Board] = frozenset()) -> RefreshStats:
+    """Bring every live board up to date with the change log, in the caller's transaction:
+    cost in proportion to the walkers logged, not to the board (see _RECOMPUTE).
+
+    `recount`: boards built in full earlier in this transaction, whose logged walkers are
+    recounted from step_days rather than moved by their deltas. Runs under the rebuild's
+    advisory lock (one writer of the boards at a time). Equal to a full rebuild of the same
+    boards (tests/leaderboards/test_live.py, the differential test).
+    """
+    as_of = (
+        await session.execute(
+            text("SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(hashtext(:k))) l"),
+            {"k": REBUILD_LOCK},
+        )
+    ).scalar_one()
+    started = time.perf_counter()
+    boards = await live_boards(session)
+    keys = {"periods": [b.period for b in boards], "starts": [b.start for b in boards]}
+    await session.execute(
+        text(
+            "CREATE TEMP TABLE leaderboard_refresh (period varchar(16), period_start date, "
+            "user_id uuid, old_total bigint, total_steps bigint) ON COMMIT DROP"
+        )
+    )
+    lowest = min((b.start for b in boards), default=date.max)
+    params = {
+        **keys,
+        "ends": [b.end for b in boards],
+        "recount": [b in recount for b in boards],
+        "lowest": lowest,
+    }
+    found = (await session.execute(_RECOMPUTE, params)).one()
+    counts = (await session.execute(_APPLY_REFRESH, {"as_of": as_of})).one()
+    if boards:
+        await session.execute(_RANK_ABOVE, keys)
+        await session.execute(_MARK_REFRESHED, {**keys, "as_of": as_of})
+    await session.execute(text("DROP TABLE leaderboard_refresh"))
+    return RefreshStats(
+        boards=len(boards),
+        changes=int(found.changes),
+        walkers=int(found.walkers),
+        recomputed=int(found.recomputed),
+        inserted=int(counts.inserted),
+        updated=int(counts.updated),
+        deleted=int(counts.deleted),
+        took_ms=round((time.perf_counter() - started) * 1000),
     )
 
 
@@ -270,69 +474,91 @@ async def prune(session: AsyncSession, *, daily_before: date, others_before: dat
 
 
 # The whole answer of GET /v1/leaderboards/{period} in one statement, so that under READ
-# COMMITTED it reads one snapshot: a rebuild committing meanwhile is seen entirely or not at
+# COMMITTED it reads one snapshot: a refresh committing meanwhile is seen entirely or not at
 # all. Every part is an index scan without a sort: the caller and the build by primary key;
 # the top N and the neighbours as ranges of ix_leaderboard_cache_board_order (period,
 # period_start, total_steps DESC, user_id), which is the order of the ranks (ties by user id).
 # A neighbour above is a tie earlier by user id or the nearest higher totals; below likewise.
 # The caller's total enters the ranges as a scalar subquery (a parameter of the index scan).
+#
+# Ranks are counted, not stored (a walker moving would shift everyone they pass):
+# - in the top N, a walker's rank is 1 + the entries above them with a higher total, all of
+#   which are in the top N too: RANK() over the N rows;
+# - the caller and the neighbours (at most five distinct totals): 1 + the walkers of the
+#   buckets above the total's bucket (leaderboard_rank_counts.walkers_above: one probe)
+#   + the walkers of its own bucket with a higher total (a short index-only range).
 _READ_BOARD = """
     WITH me AS MATERIALIZED (
-        SELECT u.is_active, c.rank, c.total_steps
+        SELECT u.is_active, c.total_steps
         FROM users u
         LEFT JOIN leaderboard_cache c
                ON c.period = $1 AND c.period_start = $2 AND c.user_id = u.id
         WHERE u.id = $3
     ),
     top AS (
-        SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+        SELECT c.user_id, c.total_steps FROM leaderboard_cache c
         WHERE c.period = $1 AND c.period_start = $2
         ORDER BY c.total_steps DESC, c.user_id LIMIT {limit}
     ),
-    above AS (
+    above AS MATERIALIZED (
         SELECT * FROM (
-            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+            (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
              WHERE c.period = $1 AND c.period_start = $2
                AND c.total_steps = (SELECT total_steps FROM me) AND c.user_id < $3
              ORDER BY c.user_id DESC LIMIT 2)
             UNION ALL
-            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+            (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
              WHERE c.period = $1 AND c.period_start = $2
                AND c.total_steps > (SELECT total_steps FROM me)
              ORDER BY c.total_steps, c.user_id DESC LIMIT 2)
         ) a
         ORDER BY a.total_steps, a.user_id DESC LIMIT 2
     ),
-    below AS (
+    below AS MATERIALIZED (
         SELECT * FROM (
-            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+            (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
              WHERE c.period = $1 AND c.period_start = $2
                AND c.total_steps = (SELECT total_steps FROM me) AND c.user_id > $3
              ORDER BY c.user_id LIMIT 2)
             UNION ALL
-            (SELECT c.rank, c.user_id, c.total_steps FROM leaderboard_cache c
+            (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
              WHERE c.period = $1 AND c.period_start = $2
                AND c.total_steps < (SELECT total_steps FROM me)
              ORDER BY c.total_steps DESC, c.user_id LIMIT 2)
         ) b
         ORDER BY b.total_steps DESC, b.user_id LIMIT 2
+    ),
+    ranked AS MATERIALIZED (
+        SELECT t.total_steps,
+               CAST(1 + coalesce((SELECT k.walkers_above FROM leaderboard_rank_counts k
+                                  WHERE k.period = $1 AND k.period_start = $2
+                                    AND k.bucket = stepcoin_board_bucket(t.total_steps)), 0)
+                      + (SELECT count(*) FROM leaderboard_cache c
+                         WHERE c.period = $1 AND c.period_start = $2
+                           AND c.total_steps > t.total_steps
+                           AND c.total_steps < stepcoin_board_bucket_end(t.total_steps))
+                    AS integer) AS rank
+        FROM (SELECT total_steps FROM me WHERE total_steps IS NOT NULL
+              UNION SELECT total_steps FROM above
+              UNION SELECT total_steps FROM below) t
     )
-    SELECT 'me' AS part, m.rank, CAST(NULL AS uuid) AS user_id, m.total_steps,
+    SELECT 'me' AS part, r.rank, CAST(NULL AS uuid) AS user_id, m.total_steps,
            CAST(NULL AS text) AS full_name, m.is_active AS flag,
            CAST(NULL AS timestamptz) AS at
-    FROM me m
+    FROM me m LEFT JOIN ranked r ON r.total_steps = m.total_steps
     UNION ALL
     SELECT 'build', NULL, NULL, b.entries, NULL, b.is_final, b.computed_at
     FROM leaderboard_builds b WHERE b.period = $1 AND b.period_start = $2
     UNION ALL
-    SELECT 'top', t.rank, t.user_id, t.total_steps, u.full_name, NULL, NULL
+    SELECT 'top', CAST(rank() OVER (ORDER BY t.total_steps DESC) AS integer), t.user_id,
+           t.total_steps, u.full_name, NULL, NULL
     FROM top t JOIN users u ON u.id = t.user_id
     UNION ALL
-    SELECT 'above', a.rank, a.user_id, a.total_steps, u.full_name, NULL, NULL
-    FROM above a JOIN users u ON u.id = a.user_id
+    SELECT 'above', r.rank, a.user_id, a.total_steps, u.full_name, NULL, NULL
+    FROM above a JOIN ranked r ON r.total_steps = a.total_steps JOIN users u ON u.id = a.user_id
     UNION ALL
-    SELECT 'below', b.rank, b.user_id, b.total_steps, u.full_name, NULL, NULL
-    FROM below b JOIN users u ON u.id = b.user_id
+    SELECT 'below', r.rank, b.user_id, b.total_steps, u.full_name, NULL, NULL
+    FROM below b JOIN ranked r ON r.total_steps = b.total_steps JOIN users u ON u.id = b.user_id
 """
 
 

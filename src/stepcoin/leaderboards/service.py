@@ -1,10 +1,16 @@
-"""Leaderboard rules: which boards to rebuild when, and the board as the app sees it.
+"""Leaderboard rules: which boards to build when, how they follow walkers, and the board as
+the app sees it.
 
-Boards are rebuilt, never updated in place per request: a scheduled job (every minute) rebuilds
-the open boards once `leaderboards.rebuild_interval_minutes` have passed since their last
-build. A closed period stays live for `leaderboards.finalize_after_hours` (late time zones and
-late syncs still count), then gets one last build that makes it final: a snapshot that is
-never rebuilt and stays readable with ?period_start until the retention removes it.
+A scheduled job (every 15 seconds) first builds in full the boards that need it: a board never
+built yet (a new period), a closed board past its grace (its final snapshot), and every live
+board once `leaderboards.rebuild_interval_minutes` have passed (a safety net; default a day).
+Then it refreshes the live boards (built, not final) from the change log: only the walkers
+whose days changed since the last refresh are recomputed (repository.refresh), so a sync
+shows in the boards within about 15 seconds and a refresh costs in proportion to the walkers
+who synced. A closed period stays live for `leaderboards.finalize_after_hours` (late time
+zones and late syncs still count), then gets one last build that makes it final: a snapshot
+that is never rebuilt nor refreshed and stays readable with ?period_start until the retention
+removes it. See docs/engagement.md.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from stepcoin.leaderboards.periods import (
     previous_boards,
     utc_today,
 )
-from stepcoin.leaderboards.repository import BuildInfo, RebuildStats
+from stepcoin.leaderboards.repository import BuildInfo, RebuildStats, RefreshStats
 from stepcoin.runtime_settings.service import runtime_settings
 
 NEIGHBOURS = 2
@@ -74,6 +80,18 @@ async def rebuild(session: AsyncSession, plan: list[tuple[Board, bool]]) -> Rebu
 async def rebuild_open(session: AsyncSession, now: datetime | None = None) -> RebuildStats | None:
     """Rebuild the open boards now, whatever their age (tests, the bench, a manual run)."""
     return await repository.rebuild(session, [(board, False) for board in open_boards(now)])
+
+
+async def refresh(session: AsyncSession) -> RefreshStats:
+    """Bring the live boards up to date with the walkers whose days changed (the caller's
+    transaction)."""
+    return await repository.refresh(session)
+
+
+async def refresh_live(database: Database) -> RefreshStats:
+    """The refresh in its own transaction."""
+    async with session_scope(database) as session:
+        return await repository.refresh(session)
 
 
 async def rebuild_if_due(database: Database, now: datetime | None = None) -> RebuildStats | None:

@@ -1,4 +1,4 @@
-"""Background jobs of leaderboards: the scheduled rebuild, and a rebuild on demand."""
+"""Background jobs of leaderboards: the scheduled build and live refresh, a rebuild on demand."""
 
 from __future__ import annotations
 
@@ -16,15 +16,21 @@ logger = logging.getLogger("stepcoin.leaderboards.tasks")
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="rebuild")
+# every 15 seconds (croniter's sixth field is the seconds): a sync shows in the boards within
+# about 15 seconds plus the refresh's own time
+@blueprint.periodic(cron="* * * * * */15", periodic_id="rebuild")
 @blueprint.task(name="rebuild_if_due", queueing_lock="leaderboards_rebuild")
 async def rebuild_if_due(timestamp: int) -> dict[str, Any] | None:
-    """Every minute: rebuild the boards whose interval has passed, finalize closed periods,
-    prune old snapshots."""
-    stats = await service.rebuild_if_due(JobRuntime.require_database())
+    """Build the boards that need a full build (new periods, final snapshots, the safety-net
+    interval), prune old snapshots, then refresh the live boards from the change log."""
+    database = JobRuntime.require_database()
+    stats = await service.rebuild_if_due(database)
     if stats is not None:
         logger.info("leaderboards rebuilt", extra=asdict(stats))
-    return asdict(stats) if stats else None
+    refreshed = await service.refresh_live(database)
+    if refreshed.changes:
+        logger.info("leaderboards refreshed", extra=asdict(refreshed))
+    return {"rebuilt": asdict(stats) if stats else None, "refreshed": asdict(refreshed)}
 
 
 @blueprint.task(name="rebuild_now", queueing_lock="leaderboards_rebuild_now")

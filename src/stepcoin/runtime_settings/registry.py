@@ -233,8 +233,9 @@ SPECS: dict[str, SettingSpec] = {
         _spec(
             "leaderboards.rebuild_interval_minutes",
             Annotated[int, Field(ge=1, le=1440)],
-            5,
-            "Minutes between leaderboard rebuilds.",
+            1440,
+            "Minutes between full leaderboard rebuilds (a safety net: the live refresh brings "
+            "every change into the boards within seconds).",
         ),
         _spec(
             "leaderboards.finalize_after_hours",
