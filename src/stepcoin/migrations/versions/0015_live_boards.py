@@ -12,7 +12,7 @@
   its default moves from 5 to 1440 where it was still 5.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-03 18:40:00
 """
 
@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from stepcoin.sqlfiles import load
 
 revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0013"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

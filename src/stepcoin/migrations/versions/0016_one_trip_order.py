@@ -5,7 +5,7 @@ writes the order, its lines, the debit and the jobs in one call of one function
 (src/stepcoin/shop/sql/place_order.v1.sql) instead of a dozen statements in a transaction.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-03 18:40:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from stepcoin.sqlfiles import load
 
 revision: str = "0016"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
