@@ -45,6 +45,11 @@ BOARD_LAG=${BENCH_BOARD_LAG:-1}; [ "$RUN_WORKER" = 1 ] || BOARD_LAG=0
 SCENARIOS=${BENCH_SCENARIOS:-profile wallet ledger achievements leaderboard sync order bulk}
 CLIENT=${BENCH_CLIENT:-raw}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+# the benchmark's own packages (bench/requirements.txt), installed once into the venv
+if ! "$PY" -c "import aiohttp" 2>/dev/null; then
+    echo "[bench] installing bench/requirements.txt" >&2
+    "$PY" -m pip install -q -r "$HERE/requirements.txt"
+fi
 # a random secret for this run only (>= 32 bytes, never a published one)
 SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)"
