@@ -271,6 +271,17 @@ def test_the_job_runs_every_15_seconds():
     assert (first.second, (second - first).total_seconds()) == (15, 15)
 
 
+def test_the_refresh_jumps_a_backlog_of_other_jobs():
+    """A backlog of order submissions held the boards still for over a minute in a benchmark
+    run: the refresh is taken ahead of waiting jobs of default priority."""
+    from stepcoin.worker import build_job_app
+
+    app = build_job_app()
+    task = app.tasks["leaderboards:rebuild_if_due"]
+    job = task.configure().job
+    assert task.priority > 0 and job.priority == task.priority and job.queueing_lock
+
+
 async def test_refreshes_racing_syncs_lose_no_change(app, client, engine):
     """Syncs commit while refreshes drain the log: every change is counted exactly once."""
     import asyncio

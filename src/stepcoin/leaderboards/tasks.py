@@ -17,9 +17,15 @@ blueprint = procrastinate.Blueprint()
 
 
 # every 15 seconds (croniter's sixth field is the seconds): a sync shows in the boards within
-# about 15 seconds plus the refresh's own time
+# about 15 seconds plus the refresh's own time, ahead of other waiting jobs (the worker takes the
+# highest priority first): a backlog of order submissions must not hold the boards still
+REFRESH_PRIORITY = 10
+
+
 @blueprint.periodic(cron="* * * * * */15", periodic_id="rebuild")
-@blueprint.task(name="rebuild_if_due", queueing_lock="leaderboards_rebuild")
+@blueprint.task(
+    name="rebuild_if_due", queueing_lock="leaderboards_rebuild", priority=REFRESH_PRIORITY
+)
 async def rebuild_if_due(timestamp: int) -> dict[str, Any] | None:
     """Build the boards that need a full build (new periods, final snapshots, the safety-net
     interval), prune old snapshots, then refresh the live boards from the change log."""
