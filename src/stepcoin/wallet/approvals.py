@@ -129,11 +129,15 @@ async def request(
     return dict(row), False
 
 
-async def get(session: AsyncSession, request_id: uuid.UUID) -> dict[str, Any]:
+async def get(
+    session: AsyncSession, request_id: uuid.UUID, *, for_update: bool = False
+) -> dict[str, Any]:
+    """One request (locked for the rest of the transaction with `for_update`); 404 if none."""
+    lock = " FOR UPDATE" if for_update else ""
     row = (
         (
             await session.execute(
-                text(f"SELECT {COLUMNS} FROM adjustment_requests WHERE id = :id"),
+                text(f"SELECT {COLUMNS} FROM adjustment_requests WHERE id = :id{lock}"),
                 {"id": request_id},
             )
         )
@@ -175,18 +179,7 @@ async def list_requests(
 async def _lock_pending(
     session: AsyncSession, request_id: uuid.UUID, admin_id: uuid.UUID
 ) -> dict[str, Any]:
-    row = (
-        (
-            await session.execute(
-                text(f"SELECT {COLUMNS} FROM adjustment_requests WHERE id = :id FOR UPDATE"),
-                {"id": request_id},
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise _not_found()
+    row = await get(session, request_id, for_update=True)
     if row["requested_by"] == admin_id:
         raise Forbidden(
             "A second admin decides on an adjustment you requested.", code="own_request"
