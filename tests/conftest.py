@@ -118,6 +118,7 @@ def settings(database_url: str, keyset: KeySet, apple_standin: AppleStandIn) -> 
         apple_auth_url=apple_standin.url,
         max_body_bytes=256 * 1024,
         password_hashing="test",  # argon2's minimum: see tests/auth/test_tokens.py for owasp
+        cancel_wait_seconds=0,  # no worker runs beside the tests: jobs run when a test says
     )
 
 

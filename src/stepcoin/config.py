@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     run_worker_in_serve: bool = Field(
         default=True, description="`stepcoin serve` also runs the job worker (one-machine setup)."
     )
+    cancel_wait_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=10,
+        description="How long `POST /v1/orders/{id}/cancel` waits for Shopify's answer to a "
+        "cancel request (the job usually settles it in milliseconds): confirmed in time, the "
+        "answer is 200 `cancelled` with the coins back; else 202 `cancel_requested`.",
+    )
 
     # operations
     database_pgbouncer: bool = Field(

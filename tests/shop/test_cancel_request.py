@@ -181,3 +181,44 @@ async def test_cancel_requested_is_not_set_by_hand_but_an_admin_may_settle_it(
     await run_jobs(app)
     assert await refunds(engine, placed["id"]) == 1
     await ledger_ok(engine)
+
+
+async def test_a_worker_answering_in_time_makes_the_cancel_a_200_with_the_coins_back(
+    client, app, engine, standin, monkeypatch
+):
+    """API.md: a cancel answers 200 with the coins back while the order has not shipped. With
+    a worker beside the API (`stepcoin serve`), Shopify's confirmation usually comes within the
+    request's short wait: the walker gets the outcome at once; the coins still moved only on
+    Shopify's confirmation (the job's refund, once)."""
+    import asyncio
+
+    walker, placed, _product_id = await _submitted(client, app, engine, standin)
+    token = walker["access_token"]
+    monkeypatch.setattr(app.state.settings, "cancel_wait_seconds", 5.0)
+
+    async def worker_beside_the_api() -> None:
+        while (await order_row(engine, placed["id"]))["status"] != "cancel_requested":
+            await asyncio.sleep(0.02)
+        await run_jobs(app)
+
+    worker = asyncio.create_task(worker_beside_the_api())
+    asked = await client.post(f"/v1/orders/{placed['id']}/cancel", headers=bearer(token))
+    await worker
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["status"] == "cancelled"
+    assert standin.orders_with_tag(f"stepcoin-{placed['order_code']}")[0].cancelled_at
+    assert (await wallet(client, token))["available_coins"] == 5000
+    assert await refunds(engine, placed["id"]) == 1
+    await ledger_ok(engine)
+
+
+async def test_without_an_answer_in_time_the_cancel_stays_a_202_request(
+    client, app, engine, standin, monkeypatch
+):
+    walker, placed, _product_id = await _submitted(client, app, engine, standin)
+    monkeypatch.setattr(app.state.settings, "cancel_wait_seconds", 0.3)
+    asked = await client.post(
+        f"/v1/orders/{placed['id']}/cancel", headers=bearer(walker["access_token"])
+    )
+    assert asked.status_code == 202 and asked.json()["status"] == "cancel_requested"
+    assert await refunds(engine, placed["id"]) == 0

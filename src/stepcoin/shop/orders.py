@@ -11,6 +11,7 @@ row), and the Shopify push job enqueued in the same transaction (procrastinate's
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
+from stepcoin.db import Database, session_scope
 from stepcoin.errors import (
     AppError,
     Conflict,
@@ -506,6 +508,32 @@ async def cancel_by_walker(
             extra={"status": row.status},
         )
     raise Conflict("The order changed while cancelling; retry.", code="retry")
+
+
+CANCEL_POLL_SECONDS = 0.05
+
+
+async def cancel_and_wait(
+    database: Database, order_id: uuid.UUID, *, user_id: uuid.UUID, wait_seconds: float
+) -> tuple[dict[str, Any], bool]:
+    """The walker's cancel (cancel_by_walker, committed), then, for a request that went to
+    Shopify, up to `wait_seconds` for the cancel job to settle it: a worker usually has
+    Shopify's answer within milliseconds, and then the walker gets the outcome at once (200
+    `cancelled`, coins back) instead of a pending request. The coins still move only when
+    Shopify confirms (the job's confirm_cancel); this only waits to tell the walker."""
+    async with session_scope(database) as session:
+        order, requested = await cancel_by_walker(session, order_id, user_id=user_id)
+    if not requested or wait_seconds <= 0:
+        return order, requested
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while loop.time() < deadline:
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+        async with session_scope(database) as session:
+            order = await get_order(session, order_id, user_id=user_id)
+        if order["status"] != CANCEL_REQUESTED:
+            return order, order["status"] != "cancelled"
+    return order, True
 
 
 async def confirm_cancel(session: AsyncSession, order_id: uuid.UUID, *, reason: str) -> bool:

@@ -7,10 +7,10 @@ import binascii
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
-from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep
-from stepcoin.db import DriverDep, ReadSessionDep, SessionDep
+from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep, SettingsDep
+from stepcoin.db import Database, DriverDep, ReadSessionDep, get_database
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
 from stepcoin.shop import catalogue, orders
@@ -113,13 +113,21 @@ async def get_order(order_id: uuid.UUID, claims: ActiveClaimsDep, session: ReadS
     responses={202: {"model": OrderOut, "description": "Sent to Shopify: a cancel request"}},
 )
 async def cancel_order(
-    order_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep, response: Response
+    order_id: uuid.UUID,
+    claims: ActiveClaimsDep,
+    database: Annotated[Database, Depends(get_database)],
+    settings: SettingsDep,
+    response: Response,
 ) -> Any:
     """Cancel before shipping. Not yet sent to Shopify: cancelled at once, coins refunded and
-    stock returned (200). Already in Shopify: 202 with status `cancel_requested`; the coins
-    come back when Shopify confirms, and if Shopify refuses (already fulfilled) the order
-    goes back to its status with `cancel_refused_reason` set."""
-    order, requested = await orders.cancel_by_walker(session, order_id, user_id=claims.user_id)
+    stock returned (200). Already in Shopify: a cancel request, whose answer from Shopify is
+    awaited a few seconds (STEPCOIN_CANCEL_WAIT_SECONDS): confirmed in time, 200 `cancelled`
+    with the coins back; else 202 with status `cancel_requested`, the coins coming back when
+    Shopify confirms; if Shopify refuses (already fulfilled) the order goes back to its status
+    with `cancel_refused_reason` set."""
+    order, requested = await orders.cancel_and_wait(
+        database, order_id, user_id=claims.user_id, wait_seconds=settings.cancel_wait_seconds
+    )
     if requested:
         response.status_code = status.HTTP_202_ACCEPTED
     return order
