@@ -4,7 +4,6 @@ session of the account."""
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from typing import Final
 
@@ -14,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stepcoin.auth import email_tokens, verification
 from stepcoin.auth.passwords import hash_password, password_problem
-from stepcoin.auth.service import end_sessions
+from stepcoin.auth.service import end_sessions, inet_or_none
 from stepcoin.config import Settings
 from stepcoin.errors import Forbidden, InvalidInput, TooManyRequests
 from stepcoin.mail import outbox
@@ -36,7 +35,7 @@ async def request_reset(
     """Queue a reset link for this email (a job mails it if the email belongs to an active
     account): the same answer, work and time for every email (no account enumeration)."""
     email = email.strip().lower()
-    address = _inet_or_none(address)
+    address = inet_or_none(address)
     await _lock(session, f"password_reset:address:{address}")  # parallel requests queue up:
     await _lock(session, f"password_reset:email:{email}")  # the counts below hold
     counts = (
@@ -98,13 +97,6 @@ async def forget_email(session: AsyncSession, email: str) -> None:
     await session.execute(
         text("DELETE FROM password_reset_requests WHERE email = :email"), {"email": email}
     )
-
-
-def _inet_or_none(address: str | None) -> str | None:
-    try:
-        return str(ipaddress.ip_address(address)) if address else None
-    except ValueError:
-        return None
 
 
 async def _lock(session: AsyncSession, key: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,7 +94,7 @@ async def _issue_tokens(
                 "expires_at": expires_at,
                 "family_expires_at": family_expires_at,
                 "user_agent": (client.user_agent or "")[:512] or None,
-                "ip": _inet_or_none(client.address),
+                "ip": inet_or_none(client.address),
             },
         )
     ).scalar_one()
@@ -107,9 +108,8 @@ async def _issue_tokens(
     return pair, token_id
 
 
-def _inet_or_none(address: str | None) -> str | None:
-    import ipaddress
-
+def inet_or_none(address: str | None) -> str | None:
+    """A client address as PostgreSQL's inet takes it, or None (unknown or not an address)."""
     if not address:
         return None
     try:

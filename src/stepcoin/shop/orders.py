@@ -374,13 +374,7 @@ async def refund_order(
             extra={"reason": reason},
         )
     if order.status == "submitted":
-        await defer_in_transaction(
-            session,
-            SHOP_CANCEL_IN_SHOPIFY,
-            {"order_id": str(order_id)},
-            lock=f"order:{order_id}",
-            queue="shop",
-        )
+        await ask_shopify_to_cancel(session, order_id)
     return await get_order(session, order_id)
 
 
@@ -444,6 +438,18 @@ async def advance_status(
     return await get_order(session, order_id)
 
 
+async def ask_shopify_to_cancel(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """Queue the cancellation of an order in Shopify (cancel_in_shopify), in the caller's
+    transaction; one job at a time per order (the order's lock)."""
+    await defer_in_transaction(
+        session,
+        SHOP_CANCEL_IN_SHOPIFY,
+        {"order_id": str(order_id)},
+        lock=f"order:{order_id}",
+        queue="shop",
+    )
+
+
 async def cancel_by_walker(
     session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID
 ) -> tuple[dict[str, Any], bool]:
@@ -494,13 +500,7 @@ async def cancel_by_walker(
             ).scalar_one_or_none()
             if moved is None:
                 continue
-            await defer_in_transaction(
-                session,
-                SHOP_CANCEL_IN_SHOPIFY,
-                {"order_id": str(order_id)},
-                lock=f"order:{order_id}",
-                queue="shop",
-            )
+            await ask_shopify_to_cancel(session, order_id)
             return await get_order(session, order_id, user_id=user_id), True
         raise Conflict(
             f"An order that is {row.status} cannot be cancelled.",

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from stepcoin.config import get_settings
 from stepcoin.db import Database, session_scope
-from stepcoin.queue import SHOP_CANCEL_IN_SHOPIFY, JobRuntime, defer_in_transaction
+from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
@@ -209,13 +209,7 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
             ).scalar_one_or_none()
             if recorded is None:
                 return "moved meanwhile"
-            await defer_in_transaction(
-                session,
-                SHOP_CANCEL_IN_SHOPIFY,
-                {"order_id": str(order_id)},
-                lock=f"order:{order_id}",
-                queue="shop",
-            )
+            await orders.ask_shopify_to_cancel(session, order_id)
             return "cancelled meanwhile"
     return "submitted"
 
