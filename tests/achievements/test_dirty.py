@@ -185,3 +185,26 @@ async def test_batches_running_during_concurrent_syncs_pay_each_unlock_once(clie
         assert await unlocked_codes(engine, me["user"]["id"]) == {"ten_k", "two_days"}
         assert sorted(r[0] for r in await rewards(engine, me["user"]["id"])) == [7, 30]
     await ledger_ok(engine)
+
+
+async def test_the_marks_are_deleted_outside_the_evaluation(client, app, engine, monkeypatch):
+    """The DELETE of the claimed marks runs in a transaction of its own, after the evaluation
+    (and its payments) committed: a sync of a claimed walker never waits for a whole batch's
+    evaluation to end, only for that short DELETE (issue 13: the syncs' lock waits)."""
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 12000))
+    seen: list[object] = []
+    real = repository.consume_dirty
+
+    async def watched(session, user_ids, claimed_at):
+        # nothing written yet in this transaction: the unlock's payment is in another one
+        seen.append(await session.scalar(text("SELECT pg_current_xact_id_if_assigned()")))
+        seen.append(await unlocked_codes(engine, me["user"]["id"]))  # committed already
+        return await real(session, user_ids, claimed_at)
+
+    monkeypatch.setattr(repository, "consume_dirty", watched)
+    assert (await service.evaluate_dirty(app.state.database)).users == 1
+    assert seen == [None, {"ten_k"}]
+    assert await marks(engine) == {}
+    await ledger_ok(engine)

@@ -172,11 +172,11 @@ class DirtyBatch:
 async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SIZE) -> DirtyBatch:
     """One batch of the users the step loop marked dirty (issue 13: no job per sync).
 
-    Two short transactions: (1) claim up to `batch_size` marks (committed at once); (2) evaluate
-    those users and pay, then delete the claimed marks that no sync re-dirtied meanwhile. A sync
-    that commits after (1) either released its mark (claimed_at NULL: the next batch evaluates
-    it again) or, while (2) deletes the mark, waits and then writes a new one; so every paid
-    sync is evaluated by a batch that sees it. A failed (2) gives its claims back; a dead one's
+    Three short transactions: (1) claim up to `batch_size` marks (committed at once); (2)
+    evaluate those users and pay; (3) delete the claimed marks that no sync re-dirtied
+    meanwhile. A sync that commits after (1) released its mark (claimed_at NULL: the next batch
+    evaluates it again), or, while (3) deletes the mark, waits for that short DELETE and then
+    writes a new one; so every paid sync is evaluated by a batch that sees it. A failed (2) gives its claims back; a dead one's
     claims are taken again after DIRTY_CLAIM_STALE_SECONDS. Unlocks pay once (evaluate_users).
     """
     async with session_scope(database) as session:
@@ -188,11 +188,16 @@ async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SI
     try:
         async with session_scope(database) as session:
             unlocked = await evaluate_users(session, users)
-            await repository.consume_dirty(session, users, claimed_at)
     except Exception:
         async with session_scope(database) as session:
             await repository.release_dirty(session, users, claimed_at)
         raise
+    # (3) on its own, after (2) committed: a DELETE in (2) would hold the marks' row locks for
+    # the whole evaluation, and every sync of a claimed walker would wait for it (issue 13:
+    # Lock:transactionid was 37% of the sync's waits). Dying between (2) and (3) only makes
+    # the next batch evaluate these users again (unlocks pay once).
+    async with session_scope(database) as session:
+        await repository.consume_dirty(session, users, claimed_at)
     return DirtyBatch(len(users), unlocked)
 
 
