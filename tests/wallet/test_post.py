@@ -223,3 +223,50 @@ async def test_check_ledger_reconciles_pending_coins_and_counters(app, client, e
         (r["user_id"], r["ledger_earned"], r["ledger_spent"]) for r in report.counter_mismatches
     ] == [(user, 40, 0)]
     assert report.mismatches == []  # available still equals the ledger
+
+
+async def test_post_many_is_post_for_each_walker_in_one_call(app, client, engine):
+    """stepcoin_wallet_post_many: each walker's entries through the one door (same balance
+    chain, counters and replay as post()), in one round trip; a refused walker refuses all."""
+    a, b, c = sorted([await _walker(client) for _ in range(3)])
+    await _post(app, b, Entry(10, wallet.STEP_REWARD, f"m:{b}:0"))
+    async with session_scope(app.state.database) as session:
+        posted = await wallet.post_many(
+            session,
+            {
+                c: [Entry(7, wallet.ACHIEVEMENT_REWARD, f"m:{c}:1", "badge")],
+                a: [
+                    Entry(5, wallet.ACHIEVEMENT_REWARD, f"m:{a}:1"),
+                    Entry(6, wallet.ACHIEVEMENT_REWARD, f"m:{a}:2"),
+                ],
+                b: [
+                    Entry(10, wallet.STEP_REWARD, f"m:{b}:0"),  # already posted: a replay
+                    Entry(-3, wallet.REDEMPTION, f"m:{b}:2"),
+                ],
+            },
+        )
+    assert {
+        u: [(p.amount, p.balance_after, p.replayed) for p in rows] for u, rows in posted.items()
+    } == {
+        a: [(5, 5, False), (6, 11, False)],
+        b: [(10, 10, True), (-3, 7, False)],
+        c: [(7, 7, False)],
+    }
+    assert posted[c][0].note == "badge"
+    assert [(await _wallet(engine, u))["available_coins"] for u in (a, b, c)] == [11, 7, 7]
+    assert (await _wallet(engine, b))["lifetime_spent"] == 3
+    before = await count(engine, "SELECT count(*) FROM coin_transactions")
+    with pytest.raises(InsufficientCoins):
+        async with session_scope(app.state.database) as session:
+            await wallet.post_many(
+                session,
+                {
+                    a: [Entry(1, wallet.ACHIEVEMENT_REWARD, f"m:{a}:3")],
+                    c: [Entry(-8, wallet.REDEMPTION, f"m:{c}:2")],  # 7 available
+                },
+            )
+    assert await count(engine, "SELECT count(*) FROM coin_transactions") == before
+    assert [(await _wallet(engine, u))["available_coins"] for u in (a, b, c)] == [11, 7, 7]
+    async with session_scope(app.state.database) as session:
+        assert await wallet.post_many(session, {a: []}) == {}
+    assert (await ledger_report(engine)).ok

@@ -76,8 +76,8 @@ def _unlocked(rows: list[dict[str, Any]]) -> list[Unlocked]:
 async def _unlock_and_pay(
     session: AsyncSession, pairs: list[tuple[uuid.UUID, int]]
 ) -> list[dict[str, Any]]:
-    """Record the unlocks and pay each new one's reward through the wallet, user by user in
-    id order (the caller holds those wallet locks)."""
+    """Record the unlocks and pay each new one's reward through the wallet (the caller holds
+    those wallet locks): two statements for any number of walkers."""
     unlocked = await repository.unlock(session, pairs)
     rewards: dict[uuid.UUID, list[wallet.Entry]] = {}
     for row in unlocked:
@@ -90,8 +90,7 @@ async def _unlock_and_pay(
                     f"Achievement: {row['name']}"[:500],
                 )
             )
-    for user_id in sorted(rewards):
-        await wallet.post(session, user_id, rewards[user_id])
+    await wallet.post_many(session, rewards)  # one round trip for every walker's rewards
     return unlocked
 
 
@@ -176,8 +175,9 @@ async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SI
     evaluate those users and pay; (3) delete the claimed marks that no sync re-dirtied
     meanwhile. A sync that commits after (1) released its mark (claimed_at NULL: the next batch
     evaluates it again), or, while (3) deletes the mark, waits for that short DELETE and then
-    writes a new one; so every paid sync is evaluated by a batch that sees it. A failed (2) gives its claims back; a dead one's
-    claims are taken again after DIRTY_CLAIM_STALE_SECONDS. Unlocks pay once (evaluate_users).
+    writes a new one; so every paid sync is evaluated by a batch that sees it. A failed (2)
+    gives its claims back; a dead one's claims are taken again after DIRTY_CLAIM_STALE_SECONDS.
+    Unlocks pay once (evaluate_users).
     """
     async with session_scope(database) as session:
         users, claimed_at = await repository.claim_dirty(

@@ -9,7 +9,7 @@ refuses a negative balance. src/stepcoin/wallet/sql/post.v1.sql is the function 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -128,6 +128,51 @@ async def post(
             raise NotFound("No such user.", code="user_not_found") from None
         raise
     return [Posted(**row) for row in result.mappings()]
+
+
+_POST_MANY = text(
+    "SELECT * FROM stepcoin_wallet_post_many(CAST(:users AS uuid[]), "
+    "CAST(:amounts AS bigint[]), CAST(:types AS text[]), CAST(:refs AS text[]), "
+    "CAST(:notes AS text[]))"
+)
+
+
+async def post_many(
+    session: AsyncSession, entries: Mapping[uuid.UUID, Sequence[Entry]]
+) -> dict[uuid.UUID, list[Posted]]:
+    """`post()` for many wallets in ONE round trip (same rules, walker by walker in user-id
+    order, in the caller's transaction): for batches that would otherwise hold many wallet
+    locks across a round trip per walker. Errors as `post()`: the first refused walker fails
+    the whole call, nothing is written."""
+    users = sorted(u for u, items in entries.items() if items)
+    flat = [(u, e) for u in users for e in entries[u]]
+    if not flat:
+        return {}
+    try:
+        result = await session.execute(
+            _POST_MANY,
+            {
+                "users": [u for u, _ in flat],
+                "amounts": [e.amount for _, e in flat],
+                "types": [e.transaction_type for _, e in flat],
+                "refs": [e.reference_id for _, e in flat],
+                "notes": [e.note for _, e in flat],
+            },
+        )
+    except DBAPIError as exc:
+        state, detail = _sqlstate(exc)
+        if state == INSUFFICIENT_COINS_SQLSTATE:
+            raise InsufficientCoins(
+                int(detail or 0), sum(min(e.amount, 0) for _, e in flat)
+            ) from None
+        if state == NO_WALLET_SQLSTATE:
+            raise NotFound("No such user.", code="user_not_found") from None
+        raise
+    posted: dict[uuid.UUID, list[Posted]] = {}
+    for row in result.mappings():
+        values = dict(row)
+        posted.setdefault(values.pop("user_id"), []).append(Posted(**values))
+    return posted
 
 
 @dataclass(frozen=True, slots=True)
