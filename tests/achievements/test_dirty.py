@@ -84,10 +84,10 @@ async def test_a_failed_batch_gives_its_claims_back(client, app, engine, monkeyp
     me = await register(client)
     await sync(client, me["access_token"], rec(1, 12000))
 
-    async def broken(session, user_ids):
+    async def broken(session, pairs):
         raise RuntimeError("evaluation failed")
 
-    monkeypatch.setattr(service, "evaluate_users", broken)
+    monkeypatch.setattr(service, "_pay", broken)
     try:
         await service.evaluate_dirty(app.state.database)
     except RuntimeError:
@@ -206,5 +206,42 @@ async def test_the_marks_are_deleted_outside_the_evaluation(client, app, engine,
     monkeypatch.setattr(repository, "consume_dirty", watched)
     assert (await service.evaluate_dirty(app.state.database)).users == 1
     assert seen == [None, {"ten_k"}]
+    assert await marks(engine) == {}
+    await ledger_ok(engine)
+
+
+async def test_a_batch_pays_in_chunks_of_walkers_each_once(client, app, engine, monkeypatch):
+    """The payments go PAY_CHUNK_WALKERS walkers per transaction (each chunk's wallets are
+    locked for its few statements only); every unlock is still paid once, a later chunk's
+    failure keeps the earlier chunks' payments and gives the marks back for a retry."""
+    await achievement(engine, "ten_k", {"kind": "single_day_steps", "min_steps": 10000}, 30)
+    await achievement(engine, "total", {"kind": "total_steps", "total_steps": 10000}, 5)
+    users = [await register(client) for _ in range(5)]
+    for me in users:
+        await sync(client, me["access_token"], rec(1, 12000))
+    monkeypatch.setattr(service, "PAY_CHUNK_WALKERS", 2)
+    real_pay = service._pay
+    chunks: list[int] = []
+
+    async def pay(session, pairs):
+        chunks.append(len({u for u, _ in pairs}))
+        if len(chunks) == 3:
+            raise RuntimeError("the last chunk fails once")
+        return await real_pay(session, pairs)
+
+    monkeypatch.setattr(service, "_pay", pay)
+    try:
+        await service.evaluate_dirty(app.state.database)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the third chunk should have failed")
+    assert chunks == [2, 2, 1]
+    paid = [len(await rewards(engine, me["user"]["id"])) for me in users]
+    assert sorted(paid) == [0, 2, 2, 2, 2]  # two chunks of two walkers, two unlocks each
+    assert len(await marks(engine)) == 5  # every mark given back
+    monkeypatch.setattr(service, "_pay", real_pay)
+    assert (await service.evaluate_dirty(app.state.database)).users == 5
+    assert [len(await rewards(engine, me["user"]["id"])) for me in users] == [2] * 5
     assert await marks(engine) == {}
     await ledger_ok(engine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,12 +124,19 @@ async def evaluate_user(session: AsyncSession, user_id: uuid.UUID) -> list[Unloc
 
 DIRTY_BATCH_SIZE = 1000
 DIRTY_CLAIM_STALE_SECONDS = 60
+PAY_CHUNK_WALKERS = 50
 
 
 async def evaluate_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[Unlocked]:
     """evaluate_user for many users at once (the dirty-mark batch): one read of the active
     achievements, one of the users' unlocks, one facts query for all of them; then the wallet
-    locks (user-id order) and one unlock statement for the users who meet something new."""
+    locks (user-id order), one unlock statement and one payment for the users who meet
+    something new, all in the caller's transaction."""
+    return await _pay(session, await _met(session, user_ids))
+
+
+async def _met(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, int]]:
+    """The (user, achievement) pairs the users meet and have not unlocked: reads only."""
     if not user_ids:
         return []
     candidates = _parsed(await repository.active_achievements(session))
@@ -147,6 +154,12 @@ async def evaluate_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -
             pair = (user_id, int(row["id"]))
             if pair not in have and is_met(criteria, f):
                 met.append(pair)
+    return met
+
+
+async def _pay(session: AsyncSession, met: list[tuple[uuid.UUID, int]]) -> list[Unlocked]:
+    """Lock the wallets of `met`'s users, record the unlocks and pay them (once: a pair already
+    unlocked meanwhile is left out by the unlock statement)."""
     if not met:
         return []
     with_wallet = set(await repository.lock_wallets(session, sorted({u for u, _ in met})))
@@ -162,6 +175,22 @@ async def evaluate_users(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -
     return unlocked
 
 
+def _by_walkers(
+    pairs: list[tuple[uuid.UUID, int]], walkers: int
+) -> Iterator[list[tuple[uuid.UUID, int]]]:
+    """`pairs` in user-id order, cut into runs of at most `walkers` walkers each."""
+    chunk: list[tuple[uuid.UUID, int]] = []
+    seen: set[uuid.UUID] = set()
+    for pair in sorted(pairs):
+        if pair[0] not in seen and len(seen) == walkers:
+            yield chunk
+            chunk, seen = [], set()
+        seen.add(pair[0])
+        chunk.append(pair)
+    if chunk:
+        yield chunk
+
+
 @dataclass(frozen=True, slots=True)
 class DirtyBatch:
     users: int
@@ -171,13 +200,14 @@ class DirtyBatch:
 async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SIZE) -> DirtyBatch:
     """One batch of the users the step loop marked dirty (issue 13: no job per sync).
 
-    Three short transactions: (1) claim up to `batch_size` marks (committed at once); (2)
-    evaluate those users and pay; (3) delete the claimed marks that no sync re-dirtied
-    meanwhile. A sync that commits after (1) released its mark (claimed_at NULL: the next batch
-    evaluates it again), or, while (3) deletes the mark, waits for that short DELETE and then
-    writes a new one; so every paid sync is evaluated by a batch that sees it. A failed (2)
-    gives its claims back; a dead one's claims are taken again after DIRTY_CLAIM_STALE_SECONDS.
-    Unlocks pay once (evaluate_users).
+    Short transactions: (1) claim up to `batch_size` marks (committed at once); (2) read what
+    those users meet, then pay it PAY_CHUNK_WALKERS walkers per transaction; (3) delete the
+    claimed marks that no sync re-dirtied meanwhile. A sync that commits after (1) released its
+    mark (claimed_at NULL: the next batch evaluates it again), or, while (3) deletes the mark,
+    waits for that short DELETE and then writes a new one; so every paid sync is evaluated by a
+    batch that sees it. A failed (2) gives its claims back (chunks paid before stay paid); a
+    dead one's claims are taken again after DIRTY_CLAIM_STALE_SECONDS. Unlocks pay once (the
+    unlock statement under the wallet locks).
     """
     async with session_scope(database) as session:
         users, claimed_at = await repository.claim_dirty(
@@ -185,9 +215,15 @@ async def evaluate_dirty(database: Database, *, batch_size: int = DIRTY_BATCH_SI
         )
     if not users or claimed_at is None:
         return DirtyBatch(0, [])
+    unlocked: list[Unlocked] = []
     try:
         async with session_scope(database) as session:
-            unlocked = await evaluate_users(session, users)
+            met = await _met(session, users)
+        # the payments in short transactions of PAY_CHUNK_WALKERS walkers: a sync of one of
+        # them waits for its chunk's few statements, never for the whole batch's
+        for chunk in _by_walkers(met, PAY_CHUNK_WALKERS):
+            async with session_scope(database) as session:
+                unlocked += await _pay(session, chunk)
     except Exception:
         async with session_scope(database) as session:
             await repository.release_dirty(session, users, claimed_at)
