@@ -1,4 +1,4 @@
-"""stepcoin_apply_sync v4 (set-based, the migrated one) against v3 (its SQL file, loaded as a
+"""stepcoin_apply_sync as migrated (v5, set-based) against v3 (its SQL file, loaded as a
 temporary function): the same random states and payloads, every written row and the answer
 compared (issue 13).
 
