@@ -16,6 +16,35 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+def insert_statement(
+    *,
+    admin_id: uuid.UUID | None,
+    action: str,
+    entity_type: str,
+    entity_id: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The INSERT of one admin_logs row and its parameters (names prefixed `audit_`), for a
+    caller that writes its change and the row in ONE statement (a data-modifying CTE)."""
+    changes: dict[str, Any] = {"before": before, "after": after}
+    if extra:
+        changes.update(extra)
+    return (
+        "INSERT INTO admin_logs (admin_id, action, entity_type, entity_id, changes) "
+        "VALUES (:audit_admin_id, :audit_action, :audit_entity_type, :audit_entity_id, "
+        "CAST(:audit_changes AS jsonb))",
+        {
+            "audit_admin_id": admin_id,
+            "audit_action": action,
+            "audit_entity_type": entity_type,
+            "audit_entity_id": entity_id,
+            "audit_changes": json.dumps(changes, default=str),
+        },
+    )
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -27,22 +56,16 @@ async def record(
     after: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    changes: dict[str, Any] = {"before": before, "after": after}
-    if extra:
-        changes.update(extra)
-    await session.execute(
-        text(
-            "INSERT INTO admin_logs (admin_id, action, entity_type, entity_id, changes) "
-            "VALUES (:admin_id, :action, :entity_type, :entity_id, CAST(:changes AS jsonb))"
-        ),
-        {
-            "admin_id": admin_id,
-            "action": action,
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "changes": json.dumps(changes, default=str),
-        },
+    statement, params = insert_statement(
+        admin_id=admin_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        extra=extra,
     )
+    await session.execute(text(statement), params)
 
 
 async def list_audit_logs(

@@ -178,29 +178,38 @@ async def decide(
     decision: Literal["approved", "rejected"],
     note: str | None,
 ) -> dict[str, Any]:
-    """Approve (pay the held coins) or reject (release them); audited in the same transaction."""
+    """Approve (pay the held coins) or reject (release them); audited in the same transaction.
+
+    Four statements (issue 13: the coin transaction's latency): lock the owner's wallet, lock
+    the decision with its day's records, the day's settlement through stepcoin_apply_sync, and
+    one statement that writes the record, the decision and the audit row.
+    """
     # Lock order everywhere: the wallet first, then the user's step rows (the sync does the
     # same inside stepcoin_apply_sync), so a review and a sync can never deadlock.
     owner = (
         await session.execute(
-            text("SELECT user_id FROM step_validations WHERE id = :id"), {"id": validation_id}
+            text(
+                "SELECT w.user_id, w.version FROM wallets w WHERE w.user_id = "
+                "(SELECT v.user_id FROM step_validations v WHERE v.id = :id) FOR UPDATE OF w"
+            ),
+            {"id": validation_id},
         )
-    ).scalar_one_or_none()
+    ).one_or_none()
     if owner is None:
         raise NotFound("No such validation.", code="validation_not_found")
-    if owner == reviewer_id:
+    if owner.user_id == reviewer_id:
         raise Forbidden("Nobody reviews their own records.", code="own_record")
-    version = (
-        await session.execute(
-            text("SELECT version FROM wallets WHERE user_id = :u FOR UPDATE"), {"u": owner}
-        )
-    ).scalar_one()
     row = (
         (
             await session.execute(
                 text(
-                    "SELECT id, user_id, recorded_date, source, steps, status, reviewed_at, "
-                    "superseded_by, coins_pending FROM step_validations WHERE id = :id FOR UPDATE"
+                    "SELECT v.id, v.user_id, v.recorded_date, v.source, v.steps, v.status, "
+                    "v.reviewed_at, v.superseded_by, v.coins_pending, "
+                    "(SELECT coalesce(json_agg(json_build_array(r.source, r.steps, "
+                    "r.approved_steps, r.status, r.is_deleted, r.intervals IS NOT NULL)), "
+                    "'[]') FROM step_records r WHERE r.user_id = v.user_id "
+                    "AND r.recorded_date = v.recorded_date) AS records "
+                    "FROM step_validations v WHERE v.id = :id FOR UPDATE OF v"
                 ),
                 {"id": validation_id},
             )
@@ -213,54 +222,30 @@ async def decide(
     if row["status"] != "flagged" or row["reviewed_at"] is not None:
         raise Conflict("This record was already reviewed.", code="already_reviewed")
     user_id, day, source = row["user_id"], row["recorded_date"], row["source"]
-    records = (
-        await session.execute(
-            text(
-                "SELECT source, steps, approved_steps, status, is_deleted, intervals IS NOT NULL "
-                "AS has_intervals FROM step_records WHERE user_id = :u AND recorded_date = :d"
-            ),
-            {"u": user_id, "d": day},
-        )
-    ).all()
+    records = row["records"]
+    if isinstance(records, (str, bytes)):
+        records = orjson.loads(records)
     settings = await runtime_settings.all(session)
     day_records = []
-    for r in records:
-        status, approved = r.status, r.approved_steps
-        if r.source == source:
+    for r_source, r_steps, r_approved, r_status, r_deleted, r_intervals in records:
+        status, approved = r_status, r_approved
+        if r_source == source:
             status = decision
-            approved = r.steps if decision == "approved" else r.approved_steps
-        day_records.append(
-            DayRecord(r.source, r.steps, approved, status, r.is_deleted, r.has_intervals)
-        )
+            approved = r_steps if decision == "approved" else r_approved
+        day_records.append(DayRecord(r_source, r_steps, approved, status, r_deleted, r_intervals))
     settlement = settle_day(day_records, settings)
-    await session.execute(
-        text(
-            "UPDATE step_records SET status = :st, approved_steps = CASE WHEN :approve "
-            "THEN steps ELSE approved_steps END WHERE user_id = :u AND recorded_date = :d "
-            "AND source = :s"
-        ),
-        {"st": decision, "approve": decision == "approved", "u": user_id, "d": day, "s": source},
-    )
     payload = SyncPayload(days=day_rows({day: settlement}))
     outcome = parse_outcome(
         (
             await session.execute(
                 text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
-                {"u": user_id, "v": version, "p": payload.to_json()},
+                {"u": user_id, "v": owner.version, "p": payload.to_json()},
             )
         ).scalar_one()
     )
     assert not outcome.conflict, "the wallet lock is held: the version cannot move"
     delta = outcome.days[0].coins_delta if outcome.days else 0
-    await session.execute(
-        text(
-            "UPDATE step_validations SET status = :st, reviewed_by = :by, reviewed_at = now(), "
-            "note = :note, coins_awarded = :delta, coins_pending = 0 WHERE id = :id"
-        ),
-        {"st": decision, "by": reviewer_id, "note": note, "delta": delta, "id": validation_id},
-    )
-    await audit.record(
-        session,
+    logged, log_params = audit.insert_statement(
         admin_id=reviewer_id,
         action=f"validation.{'approve' if decision == 'approved' else 'reject'}",
         entity_type="step_validation",
@@ -268,6 +253,30 @@ async def decide(
         before={"status": "flagged", "coins_pending": row["coins_pending"]},
         after={"status": decision, "coins_awarded": delta, "note": note},
         extra={"user_id": str(user_id), "date": day.isoformat(), "source": source},
+    )
+    await session.execute(
+        text(
+            "WITH rec AS (UPDATE step_records SET status = :st, approved_steps = CASE WHEN "
+            ":approve THEN steps ELSE approved_steps END WHERE user_id = :u "
+            "AND recorded_date = :d AND source = :s RETURNING 1), "
+            "dec AS (UPDATE step_validations SET status = :st, reviewed_by = :by, "
+            "reviewed_at = now(), note = :note, coins_awarded = :delta, coins_pending = 0 "
+            f"WHERE id = :id RETURNING 1), logged AS ({logged} RETURNING 1) "
+            "SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM dec), "
+            "(SELECT count(*) FROM logged)"
+        ),
+        {
+            "st": decision,
+            "approve": decision == "approved",
+            "u": user_id,
+            "d": day,
+            "s": source,
+            "by": reviewer_id,
+            "note": note,
+            "delta": delta,
+            "id": validation_id,
+            **log_params,
+        },
     )
     return {
         "id": validation_id,
