@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stepcoin.config import Settings
+from stepcoin.leaderboards import service as boards
 from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
@@ -152,6 +153,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         raw = await conn.get_raw_connection()
         await raw.driver_connection.execute(script)  # one round trip, several statements
     runtime_settings.invalidate()
+    boards.top_cache.clear()  # per-process caches of what the tables held
     yield
 
 

@@ -3,6 +3,7 @@ FastAPI routes answer, and everything but a success falls through to those route
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -10,13 +11,25 @@ import pytest
 
 from stepcoin import main
 from stepcoin.db import session_scope
+from stepcoin.leaderboards import service as boards
 from stepcoin.users.service import set_active
 from stepcoin.wallet import service as wallet
 from stepcoin.wallet.service import Entry
+from tests.achievements.helpers import achievement, set_days
 from tests.conftest import bearer, register
+from tests.steps.helpers import today
 from tests.test_metrics import _me_count
 
-HOT = ("/v1/me", "/v1/wallet", "/v1/wallet/transactions")
+HOT = (
+    "/v1/me",
+    "/v1/wallet",
+    "/v1/wallet/transactions",
+    "/v1/achievements",
+    "/v1/leaderboards/daily",
+    "/v1/leaderboards/weekly",
+    "/v1/leaderboards/monthly",
+    "/v1/leaderboards/all_time",
+)
 
 
 @pytest.fixture
@@ -48,6 +61,13 @@ async def _walker(app: Any, client: Any) -> dict[str, Any]:
         await wallet.post(
             session, user, [Entry(10 + i, wallet.STEP_REWARD, f"hot:{user}:{i}") for i in range(5)]
         )
+    await achievement(app.state.database.engine, "hot_day", {"kind": "approved_days", "days": 1})
+    await set_days(app.state.database.engine, str(user), {today(): 4321})
+    for i in range(3):
+        other = await register(client, full_name=f"Other Walker{i}")
+        await set_days(app.state.database.engine, other["user"]["id"], {today(): 1000 * i + 1})
+    async with session_scope(app.state.database) as session:
+        await boards.rebuild_open(session)
     return account
 
 
@@ -56,7 +76,13 @@ async def test_hot_answers_are_byte_for_byte_the_routes_answers(
 ):
     account = await _walker(app, client)
     headers = bearer(account["access_token"])
-    urls = [*HOT, "/v1/wallet/transactions?limit=2", "/v1/wallet/transactions?limit=200"]
+    urls = [
+        *HOT,
+        "/v1/wallet/transactions?limit=2",
+        "/v1/wallet/transactions?limit=200",
+        "/v1/leaderboards/weekly?limit=2",
+        "/v1/leaderboards/daily?limit=100",
+    ]
     fast = {url: await client.get(url, headers=headers) for url in urls}
     cursor = fast["/v1/wallet/transactions?limit=2"].json()["next_cursor"]
     urls.append(f"/v1/wallet/transactions?limit=2&cursor={cursor}")
@@ -183,3 +209,60 @@ async def test_other_methods_and_paths_are_not_taken(client, hot_calls):
     assert (await client.get("/v1/me/sessions", headers=headers)).status_code == 200
     assert (await client.head("/v1/me", headers=headers)).status_code == 405
     assert hot_calls == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("limit=0", 422),
+        ("limit=101", 422),
+        ("limit=", 422),
+        ("limit=%2B5", 200),
+        ("limit=1&limit=2", 200),
+        ("period_start=2026-11-30", 200),  # a Monday: the route judges it (404: never built)
+        ("period_start=2026-11-25", 422),
+        ("other=1", 200),
+    ],
+)
+async def test_board_queries_the_route_must_judge_fall_through(
+    client, hot_calls, monkeypatch, query, status
+):
+    account = await register(client)
+    headers = bearer(account["access_token"])
+    answer = await client.get(f"/v1/leaderboards/weekly?{query}", headers=headers)
+    if query.startswith("period_start=2026-11-30"):
+        status = answer.status_code  # 200 in the week of 2026-11-30, else 404
+        assert status in (200, 404)
+    assert answer.status_code == status
+    assert hot_calls == [("/v1/leaderboards/weekly", False)]
+    _fall_through(monkeypatch)
+    routed = await client.get(f"/v1/leaderboards/weekly?{query}", headers=headers)
+    assert (routed.status_code, routed.json()) == (answer.status_code, answer.json())
+
+
+async def test_an_unknown_period_is_not_taken(client, hot_calls):
+    account = await register(client)
+    answer = await client.get("/v1/leaderboards/yearly", headers=bearer(account["access_token"]))
+    assert answer.status_code == 422
+    assert hot_calls == []
+
+
+async def test_the_boards_metrics_label_is_the_routes_template(client, scraper, hot_calls):
+    account = await register(client)
+    pattern = re.compile(
+        r'stepcoin_http_requests_total\{method="GET",route="/v1/leaderboards/\{period\}",'
+        r'status="200"\} ([0-9.e+]+)'
+    )
+
+    def count(body: str) -> float:
+        match = pattern.search(body)
+        return float(match.group(1)) if match else 0.0
+
+    before = count((await scraper.get("/metrics")).text)
+    for period in ("daily", "all_time"):
+        answer = await client.get(
+            f"/v1/leaderboards/{period}", headers=bearer(account["access_token"])
+        )
+        assert answer.status_code == 200
+    assert hot_calls == [("/v1/leaderboards/daily", True), ("/v1/leaderboards/all_time", True)]
+    assert count((await scraper.get("/metrics")).text) == before + 2

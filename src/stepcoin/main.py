@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stepcoin import __version__
 from stepcoin.accounts.router import router as accounts_router
+from stepcoin.achievements.router import achievements_answer
 from stepcoin.achievements.router import admin_router as achievements_admin_router
 from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
@@ -27,6 +28,8 @@ from stepcoin.console import install_console
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
+from stepcoin.leaderboards.router import PATH as BOARD_PATH
+from stepcoin.leaderboards.router import hot_answers as board_answers
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
@@ -69,11 +72,20 @@ class HotRoutes:
     The routes stay declared in their routers: OpenAPI, docs and the fallback are unchanged.
     """
 
-    def __init__(self, app: ASGIApp, *, settings: Settings, answers: dict[str, Answer]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        answers: dict[str, Answer],
+        templates: dict[str, str] | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.answers = answers
-        self.routes = {path: _HotRoute(path) for path in answers}
+        # a path's route template (the metrics label) when it is not the path itself
+        templates = templates or {}
+        self.routes = {path: _HotRoute(templates.get(path, path)) for path in answers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -171,7 +183,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             "/v1/me": profile_answer,
             "/v1/wallet": wallet_answer,
             "/v1/wallet/transactions": transactions_answer,
+            "/v1/achievements": achievements_answer,
+            **board_answers(),
         },
+        templates=dict.fromkeys(board_answers(), BOARD_PATH),
     )  # innermost: after the guard, the body limit, the request id and the metrics
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(

@@ -6,8 +6,10 @@ import asyncio
 import uuid
 from datetime import date, timedelta
 
+from sqlalchemy import text
+
 from stepcoin.db import session_scope
-from stepcoin.leaderboards import service
+from stepcoin.leaderboards import repository, service
 from stepcoin.leaderboards.periods import Board, open_boards, previous_boards
 from stepcoin.leaderboards.repository import BuildInfo, read_board_sql
 from tests.achievements.helpers import set_days
@@ -165,3 +167,85 @@ async def test_the_read_is_index_scans_only(app, client, engine):
     counted = [line for line in plan_lines if " on leaderboard_rank_counts" in line]
     assert counted and all("Index" in line for line in counted), plan_lines
     assert any("ix_leaderboard_cache_board_order" in line for line in scans)
+
+
+async def test_the_caller_part_keeps_to_the_board_order_index_in_a_generic_plan(
+    app, client, engine
+):
+    """The walkers above a total within its bucket: a short range of the board-order index,
+    never the primary key filtered over the whole board (a generic plan with the board's rows
+    estimated at one took it: 10 ms a read at 2,000 walkers)."""
+    me = await walker(client, engine, "Generic Reader", 100)
+    await walker(client, engine, "Generic Other", 300)
+    await rebuild(app)
+    async with engine.begin() as conn:  # a board of 3,000 walkers, never analyzed
+        await conn.execute(
+            text(
+                "INSERT INTO users (email, full_name) SELECT 'g' || i || '@example.com', 'G' "
+                "FROM generate_series(1, 3000) i"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO leaderboard_cache (period, period_start, user_id, total_steps) "
+                "SELECT 'daily', :day, id, 1 + abs(hashtext(email)) % 20000 FROM users "
+                "WHERE email LIKE 'g%@example.com'"
+            ),
+            {"day": today()},
+        )
+    for statement in (repository.READ_MINE, read_board_sql(100)):
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            async with driver.transaction():
+                await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                await driver.execute(f"PREPARE generic_read(varchar, date, uuid) AS {statement}")
+                try:
+                    rows = await driver.fetch(
+                        f"EXPLAIN EXECUTE generic_read('daily', '{today()}', '{me['id']}')"
+                    )
+                finally:
+                    await driver.execute("DEALLOCATE generic_read")
+        lines = [r[0] for r in rows]
+        # the bucket's range as an index condition, never a filter over a scan of the board
+        filtered = [line for line in lines if "Filter:" in line and "total_steps >" in line]
+        assert filtered == [], "\n".join(lines)
+
+
+def test_plan_counts_the_safety_net_from_the_last_full_build():
+    """Every refresh moves computed_at: the interval counts from rebuilt_at."""
+    now = utc(WED, 13)
+    refreshed = now - timedelta(seconds=15)
+    built = {
+        b: BuildInfo(refreshed, 10, False, rebuilt_at=now - timedelta(minutes=4))
+        for b in open_boards(now)
+    }
+    built |= {b: BuildInfo(now, 10, True) for b in previous_boards(now)}
+    assert plan(now, built) == []
+    assert plan(now + timedelta(minutes=1), built) == [(b, False) for b in sorted(open_boards(now))]
+
+
+async def test_refreshes_do_not_hold_the_safety_net_back(app, client, engine):
+    me = await walker(client, engine, "Safety Net", 100)
+    database = app.state.database
+    assert await service.rebuild_if_due(database) is not None  # the first build
+    async with engine.connect() as conn:
+        before = {
+            (r.period, r.period_start): (r.computed_at, r.rebuilt_at)
+            for r in await conn.execute(text("SELECT * FROM leaderboard_builds"))
+        }
+    assert all(rebuilt is not None and rebuilt <= at for at, rebuilt in before.values())
+    await set_days(engine, me["id"], {today(): 200})
+    await service.refresh_live(database)
+    async with engine.connect() as conn:
+        after = {
+            (r.period, r.period_start): (r.computed_at, r.rebuilt_at)
+            for r in await conn.execute(text("SELECT * FROM leaderboard_builds"))
+        }
+    live = {(b.period, b.start) for b in open_boards()}
+    for board_key, (at, rebuilt) in after.items():
+        assert rebuilt == before[board_key][1]
+        assert at > before[board_key][0] or board_key not in live  # final snapshots stay
+    due = max(rebuilt for _, rebuilt in after.values()) + timedelta(days=1, seconds=1)
+    stats = await service.rebuild_if_due(database, now=due)
+    assert stats is not None and stats.boards >= 1

@@ -21,17 +21,16 @@ ACHIEVEMENT_COLUMNS = (
 # One pass over the users' credited days: the aggregates every kind needs, and for each streak
 # threshold the runs of consecutive days (gaps and islands: within a run, date - row_number is
 # constant). Only days with approved steps exist for this query (credited_steps > 0).
-_FACTS = text(
-    """
+_FACTS_SQL = """
     WITH d AS MATERIALIZED (
         SELECT user_id, recorded_date, credited_steps FROM step_days
-        WHERE user_id = ANY(CAST(:users AS uuid[])) AND credited_steps > 0
+        WHERE user_id = ANY({users}) AND credited_steps > 0
     ),
     runs AS (
         SELECT d.user_id, t.min_steps, d.recorded_date,
                d.recorded_date - CAST(row_number() OVER (
                    PARTITION BY d.user_id, t.min_steps ORDER BY d.recorded_date) AS integer) AS run
-        FROM d JOIN unnest(CAST(:thresholds AS integer[])) AS t(min_steps)
+        FROM d JOIN unnest({thresholds}) AS t(min_steps)
              ON d.credited_steps >= t.min_steps
     ),
     islands AS (
@@ -63,8 +62,10 @@ _FACTS = text(
     FROM users u
     LEFT JOIN totals t ON t.user_id = u.id
     LEFT JOIN streaks s ON s.user_id = u.id
-    WHERE u.id = ANY(CAST(:users AS uuid[]))
+    WHERE u.id = ANY({users})
     """
+_FACTS = text(
+    _FACTS_SQL.format(users="CAST(:users AS uuid[])", thresholds="CAST(:thresholds AS integer[])")
 )
 
 
@@ -77,30 +78,32 @@ async def user_facts(
     rows = (
         await session.execute(_FACTS, {"users": list(user_ids), "thresholds": list(thresholds)})
     ).all()
-    facts: dict[uuid.UUID, UserFacts] = {}
-    for row in rows:
-        runs = row.runs
-        if isinstance(runs, str):
-            runs = orjson.loads(runs)
-        streaks = {
-            int(min_steps): StreakFacts(
-                longest=int(longest),
-                latest_length=int(latest_length),
-                latest_end=_as_date(latest_end),
-            )
-            for min_steps, longest, latest_length, latest_end in runs or []
-        }
-        facts[row.id] = UserFacts(
-            user_id=row.id,
-            timezone=row.timezone,
-            is_active=row.is_active,
-            best_day=int(row.best_day),
-            total_steps=int(row.total_steps),
-            approved_days=int(row.approved_days),
-            redeemed=bool(row.redeemed),
-            streaks=streaks,
+    return {row.id: facts_of(row.id, row._mapping) for row in rows}
+
+
+def facts_of(user_id: uuid.UUID, row: Any) -> UserFacts:
+    """A user's facts from a row of _FACTS (a mapping: SQLAlchemy's or an asyncpg Record)."""
+    runs = row["runs"]
+    if isinstance(runs, str):
+        runs = orjson.loads(runs)
+    streaks = {
+        int(min_steps): StreakFacts(
+            longest=int(longest),
+            latest_length=int(latest_length),
+            latest_end=_as_date(latest_end),
         )
-    return facts
+        for min_steps, longest, latest_length, latest_end in runs or []
+    }
+    return UserFacts(
+        user_id=user_id,
+        timezone=row["timezone"],
+        is_active=row["is_active"],
+        best_day=int(row["best_day"]),
+        total_steps=int(row["total_steps"]),
+        approved_days=int(row["approved_days"]),
+        redeemed=bool(row["redeemed"]),
+        streaks=streaks,
+    )
 
 
 def _as_date(value: Any) -> date | None:
@@ -346,3 +349,39 @@ async def unlocked_pairs(
         {"users": list(user_ids)},
     )
     return {(r.user_id, int(r.achievement_id)) for r in rows}
+
+
+# GET /v1/achievements in one statement on a bare asyncpg connection (no transaction): the
+# caller's facts (_FACTS for one user, the streak thresholds of the active achievements the
+# caller has not unlocked, taken from their JSON: one too many is harmless, its runs are not
+# looked at), joined with every active achievement and the caller's unlocked_at, in id order.
+# No row: no such user. One row with a NULL id: no active achievement.
+_MINE_FACTS = _FACTS_SQL.format(
+    users="ARRAY[$1::uuid]",
+    thresholds="(SELECT coalesce(array_agg(DISTINCT CAST(c.unlock_criteria->>'min_steps' "
+    "AS integer)), '{}') FROM catalogue c WHERE c.unlocked_at IS NULL "
+    "AND c.unlock_criteria->>'kind' = 'streak' "
+    "AND c.unlock_criteria->>'min_steps' ~ '^[0-9]{1,9}$')",
+)
+_MINE_SQL = f"""
+    WITH catalogue AS MATERIALIZED (
+        SELECT a.id, a.code, a.name, a.description, a.unlock_criteria, a.reward_coins,
+               a.updated_at, ua.unlocked_at
+        FROM achievements a
+        LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1
+        WHERE a.is_active
+    ),
+    facts AS ({_MINE_FACTS})
+    SELECT f.id AS user_id, f.timezone, f.is_active, f.best_day, f.total_steps,
+           f.approved_days, f.redeemed, f.runs, c.id, c.code, c.name, c.description,
+           c.unlock_criteria, c.reward_coins, c.updated_at, c.unlocked_at
+    FROM facts f LEFT JOIN catalogue c ON true
+    ORDER BY c.id
+"""
+
+
+async def mine(driver: Any, user_id: uuid.UUID) -> list[Any]:
+    """The caller's facts and every active achievement with the caller's unlocked_at (_MINE_SQL),
+    on a bare asyncpg connection; [] for a missing user."""
+    rows: list[Any] = await driver.fetch(_MINE_SQL, user_id)
+    return rows

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -259,6 +260,69 @@ async def list_for_user(
                 "description": row["description"],
                 "reward_coins": row["reward_coins"],
                 "unlock_criteria": criteria.model_dump(),
+                "unlocked_at": row["unlocked_at"],
+                "progress": None
+                if shown is None
+                else {"current": shown.current, "target": shown.target},
+            }
+        )
+    return items
+
+
+# The parsed criteria of each achievement, per process, by (id, updated_at): every edit moves
+# updated_at, so a changed achievement is parsed again. None: stored criteria that no longer
+# parse (skipped, as _parsed does).
+_CRITERIA: dict[tuple[int, datetime], tuple[Criteria, dict[str, Any]] | None] = {}
+CRITERIA_CACHE_SIZE = 1024
+
+
+def _criteria(row: Any) -> tuple[Criteria, dict[str, Any]] | None:
+    key = (row["id"], row["updated_at"])
+    try:
+        return _CRITERIA[key]
+    except KeyError:
+        pass
+    stored = row["unlock_criteria"]
+    if isinstance(stored, str):
+        stored = orjson.loads(stored)
+    parsed = _parsed([{"id": row["id"], "unlock_criteria": stored}])
+    value = (parsed[0][1], parsed[0][1].model_dump()) if parsed else None
+    if len(_CRITERIA) >= CRITERIA_CACHE_SIZE:
+        _CRITERIA.clear()
+    _CRITERIA[key] = value
+    return value
+
+
+async def my_achievements(
+    driver: Any, user_id: uuid.UUID, *, now: datetime | None = None
+) -> list[dict[str, Any]] | None:
+    """GET /v1/achievements's items in one statement on a bare asyncpg connection (the route
+    and main.HotRoutes): the same items as list_for_user (tests/achievements/test_endpoints.py
+    compares them); None when the user is missing or deactivated."""
+    rows = await repository.mine(driver, user_id)
+    if not rows:
+        return None
+    facts = repository.facts_of(user_id, rows[0])
+    if not facts.is_active:
+        return None
+    items = []
+    for row in rows:
+        if row["id"] is None:
+            continue
+        found = _criteria(row)
+        if found is None:
+            continue
+        criteria, shape = found
+        unlocked = row["unlocked_at"] is not None
+        shown = progress(criteria, facts, unlocked=unlocked, now=now)
+        items.append(
+            {
+                "id": row["id"],
+                "code": row["code"],
+                "name": row["name"],
+                "description": row["description"],
+                "reward_coins": row["reward_coins"],
+                "unlock_criteria": shape,
                 "unlocked_at": row["unlocked_at"],
                 "progress": None
                 if shown is None

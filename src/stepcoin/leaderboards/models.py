@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     func,
@@ -83,6 +84,9 @@ class LeaderboardBuild(Base):
     entries: Mapped[int] = mapped_column(Integer, server_default="0")
     is_final: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     duration_ms: Mapped[int] = mapped_column(Integer, server_default="0")
+    # When the board was last built in full (computed_at moves with every refresh too): the
+    # safety-net rebuild's interval counts from here (migration 0018).
+    rebuilt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class LeaderboardRankCount(Base):
@@ -102,6 +106,18 @@ class LeaderboardRankCount(Base):
     # The walkers of the buckets above this one: set by every refresh and full rebuild for
     # the boards it wrote (repository._RANK_ABOVE), so a rank is one probe of this table.
     walkers_above: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+# One row: a generation moved at the commit of every change of a walker's full_name or
+# is_active and of every deleted walker (a deferred constraint trigger on users, migration
+# 0018). The API's per-process cache of each board's top entries (with display names) is keyed
+# by the board's computed_at and this generation.
+leaderboard_names = Table(
+    "leaderboard_names",
+    Base.metadata,
+    Column("id", SmallInteger, CheckConstraint("id = 1", name="one_row"), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)
 
 
 # The walkers, days and deltas of credited steps since the last refresh (day and delta NULL:

@@ -24,9 +24,10 @@ REBUILD_WORK_MEM = "256MB"
 
 @dataclass(frozen=True, slots=True)
 class BuildInfo:
-    computed_at: datetime
+    computed_at: datetime  # the last refresh or build
     entries: int
     is_final: bool
+    rebuilt_at: datetime | None = None  # the last full build (None: before migration 0018)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +158,17 @@ _APPLY = text(
 _RECORD_BUILDS = text(
     """
     INSERT INTO leaderboard_builds AS lb (period, period_start, computed_at, entries, is_final,
-                                          duration_ms)
+                                          duration_ms, rebuilt_at)
     SELECT b.period, b.period_start, :as_of, coalesce(n.total_steps, 0), b.is_final,
-           CAST(extract(epoch FROM clock_timestamp() - :as_of) * 1000 AS integer)
+           CAST(extract(epoch FROM clock_timestamp() - :as_of) * 1000 AS integer), :as_of
     FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[]), CAST(:finals AS boolean[]))
          AS b(period, period_start, is_final)
     LEFT JOIN leaderboard_changes n
            ON n.change = 'count' AND n.period = b.period AND n.period_start = b.period_start
     ON CONFLICT (period, period_start) DO UPDATE
     SET computed_at = EXCLUDED.computed_at, entries = EXCLUDED.entries,
-        is_final = EXCLUDED.is_final, duration_ms = EXCLUDED.duration_ms
+        is_final = EXCLUDED.is_final, duration_ms = EXCLUDED.duration_ms,
+        rebuilt_at = EXCLUDED.rebuilt_at
     """
 )
 
@@ -440,13 +442,16 @@ async def builds_since(session: AsyncSession, since: date) -> dict[Board, BuildI
     """Every board that is not final yet, and every board starting on or after `since`."""
     rows = await session.execute(
         text(
-            "SELECT period, period_start, computed_at, entries, is_final FROM leaderboard_builds "
+            "SELECT period, period_start, computed_at, entries, is_final, rebuilt_at "
+            "FROM leaderboard_builds "
             "WHERE NOT is_final OR period_start >= :since"
         ),
         {"since": since},
     )
     return {
-        Board(r.period, r.period_start): BuildInfo(r.computed_at, r.entries, r.is_final)
+        Board(r.period, r.period_start): BuildInfo(
+            r.computed_at, r.entries, r.is_final, r.rebuilt_at
+        )
         for r in rows
     }
 
@@ -473,32 +478,34 @@ async def prune(session: AsyncSession, *, daily_before: date, others_before: dat
     return deleted
 
 
-# The whole answer of GET /v1/leaderboards/{period} in one statement, so that under READ
-# COMMITTED it reads one snapshot: a refresh committing meanwhile is seen entirely or not at
-# all. Every part is an index scan without a sort: the caller and the build by primary key;
-# the top N and the neighbours as ranges of ix_leaderboard_cache_board_order (period,
-# period_start, total_steps DESC, user_id), which is the order of the ranks (ties by user id).
-# A neighbour above is a tie earlier by user id or the nearest higher totals; below likewise.
-# The caller's total enters the ranges as a scalar subquery (a parameter of the index scan).
+# GET /v1/leaderboards/{period} reads a board in two parts: the caller's part on every read
+# (_READ_MINE) and the top N (_READ_TOP), which the API keeps per process and reads again only
+# when the board's key moved: (leaderboard_builds.computed_at, leaderboard_names.generation).
+# Both parts carry the key, read in their own snapshot; the service puts them together only when
+# the keys are equal, else it reads the whole answer in one statement (read_board_sql): under
+# READ COMMITTED a reader always sees one board, all of the old rows, counts and build time, or
+# all of the new ones. Every part is an index scan without a sort: the caller and the build by
+# primary key; the top N and the neighbours as ranges of ix_leaderboard_cache_board_order
+# (period, period_start, total_steps DESC, user_id), which is the order of the ranks (ties by
+# user id). A neighbour above is a tie earlier by user id or the nearest higher totals; below
+# likewise. The caller's total enters the ranges as a scalar subquery (a parameter of the index
+# scan).
 #
 # Ranks are counted, not stored (a walker moving would shift everyone they pass):
 # - in the top N, a walker's rank is 1 + the entries above them with a higher total, all of
-#   which are in the top N too: RANK() over the N rows;
+#   which are in the top N too: RANK() over the N rows (so the top n < N is a prefix of it);
 # - the caller and the neighbours (at most five distinct totals): 1 + the walkers of the
 #   buckets above the total's bucket (leaderboard_rank_counts.walkers_above: one probe)
-#   + the walkers of its own bucket with a higher total (a short index-only range).
-_READ_BOARD = """
-    WITH me AS MATERIALIZED (
+#   + the walkers of its own bucket with a higher total (a short index-only range; the ORDER BY
+#   keeps it on the board-order index: with the board's rows estimated at one, a generic plan
+#   took the primary key and filtered the whole board, 10 ms a read at 2,000 walkers).
+_MINE_CTES = """
+    me AS MATERIALIZED (
         SELECT u.is_active, c.total_steps
         FROM users u
         LEFT JOIN leaderboard_cache c
                ON c.period = $1 AND c.period_start = $2 AND c.user_id = u.id
         WHERE u.id = $3
-    ),
-    top AS (
-        SELECT c.user_id, c.total_steps FROM leaderboard_cache c
-        WHERE c.period = $1 AND c.period_start = $2
-        ORDER BY c.total_steps DESC, c.user_id LIMIT {limit}
     ),
     above AS MATERIALIZED (
         SELECT * FROM (
@@ -533,38 +540,74 @@ _READ_BOARD = """
                CAST(1 + coalesce((SELECT k.walkers_above FROM leaderboard_rank_counts k
                                   WHERE k.period = $1 AND k.period_start = $2
                                     AND k.bucket = stepcoin_board_bucket(t.total_steps)), 0)
-                      + (SELECT count(*) FROM leaderboard_cache c
-                         WHERE c.period = $1 AND c.period_start = $2
-                           AND c.total_steps > t.total_steps
-                           AND c.total_steps < stepcoin_board_bucket_end(t.total_steps))
+                      + (SELECT count(*) FROM (
+                            SELECT FROM leaderboard_cache c
+                            WHERE c.period = $1 AND c.period_start = $2
+                              AND c.total_steps > t.total_steps
+                              AND c.total_steps < stepcoin_board_bucket_end(t.total_steps)
+                            ORDER BY c.period, c.period_start, c.total_steps DESC) w)
                     AS integer) AS rank
         FROM (SELECT total_steps FROM me WHERE total_steps IS NOT NULL
               UNION SELECT total_steps FROM above
               UNION SELECT total_steps FROM below) t
-    )
+    )"""
+
+_TOP_CTE = """
+    top AS (
+        SELECT c.user_id, c.total_steps FROM leaderboard_cache c
+        WHERE c.period = $1 AND c.period_start = $2
+        ORDER BY c.total_steps DESC, c.user_id LIMIT {limit}
+    )"""
+
+_ME_PART = """
     SELECT 'me' AS part, r.rank, CAST(NULL AS uuid) AS user_id, m.total_steps,
            CAST(NULL AS text) AS full_name, m.is_active AS flag,
            CAST(NULL AS timestamptz) AS at
-    FROM me m LEFT JOIN ranked r ON r.total_steps = m.total_steps
-    UNION ALL
-    SELECT 'build', NULL, NULL, b.entries, NULL, b.is_final, b.computed_at
-    FROM leaderboard_builds b WHERE b.period = $1 AND b.period_start = $2
-    UNION ALL
+    FROM me m LEFT JOIN ranked r ON r.total_steps = m.total_steps"""
+
+_BUILD_PART = """
+    SELECT 'build' AS part, CAST(NULL AS integer) AS rank, CAST(NULL AS uuid) AS user_id,
+           CAST(b.entries AS bigint) AS total_steps, CAST(NULL AS text) AS full_name,
+           b.is_final AS flag, b.computed_at AS at
+    FROM leaderboard_builds b WHERE b.period = $1 AND b.period_start = $2"""
+
+_GENERATION_PART = """
+    SELECT 'generation', NULL, NULL,
+           coalesce((SELECT n.generation FROM leaderboard_names n WHERE n.id = 1), 0),
+           NULL, NULL, NULL"""
+
+_TOP_PART = """
     SELECT 'top', CAST(rank() OVER (ORDER BY t.total_steps DESC) AS integer), t.user_id,
            t.total_steps, u.full_name, NULL, NULL
-    FROM top t JOIN users u ON u.id = t.user_id
-    UNION ALL
+    FROM top t JOIN users u ON u.id = t.user_id"""
+
+_NEIGHBOUR_PARTS = """
     SELECT 'above', r.rank, a.user_id, a.total_steps, u.full_name, NULL, NULL
     FROM above a JOIN ranked r ON r.total_steps = a.total_steps JOIN users u ON u.id = a.user_id
     UNION ALL
     SELECT 'below', r.rank, b.user_id, b.total_steps, u.full_name, NULL, NULL
-    FROM below b JOIN ranked r ON r.total_steps = b.total_steps JOIN users u ON u.id = b.user_id
-"""
+    FROM below b JOIN ranked r ON r.total_steps = b.total_steps JOIN users u ON u.id = b.user_id"""
+
+# The whole answer in one statement (one snapshot): the fallback when the parts' keys differ.
+_READ_BOARD = (
+    f"WITH {_MINE_CTES},{_TOP_CTE}\n{_ME_PART}\nUNION ALL{_BUILD_PART}\nUNION ALL"
+    f"{_GENERATION_PART}\nUNION ALL{_TOP_PART}\nUNION ALL{_NEIGHBOUR_PARTS}\n"
+)
+# The caller's part: the caller, the board's key, the neighbours.
+READ_MINE = (
+    f"WITH {_MINE_CTES}\n{_ME_PART}\nUNION ALL{_BUILD_PART}\nUNION ALL{_GENERATION_PART}"
+    f"\nUNION ALL{_NEIGHBOUR_PARTS}\n"
+)
+# The top MAX_LIMIT of a board with its key (two parameters: period, start).
+READ_TOP = (
+    f"WITH {_TOP_CTE.replace('{limit}', str(MAX_LIMIT))}\n{_BUILD_PART}\nUNION ALL"
+    f"{_GENERATION_PART}\nUNION ALL{_TOP_PART}\n"
+)
 
 
 @functools.cache
 def read_board_sql(limit: int) -> str:
-    """The statement of GET /v1/leaderboards/{period} for a top-`limit` board (1..100).
+    """The whole answer of GET /v1/leaderboards/{period} for a top-`limit` board (1..100).
 
     The limit is part of the text, not a parameter: with LIMIT $n PostgreSQL cannot cost a
     generic plan and re-plans the statement on every call (about half of its time); with
@@ -578,6 +621,19 @@ def read_board_sql(limit: int) -> str:
 async def read_board(
     driver: Any, period: str, start: date, user_id: uuid.UUID, limit: int
 ) -> list[Any]:
-    """The board on a bare asyncpg connection (a prepared statement, cached per connection)."""
+    """The whole board answer in one statement, on a bare asyncpg connection (a prepared
+    statement, cached per connection)."""
     rows: list[Any] = await driver.fetch(read_board_sql(limit), period, start, user_id)
+    return rows
+
+
+async def read_mine(driver: Any, period: str, start: date, user_id: uuid.UUID) -> list[Any]:
+    """The caller's part of a board and the board's key (READ_MINE)."""
+    rows: list[Any] = await driver.fetch(READ_MINE, period, start, user_id)
+    return rows
+
+
+async def read_top(driver: Any, period: str, start: date) -> list[Any]:
+    """The top MAX_LIMIT of a board and its key (READ_TOP)."""
+    rows: list[Any] = await driver.fetch(READ_TOP, period, start)
     return rows

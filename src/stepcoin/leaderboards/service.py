@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from stepcoin.leaderboards.periods import (
     previous_boards,
     utc_today,
 )
-from stepcoin.leaderboards.repository import BuildInfo, RebuildStats, RefreshStats
+from stepcoin.leaderboards.repository import MAX_LIMIT, BuildInfo, RebuildStats, RefreshStats
 from stepcoin.runtime_settings.service import runtime_settings
 
 NEIGHBOURS = 2
@@ -52,8 +53,10 @@ def plan_rebuilds(
     """The boards due now, each with whether this build makes it final.
 
     Open boards and closed ones still within the grace period are due when never built or
-    built `interval_minutes` ago; a closed board past the grace period is built once more as
-    final (also when it was never built: the first start after a period gets its snapshot).
+    last built in full `interval_minutes` ago (rebuilt_at: computed_at moves with every
+    refresh, so counting from it the safety net never fired while refreshes ran); a closed
+    board past the grace period is built once more as final (also when it was never built:
+    the first start after a period gets its snapshot).
     """
     interval = timedelta(minutes=interval_minutes)
     grace = timedelta(hours=finalize_after_hours)
@@ -67,7 +70,7 @@ def plan_rebuilds(
         closes_at = board.closes_at()
         if closes_at is not None and now >= closes_at + grace:
             plan.append((board, True))
-        elif info is None or now - info.computed_at >= interval:
+        elif info is None or now - (info.rebuilt_at or info.computed_at) >= interval:
             plan.append((board, False))
     return plan
 
@@ -125,11 +128,47 @@ async def rebuild_if_due(database: Database, now: datetime | None = None) -> Reb
 
 # --- reading ----------------------------------------------------------------------------------
 
+# Boards whose top the process keeps (the open ones and a few closed ones asked for): beyond
+# this, the cache starts again empty.
+TOP_CACHE_BOARDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Top:
+    key: tuple[datetime | None, int]  # (the board's computed_at, the names generation)
+    entries: tuple[dict[str, Any], ...]  # the top MAX_LIMIT, shaped for the answer
+
+
+class TopCache:
+    """The top MAX_LIMIT entries of each board read, per API process, keyed by what moves
+    whenever they could change: the board's computed_at (every refresh and rebuild, in the
+    transaction that writes the rows) and the names generation (every change of a walker's
+    name or is_active, every deleted walker; migration 0018). A read takes the key with the
+    caller's part in one snapshot and uses the cached top only when the keys are equal."""
+
+    def __init__(self) -> None:
+        self._tops: dict[tuple[str, date], _Top] = {}
+
+    def get(self, board: tuple[str, date], key: tuple[datetime | None, int]) -> _Top | None:
+        top = self._tops.get(board)
+        return top if top is not None and top.key == key else None
+
+    def put(self, board: tuple[str, date], top: _Top) -> None:
+        if board not in self._tops and len(self._tops) >= TOP_CACHE_BOARDS:
+            self._tops.clear()
+        self._tops[board] = top
+
+    def clear(self) -> None:
+        self._tops.clear()
+
+
+top_cache = TopCache()
+
 
 def _entry(row: Any) -> dict[str, Any]:
     return {
         "rank": row["rank"],
-        "user_id": row["user_id"],
+        "user_id": str(row["user_id"]),
         "display_name": display_name(row["full_name"]),
         "total_steps": row["total_steps"],
     }
@@ -139,8 +178,31 @@ def _by_position(rows: list[Any]) -> list[Any]:
     return sorted(rows, key=lambda r: (r["rank"], r["user_id"]))
 
 
-async def read_board(
-    database: Database,
+def _parts(rows: list[Any]) -> dict[str, list[Any]]:
+    parts: dict[str, list[Any]] = {
+        "me": [],
+        "build": [],
+        "generation": [],
+        "top": [],
+        "above": [],
+        "below": [],
+    }
+    for row in rows:
+        parts[row["part"]].append(row)
+    return parts
+
+
+def _key(parts: dict[str, list[Any]]) -> tuple[datetime | None, int]:
+    build = parts["build"][0] if parts["build"] else None
+    return (build["at"] if build else None, int(parts["generation"][0]["total_steps"]))
+
+
+def _top(parts: dict[str, list[Any]]) -> _Top:
+    return _Top(_key(parts), tuple(_entry(r) for r in _by_position(parts["top"])))
+
+
+async def board_answer(
+    driver: Any,
     period: Period,
     user_id: uuid.UUID,
     *,
@@ -148,7 +210,13 @@ async def read_board(
     limit: int,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Top `limit`, the caller's rank and total, and two neighbours each side: one statement."""
+    """The answer of GET /v1/leaderboards/{period} (for the route and main.HotRoutes): top
+    `limit`, the caller's rank and total, and two neighbours each side.
+
+    Usually one statement: the caller's part with the board's key, the top from the cache
+    (TopCache). When the cached top is missing or older, the top is read with its key; if a
+    refresh committed in between (the keys differ), the whole answer is read again in one
+    statement, so an answer always shows one board."""
     current = period_start(period, utc_today(now))
     if start is None:
         start = current
@@ -158,12 +226,15 @@ async def read_board(
             f"not {start.isoformat()}.",
             code="invalid_period_start",
         )
-    async with database.engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        rows = await repository.read_board(raw.driver_connection, period, start, user_id, limit)
-    parts: dict[str, list[Any]] = {"me": [], "build": [], "top": [], "above": [], "below": []}
-    for row in rows:
-        parts[row["part"]].append(row)
+    parts = _parts(await repository.read_mine(driver, period, start, user_id))
+    board = (period, start)
+    top = top_cache.get(board, _key(parts))
+    if top is None:
+        top = _top(_parts(await repository.read_top(driver, period, start)))
+        top_cache.put(board, top)
+        if top.key != _key(parts):  # a refresh committed in between: one snapshot for all
+            parts = _parts(await repository.read_board(driver, period, start, user_id, MAX_LIMIT))
+            top = _top(parts)
     if not parts["me"] or not parts["me"][0]["flag"]:
         raise account_gone()
     build = parts["build"][0] if parts["build"] else None
@@ -175,9 +246,24 @@ async def read_board(
         "period_start": start,
         "computed_at": build["at"].astimezone(UTC) if build else None,
         "final": bool(build["flag"]) if build else False,
-        "entries": [_entry(r) for r in _by_position(parts["top"])],
+        "entries": list(top.entries[:limit]),
         "me": None
         if me["rank"] is None
         else {"rank": me["rank"], "total_steps": me["total_steps"]},
         "neighbours": [_entry(r) for r in _by_position(parts["above"] + parts["below"])],
     }
+
+
+async def read_board(
+    database: Database,
+    period: Period,
+    user_id: uuid.UUID,
+    *,
+    start: date | None,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """board_answer on a connection of the database's read pool (tests, scripts)."""
+    pool = await database.read_pool()
+    async with pool.acquire() as driver:
+        return await board_answer(driver, period, user_id, start=start, limit=limit, now=now)
