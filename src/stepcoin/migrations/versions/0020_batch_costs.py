@@ -8,7 +8,7 @@
   batch).
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-04 16:40:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from stepcoin.sqlfiles import load
 
 revision: str = "0020"
-down_revision: str | Sequence[str] | None = "0016"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
