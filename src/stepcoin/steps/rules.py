@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 Action = Literal["reject", "flag"]
@@ -152,11 +152,13 @@ def manual_entry(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> R
 def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
     """Far above the user's own trailing median (of days with steps, before this day)."""
     days = s["anticheat.baseline_days"]
-    earlier = [
-        steps
-        for day, steps in ctx.history.items()
-        if 0 < (record.day - day).days <= days and steps > 0
-    ]
+    last = record.day
+    try:
+        first = last - timedelta(days=days)
+    except OverflowError:
+        first = date.min
+    # the days 1..`days` before this one (compared as dates: no timedelta per history day)
+    earlier = [steps for day, steps in ctx.history.items() if first <= day < last and steps > 0]
     if len(earlier) < s["anticheat.baseline_min_history_days"]:
         return None
     limit = max(
