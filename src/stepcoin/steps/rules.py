@@ -34,9 +34,11 @@ class Interval:
     steps: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepInput:
-    """One daily record as the phone sent it (already schema-valid)."""
+    """One daily record as the phone sent it (already schema-valid). Built per record of a
+    batch, so not frozen (a frozen dataclass sets each field through object.__setattr__);
+    no rule changes it."""
 
     day: date
     steps: int
@@ -52,7 +54,7 @@ class OtherSource:
     steps: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RuleContext:
     """What the rules know about the user when judging one record."""
 
@@ -252,14 +254,19 @@ RULES: tuple[Rule, ...] = (
 UNSTORABLE = frozenset({"future_day", "outside_sync_window"})
 
 
+_APPROVED = Decision("approved", (), 0)  # immutable: one for every clean record
+
+
 def decide(hits: Sequence[RuleHit]) -> Decision:
     """Any rejecting hit rejects; otherwise any hit flags; no hit approves."""
+    if not hits:
+        return _APPROVED
     if any(hit.action == "reject" for hit in hits):
         return Decision("rejected", tuple(hits), 100)
     if hits:
         risk = min(100, sum(RISK_WEIGHTS.get(hit.code, 25) for hit in hits))
         return Decision("flagged", tuple(hits), risk)
-    return Decision("approved", (), 0)
+    return _APPROVED
 
 
 def evaluate(record: StepInput, ctx: RuleContext, settings: Mapping[str, Any]) -> Decision:

@@ -254,7 +254,7 @@ def plan_sync(
         )
         decision = evaluate(step_input, context, settings)
         hits = decision.hits
-        storable = not any(hit.code in UNSTORABLE for hit in hits)
+        storable = not hits or not any(hit.code in UNSTORABLE for hit in hits)
         plan.validations.append(
             ValidationRow(
                 day=day,
