@@ -94,13 +94,14 @@ def create_engine(
     )
 
 
-READ_POOL_MAX_QUERIES = 1_000_000
+FAST_POOL_MAX_QUERIES = 1_000_000
 """asyncpg recycles a pooled connection after this many queries (its default, 50,000, reopens a
 session every few seconds per connection under load: PERFORMANCE.md)."""
+READ_POOL_MAX_QUERIES = FAST_POOL_MAX_QUERIES  # the name before the step sync used the pool
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
-    """The read pool's release hook: nothing to undo, so no reset query (see `read_pool`).
+    """The fast pool's release hook: nothing to undo, so no reset query (see `fast_pool`).
 
     asyncpg still runs its own `_reset()` before this hook: listeners are dropped and an open
     transaction (there is never one) would be rolled back, which costs no round trip when idle.
@@ -109,7 +110,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
 class Database:
     """Holds the engine and the session factory for the life of the process, and a bare asyncpg
-    pool for the hot single-statement reads (`read_pool`)."""
+    pool of autocommit connections for the hot single-statement paths (`fast_pool`)."""
 
     def __init__(
         self,
@@ -120,11 +121,12 @@ class Database:
         pgbouncer: bool | None = None,
         read_pool_size: int | None = None,
     ) -> None:
-        """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides; read_pool_size=None: pool_size."""
+        """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides; read_pool_size (the fast pool's
+        size) None: pool_size."""
         self.url = url
         self.read_pool_size = read_pool_size or pool_size
-        self._read_pool: asyncpg.Pool | None = None
-        self._read_pool_lock = asyncio.Lock()
+        self._fast_pool: asyncpg.Pool | None = None
+        self._fast_pool_lock = asyncio.Lock()
         self.pgbouncer = _pgbouncer_default() if pgbouncer is None else pgbouncer
         # The whole budget (pool_size + max_overflow) is kept open once opened: SQLAlchemy
         # closes an overflow connection as soon as it is returned, so a process serving more
@@ -139,38 +141,51 @@ class Database:
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
 
-    async def read_pool(self) -> asyncpg.Pool:
-        """asyncpg's own pool, opened on first use, for hot reads outside any transaction.
+    @property
+    def fast_pool_size(self) -> int:
+        return self.read_pool_size
+
+    async def fast_pool(self) -> asyncpg.Pool:
+        """asyncpg's own pool, opened on first use, for hot statements outside any explicit
+        transaction: each one runs in autocommit (its own transaction).
 
         Released connections skip asyncpg's reset query (pg_advisory_unlock_all, CLOSE ALL,
         UNLISTEN *, RESET ALL: a round trip and 12-25% of a hot read's throughput). That is
-        safe because nothing but `fetch*` of fixed SELECT statements ever runs on these
-        connections (DriverDep, auth.dependencies.active_claims): no SET or set_config, no
-        advisory lock, no LISTEN, no cursor, no temporary table, no transaction; the only
-        session state is asyncpg's own prepared-statement cache, which it manages itself
-        (and which pgbouncer mode turns off). Writes and anything that needs session state
-        use the SQLAlchemy engine, whose pool does reset. tests/test_read_pool.py holds it.
+        safe because nothing but `fetch*` of fixed single statements ever runs on these
+        connections: the hot reads (DriverDep, auth.dependencies.active_claims) and the step
+        sync (steps.service: the settings, the snapshot read and the one call of
+        stepcoin_apply_sync, whose locks are row locks of its own transaction). No SET or
+        set_config, no session-level advisory lock, no LISTEN, no cursor, no temporary table,
+        no explicit transaction; the only session state is asyncpg's own prepared-statement
+        cache, which it manages itself (and which pgbouncer mode turns off). Anything that
+        needs session state or a transaction of several statements uses the SQLAlchemy
+        engine, whose pool does reset. tests/test_read_pool.py and tests/steps/test_fast_sync.py
+        hold it.
         """
-        pool = self._read_pool
+        pool = self._fast_pool
         if pool is not None:
             return pool
-        async with self._read_pool_lock:
-            if self._read_pool is None:
+        async with self._fast_pool_lock:
+            if self._fast_pool is None:
                 connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
                 if self.pgbouncer:
                     connect_args["statement_cache_size"] = 0
-                self._read_pool = await asyncpg.create_pool(
+                self._fast_pool = await asyncpg.create_pool(
                     libpq_url(self.url),
                     min_size=1,
                     max_size=self.read_pool_size,
-                    max_queries=READ_POOL_MAX_QUERIES,
+                    max_queries=FAST_POOL_MAX_QUERIES,
                     reset=_keep_session,
                     **connect_args,
                 )
-            return self._read_pool
+            return self._fast_pool
+
+    async def read_pool(self) -> asyncpg.Pool:
+        """The fast pool under its first name (the hot reads were its only users then)."""
+        return await self.fast_pool()
 
     async def dispose(self) -> None:
-        pool, self._read_pool = self._read_pool, None
+        pool, self._fast_pool = self._fast_pool, None
         if pool is not None:
             await pool.close()
         await self.engine.dispose()

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stepcoin import __version__
 from stepcoin.accounts.router import router as accounts_router
@@ -38,6 +38,7 @@ from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
+from stepcoin.steps.router import sync_answer
 from stepcoin.users.email_pages import router as email_pages_router
 from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import profile_answer
@@ -130,6 +131,116 @@ class HotRoutes:
             return None
 
 
+SyncAnswer = Callable[[Any, uuid.UUID, bytes], Awaitable[bytes | None]]
+
+
+class HotSync:
+    """POST /v1/steps (the phone's step sync and bulk ingest) answered without FastAPI's routing,
+    dependency solving and response model (issue 13), inside the same middleware as HotRoutes:
+    request ids, the access log, metrics, the body-size limit and the input guard apply as to
+    any route.
+
+    Only a clean success is answered here: a valid bearer token (the same cached verification
+    as `auth.dependencies.current_claims`), a body sent as JSON (no Content-Type, or
+    application/json) that the route's own model accepts (`steps.router.sync_answer`), and a
+    sync that succeeded. Anything else (no or bad token, another content type, a body the
+    model refuses, a gone account, a conflict, a database error) falls through to the FastAPI
+    route with the body replayed, which answers as it always did (problem+json, 401/409/422/500).
+    A sync that failed wrote nothing (the apply function is one atomic statement; a gone account
+    or a conflict is found before or instead of any write), so the route's second try is a
+    fresh sync; one whose outcome is unknown (a connection lost during the call) is at worst an
+    idempotent resend there: nothing is paid twice. The route stays declared: OpenAPI, docs and
+    the fallback are unchanged.
+    """
+
+    path = "/v1/steps"
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, answer: SyncAnswer) -> None:
+        self.app = app
+        self.settings = settings
+        self.answer = answer
+        self.route = _HotRoute(self.path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != self.path
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        user_id = self._caller(scope)
+        if user_id is None:
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        chunks: list[bytes] = []
+        while True:  # the whole body: already read (and size-checked) by the guard around us
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = None
+        if messages[-1]["type"] == "http.request":
+            body = await self._answer(scope, user_id, b"".join(chunks))
+        if body is None:
+            await self.app(scope, _replay(messages, receive), send)
+            return
+        scope["route"] = self.route
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Scope, user_id: uuid.UUID, body: bytes) -> bytes | None:
+        try:
+            return await self.answer(scope["app"].state.database, user_id, body)
+        except Exception:  # the FastAPI route answers (and logs) it
+            logger.debug("the sync's fast path fell through after an error", exc_info=True)
+            return None
+
+    def _caller(self, scope: Scope) -> uuid.UUID | None:
+        """The verified caller of a request sent as JSON, else None (the route judges it)."""
+        authorization = content_type = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+        if content_type and content_type.split(";", 1)[0].strip().lower() != "application/json":
+            return None  # the route's own reading of other types is left to it
+        scheme, token = get_authorization_scheme_param(authorization)
+        if not token or scheme.lower() != "bearer":
+            return None
+        try:
+            return decode_access_token(self.settings, token).user_id
+        except InvalidToken:
+            return None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` that hands out the messages already read first."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.database_url:
@@ -188,6 +299,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         },
         templates=dict.fromkeys(board_answers(), BOARD_PATH),
     )  # innermost: after the guard, the body limit, the request id and the metrics
+    app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(
         RequestContextMiddleware,

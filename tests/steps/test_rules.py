@@ -127,3 +127,37 @@ def test_decision_combines_hits_and_scores_risk():
     assert rejected.status == "rejected" and rejected.risk_score == 100
     assert set(rejected.reasons) == {"over_daily_max", "manual_entry"}
     assert rejected.hits[0].as_json()["threshold"] == S["anticheat.hard_daily_max_steps"]
+
+
+def test_the_baseline_window_equals_the_day_difference_rule():
+    """above_baseline compares dates against the window's bounds; the rule as written: the
+    days 1..baseline_days before the record's day, with steps."""
+    import random
+    import statistics
+
+    rng = random.Random(28)
+    s = defaults()
+    day = date(2026, 12, 4)
+    for _ in range(2000):
+        s["anticheat.baseline_days"] = rng.choice([7, 28, 365])
+        s["anticheat.baseline_min_history_days"] = rng.choice([1, 7])
+        history = {
+            day + timedelta(days=rng.randint(-400, 3)): rng.choice([0, rng.randint(1, 20000)])
+            for _ in range(rng.randint(0, 40))
+        }
+        record = StepInput(day=day, steps=rng.randint(0, 60000), source="healthkit")
+        ctx = RuleContext(today=day, account_created=day, history=history)
+        earlier = [
+            steps
+            for d, steps in history.items()
+            if 0 < (day - d).days <= s["anticheat.baseline_days"] and steps > 0
+        ]
+        expected = None
+        if len(earlier) >= s["anticheat.baseline_min_history_days"]:
+            limit = max(
+                statistics.median(earlier) * s["anticheat.baseline_multiplier"],
+                s["anticheat.baseline_floor_steps"],
+            )
+            expected = record.steps > limit
+        hit = rules.above_baseline(record, ctx, s)
+        assert (hit is not None) == bool(expected)

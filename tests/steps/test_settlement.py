@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stepcoin.runtime_settings.registry import defaults
-from stepcoin.steps.settlement import DayRecord, coins_for, settle_day
+from stepcoin.steps.settlement import SOURCE_TRUST, DayRecord, DaySettlement, coins_for, settle_day
 
 S = defaults()  # 10 coins per 1,000 steps, cap 200
 
@@ -141,3 +143,40 @@ def test_settlement_invariants(day_records):
         # the credited steps are one source's approved steps, never a sum
         assert day.credited_steps in live_paid
     assert settle_day(list(reversed(day_records)), S).coins_paid == day.coins_paid
+
+
+def _settle_reference(records, settings):
+    """settle_day before issue 13 made it one pass: the rule as written in docs/steps.md."""
+    live = [r for r in records if not r.deleted]
+    paid_from = [r for r in live if r.approved_steps > 0]
+    best = max(
+        paid_from,
+        key=lambda r: (SOURCE_TRUST.get(r.source, 0), int(r.has_intervals), r.approved_steps),
+        default=None,
+    )
+    coins_paid = coins_for(best.approved_steps, settings) if best else 0
+    in_review = [coins_for(r.steps, settings) for r in live if r.status == "flagged"]
+    return DaySettlement(
+        credited_source=best.source if best else None,
+        credited_steps=best.approved_steps if best else 0,
+        coins_paid=coins_paid,
+        coins_pending=max(0, max(in_review, default=0) - coins_paid),
+    )
+
+
+def test_the_one_pass_settlement_equals_the_reference():
+    rng = random.Random(13)
+    settings = {"coins.per_1000_steps": 10, "coins.daily_cap": 200}
+    for _ in range(5000):
+        records = [
+            DayRecord(
+                rng.choice(["healthkit", "health_connect", "google_fit", "manual", "other"]),
+                rng.choice([0, 5000, rng.randint(0, 40000)]),
+                rng.choice([0, 5000, rng.randint(0, 40000)]),
+                rng.choice(["approved", "flagged", "rejected"]),
+                rng.random() < 0.2,
+                rng.random() < 0.3,
+            )
+            for _ in range(rng.randint(0, 5))
+        ]
+        assert settle_day(records, settings) == _settle_reference(records, settings), records

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 Action = Literal["reject", "flag"]
@@ -34,9 +34,11 @@ class Interval:
     steps: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepInput:
-    """One daily record as the phone sent it (already schema-valid)."""
+    """One daily record as the phone sent it (already schema-valid). Built per record of a
+    batch, so not frozen (a frozen dataclass sets each field through object.__setattr__);
+    no rule changes it."""
 
     day: date
     steps: int
@@ -52,7 +54,7 @@ class OtherSource:
     steps: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RuleContext:
     """What the rules know about the user when judging one record."""
 
@@ -152,11 +154,13 @@ def manual_entry(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> R
 def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
     """Far above the user's own trailing median (of days with steps, before this day)."""
     days = s["anticheat.baseline_days"]
-    earlier = [
-        steps
-        for day, steps in ctx.history.items()
-        if 0 < (record.day - day).days <= days and steps > 0
-    ]
+    last = record.day
+    try:
+        first = last - timedelta(days=days)
+    except OverflowError:
+        first = date.min
+    # the days 1..`days` before this one (compared as dates: no timedelta per history day)
+    earlier = [steps for day, steps in ctx.history.items() if first <= day < last and steps > 0]
     if len(earlier) < s["anticheat.baseline_min_history_days"]:
         return None
     limit = max(
@@ -250,14 +254,19 @@ RULES: tuple[Rule, ...] = (
 UNSTORABLE = frozenset({"future_day", "outside_sync_window"})
 
 
+_APPROVED = Decision("approved", (), 0)  # immutable: one for every clean record
+
+
 def decide(hits: Sequence[RuleHit]) -> Decision:
     """Any rejecting hit rejects; otherwise any hit flags; no hit approves."""
+    if not hits:
+        return _APPROVED
     if any(hit.action == "reject" for hit in hits):
         return Decision("rejected", tuple(hits), 100)
     if hits:
         risk = min(100, sum(RISK_WEIGHTS.get(hit.code, 25) for hit in hits))
         return Decision("flagged", tuple(hits), risk)
-    return Decision("approved", (), 0)
+    return _APPROVED
 
 
 def evaluate(record: StepInput, ctx: RuleContext, settings: Mapping[str, Any]) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +15,23 @@ MAX_BATCH = 500
 MAX_INTERVALS = 1440
 SCHEMA_MAX_STEPS = 10_000_000  # beyond this it is not a step count but a malformed value
 EARLIEST_STEP_DAY = dt.date(2000, 1, 1)  # no phone counted steps for an app before this
+
+
+_latest_cache: tuple[float, dt.date] = (float("-inf"), EARLIEST_STEP_DAY)
+
+
+def _latest_step_day() -> dt.date:
+    """Tomorrow in UTC, recomputed once per UTC day rather than once per record (a 500-record
+    batch read the clock 500 times)."""
+    global _latest_cache
+    valid_until, latest = _latest_cache
+    now = time.time()
+    if now >= valid_until or now < valid_until - 86_400:  # a new UTC day, or the clock went back
+        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+        midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+        latest = today + dt.timedelta(days=1)
+        _latest_cache = (midnight.timestamp(), latest)
+    return latest
 
 
 class IntervalIn(BaseModel):
@@ -50,7 +68,7 @@ class StepRecordIn(BaseModel):
     def _plausible_day(cls, value: dt.date) -> dt.date:
         """No phone walked before 2000 or more than a day ahead of UTC (the furthest time
         zone); tomorrow still gets its per-record `future_day` decision from the rules."""
-        latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        latest = _latest_step_day()
         if not EARLIEST_STEP_DAY <= value <= latest:
             raise ValueError(f"must be a day from {EARLIEST_STEP_DAY} to {latest}")
         return value

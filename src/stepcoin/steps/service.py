@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stepcoin.db import Database
 from stepcoin.errors import Conflict, account_gone
@@ -42,7 +41,7 @@ from stepcoin.steps.rules import (
     evaluate,
 )
 from stepcoin.steps.schemas import StepRecordIn, interval_json
-from stepcoin.steps.settlement import DayRecord, DaySettlement, settle_day
+from stepcoin.steps.settlement import DaySettlement, settle_day
 
 logger = logging.getLogger("stepcoin.steps")
 MAX_ATTEMPTS = 8
@@ -196,68 +195,79 @@ def plan_sync(
         day_state.setdefault(day, {})[source] = rec
     touched: set[date] = set()
 
+    stored_records = snapshot.records
+    history = snapshot.history
+    results = plan.results
     for incoming in records:
-        key = (incoming.date, incoming.source)
-        stored = snapshot.records.get(key)
-        if _is_stale(incoming, stored) or _is_unchanged(incoming, stored):
-            assert stored is not None
-            reasons = ["stale_version"] if _is_stale(incoming, stored) else stored.reasons
-            plan.results.append(_result(incoming, stored.status, reasons, unchanged=True))
-            continue
+        day, source = incoming.date, incoming.source
+        stored = stored_records.get((day, source))
+        if stored is not None:
+            stale = _is_stale(incoming, stored)
+            if stale or _is_unchanged(incoming, stored):
+                reasons = ["stale_version"] if stale else stored.reasons
+                results.append(_result(incoming, stored.status, reasons, unchanged=True))
+                continue
+        day_records = day_state.get(day)
+        if day_records is None:
+            day_records = day_state[day] = {}
         if incoming.deleted:
             if stored is None:
-                plan.results.append(_result(incoming, "approved", ["withdrawn"], unchanged=True))
+                results.append(_result(incoming, "approved", ["withdrawn"], unchanged=True))
                 continue
             updated = _replace(
                 stored, incoming, status=stored.status, approved=stored.approved_steps
             )
             updated.deleted = True
             updated.reasons = ["withdrawn"]
-            day_state.setdefault(incoming.date, {})[incoming.source] = updated
+            day_records[source] = updated
             plan.records.append(_record_row(updated, incoming))
-            touched.add(incoming.date)
-            plan.results.append(_result(incoming, "approved", ["withdrawn"]))
+            touched.add(day)
+            results.append(_result(incoming, "approved", ["withdrawn"]))
             continue
 
+        device_id = incoming.device_id
         devices = set()
-        for other in day_state.get(incoming.date, {}).values():
-            devices.update(other.device_ids)
-        if incoming.device_id:
-            devices.add(incoming.device_id)
-        others = [
-            OtherSource(rec.source, rec.steps)
-            for src, rec in day_state.get(incoming.date, {}).items()
-            if src != incoming.source and not rec.deleted and rec.status != "rejected"
-        ]
+        others = []
+        for other_source, rec in day_records.items():
+            devices.update(rec.device_ids)
+            if other_source != source and not rec.deleted and rec.status != "rejected":
+                others.append(OtherSource(rec.source, rec.steps))
+        if device_id:
+            devices.add(device_id)
+        intervals = incoming.intervals
         step_input = StepInput(
-            day=incoming.date,
+            day=day,
             steps=incoming.steps,
-            source=incoming.source,
+            source=source,
             manual=incoming.manual,
-            device_id=incoming.device_id,
-            intervals=tuple(Interval(i.start, i.end, i.steps) for i in (incoming.intervals or ())),
+            device_id=device_id,
+            intervals=()
+            if not intervals
+            else tuple(Interval(i.start, i.end, i.steps) for i in intervals),
         )
         context = RuleContext(
             today=today,
             account_created=created_local,
-            history=snapshot.history,
+            history=history,
             other_sources=others,
             devices=frozenset(devices),
         )
         decision = evaluate(step_input, context, settings)
-        storable = not any(hit.code in UNSTORABLE for hit in decision.hits)
+        hits = decision.hits
+        storable = not hits or not any(hit.code in UNSTORABLE for hit in hits)
         plan.validations.append(
             ValidationRow(
-                day=incoming.date,
-                source=incoming.source,
+                day=day,
+                source=source,
                 steps=incoming.steps,
                 status=decision.status,
-                rule_hits=[hit.as_json() for hit in decision.hits],
+                rule_hits=[hit.as_json() for hit in hits],
                 risk_score=decision.risk_score,
                 stored=storable,
             )
         )
-        plan.results.append(_result(incoming, decision.status, decision.reasons))
+        reasons = decision.reasons
+        results.append(_result(incoming, decision.status, reasons))
         if not storable:
             continue
         approved = (
@@ -266,21 +276,15 @@ def plan_sync(
             else (stored.approved_steps if stored and not stored.deleted else 0)
         )
         updated = _replace(stored, incoming, status=decision.status, approved=approved)
-        updated.reasons = decision.reasons
-        if incoming.device_id and incoming.device_id not in updated.device_ids:
-            updated.device_ids = [*updated.device_ids, incoming.device_id][-20:]
-        day_state.setdefault(incoming.date, {})[incoming.source] = updated
+        updated.reasons = reasons
+        if device_id and device_id not in updated.device_ids:
+            updated.device_ids = [*updated.device_ids, device_id][-20:]
+        day_records[source] = updated
         plan.records.append(_record_row(updated, incoming))
-        touched.add(incoming.date)
+        touched.add(day)
 
     for day in sorted(touched):
-        plan.days[day] = settle_day(
-            [
-                DayRecord(r.source, r.steps, r.approved_steps, r.status, r.deleted, r.has_intervals)
-                for r in day_state[day].values()
-            ],
-            settings,
-        )
+        plan.days[day] = settle_day(day_state[day].values(), settings)
     return plan
 
 
@@ -334,53 +338,59 @@ def _result(
     }
 
 
-async def _raw(conn: AsyncConnection) -> Any:
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
-
-
 async def sync_steps(
     database: Database, user_id: uuid.UUID, records: Sequence[StepRecordIn]
 ) -> list[dict[str, Any]]:
-    """POST /v1/steps: judge, settle and pay a batch; returns one result per input record."""
+    """POST /v1/steps: judge, settle and pay a batch; returns one result per input record.
+
+    On a connection of the fast pool (db.Database.fast_pool): every statement stands alone in
+    autocommit, no BEGIN/COMMIT round trips and no reset on release; the apply function is the
+    one write and is atomic on its own.
+    """
+    async with (await database.fast_pool()).acquire() as driver:
+        return await sync_on(driver, user_id, records)
+
+
+async def sync_on(
+    driver: Any, user_id: uuid.UUID, records: Sequence[StepRecordIn]
+) -> list[dict[str, Any]]:
+    """sync_steps on a bare asyncpg connection outside any transaction."""
     kept, kept_position, kept_inputs = dedupe(records)
     dates = sorted({r.date for r in kept})
-    async with database.engine.connect() as conn:
-        driver = await _raw(conn)  # plain statements in autocommit: no BEGIN/COMMIT round trips
-        settings = await runtime_settings.all_raw(driver)
-        baseline_days = int(settings["anticheat.baseline_days"])
-        for _attempt in range(MAX_ATTEMPTS):
-            row = await driver.fetchrow(
-                SNAPSHOT_SQL,
-                user_id,
-                dates,
-                dates[0] - timedelta(days=baseline_days),
-                dates[-1],
-            )
-            if row is None or not row[0]:
-                raise account_gone()
-            snapshot = _parse_snapshot(row)
-            plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
-            if not plan.records and not plan.validations:
-                break  # nothing new: an idempotent resend
-            payload = SyncPayload(plan.records, plan.validations, day_rows(plan.days))
-            outcome = parse_outcome(
-                await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())
-            )
-            if outcome.conflict:
-                continue
-            if outcome.no_wallet:
-                raise account_gone()
-            _attribute_coins(plan, outcome.days)
-            break
-        else:
-            raise Conflict(
-                "Your steps are being updated by another request; retry.", code="sync_conflict"
-            )
+    settings = await runtime_settings.all_raw(driver)
+    baseline_days = int(settings["anticheat.baseline_days"])
+    for _attempt in range(MAX_ATTEMPTS):
+        row = await driver.fetchrow(
+            SNAPSHOT_SQL,
+            user_id,
+            dates,
+            dates[0] - timedelta(days=baseline_days),
+            dates[-1],
+        )
+        if row is None or not row[0]:
+            raise account_gone()
+        snapshot = _parse_snapshot(row)
+        plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
+        if not plan.records and not plan.validations:
+            break  # nothing new: an idempotent resend
+        payload = SyncPayload(plan.records, plan.validations, day_rows(plan.days))
+        outcome = parse_outcome(
+            await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())
+        )
+        if outcome.conflict:
+            continue
+        if outcome.no_wallet:
+            raise account_gone()
+        _attribute_coins(plan, outcome.days)
+        break
+    else:
+        raise Conflict(
+            "Your steps are being updated by another request; retry.", code="sync_conflict"
+        )
     results = []
     for index, position in enumerate(kept_position):
         result = dict(plan.results[position])
-        result.pop("_unchanged", None)
+        del result["_unchanged"]
         if index not in kept_inputs:
             result["coins_awarded"] = 0
             result["coins_pending"] = 0
@@ -389,11 +399,22 @@ async def sync_steps(
     return results
 
 
+def results_json(results: list[dict[str, Any]]) -> bytes:
+    """The 200 body of POST /v1/steps: the bytes FastAPI writes through StepSyncOut (dates as
+    YYYY-MM-DD, fields in the model's order), without the model (tests/steps/test_fast_sync.py
+    compares them)."""
+    return orjson.dumps({"results": results})
+
+
 def _attribute_coins(plan: Plan, days: Sequence[DayOutcome]) -> None:
     """Give each day's coin change to the result of its credited source (or, when that source
     is not in this batch, to the first changed record of the day)."""
+    changed_by_day: dict[date, list[dict[str, Any]]] = {}
+    for result in plan.results:  # once, not once per day: a 500-record batch has ~170 days
+        if not result["_unchanged"]:
+            changed_by_day.setdefault(result["date"], []).append(result)
     for outcome in days:
-        changed = [r for r in plan.results if r["date"] == outcome.day and not r["_unchanged"]]
+        changed = changed_by_day.get(outcome.day)
         if not changed:
             continue
         credited = plan.days[outcome.day].credited_source
