@@ -122,9 +122,11 @@ class Database:
         read_pool_size: int | None = None,
     ) -> None:
         """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides; read_pool_size (the fast pool's
-        size) None: pool_size."""
+        size) None: pool_size + max_overflow, as many as the engine may hold (the fast pool
+        carries the syncs and the hot reads: one process under as many concurrent requests
+        must not queue for a connection)."""
         self.url = url
-        self.read_pool_size = read_pool_size or pool_size
+        self.read_pool_size = read_pool_size or pool_size + max_overflow
         self._fast_pool: asyncpg.Pool | None = None
         self._fast_pool_lock = asyncio.Lock()
         self.pgbouncer = _pgbouncer_default() if pgbouncer is None else pgbouncer
