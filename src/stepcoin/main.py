@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stepcoin import __version__
 from stepcoin.accounts.router import router as accounts_router
@@ -43,7 +43,7 @@ from stepcoin.users.email_pages import router as email_pages_router
 from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import profile_answer
 from stepcoin.users.router import router as users_router
-from stepcoin.validation import InputGuard
+from stepcoin.validation import InputGuard, read_body, replay
 from stepcoin.wallet.router import router as wallet_router
 from stepcoin.wallet.router import transactions_answer, wallet_answer
 from stepcoin.worker import open_jobs, start_worker_task
@@ -58,6 +58,21 @@ class _HotRoute:
     """What scope["route"] needs for the metrics label: the same template FastAPI's route has."""
 
     path: str
+
+
+async def _send_json(send: Send, body: bytes) -> None:
+    """A 200 with a JSON body, as the routes' Response would send it."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class HotRoutes:
@@ -95,17 +110,7 @@ class HotRoutes:
                 body = await self._answer(scope, answer)
                 if body is not None:
                     scope["route"] = self.routes[scope["path"]]
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [
-                                (b"content-length", str(len(body)).encode("latin-1")),
-                                (b"content-type", b"application/json"),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
+                    await _send_json(send, body)
                     return
         await self.app(scope, receive, send)
 
@@ -174,34 +179,16 @@ class HotSync:
         if user_id is None:
             await self.app(scope, receive, send)
             return
-        messages: list[Message] = []
-        chunks: list[bytes] = []
-        while True:  # the whole body: already read (and size-checked) by the guard around us
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        # the whole body: already read (and size-checked) by the guard around us
+        raw, messages = await read_body(receive)
         body = None
         if messages[-1]["type"] == "http.request":
-            body = await self._answer(scope, user_id, b"".join(chunks))
+            body = await self._answer(scope, user_id, raw)
         if body is None:
-            await self.app(scope, _replay(messages, receive), send)
+            await self.app(scope, replay(messages, receive), send)
             return
         scope["route"] = self.route
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(body)).encode("latin-1")),
-                    (b"content-type", b"application/json"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, body)
 
     async def _answer(self, scope: Scope, user_id: uuid.UUID, body: bytes) -> bytes | None:
         try:
@@ -227,18 +214,6 @@ class HotSync:
             return decode_access_token(self.settings, token).user_id
         except InvalidToken:
             return None
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """`receive` that hands out the messages already read first."""
-    pending = list(messages)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:

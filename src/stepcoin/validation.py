@@ -171,7 +171,7 @@ class InputGuard:
             await self.app(scope, receive, send)  # multipart and others: left to the route
             return
         try:
-            body, messages = await _read_body(receive)
+            body, messages = await read_body(receive)
         except HTTPException as exc:  # the body-size limit of the middleware around this one
             await http_exception_response(exc, instance=scope["path"])(scope, receive, send)
             return
@@ -183,7 +183,7 @@ class InputGuard:
         except _Refused as refused:
             await self._refuse(scope, receive, send, refused)
             return
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay(messages, receive), send)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, refused: _Refused) -> None:
@@ -214,7 +214,7 @@ def _declares_body(scope: Scope) -> bool:
     return bool(_header(scope, b"transfer-encoding")) or (length not in ("", "0"))
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+async def read_body(receive: Receive) -> tuple[bytes, list[Message]]:
     """The whole body (already capped by RequestContextMiddleware), and its messages."""
     messages: list[Message] = []
     chunks: list[bytes] = []
@@ -229,7 +229,8 @@ async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
     return b"".join(chunks), messages
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` that hands out the messages already read first."""
     pending = list(messages)
 
     async def replayed() -> Message:

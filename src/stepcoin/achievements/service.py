@@ -248,25 +248,24 @@ async def list_for_user(
     facts = (await repository.user_facts(session, [user_id], thresholds)).get(user_id)
     if facts is None or not facts.is_active:
         return None
-    items = []
-    for row, criteria in rows:
-        unlocked = row["unlocked_at"] is not None
-        shown = progress(criteria, facts, unlocked=unlocked, now=now)
-        items.append(
-            {
-                "id": row["id"],
-                "code": row["code"],
-                "name": row["name"],
-                "description": row["description"],
-                "reward_coins": row["reward_coins"],
-                "unlock_criteria": criteria.model_dump(),
-                "unlocked_at": row["unlocked_at"],
-                "progress": None
-                if shown is None
-                else {"current": shown.current, "target": shown.target},
-            }
-        )
-    return items
+    return [_item(row, criteria, criteria.model_dump(), facts, now) for row, criteria in rows]
+
+
+def _item(
+    row: Any, criteria: Criteria, shape: dict[str, Any], facts: Any, now: datetime | None
+) -> dict[str, Any]:
+    """One achievement as GET /v1/achievements shows it to the walker whose facts these are."""
+    shown = progress(criteria, facts, unlocked=row["unlocked_at"] is not None, now=now)
+    return {
+        "id": row["id"],
+        "code": row["code"],
+        "name": row["name"],
+        "description": row["description"],
+        "reward_coins": row["reward_coins"],
+        "unlock_criteria": shape,
+        "unlocked_at": row["unlocked_at"],
+        "progress": None if shown is None else {"current": shown.current, "target": shown.target},
+    }
 
 
 # The parsed criteria of each achievement, per process, by (id, updated_at): every edit moves
@@ -313,22 +312,7 @@ async def my_achievements(
         if found is None:
             continue
         criteria, shape = found
-        unlocked = row["unlocked_at"] is not None
-        shown = progress(criteria, facts, unlocked=unlocked, now=now)
-        items.append(
-            {
-                "id": row["id"],
-                "code": row["code"],
-                "name": row["name"],
-                "description": row["description"],
-                "reward_coins": row["reward_coins"],
-                "unlock_criteria": shape,
-                "unlocked_at": row["unlocked_at"],
-                "progress": None
-                if shown is None
-                else {"current": shown.current, "target": shown.target},
-            }
-        )
+        items.append(_item(row, criteria, shape, facts, now))
     return items
 
 
