@@ -23,6 +23,7 @@ QUEUE_RETRY_STALLED: Final = "queue:retry_stalled_jobs"
 SHOP_SYNC_CATALOGUE: Final = "shop:sync_catalogue"
 SHOP_SYNC_CATALOGUE_IF_DUE: Final = "shop:sync_catalogue_if_due"
 SHOP_SUBMIT_ORDER: Final = "shop:submit_order"
+SHOP_SUBMIT_PENDING: Final = "shop:submit_pending"
 SHOP_CANCEL_IN_SHOPIFY: Final = "shop:cancel_in_shopify"
 SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
@@ -38,6 +39,7 @@ TASK_NAMES: Final = (
     SHOP_SYNC_CATALOGUE,
     SHOP_SYNC_CATALOGUE_IF_DUE,
     SHOP_SUBMIT_ORDER,
+    SHOP_SUBMIT_PENDING,
     SHOP_CANCEL_IN_SHOPIFY,
     SHOP_HANDLE_WEBHOOK,
     ACHIEVEMENTS_EVALUATE_USER,
