@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from stepcoin.queue import JOBS_STATISTICS_STALE
-from stepcoin.queue_tasks import refresh_statistics
+from stepcoin.queue_tasks import refresh_statistics, retry_stalled_jobs
 from stepcoin.worker import open_jobs
 
 JOBS_LOCK_INDEX = "stepcoin_procrastinate_jobs_lock_idx"
@@ -181,3 +181,46 @@ def test_jobs_are_still_fetched_by_priority_then_age_and_one_per_lock(conn):
     for job in first:
         conn.execute("SELECT procrastinate_finish_job_v1(%s, 'succeeded', false)", (job[0],))
     assert _fetch_all(conn) == ["low-3"]
+
+
+async def test_a_stalled_job_whose_queueing_lock_waits_again_is_ended_not_an_error(
+    app, database_url
+):
+    """A worker killed during the Shopify sweep leaves its job 'doing'; meanwhile the next sweep
+    waits under the same queueing lock. Putting the stalled one back would break that lock's
+    uniqueness: it ends instead, and the other stalled jobs are still retried."""
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        dead = admin.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) "
+            "VALUES (now() - interval '1 hour') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        ids = []
+        for task, queueing_lock in (
+            ("shop:submit_pending", "shop:submit_pending"),
+            ("shop:submit_order", None),
+        ):
+            ids.append(
+                admin.execute(
+                    "SELECT stepcoin_defer_job('shop', %s, NULL, %s, '{}'::jsonb)",
+                    (task, queueing_lock),
+                ).fetchone()[0]  # type: ignore[index]
+            )
+        admin.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = ANY(%s)",
+            (dead, ids),
+        )
+        waiting = admin.execute(
+            "SELECT stepcoin_defer_job('shop', 'shop:submit_pending', NULL, "
+            "'shop:submit_pending', '{}'::jsonb)"
+        ).fetchone()[0]  # type: ignore[index]
+        async with open_jobs(app.state.database) as jobs:
+            context = SimpleNamespace(app=jobs, job=SimpleNamespace(id=-1))
+            assert await retry_stalled_jobs(context, timestamp=0) == 1  # type: ignore[arg-type]
+        statuses = dict(
+            admin.execute(
+                "SELECT id, status::text FROM procrastinate_jobs WHERE id = ANY(%s)",
+                ([*ids, waiting],),
+            ).fetchall()
+        )
+        assert statuses == {ids[0]: "failed", ids[1]: "todo", waiting: "todo"}
+        admin.execute("DELETE FROM procrastinate_jobs")

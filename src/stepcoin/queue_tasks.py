@@ -26,10 +26,21 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
         for job in await manager.get_stalled_jobs(seconds_since_heartbeat=seconds)
         if job.id != context.job.id
     ]
+    retried = 0
     for job in stalled:
         logger.warning("retrying a stalled job", extra={"job_id": job.id, "task": job.task_name})
-        await manager.retry_job(job)
-    return len(stalled)
+        try:
+            await manager.retry_job(job)
+            retried += 1
+        except procrastinate.exceptions.UniqueViolation:
+            # a job of its queueing lock waits already (e.g. the next periodic run): that one
+            # does the work; the stalled one ends, instead of failing every later retry here
+            logger.warning(
+                "a stalled job's queueing lock is taken by a waiting job; ending it",
+                extra={"job_id": job.id, "task": job.task_name},
+            )
+            await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+    return retried
 
 
 # ahead of a backlog of other jobs: fresh statistics are what keeps the fetch cheap at depth

@@ -250,11 +250,15 @@ async def submit_order_job(
 
 
 # The sweep: every pending order is an entry of the Shopify outbox (place_order.v2.sql wakes
-# the sweep instead of queueing a job per order). One sweep runs at a time and one waits at
-# most (its lock and queueing lock); the periodic run is the safety net under the wake-up.
+# the sweep instead of queueing a job per order). One sweep job waits at most (its queueing
+# lock) and one runs at a time (a session advisory lock, which a killed worker's connection
+# gives back; a procrastinate lock would stay held by the dead worker's job, and its retry
+# would collide with the sweep waiting meanwhile); the periodic run is the safety net.
 SUBMIT_PENDING_LOCK = SHOP_SUBMIT_PENDING
 # the key of the advisory lock every placement holds shared while it decides on the wake-up
 SUBMIT_PENDING_ADVISORY = "stepcoin:shop:submit_pending"
+# the key of the advisory lock a running sweep holds for its whole run
+SWEEP_RUNNING_ADVISORY = "stepcoin:shop:submit_pending:running"
 SWEEP_BATCH = 100
 SWEEP_CONCURRENCY = 4  # orders sent to Shopify at once
 
@@ -279,6 +283,21 @@ async def submit_pending_orders(
     is left to the job, submit_order moves only a pending order and Shopify finds an order by
     its tag before creating it.
     """
+    async with database.engine.connect() as running:
+        await running.execute(
+            text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
+        )
+        await running.commit()
+        try:
+            return await _sweep(database, defer_retry=defer_retry, batch=batch)
+        finally:
+            await running.execute(
+                text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
+            )
+            await running.commit()
+
+
+async def _sweep(database: Database, *, defer_retry: Any, batch: int) -> dict[str, int]:
     async with session_scope(database) as session:
         # wait for every placement that may have seen this sweep's job still waiting (and so
         # deferred no other): they hold this lock shared until they commit (place_order.v2.sql)
@@ -321,7 +340,6 @@ async def _first_attempt(database: Database, order_id: uuid.UUID, defer_retry: A
 @blueprint.periodic(cron="* * * * *", periodic_id="submit-pending")
 @blueprint.task(
     name="submit_pending",
-    lock=SUBMIT_PENDING_LOCK,
     queueing_lock=SUBMIT_PENDING_LOCK,
     pass_context=True,
     queue="shop",

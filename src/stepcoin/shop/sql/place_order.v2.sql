@@ -124,7 +124,7 @@ BEGIN
         PERFORM pg_advisory_xact_lock_shared(hashtext('stepcoin:shop:submit_pending'));
         IF NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
                        WHERE j.queueing_lock = 'shop:submit_pending' AND j.status = 'todo') THEN
-            PERFORM stepcoin_defer_job('shop', 'shop:submit_pending', 'shop:submit_pending',
+            PERFORM stepcoin_defer_job('shop', 'shop:submit_pending', NULL,
                                        'shop:submit_pending', '{}'::jsonb);
         END IF;
         -- a first redemption may unlock an achievement: the next batch evaluates the user
