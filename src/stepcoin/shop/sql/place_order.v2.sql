@@ -14,6 +14,8 @@
 --     insert). A sweep that has started may not see this order yet: the shared advisory lock
 --     below, held until this transaction ends, makes the sweep wait for every placement that
 --     could have seen its job waiting before it reads the pending orders.
+-- and it reads each line's title by its key when it answers (v1 joined reward_products,
+-- which statistics taken on a small shop turned into a scan of every product page per order).
 -- Everything else (locks, checks, outcomes, answer) is v1's; see place_order.v1.sql.
 CREATE OR REPLACE FUNCTION stepcoin_place_order(
     p_user uuid,
@@ -141,11 +143,14 @@ BEGIN
            o.shipping_address, o.tracking_numbers::text[], o.created_at, o.updated_at,
            o.shopify_order_id::text, o.failure_reason, o.cancel_requested_at,
            o.cancel_refused_reason,
+           -- each title by its key (a join let a plan from stale statistics read every
+           -- product page: a hash of the whole, bloated, reward_products per order)
            coalesce((SELECT json_agg(json_build_object(
-                'product_id', i.product_id, 'title', p.title, 'quantity', i.quantity,
-                'coin_price', i.coin_price_at_purchase) ORDER BY i.product_id)
-             FROM order_items i JOIN reward_products p ON p.id = i.product_id
-             WHERE i.order_id = o.id), '[]')
+                'product_id', i.product_id,
+                'title', (SELECT p.title FROM reward_products p WHERE p.id = i.product_id),
+                'quantity', i.quantity, 'coin_price', i.coin_price_at_purchase)
+                ORDER BY i.product_id)
+             FROM order_items i WHERE i.order_id = o.id), '[]')
     FROM orders o WHERE o.id = v_existing;
 END
 $fn$;
