@@ -173,28 +173,25 @@ async def test_the_sweep_waits_for_a_placement_that_saw_its_job_waiting(
         )
         assert row["outcome"] == "created"
         assert [j.status for j in await _jobs(engine, SHOP_SUBMIT_PENDING)] == ["todo"]
-        sweep = asyncio.create_task(  # the woken sweep starts before the placement commits
-            submit_pending_orders(app.state.database, defer_retry=_never_deferred)
-        )
-        while not await _waits_on_advisory_lock(engine):
-            assert not sweep.done(), sweep.result()
-            await asyncio.sleep(0.01)
+        polls = 0
+        real = tasks._placements_deciding
+
+        async def counted(conn: Any) -> set[str]:
+            nonlocal polls
+            polls += 1
+            return await real(conn)
+
+        tasks._placements_deciding = counted  # type: ignore[assignment]
+        try:
+            sweep = asyncio.create_task(  # the woken sweep starts before the placement commits
+                submit_pending_orders(app.state.database, defer_retry=_never_deferred)
+            )
+            while polls < 3:  # the sweep saw the placement deciding, and waits for it
+                assert not sweep.done(), sweep.result()
+                await asyncio.sleep(0.01)
+        finally:
+            tasks._placements_deciding = real  # type: ignore[assignment]
         await placing.commit()
     assert await sweep == {"submitted": 2}
     for order_id in (first["id"], str(row["id"])):
         assert (await order_row(engine, order_id))["status"] == "submitted"
-
-
-async def _waits_on_advisory_lock(engine) -> bool:
-    async with engine.connect() as conn:
-        return bool(
-            (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                        "AND NOT granted AND database = "
-                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
-                    )
-                )
-            ).scalar_one()
-        )

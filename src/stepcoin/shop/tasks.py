@@ -255,8 +255,10 @@ async def submit_order_job(
 # gives back; a procrastinate lock would stay held by the dead worker's job, and its retry
 # would collide with the sweep waiting meanwhile); the periodic run is the safety net.
 SUBMIT_PENDING_LOCK = SHOP_SUBMIT_PENDING
-# the key of the advisory lock every placement holds shared while it decides on the wake-up
-SUBMIT_PENDING_ADVISORY = "stepcoin:shop:submit_pending"
+# the advisory lock (two int4 keys) every placement holds shared while it decides on the
+# wake-up (place_order.v2.sql); nothing takes it exclusively, so it never blocks a placement
+SUBMIT_PENDING_MARK = (5301, 1)
+DRAIN_POLL_SECONDS = 0.005
 # the key of the advisory lock a running sweep holds for its whole run
 SWEEP_RUNNING_ADVISORY = "stepcoin:shop:submit_pending:running"
 SWEEP_BATCH = 100
@@ -297,13 +299,37 @@ async def submit_pending_orders(
             await running.commit()
 
 
+_PLACEMENTS_DECIDING = text(
+    "SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+    "AND classid = CAST(:a AS oid) AND objid = CAST(:b AS oid)"
+)
+
+
+async def _placements_deciding(conn: Any) -> set[str]:
+    """The transactions of the placements that hold SUBMIT_PENDING_MARK now."""
+    a, b = SUBMIT_PENDING_MARK
+    return set((await conn.execute(_PLACEMENTS_DECIDING, {"a": a, "b": b})).scalar_one())
+
+
+async def _wait_for_placements_deciding(database: Database) -> None:
+    """Wait until every placement that held the mark when this sweep started has ended.
+
+    Such a placement may have seen this sweep's job still waiting and deferred no other; its
+    order is visible once it ends. Placements that start later see the job running and defer
+    the next sweep. Only the transactions seen at the start are waited for (their virtual
+    transaction ids), so a steady stream of new placements never holds the sweep back, and
+    no placement ever waits for the sweep.
+    """
+    async with database.engine.connect() as conn:
+        deciding = await _placements_deciding(conn)
+        while deciding:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+            deciding &= await _placements_deciding(conn)
+
+
 async def _sweep(database: Database, *, defer_retry: Any, batch: int) -> dict[str, int]:
-    async with session_scope(database) as session:
-        # wait for every placement that may have seen this sweep's job still waiting (and so
-        # deferred no other): they hold this lock shared until they commit (place_order.v2.sql)
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": SUBMIT_PENDING_ADVISORY}
-        )
+    await _wait_for_placements_deciding(database)
     outcomes: dict[str, int] = {}
     after: tuple[Any, Any] = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
     while True:

@@ -12,8 +12,8 @@
 --     pending order. One sweep job waits at most (its queueing lock); when one waits already,
 --     this call defers nothing (looking first spares the subtransaction and the failed
 --     insert). A sweep that has started may not see this order yet: the shared advisory lock
---     below, held until this transaction ends, makes the sweep wait for every placement that
---     could have seen its job waiting before it reads the pending orders.
+--     below, held until this transaction ends, lets the sweep find and wait for every
+--     placement that could have seen its job waiting before it reads the pending orders.
 -- and it reads each line's title by its key when it answers (v1 joined reward_products,
 -- which statistics taken on a small shop turned into a scan of every product page per order).
 -- Everything else (locks, checks, outcomes, answer) is v1's; see place_order.v1.sql.
@@ -123,7 +123,8 @@ BEGIN
             ARRAY['Order ' || v_placed], 0, false);
 
         -- the Shopify outbox: wake the sweep (see the head of this file)
-        PERFORM pg_advisory_xact_lock_shared(hashtext('stepcoin:shop:submit_pending'));
+        -- a mark, never taken exclusively (shop/tasks.py SUBMIT_PENDING_MARK): it blocks nothing
+        PERFORM pg_advisory_xact_lock_shared(5301, 1);
         IF NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
                        WHERE j.queueing_lock = 'shop:submit_pending' AND j.status = 'todo') THEN
             PERFORM stepcoin_defer_job('shop', 'shop:submit_pending', NULL,
