@@ -31,6 +31,7 @@ from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.shop.admin_router import router as shop_admin_router
+from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             "/v1/wallet/transactions": transactions_answer,
         },
     )  # innermost: after the guard, the body limit, the request id and the metrics
+    app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(
         RequestContextMiddleware,
