@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stepcoin import __version__
@@ -22,7 +21,7 @@ from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
 from stepcoin.admin.settings_router import router as settings_router
 from stepcoin.auth.router import router as auth_router
-from stepcoin.auth.tokens import InvalidToken, decode_access_token
+from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
 from stepcoin.db import Database
@@ -34,6 +33,7 @@ from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.shop.admin_router import router as shop_admin_router
+from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
 from stepcoin.steps.router import admin_router as review_router
@@ -115,17 +115,9 @@ class HotRoutes:
         await self.app(scope, receive, send)
 
     async def _answer(self, scope: Scope, answer: Answer) -> bytes | None:
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":  # the first one, as Starlette's Headers.get
-                authorization = value.decode("latin-1")
-                break
-        scheme, token = get_authorization_scheme_param(authorization)
-        if not token or scheme.lower() != "bearer":
-            return None
-        try:
-            claims = decode_access_token(self.settings, token)
-        except InvalidToken:
+        headers = first_headers(scope, b"authorization")
+        claims = bearer_claims(self.settings, headers.get(b"authorization"))
+        if claims is None:
             return None
         try:
             pool = await scope["app"].state.database.read_pool()
@@ -199,21 +191,12 @@ class HotSync:
 
     def _caller(self, scope: Scope) -> uuid.UUID | None:
         """The verified caller of a request sent as JSON, else None (the route judges it)."""
-        authorization = content_type = None
-        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
-            if name == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif name == b"content-type" and content_type is None:
-                content_type = value.decode("latin-1")
-        if content_type and content_type.split(";", 1)[0].strip().lower() != "application/json":
+        headers = first_headers(scope, b"authorization", b"content-type")
+        content_type = headers.get(b"content-type")
+        if content_type and not is_json(content_type):
             return None  # the route's own reading of other types is left to it
-        scheme, token = get_authorization_scheme_param(authorization)
-        if not token or scheme.lower() != "bearer":
-            return None
-        try:
-            return decode_access_token(self.settings, token).user_id
-        except InvalidToken:
-            return None
+        claims = bearer_claims(self.settings, headers.get(b"authorization"))
+        return None if claims is None else claims.user_id
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
@@ -275,6 +258,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         templates=dict.fromkeys(board_answers(), BOARD_PATH),
     )  # innermost: after the guard, the body limit, the request id and the metrics
     app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
+    app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(
         RequestContextMiddleware,

@@ -20,9 +20,11 @@ from stepcoin.db import Database
 # domain's blueprint under its namespace; tests/test_jobs.py checks every name here is a task.
 STEPS_ENSURE_PARTITIONS: Final = "steps:ensure_step_partitions"
 QUEUE_RETRY_STALLED: Final = "queue:retry_stalled_jobs"
+QUEUE_REFRESH_STATISTICS: Final = "queue:refresh_statistics"
 SHOP_SYNC_CATALOGUE: Final = "shop:sync_catalogue"
 SHOP_SYNC_CATALOGUE_IF_DUE: Final = "shop:sync_catalogue_if_due"
 SHOP_SUBMIT_ORDER: Final = "shop:submit_order"
+SHOP_SUBMIT_PENDING: Final = "shop:submit_pending"
 SHOP_CANCEL_IN_SHOPIFY: Final = "shop:cancel_in_shopify"
 SHOP_HANDLE_WEBHOOK: Final = "shop:handle_webhook"
 ACHIEVEMENTS_EVALUATE_USER: Final = "achievements:evaluate_user"
@@ -35,9 +37,11 @@ MAIL_SWEEP: Final = "mail:sweep"
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
     QUEUE_RETRY_STALLED,
+    QUEUE_REFRESH_STATISTICS,
     SHOP_SYNC_CATALOGUE,
     SHOP_SYNC_CATALOGUE_IF_DUE,
     SHOP_SUBMIT_ORDER,
+    SHOP_SUBMIT_PENDING,
     SHOP_CANCEL_IN_SHOPIFY,
     SHOP_HANDLE_WEBHOOK,
     ACHIEVEMENTS_EVALUATE_USER,
@@ -46,6 +50,17 @@ TASK_NAMES: Final = (
     MAIL_SEND,
     MAIL_SWEEP,
     AUTH_PASSWORD_RESET_MAIL,
+)
+
+
+# procrastinate's fetch is planned from the statistics of procrastinate_jobs: taken while the
+# queue was nearly empty, they make it check every waiting job (issue 13). True when the table
+# changed by more than 500 rows + 20% since its last ANALYZE (autovacuum's own trigger is
+# 50 + 10%, but only where autovacuum runs, and at most once per naptime).
+JOBS_STATISTICS_STALE: Final = (
+    "SELECT coalesce(bool_or(s.n_mod_since_analyze > 500 + 0.2 * greatest(c.reltuples, 0)), "
+    "false) AS stale FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+    "WHERE s.relid = 'procrastinate_jobs'::regclass"
 )
 
 

@@ -7,6 +7,7 @@ import logging
 import procrastinate
 
 from stepcoin.config import get_settings
+from stepcoin.queue import JOBS_STATISTICS_STALE
 
 logger = logging.getLogger("stepcoin.queue")
 blueprint = procrastinate.Blueprint()
@@ -25,10 +26,45 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
         for job in await manager.get_stalled_jobs(seconds_since_heartbeat=seconds)
         if job.id != context.job.id
     ]
+    retried = 0
     for job in stalled:
         logger.warning("retrying a stalled job", extra={"job_id": job.id, "task": job.task_name})
-        await manager.retry_job(job)
-    return len(stalled)
+        try:
+            await manager.retry_job(job)
+            retried += 1
+        except procrastinate.exceptions.UniqueViolation:
+            # a job of its queueing lock waits already (e.g. the next periodic run): that one
+            # does the work; the stalled one ends, instead of failing every later retry here
+            logger.warning(
+                "a stalled job's queueing lock is taken by a waiting job; ending it",
+                extra={"job_id": job.id, "task": job.task_name},
+            )
+            await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+    return retried
+
+
+# ahead of a backlog of other jobs: fresh statistics are what keeps the fetch cheap at depth
+STATISTICS_PRIORITY = 10
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="statistics")
+@blueprint.task(
+    name="refresh_statistics",
+    queueing_lock="refresh_queue_statistics",
+    priority=STATISTICS_PRIORITY,
+    pass_context=True,
+)
+async def refresh_statistics(context: procrastinate.JobContext, timestamp: int) -> bool:
+    """ANALYZE procrastinate_jobs when its statistics are stale (queue.JOBS_STATISTICS_STALE):
+    the fetch then walks the waiting jobs in priority order and stops at the first it may
+    take, instead of checking them all. Autovacuum does the same where it runs; this also
+    covers a server without it and the first minutes of a burst. ~ms on a queue of 10k jobs."""
+    connector = context.app.connector
+    row = await connector.execute_query_one_async(JOBS_STATISTICS_STALE)
+    if not row["stale"]:
+        return False
+    await connector.execute_query_async("ANALYZE procrastinate_jobs")
+    return True
 
 
 SUCCEEDED_KEPT_HOURS = 72

@@ -26,6 +26,7 @@ from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
 from stepcoin.mail.tasks import blueprint as mail_tasks
 from stepcoin.queue import (
     MAIL_SWEEP,
+    QUEUE_REFRESH_STATISTICS,
     QUEUE_RETRY_STALLED,
     SHOP_SYNC_CATALOGUE_IF_DUE,
     STEPS_ENSURE_PARTITIONS,
@@ -87,6 +88,7 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
     for task in (
         STEPS_ENSURE_PARTITIONS,
         QUEUE_RETRY_STALLED,
+        QUEUE_REFRESH_STATISTICS,  # a backlog left by the last run is fetched with fresh ones
         SHOP_SYNC_CATALOGUE_IF_DUE,
         MAIL_SWEEP,  # mails left unsent by the last run
     ):

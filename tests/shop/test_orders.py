@@ -37,17 +37,20 @@ async def test_order_debits_coins_takes_stock_and_writes_the_ledger(client, engi
                 )
             )
         ).one()
-        jobs = (
+        outbox = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'shop:submit_order' "
-                    "AND args->>'order_id' = :id"
+                    "SELECT o.status, (SELECT count(*) FROM procrastinate_jobs "
+                    " WHERE task_name = 'shop:submit_pending' AND status = 'todo') "
+                    "FROM orders o WHERE o.id = :id"
                 ),
                 {"id": body["id"]},
             )
-        ).scalar_one()
+        ).one()
     assert tuple(row) == (-340, "redemption", 660)
-    assert jobs == 1  # the push to Shopify was queued in the same transaction
+    # the push to Shopify: the pending order is the outbox entry, its sweep woken in the same
+    # transaction
+    assert tuple(outbox) == ("pending", 1)
     await ledger_ok(engine)
 
 

@@ -33,6 +33,7 @@ from stepcoin.main import create_app
 from stepcoin.queue import (
     ACHIEVEMENTS_EVALUATE_USER,
     SHOP_SUBMIT_ORDER,
+    SHOP_SUBMIT_PENDING,
     defer_in_transaction,
     evaluation_lock,
 )
@@ -373,18 +374,29 @@ async def test_a_created_order_its_replay_and_a_reused_key_answer_as_before(
             await conn.execute(
                 text(
                     "SELECT t.amount, t.balance_after, t.note = 'Order ' || o.order_code AS noted, "
-                    "(SELECT count(*) FROM procrastinate_jobs j WHERE j.task_name = :submit "
-                    " AND j.lock = 'order:' || o.id AND j.queue_name = 'shop' "
-                    " AND j.args = jsonb_build_object('order_id', o.id::text)) AS submits, "
-                    "(SELECT count(*) FROM procrastinate_jobs j WHERE j.task_name = :evaluate "
-                    " AND j.queueing_lock = 'achievements:' || o.user_id) AS evaluations "
+                    # the old path queued a job per order (submission, evaluation); the new
+                    # one leaves the order pending for the woken sweep and marks the user dirty
+                    "o.status = 'pending' AND ("
+                    " EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = :submit "
+                    "  AND j.lock = 'order:' || o.id AND j.queue_name = 'shop' "
+                    "  AND j.args = jsonb_build_object('order_id', o.id::text)) "
+                    " OR EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = :sweep "
+                    "  AND j.status = 'todo' AND j.queue_name = 'shop')) AS submission_due, "
+                    "EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = :evaluate "
+                    " AND j.queueing_lock = 'achievements:' || o.user_id) "
+                    "OR EXISTS (SELECT 1 FROM achievements_dirty d WHERE d.user_id = o.user_id "
+                    " AND d.claimed_at IS NULL) AS evaluation_due "
                     "FROM orders o JOIN coin_transactions t ON t.reference_id = 'order:' || o.id "
                     "AND t.transaction_type = 'redemption' ORDER BY o.created_at"
                 ),
-                {"submit": SHOP_SUBMIT_ORDER, "evaluate": ACHIEVEMENTS_EVALUATE_USER},
+                {
+                    "submit": SHOP_SUBMIT_ORDER,
+                    "sweep": SHOP_SUBMIT_PENDING,
+                    "evaluate": ACHIEVEMENTS_EVALUATE_USER,
+                },
             )
         ).all()
-    assert [tuple(r) for r in rows] == [(-340, 660, True, 1, 1)] * 2
+    assert [tuple(r) for r in rows] == [(-340, 660, True, True, True)] * 2
     await ledger_ok(engine)
 
 
@@ -397,10 +409,15 @@ async def _nothing_moved(engine, products: dict[int, int], coins: int, user_id: 
                 text(
                     "SELECT w.available_coins, (SELECT count(*) FROM orders) AS orders, "
                     "(SELECT count(*) FROM procrastinate_jobs "
-                    " WHERE task_name IN (:submit, :evaluate)) AS jobs "
+                    " WHERE task_name IN (:submit, :evaluate, :sweep)) AS jobs "
                     "FROM wallets w WHERE w.user_id = :u"
                 ),
-                {"u": user_id, "submit": SHOP_SUBMIT_ORDER, "evaluate": ACHIEVEMENTS_EVALUATE_USER},
+                {
+                    "u": user_id,
+                    "submit": SHOP_SUBMIT_ORDER,
+                    "evaluate": ACHIEVEMENTS_EVALUATE_USER,
+                    "sweep": SHOP_SUBMIT_PENDING,
+                },
             )
         ).one()
     assert tuple(row) == (coins, 0, 0)
@@ -528,9 +545,13 @@ async def _books(engine) -> tuple[Any, ...]:
                         "(SELECT count(*) FROM orders), (SELECT count(*) FROM order_items), "
                         "(SELECT count(*) FROM coin_transactions), "
                         "(SELECT count(*) FROM procrastinate_jobs WHERE task_name IN "
-                        "(:submit, :evaluate))"
+                        "(:submit, :evaluate, :sweep))"
                     ),
-                    {"submit": SHOP_SUBMIT_ORDER, "evaluate": ACHIEVEMENTS_EVALUATE_USER},
+                    {
+                        "submit": SHOP_SUBMIT_ORDER,
+                        "evaluate": ACHIEVEMENTS_EVALUATE_USER,
+                        "sweep": SHOP_SUBMIT_PENDING,
+                    },
                 )
             ).one()
         )
@@ -656,34 +677,44 @@ def test_order_codes_are_uniform_over_the_unambiguous_alphabet():
     assert all(abs(n - expected) < 250 for n in counts.values()), counts
 
 
-async def test_one_achievement_evaluation_waits_per_user_and_a_new_one_after_it_ran(client, engine):
+async def test_orders_wake_one_sweep_and_mark_the_walker_instead_of_queueing_jobs(client, engine):
     bottle = await product(engine, price=10, stock=10)
     me = await walker_with_coins(client, engine, 100)
 
-    async def jobs() -> tuple[int, int]:
+    async def queued() -> tuple[int, int, int, int]:
         async with engine.connect() as conn:
             row = (
                 await conn.execute(
                     text(
-                        "SELECT count(*) FILTER (WHERE task_name = :submit), "
-                        "count(*) FILTER (WHERE task_name = :evaluate AND status = 'todo') "
-                        "FROM procrastinate_jobs"
+                        "SELECT count(*) FILTER (WHERE task_name IN (:submit, :evaluate)), "
+                        "count(*) FILTER (WHERE task_name = :sweep AND status = 'todo'), "
+                        "(SELECT count(*) FROM achievements_dirty WHERE user_id = :u), "
+                        "(SELECT count(*) FROM achievements_dirty WHERE user_id = :u "
+                        " AND claimed_at IS NULL) FROM procrastinate_jobs"
                     ),
-                    {"submit": SHOP_SUBMIT_ORDER, "evaluate": ACHIEVEMENTS_EVALUATE_USER},
+                    {
+                        "submit": SHOP_SUBMIT_ORDER,
+                        "evaluate": ACHIEVEMENTS_EVALUATE_USER,
+                        "sweep": SHOP_SUBMIT_PENDING,
+                        "u": me["user"]["id"],
+                    },
                 )
             ).one()
-        return row[0], row[1]
+        return tuple(row)  # type: ignore[return-value]
 
     for _ in range(2):
         assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
-    assert await jobs() == (2, 1)
-    async with engine.begin() as conn:  # the worker took the evaluation
+    assert await queued() == (0, 1, 1, 1)  # no job per order; one sweep waits; one mark
+    async with engine.begin() as conn:  # the worker took the sweep, a batch claimed the mark
         await conn.execute(
-            text("UPDATE procrastinate_jobs SET status = 'doing' WHERE task_name = :evaluate"),
-            {"evaluate": ACHIEVEMENTS_EVALUATE_USER},
+            text("UPDATE procrastinate_jobs SET status = 'doing' WHERE task_name = :sweep"),
+            {"sweep": SHOP_SUBMIT_PENDING},
         )
+        await conn.execute(text("UPDATE achievements_dirty SET claimed_at = now()"))
     assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
-    assert await jobs() == (3, 1)  # a new evaluation waits for the order placed meanwhile
+    # a new sweep waits for the order placed meanwhile; the claimed mark is released for the
+    # next batch (the running one leaves it)
+    assert await queued() == (0, 1, 1, 1)
 
 
 @pytest.mark.slow  # starts a PgBouncer

@@ -7,11 +7,13 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from fastapi.security.utils import get_authorization_scheme_param
 
 from stepcoin.config import Settings
 
@@ -174,3 +176,28 @@ def new_refresh_token() -> str:
 def hash_refresh_token(token: str) -> bytes:
     """SHA-256 is enough here: the token is random, not a password, so no slow hash is needed."""
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def first_headers(scope: Mapping[str, Any], *names: bytes) -> dict[bytes, str]:
+    """The first value of each named header of an ASGI request (as Starlette's Headers.get)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def bearer_claims(settings: Settings, authorization: str | None) -> AccessClaims | None:
+    """The verified claims of an `Authorization: Bearer` value (cached as decode_access_token
+    caches them), else None: for the fast paths, which leave every refusal to the route."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not token or scheme.lower() != "bearer":
+        return None
+    try:
+        return decode_access_token(settings, token)
+    except InvalidToken:
+        return None
+
+
+def is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"

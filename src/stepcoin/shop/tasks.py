@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from sqlalchemy import text
 
 from stepcoin.config import get_settings
 from stepcoin.db import Database, session_scope
-from stepcoin.queue import JobRuntime
+from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
@@ -222,9 +223,168 @@ async def _fail(database: Database, order_id: uuid.UUID, reason: str) -> None:
     logger.warning("order failed", extra={"order_id": str(order_id), "reason": reason})
 
 
-@blueprint.task(name="submit_order", pass_context=True, retry=SUBMIT_RETRY, queue="shop")
-async def submit_order_job(context: procrastinate.JobContext, order_id: str) -> str:
-    return await submit_order(_database(), uuid.UUID(order_id), attempt=context.job.attempts)
+class _SubmitRetry(procrastinate.RetryStrategy):
+    """SUBMIT_RETRY counted from the order's first attempt: the sweep makes attempt 0 and hands
+    a failed order to its own job with first_attempt=1, which then waits and stops as if the
+    job had made every attempt."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> Any:
+        offset = int((job.task_kwargs or {}).get("first_attempt", 0))
+        counted = job.evolve(attempts=job.attempts + offset)
+        return super().get_retry_decision(exception=exception, job=counted)
+
+
+@blueprint.task(
+    name="submit_order",
+    pass_context=True,
+    retry=_SubmitRetry(max_attempts=SUBMIT_RETRY.max_attempts, exponential_wait=2),
+    queue="shop",
+)
+async def submit_order_job(
+    context: procrastinate.JobContext, order_id: str, first_attempt: int = 0
+) -> str:
+    """One order's submission, retried with backoff: an order the sweep could not submit, or
+    one placed before the sweep existed (a job per order)."""
+    attempt = context.job.attempts + first_attempt
+    return await submit_order(_database(), uuid.UUID(order_id), attempt=attempt)
+
+
+# The sweep: every pending order is an entry of the Shopify outbox (place_order.v2.sql wakes
+# the sweep instead of queueing a job per order). One sweep job waits at most (its queueing
+# lock) and one runs at a time (a session advisory lock, which a killed worker's connection
+# gives back; a procrastinate lock would stay held by the dead worker's job, and its retry
+# would collide with the sweep waiting meanwhile); the periodic run is the safety net.
+SUBMIT_PENDING_LOCK = SHOP_SUBMIT_PENDING
+# the advisory lock (two int4 keys) every placement holds shared while it decides on the
+# wake-up (place_order.v2.sql); nothing takes it exclusively, so it never blocks a placement
+SUBMIT_PENDING_MARK = (5301, 1)
+DRAIN_POLL_SECONDS = 0.005
+# the key of the advisory lock a running sweep holds for its whole run
+SWEEP_RUNNING_ADVISORY = "stepcoin:shop:submit_pending:running"
+SWEEP_BATCH = 100
+SWEEP_CONCURRENCY = 4  # orders sent to Shopify at once
+
+_PENDING_WITHOUT_JOB = text(
+    "SELECT o.id, o.created_at FROM orders o "
+    "WHERE o.status = 'pending' "
+    "AND (o.created_at, o.id) > (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid)) "
+    # an order with a job of its own (a retry, or placed before the sweep) is that job's
+    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.lock = 'order:' || o.id::text) "
+    "ORDER BY o.created_at, o.id LIMIT :limit"
+)
+
+
+async def submit_pending_orders(
+    database: Database, *, defer_retry: Any, batch: int = SWEEP_BATCH
+) -> dict[str, int]:
+    """Submit every pending order that has no job of its own, oldest first: attempt 0 of each.
+
+    An order Shopify could not take now (unavailable, or anything unexpected) goes to its own
+    submit_order job, which retries with the same backoff and limit as before the sweep
+    (`defer_retry(order_id)` defers it). Exactly once: one sweep at a time, an order with a job
+    is left to the job, submit_order moves only a pending order and Shopify finds an order by
+    its tag before creating it.
+    """
+    async with database.engine.connect() as running:
+        await running.execute(
+            text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
+        )
+        await running.commit()
+        try:
+            return await _sweep(database, defer_retry=defer_retry, batch=batch)
+        finally:
+            await running.execute(
+                text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
+            )
+            await running.commit()
+
+
+_PLACEMENTS_DECIDING = text(
+    "SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks "
+    "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+    "AND classid = CAST(:a AS oid) AND objid = CAST(:b AS oid)"
+)
+
+
+async def _placements_deciding(conn: Any) -> set[str]:
+    """The transactions of the placements that hold SUBMIT_PENDING_MARK now."""
+    a, b = SUBMIT_PENDING_MARK
+    return set((await conn.execute(_PLACEMENTS_DECIDING, {"a": a, "b": b})).scalar_one())
+
+
+async def _wait_for_placements_deciding(database: Database) -> None:
+    """Wait until every placement that held the mark when this sweep started has ended.
+
+    Such a placement may have seen this sweep's job still waiting and deferred no other; its
+    order is visible once it ends. Placements that start later see the job running and defer
+    the next sweep. Only the transactions seen at the start are waited for (their virtual
+    transaction ids), so a steady stream of new placements never holds the sweep back, and
+    no placement ever waits for the sweep.
+    """
+    async with database.engine.connect() as conn:
+        deciding = await _placements_deciding(conn)
+        while deciding:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+            deciding &= await _placements_deciding(conn)
+
+
+async def _sweep(database: Database, *, defer_retry: Any, batch: int) -> dict[str, int]:
+    await _wait_for_placements_deciding(database)
+    outcomes: dict[str, int] = {}
+    after: tuple[Any, Any] = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
+    while True:
+        async with session_scope(database) as session:
+            rows = (
+                await session.execute(
+                    _PENDING_WITHOUT_JOB,
+                    {"after_at": after[0], "after_id": after[1], "limit": batch},
+                )
+            ).all()
+        if not rows:
+            return outcomes
+        after = (rows[-1].created_at, rows[-1].id)
+        for start in range(0, len(rows), SWEEP_CONCURRENCY):
+            chunk = rows[start : start + SWEEP_CONCURRENCY]
+            results = await asyncio.gather(
+                *(_first_attempt(database, row.id, defer_retry) for row in chunk)
+            )
+            for outcome in results:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+
+async def _first_attempt(database: Database, order_id: uuid.UUID, defer_retry: Any) -> str:
+    try:
+        return await submit_order(database, order_id, attempt=0)
+    except Exception:
+        logger.warning(
+            "order not submitted; its own job retries it", extra={"order_id": str(order_id)}
+        )
+        await defer_retry(order_id)
+        return "retrying"
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="submit-pending")
+@blueprint.task(
+    name="submit_pending",
+    queueing_lock=SUBMIT_PENDING_LOCK,
+    pass_context=True,
+    queue="shop",
+)
+async def submit_pending(
+    context: procrastinate.JobContext, timestamp: int | None = None
+) -> dict[str, int]:
+    """Woken by each order placed while none waits (place_order.v2.sql), and every minute."""
+    app = context.app
+
+    async def defer_retry(order_id: uuid.UUID) -> None:
+        # the wait before the second attempt, as SUBMIT_RETRY's after attempt 0
+        await app.configure_task(
+            SHOP_SUBMIT_ORDER,
+            lock=f"order:{order_id}",
+            schedule_in={"seconds": SUBMIT_RETRY.exponential_wait},
+        ).defer_async(order_id=str(order_id), first_attempt=1)
+
+    return await submit_pending_orders(_database(), defer_retry=defer_retry)
 
 
 class ShopSwitchedOff(RuntimeError):

@@ -9,7 +9,7 @@
   planned from rebuilt_at.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-04 16:45:00
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from stepcoin.sqlfiles import load
 
 revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0016"
+down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
