@@ -78,7 +78,7 @@ def test_a_crafted_archive_is_refused(tmp_path: Path, extract, members) -> None:
     (tmp_path / "outside").write_text("keep")
     tar_path = _archive(tmp_path / "evil.tar", *members)
     target = tmp_path / "deep" / "out"
-    with pytest.raises(engine.BackupError, match="unsafe|absolute|outside|link"):
+    with pytest.raises(engine.BackupError, match=r"unsafe|absolute|outside|link"):
         extract(tar_path, target)
     assert not (tmp_path / "deep" / "evil").exists()
     assert not (tmp_path / "evil").exists()
