@@ -419,8 +419,11 @@ def _checked_member(member: tarfile.TarInfo, root: str) -> tarfile.TarInfo:
     destination = os.path.join(root, member.name)
     if not inside(destination):
         raise BackupError(f"unsafe archive member {member.name!r}: outside the target")
-    if member.ischr() or member.isblk() or member.isfifo() or not (
-        member.isreg() or member.isdir() or member.issym() or member.islnk()
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isreg() or member.isdir() or member.issym() or member.islnk())
     ):
         raise BackupError(f"unsafe archive member {member.name!r}: a special file")
     if member.issym() or member.islnk():
