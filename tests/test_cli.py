@@ -99,9 +99,8 @@ def test_check_ledger_reports_a_mismatch(cli_database):
     assert as_json.returncode == 1  # the same exit code for scripts
     report = json.loads(as_json.stdout)
     assert report["ok"] is False and report["wallets_checked"] >= 1
-    assert {"user_id": user_id, "available_coins": 7, "ledger_total": 0}.items() <= (
-        next(m for m in report["mismatches"] if m["user_id"] == user_id).items()
-    )
+    mismatch = next(m for m in report["mismatches"] if m["user_id"] == str(user_id))
+    assert (mismatch["available_coins"], mismatch["ledger_total"]) == (7, 0)
     assert f"MISMATCH user {user_id}: wallet 7 ledger 0" in bad.stdout
     assert f"COUNTERS user {user_id}: earned 7 (ledger 0), spent 0 (ledger 0)" in bad.stdout
     with psycopg.connect(cli_database) as conn:

@@ -12,7 +12,10 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -132,7 +135,7 @@ def serve_banner(host: str, port: int, database: str, *, embedded_in: str | None
     listening = f" (listening on every address, {host})" if shown != host else ""
     return "\n".join(
         [
-            "StepCoin",
+            "StepCoin is ready",
             f"  API        {base}{listening}",
             f"  API docs   {base}/docs",
             f"  console    {base}/admin",
@@ -141,6 +144,32 @@ def serve_banner(host: str, port: int, database: str, *, embedded_in: str | None
             f"    {_command_name()} create-admin --email you@example.com",
         ]
     )
+
+
+def _announce_when_listening(host: str, port: int, banner: str) -> None:
+    """Print the banner once the server accepts connections, below the start-up logs where a
+    newcomer sees it (nothing when something else already held the port)."""
+    target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection((target, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    if listening():
+        return  # not ours: uvicorn will say the address is in use
+
+    def wait() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if listening():
+                typer.echo(banner)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=wait, name="stepcoin-banner", daemon=True).start()
 
 
 @app.command()
@@ -171,8 +200,11 @@ def serve(
         if migrate:
             migrations.upgrade(url)
         settings = get_settings()
-        typer.echo(
-            serve_banner(host or settings.host, port or settings.port, url, embedded_in=embedded_in)
+        listen_host, listen_port = host or settings.host, port or settings.port
+        _announce_when_listening(
+            listen_host,
+            listen_port,
+            serve_banner(listen_host, listen_port, url, embedded_in=embedded_in),
         )
         os.environ["STEPCOIN_RUN_WORKER_IN_SERVE"] = "true" if worker else "false"
         get_settings.cache_clear()

@@ -31,7 +31,13 @@ class RequestIdFilter(logging.Filter):
 
 
 # The attributes every LogRecord has; anything else was passed in `extra=` and is shown.
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# (uvicorn's color_message repeats the message with terminal escapes.)
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class TextFormatter(logging.Formatter):
@@ -67,7 +73,12 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     for collectors (the default off a terminal), readable lines for a person at a terminal."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    if wants_text_logs(log_format, sys.stderr):
+    text = wants_text_logs(log_format, sys.stderr)
+    # A person at a terminal is not shown the job worker's line per job (every few seconds):
+    # its warnings and errors still come, and STEPCOIN_LOG_LEVEL=DEBUG shows everything.
+    quiet_jobs = text and logging.getLevelName(level.upper()) == logging.INFO
+    logging.getLogger("procrastinate").setLevel(logging.WARNING if quiet_jobs else logging.NOTSET)
+    if text:
         handler.setFormatter(TextFormatter())
     else:
         handler.setFormatter(

@@ -13,8 +13,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -34,7 +36,7 @@ Step = Callable[[str, float | None], None]  # (what is happening, fraction done 
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, dates and paths as JSON values (dates as ISO 8601)."""
+    """Dataclasses, dates, decimals, ids and paths as JSON values (dates as ISO 8601)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(dataclasses.asdict(value))
     if isinstance(value, Mapping):
@@ -43,7 +45,9 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, Path):
+    if isinstance(value, Decimal):  # SQL sums of coins: whole numbers stay JSON numbers
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, Path | UUID):
         return str(value)
     return value
 
