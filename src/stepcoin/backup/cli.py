@@ -69,6 +69,7 @@ def run_command(
     type_: Annotated[
         str, typer.Option("--type", help="full, or incremental (PostgreSQL 17+).")
     ] = "full",
+    as_json: JsonOption = False,
 ) -> None:
     """Take a backup now, verify it with pg_verifybackup and add it to the catalogue."""
     if type_ not in {"full", "incremental"}:
@@ -79,6 +80,9 @@ def run_command(
             record = engine.run_backup(config, kind, progress=progress)
     except engine.BackupError as exc:
         raise _fail(exc) from exc
+    if as_json:
+        terminal.print_json(record)
+        return
     parent = f" on top of {record.parent}" if record.parent else ""
     out.print(
         f"backup {record.id} ({record.type}{parent}): {record.size / 1e6:.1f} MB, verified, "
@@ -189,6 +193,7 @@ def restore_command(
 @backup_app.command("prune")
 def prune_command(
     dry_run: Annotated[bool, typer.Option(help="Only say what would go.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Apply the retention policy (backup.* runtime settings) to every repository."""
     import asyncio
@@ -213,11 +218,15 @@ def prune_command(
                     RetentionPolicy(*[values["backup.monthly_retention_days"]] * 2),
                 ),
             ]
+            results = []
             with engine.operation_lock(config.source_url):
                 for index, (url, policy) in enumerate(plans):
                     if index and url is None:
                         continue
                     result = engine.prune(config, policy, repository_url=url, dry_run=dry_run)
+                    results.append(result)
+                    if as_json:
+                        continue
                     verb = "would delete" if dry_run else "deleted"
                     out.print(
                         f"{result.repository}: {verb} {len(result.deleted)} backups "
@@ -226,6 +235,8 @@ def prune_command(
                     )
     except engine.BackupError as exc:
         raise _fail(exc) from exc
+    if as_json:
+        terminal.print_json({"dry_run": dry_run, "repositories": results})
 
 
 @backup_app.command("copy")
