@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import TEST_PASSWORD
 from tests.fixtures.database import server_database
+from tests.fixtures.terminal import on_a_terminal
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
 pytestmark = pytest.mark.slow  # every test here starts `stepcoin` processes
@@ -111,6 +112,10 @@ def test_check_ledger_reports_a_mismatch(cli_database):
         )
     fixed = run(["check-ledger"], {"DATABASE_URL": cli_database})
     assert fixed.returncode == 0
+    assert "checking every wallet" not in fixed.stdout + fixed.stderr  # no spinner in a pipe
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    screen = on_a_terminal([*STEPCOIN, "check-ledger"], {**env, "DATABASE_URL": cli_database})
+    assert "checking every wallet against its ledger" in screen and "ledger OK" in screen
     assert json.loads(run(["check-ledger", "--json"], {"DATABASE_URL": cli_database}).stdout)["ok"]
 
 

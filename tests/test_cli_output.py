@@ -3,16 +3,21 @@ and readable logs on a terminal only, and the start-up banner of `stepcoin serve
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from rich.console import Console
+
+from stepcoin import terminal
 from stepcoin.backup.catalogue import BackupRecord, Catalogue, save_catalogue
 from stepcoin.backup.repository import open_repository
 from stepcoin.cli import serve_banner, without_password
+from tests.fixtures.terminal import on_a_terminal
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
 LONG_ID = "20261203T101112Z" + "F" * 70  # longer than any 80-column table cell
@@ -51,26 +56,6 @@ def _repository(tmp_path: Path) -> Path:
     return folder
 
 
-def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
-    """Run with stdout and stderr on a pseudo-terminal, as a person at a shell would."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=follower,
-                               stderr=follower)  # fmt: skip
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    process.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode(errors="replace")
-
-
 def test_backup_list_in_a_pipe_prints_whole_values_one_line_each(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     env = _env(STEPCOIN_BACKUP_REPOSITORY=str(folder))
@@ -106,16 +91,16 @@ def test_backup_list_json_is_the_whole_catalogue(tmp_path: Path) -> None:
     assert none.returncode == 0 and json.loads(none.stdout) == []
 
 
-def test_backup_list_on_a_terminal_is_a_table(tmp_path: Path) -> None:
+def test_backup_liston_a_terminal_is_a_table(tmp_path: Path) -> None:
     folder = _repository(tmp_path)
     env = _env(STEPCOIN_BACKUP_REPOSITORY=str(folder), COLUMNS="400", TERM="xterm")
     env.pop("NO_COLOR", None)
-    screen = _on_a_terminal([*STEPCOIN, "backup", "list"], env)
+    screen = on_a_terminal([*STEPCOIN, "backup", "list"], env)
     assert "┃" in screen or "│" in screen  # rich's box drawing
     assert LONG_ID in screen
 
 
-def test_logs_are_json_in_a_pipe_and_text_on_a_terminal_or_when_asked() -> None:
+def test_logs_are_json_in_a_pipe_and_texton_a_terminal_or_when_asked() -> None:
     piped = subprocess.run([sys.executable, "-c", LOG_SNIPPET], env=_env(), capture_output=True,
                            text=True, timeout=60, check=True)  # fmt: skip
     line = json.loads(piped.stderr.strip())
@@ -128,10 +113,10 @@ def test_logs_are_json_in_a_pipe_and_text_on_a_terminal_or_when_asked() -> None:
     assert "WARNING stepcoin.test: hello  status=201" in asked.stderr
     assert not asked.stderr.lstrip().startswith("{")
 
-    screen = _on_a_terminal([sys.executable, "-c", LOG_SNIPPET], _env())
+    screen = on_a_terminal([sys.executable, "-c", LOG_SNIPPET], _env())
     assert "WARNING stepcoin.test: hello  status=201" in screen
 
-    forced = _on_a_terminal([sys.executable, "-c", LOG_SNIPPET], _env(STEPCOIN_LOG_FORMAT="json"))
+    forced = on_a_terminal([sys.executable, "-c", LOG_SNIPPET], _env(STEPCOIN_LOG_FORMAT="json"))
     assert json.loads(forced.strip())["message"] == "hello"
 
 
@@ -154,3 +139,18 @@ def test_the_serve_banner_says_where_everything_is_without_the_password() -> Non
         "postgresql://u@h/db?password=***&sslmode=require"
     )
     assert without_password("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_progress_is_drawnon_a_terminal_only(monkeypatch) -> None:
+    for is_terminal in (True, False):
+        screen = io.StringIO()
+        monkeypatch.setattr(
+            terminal, "err", Console(file=screen, force_terminal=is_terminal, width=100)
+        )
+        with terminal.progress() as step:
+            step("copying WAL files", 0.5)
+            time.sleep(0.3)  # at least one refresh of the bar
+        if is_terminal:
+            assert "copying WAL files" in screen.getvalue()
+        else:
+            assert screen.getvalue() == ""
