@@ -12,6 +12,9 @@ import pytest
 
 from stepcoin.backup import engine
 
+# Python 3.12+ warns on extraction without a filter: here that is the point (the fallback).
+pytestmark = pytest.mark.filterwarnings("ignore:Python 3.14 will:DeprecationWarning")
+
 
 def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
