@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import TEST_PASSWORD
 from tests.fixtures.database import server_database
+from tests.fixtures.terminal import on_a_terminal
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
 pytestmark = pytest.mark.slow  # every test here starts `stepcoin` processes
@@ -94,6 +96,12 @@ def test_check_ledger_reports_a_mismatch(cli_database):
         )
     bad = run(["check-ledger"], {"DATABASE_URL": cli_database})
     assert bad.returncode == 1
+    as_json = run(["check-ledger", "--json"], {"DATABASE_URL": cli_database})
+    assert as_json.returncode == 1  # the same exit code for scripts
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False and report["wallets_checked"] >= 1
+    mismatch = next(m for m in report["mismatches"] if m["user_id"] == str(user_id))
+    assert (mismatch["available_coins"], mismatch["ledger_total"]) == (7, 0)
     assert f"MISMATCH user {user_id}: wallet 7 ledger 0" in bad.stdout
     assert f"COUNTERS user {user_id}: earned 7 (ledger 0), spent 0 (ledger 0)" in bad.stdout
     with psycopg.connect(cli_database) as conn:
@@ -104,6 +112,11 @@ def test_check_ledger_reports_a_mismatch(cli_database):
         )
     fixed = run(["check-ledger"], {"DATABASE_URL": cli_database})
     assert fixed.returncode == 0
+    assert "checking every wallet" not in fixed.stdout + fixed.stderr  # no spinner in a pipe
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    screen = on_a_terminal([*STEPCOIN, "check-ledger"], {**env, "DATABASE_URL": cli_database})
+    assert "checking every wallet against its ledger" in screen and "ledger OK" in screen
+    assert json.loads(run(["check-ledger", "--json"], {"DATABASE_URL": cli_database}).stdout)["ok"]
 
 
 def test_production_refuses_the_default_secret(cli_database):
@@ -182,13 +195,14 @@ def test_serve_over_real_http_with_database_url(cli_database):
         assert products and all(p["coin_price"] > 0 for p in products)
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    # logs are JSON lines, and request lines carry the request id
+    # the banner: where the API, its docs and the console are, the database, the first admin
+    assert f"http://127.0.0.1:{port}/docs" in stdout and f"http://127.0.0.1:{port}/admin" in stdout
+    assert cli_database in stdout and "create-admin --email" in stdout
+    # logs are JSON lines (stderr is a pipe here), and request lines carry the request id
     lines = [line for line in stderr.splitlines() if line.startswith("{")]
     assert lines
-    import json
-
     parsed = [json.loads(line) for line in lines]
     assert any(p.get("logger") == "stepcoin.access" and p.get("request_id") for p in parsed)
 
@@ -206,8 +220,9 @@ def test_serve_with_embedded_postgres_and_clean_stop(tmp_path_factory):
             exercise_api(f"http://127.0.0.1:{port}")
         finally:
             process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=90)
+            stdout, stderr = process.communicate(timeout=90)
         assert process.returncode == 0, stderr
+        assert f"(embedded, in {folder / 'data'})" in stdout
         # the embedded server was stopped with the service
         pid_file = folder / "data" / "pgdata" / "postmaster.pid"
         assert not pid_file.exists(), "embedded PostgreSQL still running after exit"

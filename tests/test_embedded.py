@@ -320,14 +320,28 @@ def test_root_refuses_data_dir_writable_by_another_user(base_dir: Path) -> None:
     assert not (other / "stepcoin").exists()
 
 
-@needs_root
 def _reachable_by_others(path: Path) -> bool:
     """True when every ancestor has o+x (so an unprivileged user can reach the file)."""
     return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
 
 
+def _runs_wheel_binaries_in_place(data_dir: Path, user: str) -> None:
+    with EmbeddedPostgres(data_dir / "d") as pg:
+        with psycopg.connect(pg.libpq_url) as conn:
+            conn.execute("SELECT 1")
+        assert psutil.Process(_postmaster_pid(pg)).username() == user
+        assert pg.bin_dir == wheel_package_dir() / "pginstall" / "bin"
+        assert pg.server_user is None
+    assert not _is_running(pg)
+    assert not (pg.data_dir / "pg").exists()
+
+
 def test_non_root_user_runs_wheel_binaries_in_place(base_dir: Path) -> None:
-    """As an ordinary user: no private copy, no server account, the server runs as that user."""
+    """As an ordinary user: no private copy, no server account, the server runs as that user.
+    Run as root, the test becomes `nobody` in a fork; run as an ordinary user, it is one."""
+    if not IS_ROOT:
+        _runs_wheel_binaries_in_place(base_dir, pwd.getpwuid(os.geteuid()).pw_name)
+        return
     nobody = pwd.getpwnam("nobody")
     if not _reachable_by_others(wheel_package_dir() / "pginstall" / "bin" / "postgres"):
         pytest.skip("the virtual environment sits in a folder other users cannot enter")
@@ -345,14 +359,7 @@ def test_non_root_user_runs_wheel_binaries_in_place(base_dir: Path) -> None:
             os.setuid(nobody.pw_uid)
             os.environ["HOME"] = str(data_dir)
             os.chdir(data_dir)
-            with EmbeddedPostgres(data_dir / "d") as pg:
-                with psycopg.connect(pg.libpq_url) as conn:
-                    conn.execute("SELECT 1")
-                assert psutil.Process(_postmaster_pid(pg)).username() == "nobody"
-                assert pg.bin_dir == wheel_package_dir() / "pginstall" / "bin"
-                assert pg.server_user is None
-            assert not _is_running(pg)
-            assert not (pg.data_dir / "pg").exists()
+            _runs_wheel_binaries_in_place(data_dir, "nobody")
         except BaseException as exc:
             report = f"{type(exc).__name__}: {exc}"
         finally:

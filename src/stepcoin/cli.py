@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import socket
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import typer
 
+from stepcoin import terminal
 from stepcoin.backup.cli import backup_app
 from stepcoin.backup.command_database import database_url
+from stepcoin.terminal import JsonOption
 
 # lazy imports: each command imports what it uses (start-up time, see the docstring above)
 
@@ -59,7 +67,8 @@ def _setup_logging() -> None:
     from stepcoin.config import get_settings
     from stepcoin.observability import configure_logging
 
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _require_shopify_standin() -> None:
@@ -87,6 +96,82 @@ def _require_signing_secret() -> None:
         raise typer.Exit(1) from None
 
 
+def without_password(url: str) -> str:
+    """The database URL to show a person: the password (in the authority or the query
+    string) replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = urlencode(
+        [
+            (k, "***" if k == "password" else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="/*",
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _command_name() -> str:
+    """How this shell reaches `stepcoin`: the bare name when it is on PATH, otherwise the
+    script next to this Python (e.g. .venv/bin/stepcoin, as scripts/start.sh installs it)."""
+    if shutil.which("stepcoin"):
+        return "stepcoin"
+    script = os.path.join(os.path.dirname(sys.executable), "stepcoin")
+    if not os.path.exists(script):
+        return f"{sys.executable} -m stepcoin.cli"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else script
+
+
+def serve_banner(host: str, port: int, database: str, *, embedded_in: str | None) -> str:
+    """What a newcomer needs once the server is up: where the API, its docs and the console
+    are, which database it uses (never its password), and how to make the first admin."""
+    shown = "localhost" if host in {"0.0.0.0", "::", ""} else host
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    where = f" (embedded, in {embedded_in})" if embedded_in else ""
+    listening = f" (listening on every address, {host})" if shown != host else ""
+    return "\n".join(
+        [
+            "StepCoin is ready",
+            f"  API        {base}{listening}",
+            f"  API docs   {base}/docs",
+            f"  console    {base}/admin",
+            f"  database   {without_password(database)}{where}",
+            "  first admin (once; asks for a password):",
+            f"    {_command_name()} create-admin --email you@example.com",
+        ]
+    )
+
+
+def _announce_when_listening(host: str, port: int, banner: str) -> None:
+    """Print the banner once the server accepts connections, below the start-up logs where a
+    newcomer sees it (nothing when something else already held the port)."""
+    target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection((target, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    if listening():
+        return  # not ours: uvicorn will say the address is in use
+
+    def wait() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if listening():
+                typer.echo(banner)
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=wait, name="stepcoin-banner", daemon=True).start()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -106,10 +191,21 @@ def serve(
     _setup_logging()
     _require_shopify_standin()
     _require_signing_secret()
+    embedded_in = None
+    if not get_settings().database_url:
+        from stepcoin.embedded import default_data_dir
+
+        embedded_in = get_settings().data_dir or str(default_data_dir())
     with database_url() as url:
         if migrate:
             migrations.upgrade(url)
         settings = get_settings()
+        listen_host, listen_port = host or settings.host, port or settings.port
+        _announce_when_listening(
+            listen_host,
+            listen_port,
+            serve_banner(listen_host, listen_port, url, embedded_in=embedded_in),
+        )
         os.environ["STEPCOIN_RUN_WORKER_IN_SERVE"] = "true" if worker else "false"
         get_settings.cache_clear()
         with _graceful_signals():
@@ -215,7 +311,7 @@ def reset_totp_command(
 
 
 @app.command("check-ledger")
-def check_ledger_command() -> None:
+def check_ledger_command(as_json: JsonOption = False) -> None:
     """Verify that every wallet equals its ledger, no award was paid twice, held coins equal the
     days in review and the lifetime counters follow the ledger (exit 1 if not)."""
     from stepcoin.db import Database, session_scope
@@ -229,8 +325,13 @@ def check_ledger_command() -> None:
         finally:
             await database.dispose()
 
-    with database_url() as url:
+    with database_url() as url, terminal.working("checking every wallet against its ledger"):
         report = asyncio.run(main(url))
+    if as_json:
+        terminal.print_json({**terminal.to_jsonable(report), "ok": report.ok})
+        if not report.ok:
+            raise typer.Exit(1)
+        return
     typer.echo(f"wallets checked: {report.wallets_checked}")
     for row in report.mismatches:
         typer.echo(
@@ -281,7 +382,7 @@ def demo_command(
         finally:
             await database.dispose()
 
-    with database_url() as url:
+    with database_url() as url, terminal.working(f"filling the demo: {walkers} walkers"):
         migrations.upgrade(url)
         report = asyncio.run(main(url))
     typer.echo(

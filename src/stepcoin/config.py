@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_pool_overflow: int = Field(default=5, ge=0, le=200)
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="auto: readable text on a terminal, one JSON object per line otherwise.",
+    )
     access_log: bool = True
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     forwarded_allow_ips: str = Field(

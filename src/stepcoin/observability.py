@@ -1,4 +1,5 @@
-"""JSON logs that carry the request id, and the one cheap ASGI middleware every request passes."""
+"""Logs (JSON, or text on a terminal) that carry the request id, and the one cheap ASGI
+middleware every request passes."""
 
 from __future__ import annotations
 
@@ -29,18 +30,65 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """One JSON object per line on stderr, for the app, uvicorn and the job worker alike."""
+# The attributes every LogRecord has; anything else was passed in `extra=` and is shown.
+# (uvicorn's color_message repeats the message with terminal escapes.)
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+
+class TextFormatter(logging.Formatter):
+    """One readable line for a person at a terminal: time, level, logger, message, then the
+    `extra=` fields as key=value (the JSON form carries the same fields)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _RECORD_FIELDS and value is not None
+        ]
+        if extras:
+            first, newline, rest = line.partition("\n")  # a traceback stays below the line
+            line = f"{first}  {' '.join(extras)}{newline}{rest}"
+        return line
+
+
+def wants_text_logs(log_format: str, stream: object = None) -> bool:
+    """`text`, `json`, or `auto`: text when the stream is a terminal (a person reads it)."""
+    if log_format != "auto":
+        return log_format == "text"
+    isatty = getattr(stream if stream is not None else sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Logs on stderr for the app, uvicorn and the job worker alike: one JSON object per line
+    for collectors (the default off a terminal), readable lines for a person at a terminal."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}{request_id}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            datefmt="%Y-%m-%dT%H:%M:%S%z",
+    text = wants_text_logs(log_format, sys.stderr)
+    # A person at a terminal is not shown the job worker's line per job (every few seconds):
+    # its warnings and errors still come, and STEPCOIN_LOG_LEVEL=DEBUG shows everything.
+    quiet_jobs = text and logging.getLevelName(level.upper()) == logging.INFO
+    logging.getLogger("procrastinate").setLevel(logging.WARNING if quiet_jobs else logging.NOTSET)
+    if text:
+        handler.setFormatter(TextFormatter())
+    else:
+        handler.setFormatter(
+            JsonFormatter(
+                "{asctime}{levelname}{name}{message}{request_id}",
+                style="{",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                datefmt="%Y-%m-%dT%H:%M:%S%z",
+            )
         )
-    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,6 +3,7 @@ PostgreSQL 18 with WAL archiving (one cluster for the module: each step builds o
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -137,6 +138,19 @@ def test_cli_lists_the_catalogue(cluster: Cluster) -> None:
     for column in ("id", "type", "parent", "started", "size", "verified", "repository"):
         assert column in result.stdout
     assert "incremental" in result.stdout and "full" in result.stdout
+    # a script reads whole ids from the pipe, or JSON, and verifies what it read
+    ids = [line.split("\t")[0] for line in result.stdout.splitlines()[1:]]
+    listed = subprocess.run(
+        [sys.executable, "-m", "stepcoin.cli", "backup", "list", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert [b["id"] for b in json.loads(listed.stdout)] == ids
+    verified = subprocess.run(
+        [sys.executable, "-m", "stepcoin.cli", "backup", "verify", ids[-1], "--json"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout) == [{"id": ids[-1], "ok": True, "message": "ok"}]
 
 
 @pytest.fixture

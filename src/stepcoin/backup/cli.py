@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.markup import escape
 
+from stepcoin import terminal
 from stepcoin.backup import engine
 from stepcoin.backup.catalogue import RetentionPolicy, load_catalogue
 from stepcoin.backup.command_database import database_url
@@ -25,27 +24,10 @@ backup_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-console = Console(stderr=True)
-out = Console()
-
-
-@contextlib.contextmanager
-def _progress() -> Iterator[engine.Progress]:
-    """A rich progress bar fed by the engine's (step, fraction) callbacks."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=1.0)
-
-        def update(step: str, fraction: float | None) -> None:
-            bar.update(task, description=step, completed=fraction if fraction is not None else 0)
-
-        yield update
+console = terminal.err
+out = terminal.out
+_progress = terminal.progress
+JsonOption = terminal.JsonOption
 
 
 @contextlib.contextmanager
@@ -87,6 +69,7 @@ def run_command(
     type_: Annotated[
         str, typer.Option("--type", help="full, or incremental (PostgreSQL 17+).")
     ] = "full",
+    as_json: JsonOption = False,
 ) -> None:
     """Take a backup now, verify it with pg_verifybackup and add it to the catalogue."""
     if type_ not in {"full", "incremental"}:
@@ -97,6 +80,9 @@ def run_command(
             record = engine.run_backup(config, kind, progress=progress)
     except engine.BackupError as exc:
         raise _fail(exc) from exc
+    if as_json:
+        terminal.print_json(record)
+        return
     parent = f" on top of {record.parent}" if record.parent else ""
     out.print(
         f"backup {record.id} ({record.type}{parent}): {record.size / 1e6:.1f} MB, verified, "
@@ -109,24 +95,33 @@ def list_command(
     repository: Annotated[
         str | None, typer.Option(help="Another repository (default: the main one).")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """The catalogue: id, type, parent, started, size, verified, repository."""
+    """The catalogue: id, type, parent, started, size, verified, repository (whole values, one
+    tab-separated line each, when the output is not a terminal; --json for every field)."""
     with _config(needs_database=False) as config:
         catalogue = load_catalogue(config.open(repository))
-    table = Table("id", "type", "parent", "started", "size", "verified", "repository")
+    if as_json:
+        terminal.print_json(catalogue.backups)
+        return
+    rows = []
     for record in catalogue.backups:
         verified = {True: "yes", False: "[red]FAILED[/]", None: "no"}[record.verified]
-        table.add_row(
-            record.id,
-            record.type,
-            record.parent or "",
-            record.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{record.size / 1e6:.1f} MB",
-            verified,
-            record.repository,
+        rows.append(
+            [
+                escape(record.id),
+                record.type,
+                escape(record.parent or ""),
+                record.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                f"{record.size / 1e6:.1f} MB",
+                verified,
+                escape(record.repository),
+            ]
         )
-    out.print(table)
-    if not catalogue.backups:
+    terminal.print_table(
+        ["id", "type", "parent", "started", "size", "verified", "repository"], rows
+    )
+    if not catalogue.backups and out.is_terminal:
         out.print("no backups yet")
 
 
@@ -134,6 +129,7 @@ def list_command(
 def verify_command(
     backup_id: Annotated[str | None, typer.Argument(help="One backup; default: all.")] = None,
     repository: Annotated[str | None, typer.Option(help="Another repository.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Check what the repository holds (sha256, then pg_verifybackup); exit 1 on any fault."""
     try:
@@ -143,11 +139,14 @@ def verify_command(
             )
     except (engine.BackupError, KeyError) as exc:
         raise _fail(exc) from exc
-    for result in results:
-        if result.ok:
-            out.print(f"{result.id}: ok")
-        else:
-            out.print(f"[bold red]{result.id}: CORRUPT[/]\n{result.message}")
+    if as_json:
+        terminal.print_json(results)
+    else:
+        for result in results:
+            if result.ok:
+                out.print(f"{escape(result.id)}: ok")
+            else:
+                out.print(f"[bold red]{escape(result.id)}: CORRUPT[/]\n{escape(result.message)}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -194,6 +193,7 @@ def restore_command(
 @backup_app.command("prune")
 def prune_command(
     dry_run: Annotated[bool, typer.Option(help="Only say what would go.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Apply the retention policy (backup.* runtime settings) to every repository."""
     import asyncio
@@ -218,11 +218,15 @@ def prune_command(
                     RetentionPolicy(*[values["backup.monthly_retention_days"]] * 2),
                 ),
             ]
+            results = []
             with engine.operation_lock(config.source_url):
                 for index, (url, policy) in enumerate(plans):
                     if index and url is None:
                         continue
                     result = engine.prune(config, policy, repository_url=url, dry_run=dry_run)
+                    results.append(result)
+                    if as_json:
+                        continue
                     verb = "would delete" if dry_run else "deleted"
                     out.print(
                         f"{result.repository}: {verb} {len(result.deleted)} backups "
@@ -231,6 +235,8 @@ def prune_command(
                     )
     except engine.BackupError as exc:
         raise _fail(exc) from exc
+    if as_json:
+        terminal.print_json({"dry_run": dry_run, "repositories": results})
 
 
 @backup_app.command("copy")
@@ -251,7 +257,7 @@ def copy_command(
 
 
 @backup_app.command("drill")
-def drill_command() -> None:
+def drill_command(as_json: JsonOption = False) -> None:
     """Restore the latest backup into a scratch instance and check it (exit 1 on a mismatch)."""
     # lazy: loaded with every `stepcoin` command; commands import what they use
     from stepcoin.backup.drill import run_drill
@@ -261,11 +267,16 @@ def drill_command() -> None:
             report = run_drill(config, progress=progress)
     except engine.BackupError as exc:
         raise _fail(exc) from exc
-    table = Table("table", "at restore point", "restored")
+    if as_json:
+        terminal.print_json({**terminal.to_jsonable(report), "ok": report.ok})
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    rows = []
     for name, (expected, found) in report.counts.items():
         style = "" if expected == found else "[bold red]"
-        table.add_row(name, str(expected), f"{style}{found}")
-    out.print(table)
+        rows.append([name, str(expected), f"{style}{found}"])
+    terminal.print_table(["table", "at restore point", "restored"], rows)
     out.print(
         f"backup {report.backup_id} ({' + '.join(report.chain)}) to {report.restore_point}: "
         f"recovered in {report.recovery_seconds:.1f} s; {report.wallets_checked} wallets checked"

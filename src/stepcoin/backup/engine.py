@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -372,9 +373,75 @@ def _sha256(path: Path) -> str:
 
 
 def _extract(tar_path: Path, target: Path) -> None:
+    """Unpack a backup archive without letting it write outside ``target``.
+
+    tarfile's ``data`` filter does that from Python 3.11.4 (and 3.12.1) on; older 3.11 releases,
+    such as Debian 12's 3.11.2, lack ``filter=`` altogether, so the same member checks are made
+    here, one member at a time (a symlink extracted earlier counts for the members after it)."""
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tarfile.open(tar_path) as tar:
-        tar.extractall(target, filter="data")
+        members = tar.getmembers()
+        _check_archive(members, target, tar_path.name)
+        try:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(target, filter="data")
+                return
+            root = os.path.realpath(target)
+            for member in members:
+                tar.extract(_checked_member(member, root), target)
+        except tarfile.TarError as exc:  # FilterError and its kin: the archive is not safe
+            raise BackupError(f"{tar_path.name}: unsafe archive member: {exc}") from exc
+
+
+def _check_archive(members: Sequence[tarfile.TarInfo], target: Path, name: str) -> None:
+    """What every member must satisfy whatever tarfile offers: a relative name without `..`,
+    a sane size, and room on the disk for the whole archive."""
+    total = 0
+    for member in members:
+        parts = member.name.replace("\\", "/").split("/")
+        if member.name.startswith(("/", "\\")) or os.path.isabs(member.name) or ".." in parts:
+            raise BackupError(f"{name}: unsafe archive member {member.name!r} (absolute or ..)")
+        if member.size < 0:
+            raise BackupError(f"{name}: archive member {member.name!r} has a negative size")
+        total += member.size
+    free = shutil.disk_usage(target).free
+    if total > free:
+        raise BackupError(f"{name}: the archive unpacks to {total} bytes, {free} are free")
+
+
+def _checked_member(member: tarfile.TarInfo, root: str) -> tarfile.TarInfo:
+    """tarfile's ``data_filter`` for Pythons without it: refuse devices, links leading
+    outside ``root`` and paths that leave it through a symlink; no set-id bits, no chown."""
+
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    destination = os.path.join(root, member.name)
+    if not inside(destination):
+        raise BackupError(f"unsafe archive member {member.name!r}: outside the target")
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isreg() or member.isdir() or member.issym() or member.islnk())
+    ):
+        raise BackupError(f"unsafe archive member {member.name!r}: a special file")
+    if member.issym() or member.islnk():
+        link = member.linkname
+        if os.path.isabs(link) or link.startswith(("/", "\\")):
+            raise BackupError(f"unsafe archive member {member.name!r}: absolute link {link!r}")
+        base = os.path.dirname(destination) if member.issym() else root
+        if not inside(os.path.join(base, link)):
+            raise BackupError(f"unsafe archive member {member.name!r}: link {link!r} leads out")
+    mode = member.mode & 0o755  # no setuid/setgid/sticky, no group or other write
+    if member.isreg() or member.islnk():
+        mode |= 0o600
+    elif member.isdir():
+        mode |= 0o700
+    checked = copy.copy(member)  # TarInfo.replace() came with the filters, too
+    # uid/gid -1: os.chown leaves the owner alone (the data filter's "no chown")
+    checked.mode, checked.uid, checked.gid, checked.uname, checked.gname = mode, -1, -1, "", ""
+    return checked
 
 
 def _new_id(catalogue: Catalogue, kind: BackupType, now: datetime) -> str:
