@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import queue
-from stepcoin.worker import build_job_app, open_jobs
+from stepcoin.worker import build_job_app, open_jobs, run_worker
 
 
 def test_tasks_and_schedule_are_registered():
@@ -83,3 +85,32 @@ async def test_finished_jobs_are_pruned_after_their_time(app, database_url):
         ids = {r[0] for r in conn.execute("SELECT id FROM procrastinate_jobs")}
     assert old not in ids  # finished five days ago: pruned
     assert fresh in ids  # finished just now: kept
+
+
+async def test_a_long_job_does_not_hold_the_others_behind_it(app):
+    """The worker runs STEPCOIN_JOB_CONCURRENCY jobs at once (issue 13: one Shopify sweep of a
+    few thousand orders held the boards' refresh and the achievements batch for minutes)."""
+    started, release, short_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    async with open_jobs(app.state.database) as jobs:
+
+        @jobs.task(name="test:long", queue="shop")
+        async def long_job() -> None:
+            started.set()
+            await release.wait()
+
+        @jobs.task(name="test:short", priority=10)
+        async def short_job() -> None:
+            short_done.set()
+
+        await long_job.defer_async()
+        worker = asyncio.create_task(run_worker(jobs, install_signal_handlers=False))
+        try:
+            await asyncio.wait_for(started.wait(), 20)
+            await short_job.defer_async()
+            await asyncio.wait_for(short_done.wait(), 20)  # while the long one still runs
+            assert not release.is_set()
+        finally:
+            release.set()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker

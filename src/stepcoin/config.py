@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: float = Field(
         default=10, gt=0, le=300, description="How often a worker proves it is alive."
     )
+    job_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Jobs one worker runs at once: a long job (a Shopify sweep of thousands of "
+        "orders, a backup) does not hold the boards' refresh and the achievements batch behind it.",
+    )
     job_stalled_seconds: float = Field(
         default=60, gt=0, le=3600, description="A job whose worker is silent this long is retried."
     )

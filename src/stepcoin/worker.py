@@ -97,6 +97,7 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
     # operations: LISTEN/NOTIFY needs a session; through PgBouncer without a direct URL, poll.
     polling = settings.database_pgbouncer and not settings.database_direct_url
     await app.run_worker_async(
+        concurrency=settings.job_concurrency,
         listen_notify=not polling,
         fetch_job_polling_interval=settings.job_poll_seconds if polling else 5.0,
         install_signal_handlers=install_signal_handlers,
