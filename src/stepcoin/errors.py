@@ -104,7 +104,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build the problem+json response; every error path in the service ends here."""
-    body: dict[str, Any] = {
+    body: dict[str, Any] = dict(extra or {})  # never over the RFC 9457 members below
+    body |= {
         "type": TYPE_BASE + code,
         "title": title,
         "status": status,
@@ -113,8 +114,6 @@ def problem_response(
     }
     if instance:
         body["instance"] = instance
-    if extra:
-        body.update(extra)
     return Response(
         content=orjson.dumps(body, default=str),
         status_code=status,

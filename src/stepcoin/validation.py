@@ -238,3 +238,19 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def omit_null(*fields: str) -> Any:
+    """A model's `json_schema_extra`: these optional fields may be left out but are refused
+    as null (their validators say so), so the OpenAPI document offers no null for them."""
+
+    def strip(schema: dict[str, Any], cls: Any = None) -> None:
+        for name in fields:
+            prop = schema.get("properties", {}).get(name, {})
+            branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+            if len(branches) == 1:
+                prop.update(branches[0])
+            elif branches:
+                prop["anyOf"] = branches
+
+    return strip

@@ -8,13 +8,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stepcoin.auth.passwords import NEW_PASSWORD_SCHEMA
+
 
 class PasswordChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=1024)
     new_password: str = Field(
-        min_length=1, max_length=1024, description="8 to 128 characters, not a common one."
+        min_length=1,
+        max_length=1024,
+        description="8 to 128 characters, not a common one.",
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
     )
 
 

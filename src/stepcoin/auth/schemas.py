@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from stepcoin.auth.passwords import NEW_PASSWORD_SCHEMA
+
 PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,32}$"
 
 
@@ -29,7 +31,12 @@ class RegisterIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: EmailStr
-    password: str = Field(min_length=1, max_length=1024, description="8 to 128 characters")
+    password: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="8 to 128 characters, not a common one.",
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
+    )
     full_name: str = Field(min_length=1, max_length=200)
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
 

@@ -49,7 +49,10 @@ class ShippingAddress(BaseModel):
     city: str = Field(min_length=1, max_length=100)
     region: str | None = Field(default=None, max_length=100)
     postal_code: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 \-]+$")
-    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE or US.")
+    country: str = Field(
+        description="ISO 3166-1 alpha-2 code, e.g. DE or US.",
+        json_schema_extra={"enum": sorted(c.alpha_2 for c in pycountry.countries)},
+    )
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()\-]{5,32}$")
 
     @field_validator("country")

@@ -43,7 +43,8 @@ class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     amount: Annotated[int, Field(strict=True, ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT)] = Field(
-        description="Whole coins, non-zero, at most 1,000,000 either way."
+        description="Whole coins, non-zero, at most 1,000,000 either way.",
+        json_schema_extra={"not": {"const": 0}},
     )
     reason: str = Field(min_length=3, max_length=500)
 
