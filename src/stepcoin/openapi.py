@@ -548,7 +548,7 @@ def _merge(responses: dict[str, Any], extra: Responses) -> None:
 
 def operation_id(route: APIRoute) -> str:
     """FastAPI's `generate_unique_id_function`: the route function's name, or OPERATION_IDS'."""
-    method = sorted(route.methods)[0]
+    method = sorted(route.methods or {"GET"})[0]
     return OPERATION_IDS.get((method, route.path_format), route.name)
 
 

@@ -51,7 +51,7 @@ class ShippingAddress(BaseModel):
     postal_code: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 \-]+$")
     country: str = Field(
         description="ISO 3166-1 alpha-2 code, e.g. DE or US.",
-        json_schema_extra={"enum": sorted(c.alpha_2 for c in pycountry.countries)},
+        json_schema_extra={"enum": [*sorted(str(c.alpha_2) for c in pycountry.countries)]},
     )
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()\-]{5,32}$")
 
