@@ -49,7 +49,7 @@ async def test_schemathesis_finds_no_failure(
         f"{live_server.url}/openapi.json",
         "--no-color",
         "--seed",
-        "1",
+        os.environ.get("STEPCOIN_SCHEMATHESIS_SEED", "1"),  # another seed explores further
     ]
     result = await asyncio.to_thread(
         subprocess.run,

@@ -179,6 +179,13 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 Code = str | tuple[int, str]
 
+INPUT_RULES = (
+    "\n\nEvery error is `application/problem+json` (RFC 9457) with a stable `code`. Every "
+    "request is checked before any route runs: no string (body, query or path) may hold NUL "
+    "(U+0000) or a lone surrogate, integers fit in 64 bits, dates lie in years 1 to 9999; "
+    "anything else is a 422 `validation_error` naming the field."
+)
+
 
 def problems(*codes: Code) -> Responses:
     """`responses=` for these codes: one problem+json response per status, codes as an enum.
@@ -239,18 +246,17 @@ _SOCIAL = (
     "email_required",
     "email_taken",
     "retry",
-    "signup_throttled",
 )
 _TOKEN_LINK = ("invalid_token_link", "token_used", "token_expired")
 _REAUTH = ("no_password", "wrong_password", "reauth_throttled")
 ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
-    "register": ("weak_password", "email_taken", "signup_throttled", "retry"),
+    "register": ("weak_password", "email_taken", "signup_throttled"),
     "login": ("invalid_credentials", "account_disabled", "login_throttled"),
-    "refresh": ("invalid_refresh_token", "account_disabled"),
+    "refresh": ("invalid_refresh_token",),
     "sign_in_with_google": _SOCIAL,
     "sign_in_with_apple": _SOCIAL,
     "request_verification_mail": ("too_many_verification_mails",),
-    "verify_email": _TOKEN_LINK,
+    "verify_email": (*_TOKEN_LINK, "invalid_token"),  # invalid_token: the account is gone
     "request_password_reset": ("too_many_reset_requests",),
     "reset_password": (*_TOKEN_LINK, "weak_password", "account_disabled"),
     "delete_account": (
@@ -282,7 +288,6 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "list_orders": _CURSOR,
     "get_order": ("order_not_found",),
     "cancel_order": ("order_not_found", "order_not_cancellable", "retry"),
-    "admin_list_products": _CURSOR,
     "update_product": ("product_not_found", "conflicting_changes"),
     "sync_shopify_now": ("shopify_unavailable", "shopify_error"),
     "admin_list_orders": _CURSOR,
@@ -315,7 +320,7 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "put_setting": ("unknown_setting", "invalid_setting"),
     "get_achievement": ("achievement_not_found",),
     "create_achievement": ("achievement_code_taken",),
-    "update_achievement": ("achievement_not_found", "achievement_code_taken"),
+    "update_achievement": ("achievement_not_found",),
     "get_leaderboard": ("invalid_period_start", "board_not_found"),
     "get_readiness": ("database_unavailable", "migrations_pending"),
 }
@@ -554,6 +559,8 @@ def operation_id(route: APIRoute) -> str:
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """The finishing pass over FastAPI's document (see the module's docstring)."""
+    info = document.setdefault("info", {})
+    info["description"] = (info.get("description") or "") + INPUT_RULES
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
