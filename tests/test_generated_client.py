@@ -127,3 +127,10 @@ async def test_a_generated_client_walks_register_to_cancel(
     again = await cancel_order.asyncio(client=walker, order_id=order.id)
     assert type(again).__name__ == "CancelOrderResponse409", again
     assert str(again.code) == "order_not_cancellable"
+
+    # Re-authentication is one of two shapes (password, or an ID token with its provider).
+    delete_account = importlib.import_module(f"{api}.me.delete_account")
+    response = await delete_account.asyncio_detailed(
+        client=walker, body=models.PasswordReauthentication(password=TEST_PASSWORD)
+    )
+    assert response.status_code == 204, response.content

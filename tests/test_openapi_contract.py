@@ -20,8 +20,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.admin.helpers import make_staff
+from tests.conftest import register
 from tests.fixtures.live import LiveServer
 from tests.shop.helpers import product, walker_with_coins
+from tests.steps.helpers import rec, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -35,6 +37,19 @@ async def test_schemathesis_finds_no_failure(
     admin = await make_staff(client, engine)
     for _ in range(3):
         await product(engine, price=10, stock=1000)
+    # Data the links lead to: flagged records in the review queue, and adjustment requests
+    # another admin made (above the approval threshold) for this admin to decide on.
+    second_admin = await make_staff(client, engine)
+    for _ in range(2):
+        flagged = await register(client)
+        results = await sync(client, flagged["access_token"], rec(1, 9000, manual=True))
+        assert results[0]["status"] == "flagged"
+        response = await client.post(
+            f"/v1/admin/users/{flagged['user']['id']}/adjustments",
+            json={"amount": 20_000, "reason": "a large goodwill credit"},
+            headers=second_admin["headers"],
+        )
+        assert response.status_code == 202, response.text
     env: dict[str, Any] = {
         **os.environ,
         "STEPCOIN_WALKER_TOKEN": walker["access_token"],

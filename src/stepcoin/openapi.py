@@ -475,10 +475,35 @@ LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     },
     "list_settings": {
         "200": {
-            "PutSetting": {
+            "PutSetting": {  # the value it holds: valid for its key by construction
                 "operationId": "put_setting",
                 "parameters": {"path.key": f"{_ITEM0}/key"},
+                "requestBody": {"value": f"{_ITEM0}/value"},
             }
+        }
+    },
+    "list_validations": {
+        "200": {
+            "ApproveValidation": {
+                "operationId": "approve_validation",
+                "parameters": {"path.validation_id": f"{_ITEM0}/id"},
+            },
+            "RejectValidation": {
+                "operationId": "reject_validation",
+                "parameters": {"path.validation_id": f"{_ITEM0}/id"},
+            },
+        }
+    },
+    "list_adjustment_requests": {
+        "200": {
+            "ApproveAdjustment": {
+                "operationId": "approve_adjustment",
+                "parameters": {"path.request_id": f"{_ITEM0}/id"},
+            },
+            "RejectAdjustment": {
+                "operationId": "reject_adjustment",
+                "parameters": {"path.request_id": f"{_ITEM0}/id"},
+            },
         }
     },
 }
@@ -589,7 +614,14 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             if operation_id in EXAMPLES:
                 content = operation["requestBody"]["content"]["application/json"]
                 content["example"] = EXAMPLES[operation_id]
-    unknown = (set(ROUTE_PROBLEMS) | set(LINKS) | set(EXAMPLES) | set(REQUIRED_HEADERS)) - seen
+    targets = {
+        link["operationId"]
+        for by_status in LINKS.values()
+        for links in by_status.values()
+        for link in links.values()
+    }
+    named = set(ROUTE_PROBLEMS) | set(LINKS) | set(EXAMPLES) | set(REQUIRED_HEADERS) | targets
+    unknown = named - seen
     assert not unknown, f"no such operation: {sorted(unknown)}"
     metrics = document["paths"]["/metrics"]["get"]["responses"]
     metrics["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}

@@ -254,3 +254,11 @@ def omit_null(*fields: str) -> Any:
                 prop["anyOf"] = branches
 
     return strip
+
+
+# What a model's `str_strip_whitespace` with min_length=1 (or 3) means, for the OpenAPI
+# document: a character pydantic's strip keeps, i.e. not Unicode White_Space (spelled out:
+# ECMA's \s also holds U+FEFF, Python's str.isspace also \x1c-\x1f; neither is stripped).
+_KEPT = r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NOT_BLANK: Any = {"pattern": _KEPT}
+THREE_KEPT: Any = {"pattern": _KEPT + r"[\s\S]+" + _KEPT}

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepcoin.auth.schemas import PHONE_PATTERN, UserOut
-from stepcoin.validation import omit_null
+from stepcoin.validation import NOT_BLANK, omit_null
 
 
 class WalletOut(BaseModel):
@@ -38,7 +38,9 @@ class ProfileUpdate(BaseModel):
         json_schema_extra=omit_null("full_name", "timezone"),
     )
 
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    full_name: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra=NOT_BLANK
+    )
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     timezone: str | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepcoin.users.schemas import WalletOut
+from stepcoin.validation import THREE_KEPT
 
 __all__ = [
     "AdjustmentIn",
@@ -46,7 +47,7 @@ class AdjustmentIn(BaseModel):
         description="Whole coins, non-zero, at most 1,000,000 either way.",
         json_schema_extra={"not": {"const": 0}},
     )
-    reason: str = Field(min_length=3, max_length=500)
+    reason: str = Field(min_length=3, max_length=500, json_schema_extra=THREE_KEPT)
 
     @field_validator("amount")
     @classmethod
