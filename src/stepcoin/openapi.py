@@ -112,6 +112,11 @@ PROBLEM_STATUS: dict[str, int] = {
     "metrics_forbidden": 403,
     "database_unavailable": 503,
     "migrations_pending": 503,
+    # raised by services only the console calls (a bulk review, a staff resend) or behind a
+    # schema that refuses first (a review note's length): listed so the registry is whole
+    "email_already_verified": 409,
+    "invalid_ids": 422,
+    "note": 422,
 }
 
 _TITLES = {
@@ -576,6 +581,25 @@ def _merge(responses: dict[str, Any], extra: Responses) -> None:
         responses[key] = _problem_response(int(key), codes)
 
 
+_BOUNDS = ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum")
+_INT64 = {float(2**63): 2**63 - 1, float(-(2**63)): -(2**63)}
+
+
+def _integer_bounds(node: Any) -> None:
+    """FastAPI's OpenAPI model holds bounds as floats: 2**63 - 1 came out as 9.2e18, which is
+    2**63, one more than a bigint holds. Integral bounds are integers again (the bigint limits
+    exactly, as stepcoin.validation.Int64 declares them)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = _INT64.get(value, int(value))
+            else:
+                _integer_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _integer_bounds(item)
+
+
 def operation_id(route: APIRoute) -> str:
     """FastAPI's `generate_unique_id_function`: the route function's name, or OPERATION_IDS'."""
     method = sorted(route.methods or {"GET"})[0]
@@ -584,6 +608,7 @@ def operation_id(route: APIRoute) -> str:
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """The finishing pass over FastAPI's document (see the module's docstring)."""
+    _integer_bounds(document)
     info = document.setdefault("info", {})
     info["description"] = (info.get("description") or "") + INPUT_RULES
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
