@@ -30,7 +30,7 @@ from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
-from stepcoin.openapi import install_openapi, operation_id
+from stepcoin.openapi import install_openapi
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
@@ -163,7 +163,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
-        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.add_middleware(

@@ -19,12 +19,12 @@ live server.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from stepcoin.errors import PROBLEM_MEDIA_TYPE, TYPE_BASE
 
@@ -558,6 +558,19 @@ REQUIRED_HEADERS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+CURSOR_PATTERN = "^[A-Za-z0-9_=-]*$"  # base64url, as stepcoin.pagination writes it
+
+
+def _cursor_format(parameter: dict[str, Any]) -> None:
+    """A cursor is opaque but has a format: base64url; anything else is `invalid_cursor`."""
+    for branch in parameter["schema"].get("anyOf", [parameter["schema"]]):
+        if branch.get("type") == "string":
+            branch["pattern"] = CURSOR_PATTERN
+    parameter.setdefault(
+        "description", "The `next_cursor` of the previous page; omit for the first page."
+    )
+
+
 def _kind_problems(method: str, path: str, operation: dict[str, Any]) -> Responses:
     """What every operation of its kind answers."""
     codes: list[Code] = ["validation_error"]  # stepcoin.validation.InputGuard: any query string
@@ -600,10 +613,10 @@ def _integer_bounds(node: Any) -> None:
             _integer_bounds(item)
 
 
-def operation_id(route: APIRoute) -> str:
-    """FastAPI's `generate_unique_id_function`: the route function's name, or OPERATION_IDS'."""
-    method = sorted(route.methods or {"GET"})[0]
-    return OPERATION_IDS.get((method, route.path_format), route.name)
+def _operation_id(method: str, path: str, generated: str) -> str:
+    """The route function's name (FastAPI's id is name + path + method), or OPERATION_IDS'."""
+    suffix = re.sub(r"\W", "_", path) + "_" + method
+    return OPERATION_IDS.get((method.upper(), path), generated.removesuffix(suffix))
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
@@ -618,7 +631,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     seen: set[str] = set()
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
-            operation_id = operation["operationId"]
+            operation_id = _operation_id(method, path, operation["operationId"])
+            operation["operationId"] = operation_id
             assert operation_id not in seen, f"operation id {operation_id} twice"
             seen.add(operation_id)
             responses = operation.setdefault("responses", {})
@@ -632,6 +646,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             for status, links in LINKS.get(operation_id, {}).items():
                 responses[status]["links"] = links
             for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"] == "cursor":
+                    _cursor_format(parameter)
                 declared = REQUIRED_HEADERS.get(operation_id, {}).get(parameter["name"])
                 if parameter["in"] == "header" and declared is not None:
                     parameter["required"] = True
