@@ -168,12 +168,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 _HEADERS: dict[int, dict[str, Any]] = {
-    401: {
-        "WWW-Authenticate": {
-            "description": "Bearer",
-            "schema": {"type": "string"},
-        }
-    },
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
     429: {
         "Retry-After": {
             "description": "Seconds to wait before trying again.",
@@ -181,6 +176,17 @@ _HEADERS: dict[int, dict[str, Any]] = {
         }
     },
 }
+_RATE_LIMIT_HEADERS = {  # stepcoin.auth.throttle: the IETF draft's fields naming the limit
+    "RateLimit-Policy": {
+        "description": 'The limit that refused: `"<policy>";q=<limit>;w=<seconds>`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it: `"<policy>";r=0;t=<seconds>`.',
+        "schema": {"type": "string"},
+    },
+}
+_CODE_HEADERS = {"login_throttled": _RATE_LIMIT_HEADERS, "signup_throttled": _RATE_LIMIT_HEADERS}
 
 Code = str | tuple[int, str]
 
@@ -226,8 +232,11 @@ def _problem_response(status: int, codes: Iterable[str]) -> dict[str, Any]:
             }
         },
     }
-    if status in _HEADERS:
-        response["headers"] = copy.deepcopy(_HEADERS[status])
+    headers = copy.deepcopy(_HEADERS.get(status, {}))
+    for code in listed:
+        headers |= copy.deepcopy(_CODE_HEADERS.get(code, {}))
+    if headers:
+        response["headers"] = headers
     return response
 
 
@@ -590,8 +599,7 @@ def _merge(responses: dict[str, Any], extra: Responses) -> None:
         if present is None or PROBLEM_MEDIA_TYPE not in present.get("content", {}):
             responses[key] = response
             continue
-        codes = _codes_of(present) + _codes_of(response)
-        responses[key] = _problem_response(int(key), codes)
+        responses[key] = _problem_response(int(key), _codes_of(present) + _codes_of(response))
 
 
 _BOUNDS = ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum")
@@ -638,11 +646,16 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if "422" in responses and PROBLEM_MEDIA_TYPE not in responses["422"].get("content", {}):
                 del responses["422"]  # FastAPI's HTTPValidationError: ours is problem+json
-            for status in list(responses):  # a route's own words without a body (TOKEN_ERRORS)
-                if int(status) >= 400 and "content" not in responses[status]:
-                    del responses[status]
+            words = {  # a route's own description of an error (auth.router's 429s, say)
+                status: responses.pop(status)["description"]
+                for status in list(responses)
+                if int(status) >= 400 and "content" not in responses[status]
+            }
             _merge(responses, _kind_problems(method, path, operation))
             _merge(responses, problems(*ROUTE_PROBLEMS.get(operation_id, ())))
+            for status, text in words.items():
+                codes = ", ".join(f"`{code}`" for code in _codes_of(responses[status]))
+                responses[status]["description"] = f"{text} Codes: {codes}."
             for status, links in LINKS.get(operation_id, {}).items():
                 responses[status]["links"] = links
             for parameter in operation.get("parameters", []):
