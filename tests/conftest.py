@@ -19,6 +19,7 @@ from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
 from tests.fixtures.apple import AppleStandIn, apple_server
 from tests.fixtures.database import TestRun, clean_script
+from tests.fixtures.live import LiveServer
 from tests.fixtures.oidc import KeySet, jwks_server
 from tests.mail.helpers import mailbox  # noqa: F401 - the fixture: a real SMTP server
 
@@ -128,6 +129,13 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings, run_worker=False)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The app over real HTTP on a free port (same database and settings as `app`)."""
+    with LiveServer(settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

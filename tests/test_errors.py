@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 
+from stepcoin.errors import problem_response
 from stepcoin.main import create_app
 
 
@@ -21,6 +23,22 @@ async def test_wrong_method_is_problem_json(client):
     response = await client.put("/v1/me")  # DELETE /v1/me exists since issue 12
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+    # every method of the path, not only the first route's (Starlette's own 405 said GET, HEAD)
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
+
+
+async def test_allow_names_the_methods_of_a_templated_path(client):
+    response = await client.delete("/v1/admin/products/7")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "PATCH"
+
+
+def test_extra_members_never_replace_the_problem_members():
+    """A 409 that names an order's status carries it as `current_status`: `status` stays the
+    HTTP status, an integer, as RFC 9457 and API.md say."""
+    response = problem_response(409, "x", "Conflict", "d", extra={"status": "shipped", "a": 1})
+    body = orjson.loads(response.body)
+    assert body["status"] == 409 and body["a"] == 1
 
 
 async def test_malformed_json(client):

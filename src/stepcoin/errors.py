@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -104,7 +106,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build the problem+json response; every error path in the service ends here."""
-    body: dict[str, Any] = {
+    body: dict[str, Any] = dict(extra or {})  # never over the RFC 9457 members below
+    body |= {
         "type": TYPE_BASE + code,
         "title": title,
         "status": status,
@@ -113,8 +116,6 @@ def problem_response(
     }
     if instance:
         body["instance"] = instance
-    if extra:
-        body.update(extra)
     return Response(
         content=orjson.dumps(body, default=str),
         status_code=status,
@@ -196,7 +197,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return http_exception_response(exc, instance=request.url.path)
+        response = http_exception_response(exc, instance=request.url.path)
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)) is not None:
+            response.headers["Allow"] = allowed
+        return response
 
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """The last line of defence behind the schemas and stepcoin.validation.InputGuard: a
@@ -231,6 +235,25 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.DataError, out_of_range)
     app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the OpenAPI document declares for the request's path: Starlette's own 405
+    names only those of the first route whose path matched (GET alone for /v1/me)."""
+    for template, item in request.app.openapi().get("paths", {}).items():
+        if _template_pattern(template).fullmatch(request.url.path):
+            methods = {method.upper() for method in item}
+            if "GET" in methods:
+                methods.add("HEAD")
+            return ", ".join(sorted(methods))
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """/v1/orders/{order_id} -> a pattern matching /v1/orders/<one segment>."""
+    parts = re.split(r"(\{[^}/]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
 
 
 def _is_data_error(orig: BaseException | None) -> bool:

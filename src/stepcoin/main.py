@@ -32,6 +32,7 @@ from stepcoin.leaderboards.router import hot_answers as board_answers
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
+from stepcoin.openapi import install_openapi
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import router as shop_router
@@ -284,4 +285,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(achievements_admin_router)
     app.include_router(leaderboards_router)
     install_console(app)
+    install_openapi(app)
     return app

@@ -239,3 +239,27 @@ def replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def omit_null(*fields: str) -> Any:
+    """A model's `json_schema_extra`: these optional fields may be left out but are refused
+    as null (their validators say so), so the OpenAPI document offers no null for them."""
+
+    def strip(schema: dict[str, Any], cls: Any = None) -> None:
+        for name in fields:
+            prop = schema.get("properties", {}).get(name, {})
+            branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+            if len(branches) == 1:
+                prop.update(branches[0])
+            elif branches:
+                prop["anyOf"] = branches
+
+    return strip
+
+
+# What a model's `str_strip_whitespace` with min_length=1 (or 3) means, for the OpenAPI
+# document: a character pydantic's strip keeps, i.e. not Unicode White_Space (spelled out:
+# ECMA's \s also holds U+FEFF, Python's str.isspace also \x1c-\x1f; neither is stripped).
+_KEPT = r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NOT_BLANK: Any = {"pattern": _KEPT}
+THREE_KEPT: Any = {"pattern": _KEPT + r"[\s\S]+" + _KEPT}

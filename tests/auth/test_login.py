@@ -37,6 +37,19 @@ async def test_email_is_case_insensitive(client):
     assert login.status_code == 200
 
 
+async def test_the_password_is_kept_as_sent(client):
+    """Every character counts, also at the ends: sign-in compares the password as sent, so
+    registration must not strip it (it did, with the model's str_strip_whitespace)."""
+    email, password = unique_email(), f"  {TEST_PASSWORD} "
+    await register(client, email=email, password=password)
+    login = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    stripped = await client.post(
+        "/v1/auth/login", json={"email": email, "password": password.strip()}
+    )
+    assert stripped.status_code == 401
+
+
 @pytest.mark.parametrize(
     "password,code",
     [

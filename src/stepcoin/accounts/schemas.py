@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stepcoin.auth.passwords import NEW_PASSWORD_SCHEMA
 
 
 class PasswordChangeIn(BaseModel):
@@ -14,7 +16,10 @@ class PasswordChangeIn(BaseModel):
 
     current_password: str = Field(min_length=1, max_length=1024)
     new_password: str = Field(
-        min_length=1, max_length=1024, description="8 to 128 characters, not a common one."
+        min_length=1,
+        max_length=1024,
+        description="8 to 128 characters, not a common one.",
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
     )
 
 
@@ -39,12 +44,43 @@ class SessionsEndedOut(BaseModel):
     ended: int
 
 
+def _one_credential_schema(schema: dict[str, Any]) -> None:
+    """Exactly one of password and id_token, as `_one_credential` checks: two shapes, each
+    with the fields that go with it (what a client generator makes two classes of)."""
+    props = schema["properties"]
+
+    def given(name: str) -> dict[str, Any]:
+        return next(b for b in props[name]["anyOf"] if b.get("type") != "null")
+
+    null = {"type": "null"}
+    schema["oneOf"] = [
+        {
+            "title": "PasswordReauthentication",
+            "required": ["password"],
+            "properties": {"password": given("password"), "id_token": null},
+        },
+        {
+            "title": "IdTokenReauthentication",
+            "required": ["id_token"],
+            "properties": {
+                "id_token": given("id_token"),
+                "password": null,
+                "provider": props["provider"],
+                "authorization_code": props["authorization_code"],
+            },
+        },
+    ]
+
+
 class DeleteAccountIn(BaseModel):
     """Re-authentication: the password of an email account, or a fresh ID token of the Google
     or Apple account it signs in with (Apple: also the authorization code, so that StepCoin
     can revoke its Apple tokens)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_one_credential_schema,
+    )
 
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     id_token: str | None = Field(

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from stepcoin.achievements.criteria import Criteria
+from stepcoin.validation import omit_null
 
 MAX_REWARD_COINS = 1_000_000
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,63}$"
@@ -68,7 +69,10 @@ class AchievementCreate(BaseModel):
 class AchievementUpdate(BaseModel):
     """Any subset; `code` never changes. Deactivate with is_active=false."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=omit_null("name", "unlock_criteria", "reward_coins", "is_active"),
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)

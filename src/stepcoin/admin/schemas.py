@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from stepcoin.users.schemas import WalletOut
+from stepcoin.validation import omit_null
 
 
 class AdminUserOut(BaseModel):
@@ -31,7 +32,7 @@ class AdminUserPage(BaseModel):
 class AdminUserUpdate(BaseModel):
     """Only activeness and role; any other field is refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omit_null("is_active", "role"))
 
     is_active: StrictBool | None = Field(
         default=None, description="false deactivates and ends every session at once."

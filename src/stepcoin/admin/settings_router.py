@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from stepcoin.auth.dependencies import AdminDep, StaffDep
 from stepcoin.db import SessionDep
 from stepcoin.runtime_settings import admin as settings_admin
+from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.schemas import SettingList, SettingOut, SettingUpdate
 
 router = APIRouter(prefix="/v1/admin/settings", tags=["admin"])
@@ -22,7 +23,10 @@ async def list_settings(staff: StaffDep, session: SessionDep) -> Any:
 
 @router.put("/{key}", response_model=SettingOut)
 async def put_setting(
-    key: str,
+    key: Annotated[
+        str,
+        Path(description="A key GET lists", json_schema_extra={"enum": sorted(SPECS)}),
+    ],
     body: SettingUpdate,
     admin: AdminDep,
     session: SessionDep,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from stepcoin.auth.passwords import NEW_PASSWORD_SCHEMA
+
 
 class EmailTokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,7 +27,12 @@ class PasswordResetIn(BaseModel):
     token: str = Field(
         min_length=1, max_length=128, description="The `token=` value of the mail's link."
     )
-    new_password: str = Field(min_length=1, max_length=1024, description="8 to 128 characters")
+    new_password: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="8 to 128 characters, not a common one.",
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
+    )
 
 
 class AcceptedOut(BaseModel):

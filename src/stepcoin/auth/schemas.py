@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from stepcoin.auth.passwords import NEW_PASSWORD_SCHEMA
+from stepcoin.validation import NOT_BLANK
 
 PHONE_PATTERN = r"^\+?[0-9 ()\-]{5,32}$"
 
@@ -29,8 +32,13 @@ class RegisterIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: EmailStr
-    password: str = Field(min_length=1, max_length=1024, description="8 to 128 characters")
-    full_name: str = Field(min_length=1, max_length=200)
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(
+        min_length=1,  # every character counts: login compares the password as sent
+        max_length=1024,
+        description="8 to 128 characters, not a common one.",
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
+    )
+    full_name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
 
 

@@ -62,7 +62,11 @@ async def admin_checked_apart(claims: ClaimsDep, database: DatabaseDep) -> Curre
     return admin
 
 
-@router.post("/shopify/sync", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/shopify/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"description": "With ?wait=true: the finished sync run."}},
+)
 async def sync_now(
     admin: Annotated[CurrentUser, Depends(admin_checked_apart)],
     database: DatabaseDep,

@@ -324,7 +324,7 @@ async def refund_order(
         raise Conflict(
             f"An order that is {order.status} cannot become {new_status}.",
             code="order_not_cancellable",
-            extra={"status": order.status},
+            extra={"current_status": order.status},
         )
     items = (
         await session.execute(
@@ -412,7 +412,7 @@ async def advance_status(
         raise Conflict(
             f"An order that is {current} cannot move to {new_status}.",
             code="invalid_status_change",
-            extra={"status": current},
+            extra={"current_status": current},
         )
     stamp = {
         "fulfilled": "fulfilled_at",
@@ -505,7 +505,7 @@ async def cancel_by_walker(
         raise Conflict(
             f"An order that is {row.status} cannot be cancelled.",
             code="order_not_cancellable",
-            extra={"status": row.status},
+            extra={"current_status": row.status},
         )
     raise Conflict("The order changed while cancelling; retry.", code="retry")
 

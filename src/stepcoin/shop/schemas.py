@@ -10,7 +10,7 @@ from typing import Literal
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stepcoin.validation import Int64
+from stepcoin.validation import NOT_BLANK, Int64
 
 OrderStatus = Literal[
     "pending",
@@ -43,13 +43,16 @@ class ProductListOut(BaseModel):
 class ShippingAddress(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
+    line1: str = Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK)
     line2: str | None = Field(default=None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
+    city: str = Field(min_length=1, max_length=100, json_schema_extra=NOT_BLANK)
     region: str | None = Field(default=None, max_length=100)
     postal_code: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 \-]+$")
-    country: str = Field(description="ISO 3166-1 alpha-2 code, e.g. DE or US.")
+    country: str = Field(
+        description="ISO 3166-1 alpha-2 code, e.g. DE or US.",
+        json_schema_extra={"enum": [*sorted(str(c.alpha_2) for c in pycountry.countries)]},
+    )
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9 ()\-]{5,32}$")
 
     @field_validator("country")

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepcoin.auth.schemas import PHONE_PATTERN, UserOut
+from stepcoin.validation import NOT_BLANK, omit_null
 
 
 class WalletOut(BaseModel):
@@ -31,16 +32,30 @@ def check_timezone(value: str) -> str:
 class ProfileUpdate(BaseModel):
     """Only these three fields can be changed by the user; anything else is refused."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra=omit_null("full_name", "timezone"),
+    )
 
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    full_name: str | None = Field(
+        default=None, min_length=1, max_length=200, json_schema_extra=NOT_BLANK
+    )
     phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
-    timezone: str | None = Field(default=None, max_length=64, description="IANA time zone")
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="IANA time zone such as Europe/Berlin (not an enum of ~600 names: "
+        "generated clients choke on GMT+0 beside GMT0)",
+        pattern=r"^[A-Za-z0-9_+\-/]+$",
+    )
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        return None if value is None else check_timezone(value)
+        if value is None:  # the column is NOT NULL: refused here, not by the database (a 500)
+            raise ValueError("timezone cannot be null")
+        return check_timezone(value)
 
     @field_validator("full_name")
     @classmethod

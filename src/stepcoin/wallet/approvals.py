@@ -190,7 +190,7 @@ async def _lock_pending(
         raise Conflict(
             f"This adjustment request is already {row['status']}.",
             code="adjustment_already_decided",
-            extra={"status": row["status"]},
+            extra={"current_status": row["status"]},
         )
     return dict(row)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepcoin.users.schemas import WalletOut
+from stepcoin.validation import THREE_KEPT
 
 __all__ = [
     "AdjustmentIn",
@@ -43,9 +44,10 @@ class AdjustmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     amount: Annotated[int, Field(strict=True, ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT)] = Field(
-        description="Whole coins, non-zero, at most 1,000,000 either way."
+        description="Whole coins, non-zero, at most 1,000,000 either way.",
+        json_schema_extra={"not": {"const": 0}},
     )
-    reason: str = Field(min_length=3, max_length=500)
+    reason: str = Field(min_length=3, max_length=500, json_schema_extra=THREE_KEPT)
 
     @field_validator("amount")
     @classmethod
