@@ -45,26 +45,10 @@ def insert_statement(
     )
 
 
-async def record(
-    session: AsyncSession,
-    *,
-    admin_id: uuid.UUID | None,
-    action: str,
-    entity_type: str,
-    entity_id: str | None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    statement, params = insert_statement(
-        admin_id=admin_id,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        before=before,
-        after=after,
-        extra=extra,
-    )
+async def record(session: AsyncSession, **fields: Any) -> None:
+    """One admin_logs row in the caller's transaction; `fields` as insert_statement takes them
+    (admin_id, action, entity_type, entity_id, before, after, extra)."""
+    statement, params = insert_statement(**fields)
     await session.execute(text(statement), params)
 
 
