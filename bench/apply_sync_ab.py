@@ -230,7 +230,8 @@ def main() -> None:
                 server[fn].append((after[1] - before[1]) / (after[0] - before[0]))
             block_cpu = sum(cpu[fn][-(need // WAL_CHUNK) :]) / need * 1000
             print(
-                f"round {rnd} {fn}: backend CPU {block_cpu:.3f} ms/call, median {statistics.median(times[fn][-need:]) * 1000:.3f} ms, "
+                f"round {rnd} {fn}: backend CPU {block_cpu:.3f} ms/call, "
+                f"median {statistics.median(times[fn][-need:]) * 1000:.3f} ms, "
                 f"server {server[fn][-1] if server[fn] else float('nan'):.3f} ms/call, "
                 f"WAL {row[0] / need:.1f} records {(row[1]) / need:.0f} B/call "
                 f"(FPI {row[2] / need:.0f} B)",

@@ -87,7 +87,7 @@ class Browser:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def time_page(browser: Browser, url: str, n: int) -> dict[str, object]:
@@ -219,7 +219,11 @@ def main() -> None:
         }
         results.append(approve)
         rss = sum(
-            p.memory_info().rss for p in [psutil.Process(server.pid)] + psutil.Process(server.pid).children(recursive=True)
+            p.memory_info().rss
+            for p in [
+                psutil.Process(server.pid),
+                *psutil.Process(server.pid).children(recursive=True),
+            ]
         )
         report = {
             "users": args.users,
