@@ -20,6 +20,7 @@ from stepcoin.achievements.router import admin_router as achievements_admin_rout
 from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
 from stepcoin.admin.settings_router import router as settings_router
+from stepcoin.app_versions import AppVersionGate
 from stepcoin.auth.router import router as auth_router
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.config import Settings, get_settings
@@ -261,6 +262,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
     app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
+    app.add_middleware(AppVersionGate)  # 426 for an app too old, before anything else runs
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

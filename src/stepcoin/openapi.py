@@ -37,6 +37,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "validation_error": 422,
     "malformed_json": 422,
     "payload_too_large": 413,
+    "app_update_required": 426,
     "missing_token": 401,
     "invalid_token": 401,
     "forbidden": 403,
@@ -127,6 +128,7 @@ _TITLES = {
     409: "Conflict",
     410: "Gone",
     413: "Request body too large",
+    426: "Update required",
     422: "Invalid input",
     429: "Too many requests",
     502: "Bad gateway",
@@ -194,7 +196,10 @@ INPUT_RULES = (
     "\n\nEvery error is `application/problem+json` (RFC 9457) with a stable `code`. Every "
     "request is checked before any route runs: no string (body, query or path) may hold NUL "
     "(U+0000) or a lone surrogate, integers fit in 64 bits, dates lie in years 1 to 9999; "
-    "anything else is a 422 `validation_error` naming the field."
+    "anything else is a 422 `validation_error` naming the field. The app sends its version in "
+    "`X-App-Version` (digits and dots) with `X-App-Platform: ios|android`; an app older than "
+    "the lowest supported version of its platform (runtime settings `app.min_version_ios`, "
+    "`app.min_version_android`) gets 426 `app_update_required` with `minimum_version`."
 )
 
 
@@ -583,6 +588,7 @@ def _cursor_format(parameter: dict[str, Any]) -> None:
 def _kind_problems(method: str, path: str, operation: dict[str, Any]) -> Responses:
     """What every operation of its kind answers."""
     codes: list[Code] = ["validation_error"]  # stepcoin.validation.InputGuard: any query string
+    codes.append("app_update_required")  # stepcoin.app_versions: an app older than supported
     if operation.get("requestBody"):
         codes += ["malformed_json", "payload_too_large", "bad_request"]  # bad_request: unparsable
     if operation.get("security"):

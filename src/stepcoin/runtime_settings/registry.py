@@ -45,6 +45,21 @@ NonNegativeInt = Annotated[int, Field(ge=0, le=10_000_000)]
 SPECS: dict[str, SettingSpec] = {
     s.key: s
     for s in [
+        # the app (stepcoin.app_versions: older apps get 426 app_update_required)
+        _spec(
+            "app.min_version_ios",
+            Annotated[str, Field(pattern=r"^\d{1,9}(\.\d{1,9}){0,3}$")],
+            "0",
+            "Lowest supported iOS app version (X-App-Version, e.g. 2.4.0); older apps get 426. "
+            "0: every version.",
+        ),
+        _spec(
+            "app.min_version_android",
+            Annotated[str, Field(pattern=r"^\d{1,9}(\.\d{1,9}){0,3}$")],
+            "0",
+            "Lowest supported Android app version (X-App-Version, e.g. 2.4.0); older apps get "
+            "426. 0: every version.",
+        ),
         # coins
         _spec(
             "coins.per_1000_steps",

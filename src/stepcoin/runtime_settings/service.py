@@ -26,6 +26,10 @@ class RuntimeSettingsCache:
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
 
+    def cached(self) -> dict[str, Any] | None:
+        """The settings if the cache is fresh, else None (the caller reloads them)."""
+        return self._values if self._fresh() else None
+
     def _fresh(self) -> bool:
         return time.monotonic() - self._loaded_at <= self.ttl_seconds
 
