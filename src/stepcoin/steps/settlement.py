@@ -54,8 +54,10 @@ class DaySettlement:
 
 def coins_for(steps: int, settings: Mapping[str, Any]) -> int:
     """Whole coins for a day's steps at the current rate, capped per day."""
-    rate = int(settings["coins.per_1000_steps"])
-    cap = int(settings["coins.daily_cap"])
+    return _coins(steps, int(settings["coins.per_1000_steps"]), int(settings["coins.daily_cap"]))
+
+
+def _coins(steps: int, rate: int, cap: int) -> int:
     return min(cap, max(0, steps) * rate // 1000)
 
 
@@ -76,8 +78,8 @@ def settle_day(records: Iterable[DayRecordLike], settings: Mapping[str, Any]) ->
             if best is None or rank > best_rank:
                 best, best_rank = r, rank
         if r.status == "flagged":
-            most_in_review = max(most_in_review, min(cap, max(0, r.steps) * rate // 1000))
-    coins_paid = min(cap, best.approved_steps * rate // 1000) if best else 0
+            most_in_review = max(most_in_review, _coins(r.steps, rate, cap))
+    coins_paid = _coins(best.approved_steps, rate, cap) if best else 0
     return DaySettlement(
         credited_source=best.source if best else None,
         credited_steps=best.approved_steps if best else 0,
