@@ -28,7 +28,7 @@ SELECT
 """
 
 
-async def test_hot_reads_leave_no_session_state_on_the_read_pool(app, client):
+async def test_hot_reads_leave_no_session_state_on_the_fast_pool(app, client):
     accounts = [await register(client) for _ in range(3)]
     paths = ("/v1/me", "/v1/wallet", "/v1/me/sessions")
     answers = await asyncio.gather(
@@ -41,8 +41,8 @@ async def test_hot_reads_leave_no_session_state_on_the_read_pool(app, client):
     )
     assert {answer.status_code for answer in answers} == {200}
     database: Database = app.state.database
-    pool = await database.read_pool()
-    assert 1 <= pool.get_size() <= database.read_pool_size
+    pool = await database.fast_pool()
+    assert 1 <= pool.get_size() <= database.fast_pool_size
     held = [await pool.acquire() for _ in range(pool.get_size())]
     try:
         for conn in held:
@@ -56,11 +56,11 @@ async def test_hot_reads_leave_no_session_state_on_the_read_pool(app, client):
             await pool.release(conn)
 
 
-async def test_a_read_pool_connection_is_not_reset_on_release(app):
+async def test_a_fast_pool_connection_is_not_reset_on_release(app):
     """The hook really replaces the reset: a marker set on a connection survives a release
     (which is why nothing may ever set one outside this test)."""
     database: Database = app.state.database
-    pool = await database.read_pool()
+    pool = await database.fast_pool()
     conn = await pool.acquire()
     pid = conn.get_server_pid()
     await conn.execute("SELECT set_config('application_name', 'stepcoin-marker', false)")
@@ -77,14 +77,14 @@ async def test_a_read_pool_connection_is_not_reset_on_release(app):
             await pool.release(c)
 
 
-async def test_the_read_pool_is_closed_with_the_database(database_url):
+async def test_the_fast_pool_is_closed_with_the_database(database_url):
     database = Database(database_url, pool_size=2)
-    pool = await database.read_pool()
-    assert await database.read_pool() is pool  # opened once
+    pool = await database.fast_pool()
+    assert await database.fast_pool() is pool  # opened once
     assert await pool.fetchval("SELECT 1") == 1
     await database.dispose()
     assert pool._closed
-    reopened = await database.read_pool()
+    reopened = await database.fast_pool()
     assert reopened is not pool
     await database.dispose()
 

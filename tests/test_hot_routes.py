@@ -184,7 +184,7 @@ async def test_ledger_queries_the_route_must_judge_fall_through(
 async def test_a_database_failure_on_the_hot_path_falls_through(app, client, monkeypatch):
     account = await register(client)
     database = app.state.database
-    real = database.read_pool
+    real = database.fast_pool
     calls = [0]
 
     async def failing_once() -> Any:
@@ -193,7 +193,7 @@ async def test_a_database_failure_on_the_hot_path_falls_through(app, client, mon
             raise ConnectionError("the read pool is gone")
         return await real()
 
-    monkeypatch.setattr(database, "read_pool", failing_once)
+    monkeypatch.setattr(database, "fast_pool", failing_once)
     answer = await client.get("/v1/me", headers=bearer(account["access_token"]))
     assert answer.status_code == 200  # the FastAPI route answered it
     assert calls[0] == 2

@@ -97,7 +97,6 @@ def create_engine(
 FAST_POOL_MAX_QUERIES = 1_000_000
 """asyncpg recycles a pooled connection after this many queries (its default, 50,000, reopens a
 session every few seconds per connection under load: PERFORMANCE.md)."""
-READ_POOL_MAX_QUERIES = FAST_POOL_MAX_QUERIES  # the name before the step sync used the pool
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
@@ -119,14 +118,14 @@ class Database:
         pool_size: int = 10,
         max_overflow: int = 5,
         pgbouncer: bool | None = None,
-        read_pool_size: int | None = None,
+        fast_pool_size: int | None = None,
     ) -> None:
-        """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides; read_pool_size (the fast pool's
-        size) None: pool_size + max_overflow, as many as the engine may hold (the fast pool
-        carries the syncs and the hot reads: one process under as many concurrent requests
-        must not queue for a connection)."""
+        """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides. fast_pool_size None: pool_size
+        + max_overflow, as many as the engine may hold (the fast pool carries the syncs, the
+        orders and the hot reads: one process under as many concurrent requests must not queue
+        for a connection)."""
         self.url = url
-        self.read_pool_size = read_pool_size or pool_size + max_overflow
+        self.fast_pool_size = fast_pool_size or pool_size + max_overflow
         self._fast_pool: asyncpg.Pool | None = None
         self._fast_pool_lock = asyncio.Lock()
         self.pgbouncer = _pgbouncer_default() if pgbouncer is None else pgbouncer
@@ -143,10 +142,6 @@ class Database:
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
 
-    @property
-    def fast_pool_size(self) -> int:
-        return self.read_pool_size
-
     async def fast_pool(self) -> asyncpg.Pool:
         """asyncpg's own pool, opened on first use, for hot statements outside any explicit
         transaction: each one runs in autocommit (its own transaction).
@@ -154,14 +149,16 @@ class Database:
         Released connections skip asyncpg's reset query (pg_advisory_unlock_all, CLOSE ALL,
         UNLISTEN *, RESET ALL: a round trip and 12-25% of a hot read's throughput). That is
         safe because nothing but `fetch*` of fixed single statements ever runs on these
-        connections: the hot reads (DriverDep, auth.dependencies.active_claims) and the step
-        sync (steps.service: the settings, the snapshot read and the one call of
-        stepcoin_apply_sync, whose locks are row locks of its own transaction). No SET or
+        connections: the hot reads (DriverDep, auth.dependencies.active_claims), the step sync
+        (steps.service: the settings, the snapshot read and the one call of
+        stepcoin_apply_sync) and the order placement (shop.orders: one call of
+        stepcoin_place_order); each write is one function call, its locks row locks of its own
+        transaction. No SET or
         set_config, no session-level advisory lock, no LISTEN, no cursor, no temporary table,
         no explicit transaction; the only session state is asyncpg's own prepared-statement
         cache, which it manages itself (and which pgbouncer mode turns off). Anything that
         needs session state or a transaction of several statements uses the SQLAlchemy
-        engine, whose pool does reset. tests/test_read_pool.py and tests/steps/test_fast_sync.py
+        engine, whose pool does reset. tests/test_fast_pool.py and tests/steps/test_fast_sync.py
         hold it.
         """
         pool = self._fast_pool
@@ -175,16 +172,12 @@ class Database:
                 self._fast_pool = await asyncpg.create_pool(
                     libpq_url(self.url),
                     min_size=1,
-                    max_size=self.read_pool_size,
+                    max_size=self.fast_pool_size,
                     max_queries=FAST_POOL_MAX_QUERIES,
                     reset=_keep_session,
                     **connect_args,
                 )
             return self._fast_pool
-
-    async def read_pool(self) -> asyncpg.Pool:
-        """The fast pool under its first name (the hot reads were its only users then)."""
-        return await self.fast_pool()
 
     async def dispose(self) -> None:
         pool, self._fast_pool = self._fast_pool, None
@@ -232,20 +225,20 @@ async def get_session(
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_read_driver(
+async def get_fast_driver(
     database: Annotated[Database, Depends(get_database)],
 ) -> AsyncIterator[Any]:
-    """A bare asyncpg connection of the read pool, outside any transaction.
+    """A bare asyncpg connection of the fast pool, outside any transaction.
 
     For hot single-statement reads: no BEGIN/COMMIT round trips, no ORM session and no reset
-    on release (see Database.read_pool for why that is safe); the statement is prepared once
+    on release (see Database.fast_pool for why that is safe); the statement is prepared once
     per connection (PERFORMANCE.md: round trips decide everything).
     """
-    async with (await database.read_pool()).acquire() as conn:
+    async with (await database.fast_pool()).acquire() as conn:
         yield conn
 
 
-DriverDep = Annotated[Any, Depends(get_read_driver, scope="function")]
+DriverDep = Annotated[Any, Depends(get_fast_driver, scope="function")]
 
 
 async def get_read_session(

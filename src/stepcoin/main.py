@@ -122,7 +122,7 @@ class HotRoutes:
         if claims is None:
             return None
         try:
-            pool = await scope["app"].state.database.read_pool()
+            pool = await scope["app"].state.database.fast_pool()
             async with pool.acquire() as driver:
                 return await answer(driver, claims.user_id, scope.get("query_string", b""))
         except Exception:  # the FastAPI route answers (and logs) it

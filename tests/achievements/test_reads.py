@@ -22,7 +22,7 @@ from tests.steps.helpers import today
 async def _both(app, user: str) -> tuple[object, object]:
     async with session_scope(app.state.database) as session:
         old = await service.list_for_user(session, uuid.UUID(user))
-    async with (await app.state.database.read_pool()).acquire() as driver:
+    async with (await app.state.database.fast_pool()).acquire() as driver:
         new = await service.my_achievements(driver, uuid.UUID(user))
     return old, new
 

@@ -25,7 +25,7 @@ from tests.steps.helpers import today
 async def _one_statement(app, period: str, user: str, limit: int = 100) -> dict[str, Any]:
     """The answer as the route gave it before the cache: the whole board in one statement."""
     start = period_start(period, utc_today())
-    async with (await app.state.database.read_pool()).acquire() as driver:
+    async with (await app.state.database.fast_pool()).acquire() as driver:
         rows = await repository.read_board(driver, period, start, uuid.UUID(user), limit)
     parts: dict[str, list[Any]] = {p: [] for p in ("me", "build", "generation", "top")}
     parts |= {"above": [], "below": []}

@@ -20,7 +20,7 @@ from stepcoin.steps.schemas import StepSyncIn, StepSyncOut
 from stepcoin.users.service import set_active
 from tests.conftest import bearer, register
 from tests.steps.helpers import day, ledger_ok, rec, today
-from tests.test_read_pool import _LEFTOVERS
+from tests.test_fast_pool import _LEFTOVERS
 
 
 @pytest.fixture

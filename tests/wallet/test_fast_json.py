@@ -39,7 +39,7 @@ async def test_profile_bytes_are_the_response_models_own(app, client):
     answer = await client.get("/v1/me", headers=headers)
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "application/json"
-    async with (await app.state.database.read_pool()).acquire() as conn:
+    async with (await app.state.database.fast_pool()).acquire() as conn:
         row = await users_repository.fetch_profile(conn, user)
     assert row is not None
     expected = ProfileOut.model_validate(users_repository.profile_to_response(row))

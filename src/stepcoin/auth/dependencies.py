@@ -55,7 +55,7 @@ async def active_claims(claims: ClaimsDep, database: DatabaseDep) -> AccessClaim
     """The verified token of an account that is still active: one primary-key read outside a
     transaction, for routes whose own query does not check `users.is_active`. The connection
     is the read pool's and goes back before the route runs (it holds none of the route's)."""
-    async with (await database.read_pool()).acquire() as conn:
+    async with (await database.fast_pool()).acquire() as conn:
         active = await conn.fetchval(_IS_ACTIVE, claims.user_id)
     if not active:
         raise account_gone()

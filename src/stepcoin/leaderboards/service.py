@@ -264,6 +264,6 @@ async def read_board(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """board_answer on a connection of the database's read pool (tests, scripts)."""
-    pool = await database.read_pool()
+    pool = await database.fast_pool()
     async with pool.acquire() as driver:
         return await board_answer(driver, period, user_id, start=start, limit=limit, now=now)

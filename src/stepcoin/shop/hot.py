@@ -92,7 +92,7 @@ class HotOrders:
         except ValueError:  # pydantic's and orjson's errors are ValueErrors
             return None
         try:
-            pool = await scope["app"].state.database.read_pool()
+            pool = await scope["app"].state.database.fast_pool()
             async with pool.acquire() as driver:
                 order, created = await orders.place_order(
                     driver, user_id=claims.user_id, idempotency_key=key, body=order_in
