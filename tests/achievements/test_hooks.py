@@ -1,5 +1,4 @@
-"""The step loop marks users dirty (evaluated in batches), the shop enqueues an evaluation;
-either pays once."""
+"""The step loop and the shop mark users dirty (evaluated in batches); a batch pays once."""
 
 from __future__ import annotations
 
@@ -24,11 +23,6 @@ async def add_achievement(engine, code: str, criteria: dict, reward: int) -> Non
             ),
             {"c": code, "u": json.dumps(criteria), "r": reward},
         )
-
-
-async def run_default_queue(app) -> None:
-    async with open_jobs(app.state.database) as jobs:
-        await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["default"])
 
 
 async def unlocked(client, token: str) -> set[str]:
@@ -93,13 +87,18 @@ async def test_the_periodic_task_runs_the_dirty_batch(client, app, engine):
     await ledger_ok(engine)
 
 
-async def test_a_first_order_unlocks_first_redemption(client, app, engine):
+async def test_a_first_order_unlocks_first_redemption(
+    client, app, engine, no_queued_achievement_jobs
+):
+    """The order marks its walker (place_order.v2, no job per order); the next batch pays."""
     await add_achievement(engine, "first_buy", {"kind": "first_redemption"}, 25)
     bottle = await product(engine, price=100)
     me = await walker_with_coins(client, engine, 100)
     placed = await order(client, me["access_token"], [(bottle, 1)])
     assert placed.status_code == 201
-    await run_default_queue(app)
+    assert me["user"]["id"] in await marks(engine)
+    assert await evaluation_jobs(engine) == 0
+    await run_dirty_batch(app)
     assert "first_buy" in await unlocked(client, me["access_token"])
     assert (await wallet(client, me["access_token"]))["available_coins"] == 25
     await ledger_ok(engine)
