@@ -180,6 +180,26 @@ async def scraper(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+async def lift_rate_limits(engine: AsyncEngine) -> None:
+    """For tests that send many requests as one walker from one address about something else
+    (input validation, the OpenAPI contract): every limit out of reach. The gate still counts."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE settings SET value = to_jsonb(CAST('1000000/second' AS text)) "
+                "WHERE key LIKE 'ratelimit.%'"
+            )
+        )
+    runtime_settings.invalidate()
+
+
+@pytest.fixture
+async def no_rate_limits(engine: AsyncEngine) -> AsyncIterator[None]:
+    await lift_rate_limits(engine)
+    yield
+    runtime_settings.invalidate()
+
+
 def unique_email(prefix: str = "walker") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stepcoin import __version__
+from stepcoin.accounts.router import LIMITED as ACCOUNTS_LIMITED
 from stepcoin.accounts.router import router as accounts_router
 from stepcoin.achievements.router import achievements_answer
 from stepcoin.achievements.router import admin_router as achievements_admin_router
@@ -21,6 +22,7 @@ from stepcoin.achievements.router import router as achievements_router
 from stepcoin.admin.router import router as admin_router
 from stepcoin.admin.settings_router import router as settings_router
 from stepcoin.app_versions import AppVersionGate
+from stepcoin.auth.router import LIMITED as AUTH_LIMITED
 from stepcoin.auth.router import router as auth_router
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.config import Settings, get_settings
@@ -34,14 +36,18 @@ from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
+from stepcoin.ratelimit import RateLimitGate
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
+from stepcoin.shop.router import LIMITED as SHOP_LIMITED
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
+from stepcoin.steps.router import LIMITED as STEPS_LIMITED
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
 from stepcoin.steps.router import sync_answer
 from stepcoin.users.email_pages import router as email_pages_router
+from stepcoin.users.email_router import LIMITED as MAIL_LIMITED
 from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import profile_answer
 from stepcoin.users.router import router as users_router
@@ -201,6 +207,22 @@ class HotSync:
         return None if claims is None else claims.user_id
 
 
+LIMITED_ROUTES = (*AUTH_LIMITED, *MAIL_LIMITED, *STEPS_LIMITED, *SHOP_LIMITED, *ACCOUNTS_LIMITED)
+
+
+def account_of(settings: Settings) -> Callable[[Scope], str | None]:
+    """The rate limits' account of a request: the user of a valid bearer token (the cached
+    verification the routes use), else None (only the address counts; the route judges)."""
+
+    def caller(scope: Scope) -> str | None:
+        claims = bearer_claims(
+            settings, first_headers(scope, b"authorization").get(b"authorization")
+        )
+        return None if claims is None else str(claims.user_id)
+
+    return caller
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     if not settings.database_url:
@@ -262,6 +284,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
     app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
+    app.add_middleware(  # the rate limits, before the input is even read (stepcoin.ratelimit)
+        RateLimitGate, routes=LIMITED_ROUTES, account_of=account_of(settings)
+    )
     app.add_middleware(AppVersionGate)  # 426 for an app too old, before anything else runs
     app.add_middleware(
         RequestContextMiddleware,
@@ -287,5 +312,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(achievements_admin_router)
     app.include_router(leaderboards_router)
     install_console(app)
-    install_openapi(app)
+    install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])
     return app

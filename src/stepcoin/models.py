@@ -8,6 +8,7 @@ from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
+from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import StepDay, StepRecord, StepValidation
@@ -28,6 +29,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "PasswordResetRequest",
+    "RateLimitBucket",
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",

@@ -56,6 +56,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "login_throttled": 429,
     "too_many_verification_mails": 429,
     "too_many_reset_requests": 429,
+    "rate_limited": 429,
     "invalid_token_link": 400,
     "token_used": 410,
     "token_expired": 410,
@@ -178,17 +179,27 @@ _HEADERS: dict[int, dict[str, Any]] = {
         }
     },
 }
-_RATE_LIMIT_HEADERS = {  # stepcoin.auth.throttle: the IETF draft's fields naming the limit
+_RATE_LIMIT_HEADERS = {  # stepcoin.ratelimit: the IETF draft's fields naming the limit
     "RateLimit-Policy": {
-        "description": 'The limit that refused: `"<policy>";q=<limit>;w=<seconds>`.',
+        "description": 'The limit that refused: `"<policy>";q=<limit>;w=<seconds>` (a rate '
+        "limited route's other answers carry it too, for its closest limit).",
         "schema": {"type": "string"},
     },
     "RateLimit": {
-        "description": 'What is left of it: `"<policy>";r=0;t=<seconds>`.',
+        "description": 'What is left of it: `"<policy>";r=<left>;t=<seconds until full>`.',
         "schema": {"type": "string"},
     },
 }
-_CODE_HEADERS = {"login_throttled": _RATE_LIMIT_HEADERS, "signup_throttled": _RATE_LIMIT_HEADERS}
+_CODE_HEADERS = dict.fromkeys(
+    (
+        "login_throttled",
+        "signup_throttled",
+        "rate_limited",
+        "too_many_verification_mails",
+        "too_many_reset_requests",
+    ),
+    _RATE_LIMIT_HEADERS,
+)
 
 Code = str | tuple[int, str]
 
@@ -274,9 +285,7 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "refresh": ("invalid_refresh_token",),
     "sign_in_with_google": _SOCIAL,
     "sign_in_with_apple": _SOCIAL,
-    "request_verification_mail": ("too_many_verification_mails",),
     "verify_email": (*_TOKEN_LINK, "invalid_token"),  # invalid_token: the account is gone
-    "request_password_reset": ("too_many_reset_requests",),
     "reset_password": (*_TOKEN_LINK, "weak_password", "account_disabled"),
     "delete_account": (
         *_REAUTH,
@@ -633,8 +642,12 @@ def _operation_id(method: str, path: str, generated: str) -> str:
     return OPERATION_IDS.get((method.upper(), path), generated.removesuffix(suffix))
 
 
-def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """The finishing pass over FastAPI's document (see the module's docstring)."""
+def complete(
+    document: dict[str, Any], limited: Iterable[tuple[str, str, str]] = ()
+) -> dict[str, Any]:
+    """The finishing pass over FastAPI's document (see the module's docstring); `limited`:
+    the rate limited routes as (method, path template, code of their 429)."""
+    limits = {(method.lower(), path): code for method, path, code in limited}
     _integer_bounds(document)
     info = document.setdefault("info", {})
     info["description"] = (info.get("description") or "") + INPUT_RULES
@@ -659,6 +672,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             }
             _merge(responses, _kind_problems(method, path, operation))
             _merge(responses, problems(*ROUTE_PROBLEMS.get(operation_id, ())))
+            if (method, path) in limits:
+                _merge(responses, problems(limits[method, path]))
             for status, text in words.items():
                 codes = ", ".join(f"`{code}`" for code in _codes_of(responses[status]))
                 responses[status]["description"] = f"{text} Codes: {codes}."
@@ -689,7 +704,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, limited: Iterable[tuple[str, str, str]] = ()) -> None:
     """Serve the completed document at app.openapi_url (built once, on first request)."""
 
     def openapi() -> dict[str, Any]:
@@ -701,7 +716,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
                 servers=app.servers,
             )
-            app.openapi_schema = complete(document)
+            app.openapi_schema = complete(document, limited)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,4 +1,4 @@
-"""Housekeeping of the job queue itself."""
+"""Housekeeping of the job queue itself, and of the core's rate-limit buckets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import logging
 
 import procrastinate
 
+from stepcoin import ratelimit
 from stepcoin.config import get_settings
-from stepcoin.queue import JOBS_STATISTICS_STALE
+from stepcoin.queue import JOBS_STATISTICS_STALE, JobRuntime
 
 logger = logging.getLogger("stepcoin.queue")
 blueprint = procrastinate.Blueprint()
@@ -81,3 +82,13 @@ async def prune_finished_jobs(context: procrastinate.JobContext, timestamp: int)
     await manager.delete_old_jobs(
         nb_hours=FAILED_KEPT_HOURS, include_failed=True, include_cancelled=True
     )
+
+
+@blueprint.periodic(cron="*/10 * * * *", periodic_id="rate_limits")
+@blueprint.task(name="prune_rate_limits", queueing_lock="prune_rate_limits")
+async def prune_rate_limits(timestamp: int) -> int:
+    """Delete the rate-limit buckets that are full again (the same as absent), so keys of
+    passing addresses and accounts do not pile up (stepcoin.ratelimit)."""
+    pool = await JobRuntime.require_database().fast_pool()
+    async with pool.acquire() as driver:
+        return await ratelimit.prune(driver)

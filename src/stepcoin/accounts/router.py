@@ -21,8 +21,11 @@ from stepcoin.auth import credentials
 from stepcoin.auth import sessions as auth_sessions
 from stepcoin.auth.dependencies import ActiveClaimsDep, SettingsDep
 from stepcoin.db import ReadSessionDep, SessionDep
+from stepcoin.ratelimit import LimitedRoute
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
+# counted before the route runs (stepcoin.ratelimit; main.py applies them)
+LIMITED = (LimitedRoute("GET", "/v1/me/export", "exports"),)
 
 
 @router.post("/password", response_model=PasswordChangedOut)

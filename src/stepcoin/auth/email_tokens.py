@@ -87,20 +87,3 @@ async def consume(session: AsyncSession, raw: str, purpose: str) -> uuid.UUID:
 async def forget(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Account deletion: no link of the account works, or stays, afterwards."""
     await session.execute(text("DELETE FROM email_tokens WHERE user_id = :id"), {"id": user_id})
-
-
-async def issued_since(
-    session: AsyncSession, user_id: uuid.UUID, purpose: str, window: timedelta
-) -> int:
-    """How many tokens of this purpose the user was sent in the window (a light throttle)."""
-    return int(
-        (
-            await session.execute(
-                text(
-                    "SELECT count(*) FROM email_tokens WHERE user_id = :user_id "
-                    "AND purpose = :purpose AND created_at > now() - make_interval(secs => :s)"
-                ),
-                {"user_id": user_id, "purpose": purpose, "s": window.total_seconds()},
-            )
-        ).scalar_one()
-    )

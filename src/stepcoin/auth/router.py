@@ -10,8 +10,15 @@ from stepcoin.auth import service
 from stepcoin.auth.dependencies import SettingsDep
 from stepcoin.auth.schemas import IdTokenIn, LoginIn, RefreshIn, RegisterIn, TokenPair
 from stepcoin.db import SessionDep
+from stepcoin.ratelimit import LimitedRoute
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
+# counted per client address before the route runs (stepcoin.ratelimit; main.py applies
+# them); sign-up and sign-in count in auth/throttle.py, where the outcome is known
+LIMITED = tuple(
+    LimitedRoute("POST", f"/v1/auth/{name}", "sessions", per_account=False)
+    for name in ("refresh", "google", "apple")
+)
 
 _THROTTLED = "problem+json; Retry-After and RateLimit headers say when to try again"
 SIGNUP_THROTTLED: dict[int | str, dict[str, Any]] = {

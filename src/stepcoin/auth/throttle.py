@@ -19,7 +19,6 @@ Keys (the limits are runtime settings):
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 import uuid
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from stepcoin.errors import TooManyRequests
+from stepcoin.ratelimit import Quota, address_bucket, headers
 from stepcoin.runtime_settings.service import runtime_settings
 
 LOGIN_WINDOW = "auth.login_failure_window_seconds"
@@ -45,22 +45,6 @@ def _key(prefix: str, *parts: str) -> str:
     if len(prefix) + 1 + len(body) > _MAX_KEY_CHARS or "\x00" in body:
         body = "sha256=" + hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{prefix}:{body}"
-
-
-def address_bucket(address: str | None) -> str:
-    """The client address as counted: an IPv6 address by its /64 (one subscriber's network,
-    whose 2^64 addresses would otherwise each get their own count), IPv4 as it is."""
-    if not address:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 def account_key(email: str) -> str:
@@ -200,18 +184,17 @@ async def reserve(
         )
     longest = max(refused, key=lambda row: float(row["seconds_left"]))
     retry_after = max(1, math.ceil(float(longest["seconds_left"])))
-    policy = str(longest["key"]).split(":", 1)[0]
-    limit = dict(ordered)[longest["key"]]
-    window = int(values[window_setting])
-    raise TooManyRequests(
-        detail,
-        code=code,
+    quota = Quota(  # the limit that refused, named by its key's kind
+        policy=str(longest["key"]).split(":", 1)[0],
+        amount=int(dict(ordered)[longest["key"]]),
+        window=int(values[window_setting]),
+        allowed=False,
+        remaining=0,
+        reset=retry_after,
         retry_after=retry_after,
-        headers={  # Retry-After, and the IETF RateLimit fields naming the limit that refused
-            "Retry-After": str(retry_after),
-            "RateLimit-Policy": f'"{policy}";q={limit};w={window}',
-            "RateLimit": f'"{policy}";r=0;t={retry_after}',
-        },
+    )
+    raise TooManyRequests(  # Retry-After, and the IETF RateLimit fields (as ratelimit.py's)
+        detail, code=code, retry_after=retry_after, headers=dict(headers(quota))
     )
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import uuid
-from datetime import timedelta
-from typing import Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin import audit
 from stepcoin.auth import email_tokens
 from stepcoin.config import Settings
-from stepcoin.errors import Conflict, NotFound, TooManyRequests, account_gone
+from stepcoin.errors import Conflict, NotFound, account_gone
 from stepcoin.mail import outbox
 
-# a light throttle of POST /v1/auth/verify-email/request: mails per account and hour
-REQUESTS_PER_HOUR: Final = 5
+# POST /v1/auth/verify-email/request is rate limited per account and address before it runs
+# (stepcoin.ratelimit, the `mails` policy: runtime settings ratelimit.mails_per_*)
 
 
 def _link(settings: Settings, raw: str) -> str:
@@ -76,23 +74,13 @@ async def request_verification(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID
 ) -> bool:
     """The signed-in walker asks for the mail again; False when the email is verified already
-    (nothing is sent). At most REQUESTS_PER_HOUR mails an hour (429)."""
+    (nothing is sent). The request's rate limit (429) is checked before this runs."""
     account = await _account(session, user_id)
     if account is None or not account[2]:
         raise account_gone()
     email, verified, _ = account
     if verified:
         return False
-    sent = await email_tokens.issued_since(
-        session, user_id, email_tokens.VERIFY_EMAIL, timedelta(hours=1)
-    )
-    if sent >= REQUESTS_PER_HOUR:
-        raise TooManyRequests(
-            "Several verification mails were sent in the last hour; look for them, or try "
-            "again later.",
-            code="too_many_verification_mails",
-            retry_after=3600,
-        )
     await send_verification_mail(session, settings, user_id=user_id, email=email)
     return True
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from limits import parse
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,49 @@ def _spec(key: str, type_: Any, default: Any, description: str) -> SettingSpec:
     spec = SettingSpec(key, default, description, adapter)
     spec.validate(default)
     return spec
+
+
+def _limit(value: str) -> str:
+    """A rate limit as `<amount>/<period>` (the `limits` library's notation, which
+    stepcoin.ratelimit parses): `60/minute`, `5/hour`, `20/15 minutes`."""
+    value = value.strip()
+    try:
+        item = parse(value)
+    except ValueError:
+        raise ValueError(
+            "not a limit: write <amount>/<period>, such as 60/minute, 5/hour or 20/15 minutes"
+        ) from None
+    if item.amount < 1 or not 1 <= item.get_expiry() <= 31 * 86_400:
+        raise ValueError("the amount must be at least 1 and the period 1 second to 31 days")
+    return value
+
+
+Limit = Annotated[str, Field(max_length=40), AfterValidator(_limit)]
+
+
+def _limits(policy: str, per_account: str | None, per_address: str, what: str) -> list[SettingSpec]:
+    """A policy's two limits (stepcoin.ratelimit): per signed-in account and per address."""
+    specs = [
+        _spec(
+            f"ratelimit.{policy}_per_address",
+            Limit,
+            per_address,
+            f"{what} from one client address (an IPv6 /64), as <amount>/<period>; beyond it, "
+            "429 with Retry-After.",
+        )
+    ]
+    if per_account is not None:
+        specs.insert(
+            0,
+            _spec(
+                f"ratelimit.{policy}_per_account",
+                Limit,
+                per_account,
+                f"{what} by one signed-in account, as <amount>/<period>; beyond it, 429 with "
+                "Retry-After.",
+            ),
+        )
+    return specs
 
 
 PositiveInt = Annotated[int, Field(ge=1, le=10_000_000)]
@@ -206,6 +250,22 @@ SPECS: dict[str, SettingSpec] = {
             Annotated[int, Field(ge=10, le=86_400)],
             3600,
             "Window in which sign-ups are counted.",
+        ),
+        # rate limits (stepcoin.ratelimit; sign-up and sign-in count with the auth.* above)
+        *_limits("sync", "30/minute", "600/minute", "Step syncs (POST /v1/steps)"),
+        *_limits("orders", "10/minute", "300/minute", "Orders placed or cancelled"),
+        *_limits("exports", "5/hour", "60/hour", "Data exports (GET /v1/me/export)"),
+        *_limits(
+            "mails",
+            "5/hour",
+            "20/15 minutes",
+            "Mail requests (verification mail, password reset)",
+        ),
+        *_limits(
+            "sessions",
+            None,
+            "300/minute",
+            "Token refreshes and Google or Apple sign-ins",
         ),
         # shop
         _spec(

@@ -13,11 +13,17 @@ from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep, SettingsDep
 from stepcoin.db import Database, DriverDep, ReadSessionDep, get_database
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
+from stepcoin.ratelimit import LimitedRoute
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.schemas import OrderIn, OrderListOut, OrderOut, ProductListOut, ProductOut
 from stepcoin.validation import Int64
 
 router = APIRouter(tags=["shop"])
+# counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
+LIMITED = (
+    LimitedRoute("POST", "/v1/orders", "orders"),
+    LimitedRoute("POST", "/v1/orders/{order_id}/cancel", "orders"),
+)
 
 
 @router.get("/v1/products", response_model=ProductListOut)

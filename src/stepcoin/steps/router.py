@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
+from stepcoin.ratelimit import LimitedRoute
 from stepcoin.steps import review, service
 from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
 from stepcoin.validation import CalendarDay, Int64
@@ -17,6 +18,8 @@ from stepcoin.validation import CalendarDay, Int64
 router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
 Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
+# counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
+LIMITED = (LimitedRoute("POST", "/v1/steps", "sync"),)
 
 
 @router.post("/v1/steps", response_model=StepSyncOut)

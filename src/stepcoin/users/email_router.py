@@ -19,10 +19,23 @@ from stepcoin.auth.email_schemas import (
 )
 from stepcoin.db import SessionDep
 from stepcoin.errors import account_gone
+from stepcoin.ratelimit import LimitedRoute
 from stepcoin.users import repository
 from stepcoin.users.schemas import ProfileOut
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
+# counted before the route runs (stepcoin.ratelimit; main.py applies them); the codes are the
+# ones these routes answered before the limits were settings
+LIMITED = (
+    LimitedRoute("POST", "/v1/auth/verify-email/request", "mails", "too_many_verification_mails"),
+    LimitedRoute(
+        "POST",
+        "/v1/auth/password-reset/request",
+        "mails",
+        "too_many_reset_requests",
+        per_account=False,
+    ),
+)
 
 TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Unknown token (`invalid_token_link`)."},
