@@ -512,7 +512,9 @@ FUTURE_SKEW = timedelta(minutes=5)
 
 
 def _parse_time(value: Any) -> datetime:
-    now = datetime.now(UTC)
+    # whole seconds, as Shopify writes its times: a clamped time must not be ahead of a real
+    # change made later in the same second (whose updated_at is that second, truncated)
+    now = datetime.now(UTC).replace(microsecond=0)
     if not value:
         return now
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
