@@ -10,7 +10,7 @@ from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.steps.models import StepDay, StepRecord, StepValidation
+from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import CoinTransaction, EconomyDayTotal, Wallet
 
@@ -20,6 +20,7 @@ __all__ = [
     "AdminSession",
     "Base",
     "CoinTransaction",
+    "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
     "LeaderboardEntry",
