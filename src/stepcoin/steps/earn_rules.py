@@ -335,9 +335,7 @@ async def withdraw_rule(
     await _lock(session)
     row = (
         await session.execute(
-            text(
-                "SELECT id, effective_from, withdrawn_at FROM earn_rules WHERE id = :id"
-            ),
+            text("SELECT id, effective_from, withdrawn_at FROM earn_rules WHERE id = :id"),
             {"id": rule_id},
         )
     ).one_or_none()

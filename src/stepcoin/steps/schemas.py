@@ -121,17 +121,21 @@ def interval_json(intervals: list[IntervalIn] | None) -> list[dict[str, Any]] | 
 
 # ---- earn rules (docs/economy.md, "Earn rules") ----------------------------------------------
 
-Rate = Annotated[int, Field(ge=0, le=10_000, description="Whole coins per 1,000 steps.")]
+Rate = Annotated[
+    int, Field(strict=True, ge=0, le=10_000, description="Whole coins per 1,000 steps.")
+]
 StepCap = Annotated[
     int | None,
     Field(
+        strict=True,
         ge=0,
         le=10_000_000,
         description="Steps beyond this earn nothing that day; null: no step cap.",
     ),
 ]
 CoinCap = Annotated[
-    int, Field(ge=0, le=10_000_000, description="Most coins one walker earns for one day.")
+    int,
+    Field(strict=True, ge=0, le=10_000_000, description="Most coins one walker earns for one day."),
 ]
 
 
