@@ -241,6 +241,15 @@ async def test_the_walkers_today_decides_which_rule_is_in_force(client, engine):
     seen = (await client.get("/v1/economy/earn-rules", headers=bearer(token))).json()
     assert seen["today"] == str(kiritimati)
     assert seen["in_force"]["coins_per_1000_steps"] == 5 and seen["next"] is None
+    utc_walker = await register(client)
+    in_utc = (
+        await client.get("/v1/economy/earn-rules", headers=bearer(utc_walker["access_token"]))
+    ).json()
+    if kiritimati > today():  # from 10:00 UTC on, Kiritimati lives tomorrow's UTC day
+        assert in_utc["in_force"]["coins_per_1000_steps"] == 10
+        assert in_utc["next"]["effective_from"] == str(kiritimati)
+    else:
+        assert in_utc["in_force"]["coins_per_1000_steps"] == 5
 
 
 async def test_withdrawing_an_announced_rule_and_the_audit_trail(client, engine):
