@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from stepcoin import audit
-from stepcoin.errors import Conflict, InvalidInput, NotFound
+from stepcoin.errors import Conflict, InvalidInput, NotFound, account_gone
 from stepcoin.steps.settlement import EarnRule
 
 CACHE_TTL_SECONDS = 60.0
@@ -163,12 +163,17 @@ def _local_today(timezone: str | None, now: datetime | None = None) -> date:
 
 
 async def announced(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
-    """GET /v1/economy/earn-rules: the rule in force on the walker's today and the next one."""
-    timezone = (
-        await session.execute(text("SELECT timezone FROM users WHERE id = :id"), {"id": user_id})
-    ).scalar_one_or_none()
+    """GET /v1/economy/earn-rules: the rule in force on the walker's today and the next one
+    (an account deactivated since its token was issued is refused, as everywhere)."""
+    walker = (
+        await session.execute(
+            text("SELECT timezone, is_active FROM users WHERE id = :id"), {"id": user_id}
+        )
+    ).one_or_none()
+    if walker is None or not walker.is_active:
+        raise account_gone()
     rules = await earn_rules.all(session)
-    today = _local_today(timezone)
+    today = _local_today(walker.timezone)
     in_force = rules.for_day(today)
     after = rules.following(in_force)
     return {
