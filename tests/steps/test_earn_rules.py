@@ -402,3 +402,18 @@ async def test_another_process_sees_a_new_rule_within_the_ttl(client, engine):
         await asyncio.sleep(0.35)
         rules = (await other.all_raw(driver)).rules
     assert [r.coins_per_1000_steps for r in rules] == [10, 5]
+
+
+async def test_on_a_change_day_both_rules_are_in_force_somewhere(client, engine):
+    """UTC-12 and UTC+14 are 26 hours apart: the old rule is past only once its last day has
+    ended everywhere."""
+    admin = await make_admin(client, engine)
+    cut = await create(client, admin, await earliest(client, admin))
+    now = datetime.now(UTC)
+    for starts, old_status in [
+        ((now - timedelta(hours=12)).date(), "past"),  # every walker lives the new rule's days
+        ((now + timedelta(hours=14)).date(), "in_force"),  # the new day has begun somewhere
+    ]:
+        await arrive(engine, cut.json()["id"], starts)
+        listed = (await client.get("/v1/admin/earn-rules", headers=bearer(admin))).json()
+        assert [r["status"] for r in listed["items"]] == ["in_force", old_status], starts

@@ -42,6 +42,7 @@ FIRST_RULE = EarnRule(
 # zone), so "today" ends last on the Line Islands (UTC+14): a rule's day must not have begun
 # there, and not begin there within LEAD (several cache lifetimes), when the rule is made.
 EARLIEST_ZONE = timedelta(hours=14)
+LATEST_ZONE = timedelta(hours=12)  # where a day ends last (UTC-12)
 LEAD = timedelta(hours=1)
 PREVIEW_DAYS = 30
 MAX_RATE = 10_000
@@ -198,20 +199,22 @@ def _check_caps(rate: int, step_cap: int | None, coin_cap: int) -> None:
         raise InvalidInput(f"daily_coin_cap must be 0 to {MAX_CAP}.", code="invalid_earn_rule")
 
 
-def _status(row: Any, rules: EarnRules, today: date) -> str:
+def _status(row: Any, rules: EarnRules, first_today: date, last_today: date) -> str:
+    """Walkers live up to three calendar days at once (UTC-12 to UTC+14): a rule is in force
+    while its days meet today's anywhere, so two rules can be in force on a change day."""
     if row.withdrawn_at is not None:
         return "withdrawn"
-    if row.effective_from > today:
+    if row.effective_from > last_today:
         return "announced"
-    current = rules.for_day(today)
-    return "in_force" if current.effective_from == row.effective_from else "past"
+    last_day = rules.last_day(_rule(row))
+    return "past" if last_day is not None and last_day < first_today else "in_force"
 
 
 async def list_rules(session: AsyncSession, now: datetime | None = None) -> dict[str, Any]:
     """Every rule ever made (withdrawn ones too), newest day first, with its range and state.
 
-    "today" here is the latest calendar day anywhere (UTC+14): a rule whose day has begun
-    somewhere is in force (or past), no longer announced.
+    A rule whose day has begun somewhere (UTC+14) is no longer announced; it is in force
+    until its last day has ended everywhere (UTC-12).
     """
     rows = (
         await session.execute(
@@ -226,7 +229,8 @@ async def list_rules(session: AsyncSession, now: datetime | None = None) -> dict
     ).all()
     live = EarnRules(_rule(row) for row in rows if row.withdrawn_at is None)
     moment = now or datetime.now(UTC)
-    latest_today = (moment.astimezone(UTC) + EARLIEST_ZONE).date()
+    first_today = (moment.astimezone(UTC) - LATEST_ZONE).date()
+    last_today = (moment.astimezone(UTC) + EARLIEST_ZONE).date()
     items = []
     for row in rows:
         rule = _rule(row)
@@ -238,7 +242,7 @@ async def list_rules(session: AsyncSession, now: datetime | None = None) -> dict
                 "coins_per_1000_steps": rule.coins_per_1000_steps,
                 "daily_step_cap": rule.daily_step_cap,
                 "daily_coin_cap": rule.daily_coin_cap,
-                "status": _status(row, live, latest_today),
+                "status": _status(row, live, first_today, last_today),
                 "created_at": row.created_at,
                 "created_by": row.created_by,
                 "created_by_email": row.created_by_email,
