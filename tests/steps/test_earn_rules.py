@@ -7,14 +7,20 @@ TTL would).
 
 from __future__ import annotations
 
-import asyncio
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
-from stepcoin.steps.earn_rules import EarnRulesCache, earliest_effective_from, earn_rules
+from stepcoin.steps.earn_rules import (
+    CACHE_TTL_SECONDS,
+    LEAD,
+    EarnRulesCache,
+    earliest_effective_from,
+    earn_rules,
+)
 from tests.conftest import bearer, register
 from tests.steps.helpers import day, ledger_ok, make_admin, rec, sync, today, wallet
 
@@ -387,21 +393,23 @@ async def test_the_preview_against_a_hand_computation(client, engine):
     assert bad.status_code == 422
 
 
-async def test_another_process_sees_a_new_rule_within_the_ttl(client, engine):
+async def test_another_process_sees_a_new_rule_within_the_ttl(client, engine, monkeypatch):
     """The cache of another process (a second cache here) is not told of a new rule: it reads
     it once its TTL has passed; the rule's day is at least an hour away, far beyond it."""
-    other = EarnRulesCache(ttl_seconds=0.3)
+    other = EarnRulesCache()  # the default TTL
+    admin = await make_admin(client, engine)
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert len((await other.all_raw(driver)).rules) == 1
-        admin = await make_admin(client, engine)
         created = await create(client, admin, await earliest(client, admin))
         assert created.status_code == 201
         assert len((await other.all_raw(driver)).rules) == 1  # still cached
-        await asyncio.sleep(0.35)
+        later = time.monotonic() + CACHE_TTL_SECONDS + 0.1
+        monkeypatch.setattr("stepcoin.steps.earn_rules.time.monotonic", lambda: later)
         rules = (await other.all_raw(driver)).rules
     assert [r.coins_per_1000_steps for r in rules] == [10, 5]
+    assert LEAD.total_seconds() >= CACHE_TTL_SECONDS * 10  # many lifetimes within the lead
 
 
 async def test_on_a_change_day_both_rules_are_in_force_somewhere(client, engine):
