@@ -76,13 +76,12 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
         if existing:
             raise SystemExit(f"the database already has {existing} users: use an empty one")
         cur.execute("SET LOCAL work_mem = '256MB'")
-        rate, cap = (
-            int(v)
-            for (v,) in cur.execute(
-                "SELECT value::text FROM settings WHERE key IN "
-                "('coins.per_1000_steps', 'coins.daily_cap') ORDER BY key DESC"
-            ).fetchall()
-        )
+        # the earn rule in force today (the history is priced by it: the bench makes no rules)
+        rate, cap = cur.execute(  # type: ignore[misc]
+            "SELECT coins_per_1000_steps, daily_coin_cap FROM earn_rules "
+            "WHERE withdrawn_at IS NULL AND effective_from <= current_date "
+            "ORDER BY effective_from DESC LIMIT 1"
+        ).fetchone()
         params["rate"], params["cap"] = rate, cap
         # the load comes from one address (127.0.0.1) for thousands of walkers, each syncing
         # faster than a phone does: the limits are lifted, so the runs measure what counting

@@ -17,6 +17,7 @@ from stepcoin.leaderboards import service as boards
 from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.earn_rules import earn_rules
 from tests.fixtures.apple import AppleStandIn, apple_server
 from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.live import LiveServer
@@ -161,6 +162,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         raw = await conn.get_raw_connection()
         await raw.driver_connection.execute(script)  # one round trip, several statements
     runtime_settings.invalidate()
+    earn_rules.invalidate()
     boards.top_cache.clear()  # per-process caches of what the tables held
     yield
 

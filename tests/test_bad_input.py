@@ -78,8 +78,14 @@ VALID_REQUEST_MAY_FAIL: dict[tuple[str, str], str] = {}
 
 # Whole bodies for operations whose valid body depends on the path (path template, method).
 ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
-    ("PUT", "/v1/admin/settings/{key}"): {"value": 10},  # the key is coins.per_1000_steps
+    ("PUT", "/v1/admin/settings/{key}"): {"value": 10},  # the key is shop.max_quantity_per_item
     ("DELETE", "/v1/me"): {"password": TEST_PASSWORD},  # one proof: a password or an id_token
+    ("POST", "/v1/admin/earn-rules"): {  # a day that has not begun anywhere
+        "effective_from": "2099-01-01",
+        "coins_per_1000_steps": 5,
+        "daily_step_cap": None,
+        "daily_coin_cap": 200,
+    },
 }
 
 
@@ -128,7 +134,7 @@ async def build_world(client: httpx.AsyncClient, engine: AsyncEngine) -> World:
             "validation_id": validation_id,
             "achievement_id": achievement_id,
             "user_id": target["user"]["id"],
-            "key": "coins.per_1000_steps",
+            "key": "shop.max_quantity_per_item",
             "period": "daily",
         },
         named={
@@ -618,7 +624,7 @@ async def test_console_forms_refuse_nul(app, engine):
         pages = ["/admin/", "/admin/users", f"/admin/users/{walker['user']['id']}"]
         pages += ["/admin/products", f"/admin/products/{product_id}", "/admin/review"]
         pages += ["/admin/achievements", "/admin/achievements/new", "/admin/settings"]
-        pages += ["/admin/settings/coins.per_1000_steps", "/admin/orders", "/admin/account"]
+        pages += ["/admin/settings/shop.max_quantity_per_item", "/admin/orders", "/admin/account"]
         sql = await snapshot_sql(engine, skip=frozenset({"admin_sessions"}))
         failures: list[str] = []
         forms_tried = 0

@@ -202,3 +202,44 @@ def test_0008_puts_the_counters_on_one_rule_and_downgrades_cleanly(database_url)
         assert (version_column, post) == (1, None)
         migrate.upgrade(url)
         migrate.check(url)
+
+
+def test_0023_moves_the_coin_settings_into_the_first_earn_rule_and_back(database_url):
+    """The stored rate and cap become the first rule (from 1970, no step cap) and their
+    settings rows go; a bad stored value becomes the default the settings cache paid with;
+    downgrade puts the settings back with the rule in force today."""
+    from alembic import command
+
+    with server_database(database_url) as url:
+        migrate.upgrade(url, "0021")
+        with psycopg.connect(url) as conn:
+            conn.execute("UPDATE settings SET value = '7' WHERE key = 'coins.per_1000_steps'")
+            conn.execute("UPDATE settings SET value = '\"lots\"' WHERE key = 'coins.daily_cap'")
+            conn.commit()
+        migrate.upgrade(url, "0023")
+        with psycopg.connect(url) as conn:
+            rules = conn.execute(
+                "SELECT effective_from::text, coins_per_1000_steps, daily_step_cap, "
+                "daily_coin_cap, withdrawn_at FROM earn_rules"
+            ).fetchall()
+            left = conn.execute(
+                "SELECT count(*) FROM settings WHERE key LIKE 'coins.%'"
+            ).fetchone()[0]
+            conn.execute("UPDATE earn_rules SET daily_coin_cap = 150")
+            conn.execute(
+                "INSERT INTO earn_rules (effective_from, coins_per_1000_steps, daily_coin_cap) "
+                "VALUES (current_date + 30, 3, 60)"
+            )
+            conn.commit()
+        assert rules == [("1970-01-01", 7, None, 200, None)]
+        assert left == 0
+        command.downgrade(migrate.alembic_config(url), "0021")
+        with psycopg.connect(url) as conn:
+            back = dict(
+                conn.execute("SELECT key, value FROM settings WHERE key LIKE 'coins.%'").fetchall()
+            )
+            table = conn.execute("SELECT to_regclass('earn_rules')").fetchone()[0]
+        assert back == {"coins.per_1000_steps": 7, "coins.daily_cap": 150}  # today's rule
+        assert table is None
+        migrate.upgrade(url)
+        migrate.check(url)

@@ -42,6 +42,8 @@ from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
+from stepcoin.steps.earn_rules_router import admin_router as earn_rules_admin_router
+from stepcoin.steps.earn_rules_router import router as earn_rules_router
 from stepcoin.steps.router import LIMITED as STEPS_LIMITED
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
@@ -302,6 +304,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(accounts_router)
     app.include_router(steps_router)
     app.include_router(review_router)
+    app.include_router(earn_rules_router)
+    app.include_router(earn_rules_admin_router)
     app.include_router(shop_router)
     app.include_router(shop_admin_router)
     app.include_router(webhooks_router)

@@ -11,7 +11,7 @@ from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.steps.models import StepDay, StepRecord, StepValidation
+from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import CoinTransaction, EconomyDayTotal, Wallet
 
@@ -21,6 +21,7 @@ __all__ = [
     "AdminSession",
     "Base",
     "CoinTransaction",
+    "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
     "LeaderboardEntry",

@@ -76,6 +76,13 @@ PROBLEM_STATUS: dict[str, int] = {
     "own_record": 403,
     "superseded": 409,
     "already_reviewed": 409,
+    # earn rules
+    "invalid_earn_rule": 422,
+    "earn_rule_backdated": 422,
+    "earn_rule_overlaps": 422,
+    "earn_rule_not_found": 404,
+    "earn_rule_withdrawn": 409,
+    "earn_rule_in_force": 409,
     # shop
     "product_not_found": 404,
     "conflicting_changes": 422,
@@ -300,6 +307,9 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "list_validations": _CURSOR,
     "approve_validation": _REVIEW,
     "reject_validation": _REVIEW,
+    "create_earn_rule": ("invalid_earn_rule", "earn_rule_backdated", "earn_rule_overlaps"),
+    "preview_earn_rule": ("invalid_earn_rule",),
+    "withdraw_earn_rule": ("earn_rule_not_found", "earn_rule_withdrawn", "earn_rule_in_force"),
     "list_products": _CURSOR,
     "get_product": ("product_not_found",),
     "create_order": (
@@ -507,6 +517,14 @@ LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
                 "operationId": "put_setting",
                 "parameters": {"path.key": f"{_ITEM0}/key"},
                 "requestBody": {"value": f"{_ITEM0}/value"},
+            }
+        }
+    },
+    "create_earn_rule": {
+        "201": {
+            "WithdrawEarnRule": {
+                "operationId": "withdraw_earn_rule",
+                "parameters": {"path.rule_id": "$response.body#/id"},
             }
         }
     },

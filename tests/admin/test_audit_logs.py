@@ -43,7 +43,7 @@ async def history(client, engine):
     )
     assert patch.status_code == 200
     put = await client.put(
-        "/v1/admin/settings/coins.daily_cap", json={"value": 300}, headers=headers
+        "/v1/admin/settings/anticheat.baseline_floor_steps", json={"value": 300}, headers=headers
     )
     assert put.status_code == 200
     deactivate = await client.patch(
@@ -76,8 +76,11 @@ async def test_lists_every_action_newest_first(client, history):
     [
         ({"action": "wallet.adjust"}, ["wallet.adjust"]),
         ({"entity_type": "user"}, ["user.deactivate", "user.role_change"]),
-        ({"entity_type": "setting", "entity_id": "coins.daily_cap"}, ["setting.update"]),
-        ({"entity_type": "setting", "entity_id": "coins.per_1000_steps"}, []),
+        (
+            {"entity_type": "setting", "entity_id": "anticheat.baseline_floor_steps"},
+            ["setting.update"],
+        ),
+        ({"entity_type": "setting", "entity_id": "shop.max_quantity_per_item"}, []),
         ({"action": "user.role_change", "entity_type": "wallet"}, []),
     ],
 )

@@ -55,7 +55,10 @@ async def world(console, support_console, client) -> dict[str, Any]:
     )
     assert response.status_code == 200, response.text
     response = await post_form(
-        console, "/admin/settings", "/admin/settings/coins.daily_cap", {"value": "250"}
+        console,
+        "/admin/settings",
+        "/admin/settings/anticheat.baseline_floor_steps",
+        {"value": "250"},
     )
     assert response.status_code == 303
     return {"walker": walker, "other": other}
@@ -77,11 +80,11 @@ async def test_the_log_lists_every_action_newest_first_with_links_and_diffs(
         "console.sign_in",
     ]
     setting, deactivate, adjusted = rows[0], rows[1], rows[2]
-    assert setting["type"] == "setting" and setting["entity"] == "coins.daily_cap"
-    assert 'href="/admin/settings/coins.daily_cap"' in setting["html"]
+    assert setting["type"] == "setting" and setting["entity"] == "anticheat.baseline_floor_steps"
+    assert 'href="/admin/settings/anticheat.baseline_floor_steps"' in setting["html"]
     assert console.account["email"] in setting["html"]
     assert re.search(
-        r'<span class="removed">200</span>\s*→\s*<span class="added">250</span>', setting["html"]
+        r'<span class="removed">15000</span>\s*→\s*<span class="added">250</span>', setting["html"]
     )
     walker_id = made["walker"]["user"]["id"]
     assert adjusted["entity"] == walker_id

@@ -26,7 +26,7 @@ def concrete(path: str) -> str:
     return re.sub(
         r"\{(\w+)\}",
         lambda m: (
-            "coins.daily_cap"
+            "anticheat.baseline_floor_steps"
             if m.group(1) == "key"
             else str(uuid.uuid4())
             if m.group(1) in ("user_id", "order_id")

@@ -61,12 +61,12 @@ async def test_every_key_is_listed_with_its_description_and_a_typed_form(console
         assert f'data-setting-row="{key}"' in html
         assert str(escape(spec.description)) in html
         assert f'<form method="post" action="/admin/settings/{key}" data-setting="{key}"' in html
-    for group in ("coins", "anticheat", "auth", "shop", "steps", "leaderboards", "console"):
+    for group in ("anticheat", "auth", "shop", "steps", "leaderboards", "console"):
         assert f'data-group="{group}"' in html
-    assert html.index('data-group="coins"') < html.index('data-group="backup"')
-    form = html[html.index('data-setting="coins.per_1000_steps"') :]
+    assert html.index('data-group="anticheat"') < html.index('data-group="backup"')
+    form = html[html.index('data-setting="shop.max_quantity_per_item"') :]
     form = form[: form.index("</form>")]
-    assert 'type="number"' in form and 'min="0"' in form and 'max="10000"' in form
+    assert 'type="number"' in form and 'min="1"' in form and 'max="1000"' in form
     assert 'value="10"' in form  # the current value
     enum = html[html.index('data-setting="anticheat.manual_entry_action"') :]
     enum = enum[: enum.index("</form>")]
@@ -77,47 +77,47 @@ async def test_every_key_is_listed_with_its_description_and_a_typed_form(console
 
 
 async def test_admin_changes_an_integer_setting_stored_audited_and_in_its_history(console, engine):
-    response = await change(console, "coins.daily_cap", "250")
+    response = await change(console, "anticheat.baseline_floor_steps", "250")
     assert response.status_code == 303 and response.headers["location"] == "/admin/settings"
-    value, updated_by = await stored(engine, "coins.daily_cap")
+    value, updated_by = await stored(engine, "anticheat.baseline_floor_steps")
     assert value == 250 and str(updated_by) == console.account["user"]["id"]
     logs = await setting_logs(engine)
-    assert len(logs) == 1 and logs[0]["entity_id"] == "coins.daily_cap"
-    assert logs[0]["changes"]["before"] == {"value": 200}
+    assert len(logs) == 1 and logs[0]["entity_id"] == "anticheat.baseline_floor_steps"
+    assert logs[0]["changes"]["before"] == {"value": 15000}
     assert logs[0]["changes"]["after"] == {"value": 250}
     assert str(logs[0]["admin_id"]) == console.account["user"]["id"]
 
     listing = await console.get("/admin/settings")
-    assert flash(listing.text) == "ok: coins.daily_cap is now 250."
-    row = listing.text[listing.text.index('data-setting-row="coins.daily_cap"') :]
+    assert flash(listing.text) == "ok: anticheat.baseline_floor_steps is now 250."
+    row = listing.text[listing.text.index('data-setting-row="anticheat.baseline_floor_steps"') :]
     assert console.account["email"] in row[: row.index("</tr>")]
 
     # a second change from the key's own page comes back to it
     again = await post_form(
         console,
-        "/admin/settings/coins.daily_cap",
-        "/admin/settings/coins.daily_cap",
+        "/admin/settings/anticheat.baseline_floor_steps",
+        "/admin/settings/anticheat.baseline_floor_steps",
         {"value": "300", "return_to": "detail"},
     )
-    assert again.headers["location"] == "/admin/settings/coins.daily_cap"
-    detail = (await console.get("/admin/settings/coins.daily_cap")).text
+    assert again.headers["location"] == "/admin/settings/anticheat.baseline_floor_steps"
+    detail = (await console.get("/admin/settings/anticheat.baseline_floor_steps")).text
     assert 'id="setting-value" data-value>300<' in detail
     history = detail[detail.index('id="setting-history"') :]
     history = history[: history.index("</table>")]
     changes = re.findall(
         r'<span class="removed">([^<]*)</span>\s*→\s*<span class="added">([^<]*)</span>', history
     )
-    assert changes == [("250", "300"), ("200", "250")]  # newest first
+    assert changes == [("250", "300"), ("15000", "250")]  # newest first
     assert history.count(console.account["email"]) == 2
 
 
 async def test_out_of_range_and_wrong_type_values_are_refused_and_change_nothing(console, engine):
     for key, value, message in (
-        ("coins.per_1000_steps", "10001", "less than or equal to 10000"),
-        ("coins.per_1000_steps", "-1", "greater than or equal to 0"),
-        ("coins.per_1000_steps", "abc", "must be a whole number"),
-        ("coins.per_1000_steps", "12.5", "must be a whole number"),
-        ("coins.per_1000_steps", "", "must be a whole number"),
+        ("shop.max_quantity_per_item", "1001", "less than or equal to 1000"),
+        ("shop.max_quantity_per_item", "0", "greater than or equal to 1"),
+        ("shop.max_quantity_per_item", "abc", "must be a whole number"),
+        ("shop.max_quantity_per_item", "12.5", "must be a whole number"),
+        ("shop.max_quantity_per_item", "", "must be a whole number"),
         ("anticheat.baseline_multiplier", "1", "greater than 1"),
         ("anticheat.baseline_multiplier", "nan", "must be a number"),
         ("anticheat.baseline_multiplier", "inf", "must be a number"),
@@ -127,7 +127,7 @@ async def test_out_of_range_and_wrong_type_values_are_refused_and_change_nothing
         assert response.status_code == 303, (key, value)
         text_ = flash((await console.get("/admin/settings")).text)
         assert text_.startswith("error: ") and message in text_, (key, value, text_)
-    assert (await stored(engine, "coins.per_1000_steps"))[0] == 10
+    assert (await stored(engine, "shop.max_quantity_per_item"))[0] == 10
     assert (await stored(engine, "anticheat.baseline_multiplier"))[0] == 3.0
     assert (await stored(engine, "anticheat.manual_entry_action"))[0] == "flag"
     assert await setting_logs(engine) == []
@@ -151,20 +151,22 @@ async def test_enum_and_float_settings_change_through_their_forms(console, engin
 async def test_support_reads_settings_but_cannot_change_them(support_console, engine):
     page = await support_console.get("/admin/settings")
     assert page.status_code == 200
-    assert 'data-setting-row="coins.daily_cap"' in page.text
+    assert 'data-setting-row="anticheat.baseline_floor_steps"' in page.text
     assert "data-setting=" not in page.text  # no forms for support
-    detail = await support_console.get("/admin/settings/coins.daily_cap")
+    detail = await support_console.get("/admin/settings/anticheat.baseline_floor_steps")
     assert detail.status_code == 200 and 'id="setting-history"' in detail.text
-    refused = await change(support_console, "coins.daily_cap", "250")
+    refused = await change(support_console, "anticheat.baseline_floor_steps", "250")
     assert refused.status_code == 403 and "admin role" in refused.text
-    assert await stored(engine, "coins.daily_cap") == (200, None)
+    assert await stored(engine, "anticheat.baseline_floor_steps") == (15000, None)
     assert await setting_logs(engine) == []
 
 
 async def test_a_form_without_its_csrf_token_is_refused(console, engine):
-    response = await console.post("/admin/settings/coins.daily_cap", data={"value": "250"})
+    response = await console.post(
+        "/admin/settings/anticheat.baseline_floor_steps", data={"value": "250"}
+    )
     assert response.status_code == 403
-    assert (await stored(engine, "coins.daily_cap"))[0] == 200
+    assert (await stored(engine, "anticheat.baseline_floor_steps"))[0] == 15000
 
 
 async def test_unknown_keys(console, engine):
@@ -182,16 +184,16 @@ async def test_history_pages_through_many_changes(console, engine):
         for n in range(HISTORY_PAGE + 2):  # the service audits each change
             await update_setting(
                 session,
-                "coins.daily_cap",
+                "anticheat.baseline_floor_steps",
                 201 + n,
                 admin_id=uuid.UUID(console.account["user"]["id"]),
             )
         await session.commit()
-    first = (await console.get("/admin/settings/coins.daily_cap")).text
+    first = (await console.get("/admin/settings/anticheat.baseline_floor_steps")).text
     assert first.count('data-audit-action="setting.update"') == HISTORY_PAGE
     cursor = re.search(r'href="([^"]*cursor=[^"]+)"[^>]*rel="next"', first)
     assert cursor
     second = (await console.get(cursor.group(1).replace("&amp;", "&"))).text
     assert second.count('data-audit-action="setting.update"') == 2
-    assert '<span class="removed">200</span>' in second  # the oldest change comes last
+    assert '<span class="removed">15000</span>' in second  # the oldest change comes last
     assert '<span class="added">227</span>' in first  # the newest first

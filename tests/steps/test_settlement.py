@@ -7,17 +7,35 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stepcoin.runtime_settings.registry import defaults
-from stepcoin.steps.settlement import SOURCE_TRUST, DayRecord, DaySettlement, coins_for, settle_day
+from stepcoin.steps.earn_rules import FIRST_RULE
+from stepcoin.steps.settlement import (
+    SOURCE_TRUST,
+    DayRecord,
+    DaySettlement,
+    EarnRule,
+    coins_for,
+    settle_day,
+)
 
-S = defaults()  # 10 coins per 1,000 steps, cap 200
+S = FIRST_RULE  # 10 coins per 1,000 steps, no step cap, 200 coins a day
 
 
 def test_coins_rate_floor_and_cap():
     assert coins_for(999, S) == 9
     assert coins_for(8000, S) == 80
-    assert coins_for(1_000_000, S) == S["coins.daily_cap"]
+    assert coins_for(1_000_000, S) == S.daily_coin_cap
     assert coins_for(0, S) == 0
+
+
+def test_steps_beyond_the_step_cap_earn_nothing_then_the_coin_cap():
+    rule = EarnRule(coins_per_1000_steps=10, daily_step_cap=12_000, daily_coin_cap=150)
+    assert coins_for(11_999, rule) == 119
+    assert coins_for(12_000, rule) == 120
+    assert coins_for(50_000, rule) == 120  # the step cap binds first
+    assert coins_for(50_000, EarnRule(10, 20_000, 150)) == 150  # the coin cap binds first
+    assert coins_for(9_000, EarnRule(10, 0, 150)) == 0
+    day = settle_day([DayRecord("healthkit", 30_000, 8_000, "flagged")], rule)
+    assert (day.coins_paid, day.coins_pending) == (80, 40)  # held: 120 (capped) - 80
 
 
 def test_sources_are_not_added_best_supported_counts():
@@ -133,7 +151,7 @@ records = st.lists(
 @given(records)
 def test_settlement_invariants(day_records):
     day = settle_day(day_records, S)
-    cap = S["coins.daily_cap"]
+    cap = S.daily_coin_cap
     assert 0 <= day.coins_paid <= cap
     assert 0 <= day.coins_pending <= cap - day.coins_paid
     live_paid = [r.approved_steps for r in day_records if not r.deleted and r.approved_steps > 0]
@@ -145,7 +163,7 @@ def test_settlement_invariants(day_records):
     assert settle_day(list(reversed(day_records)), S).coins_paid == day.coins_paid
 
 
-def _settle_reference(records, settings):
+def _settle_reference(records, rule):
     """settle_day before issue 13 made it one pass: the rule as written in docs/steps.md."""
     live = [r for r in records if not r.deleted]
     paid_from = [r for r in live if r.approved_steps > 0]
@@ -154,8 +172,8 @@ def _settle_reference(records, settings):
         key=lambda r: (SOURCE_TRUST.get(r.source, 0), int(r.has_intervals), r.approved_steps),
         default=None,
     )
-    coins_paid = coins_for(best.approved_steps, settings) if best else 0
-    in_review = [coins_for(r.steps, settings) for r in live if r.status == "flagged"]
+    coins_paid = coins_for(best.approved_steps, rule) if best else 0
+    in_review = [coins_for(r.steps, rule) for r in live if r.status == "flagged"]
     return DaySettlement(
         credited_source=best.source if best else None,
         credited_steps=best.approved_steps if best else 0,
@@ -166,8 +184,8 @@ def _settle_reference(records, settings):
 
 def test_the_one_pass_settlement_equals_the_reference():
     rng = random.Random(13)
-    settings = {"coins.per_1000_steps": 10, "coins.daily_cap": 200}
     for _ in range(5000):
+        rule = rng.choice([S, EarnRule(7, 15_000, 90), EarnRule(0, None, 200)])
         records = [
             DayRecord(
                 rng.choice(["healthkit", "health_connect", "google_fit", "manual", "other"]),
@@ -179,4 +197,4 @@ def test_the_one_pass_settlement_equals_the_reference():
             )
             for _ in range(rng.randint(0, 5))
         ]
-        assert settle_day(records, settings) == _settle_reference(records, settings), records
+        assert settle_day(records, rule) == _settle_reference(records, rule), records

@@ -213,6 +213,7 @@ NAV = [
     ("products", "/admin/products", "Products"),
     ("orders", "/admin/orders", "Orders"),
     ("achievements", "/admin/achievements", "Achievements"),
+    ("earn_rules", "/admin/earn-rules", "Earn rules"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

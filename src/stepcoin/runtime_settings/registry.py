@@ -104,19 +104,7 @@ SPECS: dict[str, SettingSpec] = {
             "Lowest supported Android app version (X-App-Version, e.g. 2.4.0); older apps get "
             "426. 0: every version.",
         ),
-        # coins
-        _spec(
-            "coins.per_1000_steps",
-            Annotated[int, Field(ge=0, le=10_000)],
-            10,
-            "Coins credited per 1,000 approved steps (whole coins; remainders are not paid).",
-        ),
-        _spec(
-            "coins.daily_cap",
-            NonNegativeInt,
-            200,
-            "Most step-reward coins one user can earn for one day.",
-        ),
+        # coins: the earn rate and caps are versioned earn rules now (stepcoin.steps.earn_rules)
         # anti-cheat
         _spec(
             "anticheat.hard_daily_max_steps",

@@ -147,3 +147,44 @@ class StepDay(Base):
     coins_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
     version: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EarnRuleRow(Base):
+    """What a step day is worth, from `effective_from` until the next live rule's day
+    (docs/economy.md, "Earn rules"). Append-only: a rule is added for a future day, never
+    changed; an announced rule may be withdrawn (withdrawn_at) before its day comes."""
+
+    __tablename__ = "earn_rules"
+    __table_args__ = (
+        CheckConstraint(
+            "coins_per_1000_steps >= 0 AND coins_per_1000_steps <= 10000", name="rate_range"
+        ),
+        CheckConstraint(
+            "daily_step_cap IS NULL OR (daily_step_cap >= 0 AND daily_step_cap <= 10000000)",
+            name="step_cap_range",
+        ),
+        CheckConstraint(
+            "daily_coin_cap >= 0 AND daily_coin_cap <= 10000000", name="coin_cap_range"
+        ),
+        # one live rule per day: the ranges are [effective_from, the next live rule's day)
+        Index(
+            "uq_earn_rules_live_effective_from",
+            "effective_from",
+            unique=True,
+            postgresql_where=text("withdrawn_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    effective_from: Mapped[date] = mapped_column(Date)
+    coins_per_1000_steps: Mapped[int] = mapped_column(Integer)
+    daily_step_cap: Mapped[int | None] = mapped_column(Integer)
+    daily_coin_cap: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    withdrawn_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )

@@ -22,7 +22,7 @@ from stepcoin.errors import (
     NotFound,
     account_gone,
 )
-from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.earn_rules import earn_rules
 from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
 from stepcoin.steps.service import local_today
 from stepcoin.steps.settlement import DayRecord, settle_day
@@ -225,7 +225,7 @@ async def decide(
     records = row["records"]
     if isinstance(records, (str, bytes)):
         records = orjson.loads(records)
-    settings = await runtime_settings.all(session)
+    rule = (await earn_rules.all(session)).for_day(day)  # the day's own rule, however late
     day_records = []
     for r_source, r_steps, r_approved, r_status, r_deleted, r_intervals in records:
         status, approved = r_status, r_approved
@@ -233,7 +233,7 @@ async def decide(
             status = decision
             approved = r_steps if decision == "approved" else r_approved
         day_records.append(DayRecord(r_source, r_steps, approved, status, r_deleted, r_intervals))
-    settlement = settle_day(day_records, settings)
+    settlement = settle_day(day_records, rule)
     payload = SyncPayload(days=day_rows({day: settlement}))
     outcome = parse_outcome(
         (

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stepcoin.validation import Int64
+from stepcoin.validation import CalendarDay, Int64
 
 Source = Literal["healthkit", "health_connect", "google_fit", "manual"]
 MAX_BATCH = 500
@@ -116,3 +117,102 @@ def interval_json(intervals: list[IntervalIn] | None) -> list[dict[str, Any]] | 
         {"start": i.start.isoformat(), "end": i.end.isoformat(), "steps": i.steps}
         for i in intervals
     ]
+
+
+# ---- earn rules (docs/economy.md, "Earn rules") ----------------------------------------------
+
+Rate = Annotated[
+    int, Field(strict=True, ge=0, le=10_000, description="Whole coins per 1,000 steps.")
+]
+StepCap = Annotated[
+    int | None,
+    Field(
+        strict=True,
+        ge=0,
+        le=10_000_000,
+        description="Steps beyond this earn nothing that day; null: no step cap.",
+    ),
+]
+CoinCap = Annotated[
+    int,
+    Field(strict=True, ge=0, le=10_000_000, description="Most coins one walker earns for one day."),
+]
+
+
+class EarnRuleOut(BaseModel):
+    effective_from: dt.date = Field(description="The first day (the walker's calendar day).")
+    effective_until: dt.date | None = Field(
+        description="The last day it applies (inclusive); null while no later rule is announced."
+    )
+    coins_per_1000_steps: int
+    daily_step_cap: int | None = Field(description="null: no step cap.")
+    daily_coin_cap: int
+
+
+class EarnRulesOut(BaseModel):
+    today: dt.date = Field(description="Today in the walker's time zone.")
+    in_force: EarnRuleOut = Field(description="The rule that prices today.")
+    next: EarnRuleOut | None = Field(description="The next rule announced, if any.")
+
+
+class EarnRuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    effective_from: CalendarDay = Field(
+        description="A day that has not begun anywhere yet (GET lists the earliest)."
+    )
+    coins_per_1000_steps: Rate
+    daily_step_cap: StepCap = None
+    daily_coin_cap: CoinCap
+
+
+class EarnRulePreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    coins_per_1000_steps: Rate
+    daily_step_cap: StepCap = None
+    daily_coin_cap: CoinCap
+
+
+class EarnRuleAdminOut(EarnRuleOut):
+    id: int
+    status: Literal["in_force", "announced", "past", "withdrawn"]
+    created_at: AwareDatetime
+    created_by: uuid.UUID | None
+    created_by_email: str | None
+    withdrawn_at: AwareDatetime | None
+    withdrawn_by: uuid.UUID | None
+
+
+class EarnRuleList(BaseModel):
+    items: list[EarnRuleAdminOut]
+    earliest_effective_from: dt.date = Field(
+        description="The first day a new rule may start (the day after the latest day that has "
+        "begun anywhere, UTC+14, or will within the hour)."
+    )
+
+
+class PreviewFigures(BaseModel):
+    walkers: int = Field(description="Walkers with credited steps.")
+    coins_paid: int = Field(description="What the rules in force pay for those steps.")
+    coins_proposed: int = Field(description="What the proposed rule would have paid.")
+    difference: int
+    walkers_affected: int = Field(description="Walkers whose coins would differ.")
+
+
+class PreviewDay(PreviewFigures):
+    date: dt.date
+
+
+class PreviewRule(BaseModel):
+    coins_per_1000_steps: int
+    daily_step_cap: int | None
+    daily_coin_cap: int
+
+
+class EarnRulePreviewOut(BaseModel):
+    rule: PreviewRule
+    from_: dt.date = Field(alias="from", serialization_alias="from")
+    to: dt.date
+    days: list[PreviewDay]
+    total: PreviewFigures = Field(description="The whole window; each walker counted once.")

@@ -23,6 +23,7 @@ import orjson
 from stepcoin.db import Database
 from stepcoin.errors import Conflict, account_gone
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps.earn_rules import EarnRules, earn_rules
 from stepcoin.steps.payload import (
     APPLY_SQL,
     DayOutcome,
@@ -185,8 +186,10 @@ def plan_sync(
     settings: Mapping[str, Any],
     *,
     today: date,
+    rules: EarnRules,
 ) -> Plan:
-    """Judge every record and settle every touched day. Pure: no I/O, no clock."""
+    """Judge every record and settle every touched day, each by the earn rule in force on that
+    day (a re-sync of an old day is priced as that day was). Pure: no I/O, no clock."""
     plan = Plan()
     created_local = local_today(snapshot.timezone, snapshot.created_at)
     # the day's records as they will be after this batch (stored, overlaid with the batch)
@@ -284,7 +287,7 @@ def plan_sync(
         touched.add(day)
 
     for day in sorted(touched):
-        plan.days[day] = settle_day(day_state[day].values(), settings)
+        plan.days[day] = settle_day(day_state[day].values(), rules.for_day(day))
     return plan
 
 
@@ -358,6 +361,7 @@ async def sync_on(
     kept, kept_position, kept_inputs = dedupe(records)
     dates = sorted({r.date for r in kept})
     settings = await runtime_settings.all_raw(driver)
+    rules = await earn_rules.all_raw(driver)  # cached like the settings: no read per sync
     baseline_days = int(settings["anticheat.baseline_days"])
     for _attempt in range(MAX_ATTEMPTS):
         row = await driver.fetchrow(
@@ -370,7 +374,9 @@ async def sync_on(
         if row is None or not row[0]:
             raise account_gone()
         snapshot = _parse_snapshot(row)
-        plan = plan_sync(kept, snapshot, settings, today=local_today(snapshot.timezone))
+        plan = plan_sync(
+            kept, snapshot, settings, today=local_today(snapshot.timezone), rules=rules
+        )
         if not plan.records and not plan.validations:
             break  # nothing new: an idempotent resend
         payload = SyncPayload(plan.records, plan.validations, day_rows(plan.days))

@@ -10,11 +10,24 @@ takes back what an earlier approved version earned; a lower approved re-sync or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import date
+from typing import Protocol
 
 SOURCE_TRUST = {"healthkit": 3, "health_connect": 3, "google_fit": 2, "manual": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class EarnRule:
+    """What a day's steps are worth (docs/economy.md, "Earn rules"): whole coins per 1,000
+    steps, the steps that count at most (None: no step cap) and the coins at most."""
+
+    coins_per_1000_steps: int
+    daily_step_cap: int | None
+    daily_coin_cap: int
+    effective_from: date = date(1970, 1, 1)
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +65,23 @@ class DaySettlement:
     coins_pending: int  # what the day holds for records in review
 
 
-def coins_for(steps: int, settings: Mapping[str, Any]) -> int:
-    """Whole coins for a day's steps at the current rate, capped per day."""
-    return _coins(steps, int(settings["coins.per_1000_steps"]), int(settings["coins.daily_cap"]))
+def coins_for(steps: int, rule: EarnRule) -> int:
+    """Whole coins for a day's steps under the day's rule: steps beyond the step cap earn
+    nothing, remainders of 1,000 steps are not paid, then the coin cap."""
+    return _coins(steps, rule.coins_per_1000_steps, rule.daily_step_cap, rule.daily_coin_cap)
 
 
-def _coins(steps: int, rate: int, cap: int) -> int:
-    return min(cap, max(0, steps) * rate // 1000)
+def _coins(steps: int, rate: int, step_cap: int | None, cap: int) -> int:
+    counted = max(0, steps) if step_cap is None else min(step_cap, max(0, steps))
+    return min(cap, counted * rate // 1000)
 
 
-def settle_day(records: Iterable[DayRecordLike], settings: Mapping[str, Any]) -> DaySettlement:
-    """One pass over the day's records (a 500-record batch settles ~170 days)."""
-    rate = int(settings["coins.per_1000_steps"])
-    cap = int(settings["coins.daily_cap"])
+def settle_day(records: Iterable[DayRecordLike], rule: EarnRule) -> DaySettlement:
+    """One pass over the day's records (a 500-record batch settles ~170 days), priced by the
+    rule in force on that day (the caller picks it: EarnRules.for_day)."""
+    rate = rule.coins_per_1000_steps
+    step_cap = rule.daily_step_cap
+    cap = rule.daily_coin_cap
     best: DayRecordLike | None = None
     best_rank = (0, 0, 0)
     most_in_review = 0
@@ -78,8 +95,8 @@ def settle_day(records: Iterable[DayRecordLike], settings: Mapping[str, Any]) ->
             if best is None or rank > best_rank:
                 best, best_rank = r, rank
         if r.status == "flagged":
-            most_in_review = max(most_in_review, _coins(r.steps, rate, cap))
-    coins_paid = _coins(best.approved_steps, rate, cap) if best else 0
+            most_in_review = max(most_in_review, _coins(r.steps, rate, step_cap, cap))
+    coins_paid = _coins(best.approved_steps, rate, step_cap, cap) if best else 0
     return DaySettlement(
         credited_source=best.source if best else None,
         credited_steps=best.approved_steps if best else 0,

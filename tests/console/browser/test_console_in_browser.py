@@ -134,13 +134,15 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
 
     # change a setting
     await page.click("nav.main >> text=Settings")
-    form = page.locator('form[data-setting="coins.daily_cap"]')
+    form = page.locator('form[data-setting="anticheat.baseline_floor_steps"]')
     await form.locator('[name="value"]').fill("300")
     await form.locator('button[type="submit"]').click()
     await page.wait_for_selector(".flash-ok")
     async with engine.connect() as conn:
         cap = (
-            await conn.execute(text("SELECT value FROM settings WHERE key = 'coins.daily_cap'"))
+            await conn.execute(
+                text("SELECT value FROM settings WHERE key = 'anticheat.baseline_floor_steps'")
+            )
         ).scalar_one()
     assert cap == 300
 
@@ -149,7 +151,7 @@ async def test_an_admins_day_in_the_console(new_page, client, engine):
     for action in ("validation.approve", "validation.reject", "wallet.adjust", "setting.update"):
         assert await page.locator(f'tr[data-audit-action="{action}"]').count() == 1, action
     setting_row = page.locator('tr[data-audit-action="setting.update"]')
-    assert "200" in await setting_row.inner_text() and "300" in await setting_row.inner_text()
+    assert "15000" in await setting_row.inner_text() and "300" in await setting_row.inner_text()
     reject_row = page.locator('tr[data-audit-action="validation.reject"]')
     assert "Manual entry without a device" in await reject_row.inner_text()
     async with engine.connect() as conn:
@@ -205,13 +207,16 @@ async def test_support_walkers_csrf_and_idle_sessions(new_page, client, engine):
     )
     assert response.status == 403
     response = await page.request.post(
-        "/admin/settings/coins.daily_cap",
+        "/admin/settings/anticheat.baseline_floor_steps",
         form={"csrf_token": csrf, "value": "999"},
         max_redirects=0,
     )
     assert response.status == 403
     await page.goto("/admin/settings")
-    assert await page.locator('form[data-setting="coins.daily_cap"] button').count() == 0
+    assert (
+        await page.locator('form[data-setting="anticheat.baseline_floor_steps"] button').count()
+        == 0
+    )
     assert await wallet_row(engine, walker["user"]["id"]) == (0, 0)
 
     # an admin's form posted without its CSRF token is refused and changes nothing
@@ -228,14 +233,16 @@ async def test_support_walkers_csrf_and_idle_sessions(new_page, client, engine):
     assert await wallet_row(engine, walker["user"]["id"]) == (0, 0)
     async with engine.connect() as conn:
         cap = (
-            await conn.execute(text("SELECT value FROM settings WHERE key = 'coins.daily_cap'"))
+            await conn.execute(
+                text("SELECT value FROM settings WHERE key = 'anticheat.baseline_floor_steps'")
+            )
         ).scalar_one()
         adjustments = (
             await conn.execute(
                 text("SELECT count(*) FROM admin_logs WHERE action = 'wallet.adjust'")
             )
         ).scalar_one()
-    assert cap == 200 and adjustments == 0
+    assert cap == 15000 and adjustments == 0
 
     # a session left idle past the timeout ends: the next click lands on the sign-in page
     async with engine.begin() as conn:

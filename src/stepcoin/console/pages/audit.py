@@ -32,6 +32,7 @@ ENTITY_PAGES = {
     "order": "/admin/orders/{}",
     "setting": "/admin/settings/{}",
     "product": "/admin/products/{}",
+    "earn_rule": "/admin/earn-rules#rule-{}",
 }
 
 # Choosing "user" also shows the user's wallet (a wallet's entity id is its user's id), so

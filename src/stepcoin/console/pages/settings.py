@@ -31,7 +31,6 @@ HISTORY_PAGE = 25
 INTEGER_RE = re.compile(r"^[+-]?\d{1,18}$")
 NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 GROUPS = {
-    "coins": "Coins",
     "anticheat": "Anti-cheat",
     "auth": "Sign-in",
     "shop": "Shop",
