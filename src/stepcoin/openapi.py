@@ -57,6 +57,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "too_many_verification_mails": 429,
     "too_many_reset_requests": 429,
     "rate_limited": 429,
+    "invalid_as_of": 422,
     "invalid_token_link": 400,
     "token_used": 410,
     "token_expired": 410,
@@ -287,6 +288,7 @@ _SOCIAL = (
 _TOKEN_LINK = ("invalid_token_link", "token_used", "token_expired")
 _REAUTH = ("no_password", "wrong_password", "reauth_throttled")
 ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
+    "economy_report": ("invalid_as_of",),
     "register": ("weak_password", "email_taken", "signup_throttled"),
     "login": ("invalid_credentials", "account_disabled", "login_throttled"),
     "refresh": ("invalid_refresh_token",),

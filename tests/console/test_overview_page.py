@@ -160,3 +160,30 @@ async def test_settled_days_are_stored_once_and_today_stays_live(console, client
     async with session_scope(app.state.database) as session:
         early = await economy.economy(session, today=today, now=noon.replace(hour=0, minute=30))
     assert {d.day: d.issued for d in early.days}[today] == 14
+
+
+async def test_the_liability_in_money_breakage_and_rule_changes(console, client, engine):
+    """Issue 15, item 5: the coins' worth in the shop's currency, breakage by sign-up month,
+    and the day an earn rule changed marked on the chart."""
+    admin = {"headers": bearer(console.account["access_token"])}
+    walker = await register(client)
+    assert (await adjust(client, admin, walker["user"]["id"], 250)).status_code == 201
+    rule_day = datetime.now(UTC).date()
+    async with engine.begin() as conn:  # a rule that took effect today (made in the past)
+        await conn.execute(
+            text(
+                "INSERT INTO earn_rules (effective_from, coins_per_1000_steps, daily_step_cap, "
+                "daily_coin_cap) VALUES (:d, 7, 25000, 150)"
+            ),
+            {"d": rule_day},
+        )
+    html = (await console.get("/admin/")).text
+    assert re.search(r'id="outstanding-value">2\.50 USD<', html)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    row = re.search(rf'<tr data-month="{month}">(.*?)</tr>', html)
+    assert row, "no cohort row for this month"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    assert cells[4] == "250" and cells[5] == "2.50" and cells[6] == "100.0 %"
+    chart = section(html, "economy-chart")
+    assert f'data-mark="{rule_day.isoformat()}"' in chart
+    assert "7 coins per 1,000 steps" in html

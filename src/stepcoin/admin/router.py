@@ -10,7 +10,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from stepcoin import audit as audit_repository
-from stepcoin.admin.schemas import AdminUserOut, AdminUserPage, AdminUserUpdate, AuditLogPage
+from stepcoin.admin import economy
+from stepcoin.admin.schemas import (
+    AdminUserOut,
+    AdminUserPage,
+    AdminUserUpdate,
+    AuditLogPage,
+    EconomyReportOut,
+)
 from stepcoin.auth.dependencies import AdminDep, StaffDep
 from stepcoin.db import SessionDep
 from stepcoin.errors import NotFound
@@ -24,6 +31,7 @@ from stepcoin.pagination import (
 )
 from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
+from stepcoin.validation import CalendarDay
 from stepcoin.wallet import approvals
 from stepcoin.wallet.schemas import (
     AdjustmentIn,
@@ -192,3 +200,14 @@ async def list_audit_logs(
         after=after,
     )
     return page(rows, limit)
+
+
+@router.get("/economy/report", response_model=EconomyReportOut)
+async def economy_report(
+    staff: StaffDep,
+    session: SessionDep,
+    as_of: Annotated[CalendarDay | None, Query(description="A UTC day (default today).")] = None,
+) -> Any:
+    """The coins outstanding and pending, in coins and in the shop's currency; breakage by
+    monthly sign-up cohort; the earn rule changes (staff may read it)."""
+    return await economy.report(session, as_of)

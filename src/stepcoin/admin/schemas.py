@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
@@ -63,3 +63,40 @@ class AuditLogOut(BaseModel):
 class AuditLogPage(BaseModel):
     items: list[AuditLogOut]
     next_cursor: str | None
+
+
+class CoinsValue(BaseModel):
+    coins: int
+    value: str = Field(description="The coins in the shop's currency, to the cent (a decimal).")
+
+
+class CohortOut(BaseModel):
+    month: str = Field(description="The walkers' sign-up month (UTC), YYYY-MM.")
+    walkers: int
+    earned_coins: int
+    redeemed_coins: int = Field(description="Spent in the shop, net of refunds.")
+    unredeemed_coins: int
+    unredeemed_value: str
+    breakage_rate: float | None = Field(
+        description="The share of the coins earned never redeemed (null: nothing earned)."
+    )
+
+
+class RuleChangeOut(BaseModel):
+    effective_from: date
+    coins_per_1000_steps: int
+    daily_step_cap: int | None
+    daily_coin_cap: int
+    announced: bool = Field(description="True: a rule to come, announced to walkers.")
+
+
+class EconomyReportOut(BaseModel):
+    as_of: date = Field(description="Figures at the end of this UTC day.")
+    currency: str = Field(description="The shop's currency (ISO 4217), setting shop.currency_code.")
+    coins_per_currency_unit: int
+    outstanding: CoinsValue = Field(description="Coins walkers hold (the liability).")
+    pending: CoinsValue | None = Field(
+        description="Coins held for review; only for today (no history of it is kept)."
+    )
+    cohorts: list[CohortOut]
+    rule_changes: list[RuleChangeOut]

@@ -55,8 +55,11 @@ def paired_bar_chart(
     height: int = 160,
     names: tuple[str, str] = ("issued", "redeemed"),
     label: str = "chart",
+    marks: Sequence[tuple[str, str]] = (),
 ) -> Markup:
-    """Two series side by side per label (e.g. coins issued and redeemed per day)."""
+    """Two series side by side per label (e.g. coins issued and redeemed per day); `marks`:
+    (label, title) pairs drawn as a dashed vertical line before that label's bars (the day an
+    earn rule took effect, say)."""
     top = _scale([v for _, a, b in points for v in (a, b)])
     step = width / max(len(points), 1)
     bar = max(step / 2 - 0.5, 0.5)
@@ -72,6 +75,15 @@ def paired_bar_chart(
                 f'<rect class="{cls}" x="{i * step + j * bar:.1f}" y="{height - h:.1f}" '
                 f'width="{bar:.1f}" height="{h:.1f}"><title>{escape(name)}: '
                 f"{escape(names[j])} {value:,}</title></rect>"
+            )
+    positions = {name: i for i, (name, _, _) in enumerate(points)}
+    for name, title in marks:
+        if name in positions:
+            x = positions[name] * step
+            parts.append(
+                f'<line class="mark" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}" '
+                f'stroke="currentColor" stroke-dasharray="3 3" data-mark="{escape(name)}">'
+                f"<title>{escape(name)}: {escape(title)}</title></line>"
             )
     if points:
         first_label, last_label = points[0][0], points[-1][0]

@@ -263,6 +263,13 @@ SPECS: dict[str, SettingSpec] = {
             "Default coin price of a product: its Shopify price times this, rounded up.",
         ),
         _spec(
+            "shop.currency_code",
+            Annotated[str, Field(pattern=r"^[A-Z]{3}$")],
+            "USD",
+            "The shop's currency (ISO 4217, as in Shopify): the economy report values coins "
+            "in it (one coin = 1 / shop.coins_per_currency_unit of a unit).",
+        ),
+        _spec(
             "shop.sync_interval_minutes",
             Annotated[int, Field(ge=1, le=1440)],
             15,

@@ -464,3 +464,24 @@ async def preview(
         "days": [{"date": row.day, **figures(row)} for row in per_day],
         "total": figures(total),
     }
+
+
+def rule_changes(rules: dict[str, Any], through: date) -> list[dict[str, Any]]:
+    """The earn rules that took effect on or before `through` (the first one of 1970 aside,
+    which is where the books begin), oldest first, and the next one if announced."""
+    live = [r for r in rules["items"] if r["status"] != "withdrawn"]
+    live.sort(key=lambda r: r["effective_from"])
+    changes = []
+    for position, rule in enumerate(live):
+        if position == 0:
+            continue  # the rule every day started with, not a change
+        changes.append(
+            {
+                "effective_from": rule["effective_from"],
+                "coins_per_1000_steps": rule["coins_per_1000_steps"],
+                "daily_step_cap": rule["daily_step_cap"],
+                "daily_coin_cap": rule["daily_coin_cap"],
+                "announced": rule["effective_from"] > through,
+            }
+        )
+    return changes
