@@ -14,10 +14,12 @@ JOIN (SELECT DISTINCT ON (user_id) user_id, balance_after FROM coin_transactions
       ORDER BY user_id, id DESC) last ON last.user_id = w.user_id
 WHERE last.balance_after <> w.available_coins
 UNION ALL
-SELECT 'pending != days in review', count(*) FROM wallets w
+SELECT 'pending != days in review + budget holds', count(*) FROM wallets w
 LEFT JOIN (SELECT user_id, sum(coins_pending) AS held FROM step_days GROUP BY user_id) d
   ON d.user_id = w.user_id
-WHERE w.pending_coins <> coalesce(d.held, 0)
+LEFT JOIN (SELECT user_id, sum(amount) AS held FROM issuance_holds
+           WHERE released_at IS NULL GROUP BY user_id) h ON h.user_id = w.user_id
+WHERE w.pending_coins <> coalesce(d.held, 0) + coalesce(h.held, 0)
 UNION ALL
 SELECT 'counters != ledger by their rule', count(*) FROM wallets w
 LEFT JOIN (SELECT user_id,

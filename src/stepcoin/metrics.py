@@ -93,6 +93,7 @@ class _Snapshot:
     backup_last_success: float | None = None
     backup_failures: dict[str, int] = field(default_factory=dict)
     backups: dict[str, int] = field(default_factory=dict)
+    budgets: list[tuple[str, str, float, int]] = field(default_factory=list)
 
 
 class DatabaseCollector(Collector):
@@ -169,6 +170,22 @@ class DatabaseCollector(Collector):
                 ),
                 {"last": snap.ledger_last_id, "settle": LEDGER_SETTLE_SECONDS},
             )
+            budgets = await conn.execute(
+                text(  # this period's use of each issuance budget, and the coins it holds
+                    """
+                    SELECT b.source, b.period,
+                           coalesce(u.issued, 0)::float8 / greatest(b.cap_coins, 1),
+                           (SELECT coalesce(sum(h.amount), 0) FROM issuance_holds h
+                            WHERE h.source = b.source AND h.released_at IS NULL)
+                    FROM issuance_budgets b
+                    CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date AS today) t
+                    LEFT JOIN issuance_usage u ON (u.source, u.period) = (b.source, b.period)
+                     AND u.period_start = (CASE b.period WHEN 'day' THEN t.today
+                         ELSE date_trunc(b.period, t.today)::date END)
+                    """
+                )
+            )
+            snap.budgets = [(a, b, float(c), int(d)) for a, b, c, d in budgets]
             for kind, amount, max_id in ledger:
                 snap.ledger[kind] = snap.ledger.get(kind, 0) + int(amount)
                 snap.ledger_last_id = max(snap.ledger_last_id, int(max_id))
@@ -249,6 +266,21 @@ class DatabaseCollector(Collector):
             c = CounterMetricFamily(f"stepcoin_coins_{name}", f"Coins {name} (from the ledger)")
             c.add_metric([], sum(snap.ledger.get(k, 0) for k in kinds))
             yield c
+        g = GaugeMetricFamily(
+            "stepcoin_issuance_budget_used_ratio",
+            "Coins a source issued this period over its issuance budget's cap",
+            labels=["source", "period"],
+        )
+        h = GaugeMetricFamily(
+            "stepcoin_issuance_held_coins",
+            "Rewards an issuance budget holds, waiting for room (pending for walkers)",
+            labels=["source", "period"],
+        )
+        for source, period, ratio, held in snap.budgets:
+            g.add_metric([source, period], ratio)
+            h.add_metric([source, period], held)
+        yield g
+        yield h
         if snap.backup_last_success is not None:
             g = GaugeMetricFamily(
                 "stepcoin_backup_last_success_timestamp_seconds", "End of the newest good backup"

@@ -13,7 +13,14 @@ from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
 from stepcoin.users.models import User, UserIdentity
-from stepcoin.wallet.models import CoinTransaction, EconomyDayTotal, Wallet
+from stepcoin.wallet.models import (
+    CoinTransaction,
+    EconomyDayTotal,
+    IssuanceBudget,
+    IssuanceHold,
+    IssuanceUsage,
+    Wallet,
+)
 
 __all__ = [
     "Achievement",
@@ -24,6 +31,9 @@ __all__ = [
     "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
+    "IssuanceBudget",
+    "IssuanceHold",
+    "IssuanceUsage",
     "LeaderboardEntry",
     "LoginThrottle",
     "MailOutbox",

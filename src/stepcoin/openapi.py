@@ -58,6 +58,8 @@ PROBLEM_STATUS: dict[str, int] = {
     "too_many_reset_requests": 429,
     "rate_limited": 429,
     "invalid_as_of": 422,
+    "budget_not_found": 404,
+    "invalid_budget": 422,
     "invalid_token_link": 400,
     "token_used": 410,
     "token_expired": 410,
@@ -289,6 +291,7 @@ _TOKEN_LINK = ("invalid_token_link", "token_used", "token_expired")
 _REAUTH = ("no_password", "wrong_password", "reauth_throttled")
 ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "economy_report": ("invalid_as_of",),
+    "remove_budget": ("budget_not_found",),
     "register": ("weak_password", "email_taken", "signup_throttled"),
     "login": ("invalid_credentials", "account_disabled", "login_throttled"),
     "refresh": ("invalid_refresh_token",),

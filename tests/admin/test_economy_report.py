@@ -19,7 +19,8 @@ async def signed_up(engine, user_id: str, month: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "UPDATE users SET created_at = CAST(CAST(:at AS text) AS timestamptz) WHERE id = :id"
+                "UPDATE users SET created_at = CAST(CAST(:at AS text) AS timestamptz) "
+                "WHERE id = :id"
             ),
             {"at": f"{month}-15T12:00:00Z", "id": user_id},
         )

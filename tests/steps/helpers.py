@@ -75,8 +75,10 @@ async def ledger_ok(engine) -> None:
                 text(
                     "SELECT w.user_id FROM wallets w LEFT JOIN (SELECT user_id, "
                     "sum(coins_pending) p FROM step_days GROUP BY user_id) d "
-                    "ON d.user_id = w.user_id "
-                    "WHERE w.pending_coins <> coalesce(d.p, 0)"
+                    "ON d.user_id = w.user_id LEFT JOIN (SELECT user_id, sum(amount) p "
+                    "FROM issuance_holds WHERE released_at IS NULL GROUP BY user_id) h "
+                    "ON h.user_id = w.user_id "
+                    "WHERE w.pending_coins <> coalesce(d.p, 0) + coalesce(h.p, 0)"
                 )
             )
         ).all()

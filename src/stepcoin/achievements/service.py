@@ -32,6 +32,7 @@ from stepcoin.achievements.criteria import (
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, NotFound
 from stepcoin.queue import ACHIEVEMENTS_BACKFILL, defer_in_transaction
+from stepcoin.wallet import budgets
 from stepcoin.wallet import service as wallet
 
 logger = logging.getLogger("stepcoin.achievements")
@@ -91,7 +92,9 @@ async def _unlock_and_pay(
                     f"Achievement: {row['name']}"[:500],
                 )
             )
-    await wallet.post_many(session, rewards)  # one round trip for every walker's rewards
+    # one round trip for every walker's rewards, under the achievements' issuance budgets
+    # (a reward a budget at its cap holds is pending for the walker, paid when there is room)
+    await budgets.issue_many(session, "achievements", rewards)
     return unlocked
 
 

@@ -16,6 +16,9 @@ from stepcoin.admin.schemas import (
     AdminUserPage,
     AdminUserUpdate,
     AuditLogPage,
+    BudgetIn,
+    BudgetList,
+    BudgetOut,
     EconomyReportOut,
 )
 from stepcoin.auth.dependencies import AdminDep, StaffDep
@@ -32,7 +35,7 @@ from stepcoin.pagination import (
 from stepcoin.users import repository as users_repository
 from stepcoin.users import service as users_service
 from stepcoin.validation import CalendarDay
-from stepcoin.wallet import approvals
+from stepcoin.wallet import approvals, budgets
 from stepcoin.wallet.schemas import (
     AdjustmentIn,
     AdjustmentRequestOut,
@@ -211,3 +214,37 @@ async def economy_report(
     """The coins outstanding and pending, in coins and in the shop's currency; breakage by
     monthly sign-up cohort; the earn rule changes (staff may read it)."""
     return await economy.report(session, as_of)
+
+
+BudgetSource = Literal["steps", "achievements", "campaigns", "prizes", "referrals"]
+BudgetPeriod = Literal["day", "week", "month"]
+
+
+@router.get("/economy/budgets", response_model=BudgetList)
+async def list_budgets(staff: StaffDep, session: SessionDep) -> Any:
+    """Every issuance budget with this period's use and the rewards it holds."""
+    return {"items": await budgets.overview(session)}
+
+
+@router.put("/economy/budgets/{source}/{period}", response_model=BudgetOut)
+async def set_budget(
+    source: BudgetSource, period: BudgetPeriod, body: BudgetIn, admin: AdminDep, session: SessionDep
+) -> Any:
+    """Set the cap of a source's coins per period (admins; audited). Beyond it rewards are
+    held (pending for the walker) and paid when there is room."""
+    return await budgets.set_budget(
+        session,
+        source=source,
+        period=period,
+        cap_coins=body.cap_coins,
+        alert_percent=body.alert_percent,
+        admin_id=admin.id,
+    )
+
+
+@router.delete("/economy/budgets/{source}/{period}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_budget(
+    source: BudgetSource, period: BudgetPeriod, admin: AdminDep, session: SessionDep
+) -> None:
+    """Remove a budget (admins; audited): its held rewards are paid by the next release."""
+    await budgets.remove_budget(session, source=source, period=period, admin_id=admin.id)

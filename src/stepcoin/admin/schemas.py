@@ -100,3 +100,31 @@ class EconomyReportOut(BaseModel):
     )
     cohorts: list[CohortOut]
     rule_changes: list[RuleChangeOut]
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cap_coins: int = Field(ge=0, le=10**15, description="Most coins the source issues a period.")
+    alert_percent: int = Field(
+        default=80, ge=1, le=100, description="Log an alert when this share of the cap is issued."
+    )
+
+
+class BudgetOut(BaseModel):
+    source: str
+    period: str
+    period_start: date = Field(description="The first day (UTC) of the current period.")
+    cap_coins: int
+    alert_percent: int
+    issued_coins: int = Field(description="Issued by the source in the current period.")
+    used_ratio: float | None
+    alerted_at: datetime | None
+    exhausted_at: datetime | None = Field(description="When the cap stopped paying, this period.")
+    held_coins: int = Field(description="Rewards of the source held, waiting for room.")
+    held_rewards: int
+    updated_at: datetime
+
+
+class BudgetList(BaseModel):
+    items: list[BudgetOut]

@@ -11,7 +11,9 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -130,3 +132,69 @@ class AdjustmentRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+BUDGET_SOURCES = ("steps", "achievements", "campaigns", "prizes", "referrals")
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+class IssuanceBudget(Base):
+    """A cap on the coins one source issues per period (stepcoin.wallet.budgets)."""
+
+    __tablename__ = "issuance_budgets"
+    __table_args__ = (
+        CheckConstraint(f"source IN {BUDGET_SOURCES}", name="source"),
+        CheckConstraint(f"period IN {BUDGET_PERIODS}", name="period"),
+        CheckConstraint("cap_coins >= 0", name="cap_non_negative"),
+        CheckConstraint("alert_percent BETWEEN 1 AND 100", name="alert_percent"),
+    )
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cap_coins: Mapped[int] = mapped_column(BigInteger)
+    alert_percent: Mapped[int] = mapped_column(SmallInteger, server_default="80")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class IssuanceUsage(Base):
+    """What one source issued in one period (the counter the budget's check locks)."""
+
+    __tablename__ = "issuance_usage"
+    __table_args__ = (CheckConstraint("issued >= 0", name="issued_non_negative"),)
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    issued: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exhausted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IssuanceHold(Base):
+    """A reward a budget at its cap held instead of paying (pending for the walker)."""
+
+    __tablename__ = "issuance_holds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        UniqueConstraint("transaction_type", "reference_id"),
+        Index(
+            "ix_issuance_holds_waiting",
+            "source",
+            "id",
+            postgresql_where=text("released_at IS NULL"),
+        ),
+        Index("ix_issuance_holds_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id"))
+    source: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    reference_id: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -290,11 +290,14 @@ _LEDGER_CHECKS = {
     ),
     "pending_mismatches": text(
         """
-            SELECT w.user_id, w.pending_coins, coalesce(d.held, 0) AS days_pending
+            SELECT w.user_id, w.pending_coins, coalesce(d.held, 0) AS days_pending,
+                   coalesce(h.held, 0) AS budget_held
             FROM wallets w
             LEFT JOIN (SELECT user_id, sum(coins_pending) AS held FROM step_days
                        GROUP BY user_id) d ON d.user_id = w.user_id
-            WHERE w.pending_coins <> coalesce(d.held, 0)
+            LEFT JOIN (SELECT user_id, sum(amount) AS held FROM issuance_holds
+                       WHERE released_at IS NULL GROUP BY user_id) h ON h.user_id = w.user_id
+            WHERE w.pending_coins <> coalesce(d.held, 0) + coalesce(h.held, 0)
             ORDER BY w.user_id LIMIT :limit
         """
     ),
@@ -322,7 +325,8 @@ _LEDGER_CHECKS = {
 
 async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerReport:
     """Every wallet equals its ledger; no (type, reference) twice; the latest balance_after fits;
-    the held coins equal what the user's days hold for review (step_days.coins_pending); the
+    the held coins equal what the user's days hold for review (step_days.coins_pending) plus
+    the rewards an issuance budget holds (issuance_holds not released); the
     lifetime counters follow the ledger by their rule (earned - spent = available)."""
     report = LedgerReport()
     report.wallets_checked = (

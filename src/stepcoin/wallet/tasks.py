@@ -8,6 +8,7 @@ import procrastinate
 
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
+from stepcoin.wallet import budgets
 from stepcoin.wallet.service import check_ledger
 
 logger = logging.getLogger("stepcoin.wallet.tasks")
@@ -34,3 +35,21 @@ async def check_ledger_job(timestamp: int) -> bool:
             },
         )
     return report.ok
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="release_held")
+@blueprint.task(name="release_held", queueing_lock="release_held")
+async def release_held_job(timestamp: int) -> int:
+    """Every minute: pay the rewards an issuance budget held, oldest first, as far as the
+    budgets have room now (a new period, a higher cap, a removed budget), chunk by chunk, each
+    chunk in its own transaction (stepcoin.wallet.budgets.release_held)."""
+    released = 0
+    while True:
+        async with session_scope(JobRuntime.require_database()) as session:
+            paid = await budgets.release_held(session)
+        released += paid
+        if paid < budgets.RELEASE_CHUNK:
+            break
+    if released:
+        logger.info("held rewards paid", extra={"released": released})
+    return released
