@@ -11,6 +11,7 @@ from stepcoin.console import auth_pages
 from stepcoin.console.pages import (
     achievements,
     audit,
+    budgets,
     earn_rules,
     orders,
     overview,
@@ -33,6 +34,7 @@ def page_modules() -> list[ModuleType]:
         orders,
         achievements,
         earn_rules,
+        budgets,
         settings,
         audit,
     ]

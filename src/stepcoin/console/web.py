@@ -214,6 +214,7 @@ NAV = [
     ("orders", "/admin/orders", "Orders"),
     ("achievements", "/admin/achievements", "Achievements"),
     ("earn_rules", "/admin/earn-rules", "Earn rules"),
+    ("budgets", "/admin/budgets", "Budgets"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

@@ -33,6 +33,7 @@ ENTITY_PAGES = {
     "setting": "/admin/settings/{}",
     "product": "/admin/products/{}",
     "earn_rule": "/admin/earn-rules#rule-{}",
+    "issuance_budget": "/admin/budgets",
 }
 
 # Choosing "user" also shows the user's wallet (a wallet's entity id is its user's id), so
