@@ -18,6 +18,7 @@ from stepcoin.main import create_app
 from stepcoin.runtime_settings.registry import SPECS
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.steps.earn_rules import earn_rules
+from stepcoin.wallet.budgets import steps_budgets
 from tests.fixtures.apple import AppleStandIn, apple_server
 from tests.fixtures.database import TestRun, clean_script
 from tests.fixtures.live import LiveServer
@@ -163,6 +164,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         await raw.driver_connection.execute(script)  # one round trip, several statements
     runtime_settings.invalidate()
     earn_rules.invalidate()
+    steps_budgets.invalidate()
     boards.top_cache.clear()  # per-process caches of what the tables held
     yield
 

@@ -59,6 +59,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "rate_limited": 429,
     "invalid_as_of": 422,
     "budget_not_found": 404,
+    "issuance_budget_reached": 409,
     "invalid_budget": 422,
     "invalid_token_link": 400,
     "token_used": 410,
@@ -277,7 +278,13 @@ def _codes_of(response: dict[str, Any]) -> list[str]:
 # The codes of each operation beyond what its kind answers (see _kind_problems), read from its
 # service code. Keyed by operation id.
 _CURSOR = ("invalid_cursor",)
-_REVIEW = ("validation_not_found", "own_record", "superseded", "already_reviewed")
+_REVIEW = (
+    "validation_not_found",
+    "own_record",
+    "superseded",
+    "already_reviewed",
+    "issuance_budget_reached",
+)
 _APPROVAL = ("adjustment_request_not_found", "adjustment_already_decided", "own_request")
 _SOCIAL = (
     "invalid_id_token",

@@ -80,6 +80,9 @@ class SyncPayload:
     records: list[RecordRow] = field(default_factory=list)
     validations: list[ValidationRow] = field(default_factory=list)
     days: list[DayRow] = field(default_factory=list)
+    # the steps budgets' shares for this walker (stepcoin.wallet.budgets.steps_shares); None:
+    # no budget, or the call must not be held by one
+    budget: list[dict[str, Any]] | None = None
 
     def to_json(self) -> str:
         return orjson.dumps(self).decode()
@@ -105,6 +108,7 @@ class ApplyOutcome:
     available: int | None = None
     version: int | None = None
     no_wallet: bool = False
+    budget: bool = False  # a steps budget had no room for the new coins: nothing was written
 
 
 def parse_outcome(value: Any) -> ApplyOutcome:
@@ -114,6 +118,8 @@ def parse_outcome(value: Any) -> ApplyOutcome:
         return ApplyOutcome(conflict=False, days=[], no_wallet=True)
     if data.get("conflict"):
         return ApplyOutcome(conflict=True, days=[])
+    if data.get("budget"):
+        return ApplyOutcome(conflict=False, days=[], budget=True)
     days: Sequence[Mapping[str, Any]] = data.get("days", [])
     return ApplyOutcome(
         conflict=False,

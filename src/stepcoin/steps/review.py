@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
+from stepcoin.db import Database, session_scope
 from stepcoin.errors import (
     AppError,
     Conflict,
@@ -27,6 +28,7 @@ from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
 from stepcoin.steps.service import local_today
 from stepcoin.steps.settlement import DayRecord, settle_day
 from stepcoin.users import repository as users_repository
+from stepcoin.wallet import budgets
 
 HISTORY_DAYS = 28
 MAX_NOTE = 1000  # a reviewer's note, shown to the walker; optional for approve and reject
@@ -174,7 +176,7 @@ async def decide(
     session: AsyncSession,
     *,
     validation_id: int,
-    reviewer_id: uuid.UUID,
+    reviewer_id: uuid.UUID | None,
     decision: Literal["approved", "rejected"],
     note: str | None,
 ) -> dict[str, Any]:
@@ -234,7 +236,8 @@ async def decide(
             approved = r_steps if decision == "approved" else r_approved
         day_records.append(DayRecord(r_source, r_steps, approved, status, r_deleted, r_intervals))
     settlement = settle_day(day_records, rule)
-    payload = SyncPayload(days=day_rows({day: settlement}))
+    budget = await budgets.steps_shares_in(session, user_id) if decision == "approved" else None
+    payload = SyncPayload(days=day_rows({day: settlement}), budget=budget)
     outcome = parse_outcome(
         (
             await session.execute(
@@ -244,6 +247,12 @@ async def decide(
         ).scalar_one()
     )
     assert not outcome.conflict, "the wallet lock is held: the version cannot move"
+    if outcome.budget:
+        raise Conflict(
+            "The steps issuance budget has no room for these coins now; they stay held and are "
+            "paid when there is room (a new period or a higher cap).",
+            code="issuance_budget_reached",
+        )
     delta = outcome.days[0].coins_delta if outcome.days else 0
     logged, log_params = audit.insert_statement(
         admin_id=reviewer_id,
@@ -427,3 +436,53 @@ async def list_own_steps(
     if (end - start).days >= MAX_RANGE_DAYS:
         raise InvalidInput(f"At most {MAX_RANGE_DAYS} days at once.", code="invalid_range")
     return await list_user_steps(session, user_id, start, end)
+
+
+# --- coins a steps issuance budget held (stepcoin.wallet.budgets, apply_sync v6) ---------------
+
+# a decision the budget alone sent to review: its only flag is the budget's
+_HELD_BY_BUDGET = """
+    status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL
+    AND rule_hits @> CAST('[{"code": "issuance_budget"}]' AS jsonb)
+    AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(rule_hits) h
+                    WHERE h ->> 'code' <> 'issuance_budget'
+                      AND h ->> 'action' IN ('flag', 'reject'))
+"""
+
+
+async def held_by_budget(session: AsyncSession, *, limit: int) -> list[int]:
+    """The oldest decisions held only by a steps budget (their coins pending)."""
+    rows = await session.execute(
+        text(f"SELECT id FROM step_validations WHERE {_HELD_BY_BUDGET} ORDER BY id LIMIT :n"),
+        {"n": limit},
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def release_budget_holds(database: Database, *, limit: int = 500) -> int:
+    """Approve, oldest first, the records a steps budget held, each in its own transaction and
+    through the review's own approval (which checks the budget again), until the budget has no
+    room: returns how many were paid. The approvals are the system's (no reviewer) and audited
+    as such. Then logs the budgets' alerts (the sync's own statement logs nothing)."""
+    async with session_scope(database) as session:
+        waiting = await held_by_budget(session, limit=limit)
+    paid = 0
+    for validation_id in waiting:
+        try:
+            async with session_scope(database) as session:
+                await decide(
+                    session,
+                    validation_id=validation_id,
+                    reviewer_id=None,
+                    decision="approved",
+                    note="Paid when the steps issuance budget had room again.",
+                )
+            paid += 1
+        except Conflict as exc:
+            if exc.code == "issuance_budget_reached":
+                break  # no room yet: the rest wait for the next run
+            # superseded or decided meanwhile: nothing to pay
+    async with session_scope(database) as session:
+        holding = bool(await held_by_budget(session, limit=1))
+        await budgets.note_alerts(session, "steps", holding=holding)
+    return paid

@@ -35,17 +35,29 @@ from stepcoin.steps.payload import (
 )
 from stepcoin.steps.rules import (
     UNSTORABLE,
+    Decision,
     Interval,
     OtherSource,
     RuleContext,
+    RuleHit,
     StepInput,
     evaluate,
 )
 from stepcoin.steps.schemas import StepRecordIn, interval_json
 from stepcoin.steps.settlement import DaySettlement, settle_day
+from stepcoin.wallet import budgets
 
 logger = logging.getLogger("stepcoin.steps")
 MAX_ATTEMPTS = 8
+BUDGET_CODE = "issuance_budget"
+BUDGET_HIT = RuleHit(
+    BUDGET_CODE,
+    "flag",
+    "cap reached",
+    "steps issuance budget",
+    "Today's coins for steps are all given out: these coins are held and paid when there is "
+    "room again.",
+)
 
 SNAPSHOT_SQL = """
 SELECT u.is_active, u.created_at, u.timezone, w.version,
@@ -187,9 +199,14 @@ def plan_sync(
     *,
     today: date,
     rules: EarnRules,
+    hold: bool = False,
 ) -> Plan:
     """Judge every record and settle every touched day, each by the earn rule in force on that
-    day (a re-sync of an old day is priced as that day was). Pure: no I/O, no clock."""
+    day (a re-sync of an old day is priced as that day was). Pure: no I/O, no clock.
+
+    hold=True (a steps issuance budget had no room for this sync's coins): every record the
+    rules approve goes to review instead, reason `issuance_budget`: its coins are held as
+    pending and paid by steps:release_budget_holds when there is room."""
     plan = Plan()
     created_local = local_today(snapshot.timezone, snapshot.created_at)
     # the day's records as they will be after this batch (stored, overlaid with the batch)
@@ -256,6 +273,8 @@ def plan_sync(
             devices=frozenset(devices),
         )
         decision = evaluate(step_input, context, settings)
+        if hold and decision.status == "approved":
+            decision = Decision("flagged", (*decision.hits, BUDGET_HIT), decision.risk_score)
         hits = decision.hits
         storable = not hits or not any(hit.code in UNSTORABLE for hit in hits)
         plan.validations.append(
@@ -363,6 +382,8 @@ async def sync_on(
     settings = await runtime_settings.all_raw(driver)
     rules = await earn_rules.all_raw(driver)  # cached like the settings: no read per sync
     baseline_days = int(settings["anticheat.baseline_days"])
+    budget = await budgets.steps_shares(driver, user_id)  # cached too; None: no steps budget
+    hold = False
     for _attempt in range(MAX_ATTEMPTS):
         row = await driver.fetchrow(
             SNAPSHOT_SQL,
@@ -375,15 +396,27 @@ async def sync_on(
             raise account_gone()
         snapshot = _parse_snapshot(row)
         plan = plan_sync(
-            kept, snapshot, settings, today=local_today(snapshot.timezone), rules=rules
+            kept,
+            snapshot,
+            settings,
+            today=local_today(snapshot.timezone),
+            rules=rules,
+            hold=hold,
         )
         if not plan.records and not plan.validations:
             break  # nothing new: an idempotent resend
-        payload = SyncPayload(plan.records, plan.validations, day_rows(plan.days))
+        # held, the sync pays nothing new, except when a deletion leaves another approved
+        # source credited with more (rare, at most one day's coins): not held by the budget
+        payload = SyncPayload(
+            plan.records, plan.validations, day_rows(plan.days), None if hold else budget
+        )
         outcome = parse_outcome(
             await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())
         )
         if outcome.conflict:
+            continue
+        if outcome.budget:  # no room for its coins: the same sync again, its coins held
+            hold = True
             continue
         if outcome.no_wallet:
             raise account_gone()

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.steps import review
 
 logger = logging.getLogger("stepcoin.steps.tasks")
 blueprint = procrastinate.Blueprint()
@@ -40,3 +41,15 @@ async def ensure_step_partitions(timestamp: int) -> int:
         created = await ensure_partitions(session)
     logger.info("step partitions ensured", extra={"partitions_created": created})
     return created
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="budget_holds")
+@blueprint.task(name="release_budget_holds", queueing_lock="release_budget_holds")
+async def release_budget_holds(timestamp: int) -> int:
+    """Every minute: pay the step coins a steps issuance budget held, oldest first, as far as
+    the budget has room now (a new period, a higher cap, a removed budget), and log the steps
+    budgets' alerts (stepcoin.steps.review.release_budget_holds)."""
+    paid = await review.release_budget_holds(JobRuntime.require_database())
+    if paid:
+        logger.info("held step coins paid", extra={"released": paid})
+    return paid

@@ -22,12 +22,18 @@ Alerts: when a counter crosses its budget's `alert_percent`, and when a budget s
 (its cap reached), a WARNING is logged once per period (`issuance_usage.alerted_at`,
 `exhausted_at`); `/metrics` exposes `stepcoin_issuance_budget_used_ratio`; the console shows it.
 
-The step sync (`steps`) is not held by these budgets yet: see docs/economy.md.
+The step sync pays inside one SQL statement on its hot path (stepcoin_apply_sync v6), so its
+budgets (`steps`) are checked there: `steps_shares` gives the function this walker's stripe's
+share of each cap (the counters are split over STRIPES rows, walkers by their id, so that
+concurrent syncs do not queue on one row), read through a per-process cache (no round trip per
+sync). A sync whose new coins do not fit holds them as a review of reason `issuance_budget`
+(stepcoin.steps), paid by the job `steps:release_budget_holds` when there is room.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +51,8 @@ from stepcoin.wallet.models import BUDGET_PERIODS, BUDGET_SOURCES
 logger = logging.getLogger("stepcoin.wallet.budgets")
 
 RELEASE_CHUNK = 500
+STRIPES = 16  # the step sync's counters per budget (see steps_shares)
+CACHE_TTL_SECONDS = 5.0
 
 
 def period_start(period: str, day: date) -> date:
@@ -121,7 +129,7 @@ async def _lock_counters(
             "SELECT u.period, u.issued FROM issuance_usage u "
             "JOIN unnest(CAST(:s AS text[]), CAST(:p AS text[]), CAST(:d AS date[])) "
             "AS k(source, period, period_start) USING (source, period, period_start) "
-            "ORDER BY u.period FOR UPDATE OF u"
+            "WHERE u.stripe = 0 ORDER BY u.period FOR UPDATE OF u"
         ),
         {"s": [k[0] for k in keys], "p": [k[1] for k in keys], "d": [k[2] for k in keys]},
     )
@@ -151,7 +159,7 @@ async def _count(
                 "ELSE alerted_at END, "
                 "exhausted_at = CASE WHEN :full AND exhausted_at IS NULL THEN now() "
                 "ELSE exhausted_at END "
-                "WHERE source = :s AND period = :p AND period_start = :d"
+                "WHERE source = :s AND period = :p AND period_start = :d AND stripe = 0"
             ),
             {
                 "coins": coins,
@@ -181,7 +189,7 @@ async def _exhausted(session: AsyncSession, budgets: Sequence[Budget], today: da
         result = await session.execute(
             text(
                 "UPDATE issuance_usage SET exhausted_at = now() WHERE source = :s AND period = :p "
-                "AND period_start = :d AND exhausted_at IS NULL"
+                "AND period_start = :d AND stripe = 0 AND exhausted_at IS NULL"
             ),
             {"s": budget.source, "p": budget.period, "d": period_start(budget.period, today)},
         )
@@ -375,6 +383,138 @@ async def release_held(
     return paid
 
 
+# --- the step sync's budgets (stepcoin_apply_sync v6) -------------------------------------------
+
+
+def stripe_of(user_id: uuid.UUID) -> int:
+    """The counter a walker's syncs count on: one of STRIPES, by the user id's low bits."""
+    return user_id.int % STRIPES
+
+
+def stripe_share(cap: int, stripe: int) -> int:
+    """A stripe's share of a cap: the cap split as evenly as whole coins allow (the shares add
+    up to the cap exactly)."""
+    return cap // STRIPES + (1 if stripe < cap % STRIPES else 0)
+
+
+class _StepsBudgets:
+    """The steps budgets, per process, refreshed at most every CACHE_TTL_SECONDS (a change
+    takes effect within seconds everywhere, as runtime settings do)."""
+
+    def __init__(self) -> None:
+        self._at = float("-inf")
+        self._budgets: list[tuple[str, int]] = []
+
+    def invalidate(self) -> None:
+        self._at = float("-inf")
+
+    async def load(self, driver: Any) -> list[tuple[str, int]]:
+        if time.monotonic() - self._at < CACHE_TTL_SECONDS:
+            return self._budgets
+        rows = await driver.fetch(
+            "SELECT period, cap_coins FROM issuance_budgets WHERE source = 'steps' ORDER BY period"
+        )
+        self._budgets = [(str(r[0]), int(r[1])) for r in rows]
+        self._at = time.monotonic()
+        return self._budgets
+
+
+steps_budgets = _StepsBudgets()
+
+
+def _shares(
+    budgets: Sequence[tuple[str, int]], user_id: uuid.UUID, today: date | None
+) -> list[dict[str, Any]] | None:
+    if not budgets:
+        return None
+    day = today or utc_today()
+    stripe = stripe_of(user_id)
+    return [
+        {
+            "period": period,
+            "start": period_start(period, day).isoformat(),
+            "stripe": stripe,
+            "share": stripe_share(cap, stripe),
+        }
+        for period, cap in budgets
+    ]
+
+
+async def steps_shares(
+    driver: Any, user_id: uuid.UUID, *, today: date | None = None
+) -> list[dict[str, Any]] | None:
+    """The payload's `budget` for a sync of this walker: each steps budget of the current UTC
+    period as this walker's stripe's share; None when steps have no budget. Cached."""
+    return _shares(await steps_budgets.load(driver), user_id, today)
+
+
+async def steps_shares_in(
+    session: AsyncSession, user_id: uuid.UUID, *, today: date | None = None
+) -> list[dict[str, Any]] | None:
+    """The same, read now in the caller's transaction (a review's approval: not a hot path)."""
+    rows = await session.execute(
+        text(
+            "SELECT period, cap_coins FROM issuance_budgets WHERE source = 'steps' ORDER BY period"
+        )
+    )
+    return _shares([(str(r.period), int(r.cap_coins)) for r in rows], user_id, today)
+
+
+async def note_alerts(
+    session: AsyncSession, source: str, *, holding: bool, today: date | None = None
+) -> None:
+    """For a source that counts on stripes inside its own statement and logs nothing (the step
+    sync): log each budget's alert and exhaustion once a period, from the stripes' sum (stamped
+    on stripe 0's row). `holding`: the source holds rewards now (its caller knows how)."""
+    day = today or utc_today()
+    for budget in await budgets_of(session, source):
+        start = period_start(budget.period, day)
+        key = {"s": source, "p": budget.period, "d": start}
+        await session.execute(
+            text(
+                "INSERT INTO issuance_usage (source, period, period_start) "
+                "VALUES (:s, :p, :d) ON CONFLICT DO NOTHING"
+            ),
+            key,
+        )
+        row = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT sum(issued) FROM issuance_usage WHERE source = :s "
+                    "AND period = :p AND period_start = :d) AS issued, alerted_at, exhausted_at "
+                    "FROM issuance_usage WHERE source = :s AND period = :p "
+                    "AND period_start = :d AND stripe = 0 FOR UPDATE"
+                ),
+                key,
+            )
+        ).one()
+        issued = int(row.issued or 0)
+        alert = row.alerted_at is None and issued >= budget.cap_coins * budget.alert_percent / 100
+        full = row.exhausted_at is None and holding
+        if alert or full:
+            await session.execute(
+                text(
+                    "UPDATE issuance_usage SET "
+                    "alerted_at = CASE WHEN :alert THEN now() ELSE alerted_at END, "
+                    "exhausted_at = CASE WHEN :full THEN now() ELSE exhausted_at END "
+                    "WHERE source = :s AND period = :p AND period_start = :d AND stripe = 0"
+                ),
+                {"alert": alert, "full": full, **key},
+            )
+        if alert:
+            logger.warning(
+                "issuance budget alert: %s of its %s cap issued",
+                f"{issued / max(budget.cap_coins, 1):.0%}",
+                budget.period,
+                extra={"source": source, "period": budget.period, "issued": issued},
+            )
+        if full:
+            logger.warning(
+                "issuance budget reached: rewards are held until there is room",
+                extra={"source": source, "period": budget.period},
+            )
+
+
 # --- what admins see and set -------------------------------------------------------------------
 
 
@@ -391,10 +531,16 @@ async def overview(session: AsyncSession, *, today: date | None = None) -> list[
                    (SELECT count(*) FROM issuance_holds h
                     WHERE h.source = b.source AND h.released_at IS NULL) AS held_rewards
             FROM issuance_budgets b
-            LEFT JOIN issuance_usage u ON u.source = b.source AND u.period = b.period
-             AND u.period_start = CASE b.period WHEN 'day' THEN CAST(:day AS date)
-                 WHEN 'week' THEN CAST(date_trunc('week', CAST(:day AS date)) AS date)
-                 ELSE CAST(date_trunc('month', CAST(:day AS date)) AS date) END
+            LEFT JOIN LATERAL (
+                -- every stripe of the period (the step sync counts on several)
+                SELECT sum(x.issued) AS issued, max(x.alerted_at) AS alerted_at,
+                       max(x.exhausted_at) AS exhausted_at
+                FROM issuance_usage x
+                WHERE x.source = b.source AND x.period = b.period
+                  AND x.period_start = CASE b.period WHEN 'day' THEN CAST(:day AS date)
+                      WHEN 'week' THEN CAST(date_trunc('week', CAST(:day AS date)) AS date)
+                      ELSE CAST(date_trunc('month', CAST(:day AS date)) AS date) END
+            ) u ON true
             ORDER BY b.source, b.period
             """
         ),
@@ -461,6 +607,7 @@ async def set_budget(
         ),
         {"s": source, "p": period, "c": cap_coins, "a": alert_percent, "by": admin_id},
     )
+    steps_budgets.invalidate()  # this process at once; the others within CACHE_TTL_SECONDS
     await audit.record(
         session,
         admin_id=admin_id,
@@ -494,6 +641,7 @@ async def remove_budget(
     ).first()
     if removed is None:
         raise NotFound(f"There is no {period} budget for {source}.", code="budget_not_found")
+    steps_budgets.invalidate()
     await audit.record(
         session,
         admin_id=admin_id,

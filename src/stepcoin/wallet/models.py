@@ -168,6 +168,7 @@ class IssuanceUsage(Base):
     source: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[str] = mapped_column(String(16), primary_key=True)
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     issued: Mapped[int] = mapped_column(BigInteger, server_default="0")
     alerted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     exhausted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

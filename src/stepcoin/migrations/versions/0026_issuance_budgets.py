@@ -2,12 +2,16 @@
 
 - `issuance_budgets`: one cap per (source, period) an admin sets; none means no cap.
 - `issuance_usage`: the coins each source issued in each period, counted in the paying
-  transaction under the row's lock (the atomic check), with when its alert and its cap fired.
+  transaction under the row's lock (the atomic check), with when its alert and its cap fired;
+  the step sync counts on 16 stripes (walkers by their id), each with its share of the cap, so
+  that syncs do not queue on one row (batch sources use stripe 0 and the whole cap).
 - `issuance_holds`: rewards a budget at its cap did not pay, held (the walker sees them as
   pending) and paid in order when the period rolls over or the cap rises; unique by the
   reward's (type, reference) like the ledger, so a retried payout holds once.
 - stepcoin_wallet_hold_many (src/stepcoin/wallet/sql/hold_many.v1.sql): the wallet's door for
   holding and releasing pending coins of many walkers in one statement.
+- stepcoin_apply_sync v6 (src/stepcoin/steps/sql/apply_sync.v6.sql): a sync's new step coins
+  must fit under the steps budgets' shares of the walker's stripe, or nothing is written.
 
 Revision ID: 0026
 Revises: 0025
@@ -64,11 +68,14 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("period", sa.String(length=16), nullable=False),
         sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("stripe", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("issued", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("alerted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("exhausted_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("issued >= 0", name=op.f("ck_issuance_usage_issued_non_negative")),
-        sa.PrimaryKeyConstraint("source", "period", "period_start", name=op.f("pk_issuance_usage")),
+        sa.PrimaryKeyConstraint(
+            "source", "period", "period_start", "stripe", name=op.f("pk_issuance_usage")
+        ),
     )
     op.create_table(
         "issuance_holds",
@@ -102,9 +109,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_issuance_holds_user_id", "issuance_holds", ["user_id"])
     op.execute(load("stepcoin.wallet", "hold_many.v1.sql"))
+    op.execute(load("stepcoin.steps", "apply_sync.v6.sql"))
 
 
 def downgrade() -> None:
+    op.execute(load("stepcoin.steps", "apply_sync.v5.sql"))
     op.execute("DROP FUNCTION IF EXISTS stepcoin_wallet_hold_many(uuid[], bigint[])")
     op.drop_index("ix_issuance_holds_user_id", table_name="issuance_holds")
     op.drop_index("ix_issuance_holds_waiting", table_name="issuance_holds")
