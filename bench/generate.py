@@ -272,11 +272,25 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=3_000, help="flagged records to review")
     parser.add_argument("--bulk-users", type=int, default=1_500, help="users with no history")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--steps-budget",
+        type=int,
+        default=None,
+        help="a daily steps issuance budget of this many coins (every paying sync then counts "
+        "on its stripe's counter: the cost of a budget; a large cap holds nothing)",
+    )
     args = parser.parse_args()
     if not args.database_url:
         parser.error("--database-url or DATABASE_URL is required")
     url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
     generate(url, args.users, args.days, args.queue, args.bulk_users, args.seed)
+    if args.steps_budget is not None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO issuance_budgets (source, period, cap_coins) VALUES ('steps', 'day', "
+                "%s) ON CONFLICT (source, period) DO UPDATE SET cap_coins = EXCLUDED.cap_coins",
+                (args.steps_budget,),
+            )
 
 
 if __name__ == "__main__":

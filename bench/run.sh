@@ -116,7 +116,8 @@ log "migrating"
 "$STEPCOIN" migrate >/dev/null
 log "generating $USERS users x $DAYS days"
 "$PY" "$HERE/generate.py" --users "$USERS" --days "$DAYS" --queue "$QUEUE" \
-    --bulk-users "$BULK_USERS" --seed "$SEED" 2>&1 | tee "$OUT/generate.txt" >&2
+    --bulk-users "$BULK_USERS" --seed "$SEED" ${BENCH_STEPS_BUDGET:+--steps-budget "$BENCH_STEPS_BUDGET"} \
+    2>&1 | tee "$OUT/generate.txt" >&2
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log "starting stepcoin serve --workers $WORKERS --no-worker on port $PORT"
