@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> Non
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(
-                f"server exited: {process.stderr.read() if process.stderr else ''}"
+                f"server exited: {process.output()[1] if isinstance(process, Served) else ''}"
             )
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
@@ -147,16 +148,31 @@ def wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> Non
     raise AssertionError("server did not become ready")
 
 
-def serve(env_extra: dict[str, str], port: int) -> subprocess.Popen:
+class Served(subprocess.Popen[str]):
+    """`stepcoin serve` writing to files, not pipes: a pipe nobody reads until the end fills
+    up (64 KB of start-up logs: every periodic job's start and end) and blocks the server."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.out = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the server)
+        self.err = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        super().__init__(args, env=env, stdout=self.out, stderr=self.err, text=True)
+
+    def output(self) -> tuple[str, str]:
+        texts = []
+        for stream in (self.out, self.err):
+            stream.seek(0)
+            texts.append(stream.read())
+        return texts[0], texts[1]
+
+    def communicate(self, input=None, timeout=None):  # type: ignore[no-untyped-def]
+        self.wait(timeout=timeout)
+        return self.output()
+
+
+def serve(env_extra: dict[str, str], port: int) -> Served:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(env_extra)
-    return subprocess.Popen(
-        [*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return Served([*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port)], env)
 
 
 def exercise_api(base: str) -> None:
