@@ -136,6 +136,8 @@ async def build_world(client: httpx.AsyncClient, engine: AsyncEngine) -> World:
             "user_id": target["user"]["id"],
             "key": "shop.max_quantity_per_item",
             "period": "daily",
+            "source": "campaigns",  # an issuance budget's (PUT/DELETE one: a month's cap)
+            "budget_period": "month",
         },
         named={
             "product_id": product_id,

@@ -226,25 +226,29 @@ async def list_budgets(staff: StaffDep, session: SessionDep) -> Any:
     return {"items": await budgets.overview(session)}
 
 
-@router.put("/economy/budgets/{source}/{period}", response_model=BudgetOut)
+@router.put("/economy/budgets/{source}/{budget_period}", response_model=BudgetOut)
 async def set_budget(
-    source: BudgetSource, period: BudgetPeriod, body: BudgetIn, admin: AdminDep, session: SessionDep
+    source: BudgetSource,
+    budget_period: BudgetPeriod,
+    body: BudgetIn,
+    admin: AdminDep,
+    session: SessionDep,
 ) -> Any:
     """Set the cap of a source's coins per period (admins; audited). Beyond it rewards are
     held (pending for the walker) and paid when there is room."""
     return await budgets.set_budget(
         session,
         source=source,
-        period=period,
+        period=budget_period,
         cap_coins=body.cap_coins,
         alert_percent=body.alert_percent,
         admin_id=admin.id,
     )
 
 
-@router.delete("/economy/budgets/{source}/{period}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/economy/budgets/{source}/{budget_period}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_budget(
-    source: BudgetSource, period: BudgetPeriod, admin: AdminDep, session: SessionDep
+    source: BudgetSource, budget_period: BudgetPeriod, admin: AdminDep, session: SessionDep
 ) -> None:
     """Remove a budget (admins; audited): its held rewards are paid by the next release."""
-    await budgets.remove_budget(session, source=source, period=period, admin_id=admin.id)
+    await budgets.remove_budget(session, source=source, period=budget_period, admin_id=admin.id)

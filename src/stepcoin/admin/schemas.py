@@ -105,9 +105,15 @@ class EconomyReportOut(BaseModel):
 class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cap_coins: int = Field(ge=0, le=10**15, description="Most coins the source issues a period.")
+    cap_coins: int = Field(
+        ge=0, le=10**15, strict=True, description="Most coins the source issues a period."
+    )
     alert_percent: int = Field(
-        default=80, ge=1, le=100, description="Log an alert when this share of the cap is issued."
+        default=80,
+        ge=1,
+        le=100,
+        strict=True,
+        description="Log an alert when this share of the cap is issued.",
     )
 
 
