@@ -80,6 +80,12 @@ VALID_REQUEST_MAY_FAIL: dict[tuple[str, str], str] = {}
 ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/admin/settings/{key}"): {"value": 10},  # the key is coins.per_1000_steps
     ("DELETE", "/v1/me"): {"password": TEST_PASSWORD},  # one proof: a password or an id_token
+    ("POST", "/v1/admin/campaigns"): {  # a segment names at least one criterion
+        "name": "Probe campaign",
+        "message": "Thanks for walking",
+        "coins_per_walker": 5,
+        "segment": {"all_walkers": True},
+    },
 }
 
 

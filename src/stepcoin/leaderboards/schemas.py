@@ -32,3 +32,21 @@ class LeaderboardOut(BaseModel):
     neighbours: list[LeaderboardEntryOut] = Field(
         description="Up to two entries above and two below the caller, in board order."
     )
+
+
+MAX_PRIZE_RANK = 10_000
+MAX_PRIZE_LINES = 50
+MAX_PRIZE_COINS = 10_000_000
+
+
+class PrizeLine(BaseModel):
+    from_rank: int = Field(ge=1, le=MAX_PRIZE_RANK)
+    to_rank: int = Field(ge=1, le=MAX_PRIZE_RANK)
+    coins: int = Field(ge=1, le=MAX_PRIZE_COINS, description="Coins for each walker of the ranks.")
+
+
+class PrizesOut(BaseModel):
+    period: Period
+    prizes: list[PrizeLine] = Field(
+        description="Rank ranges and their coins; ties share a rank and each gets its prize."
+    )

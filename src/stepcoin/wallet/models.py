@@ -30,6 +30,8 @@ TRANSACTION_TYPES = (
     "refund",
     "admin_adjustment",
     "reversal",
+    "campaign_reward",
+    "prize_reward",
 )
 
 
