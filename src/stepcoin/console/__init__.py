@@ -11,6 +11,7 @@ from stepcoin.console import auth_pages
 from stepcoin.console.pages import (
     achievements,
     audit,
+    campaigns,
     orders,
     overview,
     products,
@@ -23,7 +24,18 @@ from stepcoin.console.web import HERE, PREFIX, install_console_errors
 
 def page_modules() -> list[ModuleType]:
     """Every module with a console `router`: sign-in and account, then one per section."""
-    return [auth_pages, overview, review, users, products, orders, achievements, settings, audit]
+    return [
+        auth_pages,
+        overview,
+        review,
+        users,
+        products,
+        orders,
+        achievements,
+        campaigns,
+        settings,
+        audit,
+    ]
 
 
 def install_console(app: FastAPI) -> None:

@@ -213,6 +213,8 @@ NAV = [
     ("products", "/admin/products", "Products"),
     ("orders", "/admin/orders", "Orders"),
     ("achievements", "/admin/achievements", "Achievements"),
+    ("campaigns", "/admin/campaigns", "Campaigns"),
+    ("prizes", "/admin/prizes", "Prizes"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

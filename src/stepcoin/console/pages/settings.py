@@ -37,6 +37,7 @@ GROUPS = {
     "shop": "Shop",
     "steps": "Steps",
     "leaderboards": "Leaderboards",
+    "economy": "Economy",
     "console": "Console",
     "backup": "Backups",
 }
