@@ -221,6 +221,9 @@ async def test_above_the_threshold_a_second_admin_approves_first(app, client, en
         {"user_ids": []},
         {"user_ids": ["not-a-uuid"]},
         {"all_walkers": True, "vip": True},
+        {"all_walkers": 1},
+        {"joined_before": 0},
+        {"min_steps": 1000.0, "steps_from": "2026-03-01", "steps_to": "2026-03-02"},
     ],
 )
 async def test_a_bad_segment_is_422(client, engine, segment):

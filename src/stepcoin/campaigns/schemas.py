@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+
+from stepcoin.validation import CalendarDay
 
 MAX_USER_IDS = 50_000  # a longer list is a filter's job
 MAX_COINS_PER_WALKER = 1_000_000
 MAX_STEPS_SPAN_DAYS = 366
 SAMPLE_SIZE = 10
+
+
+def _day_text(value: Any) -> Any:
+    """A day is written YYYY-MM-DD: a number (seconds since 1970 to pydantic) is refused."""
+    if not isinstance(value, str | date):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[CalendarDay, BeforeValidator(_day_text)]
 
 
 class Segment(BaseModel):
@@ -23,17 +43,17 @@ class Segment(BaseModel):
     user_ids: list[uuid.UUID] | None = Field(
         None, min_length=1, max_length=MAX_USER_IDS, description="Exactly these walkers."
     )
-    all_walkers: bool = Field(False, description="Every walker (when nothing else is given).")
-    min_steps: int | None = Field(
+    all_walkers: StrictBool = Field(False, description="Every walker (when nothing else is given).")
+    min_steps: StrictInt | None = Field(
         None,
         ge=1,
         le=100_000_000,
         description="Walked at least this many approved steps from steps_from to steps_to.",
     )
-    steps_from: date | None = Field(None, description="First day counted for min_steps.")
-    steps_to: date | None = Field(None, description="Last day counted for min_steps.")
-    joined_before: date | None = Field(None, description="Signed up before this UTC day.")
-    has_not_ordered: bool = Field(
+    steps_from: Day | None = Field(None, description="First day counted for min_steps.")
+    steps_to: Day | None = Field(None, description="Last day counted for min_steps.")
+    joined_before: Day | None = Field(None, description="Signed up before this UTC day.")
+    has_not_ordered: StrictBool = Field(
         False, description="Never placed an order (cancelled and failed orders do not count)."
     )
 
@@ -76,7 +96,7 @@ class CampaignIn(BaseModel):
     message: str = Field(
         min_length=1, max_length=500, description="Shown to each walker on the ledger row."
     )
-    coins_per_walker: int = Field(ge=1, le=MAX_COINS_PER_WALKER)
+    coins_per_walker: StrictInt = Field(ge=1, le=MAX_COINS_PER_WALKER)
     segment: Segment
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from stepcoin.leaderboards.periods import Period
 
@@ -40,9 +40,11 @@ MAX_PRIZE_COINS = 10_000_000
 
 
 class PrizeLine(BaseModel):
-    from_rank: int = Field(ge=1, le=MAX_PRIZE_RANK)
-    to_rank: int = Field(ge=1, le=MAX_PRIZE_RANK)
-    coins: int = Field(ge=1, le=MAX_PRIZE_COINS, description="Coins for each walker of the ranks.")
+    from_rank: StrictInt = Field(ge=1, le=MAX_PRIZE_RANK)
+    to_rank: StrictInt = Field(ge=1, le=MAX_PRIZE_RANK, description="Inclusive; >= from_rank.")
+    coins: StrictInt = Field(
+        ge=1, le=MAX_PRIZE_COINS, description="Coins for each walker of the ranks."
+    )
 
 
 class PrizesOut(BaseModel):

@@ -60,18 +60,23 @@ def payload_of(values: dict[str, Any]) -> dict[str, Any]:
         segment["user_ids"] = (values["user_ids"] or "").split()  # the schema names the problem
     for name in SEGMENT_FIELDS:
         if values.get(name):
-            segment[name] = values[name]
+            segment[name] = _number(values[name]) if name == "min_steps" else values[name]
     if values.get("has_not_ordered"):
         segment["has_not_ordered"] = True
     if values.get("all_walkers"):
         segment["all_walkers"] = True
-    coins = (values.get("coins_per_walker") or "").replace(",", "").replace(" ", "")
     return {
         "name": values.get("name") or "",
         "message": values.get("message") or "",
-        "coins_per_walker": int(coins) if coins.isdigit() else coins,
+        "coins_per_walker": _number(values.get("coins_per_walker") or ""),
         "segment": segment,
     }
+
+
+def _number(raw: str) -> int | str:
+    """A whole number as int; anything else stays text so the schema names the problem."""
+    cleaned = raw.replace(",", "").replace(" ", "")
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 18 else raw
 
 
 def explain(exc: ValidationError) -> str:
