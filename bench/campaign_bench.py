@@ -1,17 +1,20 @@
 """A campaign to many walkers through the real job: seconds, walkers/s, ledger rows, the check.
 
     python bench/campaign_bench.py --server-url postgresql://postgres@127.0.0.1:5432/postgres \
-        [--walkers 100000] [--chunk 2000] [--coins 10] [--kill-midway] [--keep]
+        [--walkers 100000] [--chunk 2000] [--coins 10] [--history 10] [--kill-midway] [--keep]
 
 Makes a throwaway database (`stepcoin_campaign_bench`, dropped at the end unless --keep),
-migrates it, writes `--walkers` walkers with empty wallets and two admins in set-based SQL,
+migrates it, writes `--walkers` walkers with `--history` ledger rows each (step rewards: the
+ledger of a running service, not an empty one whose statistics say "no rows") and two admins
+in set-based SQL,
 then, as the console or the API would: creates a campaign to every walker, previews it, has
 the second admin approve it (the total is above the default threshold) and starts it, which
 queues campaigns:run. A real worker (`stepcoin worker`, a subprocess started and idle before
 the run) pays it. The time is from the run's commit to the campaign's status `done` (polled
 every 0.1 s). With --kill-midway the worker is SIGKILLed once half the walkers are paid and a
-second worker finishes the run (the dead one's job is retried once its heartbeat is 2 s old:
-that wait is in the time). Then `stepcoin check-ledger` runs on the database, and the ledger
+second worker, started 2.5 s later, finishes the run (it retries the dead one's job at its
+start, the heartbeat being older than the 2 s these workers are given: that wait is in the
+time). Then `stepcoin check-ledger` runs on the database, and the ledger
 must hold exactly one campaign row per walker.
 """
 
@@ -38,7 +41,7 @@ def with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-def make_database(server_url: str, walkers: int) -> str:
+def make_database(server_url: str, walkers: int, history: int) -> str:
     from stepcoin import migrate
 
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -66,10 +69,34 @@ def make_database(server_url: str, walkers: int) -> str:
                     'Bench Admin Two', 'email', 'admin')
             """
         )
-        conn.execute("INSERT INTO wallets (user_id) SELECT id FROM users")
+        # a ledger that is not empty (`history` step rewards of 10 coins per walker), so the
+        # ledger's statistics and index are those of a running service, not of a new one
+        conn.execute(
+            """
+            INSERT INTO coin_transactions (user_id, amount, transaction_type, reference_id,
+                                           balance_after, created_at)
+            SELECT u.id, 10, 'step_reward', 'bench:' || u.id || ':' || k, 10 * k,
+                   now() - interval '30 days' + k * interval '1 day'
+            FROM users u CROSS JOIN generate_series(1, %(k)s) AS k
+            WHERE u.role = 'user'
+            """,
+            {"k": history},
+        )
+        conn.execute(
+            """
+            INSERT INTO wallets (user_id, available_coins, lifetime_earned)
+            SELECT id, CASE WHEN role = 'user' THEN 10 * %(k)s ELSE 0 END,
+                   CASE WHEN role = 'user' THEN 10 * %(k)s ELSE 0 END
+            FROM users
+            """,
+            {"k": history},
+        )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-    print(f"data: {walkers:,} walkers in {time.perf_counter() - started:.1f} s")
+    print(
+        f"data: {walkers:,} walkers, {walkers * history:,} ledger rows before the campaign, "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     return url
 
 
@@ -83,7 +110,12 @@ def start_worker(url: str, *, quick_retry: bool, log: Any) -> subprocess.Popen[s
     """A `stepcoin worker`; quick_retry: a dead worker's jobs are retried after 2 s (the
     default, 60 s, would only add waiting to the --kill-midway figure)."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"DATABASE_URL": url, "STEPCOIN_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "STEPCOIN_LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
+        }
+    )
     if quick_retry:
         env.update({"STEPCOIN_JOB_HEARTBEAT_SECONDS": "0.5", "STEPCOIN_JOB_STALLED_SECONDS": "2"})
     return subprocess.Popen(
@@ -161,12 +193,15 @@ def main() -> None:
     parser.add_argument("--walkers", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=2_000)
     parser.add_argument("--coins", type=int, default=10)
+    parser.add_argument(
+        "--history", type=int, default=10, help="ledger rows per walker before the campaign"
+    )
     parser.add_argument("--kill-midway", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--worker-log", help="a file for the workers' stderr")
     args = parser.parse_args()
 
-    url = make_database(args.server_url, args.walkers)
+    url = make_database(args.server_url, args.walkers, args.history)
     log = open(args.worker_log, "w") if args.worker_log else subprocess.DEVNULL  # noqa: SIM115
     workers = [start_worker(url, quick_retry=args.kill_midway, log=log)]
     try:
@@ -187,6 +222,9 @@ def main() -> None:
                     workers[0].send_signal(signal.SIGKILL)
                     workers[0].wait(10)
                     killed_at = (time.perf_counter() - started, paid)
+                    # a new worker retries the dead one's jobs at its start once their
+                    # heartbeat is stale (2 s here), else at the next minute
+                    time.sleep(2.5)
                     workers.append(start_worker(url, quick_retry=True, log=log))
                 if time.perf_counter() - started > 900:
                     raise SystemExit(f"not done after 900 s ({paid:,} paid)")
