@@ -118,6 +118,15 @@ async def test_prizes_pay_once_per_final_board_ties_share_and_reviews_wait(app, 
     [row] = wallet.json()["items"]
     assert row["transaction_type"] == "prize_reward" and row["amount"] == 50
     assert row["note"] == f"Leaderboard prize: rank 3 of the daily board of {yesterday.isoformat()}"
+    exported = await client.get("/v1/me/export", headers={"Authorization": f"Bearer {f['token']}"})
+    [prize] = exported.json()["leaderboard_prizes"]
+    assert (prize["period"], prize["period_start"], prize["rank"], prize["coins"]) == (
+        "daily",
+        yesterday.isoformat(),
+        3,
+        50,
+    )
+    assert prize["status"] == "paid"
 
 
 async def test_a_period_without_a_table_pays_nothing(app, client, engine):

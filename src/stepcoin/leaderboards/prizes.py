@@ -256,3 +256,16 @@ async def list_awards(
         {"p": period, "limit": limit},
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def awards_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A walker's prizes, newest board first (their data export)."""
+    rows = await session.execute(
+        text(
+            "SELECT period, period_start, rank, total_steps, coins, status, paid_at "
+            "FROM leaderboard_prize_awards WHERE user_id = :u "
+            "ORDER BY period_start DESC, period"
+        ),
+        {"u": user_id},
+    )
+    return [dict(r) for r in rows.mappings()]
