@@ -244,6 +244,13 @@ async def test_who_may_do_what(client, engine):
     campaign = (await create(client, admin, {"all_walkers": True})).json()
     listed = await client.get("/v1/admin/campaigns", headers=support["headers"])
     assert [c["id"] for c in listed.json()["items"]] == [campaign["id"]]
+    ids = [walker["user"]["id"], admin["user"]["id"]]
+    named = (await create(client, admin, {"user_ids": ids, "has_not_ordered": True})).json()
+    assert named["segment"]["user_ids"] == sorted(ids) and named["user_ids_count"] == 2
+    listed = await client.get("/v1/admin/campaigns", headers=support["headers"])
+    first = listed.json()["items"][0]
+    assert first["id"] == named["id"] and first["user_ids_count"] == 2
+    assert first["segment"] == {"has_not_ordered": True}  # the ids stay out of the list
     for path in ("preview", "approve", "run"):
         response = await client.post(
             f"/v1/admin/campaigns/{campaign['id']}/{path}", headers=support["headers"]

@@ -13,8 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 COLUMNS = (
     "id, name, message, coins_per_walker, segment, status, created_by, created_at, "
     "approved_by, approved_at, approved_coins, run_by, started_at, finished_at, "
-    "walkers_total, walkers_paid, coins_paid, resume_after"
+    "walkers_total, walkers_paid, coins_paid, resume_after, "
+    "jsonb_array_length(segment -> 'user_ids') AS user_ids_count"
 )
+# The list leaves a segment's user ids out (up to 50,000 each): their count stays.
+LIST_COLUMNS = COLUMNS.replace("segment, status", "segment - 'user_ids' AS segment, status")
 
 # Never in a segment: staff (they never pay themselves), deactivated and deleted walkers, and
 # an account without a wallet.
@@ -106,7 +109,7 @@ async def get(
 
 async def list_recent(session: AsyncSession, *, limit: int) -> list[dict[str, Any]]:
     rows = await session.execute(
-        text(f"SELECT {COLUMNS} FROM campaigns ORDER BY created_at DESC, id LIMIT :limit"),
+        text(f"SELECT {LIST_COLUMNS} FROM campaigns ORDER BY created_at DESC, id LIMIT :limit"),
         {"limit": limit},
     )
     return [dict(r) for r in rows.mappings()]

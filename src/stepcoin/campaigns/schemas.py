@@ -105,7 +105,10 @@ class CampaignOut(BaseModel):
     name: str
     message: str
     coins_per_walker: int
-    segment: dict[str, Any]
+    segment: dict[str, Any] = Field(
+        description="As created; the list leaves `user_ids` out (see user_ids_count)."
+    )
+    user_ids_count: int | None = Field(description="How many user ids the segment lists.")
     status: str = Field(description="draft, approved, running or done.")
     created_by: uuid.UUID | None
     created_at: datetime
