@@ -109,6 +109,13 @@ async def test_support_reads_but_cannot_act(support_console, console, engine):
     )
     assert refused.status_code == 403
     assert (await support_console.get("/admin/campaigns/not-an-id")).status_code == 404
+    prizes = await support_console.get("/admin/prizes")
+    assert prizes.status_code == 200 and 'action="/admin/prizes/daily"' not in prizes.text
+    forged = await post_form(
+        support_console, "/admin/prizes", "/admin/prizes/daily", {"table": "1 500"}
+    )
+    assert forged.status_code == 403
+    assert await count(engine, "SELECT count(*) FROM leaderboard_prizes") == 0
 
 
 async def test_prize_tables_in_the_console(console, app, client, engine):
