@@ -86,6 +86,12 @@ ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
         "daily_step_cap": None,
         "daily_coin_cap": 200,
     },
+    ("POST", "/v1/admin/campaigns"): {  # a segment names at least one criterion
+        "name": "Probe campaign",
+        "message": "Thanks for walking",
+        "coins_per_walker": 5,
+        "segment": {"all_walkers": True},
+    },
 }
 
 

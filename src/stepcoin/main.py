@@ -25,12 +25,14 @@ from stepcoin.app_versions import AppVersionGate
 from stepcoin.auth.router import LIMITED as AUTH_LIMITED
 from stepcoin.auth.router import router as auth_router
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
+from stepcoin.campaigns.router import router as campaigns_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import PATH as BOARD_PATH
+from stepcoin.leaderboards.router import admin_router as leaderboards_admin_router
 from stepcoin.leaderboards.router import hot_answers as board_answers
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
@@ -315,6 +317,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(achievements_router)
     app.include_router(achievements_admin_router)
     app.include_router(leaderboards_router)
+    app.include_router(leaderboards_admin_router)
+    app.include_router(campaigns_router)
     install_console(app)
     install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])
     return app

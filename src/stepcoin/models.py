@@ -4,6 +4,7 @@ from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
 from stepcoin.auth.email_models import EmailToken, PasswordResetRequest
 from stepcoin.auth.models import LoginThrottle, RefreshToken
+from stepcoin.campaigns.models import Campaign
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
@@ -27,6 +28,7 @@ __all__ = [
     "AdminLog",
     "AdminSession",
     "Base",
+    "Campaign",
     "CoinTransaction",
     "EarnRuleRow",
     "EconomyDayTotal",

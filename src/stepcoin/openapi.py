@@ -118,6 +118,12 @@ PROBLEM_STATUS: dict[str, int] = {
     "invalid_setting": 422,
     "achievement_not_found": 404,
     "achievement_code_taken": 409,
+    # campaigns and prizes (issue 15)
+    "campaign_not_found": 404,
+    "own_campaign": 403,
+    "campaign_already_run": 409,
+    "campaign_needs_approval": 409,
+    "invalid_prizes": 422,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -372,6 +378,11 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "create_achievement": ("achievement_code_taken",),
     "update_achievement": ("achievement_not_found",),
     "get_leaderboard": ("invalid_period_start", "board_not_found"),
+    "get_campaign": ("campaign_not_found",),
+    "preview_campaign": ("campaign_not_found",),
+    "approve_campaign": ("campaign_not_found", "own_campaign", "campaign_already_run"),
+    "run_campaign": ("campaign_not_found", "campaign_already_run", "campaign_needs_approval"),
+    "put_prizes": ("invalid_prizes",),
     "get_readiness": ("database_unavailable", "migrations_pending"),
 }
 

@@ -33,6 +33,8 @@ AUTH_REVOKE_APPLE_TOKEN: Final = "auth:revoke_apple_token"
 MAIL_SEND: Final = "mail:send"
 AUTH_PASSWORD_RESET_MAIL: Final = "auth:mail_password_reset"
 MAIL_SWEEP: Final = "mail:sweep"
+CAMPAIGNS_RUN: Final = "campaigns:run"
+LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -50,6 +52,8 @@ TASK_NAMES: Final = (
     MAIL_SEND,
     MAIL_SWEEP,
     AUTH_PASSWORD_RESET_MAIL,
+    CAMPAIGNS_RUN,
+    LEADERBOARDS_PAY_PRIZES,
 )
 
 

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from stepcoin.achievements.tasks import blueprint as achievements_tasks
 from stepcoin.auth.tasks import blueprint as auth_tasks
 from stepcoin.backup.tasks import blueprint as backup_tasks
+from stepcoin.campaigns.tasks import blueprint as campaigns_tasks
 from stepcoin.config import get_settings
 from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
@@ -56,6 +57,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(console_tasks, namespace="console")
     app.add_tasks_from(mail_tasks, namespace="mail")
     app.add_tasks_from(auth_tasks, namespace="auth")
+    app.add_tasks_from(campaigns_tasks, namespace="campaigns")
     return app
 
 

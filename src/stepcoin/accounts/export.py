@@ -17,6 +17,7 @@ from stepcoin.achievements import service as achievements
 from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
 from stepcoin.errors import account_gone
+from stepcoin.leaderboards import prizes
 from stepcoin.shop import orders as shop_orders
 from stepcoin.steps import reports as step_reports
 from stepcoin.steps import review as step_review
@@ -79,4 +80,5 @@ async def build_export(
         "ledger": await _ledger(session, user_id),
         "orders": await _orders(session, user_id),
         "achievements": unlocked,
+        "leaderboard_prizes": await prizes.awards_of_user(session, user_id),
     }

@@ -12,6 +12,7 @@ from stepcoin.console.pages import (
     achievements,
     audit,
     budgets,
+    campaigns,
     earn_rules,
     orders,
     overview,
@@ -35,6 +36,7 @@ def page_modules() -> list[ModuleType]:
         achievements,
         earn_rules,
         budgets,
+        campaigns,
         settings,
         audit,
     ]

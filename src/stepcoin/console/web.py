@@ -215,6 +215,8 @@ NAV = [
     ("achievements", "/admin/achievements", "Achievements"),
     ("earn_rules", "/admin/earn-rules", "Earn rules"),
     ("budgets", "/admin/budgets", "Budgets"),
+    ("campaigns", "/admin/campaigns", "Campaigns"),
+    ("prizes", "/admin/prizes", "Prizes"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

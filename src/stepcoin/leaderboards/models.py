@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,12 +24,14 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stepcoin.db import Base
 
 PERIODS = ("daily", "weekly", "monthly", "all_time")
+PRIZE_PERIODS = ("daily", "weekly", "monthly")  # the boards that close
+AWARD_STATUSES = ("waiting", "held", "paid")  # held: by a prizes issuance budget
 
 
 class LeaderboardEntry(Base):
@@ -132,3 +135,69 @@ leaderboard_dirty = Table(
     # NEW.credited_steps - OLD.credited_steps; NULL with a NULL day (is_active flipped)
     Column("steps_delta", BigInteger, nullable=True),
 )
+
+
+class LeaderboardPrize(Base):
+    """One line of a period's prize table: the walkers ranked from_rank..to_rank on each final
+    board of that period get `coins` each (ties share a rank, so a tie gets that rank's prize)."""
+
+    __tablename__ = "leaderboard_prizes"
+    __table_args__ = (
+        CheckConstraint(f"period IN {PRIZE_PERIODS}", name="period"),
+        CheckConstraint("from_rank >= 1 AND to_rank >= from_rank", name="ranks"),
+        CheckConstraint("coins > 0", name="coins_positive"),
+    )
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    from_rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    to_rank: Mapped[int] = mapped_column(Integer)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LeaderboardPrizeRound(Base):
+    """The prizes of one final board, fixed in the transaction of its final build: the prize
+    table as it was then and the winners (leaderboard_prize_awards). Once per board."""
+
+    __tablename__ = "leaderboard_prize_rounds"
+    __table_args__ = (CheckConstraint(f"period IN {PRIZE_PERIODS}", name="period"),)
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    prizes: Mapped[Any] = mapped_column(JSONB)
+    winners: Mapped[int] = mapped_column(Integer, server_default="0")
+    coins: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LeaderboardPrizeAward(Base):
+    """One winner of one round: waiting while any of the walker's days in the period is
+    flagged (in review), paid once (ledger reference prize:<period>:<start>:<user>)."""
+
+    __tablename__ = "leaderboard_prize_awards"
+    __table_args__ = (
+        CheckConstraint(f"status IN {AWARD_STATUSES}", name="status"),
+        CheckConstraint("coins > 0", name="coins_positive"),
+        # the payout's scan: only the waiting ones
+        Index(
+            "ix_leaderboard_prize_awards_waiting",
+            "user_id",
+            postgresql_where=text("status = 'waiting'"),
+        ),
+    )
+
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_end: Mapped[date] = mapped_column(Date)
+    rank: Mapped[int] = mapped_column(Integer)
+    total_steps: Mapped[int] = mapped_column(BigInteger)
+    coins: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="waiting")
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

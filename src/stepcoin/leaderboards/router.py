@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
-from stepcoin.auth.dependencies import ClaimsDep
-from stepcoin.db import DriverDep
-from stepcoin.leaderboards import service
+from stepcoin.auth.dependencies import AdminDep, ClaimsDep, StaffDep
+from stepcoin.db import DriverDep, SessionDep
+from stepcoin.leaderboards import prizes, service
 from stepcoin.leaderboards.periods import Period
 from stepcoin.leaderboards.repository import MAX_LIMIT
-from stepcoin.leaderboards.schemas import LeaderboardOut
+from stepcoin.leaderboards.schemas import (
+    MAX_PRIZE_LINES,
+    LeaderboardOut,
+    PrizeLine,
+    PrizesOut,
+)
 from stepcoin.validation import CalendarDay
 
 router = APIRouter(tags=["leaderboards"])
@@ -83,3 +88,26 @@ async def leaderboard(
         driver, period, claims.user_id, start=period_start, limit=limit
     )
     return Response(json_bytes(body), media_type="application/json")
+
+
+admin_router = APIRouter(prefix="/v1/admin/leaderboards", tags=["admin"])
+PrizePeriod = Literal["daily", "weekly", "monthly"]
+
+
+@admin_router.get("/{period}/prizes", response_model=PrizesOut)
+async def get_prizes(period: PrizePeriod, staff: StaffDep, session: SessionDep) -> Any:
+    """The period's prize table: rank ranges and the coins of each walker in them."""
+    return {"period": period, "prizes": await prizes.get_table(session, period)}
+
+
+@admin_router.put("/{period}/prizes", response_model=PrizesOut)
+async def put_prizes(
+    period: PrizePeriod,
+    body: Annotated[list[PrizeLine], Body(max_length=MAX_PRIZE_LINES)],
+    admin: AdminDep,
+    session: SessionDep,
+) -> Any:
+    """Replace the period's prize table (admins; audited; [] removes it). Paid once per board
+    when its final snapshot is taken, to walkers with no day in review; ties share a rank."""
+    table = await prizes.put_table(session, period, body, admin_id=admin.id)
+    return {"period": period, "prizes": table}

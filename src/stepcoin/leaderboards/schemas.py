@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from stepcoin.leaderboards.periods import Period
 
@@ -31,4 +31,24 @@ class LeaderboardOut(BaseModel):
     me: MyRankOut | None = Field(description="The caller's rank; null when not on the board.")
     neighbours: list[LeaderboardEntryOut] = Field(
         description="Up to two entries above and two below the caller, in board order."
+    )
+
+
+MAX_PRIZE_RANK = 10_000
+MAX_PRIZE_LINES = 50
+MAX_PRIZE_COINS = 10_000_000
+
+
+class PrizeLine(BaseModel):
+    from_rank: StrictInt = Field(ge=1, le=MAX_PRIZE_RANK)
+    to_rank: StrictInt = Field(ge=1, le=MAX_PRIZE_RANK, description="Inclusive; >= from_rank.")
+    coins: StrictInt = Field(
+        ge=1, le=MAX_PRIZE_COINS, description="Coins for each walker of the ranks."
+    )
+
+
+class PrizesOut(BaseModel):
+    period: Period
+    prizes: list[PrizeLine] = Field(
+        description="Rank ranges and their coins; ties share a rank and each gets its prize."
     )

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import InvalidInput, NotFound, account_gone
-from stepcoin.leaderboards import repository
+from stepcoin.leaderboards import prizes, repository
 from stepcoin.leaderboards.periods import (
     Board,
     Period,
@@ -38,9 +38,22 @@ from stepcoin.leaderboards.periods import (
     utc_today,
 )
 from stepcoin.leaderboards.repository import MAX_LIMIT, BuildInfo, RebuildStats, RefreshStats
+from stepcoin.queue import LEADERBOARDS_PAY_PRIZES, defer_in_transaction
 from stepcoin.runtime_settings.service import runtime_settings
 
 NEIGHBOURS = 2
+PAY_PRIZES_LOCK = "leaderboards_pay_prizes"  # the queueing lock: one payout waits at most
+
+
+async def pay_prizes(database: Database, *, batch: int = prizes.PAY_BATCH) -> tuple[int, int]:
+    """Pay every payable waiting prize, a batch per transaction: (prizes paid, coins)."""
+    paid = coins = 0
+    while True:
+        async with session_scope(database) as session:
+            n, c = await prizes.pay_waiting(session, limit=batch)
+        paid, coins = paid + n, coins + c
+        if n < batch:
+            return paid, coins
 
 
 def plan_rebuilds(
@@ -116,6 +129,16 @@ async def rebuild_if_due(database: Database, now: datetime | None = None) -> Reb
     if plan:
         async with session_scope(database) as session:
             stats = await repository.rebuild(session, plan)
+            # the prizes of the boards made final, fixed with their final snapshot (paid by
+            # the job queued here, after the commit; prizes.py)
+            finals = [board for board, final in plan if final]
+            if finals and await prizes.open_rounds(session, finals):
+                await defer_in_transaction(
+                    session,
+                    LEADERBOARDS_PAY_PRIZES,
+                    {"timestamp": 0},
+                    queueing_lock=PAY_PRIZES_LOCK,
+                )
     today = utc_today(now)
     async with session_scope(database) as session:
         await repository.prune(

@@ -45,3 +45,14 @@ async def rebuild_now() -> dict[str, Any] | None:
     async with session_scope(JobRuntime.require_database()) as session:
         stats = await service.rebuild_open(session)
     return asdict(stats) if stats else None
+
+
+@blueprint.periodic(cron="* * * * *", periodic_id="prizes")
+@blueprint.task(name="pay_prizes", queueing_lock=service.PAY_PRIZES_LOCK)
+async def pay_prizes(timestamp: int) -> dict[str, int]:
+    """Pay the prizes of final boards whose walkers have no day in review (prizes.py): queued
+    by the final build, and every minute for the walkers whose review settled since."""
+    paid, coins = await service.pay_prizes(JobRuntime.require_database())
+    if paid:
+        logger.info("leaderboard prizes paid", extra={"prizes": paid, "coins": coins})
+    return {"prizes": paid, "coins": coins}

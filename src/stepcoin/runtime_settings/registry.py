@@ -407,6 +407,21 @@ SPECS: dict[str, SettingSpec] = {
             "A wallet adjustment of more coins than this (either way) waits for a second "
             "admin's approval (issue 12, hole 7).",
         ),
+        # economy: campaigns (issue 15, item 3)
+        _spec(
+            "economy.campaign_approval_threshold_coins",
+            Annotated[int, Field(ge=0, le=10_000_000_000)],
+            100_000,
+            "A campaign paying more coins than this in total (walkers x coins) runs only once "
+            "a second admin has approved it (issue 15).",
+        ),
+        _spec(
+            "economy.campaign_chunk_walkers",
+            Annotated[int, Field(ge=100, le=10_000)],
+            2_000,
+            "Walkers a campaign pays per transaction (each chunk holds their wallet locks "
+            "until it commits; the run resumes after the last committed chunk).",
+        ),
     ]
 }
 

@@ -32,6 +32,8 @@ TRANSACTION_TYPES = (
     "refund",
     "admin_adjustment",
     "reversal",
+    "campaign_reward",
+    "prize_reward",
 )
 
 

@@ -25,14 +25,20 @@ from stepcoin.wallet.service import SHOP_TYPES
 ECONOMY_DAYS = 90
 
 # The ledger's transaction types (wallet.models.TRANSACTION_TYPES) as the overview counts them.
-ISSUED_TYPES = ("step_reward", "achievement_reward", "admin_adjustment")  # positive rows only
+ISSUED_TYPES = (  # positive rows only
+    "step_reward",
+    "achievement_reward",
+    "admin_adjustment",
+    "campaign_reward",
+    "prize_reward",
+)
 CLAWBACK_TYPES = ("reversal", "admin_adjustment")  # negative rows only
 
 
 @dataclass(frozen=True, slots=True)
 class EconomyDay:
     day: date
-    issued: int  # positive step_reward + achievement_reward + admin_adjustment
+    issued: int  # positive rows of ISSUED_TYPES
     redeemed: int  # coins spent on orders (redemption rows), gross
     refunded: int  # coins returned for cancelled or failed orders (refund rows)
     clawed_back: int  # reversals of step rewards + negative admin adjustments

@@ -30,6 +30,8 @@ ACHIEVEMENT_REWARD: Final = "achievement_reward"
 REDEMPTION: Final = "redemption"
 REFUND: Final = "refund"
 ADMIN_ADJUSTMENT: Final = "admin_adjustment"
+CAMPAIGN_REWARD: Final = "campaign_reward"  # campaigns: reference campaign:<id>:<user>
+PRIZE_REWARD: Final = "prize_reward"  # leaderboard prizes: prize:<period>:<start>:<user>
 SHOP_TYPES: Final = frozenset({REDEMPTION, REFUND})
 
 INSUFFICIENT_COINS_SQLSTATE: Final = "SC001"

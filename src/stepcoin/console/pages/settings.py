@@ -36,6 +36,7 @@ GROUPS = {
     "shop": "Shop",
     "steps": "Steps",
     "leaderboards": "Leaderboards",
+    "economy": "Economy",
     "console": "Console",
     "backup": "Backups",
 }
