@@ -175,3 +175,52 @@ async def test_the_prize_table_api(client, engine):
         )
         == 2
     )
+
+
+async def test_a_prizes_budget_holds_an_award_and_its_release_marks_it_paid(app, client, engine):
+    """Issue 15, item 2: prizes pay under the prizes' issuance budget; an award beyond the cap
+    is `held` (pending for the walker) and shown paid once the release has paid it."""
+    from stepcoin.db import session_scope
+    from stepcoin.wallet import budgets
+
+    admin = await make_staff(client, engine)
+    table = [{"from_rank": 1, "to_rank": 2, "coins": 60}]
+    put = await client.put(
+        "/v1/admin/leaderboards/daily/prizes", json=table, headers=admin["headers"]
+    )
+    assert put.status_code == 200, put.text
+    capped = await client.put(
+        "/v1/admin/economy/budgets/prizes/day",
+        json={"cap_coins": 100, "alert_percent": 90},
+        headers=admin["headers"],
+    )
+    assert capped.status_code == 200, capped.text
+    yesterday = today() - timedelta(days=1)
+    first = await walker(client, engine, "Ann One")
+    second = await walker(client, engine, "Bob Two")
+    await set_days(engine, first["id"], {yesterday: 9_000})
+    await set_days(engine, second["id"], {yesterday: 8_000})
+    database = app.state.database
+    await service.rebuild_if_due(database, now=utc(today(), 12, 1))
+    assert await service.pay_prizes(database) == (1, 60)  # the second 60 does not fit
+    async with engine.connect() as conn:
+        statuses = sorted(
+            r.status
+            for r in await conn.execute(text("SELECT status FROM leaderboard_prize_awards"))
+        )
+    assert statuses == ["held", "paid"]
+    assert await count(engine, "SELECT sum(pending_coins) FROM wallets") == 60
+    assert (await ledger_report(engine)).ok
+
+    await client.delete("/v1/admin/economy/budgets/prizes/day", headers=admin["headers"])
+    async with session_scope(database) as session:
+        assert await budgets.release_held(session) == 1
+    assert await service.pay_prizes(database) == (0, 0)  # nothing new to pay: it marks it
+    async with engine.connect() as conn:
+        statuses = sorted(
+            r.status
+            for r in await conn.execute(text("SELECT status FROM leaderboard_prize_awards"))
+        )
+    assert statuses == ["paid", "paid"]
+    assert len(await prize_rows(engine)) == 2
+    assert (await ledger_report(engine)).ok
