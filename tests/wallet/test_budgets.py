@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from stepcoin import metrics
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
 from stepcoin.wallet import budgets
@@ -194,6 +195,7 @@ async def test_metrics_show_each_budgets_use_and_its_held_coins(client, app, eng
     await set_cap(client, admin, 40, period="month")
     a, b = await walkers(client, 2)
     await issue(app, {uid(a): [reward(30)], uid(b): [reward(30)]})
+    metrics.DATABASE_COLLECTOR.snapshot.taken = float("-inf")  # no snapshot of an earlier test
     text_ = (await scraper.get("/metrics")).text
     assert 'stepcoin_issuance_budget_used_ratio{period="month",source="achievements"} 0.75' in text_
     assert 'stepcoin_issuance_held_coins{period="month",source="achievements"} 30.0' in text_
