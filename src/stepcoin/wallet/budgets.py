@@ -200,37 +200,28 @@ async def _exhausted(session: AsyncSession, budgets: Sequence[Budget], today: da
             )
 
 
-async def _held(
-    session: AsyncSession, entries: Mapping[uuid.UUID, Sequence[service.Entry]]
-) -> set[tuple[str, str]]:
-    """The (type, reference) pairs of these entries that a budget holds already (paid or not):
-    a retried payout leaves them to the release, which pays each once."""
-    pairs = [(e.transaction_type, e.reference_id) for items in entries.values() for e in items]
-    if not pairs:
-        return set()
-    rows = await session.execute(
-        text(
-            "SELECT h.transaction_type AS kind, h.reference_id AS ref FROM issuance_holds h "
-            "JOIN unnest(CAST(:t AS text[]), CAST(:r AS text[])) AS k(kind, ref) "
-            "ON h.transaction_type = k.kind AND h.reference_id = k.ref"
-        ),
-        {"t": [p[0] for p in pairs], "r": [p[1] for p in pairs]},
-    )
-    return {(str(r.kind), str(r.ref)) for r in rows}
+# Which of a payout's (type, reference) pairs a table holds already; both tables are unique
+# by the pair (the ledger's UNIQUE key, issuance_holds' own).
+_FOUND_IN = {
+    "holds": "issuance_holds",
+    "ledger": "coin_transactions",
+}
 
 
-async def _paid(
-    session: AsyncSession, entries: Mapping[uuid.UUID, Sequence[service.Entry]]
+async def _found(
+    session: AsyncSession, entries: Mapping[uuid.UUID, Sequence[service.Entry]], where: str
 ) -> set[tuple[str, str]]:
-    """The (type, reference) pairs already in the ledger: post_many replays them."""
+    """The pairs of these entries already in the holds (a budget held them, paid since or not:
+    a retried payout leaves them to the release, which pays each once) or in the ledger
+    (post_many replays them)."""
     pairs = [(e.transaction_type, e.reference_id) for items in entries.values() for e in items]
     if not pairs:
         return set()
     rows = await session.execute(
         text(
             "SELECT k.kind, k.ref FROM unnest(CAST(:t AS text[]), CAST(:r AS text[])) "
-            "AS k(kind, ref) WHERE EXISTS (SELECT 1 FROM coin_transactions c "
-            "WHERE c.transaction_type = k.kind AND c.reference_id = k.ref)"
+            f"AS k(kind, ref) WHERE EXISTS (SELECT 1 FROM {_FOUND_IN[where]} x "
+            "WHERE x.transaction_type = k.kind AND x.reference_id = k.ref)"
         ),
         {"t": [p[0] for p in pairs], "r": [p[1] for p in pairs]},
     )
@@ -251,7 +242,7 @@ async def issue_many(
     day = today or utc_today()
     budgets = await budgets_of(session, source)
     result = Issued()
-    held = await _held(session, entries)  # held once: the release pays it, never a retry
+    held = await _found(session, entries, "holds")  # held once: the release pays it
     if not budgets:
         result.paid = await service.post_many(
             session,
@@ -264,7 +255,7 @@ async def issue_many(
     await _lock_wallets(session, list(entries))
     issued = await _lock_counters(session, budgets, day)
     room = _room(budgets, issued)
-    paid = await _paid(session, entries)
+    paid = await _found(session, entries, "ledger")
     to_pay: dict[uuid.UUID, list[service.Entry]] = {}
     to_hold: list[tuple[uuid.UUID, service.Entry]] = []
     for user in sorted(entries):
