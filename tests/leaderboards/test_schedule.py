@@ -183,6 +183,12 @@ async def test_the_caller_part_keeps_to_the_board_order_index_in_a_generic_plan(
     me = await walker(client, engine, "Generic Reader", 100)
     await walker(client, engine, "Generic Other", 300)
     await rebuild(app)
+    # the table as a fresh database has it, whatever the run's earlier tests left: their rows
+    # are deleted by the clean-up but their pages and statistics stay (statistics that said
+    # "empty" over many pages made every estimate one row, a tie this check cannot judge)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE leaderboard_cache"))
     async with engine.begin() as conn:  # a board of 3,000 walkers, never analyzed
         await conn.execute(
             text(
