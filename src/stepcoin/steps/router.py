@@ -11,8 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.ratelimit import LimitedRoute
-from stepcoin.steps import review, service
-from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
+from stepcoin.steps import appeals, review, service
+from stepcoin.steps.schemas import (
+    AppealIn,
+    AppealOut,
+    StepListOut,
+    StepSyncIn,
+    StepSyncOut,
+)
 from stepcoin.validation import CalendarDay, Int64
 
 router = APIRouter(tags=["steps"])
@@ -57,6 +63,18 @@ async def list_steps(
 ) -> Any:
     """Your daily records with their decision, newest first (default: the last 7 days)."""
     return {"items": await review.list_own_steps(session, claims.user_id, start, end)}
+
+
+@router.post("/v1/steps/{date}/appeal", status_code=201, response_model=AppealOut)
+async def appeal_day(
+    date: CalendarDay,
+    body: AppealIn,
+    claims: ClaimsDep,
+    session: SessionDep,
+) -> Any:
+    """Send a rejected day of yours back to review, once, within 30 days of the rejection;
+    the outcome and the reviewer's note appear on the day in GET /v1/steps."""
+    return await appeals.appeal_day(session, claims.user_id, date, body.note)
 
 
 class ReviewIn(BaseModel):
