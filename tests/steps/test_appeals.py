@@ -223,3 +223,23 @@ async def test_an_appeal_needs_a_note(client, engine):
     )
     assert bad_day.status_code == 422
     assert (await my_day(client, token))["appeal"] is None
+
+
+async def test_appeals_are_rate_limited_per_account(client, engine):
+    from stepcoin.runtime_settings.service import runtime_settings
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE settings SET value = to_jsonb(CAST('1/hour' AS text)) "
+                "WHERE key = 'ratelimit.appeals_per_account'"
+            )
+        )
+    runtime_settings.invalidate()
+    admin = await make_admin(client, engine)
+    walker = await rejected_walker(client, admin)
+    token = walker["access_token"]
+    assert (await appeal(client, token, offset=5)).status_code == 404  # counted all the same
+    refused = await appeal(client, token)
+    assert refused.status_code == 429 and refused.json()["policy"] == "appeals_per_account"
+    assert (await my_day(client, token))["appeal"] is None

@@ -25,7 +25,10 @@ router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
 Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
 # counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
-LIMITED = (LimitedRoute("POST", "/v1/steps", "sync"),)
+LIMITED = (
+    LimitedRoute("POST", "/v1/steps", "sync"),
+    LimitedRoute("POST", "/v1/steps/{date}/appeal", "appeals"),
+)
 
 
 @router.post("/v1/steps", response_model=StepSyncOut)
