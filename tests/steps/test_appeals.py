@@ -243,3 +243,42 @@ async def test_appeals_are_rate_limited_per_account(client, engine):
     refused = await appeal(client, token)
     assert refused.status_code == 429 and refused.json()["policy"] == "appeals_per_account"
     assert (await my_day(client, token))["appeal"] is None
+
+
+async def test_an_approved_appeal_pays_under_the_steps_budget(client, app, engine):
+    from stepcoin.queue import JobRuntime
+    from stepcoin.steps.tasks import release_budget_holds
+    from stepcoin.wallet import budgets
+
+    admin = await make_admin(client, engine)
+    walker = await rejected_walker(client, admin)
+    token = walker["access_token"]
+    assert (await appeal(client, token)).status_code == 201
+    put = await client.put(
+        "/v1/admin/economy/budgets/steps/day",
+        json={"cap_coins": 50 * budgets.STRIPES, "alert_percent": 50},
+        headers=bearer(admin),
+    )
+    assert put.status_code == 200, put.text
+    [item] = await queue(client, admin)
+    full = await client.post(f"/v1/admin/validations/{item['id']}/approve", headers=bearer(admin))
+    assert full.status_code == 409 and full.json()["code"] == "issuance_budget_reached"
+    # an appeal waits for a person: the budget's release job does not approve it
+    JobRuntime.database = app.state.database
+    assert await release_budget_holds(timestamp=0) == 0
+    assert await wallet(client, token) == {
+        "available_coins": 0,
+        "pending_coins": 90,
+        "lifetime_earned": 0,
+        "lifetime_spent": 0,
+    }
+    put = await client.put(
+        "/v1/admin/economy/budgets/steps/day",
+        json={"cap_coins": 100 * budgets.STRIPES, "alert_percent": 50},
+        headers=bearer(admin),
+    )
+    assert put.status_code == 200, put.text
+    paid = await client.post(f"/v1/admin/validations/{item['id']}/approve", headers=bearer(admin))
+    assert paid.status_code == 200 and paid.json()["coins_awarded"] == 90
+    assert (await wallet(client, token))["available_coins"] == 90
+    await ledger_ok(engine)
