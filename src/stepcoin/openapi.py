@@ -80,6 +80,11 @@ PROBLEM_STATUS: dict[str, int] = {
     "own_record": 403,
     "superseded": 409,
     "already_reviewed": 409,
+    # appeals of rejected days
+    "step_day_not_found": 404,
+    "not_rejected": 409,
+    "already_appealed": 409,
+    "appeal_window_closed": 422,
     # earn rules
     "invalid_earn_rule": 422,
     "earn_rule_backdated": 422,
@@ -322,6 +327,13 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "end_session": ("session_not_found",),
     "sync_steps": ("sync_conflict",),
     "list_steps": ("invalid_range",),
+    "appeal_day": (
+        "step_day_not_found",
+        "not_rejected",
+        "already_appealed",
+        "appeal_window_closed",
+        "note",
+    ),
     "list_validations": _CURSOR,
     "approve_validation": _REVIEW,
     "reject_validation": _REVIEW,

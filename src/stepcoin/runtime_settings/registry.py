@@ -244,6 +244,12 @@ SPECS: dict[str, SettingSpec] = {
         *_limits("orders", "10/minute", "300/minute", "Orders placed or cancelled"),
         *_limits("exports", "5/hour", "60/hour", "Data exports (GET /v1/me/export)"),
         *_limits(
+            "appeals",
+            "10/hour",
+            "100/hour",
+            "Appeals of rejected days (POST /v1/steps/{date}/appeal)",
+        ),
+        *_limits(
             "mails",
             "5/hour",
             "20/15 minutes",

@@ -23,6 +23,7 @@ from stepcoin.errors import (
     NotFound,
     account_gone,
 )
+from stepcoin.steps.appeals import APPEAL_CODE, IS_APPEAL, appeal_state
 from stepcoin.steps.earn_rules import earn_rules
 from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
 from stepcoin.steps.service import local_today
@@ -167,9 +168,18 @@ def _queue_item(row: dict[str, Any]) -> dict[str, Any]:
         "reviewed_at": row["reviewed_at"],
         "note": row["note"],
         "superseded_by": row["superseded_by"],
+        "appeal": _appeal_of(hits),
         "history": row.get("history", []),
         "day_sources": row.get("day_sources", []),
     }
+
+
+def _appeal_of(hits: Any) -> dict[str, Any] | None:
+    """An appeal's note and the decision it appeals (None: not an appeal)."""
+    for hit in hits or []:
+        if isinstance(hit, dict) and hit.get("code") == APPEAL_CODE:
+            return {"note": hit.get("note"), "original": hit.get("original") or {}}
+    return None
 
 
 async def decide(
@@ -206,7 +216,7 @@ async def decide(
             await session.execute(
                 text(
                     "SELECT v.id, v.user_id, v.recorded_date, v.source, v.steps, v.status, "
-                    "v.reviewed_at, v.superseded_by, v.coins_pending, "
+                    f"v.reviewed_at, v.superseded_by, v.coins_pending, v.{IS_APPEAL} AS appeal, "
                     "(SELECT coalesce(json_agg(json_build_array(r.source, r.steps, "
                     "r.approved_steps, r.status, r.is_deleted, r.intervals IS NOT NULL)), "
                     "'[]') FROM step_records r WHERE r.user_id = v.user_id "
@@ -261,7 +271,12 @@ async def decide(
         entity_id=str(validation_id),
         before={"status": "flagged", "coins_pending": row["coins_pending"]},
         after={"status": decision, "coins_awarded": delta, "note": note},
-        extra={"user_id": str(user_id), "date": day.isoformat(), "source": source},
+        extra={
+            "user_id": str(user_id),
+            "date": day.isoformat(),
+            "source": source,
+            **({"appeal": True} if row["appeal"] else {}),
+        },
     )
     await session.execute(
         text(
@@ -305,15 +320,25 @@ async def list_user_steps(
         (
             await session.execute(
                 text(
-                    """
+                    f"""
                     SELECT r.recorded_date AS date, r.source, r.steps, r.status, r.reasons,
                            r.is_deleted AS deleted, r.synced_at,
                            coalesce(d.credited_source = r.source, false) AS credited,
-                           v.note AS review_note
+                           v.note AS review_note, a.appeal
                     FROM step_records r
                     LEFT JOIN step_days d
                       ON d.user_id = r.user_id AND d.recorded_date = r.recorded_date
                     LEFT JOIN step_validations v ON v.id = r.validation_id
+                    LEFT JOIN LATERAL (
+                        SELECT json_build_object(
+                                   'status', x.status, 'rule_hits', x.rule_hits,
+                                   'created_at', x.created_at, 'reviewed_at', x.reviewed_at,
+                                   'note', x.note, 'superseded_by', x.superseded_by) AS appeal
+                        FROM step_validations x
+                        WHERE x.user_id = r.user_id AND x.recorded_date = r.recorded_date
+                          AND x.source = r.source AND x.{IS_APPEAL}
+                        ORDER BY x.id DESC LIMIT 1
+                    ) a ON true
                     WHERE r.user_id = :u AND r.recorded_date BETWEEN :start AND :end
                     ORDER BY r.recorded_date DESC, r.source
                     """
@@ -324,7 +349,19 @@ async def list_user_steps(
         .mappings()
         .all()
     )
-    return [dict(r) for r in rows]
+    return [_with_appeal(dict(r)) for r in rows]
+
+
+def _with_appeal(row: dict[str, Any]) -> dict[str, Any]:
+    raw = row.pop("appeal")
+    if isinstance(raw, (str, bytes)):
+        raw = orjson.loads(raw)
+    if raw is not None:
+        for stamp in ("created_at", "reviewed_at"):
+            if raw[stamp] is not None:
+                raw[stamp] = datetime.fromisoformat(raw[stamp])
+    row["appeal"] = appeal_state(raw)
+    return row
 
 
 def check_note(note: str | None) -> str | None:

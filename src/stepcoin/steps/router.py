@@ -11,15 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.ratelimit import LimitedRoute
-from stepcoin.steps import review, service
-from stepcoin.steps.schemas import StepListOut, StepSyncIn, StepSyncOut
+from stepcoin.steps import appeals, review, service
+from stepcoin.steps.schemas import (
+    AppealIn,
+    AppealOut,
+    StepListOut,
+    StepSyncIn,
+    StepSyncOut,
+)
 from stepcoin.validation import CalendarDay, Int64
 
 router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
 Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
 # counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
-LIMITED = (LimitedRoute("POST", "/v1/steps", "sync"),)
+LIMITED = (
+    LimitedRoute("POST", "/v1/steps", "sync"),
+    LimitedRoute("POST", "/v1/steps/{date}/appeal", "appeals"),
+)
 
 
 @router.post("/v1/steps", response_model=StepSyncOut)
@@ -57,6 +66,18 @@ async def list_steps(
 ) -> Any:
     """Your daily records with their decision, newest first (default: the last 7 days)."""
     return {"items": await review.list_own_steps(session, claims.user_id, start, end)}
+
+
+@router.post("/v1/steps/{date}/appeal", status_code=201, response_model=AppealOut)
+async def appeal_day(
+    date: CalendarDay,
+    body: AppealIn,
+    claims: ClaimsDep,
+    session: SessionDep,
+) -> Any:
+    """Send a rejected day of yours back to review, once, within 30 days of the rejection;
+    the outcome and the reviewer's note appear on the day in GET /v1/steps."""
+    return await appeals.appeal_day(session, claims.user_id, date, body.note)
 
 
 class ReviewIn(BaseModel):

@@ -94,6 +94,16 @@ class StepSyncOut(BaseModel):
     results: list[StepResultOut]
 
 
+class StepAppealOut(BaseModel):
+    status: Literal["pending", "approved", "rejected", "withdrawn"] = Field(
+        description="withdrawn: a newer sync of the day replaced the appealed record."
+    )
+    note: str | None = Field(description="The walker's note.")
+    appealed_at: dt.datetime
+    decided_at: dt.datetime | None
+    review_note: str | None = Field(description="The reviewer's note on the appeal.")
+
+
 class StepDayOut(BaseModel):
     date: dt.date
     source: Source
@@ -104,10 +114,29 @@ class StepDayOut(BaseModel):
     deleted: bool
     review_note: str | None = None
     synced_at: dt.datetime
+    appeal: StepAppealOut | None = Field(
+        default=None, description="The day's appeal of this record, if it was appealed."
+    )
 
 
 class StepListOut(BaseModel):
     items: list[StepDayOut]
+
+
+class AppealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        min_length=1, max_length=1000, description="Why the day should be looked at again."
+    )
+
+
+class AppealOut(BaseModel):
+    date: dt.date
+    sources: list[Source] = Field(description="The day's rejected records sent back to review.")
+    status: Literal["pending"]
+    note: str
+    coins_pending: int = Field(description="Coins the day holds while the appeal waits.")
 
 
 def interval_json(intervals: list[IntervalIn] | None) -> list[dict[str, Any]] | None:
