@@ -158,6 +158,8 @@ def manual_entry(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> R
 
 def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
     """Far above the user's own trailing median (of days with steps, before this day)."""
+    if record.steps <= s["anticheat.baseline_floor_steps"]:
+        return None  # the limit is at least the floor: no look at the history
     days = s["anticheat.baseline_days"]
     last = record.day
     try:
