@@ -285,6 +285,8 @@ def test_night_burst_night_may_wrap_midnight():
     assert rules.night_burst(rec(intervals=(_night(2, fast),)), ctx(), settings) is not None
     assert rules.night_burst(rec(intervals=(_night(4, fast),)), ctx(), settings) is None
     assert rules.night_burst(rec(intervals=(_night(12, fast),)), ctx(), settings) is None
+    off = {**S, "anticheat.night_start_hour": 5, "anticheat.night_end_hour": 5}
+    assert rules.night_burst(rec(intervals=(_night(3, fast),)), ctx(), off) is None
 
 
 def test_every_new_rule_flags_and_is_in_the_rule_set():

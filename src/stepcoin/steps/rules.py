@@ -365,6 +365,8 @@ def night_burst(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Ru
     Night-shift walking spreads over the shift and stays below it."""
     start_hour = s["anticheat.night_start_hour"]
     end_hour = s["anticheat.night_end_hour"]
+    if start_hour == end_hour:
+        return None  # no night: the rule is off
     limit = s["anticheat.night_max_steps_per_minute"]
     fastest = 0.0
     for interval in record.intervals:
