@@ -243,3 +243,37 @@ def test_0023_moves_the_coin_settings_into_the_first_earn_rule_and_back(database
         assert table is None
         migrate.upgrade(url)
         migrate.check(url)
+
+
+def test_0028_seeds_the_single_walker_rules_and_raises_an_unchanged_multiplier(database_url):
+    """The new anticheat.* keys are seeded; the baseline multiplier goes from 3 to 6 only where
+    nobody changed it; downgrade takes both back."""
+    from alembic import command
+
+    new_keys = (
+        "anticheat.jump_high_multiplier",
+        "anticheat.climb_min_highs",
+        "anticheat.no_baseline_max_steps",
+        "anticheat.regular_max_variation",
+        "anticheat.night_max_steps_per_minute",
+    )
+    for before, after in ((3.0, 6.0), (2.5, 2.5)):
+        with server_database(database_url) as url:
+            migrate.upgrade(url, "0026")
+            with psycopg.connect(url) as conn:
+                conn.execute(
+                    "UPDATE settings SET value = to_jsonb(CAST(%s AS float8)) "
+                    "WHERE key = 'anticheat.baseline_multiplier'",
+                    (before,),
+                )
+                conn.commit()
+            migrate.upgrade(url)
+            with psycopg.connect(url) as conn:
+                stored = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+            assert stored["anticheat.baseline_multiplier"] == after
+            assert all(stored[key] == SPECS[key].default for key in new_keys)
+            command.downgrade(migrate.alembic_config(url), "0026")
+            with psycopg.connect(url) as conn:
+                back = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+            assert back["anticheat.baseline_multiplier"] == before
+            assert not [key for key in new_keys if key in back]

@@ -128,7 +128,7 @@ async def test_out_of_range_and_wrong_type_values_are_refused_and_change_nothing
         text_ = flash((await console.get("/admin/settings")).text)
         assert text_.startswith("error: ") and message in text_, (key, value, text_)
     assert (await stored(engine, "shop.max_quantity_per_item"))[0] == 10
-    assert (await stored(engine, "anticheat.baseline_multiplier"))[0] == 3.0
+    assert (await stored(engine, "anticheat.baseline_multiplier"))[0] == 6.0  # unchanged
     assert (await stored(engine, "anticheat.manual_entry_action"))[0] == "flag"
     assert await setting_logs(engine) == []
 

@@ -61,9 +61,11 @@ def history(steps: int, days: int = 28) -> dict[date, int]:
 
 
 def test_above_baseline_fires_above_multiple_of_median_and_floor():
-    # median 8,000 x 3 = 24,000 (above the 15,000 floor)
-    assert rules.above_baseline(rec(24_001), ctx(history=history(8000)), S).code == "above_baseline"
-    assert rules.above_baseline(rec(24_000), ctx(history=history(8000)), S) is None
+    # median 8,000 x the multiplier (6: 48,000, above the 15,000 floor)
+    limit = int(8000 * S["anticheat.baseline_multiplier"])
+    hit = rules.above_baseline(rec(limit + 1), ctx(history=history(8000)), S)
+    assert hit and hit.code == "above_baseline"
+    assert rules.above_baseline(rec(limit), ctx(history=history(8000)), S) is None
 
 
 def test_above_baseline_respects_the_floor_and_needs_history():
@@ -125,7 +127,8 @@ def test_decision_combines_hits_and_scores_risk():
     assert flagged.reasons == ["manual_entry"]
     rejected = rules.evaluate(rec(200_000, manual=True), ctx(), S)
     assert rejected.status == "rejected" and rejected.risk_score == 100
-    assert set(rejected.reasons) == {"over_daily_max", "manual_entry"}
+    # no history: also a high day without a baseline (flags; the reject wins)
+    assert set(rejected.reasons) == {"over_daily_max", "manual_entry", "high_without_baseline"}
     assert rejected.hits[0].as_json()["threshold"] == S["anticheat.hard_daily_max_steps"]
 
 
@@ -161,3 +164,139 @@ def test_the_baseline_window_equals_the_day_difference_rule():
             expected = record.steps > limit
         hit = rules.above_baseline(record, ctx, s)
         assert (hit is not None) == bool(expected)
+
+
+# -- the sharper single-walker rules (issue 16, item 6; docs/fair-play.md) ---------------------
+
+
+def test_sudden_jump_above_own_highest_day_and_twice_the_median():
+    # median 8,000 and highest 10,000: limit max(1.3 x 10,000, 2 x 8,000, 10,000) = 16,000
+    days = history(8000)
+    days[TODAY - timedelta(days=3)] = 10_000
+    hit = rules.sudden_jump(rec(16_001), ctx(history=days), S)
+    assert hit and hit.code == "sudden_jump" and hit.action == "flag"
+    assert hit.observed == 16_001 and hit.threshold == 16_000
+    assert rules.sudden_jump(rec(16_000), ctx(history=days), S) is None
+    # a walker whose own highs are hikes: a hike-sized day is no jump
+    days[TODAY - timedelta(days=5)] = 22_000
+    assert rules.sudden_jump(rec(22_000), ctx(history=days), S) is None
+    assert rules.sudden_jump(rec(28_601), ctx(history=days), S) is not None
+
+
+def test_sudden_jump_floor_rank_and_history():
+    low = history(2000)
+    floor = S["anticheat.jump_floor_steps"]
+    assert rules.sudden_jump(rec(floor), ctx(history=low), S) is None
+    assert rules.sudden_jump(rec(floor + 1), ctx(history=low), S) is not None
+    short = history(2000, days=S["anticheat.baseline_min_history_days"] - 1)
+    assert rules.sudden_jump(rec(90_000), ctx(history=short), S) is None
+    # rank 2: one slipped-through high day does not lift the limit
+    days = history(8000)
+    days[TODAY - timedelta(days=2)] = 20_000
+    assert rules.sudden_jump(rec(19_000), ctx(history=days), S) is None
+    ranked = {**S, "anticheat.jump_high_rank": 2}
+    assert rules.sudden_jump(rec(19_000), ctx(history=days), ranked) is not None
+
+
+def _ramp(start: int, rise: int, days: int = 14, before: int = 6000) -> dict[date, int]:
+    """`before` steps for the weeks before, then `days` days rising by `rise` up to yesterday."""
+    out = {TODAY - timedelta(days=i): before for i in range(days + 1, 29)}
+    for i in range(days, 0, -1):
+        out[TODAY - timedelta(days=i)] = start + rise * (days - i)
+    return out
+
+
+def test_steady_climb_new_highs_day_after_day():
+    # 8,000 for two weeks, then 8,000 .. 14,500 over two weeks: every day a new high
+    days = _ramp(8000, 500, before=8000)
+    ratio = S["anticheat.climb_ratio"]
+    hit = rules.steady_climb(rec(15_000), ctx(history=days), S)
+    assert hit and hit.code == "steady_climb" and hit.action == "flag"
+    assert hit.observed == 15_000 and hit.threshold == round(8000 * ratio)
+    # not a new high: no climb
+    assert rules.steady_climb(rec(14_500), ctx(history=days), S) is None
+    # a high day after flat weeks (one new high, not several) is no climb
+    flat = history(8000)
+    assert rules.steady_climb(rec(15_000), ctx(history=flat), S) is None
+
+
+def test_steady_climb_needs_enough_highs_and_a_rise_over_the_ratio():
+    days = _ramp(8000, 500, before=8000)
+    few = {**S, "anticheat.climb_min_highs": 15}
+    assert rules.steady_climb(rec(15_000), ctx(history=days), few) is None
+    # climbing, but only 1.4x the weeks before (limit 1.5 x 9,000 = 13,500)
+    gentle = _ramp(9000, 100, before=9000)
+    assert rules.steady_climb(rec(13_500), ctx(history=gentle), S) is None
+    assert rules.steady_climb(rec(13_501), ctx(history=gentle), S) is not None
+
+
+def test_high_without_baseline():
+    limit = S["anticheat.no_baseline_max_steps"]
+    hit = rules.high_without_baseline(rec(limit + 1), ctx(), S)
+    assert hit and hit.code == "high_without_baseline" and hit.threshold == limit
+    assert rules.high_without_baseline(rec(limit), ctx(), S) is None
+    enough = history(8000, days=S["anticheat.baseline_min_history_days"])
+    assert rules.high_without_baseline(rec(limit + 1), ctx(history=enough), S) is None
+    thin = history(8000, days=S["anticheat.baseline_min_history_days"] - 1)
+    assert rules.high_without_baseline(rec(limit + 1), ctx(history=thin), S) is not None
+
+
+def test_too_regular_high_days():
+    steady = {TODAY - timedelta(days=i): 25_000 + 100 * (i % 3) for i in range(1, 15)}
+    hit = rules.too_regular(rec(25_050), ctx(history=steady), S)
+    assert hit and hit.code == "too_regular" and hit.action == "flag"
+    assert hit.observed < hit.threshold == S["anticheat.regular_max_variation"]
+    # people's high days vary
+    varied = {TODAY - timedelta(days=i): 15_000 + 3000 * (i % 4) for i in range(1, 15)}
+    assert rules.too_regular(rec(18_000), ctx(history=varied), S) is None
+    # low days are not judged, nor a window with a low day in it
+    floor = S["anticheat.regular_floor_steps"]
+    assert rules.too_regular(rec(floor), ctx(history=steady), S) is None
+    steady[TODAY - timedelta(days=2)] = floor
+    assert rules.too_regular(rec(25_050), ctx(history=steady), S) is None
+    assert rules.too_regular(rec(25_000), ctx(history={}), S) is None
+
+
+def _night(hour: int, steps: int, offset_hours: int = 0, minutes: int = 60) -> Interval:
+    from datetime import timezone
+
+    start = datetime(2026, 6, 15, hour, 0, tzinfo=timezone(timedelta(hours=offset_hours)))
+    return Interval(start, start + timedelta(minutes=minutes), steps)
+
+
+def test_night_burst_by_the_phones_clock():
+    limit = S["anticheat.night_max_steps_per_minute"]
+    fast = rec(intervals=(_night(3, limit * 60 + 60),))
+    hit = rules.night_burst(fast, ctx(), S)
+    assert hit and hit.code == "night_burst" and hit.threshold == limit
+    assert rules.night_burst(rec(intervals=(_night(3, limit * 60),)), ctx(), S) is None
+    # the same pace in the day is walking, not a night burst
+    assert rules.night_burst(rec(intervals=(_night(9, limit * 60 + 60),)), ctx(), S) is None
+    # the hour is the phone's own: 03:00 at UTC+2 is night there
+    assert rules.night_burst(rec(intervals=(_night(3, limit * 60 + 60, 2),)), ctx(), S)
+    # a short sprint is averaged over an hour
+    assert rules.night_burst(rec(intervals=(_night(3, 2000, minutes=10),)), ctx(), S) is None
+
+
+def test_night_burst_night_may_wrap_midnight():
+    settings = {**S, "anticheat.night_start_hour": 23, "anticheat.night_end_hour": 4}
+    fast = S["anticheat.night_max_steps_per_minute"] * 60 + 60
+    assert rules.night_burst(rec(intervals=(_night(23, fast),)), ctx(), settings) is not None
+    assert rules.night_burst(rec(intervals=(_night(2, fast),)), ctx(), settings) is not None
+    assert rules.night_burst(rec(intervals=(_night(4, fast),)), ctx(), settings) is None
+    assert rules.night_burst(rec(intervals=(_night(12, fast),)), ctx(), settings) is None
+    off = {**S, "anticheat.night_start_hour": 5, "anticheat.night_end_hour": 5}
+    assert rules.night_burst(rec(intervals=(_night(3, fast),)), ctx(), off) is None
+
+
+def test_every_new_rule_flags_and_is_in_the_rule_set():
+    for rule in (
+        rules.sudden_jump,
+        rules.steady_climb,
+        rules.high_without_baseline,
+        rules.too_regular,
+        rules.night_burst,
+    ):
+        assert rule in rules.RULES
+    decision = rules.evaluate(rec(30_000), ctx(), S)  # no history: high without baseline
+    assert decision.status == "flagged" and decision.reasons == ["high_without_baseline"]

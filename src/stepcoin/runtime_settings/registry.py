@@ -127,7 +127,7 @@ SPECS: dict[str, SettingSpec] = {
         _spec(
             "anticheat.baseline_multiplier",
             Annotated[float, Field(gt=1, le=100)],
-            3.0,
+            6.0,
             "A day above this multiple of the user's trailing median is flagged.",
         ),
         _spec(
@@ -183,6 +183,105 @@ SPECS: dict[str, SettingSpec] = {
             PositiveInt,
             40_000,
             "A new account's day above this many steps is flagged.",
+        ),
+        _spec(
+            "anticheat.jump_high_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            1.3,
+            "A day above this multiple of the user's highest day in the baseline window (and "
+            "above anticheat.jump_median_multiplier times the median) is flagged.",
+        ),
+        _spec(
+            "anticheat.jump_high_rank",
+            Annotated[int, Field(ge=1, le=30)],
+            1,
+            "The sudden-jump rule's 'highest day': the user's n-th highest day in the baseline "
+            "window (1: the highest; higher ranks are not raised by one slipped-through day).",
+        ),
+        _spec(
+            "anticheat.jump_median_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            2.0,
+            "The sudden-jump rule only fires above this multiple of the user's trailing median.",
+        ),
+        _spec(
+            "anticheat.jump_floor_steps",
+            NonNegativeInt,
+            10_000,
+            "The sudden-jump rule only fires above this many steps.",
+        ),
+        _spec(
+            "anticheat.climb_days",
+            Annotated[int, Field(ge=2, le=60)],
+            14,
+            "The steady-climb rule counts the new highs among this many days before the day.",
+        ),
+        _spec(
+            "anticheat.climb_min_highs",
+            Annotated[int, Field(ge=1, le=60)],
+            4,
+            "The steady-climb rule needs at least this many new highs among its climb days.",
+        ),
+        _spec(
+            "anticheat.climb_ratio",
+            Annotated[float, Field(gt=1, le=100)],
+            1.5,
+            "A steady climb ending above this multiple of the median before the climb is flagged.",
+        ),
+        _spec(
+            "anticheat.climb_floor_steps",
+            NonNegativeInt,
+            10_000,
+            "The steady-climb rule only fires above this many steps.",
+        ),
+        _spec(
+            "anticheat.no_baseline_max_steps",
+            PositiveInt,
+            15_000,
+            "A day above this many steps is flagged while the user has fewer credited days in "
+            "the baseline window than anticheat.baseline_min_history_days.",
+        ),
+        _spec(
+            "anticheat.regular_days",
+            Annotated[int, Field(ge=2, le=60)],
+            14,
+            "The too-regular rule looks at the credited days among this many days before the day.",
+        ),
+        _spec(
+            "anticheat.regular_min_days",
+            Annotated[int, Field(ge=2, le=60)],
+            3,
+            "The too-regular rule needs at least this many credited days in its window.",
+        ),
+        _spec(
+            "anticheat.regular_floor_steps",
+            NonNegativeInt,
+            12_000,
+            "Too-regular only judges a day when it and the window's days exceed this many steps.",
+        ),
+        _spec(
+            "anticheat.regular_max_variation",
+            Annotated[float, Field(gt=0, le=1)],
+            0.05,
+            "High days whose spread (standard deviation / mean) is below this are flagged.",
+        ),
+        _spec(
+            "anticheat.night_start_hour",
+            Annotated[int, Field(ge=0, le=23)],
+            0,
+            "The night-burst rule's night starts at this hour (the phone's own clock).",
+        ),
+        _spec(
+            "anticheat.night_end_hour",
+            Annotated[int, Field(ge=1, le=24)],
+            5,
+            "The night-burst rule's night ends at this hour (the phone's own clock).",
+        ),
+        _spec(
+            "anticheat.night_max_steps_per_minute",
+            Annotated[int, Field(ge=1, le=1000)],
+            60,
+            "A night sample above this pace (averaged over at least an hour) is flagged.",
         ),
         # sign-in (stepcoin.auth.throttle: attempts are counted before the check; a success
         # gives its attempt back)

@@ -24,6 +24,11 @@ RISK_WEIGHTS: dict[str, int] = {
     "sources_disagree": 30,
     "too_many_devices": 30,
     "new_account_extreme": 35,
+    "sudden_jump": 40,
+    "steady_climb": 40,
+    "high_without_baseline": 35,
+    "too_regular": 40,
+    "night_burst": 40,
 }
 
 
@@ -153,6 +158,8 @@ def manual_entry(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> R
 
 def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
     """Far above the user's own trailing median (of days with steps, before this day)."""
+    if record.steps <= s["anticheat.baseline_floor_steps"]:
+        return None  # the limit is at least the floor: no look at the history
     days = s["anticheat.baseline_days"]
     last = record.day
     try:
@@ -238,6 +245,152 @@ def new_account_extreme(
     return None
 
 
+def _earlier(record: StepInput, ctx: RuleContext, days: int) -> list[tuple[date, int]]:
+    """The credited days (with steps) among the `days` days before the record's day (in the
+    history's order; compared as dates: no timedelta per history day)."""
+    last = record.day
+    try:
+        first = last - timedelta(days=days)
+    except OverflowError:
+        first = date.min
+    return [(d, steps) for d, steps in ctx.history.items() if first <= d < last and steps > 0]
+
+
+def sudden_jump(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """Well above both the user's own highest day and twice their median (over the baseline
+    window): a day unlike any the walker had lately. A walker whose own highs are hikes or long
+    runs is judged against those."""
+    floor = s["anticheat.jump_floor_steps"]
+    if record.steps <= floor:
+        return None  # most days: no look at the history
+    earlier = [steps for _, steps in _earlier(record, ctx, s["anticheat.baseline_days"])]
+    if len(earlier) < s["anticheat.baseline_min_history_days"]:
+        return None
+    rank = s["anticheat.jump_high_rank"]
+    high = sorted(earlier)[-rank] if len(earlier) >= rank else max(earlier)
+    limit = max(
+        high * s["anticheat.jump_high_multiplier"],
+        statistics.median(earlier) * s["anticheat.jump_median_multiplier"],
+        floor,
+    )
+    if record.steps > limit:
+        return RuleHit(
+            "sudden_jump", "flag", record.steps, round(limit), "Far above your highest days lately."
+        )
+    return None
+
+
+def steady_climb(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """A slow ramp: this day is a new high over the baseline window, so were several of the
+    days just before it (each above every day before it), and it is well above the median of
+    the days before the climb. People set a new high now and then; a ramp sets one every day."""
+    floor = s["anticheat.climb_floor_steps"]
+    if record.steps <= floor:
+        return None
+    climb_days = s["anticheat.climb_days"]
+    last = record.day
+    high = 0
+    highs = 0  # new highs among the climb days
+    before: list[int] = []  # the days before the climb
+    for d, steps in sorted(_earlier(record, ctx, s["anticheat.baseline_days"])):
+        if (last - d).days > climb_days:
+            before.append(steps)
+        elif steps > high:
+            highs += 1
+        high = max(high, steps)
+    if record.steps <= high or highs < s["anticheat.climb_min_highs"]:
+        return None
+    if len(before) < s["anticheat.baseline_min_history_days"]:
+        return None
+    limit = max(statistics.median(before) * s["anticheat.climb_ratio"], floor)
+    if record.steps > limit:
+        return RuleHit(
+            "steady_climb",
+            "flag",
+            record.steps,
+            round(limit),
+            "Your days keep setting new highs far above your usual days.",
+        )
+    return None
+
+
+def high_without_baseline(
+    record: StepInput, ctx: RuleContext, s: Mapping[str, Any]
+) -> RuleHit | None:
+    """A high day when the user has too few credited days lately to judge it against (a new
+    account, a return after a long break, or days refused on review)."""
+    limit = s["anticheat.no_baseline_max_steps"]
+    if record.steps <= limit:
+        return None
+    days = s["anticheat.baseline_days"]
+    credited = len(_earlier(record, ctx, days))
+    if credited >= s["anticheat.baseline_min_history_days"]:
+        return None
+    return RuleHit(
+        "high_without_baseline",
+        "flag",
+        record.steps,
+        limit,
+        "A high day before you have enough usual days to compare it with.",
+    )
+
+
+def too_regular(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """High days that hardly vary from one day to the next (a phone on a shaker, or a count
+    held just under the cap): people's days vary by a fifth or more."""
+    floor = s["anticheat.regular_floor_steps"]
+    if record.steps <= floor:
+        return None
+    recent = [steps for _, steps in _earlier(record, ctx, s["anticheat.regular_days"])]
+    if len(recent) < s["anticheat.regular_min_days"] or min(recent) <= floor:
+        return None
+    series = [*recent, record.steps]
+    mean = statistics.fmean(series)
+    variation = statistics.pstdev(series, mean) / mean
+    limit = s["anticheat.regular_max_variation"]
+    if variation < limit:
+        return RuleHit(
+            "too_regular",
+            "flag",
+            round(variation, 3),
+            limit,
+            "Your high days are almost exactly the same every day.",
+        )
+    return None
+
+
+def night_burst(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """An intraday sample in the night hours (by the clock the phone sent, its own UTC offset)
+    at a sustained pace people rarely keep at night: a phone shaken while its owner sleeps.
+    Night-shift walking spreads over the shift and stays below it."""
+    start_hour = s["anticheat.night_start_hour"]
+    end_hour = s["anticheat.night_end_hour"]
+    if start_hour == end_hour:
+        return None  # no night: the rule is off
+    limit = s["anticheat.night_max_steps_per_minute"]
+    fastest = 0.0
+    for interval in record.intervals:
+        hour = interval.start.hour
+        night = (
+            start_hour <= hour < end_hour
+            if start_hour < end_hour
+            else not end_hour <= hour < start_hour
+        )
+        if night:
+            seconds = (interval.end - interval.start).total_seconds()
+            if seconds > 0:
+                fastest = max(fastest, interval.steps * 60.0 / max(seconds, 3600.0))
+    if fastest > limit:
+        return RuleHit(
+            "night_burst",
+            "flag",
+            round(fastest, 1),
+            limit,
+            "A long stretch of fast steps in the middle of the night.",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     hard_daily_maximum,
     future_day,
@@ -248,6 +401,11 @@ RULES: tuple[Rule, ...] = (
     sources_disagree,
     too_many_devices,
     new_account_extreme,
+    sudden_jump,
+    steady_climb,
+    high_without_baseline,
+    too_regular,
+    night_burst,
 )
 
 # Refusals that mean the day is not a day we can accept at all: such records are not stored.
