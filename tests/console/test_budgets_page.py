@@ -7,6 +7,7 @@ import re
 from sqlalchemy import text
 
 from tests.console.helpers import csrf_of
+from tests.wallet.test_budgets import budget_actions
 
 
 def flash(html: str) -> str:
@@ -43,20 +44,7 @@ async def test_an_admin_sets_and_removes_a_budget_and_both_are_audited(console, 
     after = await console.get(removed.headers["location"])
     assert flash(after.text) == "ok: The week budget of achievements is removed."
     assert 'data-budget="achievements/week"' not in after.text
-    async with engine.connect() as conn:
-        actions = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT action FROM admin_logs WHERE entity_type = 'issuance_budget' "
-                        "ORDER BY created_at"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert actions == ["economy.budget_set", "economy.budget_removed"]
+    assert await budget_actions(engine) == ["economy.budget_set", "economy.budget_removed"]
 
 
 async def test_support_sees_the_budgets_but_cannot_change_them(support_console, engine):

@@ -35,6 +35,18 @@ async def set_cap(client, admin: str, cap: int, period: str = "day", source: str
     return answer.json()
 
 
+async def budget_actions(engine) -> list[str]:
+    """The audit log's budget actions, oldest first."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT action FROM admin_logs WHERE entity_type = 'issuance_budget' "
+                "ORDER BY created_at"
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+
 def reward(coins: int, ref: str | None = None) -> Entry:
     return Entry(coins, ACHIEVEMENT_REWARD, ref or f"test:{uuid.uuid4()}", "Budget test")
 
@@ -174,20 +186,7 @@ async def test_only_admins_set_budgets_and_every_change_is_audited(client, engin
     gone = await client.delete(f"{URL}/campaigns/week", headers=bearer(admin))
     assert gone.status_code == 404 and gone.json()["code"] == "budget_not_found"
     assert (await client.delete(f"{URL}/campaigns/month", headers=bearer(admin))).status_code == 204
-    async with engine.connect() as conn:
-        actions = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT action FROM admin_logs WHERE entity_type = 'issuance_budget' "
-                        "ORDER BY created_at"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert actions == ["economy.budget_set", "economy.budget_removed"]
+    assert await budget_actions(engine) == ["economy.budget_set", "economy.budget_removed"]
 
 
 async def test_metrics_show_each_budgets_use_and_its_held_coins(client, app, engine, scraper):

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.errors import Conflict, InvalidInput, NotFound, account_gone
 from stepcoin.steps.earn_rules import earn_rules
-from stepcoin.steps.payload import RecordRow, SyncPayload, ValidationRow, day_rows, parse_outcome
+from stepcoin.steps.payload import RecordRow, SyncPayload, ValidationRow, apply_locked, day_rows
 from stepcoin.steps.settlement import DayRecord, settle_day
 
 APPEAL_CODE = "appeal"
@@ -163,15 +163,7 @@ async def appeal_day(
     )
     # no budget: the approved steps are unchanged, so nothing new is paid, only held
     payload = SyncPayload(records, validations, day_rows({day: settlement}), None)
-    outcome = parse_outcome(
-        (
-            await session.execute(
-                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
-                {"u": user_id, "v": owner.version, "p": payload.to_json()},
-            )
-        ).scalar_one()
-    )
-    assert not outcome.conflict, "the wallet lock is held: the version cannot move"
+    outcome = await apply_locked(session, user_id, owner.version, payload)
     return {
         "date": day,
         "sources": sorted(appealed),

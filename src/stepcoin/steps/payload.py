@@ -13,6 +13,8 @@ from datetime import date
 from typing import Any
 
 import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.steps.settlement import DaySettlement
 
@@ -137,3 +139,20 @@ def parse_outcome(value: Any) -> ApplyOutcome:
         available=int(data["available"]),
         version=int(data["version"]),
     )
+
+
+async def apply_locked(
+    session: AsyncSession, user_id: Any, version: int, payload: SyncPayload
+) -> ApplyOutcome:
+    """stepcoin_apply_sync in the caller's transaction, which holds the walker's wallet lock
+    (a review's decision, an appeal): the version read under it cannot move."""
+    outcome = parse_outcome(
+        (
+            await session.execute(
+                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+                {"u": user_id, "v": version, "p": payload.to_json()},
+            )
+        ).scalar_one()
+    )
+    assert not outcome.conflict, "the wallet lock is held: the version cannot move"
+    return outcome

@@ -25,7 +25,7 @@ from stepcoin.errors import (
 )
 from stepcoin.steps.appeals import APPEAL_CODE, IS_APPEAL, appeal_state
 from stepcoin.steps.earn_rules import earn_rules
-from stepcoin.steps.payload import SyncPayload, day_rows, parse_outcome
+from stepcoin.steps.payload import SyncPayload, apply_locked, day_rows
 from stepcoin.steps.service import local_today
 from stepcoin.steps.settlement import DayRecord, settle_day
 from stepcoin.users import repository as users_repository
@@ -248,15 +248,7 @@ async def decide(
     settlement = settle_day(day_records, rule)
     budget = await budgets.steps_shares_in(session, user_id) if decision == "approved" else None
     payload = SyncPayload(days=day_rows({day: settlement}), budget=budget)
-    outcome = parse_outcome(
-        (
-            await session.execute(
-                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
-                {"u": user_id, "v": owner.version, "p": payload.to_json()},
-            )
-        ).scalar_one()
-    )
-    assert not outcome.conflict, "the wallet lock is held: the version cannot move"
+    outcome = await apply_locked(session, user_id, owner.version, payload)
     if outcome.budget:
         raise Conflict(
             "The steps issuance budget has no room for these coins now; they stay held and are "
