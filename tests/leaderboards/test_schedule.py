@@ -260,3 +260,30 @@ async def test_refreshes_do_not_hold_the_safety_net_back(app, client, engine):
     due = max(rebuilt for _, rebuilt in after.values()) + timedelta(days=1, seconds=1)
     stats = await service.rebuild_if_due(database, now=due)
     assert stats is not None and stats.boards >= 1
+
+
+async def test_a_rebuild_that_writes_many_rows_refreshes_the_boards_statistics(app, engine):
+    """A new period's board written at once is analyzed in the same rebuild: the planner does
+    not wait for autovacuum to learn that the board is no longer empty."""
+    async with engine.connect() as conn:  # statistics that say "empty", as after a clean-up
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE leaderboard_cache"))
+    walkers = repository.ANALYZE_AFTER_ROWS + 200
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "WITH u AS (INSERT INTO users (email, full_name) SELECT 's' || i || "
+                "'@example.com', 'S' FROM generate_series(1, :n) i RETURNING id) "
+                "INSERT INTO step_days (user_id, recorded_date, credited_source, credited_steps) "
+                "SELECT id, :day, 'healthkit', 5000 FROM u"
+            ),
+            {"n": walkers, "day": today()},
+        )
+    await rebuild(app)
+    async with engine.connect() as conn:
+        estimated = (
+            await conn.execute(
+                text("SELECT reltuples FROM pg_class WHERE relname = 'leaderboard_cache'")
+            )
+        ).scalar_one()
+    assert estimated >= walkers  # the open boards hold each walker at least once
