@@ -170,12 +170,17 @@ RETURNING b.key, b.allowed, b.spent_until - extract(epoch FROM now()) AS ahead
 """
 
 # A refusal on one key: give the request back on the keys it fit (one step each, never below
-# now: a bucket is never fuller than full).
+# now: a bucket is never fuller than full). The rows are locked in key order first, as _TAKE
+# locks them (an UPDATE ... FROM locks in its join's order: a deadlock against a take).
 _GIVE_BACK = """
+WITH locked AS (
+    SELECT b.key FROM rate_limit_buckets b WHERE b.key = ANY($1::text[])
+    ORDER BY b.key FOR UPDATE
+)
 UPDATE rate_limit_buckets AS b
 SET spent_until = greatest(extract(epoch FROM now()), b.spent_until - r.step)
 FROM unnest($1::text[], $2::float8[]) AS r(key, step)
-WHERE b.key = r.key
+WHERE b.key = r.key AND b.key IN (SELECT key FROM locked)
 """
 
 

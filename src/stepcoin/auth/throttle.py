@@ -107,11 +107,20 @@ FROM counted c JOIN asked a USING (key)
 
 # Give back one reservation per key, in the window it was taken in (a window started since
 # holds other attempts only).
-_GIVE_BACK = """
+# The rows are locked in key order first, as _RESERVE locks them (an UPDATE ... FROM locks
+# in whatever order its join returns: against a reservation of the same keys, a deadlock).
+_GIVE_BACK_SQL = """
+WITH locked AS (
+    SELECT t.key FROM login_throttle t WHERE t.key = ANY({keys}) ORDER BY t.key FOR UPDATE
+)
 UPDATE login_throttle AS t SET failures = greatest(t.failures - 1, 0)
-FROM unnest(CAST(:keys AS text[]), CAST(:started AS timestamptz[])) AS r(key, started)
+FROM unnest({keys}, {started}) AS r(key, started)
 WHERE t.key = r.key AND t.window_started_at = r.started
+  AND t.key IN (SELECT key FROM locked)
 """
+_GIVE_BACK = _GIVE_BACK_SQL.format(
+    keys="CAST(:keys AS text[])", started="CAST(:started AS timestamptz[])"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +183,7 @@ async def reserve(
         if not refused:
             return Reservation({row["key"]: row["window_started_at"] for row in rows})
         await driver.execute(
-            """
-            UPDATE login_throttle AS t SET failures = greatest(t.failures - 1, 0)
-            FROM unnest($1::text[], $2::timestamptz[]) AS r(key, started)
-            WHERE t.key = r.key AND t.window_started_at = r.started
-            """,
+            _GIVE_BACK_SQL.format(keys="$1::text[]", started="$2::timestamptz[]"),
             [row["key"] for row in rows],
             [row["window_started_at"] for row in rows],
         )
