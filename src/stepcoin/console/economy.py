@@ -23,7 +23,6 @@ from stepcoin.wallet.reports import (
     settled_before,
     top_earners,
     utc_today,
-    wallet_totals,
 )
 
 __all__ = [
@@ -42,5 +41,4 @@ __all__ = [
     "settled_before",
     "top_earners",
     "utc_today",
-    "wallet_totals",
 ]

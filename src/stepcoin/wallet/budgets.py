@@ -171,12 +171,25 @@ async def _count(
             },
         )
         if crossed:
-            logger.warning(
-                "issuance budget alert: %s of its %s cap issued",
-                f"{after / max(budget.cap_coins, 1):.0%}",
-                budget.period,
-                extra={"source": budget.source, "period": budget.period, "issued": after},
-            )
+            _log_alert(budget.source, budget.period, after, budget.cap_coins)
+
+
+def _log_alert(source: str, period: str, issued: int, cap: int) -> None:
+    """A period's issuance crossed its budget's alert percentage (logged once a period)."""
+    logger.warning(
+        "issuance budget alert: %s of its %s cap issued",
+        f"{issued / max(cap, 1):.0%}",
+        period,
+        extra={"source": source, "period": period, "issued": issued},
+    )
+
+
+def _log_reached(source: str, period: str) -> None:
+    """A budget held its first reward of the period (logged once a period)."""
+    logger.warning(
+        "issuance budget reached: rewards are held until there is room",
+        extra={"source": source, "period": period},
+    )
 
 
 def _room(budgets: Sequence[Budget], issued: Mapping[str, int]) -> int:
@@ -194,10 +207,7 @@ async def _exhausted(session: AsyncSession, budgets: Sequence[Budget], today: da
             {"s": budget.source, "p": budget.period, "d": period_start(budget.period, today)},
         )
         if getattr(result, "rowcount", 0):
-            logger.warning(
-                "issuance budget reached: rewards are held until there is room",
-                extra={"source": budget.source, "period": budget.period},
-            )
+            _log_reached(budget.source, budget.period)
 
 
 # Which of a payout's (type, reference) pairs a table holds already; both tables are unique
@@ -493,17 +503,9 @@ async def note_alerts(
                 {"alert": alert, "full": full, **key},
             )
         if alert:
-            logger.warning(
-                "issuance budget alert: %s of its %s cap issued",
-                f"{issued / max(budget.cap_coins, 1):.0%}",
-                budget.period,
-                extra={"source": source, "period": budget.period, "issued": issued},
-            )
+            _log_alert(source, budget.period, issued, budget.cap_coins)
         if full:
-            logger.warning(
-                "issuance budget reached: rewards are held until there is room",
-                extra={"source": source, "period": budget.period},
-            )
+            _log_reached(source, budget.period)
 
 
 # --- what admins see and set -------------------------------------------------------------------

@@ -61,23 +61,6 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-async def wallet_totals(session: AsyncSession) -> tuple[int, int]:
-    """(outstanding, pending): sums of wallets.available_coins (the liability: coins walkers
-    can spend) and wallets.pending_coins (held for records in review).
-
-    Cost: a sequential scan of wallets, one narrow row per user (~100 ms at 1M users).
-    """
-    row = (
-        await session.execute(
-            text(
-                "SELECT coalesce(sum(available_coins), 0) AS available, "
-                "coalesce(sum(pending_coins), 0) AS pending FROM wallets"
-            )
-        )
-    ).one()
-    return int(row.available), int(row.pending)
-
-
 async def top_earners(session: AsyncSession, limit: int = 10) -> list[dict[str, Any]]:
     """The `limit` wallets with the most coins ever earned (lifetime_earned), with the user.
 
