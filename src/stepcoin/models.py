@@ -10,6 +10,7 @@ from stepcoin.db import Base
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
+from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
@@ -43,6 +44,8 @@ __all__ = [
     "OrderItem",
     "PasswordResetRequest",
     "RateLimitBucket",
+    "Referral",
+    "ReferralCode",
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",
