@@ -38,10 +38,10 @@ from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
+from stepcoin.ratelimit import RateLimitGate
 from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
 from stepcoin.referrals.router import admin_router as referrals_admin_router
 from stepcoin.referrals.router import router as referrals_router
-from stepcoin.ratelimit import RateLimitGate
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED

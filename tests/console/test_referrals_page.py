@@ -73,9 +73,7 @@ async def test_approving_through_the_page_pays_when_the_hold_is_over(app, consol
     async with engine.connect() as conn:
         logged = (
             await conn.execute(
-                text(
-                    "SELECT action, admin_id::text FROM admin_logs WHERE entity_type = 'referral'"
-                )
+                text("SELECT action, admin_id::text FROM admin_logs WHERE entity_type = 'referral'")
             )
         ).all()
     assert [tuple(r) for r in logged] == [("referral.approved", console.account["user"]["id"])]

@@ -95,9 +95,7 @@ def later(days: float) -> datetime:
 async def row(engine: AsyncEngine, referral_id: int) -> Any:
     async with engine.connect() as conn:
         return (
-            await conn.execute(
-                text("SELECT * FROM referrals WHERE id = :id"), {"id": referral_id}
-            )
+            await conn.execute(text("SELECT * FROM referrals WHERE id = :id"), {"id": referral_id})
         ).one()
 
 

@@ -143,7 +143,9 @@ async def test_the_claim_is_rate_limited(client, engine):
     me = await walker(client)
     answers = [
         (
-            await client.post("/v1/referrals/claim", json={"code": "ZZZZZZZZ"}, headers=me["headers"])
+            await client.post(
+                "/v1/referrals/claim", json={"code": "ZZZZZZZZ"}, headers=me["headers"]
+            )
         ).status_code
         for _ in range(3)
     ]
@@ -156,9 +158,7 @@ async def test_changed_terms_need_a_higher_version_and_claims_keep_theirs(client
     admin = await make_staff(client, engine)
     referrer = await walker(client)
     _, before = await invite(client, referrer)
-    current = (
-        await client.get("/v1/admin/settings", headers=admin["headers"])
-    ).json()
+    current = (await client.get("/v1/admin/settings", headers=admin["headers"])).json()
     terms = next(i for i in current["items"] if i["key"] == "referrals.terms")["value"]
     same_version = await client.put(
         "/v1/admin/settings/referrals.terms",

@@ -26,8 +26,10 @@ async def test_two_walkers_claim_walk_settle_and_get_paid_once(app, client, engi
         "/v1/referrals/claim", json={"code": code}, headers=invitee["headers"]
     )
     assert claimed.status_code == 201, claimed.text
-    before = {w["id"]: (await wallet(client, w["access_token"]))["available_coins"]
-              for w in (referrer, invitee)}
+    before = {
+        w["id"]: (await wallet(client, w["access_token"]))["available_coins"]
+        for w in (referrer, invitee)
+    }
 
     results = await sync(client, invitee["access_token"], rec(0, 6000))
     assert results[0]["status"] == "approved", results
@@ -39,8 +41,10 @@ async def test_two_walkers_claim_walk_settle_and_get_paid_once(app, client, engi
 
     for _ in range(3):  # past the hold, run more than once: paid once
         await settle(app, later(8))
-    after = {w["id"]: (await wallet(client, w["access_token"]))["available_coins"]
-             for w in (referrer, invitee)}
+    after = {
+        w["id"]: (await wallet(client, w["access_token"]))["available_coins"]
+        for w in (referrer, invitee)
+    }
     assert after[referrer["id"]] - before[referrer["id"]] == 500
     assert after[invitee["id"]] - before[invitee["id"]] == 250 + step_coins
     listed = (await client.get("/v1/me/referrals", headers=referrer["headers"])).json()

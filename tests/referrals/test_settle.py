@@ -133,7 +133,7 @@ async def test_the_monthly_cap_pays_the_invitee_but_not_the_referrer(app, client
 
 async def test_a_claim_keeps_its_terms_when_they_change(app, client, engine):
     referrer = await walker(client)
-    invitee, referral = await qualified(app, client, engine, referrer)
+    _, referral = await qualified(app, client, engine, referrer)
     await set_terms(engine, referrer_coins=9000, invitee_coins=9000, hold_days=30)
     await settle(app)
     await settle(app, later(8))

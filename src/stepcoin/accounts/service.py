@@ -9,8 +9,9 @@ Order of work (every step in the request's one transaction, so it all happens or
    refund_order (the wallet's one posting function, a unique refund reference: once);
    orders Shopify already has stay as they are (Shopify is fulfilling them);
 4. every order's shipping address is erased to its country, the step records lose their
-   device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes; every session ends (refresh families revoked, console sessions
-   refused), and their devices and addresses are erased;
+   device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes;
+   every session ends (refresh families revoked, console sessions refused), and their devices
+   and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
 6. an Apple account's tokens are revoked with Apple by a job deferred in this transaction;
 7. the audit log gets `account.deleted`, with counts and ids but nothing personal.

@@ -72,9 +72,7 @@ class Referral(Base):
     )
     code: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
-    reasons: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), server_default=text("'{}'::text[]")
-    )
+    reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     terms: Mapped[dict[str, Any]] = mapped_column(JSONB)
     terms_version: Mapped[int] = mapped_column(Integer)
     approved_days: Mapped[int] = mapped_column(Integer, server_default="0")

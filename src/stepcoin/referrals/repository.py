@@ -168,9 +168,7 @@ async def claims_since(session: AsyncSession, referrer_id: uuid.UUID, since: dat
     return int(
         (
             await session.execute(
-                text(
-                    "SELECT count(*) FROM referrals WHERE referrer_id = :r AND claimed_at >= :s"
-                ),
+                text("SELECT count(*) FROM referrals WHERE referrer_id = :r AND claimed_at >= :s"),
                 {"r": referrer_id, "s": since},
             )
         ).scalar_one()
@@ -356,9 +354,7 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
 async def of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
     """Every referral the walker is either side of (the export)."""
     rows = await session.execute(
-        text(
-            f"{_LIST} WHERE r.referrer_id = :u OR r.invitee_id = :u ORDER BY r.claimed_at, r.id"
-        ),
+        text(f"{_LIST} WHERE r.referrer_id = :u OR r.invitee_id = :u ORDER BY r.claimed_at, r.id"),
         {"u": user_id},
     )
     return [_row(r) for r in rows.mappings()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 
 from stepcoin.auth.dependencies import ActiveClaimsDep, CurrentUser, require_roles
 from stepcoin.db import ReadSessionDep, SessionDep

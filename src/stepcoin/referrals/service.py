@@ -426,10 +426,7 @@ async def decide(
         )
     else:
         days = await repository.approved_days(session, referral_id)
-        if row["qualified_at"] is None:
-            status = "pending"
-        else:
-            status = "held"
+        status = "pending" if row["qualified_at"] is None else "held"
         after = await repository.update(
             session,
             referral_id,
@@ -555,11 +552,11 @@ def plain_reason(row: dict[str, Any], *, today: date | None = None) -> str:
     if status == "expired":
         return (
             f"Not paid: {row['approved_days']} of the {need} days with approved steps were "
-            f"walked within {terms['qualifying_window_days']} days of joining."
+            f"walked within {terms['qualifying_window_days']} days of the claim."
         )
     if status == "cancelled":
         return "Not paid: an account was deleted before the reward was due."
-    return status
+    return str(status)
 
 
 def _referrer_item(row: dict[str, Any]) -> dict[str, Any]:

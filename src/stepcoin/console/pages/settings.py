@@ -95,7 +95,9 @@ def parse_value(spec: SettingSpec, raw: str, checked: bool) -> Any:
         try:
             return json.loads(raw)
         except ValueError:
-            raise InvalidInput(f"{spec.key} must be a JSON object.", code="invalid_setting") from None
+            raise InvalidInput(
+                f"{spec.key} must be a JSON object.", code="invalid_setting"
+            ) from None
     return raw
 
 

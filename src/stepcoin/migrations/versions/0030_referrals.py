@@ -75,7 +75,10 @@ def upgrade() -> None:
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("code", sa.String(length=16), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -103,7 +106,10 @@ def upgrade() -> None:
         sa.Column("terms_version", sa.Integer(), nullable=False),
         sa.Column("approved_days", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
-            "claimed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "claimed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("qualified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("hold_until", sa.DateTime(timezone=True), nullable=True),
@@ -114,7 +120,10 @@ def upgrade() -> None:
         sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.CheckConstraint(f"status IN {STATUSES}", name=op.f("ck_referrals_status")),
         sa.CheckConstraint("referrer_id <> invitee_id", name=op.f("ck_referrals_not_self")),
@@ -142,7 +151,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_referrals_referrer", "referrals", ["referrer_id", "claimed_at", "id"], unique=False
     )
-    op.create_index("ix_referrals_review", "referrals", ["status", "claimed_at", "id"], unique=False)
+    op.create_index(
+        "ix_referrals_review", "referrals", ["status", "claimed_at", "id"], unique=False
+    )
     op.create_index(
         "ix_referrals_open",
         "referrals",
