@@ -3,6 +3,8 @@ and rejecting through the page (audited), support's access, and never one's own 
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 
 from tests.console.helpers import post_form
@@ -109,3 +111,37 @@ async def test_staff_cannot_decide_their_own_referral_on_the_page(console, clien
     shown = await console.get(response.headers["location"])
     assert "Staff do not review their own referrals." in shown.text
     assert (await row(engine, second["id"])).status == "review"
+
+
+async def test_the_terms_are_edited_as_json_on_the_settings_page(console, engine):
+    page = await console.get("/admin/settings/referrals.terms")
+    assert page.status_code == 200, page.text
+    assert '<textarea name="value"' in page.text and "&#34;referrer_coins&#34;:500" in page.text
+    terms = {
+        "version": 1,
+        "referrer_coins": 700,
+        "invitee_coins": 250,
+        "qualifying_days": 5,
+        "qualifying_window_days": 30,
+        "claim_window_days": 7,
+        "hold_days": 7,
+        "monthly_cap": 10,
+    }
+    for value, shown in (
+        (json.dumps(terms), "changed terms need a higher version than 1"),
+        ("{not json", "must be a JSON object"),
+        (json.dumps({**terms, "version": 2}), "referrals.terms is now"),
+    ):
+        response = await post_form(
+            console,
+            "/admin/settings/referrals.terms",
+            "/admin/settings/referrals.terms",
+            {"value": value, "return_to": "detail"},
+        )
+        assert response.status_code == 303
+        assert shown in (await console.get(response.headers["location"])).text
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(text("SELECT value FROM settings WHERE key = 'referrals.terms'"))
+        ).scalar_one()
+    assert stored["version"] == 2 and stored["referrer_coins"] == 700
