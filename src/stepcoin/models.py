@@ -7,12 +7,19 @@ from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.campaigns.models import Campaign
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
+from stepcoin.fairplay.models import AccountFlag, LinkClearance, TrustScore
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
+from stepcoin.steps.models import (
+    DeviceAccount,
+    EarnRuleRow,
+    StepDay,
+    StepRecord,
+    StepValidation,
+)
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import (
     CoinTransaction,
@@ -24,12 +31,14 @@ from stepcoin.wallet.models import (
 )
 
 __all__ = [
+    "AccountFlag",
     "Achievement",
     "AdminLog",
     "AdminSession",
     "Base",
     "Campaign",
     "CoinTransaction",
+    "DeviceAccount",
     "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
@@ -37,6 +46,7 @@ __all__ = [
     "IssuanceHold",
     "IssuanceUsage",
     "LeaderboardEntry",
+    "LinkClearance",
     "LoginThrottle",
     "MailOutbox",
     "Order",
@@ -50,6 +60,7 @@ __all__ = [
     "StepDay",
     "StepRecord",
     "StepValidation",
+    "TrustScore",
     "User",
     "UserAchievement",
     "UserIdentity",
