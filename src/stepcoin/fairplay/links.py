@@ -181,6 +181,16 @@ async def observed(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
     return dict(zip(LINK_CODES, (int(v) for v in row), strict=True))
 
 
+def over_limits(counts: dict[str, int], values: dict[str, object]) -> dict[str, int]:
+    """The counts the link rules act on (above their thresholds); the others are no signal."""
+    limits = {
+        "shared_device": int(str(values["fairplay.device_max_accounts"])),
+        "signup_burst": int(str(values["fairplay.signup_burst_max_accounts"])),
+        "same_series": 1,
+    }
+    return {code: n for code, n in counts.items() if n > limits[code]}
+
+
 async def clearances(session: AsyncSession, user_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     rows = await session.execute(
         text(
@@ -239,7 +249,7 @@ SCAN_SERIES_SQL = text(
     WITH days AS (
         SELECT r.user_id, r.recorded_date, max(r.steps) AS steps
         FROM step_records r
-        WHERE r.recorded_date > CAST(:today AS date) - :days
+        WHERE r.recorded_date > CAST(:today AS date) - CAST(:days AS integer)
           AND r.recorded_date <= :today AND NOT r.is_deleted
         GROUP BY r.user_id, r.recorded_date
     ), series AS (

@@ -14,8 +14,9 @@ The formula (docs/fair-play.md), every input counted by one query:
     - 4 per flagged day, last 90 days   up to -30 (days the rules sent to review; a budget
                                         hold or an appeal is not the walker's doing)
     - 10 per rejected day, last 90 days up to -40 (by a rule or a reviewer)
-    - 10 per linked account             up to -40 (by a device, by a sign-up burst's address
-                                        or by the same steps; cleared links do not count)
+    - 10 per linked account             up to -40 (the others on the walker's largest link that
+                                        a link rule acts on: a device over its limit, a sign-up
+                                        burst, the same steps; cleared links do not count)
 
 clamped to 0-100. A new walker is 50; a month of walking and nothing odd is about 90.
 """
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.errors import NotFound
 from stepcoin.fairplay import links
+from stepcoin.runtime_settings.service import runtime_settings
 
 NOT_THE_WALKERS_DOING = ("issuance_budget", "appeal")
 
@@ -104,7 +106,9 @@ async def inputs_of(session: AsyncSession, user_id: uuid.UUID) -> Inputs:
     ).one_or_none()
     if row is None:
         raise NotFound("No such walker.", code="user_not_found")
-    seen = await links.observed(session, user_id)
+    seen = links.over_limits(
+        await links.observed(session, user_id), await runtime_settings.all(session)
+    )
     cleared = await links.clearances(session, user_id)
     linked = 0
     for code, count in seen.items():

@@ -5,6 +5,8 @@ clearances, trust scores; the sync records its devices (stepcoin_apply_sync v7).
   UTC day; written by the sync at most once per device, account and day.
 - users.signup_address: a keyed digest of the client address an account was made from.
 - account_flags, link_clearances, trust_scores (stepcoin.fairplay).
+- orders.status `held` (a low trust score: the order waits for a reviewer), held_at,
+  released_at.
 - the fairplay.* runtime settings, seeded with their registry defaults.
 
 Revision ID: 0029
@@ -25,6 +27,17 @@ down_revision: str | Sequence[str] | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+OLD_STATUSES = (
+    "pending",
+    "submitted",
+    "fulfilled",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "failed",
+    "cancel_requested",
+)
+NEW_STATUSES = (*OLD_STATUSES, "held")
 SEEDS = {  # as the registry had them when this revision was written
     "fairplay.device_window_days": (
         30,
@@ -164,11 +177,20 @@ def upgrade() -> None:
                 "VALUES (:k, to_jsonb(CAST(:v AS integer)), :d) ON CONFLICT (key) DO NOTHING"
             ).bindparams(k=key, v=value, d=description)
         )
+    op.add_column("orders", sa.Column("held_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("orders", sa.Column("released_at", sa.DateTime(timezone=True), nullable=True))
+    op.drop_constraint(op.f("ck_orders_status"), "orders", type_="check")
+    op.create_check_constraint(op.f("ck_orders_status"), "orders", f"status IN {NEW_STATUSES}")
     op.execute(load("stepcoin.steps", "apply_sync.v7.sql"))
 
 
 def downgrade() -> None:
     op.execute(load("stepcoin.steps", "apply_sync.v6.sql"))
+    op.execute("UPDATE orders SET status = 'pending' WHERE status = 'held'")
+    op.drop_constraint(op.f("ck_orders_status"), "orders", type_="check")
+    op.create_check_constraint(op.f("ck_orders_status"), "orders", f"status IN {OLD_STATUSES}")
+    op.drop_column("orders", "released_at")
+    op.drop_column("orders", "held_at")
     op.execute(
         sa.text("DELETE FROM settings WHERE key IN :keys").bindparams(
             sa.bindparam("keys", value=list(SEEDS), expanding=True)
