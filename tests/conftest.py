@@ -169,9 +169,30 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
 
 
+CLIENT_ADDRESS_HEADER = "x-test-client-address"
+
+
+class AddressedTransport(httpx.ASGITransport):
+    """The app in process, seen from 203.0.113.7, or from the address a request names in
+    CLIENT_ADDRESS_HEADER (a test's stand-in for another phone's network; the app never reads
+    the header)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        address = request.headers.get(CLIENT_ADDRESS_HEADER)
+        if address is None:
+            return await super().handle_async_request(request)
+        other = httpx.ASGITransport(app=self.app, client=(address, 50000))
+        return await other.handle_async_request(request)
+
+
+def fresh_address() -> str:
+    """An address of the documentation range no other walker of the run signs up from."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
+
+
 @pytest.fixture
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    transport = AddressedTransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
         yield c
 
@@ -214,14 +235,20 @@ async def register(
     password: str = TEST_PASSWORD,
     *,
     verified: bool = True,
+    address: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Factory: a registered walker; returns the token answer (with `user`). The email is
     marked verified in the database (orders need it) unless `verified=False`; the real link
-    flow is tested in tests/auth/test_email_links.py."""
+    flow is tested in tests/auth/test_email_links.py. Each walker signs up from an address of
+    their own (like phones on their own networks: stepcoin.fairplay links accounts made from
+    one address) unless `address` names one; later requests come from the client's address."""
     body = {"email": email or unique_email(), "password": password, "full_name": "Test Walker"}
     body.update(extra)
-    response = await client.post("/v1/auth/register", json=body)
+    headers = {CLIENT_ADDRESS_HEADER: address or fresh_address()}
+    if isinstance(client._transport, AddressedTransport) is False:
+        headers = {}
+    response = await client.post("/v1/auth/register", json=body, headers=headers)
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     data["password"] = password

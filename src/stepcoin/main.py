@@ -30,6 +30,7 @@ from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
 from stepcoin.db import Database
 from stepcoin.errors import install_error_handlers
+from stepcoin.fairplay.router import router as fairplay_router
 from stepcoin.health.router import router as health_router
 from stepcoin.leaderboards.router import PATH as BOARD_PATH
 from stepcoin.leaderboards.router import admin_router as leaderboards_admin_router
@@ -314,6 +315,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(email_pages_router)
     app.include_router(users_router)
     app.include_router(accounts_router)
+    app.include_router(fairplay_router)
     app.include_router(steps_router)
     app.include_router(review_router)
     app.include_router(earn_rules_router)

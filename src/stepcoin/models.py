@@ -7,13 +7,20 @@ from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.campaigns.models import Campaign
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
+from stepcoin.fairplay.models import AccountFlag, LinkClearance, TrustScore
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.steps.models import EarnRuleRow, StepDay, StepRecord, StepValidation
+from stepcoin.steps.models import (
+    DeviceAccount,
+    EarnRuleRow,
+    StepDay,
+    StepRecord,
+    StepValidation,
+)
 from stepcoin.users.models import User, UserIdentity
 from stepcoin.wallet.models import (
     CoinTransaction,
@@ -25,12 +32,14 @@ from stepcoin.wallet.models import (
 )
 
 __all__ = [
+    "AccountFlag",
     "Achievement",
     "AdminLog",
     "AdminSession",
     "Base",
     "Campaign",
     "CoinTransaction",
+    "DeviceAccount",
     "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
@@ -38,6 +47,7 @@ __all__ = [
     "IssuanceHold",
     "IssuanceUsage",
     "LeaderboardEntry",
+    "LinkClearance",
     "LoginThrottle",
     "MailOutbox",
     "Order",
@@ -53,6 +63,7 @@ __all__ = [
     "StepDay",
     "StepRecord",
     "StepValidation",
+    "TrustScore",
     "User",
     "UserAchievement",
     "UserIdentity",

@@ -23,6 +23,7 @@ from stepcoin.campaigns.tasks import blueprint as campaigns_tasks
 from stepcoin.config import get_settings
 from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
+from stepcoin.fairplay.tasks import blueprint as fairplay_tasks
 from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
 from stepcoin.mail.tasks import blueprint as mail_tasks
 from stepcoin.queue import (
@@ -60,6 +61,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(auth_tasks, namespace="auth")
     app.add_tasks_from(campaigns_tasks, namespace="campaigns")
     app.add_tasks_from(referrals_tasks, namespace="referrals")
+    app.add_tasks_from(fairplay_tasks, namespace="fairplay")
     return app
 
 

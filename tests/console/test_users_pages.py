@@ -93,7 +93,7 @@ async def test_users_list_paginates(console, client, engine):
 
 
 async def test_user_page_shows_profile_wallet_ledger_steps_sessions(console, client, engine):
-    walker = await register(client, full_name="Page Walker")
+    walker = await register(client, full_name="Page Walker", address="203.0.113.7")
     uid = walker["user"]["id"]
     await sync(client, walker["access_token"], rec(1, 9000, manual=True), rec(2, 5000))
     page = await console.get(f"/admin/users/{uid}")

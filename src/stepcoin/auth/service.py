@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from stepcoin.auth.passwords import DUMMY_HASH, hash_password, password_problem,
 from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
 from stepcoin.config import Settings
 from stepcoin.errors import AppError, Conflict, Forbidden, InvalidInput, Unauthorized
+from stepcoin.ratelimit import address_bucket
 
 USER_COLUMNS = (
     "id, email, email_verified_at IS NOT NULL AS email_verified, full_name, phone, auth_method, "
@@ -108,6 +110,21 @@ async def _issue_tokens(
     return pair, token_id
 
 
+def signup_address(settings: Settings, address: str | None) -> str | None:
+    """What an account keeps of the address it was made from (stepcoin.fairplay links the
+    accounts made from one address): a digest keyed with the server's signing secret, of the
+    address as the rate limits count it (an IPv6 address by its /64), never the address itself.
+    None for an unknown address and for the server's own (loopback: no proxy told us the
+    client's, so it is not the client's)."""
+    inet = inet_or_none(address)
+    if inet is None or ipaddress.ip_address(inet).is_loopback:
+        return None
+    key = settings.signing_secret().encode()
+    return hmac.new(key, b"signup-address:" + address_bucket(inet).encode(), "sha256").hexdigest()[
+        :32
+    ]
+
+
 def inet_or_none(address: str | None) -> str | None:
     """A client address as PostgreSQL's inet takes it, or None (unknown or not an address)."""
     if not address:
@@ -150,6 +167,7 @@ async def register(
         phone=phone,
         auth_method="email",
         email_verified=email_verified,
+        signup_address=signup_address(settings, client.address),
     )
     if user is None:
         raise Conflict("An account with this email already exists.", code="email_taken")
@@ -170,6 +188,7 @@ async def _insert_user(
     phone: str | None,
     auth_method: str,
     email_verified: bool = False,
+    signup_address: str | None = None,
 ) -> dict[str, Any] | None:
     """Insert the user and its wallet in one statement; None when the email is taken."""
     row = (
@@ -179,9 +198,9 @@ async def _insert_user(
                     f"""
                     WITH new_user AS (
                         INSERT INTO users (email, password_hash, full_name, phone, auth_method,
-                                           email_verified_at)
+                                           email_verified_at, signup_address)
                         VALUES (:email, :password_hash, :full_name, :phone, :auth_method,
-                                CASE WHEN :email_verified THEN now() END)
+                                CASE WHEN :email_verified THEN now() END, :signup_address)
                         ON CONFLICT (email) DO NOTHING
                         RETURNING {USER_COLUMNS}
                     ), new_wallet AS (
@@ -197,6 +216,7 @@ async def _insert_user(
                     "phone": phone,
                     "auth_method": auth_method,
                     "email_verified": email_verified,
+                    "signup_address": signup_address,
                 },
             )
         )
@@ -373,7 +393,9 @@ async def social_login(
         identity = await id_token_verifier.verify(settings, provider, id_token, nonce)
     except IdTokenError as exc:
         raise Unauthorized(f"The ID token was refused: {exc}", code="invalid_id_token") from exc
-    user = await _user_for_identity(session, identity, full_name)
+    user = await _user_for_identity(
+        session, identity, full_name, signup_address(settings, client.address)
+    )
     if not user["is_active"]:
         raise account_disabled()
     pair, _ = await _issue_tokens(session, settings, user, client)
@@ -381,7 +403,10 @@ async def social_login(
 
 
 async def _user_for_identity(
-    session: AsyncSession, identity: VerifiedIdentity, full_name: str | None
+    session: AsyncSession,
+    identity: VerifiedIdentity,
+    full_name: str | None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """The linked user; else link a verified email's account; else create one."""
     linked = (
@@ -424,6 +449,7 @@ async def _user_for_identity(
             phone=None,
             auth_method=identity.provider,
             email_verified=identity.email_verified,
+            signup_address=address,
         )
         if user is None:  # an unverified email that belongs to someone else
             raise Conflict(

@@ -327,6 +327,69 @@ SPECS: dict[str, SettingSpec] = {
             60,
             "A night sample above this pace (averaged over at least an hour) is flagged.",
         ),
+        # fair play across accounts (stepcoin.fairplay; the link rules in stepcoin.steps.rules)
+        _spec(
+            "fairplay.device_window_days",
+            Annotated[int, Field(ge=1, le=365)],
+            30,
+            "Accounts that synced from one device within this many days are linked by it.",
+        ),
+        _spec(
+            "fairplay.device_max_accounts",
+            Annotated[int, Field(ge=1, le=100)],
+            1,
+            "A day synced from a device that more accounts than this synced from (within "
+            "fairplay.device_window_days) is flagged for review (shared_device).",
+        ),
+        _spec(
+            "fairplay.signup_burst_hours",
+            Annotated[int, Field(ge=1, le=24 * 30)],
+            24,
+            "Accounts made from one client address within this many hours of each other are a "
+            "sign-up burst when there are more than fairplay.signup_burst_max_accounts.",
+        ),
+        _spec(
+            "fairplay.signup_burst_max_accounts",
+            Annotated[int, Field(ge=1, le=1000)],
+            5,
+            "More accounts than this made from one address within fairplay.signup_burst_hours: "
+            "their days are flagged for review (signup_burst).",
+        ),
+        _spec(
+            "fairplay.household_max_accounts",
+            Annotated[int, Field(ge=1, le=1000)],
+            4,
+            "Accounts made from one address, at any time, that are still a household: two of "
+            "them referring each other is not a self-referral signal unless the address made "
+            "more accounts than this (shared_address).",
+        ),
+        _spec(
+            "fairplay.series_days",
+            Annotated[int, Field(ge=3, le=60)],
+            7,
+            "The job fairplay:scan_series compares each walker's daily steps over this many "
+            "most recent days with every other walker's.",
+        ),
+        _spec(
+            "fairplay.series_min_days",
+            Annotated[int, Field(ge=2, le=60)],
+            5,
+            "A series is compared only when it has at least this many days of at least "
+            "fairplay.series_min_steps steps (short or empty series match by chance).",
+        ),
+        _spec(
+            "fairplay.series_min_steps",
+            Annotated[int, Field(ge=0, le=100_000)],
+            1_000,
+            "Days below this many steps do not count toward fairplay.series_min_days.",
+        ),
+        _spec(
+            "fairplay.redemption_hold_below",
+            Annotated[int, Field(ge=0, le=101)],
+            30,
+            "An order by a walker whose trust score is below this is held for a reviewer "
+            "before it is sent to the shop (0: never).",
+        ),
         # sign-in (stepcoin.auth.throttle: attempts are counted before the check; a success
         # gives its attempt back)
         _spec(

@@ -36,6 +36,7 @@ ORDER_STATUSES = (
     "cancelled",
     "failed",
     "cancel_requested",
+    "held",  # a low trust score: waits for a reviewer before it goes to the shop (fairplay)
 )
 
 
@@ -110,6 +111,9 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # a cancel after the order reached Shopify is a request until Shopify confirms it
     cancel_previous_status: Mapped[str | None] = mapped_column(String(16))
+    # held for review by the walker's trust score (stepcoin.fairplay), and released by staff
+    held_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_refused_reason: Mapped[str | None] = mapped_column(Text)
 

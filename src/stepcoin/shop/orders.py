@@ -34,6 +34,7 @@ from stepcoin.errors import (
 )
 from stepcoin.queue import (
     SHOP_CANCEL_IN_SHOPIFY,
+    SHOP_SUBMIT_PENDING,
     defer_in_transaction,
 )
 from stepcoin.runtime_settings.service import runtime_settings
@@ -45,7 +46,8 @@ CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
 CODE_LENGTH = 8
 STATUS_RANK = {"pending": 0, "submitted": 1, "fulfilled": 2, "shipped": 3, "delivered": 4}
 TERMINAL = {"cancelled", "failed", "delivered"}
-CANCELLABLE = {"pending", "submitted"}
+HELD = "held"  # waiting for a reviewer (the walker's trust score); never in Shopify
+CANCELLABLE = {"pending", "submitted", HELD}
 # Shopify's confirmation (the cancel job's answer, an orders/cancelled webhook, the poll) may
 # refund an order in these states; a walker's cancel after submission waits in the last one.
 CANCEL_REQUESTED = "cancel_requested"
@@ -397,6 +399,8 @@ async def advance_status(
             allowed_from=set(CONFIRMABLE),
             admin_id=admin_id,
         )
+    if new_status == "pending":
+        return await release_held(session, order_id, admin_id=admin_id, note=note)
     if new_status not in STATUS_RANK:  # cancel_requested is the walker's, through cancel
         raise InvalidInput(
             f"An order cannot be set to {new_status} by hand.", code="invalid_status_change"
@@ -435,6 +439,81 @@ async def advance_status(
             after={"status": new_status},
             extra={"note": note} if note else None,
         )
+    return await get_order(session, order_id)
+
+
+async def hold_for_review(session: AsyncSession, order_id: uuid.UUID, *, score: int) -> bool:
+    """The submit job found the walker's trust score below `fairplay.redemption_hold_below`:
+    the order waits (status held) for a reviewer instead of going to Shopify. Its coins stay
+    spent; a reviewer releases it (PATCH status pending) or cancels it (coins back), and the
+    walker may cancel it too."""
+    held = (
+        await session.execute(
+            text(
+                "UPDATE orders SET status = 'held', held_at = now(), updated_at = now() "
+                "WHERE id = :id AND status = 'pending' AND released_at IS NULL RETURNING id"
+            ),
+            {"id": order_id},
+        )
+    ).scalar_one_or_none()
+    if held is not None:
+        await audit.record(
+            session,
+            admin_id=None,
+            action="order.held",
+            entity_type="order",
+            entity_id=str(order_id),
+            before={"status": "pending"},
+            after={"status": HELD},
+            extra={"trust_score": score},
+        )
+    return held is not None
+
+
+async def release_held(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    admin_id: uuid.UUID | None,
+    note: str | None,
+) -> dict[str, Any]:
+    """A reviewer lets a held order go to the shop: back to pending, never held again, and the
+    submit sweep woken. Staff never release their own order."""
+    row = (
+        await session.execute(
+            text("SELECT status, user_id FROM orders WHERE id = :id FOR UPDATE"), {"id": order_id}
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such order.", code="order_not_found")
+    if row.status != HELD:
+        raise Conflict(
+            f"An order that is {row.status} cannot move to pending.",
+            code="invalid_status_change",
+            extra={"current_status": row.status},
+        )
+    if admin_id is not None and row.user_id == admin_id:
+        raise Forbidden("Nobody releases their own order.", code="own_order")
+    await session.execute(
+        text(
+            "UPDATE orders SET status = 'pending', released_at = now(), updated_at = now() "
+            "WHERE id = :id"
+        ),
+        {"id": order_id},
+    )
+    await audit.record(
+        session,
+        admin_id=admin_id,
+        action="order.released",
+        entity_type="order",
+        entity_id=str(order_id),
+        before={"status": HELD},
+        after={"status": "pending"},
+        extra={"note": note} if note else None,
+    )
+    await defer_in_transaction(
+        session, SHOP_SUBMIT_PENDING, {}, queueing_lock=SHOP_SUBMIT_PENDING, queue="shop"
+    )
     return await get_order(session, order_id)
 
 

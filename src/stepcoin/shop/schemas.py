@@ -21,6 +21,7 @@ OrderStatus = Literal[
     "cancelled",
     "failed",
     "cancel_requested",
+    "held",
 ]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from stepcoin.config import get_settings
 from stepcoin.db import Database, session_scope
+from stepcoin.fairplay import trust
 from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
@@ -142,7 +143,8 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
             (
                 await session.execute(
                     text(
-                        "SELECT o.id, o.status, o.order_code, o.shipping_address, u.email "
+                        "SELECT o.id, o.status, o.order_code, o.shipping_address, u.email, "
+                        "o.user_id, o.released_at "
                         "FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = :id"
                     ),
                     {"id": order_id},
@@ -153,6 +155,8 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
         )
         if row is None or row["status"] != "pending":
             return row["status"] if row else "missing"
+        if row["released_at"] is None and await _held_by_trust(session, row["user_id"], order_id):
+            return "held"
         lines = (
             await session.execute(
                 text(
@@ -213,6 +217,18 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
             await orders.ask_shopify_to_cancel(session, order_id)
             return "cancelled meanwhile"
     return "submitted"
+
+
+async def _held_by_trust(session: Any, user_id: uuid.UUID, order_id: uuid.UUID) -> bool:
+    """A walker whose trust score is below `fairplay.redemption_hold_below` has the order held
+    for a reviewer (stepcoin.fairplay.trust; issue 16) instead of sent to Shopify."""
+    hold_below = int(await runtime_settings.get(session, "fairplay.redemption_hold_below"))
+    if hold_below <= 0:
+        return False
+    score = await trust.score_of(session, user_id)
+    if score >= hold_below:
+        return False
+    return await orders.hold_for_review(session, order_id, score=score)
 
 
 async def _fail(database: Database, order_id: uuid.UUID, reason: str) -> None:

@@ -188,3 +188,22 @@ class EarnRuleRow(Base):
     withdrawn_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
+
+
+class DeviceAccount(Base):
+    """Which device synced steps for which account, and when (issue 16: device links).
+
+    One row per (device, account), written by the sync (stepcoin_apply_sync v7) the first time
+    a day sees the device for the account, so at most once per device, account and UTC day.
+    stepcoin.fairplay reads it to link accounts; the sync's snapshot counts the accounts of
+    the batch's devices (the `shared_device` rule)."""
+
+    __tablename__ = "device_accounts"
+    __table_args__ = (Index("ix_device_accounts_user", "user_id"),)
+
+    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_seen: Mapped[date] = mapped_column(Date)
+    last_seen: Mapped[date] = mapped_column(Date)

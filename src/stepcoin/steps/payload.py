@@ -85,6 +85,8 @@ class SyncPayload:
     # the steps budgets' shares for this walker (stepcoin.wallet.budgets.steps_shares); None:
     # no budget, or the call must not be held by one
     budget: list[dict[str, Any]] | None = None
+    # devices to record as seen today for the walker (device_accounts; stepcoin.fairplay)
+    devices: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return orjson.dumps(self).decode()

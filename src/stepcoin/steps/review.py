@@ -23,6 +23,7 @@ from stepcoin.errors import (
     NotFound,
     account_gone,
 )
+from stepcoin.fairplay import links
 from stepcoin.steps.appeals import APPEAL_CODE, IS_APPEAL, appeal_state
 from stepcoin.steps.earn_rules import earn_rules
 from stepcoin.steps.payload import SyncPayload, apply_locked, day_rows
@@ -93,7 +94,8 @@ async def list_validations(
 
 
 async def _attach_context(session: AsyncSession, page: list[dict[str, Any]]) -> None:
-    """The user's last 28 days and the day's other sources, for the whole page in two queries."""
+    """The user's last 28 days, the day's other sources and the user's linked accounts
+    (stepcoin.fairplay.links), for the whole page in three queries."""
     if not page:
         return
     users = [r["user_id"] for r in page]
@@ -118,7 +120,9 @@ async def _attach_context(session: AsyncSession, page: list[dict[str, Any]]) -> 
             {"users": users, "days": days},
         )
     ).all()
+    linked = await links.links_of_many(session, users)
     for item in page:
+        item["linked_accounts"] = [link.as_json() for link in linked[item["user_id"]]]
         start = item["recorded_date"] - timedelta(days=HISTORY_DAYS)
         item["history"] = [
             {
@@ -171,6 +175,7 @@ def _queue_item(row: dict[str, Any]) -> dict[str, Any]:
         "appeal": _appeal_of(hits),
         "history": row.get("history", []),
         "day_sources": row.get("day_sources", []),
+        "linked_accounts": row.get("linked_accounts", []),
     }
 
 

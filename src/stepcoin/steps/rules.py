@@ -29,6 +29,9 @@ RISK_WEIGHTS: dict[str, int] = {
     "high_without_baseline": 35,
     "too_regular": 40,
     "night_burst": 40,
+    "shared_device": 40,
+    "signup_burst": 40,
+    "same_series": 50,
 }
 
 
@@ -59,6 +62,22 @@ class OtherSource:
     steps: int
 
 
+@dataclass(frozen=True, slots=True)
+class LinkFacts:
+    """What the sync knows of the walker's links to other accounts (stepcoin.fairplay), each
+    count including the walker: the accounts on the busiest device they or this batch used
+    within `fairplay.device_window_days`, the accounts of their sign-up burst, their same-series
+    group; and, per link code, the count a reviewer cleared (the rule is quiet up to it)."""
+
+    device_accounts: int = 0
+    signup_burst: int = 0
+    same_series: int = 0
+    cleared: Mapping[str, int] = field(default_factory=dict)
+
+
+NO_LINKS = LinkFacts()
+
+
 @dataclass(slots=True)
 class RuleContext:
     """What the rules know about the user when judging one record."""
@@ -68,6 +87,7 @@ class RuleContext:
     history: Mapping[date, int]  # credited (approved) steps per earlier day
     other_sources: Sequence[OtherSource] = ()  # the same day's live records from other sources
     devices: frozenset[str] = frozenset()  # every device seen for the day, this one included
+    links: LinkFacts = NO_LINKS  # links to other accounts (the last three rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +411,54 @@ def night_burst(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Ru
     return None
 
 
+def _linked(code: str, observed: int, limit: int, ctx: RuleContext) -> bool:
+    return observed > limit and observed > ctx.links.cleared.get(code, 0)
+
+
+def shared_device(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """One phone paying several accounts: the busiest device the walker (or this batch) used
+    in the window synced for more accounts than `fairplay.device_max_accounts`."""
+    observed, limit = ctx.links.device_accounts, s["fairplay.device_max_accounts"]
+    if _linked("shared_device", observed, limit, ctx):
+        return RuleHit(
+            "shared_device",
+            "flag",
+            observed,
+            limit,
+            "This phone synced steps for other accounts too.",
+        )
+    return None
+
+
+def signup_burst(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """Accounts made in a burst from one address: more than
+    `fairplay.signup_burst_max_accounts` within `fairplay.signup_burst_hours` of this one's."""
+    observed, limit = ctx.links.signup_burst, s["fairplay.signup_burst_max_accounts"]
+    if _linked("signup_burst", observed, limit, ctx):
+        return RuleHit(
+            "signup_burst",
+            "flag",
+            observed,
+            limit,
+            "This account was made together with many others from one address.",
+        )
+    return None
+
+
+def same_series(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """Several accounts sent the same daily step counts (found by fairplay:scan_series)."""
+    observed = ctx.links.same_series
+    if _linked("same_series", observed, 1, ctx):
+        return RuleHit(
+            "same_series",
+            "flag",
+            observed,
+            1,
+            "Other accounts sent exactly the same steps as this one.",
+        )
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     hard_daily_maximum,
     future_day,
@@ -406,6 +474,10 @@ RULES: tuple[Rule, ...] = (
     high_without_baseline,
     too_regular,
     night_burst,
+    # links to other accounts (stepcoin.fairplay)
+    shared_device,
+    signup_burst,
+    same_series,
 )
 
 # Refusals that mean the day is not a day we can accept at all: such records are not stored.

@@ -34,9 +34,11 @@ from stepcoin.steps.payload import (
     parse_outcome,
 )
 from stepcoin.steps.rules import (
+    NO_LINKS,
     UNSTORABLE,
     Decision,
     Interval,
+    LinkFacts,
     OtherSource,
     RuleContext,
     RuleHit,
@@ -68,7 +70,23 @@ SELECT u.is_active, u.created_at, u.timezone, w.version,
       FROM step_records r WHERE r.user_id = $1 AND r.recorded_date = ANY($2::date[])), '[]'),
   coalesce((SELECT json_object_agg(d.recorded_date, d.credited_steps)
       FROM step_days d WHERE d.user_id = $1 AND d.recorded_date >= $3
-        AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}')
+        AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}'),
+  json_build_array(
+    -- the accounts on the busiest device the walker or this batch used in the window
+    (SELECT coalesce(max(c.n), 0) FROM (
+        SELECT count(o.user_id) FILTER (WHERE o.user_id <> $1) + 1 AS n
+        FROM (SELECT unnest($5::text[])
+              UNION SELECT m.device_id FROM device_accounts m
+                    WHERE m.user_id = $1 AND m.last_seen >= $6) AS x(device)
+        LEFT JOIN device_accounts o ON o.device_id = x.device AND o.last_seen >= $6
+        GROUP BY x.device) c),
+    -- the batch's devices already recorded for the walker today (nothing to write)
+    (SELECT coalesce(json_agg(m.device_id), '[]') FROM device_accounts m
+      WHERE m.user_id = $1 AND m.device_id = ANY($5::text[]) AND m.last_seen >= $7),
+    (SELECT count(*) FROM users o WHERE o.signup_address = u.signup_address
+        AND o.created_at BETWEEN u.created_at - $8::interval AND u.created_at + $8::interval),
+    (SELECT f.observed FROM account_flags f WHERE f.user_id = $1 AND f.code = 'same_series'),
+    (SELECT json_object_agg(c.code, c.observed) FROM link_clearances c WHERE c.user_id = $1))
 FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
 """
 
@@ -97,6 +115,8 @@ class Snapshot:
     version: int
     records: dict[tuple[date, str], StoredRecord]
     history: dict[date, int]
+    links: LinkFacts = NO_LINKS
+    devices_recorded: frozenset[str] = frozenset()  # the batch's devices recorded today
 
 
 @dataclass(slots=True)
@@ -107,6 +127,7 @@ class Plan:
     validations: list[ValidationRow] = field(default_factory=list)
     days: dict[date, DaySettlement] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # to record as seen today
 
 
 def _json(value: Any) -> Any:
@@ -115,7 +136,7 @@ def _json(value: Any) -> Any:
 
 
 def _parse_snapshot(row: Any) -> Snapshot:
-    is_active, created_at, tz, version, records_json, history_json = row
+    is_active, created_at, tz, version, records_json, history_json, links_json = row
     records: dict[tuple[date, str], StoredRecord] = {}
     for item in _json(records_json):
         rec = StoredRecord(
@@ -134,7 +155,15 @@ def _parse_snapshot(row: Any) -> Snapshot:
         )
         records[(rec.day, rec.source)] = rec
     history = {date.fromisoformat(k): int(v) for k, v in _json(history_json).items()}
-    return Snapshot(is_active, created_at, tz, version, records, history)
+    device_n, recorded, burst, series, cleared = _json(links_json)
+    links = (
+        NO_LINKS
+        if device_n <= 1 and burst <= 1 and not series
+        else LinkFacts(device_n, burst, series or 0, cleared or {})
+    )
+    return Snapshot(
+        is_active, created_at, tz, version, records, history, links, frozenset(recorded)
+    )
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
@@ -271,6 +300,7 @@ def plan_sync(
             history=history,
             other_sources=others,
             devices=frozenset(devices),
+            links=snapshot.links,
         )
         decision = evaluate(step_input, context, settings)
         if hold and decision.status == "approved":
@@ -307,6 +337,7 @@ def plan_sync(
 
     for day in sorted(touched):
         plan.days[day] = settle_day(day_state[day].values(), rules.for_day(day))
+    plan.devices = sorted({r.device_id for r in records if r.device_id} - snapshot.devices_recorded)
     return plan
 
 
@@ -382,6 +413,10 @@ async def sync_on(
     settings = await runtime_settings.all_raw(driver)
     rules = await earn_rules.all_raw(driver)  # cached like the settings: no read per sync
     baseline_days = int(settings["anticheat.baseline_days"])
+    batch_devices = sorted({r.device_id for r in kept if r.device_id})
+    utc_day = datetime.now(UTC).date()
+    device_since = utc_day - timedelta(days=int(settings["fairplay.device_window_days"]))
+    burst = timedelta(hours=int(settings["fairplay.signup_burst_hours"]))
     budget = await budgets.steps_shares(driver, user_id)  # cached too; None: no steps budget
     hold = False
     for _attempt in range(MAX_ATTEMPTS):
@@ -391,6 +426,10 @@ async def sync_on(
             dates,
             dates[0] - timedelta(days=baseline_days),
             dates[-1],
+            batch_devices,
+            device_since,
+            utc_day,
+            burst,
         )
         if row is None or not row[0]:
             raise account_gone()
@@ -408,7 +447,11 @@ async def sync_on(
         # held, the sync pays nothing new, except when a deletion leaves another approved
         # source credited with more (rare, at most one day's coins): not held by the budget
         payload = SyncPayload(
-            plan.records, plan.validations, day_rows(plan.days), None if hold else budget
+            plan.records,
+            plan.validations,
+            day_rows(plan.days),
+            None if hold else budget,
+            plan.devices,
         )
         outcome = parse_outcome(
             await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())

@@ -39,6 +39,13 @@ class User(Base):
         CheckConstraint("deleted_at IS NULL OR NOT is_active", name="deleted_is_inactive"),
         UniqueConstraint("email"),
         Index("ix_users_created_at", "created_at"),
+        # sign-up bursts (stepcoin.fairplay): the accounts made from one address in a window
+        Index(
+            "ix_users_signup_address",
+            "signup_address",
+            "created_at",
+            postgresql_where=text("signup_address IS NOT NULL"),
+        ),
         # trigram indexes (pg_trgm): the staff search is ILIKE '%part%' on email or name
         Index(
             "ix_users_email_trgm",
@@ -74,6 +81,9 @@ class User(Base):
     sessions_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # set by DELETE /v1/me: the row stays as a tombstone that the books point at
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the client address the account was made from, as a keyed digest (never the address;
+    # auth.service.signup_address), NULL when unknown or the server's own (loopback)
+    signup_address: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
