@@ -166,6 +166,9 @@ async def claim(
             code="referral_claim_window_closed",
             extra={"claim_window_days": window},
         )
+    # claims of one code take turns (the burst count is exact); the settle job locks the same
+    # row before the wallets, the claim holds no wallet
+    await repository.lock_codes(session, [referrer_id])
     reasons = await signals(session, referrer_id, invitee_id)
     burst = int(await runtime_settings.get(session, BURST_SETTING))
     if await repository.claims_since(session, referrer_id, at - timedelta(hours=24)) >= burst:
