@@ -20,10 +20,12 @@ async def standing(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     return trust.standing_for(value, inputs, redemption_hold_below=hold_below).as_json()
 
 
-async def staff_view(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+async def staff_view(
+    session: AsyncSession, user_id: uuid.UUID, *, store: bool = True
+) -> dict[str, Any]:
     """The walker's trust score with its inputs, their linked accounts, what the link rules
     see now and what reviewers cleared (the admin API and the console's user page)."""
-    value, inputs = await trust.compute(session, user_id)
+    value, inputs = await trust.compute(session, user_id, store=store)
     return {
         "user_id": str(user_id),
         "trust_score": value,
