@@ -43,5 +43,6 @@ async def clear_links(
 ) -> dict[str, Any]:
     if actor_id == user_id:
         raise Forbidden("Nobody clears their own links.", code="own_account")
+    await trust.inputs_of(session, user_id)  # 404 for an unknown walker, before any write
     await links.clear(session, user_id, actor_id=actor_id, note=note)
     return await staff_view(session, user_id)
