@@ -78,6 +78,8 @@ PROBLEM_STATUS: dict[str, int] = {
     "invalid_cursor": 422,
     "validation_not_found": 404,
     "own_record": 403,
+    "own_account": 403,
+    "own_order": 403,
     "superseded": 409,
     "already_reviewed": 409,
     # appeals of rejected days
@@ -372,7 +374,10 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
         "order_not_cancellable",
         "invalid_status_change",
         (422, "invalid_status_change"),
+        "own_order",
     ),
+    "fair_play_of": ("user_not_found",),
+    "clear_links": ("user_not_found", "own_account"),
     "shopify_webhook": (
         "invalid_signature",
         "missing_webhook_id",

@@ -146,7 +146,7 @@ async def test_parallel_sign_ups_for_one_email_hash_at_most_the_limit(client, co
 async def test_sign_ups_are_throttled_per_client_address(app, client, engine, counted):
     await set_setting(engine, "auth.signup_max_per_address", 3)
     for _ in range(3):
-        await register(client)
+        await register(client, address="203.0.113.7")
     refused = await client.post(
         "/v1/auth/register",
         json={"email": unique_email(), "password": TEST_PASSWORD, "full_name": "Fourth"},

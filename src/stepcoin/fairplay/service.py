@@ -20,10 +20,12 @@ async def standing(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     return trust.standing_for(value, inputs, redemption_hold_below=hold_below).as_json()
 
 
-async def staff_view(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+async def staff_view(
+    session: AsyncSession, user_id: uuid.UUID, *, store: bool = True
+) -> dict[str, Any]:
     """The walker's trust score with its inputs, their linked accounts, what the link rules
     see now and what reviewers cleared (the admin API and the console's user page)."""
-    value, inputs = await trust.compute(session, user_id)
+    value, inputs = await trust.compute(session, user_id, store=store)
     return {
         "user_id": str(user_id),
         "trust_score": value,
@@ -41,5 +43,6 @@ async def clear_links(
 ) -> dict[str, Any]:
     if actor_id == user_id:
         raise Forbidden("Nobody clears their own links.", code="own_account")
+    await trust.inputs_of(session, user_id)  # 404 for an unknown walker, before any write
     await links.clear(session, user_id, actor_id=actor_id, note=note)
     return await staff_view(session, user_id)

@@ -124,10 +124,15 @@ async def inputs_of(session: AsyncSession, user_id: uuid.UUID) -> Inputs:
     )
 
 
-async def compute(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, Inputs]:
-    """The walker's score now, stored with its inputs (trust_scores) for staff."""
+async def compute(
+    session: AsyncSession, user_id: uuid.UUID, *, store: bool = True
+) -> tuple[int, Inputs]:
+    """The walker's score now, stored with its inputs (trust_scores) unless store=False (a
+    read-only page)."""
     inputs = await inputs_of(session, user_id)
     value = score(inputs)
+    if not store:
+        return value, inputs
     await session.execute(
         text(
             """

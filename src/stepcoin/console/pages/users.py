@@ -26,6 +26,7 @@ from stepcoin.console.web import (
 )
 from stepcoin.db import ReadSessionDep
 from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.fairplay import service as fairplay_service
 from stepcoin.pagination import MAX_CURSOR_LENGTH, bigint_id, decode_cursor, page
 from stepcoin.shop import orders as shop_orders
 from stepcoin.steps import review
@@ -123,6 +124,7 @@ async def user_page(
     adjustment_requests = await approvals.list_requests(
         session, status="pending", user_id=target, limit=RECENT
     )
+    fair_play = await fairplay_service.staff_view(session, target, store=False)
     return render(
         request,
         user,
@@ -139,6 +141,7 @@ async def user_page(
             "idempotency_key": uuid.uuid4().hex,
             "max_adjustment": MAX_ADJUSTMENT,
             "adjustment_requests": adjustment_requests,
+            "fair_play": fair_play,
         },
         section="users",
     )
@@ -161,6 +164,20 @@ async def set_active(request: Request, user_id: str, form: CsrfFormDep) -> Respo
         if active:
             return "The account is active again."
         return "The account is deactivated; its app sessions have ended."
+
+    return await perform(request, action, back=f"{PREFIX}/users/{target}")
+
+
+@router.post("/users/{user_id}/links/clear")
+async def clear_links(request: Request, user_id: str, form: CsrfFormDep) -> Response:
+    """The walker's links were looked at and are fine, as POST
+    /v1/admin/users/{id}/links/clear (support and admins; never one's own; audited)."""
+    target = _user_id(user_id)
+
+    async def action(session: AsyncSession) -> str:
+        note = (form.get("note") or "").strip()[:2000] or None
+        await fairplay_service.clear_links(session, target, actor_id=form.user.id, note=note)
+        return "The links are cleared: the link rules stay quiet until more accounts join."
 
     return await perform(request, action, back=f"{PREFIX}/users/{target}")
 
