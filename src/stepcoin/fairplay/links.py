@@ -294,6 +294,14 @@ async def refresh_marks(session: AsyncSession) -> dict[str, int]:
     return {"changed": int(row.changed), "removed": int(row.removed)}
 
 
+async def forget(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account deletion: what fair play kept about the walker goes (their marks, flags, score
+    and clearances); their device rows go with the sync's records (stepcoin.steps.reports)
+    and their sign-up address with the profile (stepcoin.users.erasure)."""
+    for table in ("link_marks", "account_flags", "trust_scores", "link_clearances"):
+        await session.execute(text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id})
+
+
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
