@@ -7,7 +7,7 @@ from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.campaigns.models import Campaign
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
-from stepcoin.fairplay.models import AccountFlag, LinkClearance, TrustScore
+from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
@@ -48,6 +48,7 @@ __all__ = [
     "IssuanceUsage",
     "LeaderboardEntry",
     "LinkClearance",
+    "LinkMark",
     "LoginThrottle",
     "MailOutbox",
     "Order",

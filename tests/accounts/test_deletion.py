@@ -394,6 +394,27 @@ async def test_steps_stay_for_the_books_without_their_device_ids(client, engine)
         assert (await check_ledger(session)).ok
 
 
+async def test_what_fair_play_kept_goes_with_the_account(client, engine):
+    from tests.steps.helpers import rec, sync
+
+    me = await register(client, address="198.51.100.44")
+    other = await register(client)
+    for walker in (other, me):
+        await sync(client, walker["access_token"], rec(1, 6000, device_id="shared"))
+    told = await client.get("/v1/me/standing", headers=bearer(me["access_token"]))
+    assert told.status_code == 200  # a trust score is stored
+    assert (await delete_me(client, me["access_token"], password=TEST_PASSWORD)).status_code == 204
+    row = await one(
+        engine,
+        "SELECT (SELECT count(*) FROM device_accounts WHERE user_id = :u) AS devices, "
+        "(SELECT count(*) FROM link_marks WHERE user_id = :u) AS marks, "
+        "(SELECT count(*) FROM trust_scores WHERE user_id = :u) AS scores, "
+        "(SELECT signup_address FROM users WHERE id = :u) AS address",
+        u=me["user"]["id"],
+    )
+    assert (row.devices, row.marks, row.scores, row.address) == (0, 0, 0, None)
+
+
 async def test_without_apple_settings_the_deletion_still_happens_and_says_so(
     app, client, keyset, engine, settings
 ):

@@ -199,3 +199,22 @@ async def test_standing_is_words_and_a_farm_account_is_limited(client, engine):
     assert "score" not in told.text
     unknown = await client.get("/v1/me/standing")
     assert unknown.status_code == 401
+
+
+async def test_a_phone_link_ends_when_the_other_account_stops_using_it(client, app, engine):
+    old, new = await register(client), await register(client)
+    await sync(client, old["access_token"], rec(3, 6000, device_id="handed-down"))
+    flagged = await sync(client, new["access_token"], rec(1, 6000, device_id="handed-down"))
+    assert flagged[0]["reasons"] == ["shared_device"]
+    async with engine.begin() as conn:  # the old owner last used it 40 days ago
+        await conn.execute(
+            text(
+                "UPDATE device_accounts SET first_seen = current_date - 60, "
+                "last_seen = current_date - 40 WHERE user_id = :u"
+            ),
+            {"u": old["user"]["id"]},
+        )
+    async with session_scope(app.state.database) as session:
+        assert await links.refresh_marks(session) == {"changed": 0, "removed": 2}
+    fine = await sync(client, new["access_token"], rec(0, 6000, device_id="handed-down"))
+    assert fine[0]["status"] == "approved"

@@ -115,3 +115,20 @@ async def test_the_hold_can_be_switched_off(client, app, engine, standin):
     placed = (await order(client, farm["access_token"], [(product_id, 1)])).json()
     await run_jobs(app)
     assert (await order_row(engine, placed["id"]))["status"] == "submitted"
+
+
+async def test_deleting_the_account_refunds_a_held_order(client, app, engine, standin):
+    product_id = await _bottle(app, engine, standin)
+    farm = await _farm_walker(client, engine)
+    placed = (await order(client, farm["access_token"], [(product_id, 1)])).json()
+    await run_jobs(app)
+    assert (await order_row(engine, placed["id"]))["status"] == "held"
+    gone = await client.request(
+        "DELETE",
+        "/v1/me",
+        json={"password": farm["password"]},
+        headers=bearer(farm["access_token"]),
+    )
+    assert gone.status_code == 204, gone.text
+    assert (await order_row(engine, placed["id"]))["status"] == "cancelled"
+    await ledger_ok(engine)

@@ -33,6 +33,7 @@ from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
 from stepcoin.config import Settings
 from stepcoin.errors import Conflict, InvalidInput, account_gone
+from stepcoin.fairplay import links as fairplay_links
 from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
@@ -101,13 +102,18 @@ async def delete_account(
 
     deletion = Deletion(user_id)
     by_status = await shop_privacy.orders_by_status(session, user_id)
-    for order_id in by_status.get(shop_privacy.UNSENT, []):
+    unsent = [
+        (status, order_id)
+        for status in (shop_privacy.UNSENT, shop_privacy.HELD)
+        for order_id in by_status.get(status, [])
+    ]
+    for status, order_id in unsent:
         order = await shop_orders.refund_order(
             session,
             order_id,
             new_status="cancelled",
             reason=CANCEL_REASON,
-            allowed_from={shop_privacy.UNSENT},
+            allowed_from={status},
             user_id=user_id,
         )
         deletion.orders_cancelled.append(order_id)
@@ -115,6 +121,7 @@ async def delete_account(
     deletion.orders_kept = [i for status in SENT_STATUSES for i in by_status.get(status, [])]
     await shop_privacy.erase_shipping_addresses(session, user_id)
     await step_reports.forget_devices(session, user_id)
+    await fairplay_links.forget(session, user_id)
     deletion.referrals_cancelled = await referrals.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")

@@ -19,6 +19,7 @@ walker until more accounts join the link than were cleared.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -228,6 +229,15 @@ async def clear(
             ),
             {"u": user_id, "code": code, "n": count, "note": note, "by": actor_id},
         )
+    await session.execute(  # what the sync reads (link_marks.cleared)
+        text(
+            """
+            INSERT INTO link_marks AS lm (user_id, cleared) VALUES (:u, CAST(:cleared AS jsonb))
+            ON CONFLICT (user_id) DO UPDATE SET cleared = EXCLUDED.cleared, updated_at = now()
+            """
+        ),
+        {"u": user_id, "cleared": json.dumps(now)},
+    )
     await audit.record(
         session,
         admin_id=actor_id,
@@ -238,6 +248,58 @@ async def clear(
         extra={"note": note},
     )
     return now
+
+
+REFRESH_MARKS_SQL = text(
+    """
+    WITH fresh AS (
+        SELECT lm.user_id,
+               coalesce((SELECT max(c.n) FROM (
+                   SELECT count(*) AS n FROM device_accounts m
+                   JOIN device_accounts o ON o.device_id = m.device_id AND o.last_seen >= :since
+                   WHERE m.user_id = lm.user_id AND m.last_seen >= :since
+                   GROUP BY m.device_id) c), 0) AS device_accounts,
+               coalesce((SELECT f.observed FROM account_flags f
+                         WHERE f.user_id = lm.user_id AND f.code = 'same_series'), 0)
+                   AS same_series
+        FROM link_marks lm ORDER BY lm.user_id
+    ), changed AS (
+        UPDATE link_marks lm SET device_accounts = f.device_accounts,
+            same_series = f.same_series, updated_at = now()
+        FROM fresh f
+        WHERE lm.user_id = f.user_id
+          AND (lm.device_accounts, lm.same_series) <> (f.device_accounts, f.same_series)
+          AND NOT (f.device_accounts <= 1 AND f.same_series = 0 AND lm.cleared = '{}'::jsonb)
+        RETURNING lm.user_id
+    ), gone AS (
+        DELETE FROM link_marks lm USING fresh f
+        WHERE lm.user_id = f.user_id AND f.device_accounts <= 1 AND f.same_series = 0
+          AND lm.cleared = '{}'::jsonb
+        RETURNING lm.user_id
+    )
+    SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM gone) AS removed
+    """
+)
+
+
+async def refresh_marks(session: AsyncSession) -> dict[str, int]:
+    """Recount the marks the sync reads (link_marks) from the links as they are now: a device
+    whose other accounts last synced more than the window ago no longer links them; a walker
+    with nothing left (and nothing cleared) loses the mark. Daily (fairplay:refresh_marks); the
+    marks only grow between runs (the sync raises them as devices gain accounts)."""
+    window = int(await runtime_settings.get(session, "fairplay.device_window_days"))
+    row = (
+        await session.execute(REFRESH_MARKS_SQL, {"since": utc_today() - timedelta(days=window)})
+    ).one()
+    return {"changed": int(row.changed), "removed": int(row.removed)}
+
+
+async def forget(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Account deletion: what fair play kept about the walker goes (their marks, flags, score
+    and clearances); their device rows go with the sync's records (stepcoin.steps.reports)
+    and their sign-up address with the profile (stepcoin.users.erasure)."""
+    for table in ("link_marks", "account_flags", "trust_scores", "link_clearances"):
+        await session.execute(text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id})
 
 
 def utc_today() -> date:
@@ -272,7 +334,12 @@ SCAN_SERIES_SQL = text(
             observed = cardinality(ARRAY(SELECT DISTINCT x
                                          FROM unnest(f.linked || EXCLUDED.linked) AS x)),
             evidence = EXCLUDED.evidence, updated_at = now()
-        RETURNING f.user_id, (xmax = 0) AS inserted
+        RETURNING f.user_id, f.observed, (xmax = 0) AS inserted
+    ), marked AS (
+        INSERT INTO link_marks AS lm (user_id, same_series)
+        SELECT user_id, observed FROM flagged ORDER BY user_id
+        ON CONFLICT (user_id) DO UPDATE SET same_series = EXCLUDED.same_series,
+            updated_at = now()
     )
     SELECT (SELECT count(*) FROM groups) AS groups,
            count(*) FILTER (WHERE inserted) AS new_flags, count(*) AS flags

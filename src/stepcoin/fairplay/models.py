@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, SmallInteger, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Integer, SmallInteger, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +51,24 @@ class LinkClearance(Base):
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
     cleared_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LinkMark(Base):
+    """What the step sync reads of a walker's links, kept small and current so that the sync's
+    snapshot reads one row by key (no walker without links has one): the accounts on the busiest
+    device they used within the window (written by stepcoin_apply_sync v7 when a device gains an
+    account, recounted daily by fairplay:refresh_marks), their same-series group (the scan), and
+    the reviewers' clearances {code: accounts cleared} (a copy of link_clearances')."""
+
+    __tablename__ = "link_marks"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_accounts: Mapped[int] = mapped_column(Integer, server_default="0")
+    same_series: Mapped[int] = mapped_column(Integer, server_default="0")
+    cleared: Mapped[Any] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TrustScore(Base):

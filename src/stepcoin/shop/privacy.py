@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 UNSENT = "pending"  # not yet created in Shopify: it can still be cancelled and refunded here
+HELD = "held"  # waiting for a reviewer (a low trust score): not in Shopify either
 
 
 async def orders_by_status(session: AsyncSession, user_id: uuid.UUID) -> dict[str, list[uuid.UUID]]:

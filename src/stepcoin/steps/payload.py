@@ -85,8 +85,11 @@ class SyncPayload:
     # the steps budgets' shares for this walker (stepcoin.wallet.budgets.steps_shares); None:
     # no budget, or the call must not be held by one
     budget: list[dict[str, Any]] | None = None
-    # devices to record as seen today for the walker (device_accounts; stepcoin.fairplay)
+    # devices to record as seen today for the walker (device_accounts; stepcoin.fairplay), the
+    # window of the device links and the device count the plan was judged with (more: relink)
     devices: list[str] = field(default_factory=list)
+    device_since: date | None = None
+    device_accounts: int | None = None
 
     def to_json(self) -> str:
         return orjson.dumps(self).decode()

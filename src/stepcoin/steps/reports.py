@@ -51,8 +51,10 @@ async def days_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[s
 
 
 async def forget_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Account deletion: the device identifiers the app sent with each record go; the steps
-    and decisions stay, because the ledger's step rewards were paid for them."""
+    """Account deletion: the device identifiers the app sent with each record go (and the
+    record of which devices synced for the account); the steps and decisions stay, because the
+    ledger's step rewards were paid for them."""
+    await session.execute(text("DELETE FROM device_accounts WHERE user_id = :u"), {"u": user_id})
     await session.execute(
         text(
             "UPDATE step_records SET device_id = NULL, device_ids = '{}', client_record_id = NULL "

@@ -61,7 +61,16 @@ BUDGET_HIT = RuleHit(
     "room again.",
 )
 
-SNAPSHOT_SQL = """
+# the walker's links to other accounts (stepcoin.fairplay; the link rules in steps.rules)
+SNAPSHOT_LINKS = """
+  json_build_array(
+    (SELECT json_build_array(lm.device_accounts, lm.same_series, lm.cleared)
+       FROM link_marks lm WHERE lm.user_id = $1),
+    (SELECT count(*) FROM users o WHERE o.signup_address = u.signup_address
+        AND o.created_at BETWEEN u.created_at - $5::interval AND u.created_at + $5::interval))
+"""
+SNAPSHOT_SQL = (
+    """
 SELECT u.is_active, u.created_at, u.timezone, w.version,
   coalesce((SELECT json_agg(json_build_array(
         r.recorded_date, r.source, r.steps, r.approved_steps, r.device_ids, r.is_deleted,
@@ -71,24 +80,12 @@ SELECT u.is_active, u.created_at, u.timezone, w.version,
   coalesce((SELECT json_object_agg(d.recorded_date, d.credited_steps)
       FROM step_days d WHERE d.user_id = $1 AND d.recorded_date >= $3
         AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}'),
-  json_build_array(
-    -- the accounts on the busiest device the walker or this batch used in the window
-    (SELECT coalesce(max(c.n), 0) FROM (
-        SELECT count(o.user_id) FILTER (WHERE o.user_id <> $1) + 1 AS n
-        FROM (SELECT unnest($5::text[])
-              UNION SELECT m.device_id FROM device_accounts m
-                    WHERE m.user_id = $1 AND m.last_seen >= $6) AS x(device)
-        LEFT JOIN device_accounts o ON o.device_id = x.device AND o.last_seen >= $6
-        GROUP BY x.device) c),
-    -- the batch's devices already recorded for the walker today (nothing to write)
-    (SELECT coalesce(json_agg(m.device_id), '[]') FROM device_accounts m
-      WHERE m.user_id = $1 AND m.device_id = ANY($5::text[]) AND m.last_seen >= $7),
-    (SELECT count(*) FROM users o WHERE o.signup_address = u.signup_address
-        AND o.created_at BETWEEN u.created_at - $8::interval AND u.created_at + $8::interval),
-    (SELECT f.observed FROM account_flags f WHERE f.user_id = $1 AND f.code = 'same_series'),
-    (SELECT json_object_agg(c.code, c.observed) FROM link_clearances c WHERE c.user_id = $1))
+"""
+    + SNAPSHOT_LINKS
+    + """
 FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
 """
+)
 
 
 @dataclass(slots=True)
@@ -116,7 +113,6 @@ class Snapshot:
     records: dict[tuple[date, str], StoredRecord]
     history: dict[date, int]
     links: LinkFacts = NO_LINKS
-    devices_recorded: frozenset[str] = frozenset()  # the batch's devices recorded today
 
 
 @dataclass(slots=True)
@@ -155,15 +151,13 @@ def _parse_snapshot(row: Any) -> Snapshot:
         )
         records[(rec.day, rec.source)] = rec
     history = {date.fromisoformat(k): int(v) for k, v in _json(history_json).items()}
-    device_n, recorded, burst, series, cleared = _json(links_json)
-    links = (
-        NO_LINKS
-        if device_n <= 1 and burst <= 1 and not series
-        else LinkFacts(device_n, burst, series or 0, cleared or {})
-    )
-    return Snapshot(
-        is_active, created_at, tz, version, records, history, links, frozenset(recorded)
-    )
+    marks, burst = _json(links_json)
+    if marks is None and burst <= 1:
+        links = NO_LINKS
+    else:
+        device_n, series, cleared = marks or (0, 0, {})
+        links = LinkFacts(device_n, burst, series, cleared)
+    return Snapshot(is_active, created_at, tz, version, records, history, links)
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
@@ -337,8 +331,23 @@ def plan_sync(
 
     for day in sorted(touched):
         plan.days[day] = settle_day(day_state[day].values(), rules.for_day(day))
-    plan.devices = sorted({r.device_id for r in records if r.device_id} - snapshot.devices_recorded)
+    # devices the synced days' stored records do not hold yet: recorded by the apply function
+    # (at most about once per walker, device and day; stepcoin.fairplay links accounts by them)
+    plan.devices = sorted(
+        {
+            r.device_id
+            for r in records
+            if r.device_id and r.device_id not in _stored_devices(stored_records, r)
+        }
+    )
     return plan
+
+
+def _stored_devices(
+    stored_records: Mapping[tuple[date, str], StoredRecord], record: StepRecordIn
+) -> list[str]:
+    stored = stored_records.get((record.date, record.source))
+    return stored.device_ids if stored is not None else []
 
 
 def _replace(
@@ -413,9 +422,9 @@ async def sync_on(
     settings = await runtime_settings.all_raw(driver)
     rules = await earn_rules.all_raw(driver)  # cached like the settings: no read per sync
     baseline_days = int(settings["anticheat.baseline_days"])
-    batch_devices = sorted({r.device_id for r in kept if r.device_id})
-    utc_day = datetime.now(UTC).date()
-    device_since = utc_day - timedelta(days=int(settings["fairplay.device_window_days"]))
+    device_since = datetime.now(UTC).date() - timedelta(
+        days=int(settings["fairplay.device_window_days"])
+    )
     burst = timedelta(hours=int(settings["fairplay.signup_burst_hours"]))
     budget = await budgets.steps_shares(driver, user_id)  # cached too; None: no steps budget
     hold = False
@@ -426,9 +435,6 @@ async def sync_on(
             dates,
             dates[0] - timedelta(days=baseline_days),
             dates[-1],
-            batch_devices,
-            device_since,
-            utc_day,
             burst,
         )
         if row is None or not row[0]:
@@ -452,6 +458,8 @@ async def sync_on(
             day_rows(plan.days),
             None if hold else budget,
             plan.devices,
+            device_since if plan.devices else None,
+            snapshot.links.device_accounts if plan.devices else None,
         )
         outcome = parse_outcome(
             await driver.fetchval(APPLY_SQL, user_id, snapshot.version, payload.to_json())

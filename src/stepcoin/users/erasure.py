@@ -61,7 +61,8 @@ async def tombstone(session: AsyncSession, user_id: uuid.UUID) -> None:
             UPDATE users SET email = :email, full_name = :name, phone = NULL,
                    password_hash = NULL, totp_secret = NULL, totp_enabled_at = NULL,
                    totp_last_step = NULL, email_verified_at = NULL, timezone = 'UTC',
-                   role = 'user', is_active = false, deleted_at = now(), updated_at = now()
+                   role = 'user', is_active = false, deleted_at = now(), updated_at = now(),
+                   signup_address = NULL
             WHERE id = :id
             """
         ),

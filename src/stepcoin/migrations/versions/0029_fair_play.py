@@ -1,5 +1,6 @@
 """Fair play across accounts (issue 16, items 1-2): device links, sign-up addresses, flags,
-clearances, trust scores; the sync records its devices (stepcoin_apply_sync v7).
+clearances, trust scores, link marks; the sync records its devices and marks linked walkers
+(stepcoin_apply_sync v7).
 
 - device_accounts (stepcoin.steps): which device synced for which account, first and last
   UTC day; written by the sync at most once per device, account and day.
@@ -155,6 +156,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "code", name=op.f("pk_link_clearances")),
     )
     op.create_table(
+        "link_marks",
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("device_accounts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("same_series", sa.Integer(), server_default="0", nullable=False),
+        sa.Column(
+            "cleared",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_link_marks_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_link_marks")),
+    )
+    op.create_table(
         "trust_scores",
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("score", sa.SmallInteger(), nullable=False),
@@ -197,6 +217,7 @@ def downgrade() -> None:
         )
     )
     op.drop_table("trust_scores")
+    op.drop_table("link_marks")
     op.drop_table("link_clearances")
     op.drop_table("account_flags")
     op.drop_index("ix_users_signup_address", table_name="users")

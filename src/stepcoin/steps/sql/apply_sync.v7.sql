@@ -1,10 +1,15 @@
 -- stepcoin_apply_sync v7: v6 that also records the batch's devices (issue 16, item 1).
 --
 -- Same contract, rows and answer as v6; a payload may carry `devices` (text[]): the devices of
--- this sync not yet recorded today for the walker (stepcoin.steps.service reads that in its
--- snapshot), upserted into device_accounts with today's UTC date as last_seen. So a device
--- costs one row write per walker and UTC day, in the same statement as the sync's other rows.
--- stepcoin.fairplay reads those rows to link accounts (the `shared_device` rule).
+-- this sync that the synced days' stored records do not hold yet (stepcoin.steps.service), so
+-- at most about once per walker, device and day. Each is upserted into device_accounts with
+-- today's UTC date as last_seen. When that makes a device new to the walker and the device
+-- synced for other accounts within the window (`device_since`), every account on it is marked
+-- (link_marks.device_accounts: the accounts on it, kept at the highest count) and, if that is
+-- more than the sync was planned with (`device_accounts`), the function answers
+-- {"conflict": true, "relink": true} with nothing else written: the caller reads its snapshot
+-- again (now with the mark) and judges the batch again (the `shared_device` rule). Mark rows
+-- are locked in user order, after the wallet (the one lock order).
 -- See apply_sync.v6.sql and earlier for the rest.
 CREATE OR REPLACE FUNCTION stepcoin_apply_sync(p_user uuid, p_version bigint, p_payload jsonb)
 RETURNS jsonb LANGUAGE plpgsql AS $fn$
@@ -30,6 +35,11 @@ DECLARE
     kinds text[] := '{}';
     refs text[] := '{}';
     results jsonb := '[]'::jsonb;
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_device text;
+    v_new boolean;
+    v_accounts integer;
+    v_relink boolean := false;
 BEGIN
     SELECT w.available_coins, w.version INTO v_available, v_version
     FROM wallets w WHERE w.user_id = p_user FOR UPDATE;
@@ -38,6 +48,39 @@ BEGIN
     END IF;
     IF v_version <> p_version THEN
         RETURN jsonb_build_object('conflict', true);
+    END IF;
+
+    -- the batch's devices: recorded, and a device that links this walker to others marks them
+    IF jsonb_typeof(p_payload -> 'devices') = 'array' THEN
+        FOR v_device IN SELECT jsonb_array_elements_text(p_payload -> 'devices') LOOP
+            v_new := NULL;
+            INSERT INTO device_accounts AS da (device_id, user_id, first_seen, last_seen)
+            VALUES (v_device, p_user, v_today, v_today)
+            ON CONFLICT (device_id, user_id) DO UPDATE SET last_seen = EXCLUDED.last_seen
+            WHERE da.last_seen < EXCLUDED.last_seen
+            RETURNING (xmax = 0) INTO v_new;
+            IF v_new THEN
+                SELECT count(*) INTO v_accounts FROM device_accounts o
+                WHERE o.device_id = v_device
+                  AND o.last_seen >= (p_payload ->> 'device_since')::date;
+                IF v_accounts > 1 THEN
+                    INSERT INTO link_marks AS lm (user_id, device_accounts)
+                    SELECT o.user_id, v_accounts FROM device_accounts o
+                    WHERE o.device_id = v_device
+                      AND o.last_seen >= (p_payload ->> 'device_since')::date
+                    ORDER BY o.user_id
+                    ON CONFLICT (user_id) DO UPDATE
+                    SET device_accounts = greatest(lm.device_accounts, EXCLUDED.device_accounts),
+                        updated_at = now();
+                    IF v_accounts > coalesce((p_payload ->> 'device_accounts')::integer, 1) THEN
+                        v_relink := true;
+                    END IF;
+                END IF;
+            END IF;
+        END LOOP;
+        IF v_relink THEN
+            RETURN jsonb_build_object('conflict', true, 'relink', true);
+        END IF;
     END IF;
 
     -- the payload's days with what they hold now (read under the lock)
@@ -176,14 +219,6 @@ BEGIN
             credited_source = EXCLUDED.credited_source, credited_steps = EXCLUDED.credited_steps,
             coins_paid = EXCLUDED.coins_paid, coins_pending = EXCLUDED.coins_pending,
             version = EXCLUDED.version, updated_at = now()
-        RETURNING 1
-    ), seen AS (
-        INSERT INTO device_accounts AS da (device_id, user_id, first_seen, last_seen)
-        SELECT x.device, p_user, (now() AT TIME ZONE 'UTC')::date,
-               (now() AT TIME ZONE 'UTC')::date
-        FROM jsonb_array_elements_text(coalesce(p_payload -> 'devices', '[]'::jsonb)) AS x(device)
-        ON CONFLICT (device_id, user_id) DO UPDATE SET last_seen = EXCLUDED.last_seen
-        WHERE da.last_seen < EXCLUDED.last_seen
         RETURNING 1
     ), dirty AS (
         -- approved steps were paid: the user's achievements are evaluated by the next batch.
