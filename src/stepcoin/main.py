@@ -40,6 +40,9 @@ from stepcoin.mail import transport as mail_transport
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
 from stepcoin.ratelimit import RateLimitGate
+from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
+from stepcoin.referrals.router import admin_router as referrals_admin_router
+from stepcoin.referrals.router import router as referrals_router
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
@@ -212,7 +215,14 @@ class HotSync:
         return None if claims is None else claims.user_id
 
 
-LIMITED_ROUTES = (*AUTH_LIMITED, *MAIL_LIMITED, *STEPS_LIMITED, *SHOP_LIMITED, *ACCOUNTS_LIMITED)
+LIMITED_ROUTES = (
+    *AUTH_LIMITED,
+    *MAIL_LIMITED,
+    *STEPS_LIMITED,
+    *SHOP_LIMITED,
+    *ACCOUNTS_LIMITED,
+    *REFERRALS_LIMITED,
+)
 
 
 def account_of(settings: Settings) -> Callable[[Scope], str | None]:
@@ -321,6 +331,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(leaderboards_router)
     app.include_router(leaderboards_admin_router)
     app.include_router(campaigns_router)
+    app.include_router(referrals_router)
+    app.include_router(referrals_admin_router)
     install_console(app)
     install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])
     return app

@@ -259,7 +259,16 @@ class DatabaseCollector(Collector):
             c.add_metric([kind], amount)
         yield c
         for name, kinds in (
-            ("issued", ("step_reward", "achievement_reward", "campaign_reward", "prize_reward")),
+            (
+                "issued",
+                (
+                    "step_reward",
+                    "achievement_reward",
+                    "campaign_reward",
+                    "prize_reward",
+                    "referral_reward",
+                ),
+            ),
             ("redeemed", ("redemption",)),
             ("refunded", ("refund",)),
         ):

@@ -11,6 +11,7 @@ from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, Trust
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
+from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.steps.models import (
@@ -54,6 +55,8 @@ __all__ = [
     "OrderItem",
     "PasswordResetRequest",
     "RateLimitBucket",
+    "Referral",
+    "ReferralCode",
     "RefreshToken",
     "RewardProduct",
     "RuntimeSetting",

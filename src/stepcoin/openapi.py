@@ -131,6 +131,14 @@ PROBLEM_STATUS: dict[str, int] = {
     "campaign_already_run": 409,
     "campaign_needs_approval": 409,
     "invalid_prizes": 422,
+    # referrals (issue 16, item 3)
+    "referral_code_unknown": 404,
+    "referral_already_claimed": 409,
+    "referral_claim_window_closed": 409,
+    "self_referral": 422,
+    "referral_not_found": 404,
+    "referral_not_in_review": 409,
+    "own_referral": 403,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -400,6 +408,16 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "approve_campaign": ("campaign_not_found", "own_campaign", "campaign_already_run"),
     "run_campaign": ("campaign_not_found", "campaign_already_run", "campaign_needs_approval"),
     "put_prizes": ("invalid_prizes",),
+    "claim_referral": (
+        "referral_code_unknown",
+        "referral_already_claimed",
+        "referral_claim_window_closed",
+        "self_referral",
+    ),
+    "list_my_referrals": _CURSOR,
+    "list_referrals": _CURSOR,
+    "approve_referral": ("referral_not_found", "referral_not_in_review", "own_referral"),
+    "reject_referral": ("referral_not_found", "referral_not_in_review", "own_referral"),
     "get_readiness": ("database_unavailable", "migrations_pending"),
 }
 

@@ -35,6 +35,7 @@ AUTH_PASSWORD_RESET_MAIL: Final = "auth:mail_password_reset"
 MAIL_SWEEP: Final = "mail:sweep"
 CAMPAIGNS_RUN: Final = "campaigns:run"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
+REFERRALS_SETTLE: Final = "referrals:settle"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -54,6 +55,7 @@ TASK_NAMES: Final = (
     AUTH_PASSWORD_RESET_MAIL,
     CAMPAIGNS_RUN,
     LEADERBOARDS_PAY_PRIZES,
+    REFERRALS_SETTLE,
 )
 
 

@@ -1,10 +1,11 @@
 """Rate limits of the routes that cost work or can be abused (issue 14, item 4).
 
-Each limited route belongs to a policy (`sync`, `orders`, `exports`, `appeals`, `mails`,
-`sessions`), counted per account (the signed-in caller) and per client address; the limits are
-runtime settings `ratelimit.<policy>_per_account` and `ratelimit.<policy>_per_address`, written as
-`<amount>/<period>` (`60/minute`, `5/hour`, `20/15 minutes`: the notation of the `limits`
-library, which parses them). Sign-up and sign-in have their own counts (auth/throttle.py).
+Each limited route belongs to a policy (`sync`, `orders`, `exports`, `appeals`, `referrals`,
+`mails`, `sessions`), counted per account (the signed-in caller) and per client address; the
+limits are runtime settings `ratelimit.<policy>_per_account` and
+`ratelimit.<policy>_per_address`, written as `<amount>/<period>` (`60/minute`, `5/hour`,
+`20/15 minutes`: the notation of the `limits` library, which parses them). Sign-up and
+sign-in have their own counts (auth/throttle.py).
 
 The counting is a token bucket in the form of GCRA (the generic cell rate algorithm): a key
 holds one timestamp, the "theoretical arrival time" up to which its quota is spent. A limit

@@ -36,6 +36,7 @@ from stepcoin.queue import (
     ReopenableConnector,
 )
 from stepcoin.queue_tasks import blueprint as queue_tasks
+from stepcoin.referrals.tasks import blueprint as referrals_tasks
 from stepcoin.shop.tasks import blueprint as shop_tasks
 from stepcoin.steps.tasks import blueprint as steps_tasks
 from stepcoin.wallet.tasks import blueprint as wallet_tasks
@@ -59,6 +60,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(mail_tasks, namespace="mail")
     app.add_tasks_from(auth_tasks, namespace="auth")
     app.add_tasks_from(campaigns_tasks, namespace="campaigns")
+    app.add_tasks_from(referrals_tasks, namespace="referrals")
     app.add_tasks_from(fairplay_tasks, namespace="fairplay")
     return app
 

@@ -18,6 +18,7 @@ from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
 from stepcoin.errors import account_gone
 from stepcoin.leaderboards import prizes
+from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.steps import reports as step_reports
 from stepcoin.steps import review as step_review
@@ -81,4 +82,5 @@ async def build_export(
         "orders": await _orders(session, user_id),
         "achievements": unlocked,
         "leaderboard_prizes": await prizes.awards_of_user(session, user_id),
+        "referrals": await referrals.export_of(session, user_id),
     }

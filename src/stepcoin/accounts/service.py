@@ -9,8 +9,9 @@ Order of work (every step in the request's one transaction, so it all happens or
    refund_order (the wallet's one posting function, a unique refund reference: once);
    orders Shopify already has stay as they are (Shopify is fulfilling them);
 4. every order's shipping address is erased to its country, the step records lose their
-   device identifiers; every session ends (refresh families revoked, console sessions
-   refused), and their devices and addresses are erased;
+   device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes;
+   every session ends (refresh families revoked, console sessions refused), and their devices
+   and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
 6. an Apple account's tokens are revoked with Apple by a job deferred in this transaction;
 7. the audit log gets `account.deleted`, with counts and ids but nothing personal.
@@ -34,6 +35,7 @@ from stepcoin.config import Settings
 from stepcoin.errors import Conflict, InvalidInput, account_gone
 from stepcoin.fairplay import links as fairplay_links
 from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
+from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.shop import privacy as shop_privacy
 from stepcoin.steps import reports as step_reports
@@ -53,6 +55,7 @@ class Deletion:
     coins_refunded: int = 0
     orders_kept: list[uuid.UUID] = field(default_factory=list)
     sessions_ended: int = 0
+    referrals_cancelled: int = 0
     apple_revocation: str | None = None
 
 
@@ -119,6 +122,7 @@ async def delete_account(
     await shop_privacy.erase_shipping_addresses(session, user_id)
     await step_reports.forget_devices(session, user_id)
     await fairplay_links.forget(session, user_id)
+    deletion.referrals_cancelled = await referrals.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)
@@ -144,6 +148,7 @@ async def delete_account(
             "coins_refunded": deletion.coins_refunded,
             "orders_kept": [str(i) for i in deletion.orders_kept],
             "sessions_ended": deletion.sessions_ended,
+            "referrals_cancelled": deletion.referrals_cancelled,
             "apple_revocation": deletion.apple_revocation,
         },
     )

@@ -17,6 +17,7 @@ from stepcoin.console.pages import (
     orders,
     overview,
     products,
+    referrals,
     review,
     settings,
     users,
@@ -37,6 +38,7 @@ def page_modules() -> list[ModuleType]:
         earn_rules,
         budgets,
         campaigns,
+        referrals,
         settings,
         audit,
     ]

@@ -217,6 +217,7 @@ NAV = [
     ("budgets", "/admin/budgets", "Budgets"),
     ("campaigns", "/admin/campaigns", "Campaigns"),
     ("prizes", "/admin/prizes", "Prizes"),
+    ("referrals", "/admin/referrals", "Referrals"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

@@ -54,6 +54,11 @@ async def update_setting(
             text("SELECT value FROM settings WHERE key = :key FOR UPDATE"), {"key": key}
         )
     ).scalar_one_or_none()
+    if spec.check_change is not None:
+        try:
+            spec.check_change(before if before is not None else spec.default, canonical)
+        except ValueError as exc:
+            raise InvalidInput(f"{key}: {exc}", code="invalid_setting") from exc
     row = (
         await session.execute(
             text(

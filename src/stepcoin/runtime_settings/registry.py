@@ -6,11 +6,13 @@ stored yet, so a new key needs no data migration to take effect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from limits import parse
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class SettingSpec:
     default: Any
     description: str
     adapter: TypeAdapter[Any]
+    # (stored value, new value) -> None; raises ValueError when the change itself is refused
+    # (a value valid on its own but not as a successor of the stored one)
+    check_change: Callable[[Any, Any], None] | None = None
 
     def validate(self, value: Any, *, strict: bool = False) -> Any:
         """Return the value in its canonical JSON type; raise ValueError with a readable reason.
@@ -33,9 +38,15 @@ class SettingSpec:
             raise ValueError(f"{self.key}: {reason}") from exc
 
 
-def _spec(key: str, type_: Any, default: Any, description: str) -> SettingSpec:
+def _spec(
+    key: str,
+    type_: Any,
+    default: Any,
+    description: str,
+    check_change: Callable[[Any, Any], None] | None = None,
+) -> SettingSpec:
     adapter: TypeAdapter[Any] = TypeAdapter(type_)
-    spec = SettingSpec(key, default, description, adapter)
+    spec = SettingSpec(key, default, description, adapter, check_change)
     spec.validate(default)
     return spec
 
@@ -81,6 +92,39 @@ def _limits(policy: str, per_account: str | None, per_address: str, what: str) -
             ),
         )
     return specs
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ReferralTerms(TypedDict):
+    """The referral programme's terms (stepcoin.referrals): a claim keeps a copy of them."""
+
+    version: Annotated[int, Field(ge=1, le=1_000_000)]
+    referrer_coins: Annotated[int, Field(ge=0, le=1_000_000)]
+    invitee_coins: Annotated[int, Field(ge=0, le=1_000_000)]
+    qualifying_days: Annotated[int, Field(ge=1, le=365)]
+    qualifying_window_days: Annotated[int, Field(ge=1, le=365)]
+    claim_window_days: Annotated[int, Field(ge=0, le=365)]
+    hold_days: Annotated[int, Field(ge=0, le=365)]
+    monthly_cap: Annotated[int, Field(ge=0, le=100_000)]
+
+
+def _coherent_terms(terms: ReferralTerms) -> ReferralTerms:
+    if terms["qualifying_days"] > terms["qualifying_window_days"]:
+        raise ValueError("qualifying_days cannot exceed qualifying_window_days")
+    return terms
+
+
+def _terms_change(before: Any, after: Any) -> None:
+    """New terms need a higher version: a claim names the version it holds, so one number
+    never stands for two sets of terms (and a version never goes back)."""
+    if not isinstance(before, dict) or before == after:
+        return
+    old, new = int(before.get("version", 0)), int(after["version"])
+    if new <= old:
+        raise ValueError(
+            f"changed terms need a higher version than {old} (claimed referrals keep the "
+            "terms of their version)"
+        )
 
 
 PositiveInt = Annotated[int, Field(ge=1, le=10_000_000)]
@@ -412,6 +456,12 @@ SPECS: dict[str, SettingSpec] = {
             "Appeals of rejected days (POST /v1/steps/{date}/appeal)",
         ),
         *_limits(
+            "referrals",
+            "10/hour",
+            "100/hour",
+            "Referral claims (POST /v1/referrals/claim)",
+        ),
+        *_limits(
             "mails",
             "5/hour",
             "20/15 minutes",
@@ -589,6 +639,40 @@ SPECS: dict[str, SettingSpec] = {
             2_000,
             "Walkers a campaign pays per transaction (each chunk holds their wallet locks "
             "until it commits; the run resumes after the last committed chunk).",
+        ),
+        # referrals (issue 16, item 3; stepcoin.referrals)
+        _spec(
+            "referrals.terms",
+            Annotated[ReferralTerms, AfterValidator(_coherent_terms)],
+            {
+                "version": 1,
+                "referrer_coins": 500,
+                "invitee_coins": 250,
+                "qualifying_days": 5,
+                "qualifying_window_days": 30,
+                "claim_window_days": 7,
+                "hold_days": 7,
+                "monthly_cap": 10,
+            },
+            "The referral programme: coins for the referrer and the invitee, the approved days "
+            "the invitee needs within the window from the claim, the days after sign-up a code "
+            "may be claimed, the hold before paying and the referrer rewards paid per calendar "
+            "month. A claim keeps the terms of its time; a change needs a higher version.",
+            _terms_change,
+        ),
+        _spec(
+            "referrals.review_below_trust",
+            Annotated[int, Field(ge=0, le=101)],
+            40,
+            "A referral whose referrer or invitee has a trust score (0-100) below this goes to "
+            "the referral review queue (reason low_trust); 0: never.",
+        ),
+        _spec(
+            "referrals.burst_claims_per_day",
+            Annotated[int, Field(ge=1, le=100_000)],
+            5,
+            "More claims than this of one referrer's code within 24 hours send the new ones to "
+            "the referral review queue (reason referral_burst).",
         ),
     ]
 }

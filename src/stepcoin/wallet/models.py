@@ -34,6 +34,7 @@ TRANSACTION_TYPES = (
     "reversal",
     "campaign_reward",
     "prize_reward",
+    "referral_reward",
 )
 
 

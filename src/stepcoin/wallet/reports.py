@@ -31,6 +31,7 @@ ISSUED_TYPES = (  # positive rows only
     "admin_adjustment",
     "campaign_reward",
     "prize_reward",
+    "referral_reward",
 )
 CLAWBACK_TYPES = ("reversal", "admin_adjustment")  # negative rows only
 

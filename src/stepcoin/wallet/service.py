@@ -32,6 +32,7 @@ REFUND: Final = "refund"
 ADMIN_ADJUSTMENT: Final = "admin_adjustment"
 CAMPAIGN_REWARD: Final = "campaign_reward"  # campaigns: reference campaign:<id>:<user>
 PRIZE_REWARD: Final = "prize_reward"  # leaderboard prizes: prize:<period>:<start>:<user>
+REFERRAL_REWARD: Final = "referral_reward"  # referrals: referral:<id>:referrer|invitee
 SHOP_TYPES: Final = frozenset({REDEMPTION, REFUND})
 
 INSUFFICIENT_COINS_SQLSTATE: Final = "SC001"

@@ -7,6 +7,7 @@ the audit row in one transaction.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Annotated, Any
@@ -39,6 +40,7 @@ GROUPS = {
     "economy": "Economy",
     "console": "Console",
     "backup": "Backups",
+    "referrals": "Referrals",
 }
 
 CursorParam = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
@@ -53,7 +55,7 @@ def field_of(spec: SettingSpec) -> dict[str, Any]:
     schema = spec.adapter.json_schema()
     if "enum" in schema:
         return {"kind": "enum", "options": [str(v) for v in schema["enum"]], "range": ""}
-    kind = {"integer": "integer", "number": "number", "boolean": "boolean"}.get(
+    kind = {"integer": "integer", "number": "number", "boolean": "boolean", "object": "json"}.get(
         str(schema.get("type")), "text"
     )
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
@@ -89,6 +91,13 @@ def parse_value(spec: SettingSpec, raw: str, checked: bool) -> Any:
         if not math.isfinite(value):
             raise InvalidInput(f"{spec.key} must be a number.", code="invalid_setting")
         return value
+    if kind == "object":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise InvalidInput(
+                f"{spec.key} must be a JSON object.", code="invalid_setting"
+            ) from None
     return raw
 
 
