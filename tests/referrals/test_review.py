@@ -153,3 +153,11 @@ async def test_staff_never_decide_their_own_referral(client, engine):
         assert response.status_code == 403
         assert response.json()["code"] == "own_referral"
     assert await audit_rows(engine) == []
+
+
+async def test_two_walkers_claiming_each_others_code_are_no_ring(app, client, engine):
+    first, second = await walker(client, "Ada One"), await walker(client, "Bo Two")
+    one = await claim(client, second, await code_of(client, first))
+    other = await claim(client, first, await code_of(client, second))
+    for referral in (one, other):
+        assert (await row(engine, referral["id"])).status == "pending"

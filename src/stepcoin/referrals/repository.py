@@ -176,8 +176,10 @@ async def claims_since(session: AsyncSession, referrer_id: uuid.UUID, since: dat
 
 
 async def in_ring(session: AsyncSession, referrer_id: uuid.UUID, invitee_id: uuid.UUID) -> bool:
-    """Whether the invitee is up the referrer's chain of referrers (the referrer's referrer,
-    theirs, ...): then the chain of referrals through the invitee comes back to them."""
+    """Whether the invitee is up the referrer's chain of referrers beyond the referrer's own
+    referrer (the referrer's referrer's referrer, theirs, ...): then the chain of referrals
+    through the invitee comes back to them, a ring of three or more. Two walkers who claimed each
+    other's code (a household joining together) are not a ring: each brought the other."""
     found = (
         await session.execute(
             text(
@@ -190,7 +192,7 @@ async def in_ring(session: AsyncSession, referrer_id: uuid.UUID, invitee_id: uui
                     FROM referrals r JOIN up ON r.invitee_id = up.user_id
                     WHERE up.depth < :depth AND NOT r.invitee_id = ANY(up.path)
                 )
-                SELECT EXISTS (SELECT 1 FROM up WHERE user_id = :invitee)
+                SELECT EXISTS (SELECT 1 FROM up WHERE user_id = :invitee AND depth >= 2)
                 """
             ),
             {"referrer": referrer_id, "invitee": invitee_id, "depth": MAX_RING_DEPTH},
