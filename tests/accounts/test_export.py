@@ -16,7 +16,12 @@ from tests.steps.helpers import rec, sync
 async def busy_walker(app, client, engine, bottle: int, steps: int):
     """A walker with synced steps (records, days, step rewards), an order and an achievement."""
     me = await verified_walker_with_coins(client, engine, 500)
-    await sync(client, me["access_token"], rec(1, steps), rec(2, steps + 1, source="manual"))
+    await sync(
+        client,
+        me["access_token"],
+        rec(1, steps, device_id="export-phone"),
+        rec(2, steps + 1, source="manual"),
+    )
     placed = (await order(client, me["access_token"], [(bottle, 1)])).json()
     await evaluate(app, me["user"]["id"])
     return me, placed
@@ -57,6 +62,9 @@ async def test_the_export_holds_the_walkers_data_and_nothing_of_another(
     assert {s["steps"] for s in data["steps"]["records"]} == {12_345, 12_346}
     assert all("status" in s and "reasons" in s for s in data["steps"]["records"])
     assert {d["credited_steps"] for d in data["steps"]["days"]} >= {12_345}
+    assert [d["device_id"] for d in data["steps"]["devices"]] == ["export-phone"]
+    assert data["standing"]["standing"] in {"good", "building", "limited"}
+    assert "score" not in str(data["standing"])
     assert [o["id"] for o in data["orders"]] == [mine["id"]]
     assert data["orders"][0]["items"][0]["product_id"] == bottle
     assert data["orders"][0]["shipping_address"]["line1"] == "1 Step Street"

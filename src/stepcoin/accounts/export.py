@@ -17,6 +17,7 @@ from stepcoin.achievements import service as achievements
 from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
 from stepcoin.errors import account_gone
+from stepcoin.fairplay import service as fairplay_service
 from stepcoin.leaderboards import prizes
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
@@ -77,7 +78,9 @@ async def build_export(
         "steps": {
             "records": await step_review.list_user_steps(session, user_id, FIRST_DAY, LAST_DAY),
             "days": await step_reports.days_of_user(session, user_id),
+            "devices": await step_reports.devices_of_user(session, user_id),
         },
+        "standing": await fairplay_service.standing(session, user_id),
         "ledger": await _ledger(session, user_id),
         "orders": await _orders(session, user_id),
         "achievements": unlocked,

@@ -50,6 +50,18 @@ async def days_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[s
     return [dict(row) for row in rows.mappings()]
 
 
+async def devices_of_user(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The devices that synced for the user, with the first and last UTC day: for the export."""
+    rows = await session.execute(
+        text(
+            "SELECT device_id, first_seen, last_seen FROM device_accounts WHERE user_id = :u "
+            "ORDER BY first_seen, device_id"
+        ),
+        {"u": user_id},
+    )
+    return [dict(row) for row in rows.mappings()]
+
+
 async def forget_devices(session: AsyncSession, user_id: uuid.UUID) -> None:
     """Account deletion: the device identifiers the app sent with each record go (and the
     record of which devices synced for the account); the steps and decisions stay, because the
