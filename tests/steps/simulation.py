@@ -58,6 +58,7 @@ class Day:
     night_burst: int = 0  # steps added in the night hours
     intraday: bool = False
     night_shift: bool = False  # walked at work at night
+    careful: bool = False  # a careful cheat: the intervals are made to add up to the claim
 
 
 @dataclass(slots=True)
@@ -153,6 +154,9 @@ HONEST_MIX: dict[str, int] = {
     "new_account": 8,
 }
 CHEATS = ("shaker", "shaker_later", "jumper", "ramper", "manual", "night")
+# the same jumps and ramps by a careful cheat, whose phone sends intervals every day that add up
+# to the claim in the shape of the walker's own days: measured apart (`simulate(cheats=CAREFUL)`)
+CAREFUL = ("jumper_careful", "ramper_careful")
 # the honest habits cheats start from; walkers whose own highs already reach the cap (hikers,
 # runners) are the rules' blind spot for jumps under those highs: measured apart (BLIND_HABITS)
 CHEAT_HABITS = ("office", "shift", "low", "beginner", "ill", "holiday")
@@ -184,7 +188,16 @@ def _walk(rng: random.Random, habit: str, traits: dict[str, Any]) -> list[Day]:
 
 
 def _cheat(rng: random.Random, kind: str, days: list[Day]) -> None:
-    """Turn an honest walk into the cheat's claims (in place); days[WARMUP] is START."""
+    """Turn an honest walk into the cheat's claims (in place); days[WARMUP] is START.
+
+    How the claim reaches the server: a cheap tool sets the day's count and leaves the
+    phone's intervals as they were (what was walked; the night kind adds its burst to them);
+    a careful cheat (the `_careful` kinds) sends intervals every day, made to add up to the
+    claim in the shape of the walker's own day."""
+    if kind.endswith("_careful"):
+        kind = kind.removesuffix("_careful")
+        for day in days:
+            day.careful = day.intraday = True
     start = WARMUP + rng.randrange(14, 45)
     if kind == "shaker":
         level = rng.uniform(25_000, 35_000)
@@ -218,9 +231,18 @@ def _cheat(rng: random.Random, kind: str, days: list[Day]) -> None:
                 day.intraday = True
 
 
+def _coverage(day: Day) -> float:
+    """The share of an honest day's count its intervals hold: 90-100 % (a watch's steps merged
+    into the day's count without their samples, a sample lost between syncs). Drawn from its
+    own seed, so the walkers' draws stay as they were."""
+    return random.Random(day.day.toordinal() * 100_003 + day.walked).uniform(0.9, 1.0)
+
+
 def _intervals(rng: random.Random, day: Day) -> tuple[Interval, ...]:
-    """Hourly samples: the walked steps spread over waking hours, plus any night burst."""
+    """Hourly samples: the walked steps spread over waking hours, plus any night burst (a
+    careful cheat spreads the claim instead, in the same shape)."""
     base = datetime(day.day.year, day.day.month, day.day.day, tzinfo=UTC)
+    spread = (day.claimed - day.night_burst) if day.careful else day.walked * _coverage(day)
     if day.night_shift:  # walking spread over a night at work (22:00-07:00, the day's part)
         hours = list(range(0, 7))
         weights = [rng.uniform(0.5, 1.5) for _ in hours]
@@ -230,7 +252,7 @@ def _intervals(rng: random.Random, day: Day) -> tuple[Interval, ...]:
     total = sum(weights) or 1.0
     out = []
     for hour, weight in zip(hours, weights, strict=True):
-        steps = int(day.walked * weight / total)
+        steps = int(spread * weight / total)
         if steps:
             start = base + timedelta(hours=hour)
             out.append(Interval(start, start + timedelta(hours=1), steps))
@@ -310,6 +332,7 @@ def simulate(
     honest_per_100: int = 400,
     cheats_per_kind: int = 40,
     cheat_habits: tuple[str, ...] = CHEAT_HABITS,
+    cheats: tuple[str, ...] = CHEATS,
 ) -> list[Outcome]:
     """honest_per_100: how many honest walkers per unit of HONEST_MIX (in hundreds)."""
     outcomes = []
@@ -320,7 +343,7 @@ def simulate(
             rng = random.Random(n)
             days = _walk(rng, habit, _traits(rng))
             outcomes.append(judge(habit, days, rng, settings, new=habit == "new_account"))
-    for kind in CHEATS:
+    for kind in cheats:
         for _ in range(cheats_per_kind):
             n += 1
             rng = random.Random(n)
