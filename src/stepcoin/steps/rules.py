@@ -452,13 +452,8 @@ def repeated_highs(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) ->
 
     if not surprising(record.day, record.steps):
         return None
-    recent = dict(_earlier(record, ctx, s["anticheat.highs_days"]))
     runs, in_run = 1, True  # this day's run; a day without a record does not end a run
-    for back in range(1, s["anticheat.highs_days"] + 1):
-        day = record.day - timedelta(days=back)
-        count = recent.get(day)
-        if count is None:
-            continue
+    for day, count in sorted(_earlier(record, ctx, s["anticheat.highs_days"]), reverse=True):
         if not surprising(day, count):
             in_run = False
         elif not in_run:
@@ -531,12 +526,17 @@ def rising_run(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Rul
 def high_after_gap(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
     """A high day (above `no_baseline_max_steps`) when fewer than `gap_min_days` of the last
     `gap_days` days were credited: the recent days are missing or were refused on review (a
-    cheat whose days keep being refused), so the month's baseline says little about now."""
+    cheat whose days keep being refused), while the baseline window held at least that many:
+    the record thins out, so the month's baseline says little about now. A walker without
+    such a month is high_without_baseline's (or a new walker's), not this rule's."""
     limit = s["anticheat.no_baseline_max_steps"]
     if record.steps <= limit:
         return None
-    credited = len(_earlier(record, ctx, s["anticheat.gap_days"]))
     needed = s["anticheat.gap_min_days"]
+    month = len(_earlier(record, ctx, s["anticheat.baseline_days"]))
+    if month < max(needed, s["anticheat.baseline_min_history_days"]):
+        return None
+    credited = len(_earlier(record, ctx, s["anticheat.gap_days"]))
     if credited >= needed:
         return None
     return RuleHit(
