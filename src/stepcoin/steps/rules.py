@@ -501,7 +501,10 @@ def rising_run(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Rul
     floor = s["anticheat.rising_floor_steps"]
     if record.steps <= floor:
         return None
-    window = sorted(_earlier(record, ctx, s["anticheat.baseline_days"]), reverse=True)
+    earlier = _earlier(record, ctx, s["anticheat.baseline_days"])
+    if not earlier or max(earlier)[1] >= record.steps:
+        return None  # not above the latest credited day: no run (most days stop here)
+    window = sorted(earlier, reverse=True)
     run, above = 0, record.steps  # the credited days of the run before this day
     for _, steps in window:
         if steps >= above:
