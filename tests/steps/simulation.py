@@ -278,6 +278,17 @@ def is_cheat_day(day: Day, usual: float) -> bool:
     return is_inflated(day) and (day.manual or day.claimed >= 1.3 * usual)
 
 
+def _phone_away(days: list[Day]) -> frozenset[date]:
+    """One walker in ten spends 7-14 days without the phone (broken, or left at home on a trip)
+    somewhere in the simulated days. Drawn from its own seed, so the walkers' draws stay as
+    they were."""
+    rng = random.Random(days[0].day.toordinal() * 7 + days[-1].walked * 31 + days[WARMUP].walked)
+    if rng.random() >= 0.1:
+        return frozenset()
+    first = rng.randrange(10, DAYS - 20)
+    return frozenset(START + timedelta(days=first + i) for i in range(rng.randrange(7, 15)))
+
+
 def judge(
     kind: str, days: list[Day], rng: random.Random, settings: Mapping[str, Any], *, new: bool
 ) -> Outcome:
@@ -286,6 +297,7 @@ def judge(
     honest = kind in HABITS
     created = START if new else START - timedelta(days=400)
     history: dict[date, int] = {}
+    away = _phone_away(days)
     for n, day in enumerate(days):
         if day.day < START:  # before the simulation: credited as walked (none for a new account)
             if not new and day.walked > 0:
@@ -293,6 +305,8 @@ def judge(
             continue
         if rng.random() < 0.05:
             continue  # the phone stayed at home: no record
+        if day.day in away:
+            continue  # a week or two without the phone: no records
         record = StepInput(
             day=day.day,
             steps=day.claimed,

@@ -4,11 +4,11 @@ Seeded, no database: about 1,100 walkers over 90 days each through `rules.evalua
 seconds. Prints the figures (pytest -s shows them).
 
 Issue 16 item 6 asks for >= 98 % of cheat days caught with <= 0.5 % of honest days flagged.
-Reached on this simulation: 98.3 % caught, 0.49 % flagged. Part of it rests on an assumption
+Reached on this simulation: 98.2 % caught, 0.48 % flagged. Part of it rests on an assumption
 written down in docs/fair-play.md: a cheap cheat tool raises the day's count and leaves the
 phone's intervals as they were (`intervals_short` sees the gap on the days that send
 intervals). A careful cheat, whose intervals add up to the claim in the walker's own shape, is
-measured apart: the daily-count rules alone catch about 90 % of those jumps and ramps. The
+measured apart: the daily-count rules alone catch 89.6 % of those jumps and ramps. The
 floors below are what the rules reach here, so that a change that loses catches fails.
 """
 

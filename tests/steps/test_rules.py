@@ -170,7 +170,7 @@ def test_the_baseline_window_equals_the_day_difference_rule():
 
 
 def test_sudden_jump_above_own_highest_day_and_twice_the_median():
-    # median 8,000 and highest 10,000: limit max(1.3 x 10,000, 2 x 8,000, 10,000) = 16,000
+    # median 8,000 and highest 10,000: limit max(1.4 x 10,000, 2 x 8,000, 10,000) = 16,000
     days = history(8000)
     days[TODAY - timedelta(days=3)] = 10_000
     hit = rules.sudden_jump(rec(16_001), ctx(history=days), S)
@@ -180,7 +180,9 @@ def test_sudden_jump_above_own_highest_day_and_twice_the_median():
     # a walker whose own highs are hikes: a hike-sized day is no jump
     days[TODAY - timedelta(days=5)] = 22_000
     assert rules.sudden_jump(rec(22_000), ctx(history=days), S) is None
-    assert rules.sudden_jump(rec(28_601), ctx(history=days), S) is not None
+    high = 22_000 * S["anticheat.jump_high_multiplier"]  # 30,800
+    assert rules.sudden_jump(rec(int(high) - 10), ctx(history=days), S) is None
+    assert rules.sudden_jump(rec(int(high) + 10), ctx(history=days), S) is not None
 
 
 def test_sudden_jump_floor_rank_and_history():
@@ -401,6 +403,12 @@ def test_high_after_gap():
     assert rules.high_after_gap(rec(limit), ctx(history=month), S) is None
     seven = {**month, TODAY - timedelta(days=13): 8000}
     assert rules.high_after_gap(rec(limit + 1), ctx(history=seven), S) is None
+    # a day near the usual of its own weekday passes (a hiker back with the phone, hiking)
+    weekday = _days({back: 22_000 for back in (21, 28)})
+    hikes = {**month, **weekday}
+    usual = S["anticheat.gap_weekday_multiplier"]
+    assert rules.high_after_gap(rec(int(22_000 * usual) - 10), ctx(history=hikes), S) is None
+    assert rules.high_after_gap(rec(int(22_000 * usual) + 10), ctx(history=hikes), S) is not None
     # no baseline at all is high_without_baseline's case, not this rule's; nor is a short
     # record (fewer than gap_min_days in the whole window): nothing has thinned out
     assert rules.high_after_gap(rec(limit + 1), ctx(), S) is None

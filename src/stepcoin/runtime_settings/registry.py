@@ -187,7 +187,7 @@ SPECS: dict[str, SettingSpec] = {
         _spec(
             "anticheat.jump_high_multiplier",
             Annotated[float, Field(gt=1, le=100)],
-            1.3,
+            1.4,
             "A day above this multiple of the user's highest day in the baseline window (and "
             "above anticheat.jump_median_multiplier times the median) is flagged.",
         ),
@@ -388,6 +388,13 @@ SPECS: dict[str, SettingSpec] = {
             7,
             "A day above anticheat.no_baseline_max_steps is flagged when fewer of the "
             "anticheat.gap_days days before it were credited.",
+        ),
+        _spec(
+            "anticheat.gap_weekday_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            1.3,
+            "The high-after-gap rule lets a day pass that is within this multiple of the median "
+            "of the same weekday's credited days in the baseline window (two or more of them).",
         ),
         # sign-in (stepcoin.auth.throttle: attempts are counted before the check; a success
         # gives its attempt back)

@@ -530,18 +530,24 @@ def high_after_gap(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) ->
     """A high day (above `no_baseline_max_steps`) when fewer than `gap_min_days` of the last
     `gap_days` days were credited: the recent days are missing or were refused on review (a
     cheat whose days keep being refused), while the baseline window held at least that many:
-    the record thins out, so the month's baseline says little about now. A walker without
-    such a month is high_without_baseline's (or a new walker's), not this rule's."""
+    the record thins out, so the month's baseline says little about now. A day near the usual
+    of its own weekday passes (a hiker back from a week without the phone, hiking on their
+    hiking day). A walker without such a month is high_without_baseline's, not this rule's."""
     limit = s["anticheat.no_baseline_max_steps"]
     if record.steps <= limit:
         return None
     needed = s["anticheat.gap_min_days"]
-    month = len(_earlier(record, ctx, s["anticheat.baseline_days"]))
-    if month < max(needed, s["anticheat.baseline_min_history_days"]):
+    month = _earlier(record, ctx, s["anticheat.baseline_days"])
+    if len(month) < max(needed, s["anticheat.baseline_min_history_days"]):
         return None
     credited = len(_earlier(record, ctx, s["anticheat.gap_days"]))
     if credited >= needed:
         return None
+    weekday = record.day.weekday()
+    same = [steps for d, steps in month if d.weekday() == weekday]
+    usual = s["anticheat.gap_weekday_multiplier"]
+    if len(same) >= 2 and record.steps <= statistics.median(same) * usual:
+        return None  # this weekday's usual: a hiker back with their phone, hiking
     return RuleHit(
         "high_after_gap",
         "flag",

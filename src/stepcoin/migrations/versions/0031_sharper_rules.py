@@ -1,7 +1,11 @@
 """Sharper single-walker anti-cheat rules (issue 16, item 6): their thresholds as settings.
 
 Seeds the thresholds of the rules intervals_short, repeated_highs, held_level, rising_run and
-high_after_gap (src/stepcoin/steps/rules.py; docs/fair-play.md). No existing default changes.
+high_after_gap (src/stepcoin/steps/rules.py; docs/fair-play.md), and raises
+`anticheat.jump_high_multiplier` from 1.3 to 1.4 where it is still the old default (the new
+rules catch what sudden_jump caught between 1.3x and 1.4x the walker's highest day; at 1.3x it
+flagged 16 more honest days on the simulated population: holiday makers' first days away,
+runners' long runs).
 
 Revision ID: 0031
 Revises: 0028
@@ -83,7 +87,13 @@ SEEDS = {  # key: (value as JSON, description), as the registry had them at this
         "7",
         "A day above anticheat.no_baseline_max_steps is flagged when fewer of the anticheat.gap_days days before it were credited.",
     ),
+    "anticheat.gap_weekday_multiplier": (
+        "1.3",
+        "The high-after-gap rule lets a day pass that is within this multiple of the median of the same weekday's credited days in the baseline window (two or more of them).",
+    ),
 }
+MULTIPLIER = "anticheat.jump_high_multiplier"
+OLD_MULTIPLIER, NEW_MULTIPLIER = "1.3", "1.4"
 
 
 def upgrade() -> None:
@@ -94,7 +104,19 @@ def upgrade() -> None:
                 "VALUES (:k, CAST(:v AS jsonb), :d) ON CONFLICT (key) DO NOTHING"
             ).bindparams(k=key, v=value, d=description)
         )
+    op.execute(
+        sa.text(
+            "UPDATE settings SET value = CAST(:new AS jsonb) "
+            "WHERE key = :k AND value = CAST(:old AS jsonb)"
+        ).bindparams(k=MULTIPLIER, new=NEW_MULTIPLIER, old=OLD_MULTIPLIER)
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        sa.text(
+            "UPDATE settings SET value = CAST(:old AS jsonb) "
+            "WHERE key = :k AND value = CAST(:new AS jsonb)"
+        ).bindparams(k=MULTIPLIER, new=NEW_MULTIPLIER, old=OLD_MULTIPLIER)
+    )
     op.execute(sa.text("DELETE FROM settings WHERE key = ANY(:keys)").bindparams(keys=list(SEEDS)))
