@@ -15,7 +15,8 @@ Honest walkers (varied habits): office workers (weekday/weekend), weekend hikers
 (long nurse shifts, every other week at night), runners (weekly long runs, one marathon day),
 holiday makers (a week or so of city sightseeing), ill walkers (a week of almost nothing), low
 walkers with an occasional big day, beginners training up slowly, and new accounts (no history).
-Every walker forgets the phone some days (no record) and half of them send hourly intervals.
+Every walker forgets the phone some days (no record), one in ten spends a week or two without
+it, and half of them send hourly intervals holding 90-100 % of the day's count.
 
 Cheats (each walks honestly first, or from account creation for the new-account kinds):
 - shaker: a phone shaker, steady high counts (25-35k a day, +-2 %), from account creation;
@@ -25,6 +26,9 @@ Cheats (each walks honestly first, or from account creation for the new-account 
 - ramper: a slow ramp from the honest level to the cap (20k) over 2-4 weeks, then staying there;
 - manual: steps typed in by hand on top of the walked ones;
 - night: a shaker burst at night (2-3 hours of 4-6k steps an hour) on top of an honest day.
+Their tool sets the day's count and leaves the phone's intervals as they were (docs/fair-play.md,
+"What the interval rule assumes"). CAREFUL: the jumps and ramps again by a careful cheat, whose
+intervals add up to the claim in the walker's own shape, measured apart.
 
 A cheat day is a day whose claim is at least 1.5x what was walked and at least 3,000 steps more
 (a few percent more than walked is indistinguishable from a phone's own noise), or any manual
