@@ -501,9 +501,15 @@ def rising_run(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Rul
     floor = s["anticheat.rising_floor_steps"]
     if record.steps <= floor:
         return None
+    try:
+        yesterday = ctx.history.get(record.day - timedelta(days=1), 0)
+    except OverflowError:
+        yesterday = 0
+    if yesterday >= record.steps:
+        return None  # not above yesterday: no run, no look at the history (half the days)
     earlier = _earlier(record, ctx, s["anticheat.baseline_days"])
     if not earlier or max(earlier)[1] >= record.steps:
-        return None  # not above the latest credited day: no run (most days stop here)
+        return None  # not above the latest credited day: no run
     window = sorted(earlier, reverse=True)
     run, above = 0, record.steps  # the credited days of the run before this day
     for _, steps in window:
