@@ -15,7 +15,8 @@ Honest walkers (varied habits): office workers (weekday/weekend), weekend hikers
 (long nurse shifts, every other week at night), runners (weekly long runs, one marathon day),
 holiday makers (a week or so of city sightseeing), ill walkers (a week of almost nothing), low
 walkers with an occasional big day, beginners training up slowly, and new accounts (no history).
-Every walker forgets the phone some days (no record) and half of them send hourly intervals.
+Every walker forgets the phone some days (no record), one in ten spends a week or two without
+it, and half of them send hourly intervals holding 90-100 % of the day's count.
 
 Cheats (each walks honestly first, or from account creation for the new-account kinds):
 - shaker: a phone shaker, steady high counts (25-35k a day, +-2 %), from account creation;
@@ -25,6 +26,9 @@ Cheats (each walks honestly first, or from account creation for the new-account 
 - ramper: a slow ramp from the honest level to the cap (20k) over 2-4 weeks, then staying there;
 - manual: steps typed in by hand on top of the walked ones;
 - night: a shaker burst at night (2-3 hours of 4-6k steps an hour) on top of an honest day.
+Their tool sets the day's count and leaves the phone's intervals as they were (docs/fair-play.md,
+"What the interval rule assumes"). CAREFUL: the jumps and ramps again by a careful cheat, whose
+intervals add up to the claim in the walker's own shape, measured apart.
 
 A cheat day is a day whose claim is at least 1.5x what was walked and at least 3,000 steps more
 (a few percent more than walked is indistinguishable from a phone's own noise), or any manual
@@ -58,6 +62,7 @@ class Day:
     night_burst: int = 0  # steps added in the night hours
     intraday: bool = False
     night_shift: bool = False  # walked at work at night
+    careful: bool = False  # a careful cheat: the intervals are made to add up to the claim
 
 
 @dataclass(slots=True)
@@ -153,6 +158,9 @@ HONEST_MIX: dict[str, int] = {
     "new_account": 8,
 }
 CHEATS = ("shaker", "shaker_later", "jumper", "ramper", "manual", "night")
+# the same jumps and ramps by a careful cheat, whose phone sends intervals every day that add up
+# to the claim in the shape of the walker's own days: measured apart (`simulate(cheats=CAREFUL)`)
+CAREFUL = ("jumper_careful", "ramper_careful")
 # the honest habits cheats start from; walkers whose own highs already reach the cap (hikers,
 # runners) are the rules' blind spot for jumps under those highs: measured apart (BLIND_HABITS)
 CHEAT_HABITS = ("office", "shift", "low", "beginner", "ill", "holiday")
@@ -184,7 +192,16 @@ def _walk(rng: random.Random, habit: str, traits: dict[str, Any]) -> list[Day]:
 
 
 def _cheat(rng: random.Random, kind: str, days: list[Day]) -> None:
-    """Turn an honest walk into the cheat's claims (in place); days[WARMUP] is START."""
+    """Turn an honest walk into the cheat's claims (in place); days[WARMUP] is START.
+
+    How the claim reaches the server: a cheap tool sets the day's count and leaves the
+    phone's intervals as they were (what was walked; the night kind adds its burst to them);
+    a careful cheat (the `_careful` kinds) sends intervals every day, made to add up to the
+    claim in the shape of the walker's own day."""
+    if kind.endswith("_careful"):
+        kind = kind.removesuffix("_careful")
+        for day in days:
+            day.careful = day.intraday = True
     start = WARMUP + rng.randrange(14, 45)
     if kind == "shaker":
         level = rng.uniform(25_000, 35_000)
@@ -218,9 +235,18 @@ def _cheat(rng: random.Random, kind: str, days: list[Day]) -> None:
                 day.intraday = True
 
 
+def _coverage(day: Day) -> float:
+    """The share of an honest day's count its intervals hold: 90-100 % (a watch's steps merged
+    into the day's count without their samples, a sample lost between syncs). Drawn from its
+    own seed, so the walkers' draws stay as they were."""
+    return random.Random(day.day.toordinal() * 100_003 + day.walked).uniform(0.9, 1.0)
+
+
 def _intervals(rng: random.Random, day: Day) -> tuple[Interval, ...]:
-    """Hourly samples: the walked steps spread over waking hours, plus any night burst."""
+    """Hourly samples: the walked steps spread over waking hours, plus any night burst (a
+    careful cheat spreads the claim instead, in the same shape)."""
     base = datetime(day.day.year, day.day.month, day.day.day, tzinfo=UTC)
+    spread = (day.claimed - day.night_burst) if day.careful else day.walked * _coverage(day)
     if day.night_shift:  # walking spread over a night at work (22:00-07:00, the day's part)
         hours = list(range(0, 7))
         weights = [rng.uniform(0.5, 1.5) for _ in hours]
@@ -230,7 +256,7 @@ def _intervals(rng: random.Random, day: Day) -> tuple[Interval, ...]:
     total = sum(weights) or 1.0
     out = []
     for hour, weight in zip(hours, weights, strict=True):
-        steps = int(day.walked * weight / total)
+        steps = int(spread * weight / total)
         if steps:
             start = base + timedelta(hours=hour)
             out.append(Interval(start, start + timedelta(hours=1), steps))
@@ -256,6 +282,17 @@ def is_cheat_day(day: Day, usual: float) -> bool:
     return is_inflated(day) and (day.manual or day.claimed >= 1.3 * usual)
 
 
+def _phone_away(days: list[Day]) -> frozenset[date]:
+    """One walker in ten spends 7-14 days without the phone (broken, or left at home on a trip)
+    somewhere in the simulated days. Drawn from its own seed, so the walkers' draws stay as
+    they were."""
+    rng = random.Random(days[0].day.toordinal() * 7 + days[-1].walked * 31 + days[WARMUP].walked)
+    if rng.random() >= 0.1:
+        return frozenset()
+    first = rng.randrange(10, DAYS - 20)
+    return frozenset(START + timedelta(days=first + i) for i in range(rng.randrange(7, 15)))
+
+
 def judge(
     kind: str, days: list[Day], rng: random.Random, settings: Mapping[str, Any], *, new: bool
 ) -> Outcome:
@@ -264,6 +301,7 @@ def judge(
     honest = kind in HABITS
     created = START if new else START - timedelta(days=400)
     history: dict[date, int] = {}
+    away = _phone_away(days)
     for n, day in enumerate(days):
         if day.day < START:  # before the simulation: credited as walked (none for a new account)
             if not new and day.walked > 0:
@@ -271,6 +309,8 @@ def judge(
             continue
         if rng.random() < 0.05:
             continue  # the phone stayed at home: no record
+        if day.day in away:
+            continue  # a week or two without the phone: no records
         record = StepInput(
             day=day.day,
             steps=day.claimed,
@@ -310,6 +350,7 @@ def simulate(
     honest_per_100: int = 400,
     cheats_per_kind: int = 40,
     cheat_habits: tuple[str, ...] = CHEAT_HABITS,
+    cheats: tuple[str, ...] = CHEATS,
 ) -> list[Outcome]:
     """honest_per_100: how many honest walkers per unit of HONEST_MIX (in hundreds)."""
     outcomes = []
@@ -320,7 +361,7 @@ def simulate(
             rng = random.Random(n)
             days = _walk(rng, habit, _traits(rng))
             outcomes.append(judge(habit, days, rng, settings, new=habit == "new_account"))
-    for kind in CHEATS:
+    for kind in cheats:
         for _ in range(cheats_per_kind):
             n += 1
             rng = random.Random(n)

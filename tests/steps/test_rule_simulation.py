@@ -4,10 +4,12 @@ Seeded, no database: about 1,100 walkers over 90 days each through `rules.evalua
 seconds. Prints the figures (pytest -s shows them).
 
 Issue 16 item 6 asks for >= 98 % of cheat days caught with <= 0.5 % of honest days flagged.
-The honest side holds. The catch rate on this simulation is 93.6 %, not 98 %: the misses are
-jumps that stay under the walker's own usual highs (low walkers with the odd big day, holiday
-makers, beginners) and the first days of a ramp. The floor below is what the rules reach here,
-so that a change that loses catches fails; raise it when the rules get sharper.
+Reached on this simulation: 98.2 % caught, 0.48 % flagged. Part of it rests on an assumption
+written down in docs/fair-play.md: a cheap cheat tool raises the day's count and leaves the
+phone's intervals as they were (`intervals_short` sees the gap on the days that send
+intervals). A careful cheat, whose intervals add up to the claim in the walker's own shape, is
+measured apart: the daily-count rules alone catch 89.6 % of those jumps and ramps. The
+floors below are what the rules reach here, so that a change that loses catches fails.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from stepcoin.runtime_settings.registry import defaults
 from stepcoin.steps import rules
 from tests.steps import simulation as sim
 
-CAUGHT_AT_LEAST = 0.93  # the issue's target is 0.98: see the module's docstring
+CAUGHT_AT_LEAST = 0.98  # the issue's target
 FLAGGED_AT_MOST = 0.005  # the issue's target
+CAREFUL_CAUGHT_AT_LEAST = 0.89  # a careful cheat's jumps and ramps (not part of the target)
 
 
 def test_the_rules_on_the_simulated_population():
@@ -32,7 +35,29 @@ def test_the_rules_on_the_simulated_population():
         assert caught == cheat, kind
     for kind in sim.CHEATS:
         _, _, cheat, caught = figures.by_kind[kind]
-        assert caught / cheat >= 0.65, kind
+        assert caught / cheat >= 0.85, kind
+
+
+def test_a_careful_cheat_measured_apart():
+    """Jumps and ramps whose intervals add up to the claim in the walker's own shape: no
+    interval rule sees them, the daily-count rules catch what they catch."""
+    figures = sim.figures(sim.simulate(defaults(), honest_per_100=0, cheats=sim.CAREFUL))
+    print("\ncareful:\n" + figures.report())
+    assert figures.cheat_days > 2_500
+    assert figures.caught_rate >= CAREFUL_CAUGHT_AT_LEAST
+    assert "intervals_short" not in figures.by_rule
+
+
+def test_the_daily_count_rules_alone(monkeypatch):
+    """Without the interval rule (walkers whose phones send no intervals are judged this way):
+    the sharper daily-count rules still catch well over the 93.6 % of the rules before them."""
+    monkeypatch.setattr(
+        rules, "RULES", tuple(r for r in rules.RULES if r is not rules.intervals_short)
+    )
+    figures = sim.figures(sim.simulate(defaults()))
+    print("\nwithout intervals_short:\n" + figures.report())
+    assert figures.flagged_rate <= FLAGGED_AT_MOST
+    assert figures.caught_rate >= 0.95
 
 
 def test_the_new_rules_are_what_catches_them(monkeypatch):

@@ -170,7 +170,7 @@ def test_the_baseline_window_equals_the_day_difference_rule():
 
 
 def test_sudden_jump_above_own_highest_day_and_twice_the_median():
-    # median 8,000 and highest 10,000: limit max(1.3 x 10,000, 2 x 8,000, 10,000) = 16,000
+    # median 8,000 and highest 10,000: limit max(1.4 x 10,000, 2 x 8,000, 10,000) = 16,000
     days = history(8000)
     days[TODAY - timedelta(days=3)] = 10_000
     hit = rules.sudden_jump(rec(16_001), ctx(history=days), S)
@@ -180,7 +180,9 @@ def test_sudden_jump_above_own_highest_day_and_twice_the_median():
     # a walker whose own highs are hikes: a hike-sized day is no jump
     days[TODAY - timedelta(days=5)] = 22_000
     assert rules.sudden_jump(rec(22_000), ctx(history=days), S) is None
-    assert rules.sudden_jump(rec(28_601), ctx(history=days), S) is not None
+    high = 22_000 * S["anticheat.jump_high_multiplier"]  # 30,800
+    assert rules.sudden_jump(rec(int(high) - 10), ctx(history=days), S) is None
+    assert rules.sudden_jump(rec(int(high) + 10), ctx(history=days), S) is not None
 
 
 def test_sudden_jump_floor_rank_and_history():
@@ -300,3 +302,129 @@ def test_every_new_rule_flags_and_is_in_the_rule_set():
         assert rule in rules.RULES
     decision = rules.evaluate(rec(30_000), ctx(), S)  # no history: high without baseline
     assert decision.status == "flagged" and decision.reasons == ["high_without_baseline"]
+
+
+# -- sharper still: intervals, repeated highs, held levels, rising runs, gaps (docs/fair-play.md)
+
+
+def _hours(total: int, hours: int = 10) -> tuple[Interval, ...]:
+    base = datetime(2026, 6, 15, 8, 0, tzinfo=UTC)
+    return tuple(
+        Interval(base + timedelta(hours=h), base + timedelta(hours=h + 1), total // hours)
+        for h in range(hours)
+    )
+
+
+def test_intervals_short_of_the_days_count():
+    share = S["anticheat.intervals_min_share"]  # 0.8
+    hit = rules.intervals_short(rec(20_000, intervals=_hours(8000)), ctx(), S)
+    assert hit and hit.code == "intervals_short" and hit.action == "flag"
+    assert hit.observed == 0.4 and hit.threshold == share
+    # a few percent missing (a watch's steps merged without their samples) is a phone's noise
+    assert rules.intervals_short(rec(20_000, intervals=_hours(16_000)), ctx(), S) is None
+    assert rules.intervals_short(rec(20_000, intervals=_hours(15_990)), ctx(), S) is not None
+    # a small gap on a small day, or no intervals at all: no opinion
+    gap = S["anticheat.intervals_gap_steps"]
+    assert rules.intervals_short(rec(gap + 500, intervals=_hours(600)), ctx(), S) is None
+    assert rules.intervals_short(rec(20_000), ctx(), S) is None
+
+
+def _days(values: dict[int, int]) -> dict[date, int]:
+    """{days back: steps}"""
+    return {TODAY - timedelta(days=back): steps for back, steps in values.items()}
+
+
+def test_repeated_highs_jumps_on_no_fixed_weekday():
+    # a low walker (3,000 a day) with big days 3 and 8 days ago: this day is the third run
+    base = {back: 3000 for back in range(1, 29)}
+    jumps = _days({**base, 3: 9000, 8: 9000})
+    hit = rules.repeated_highs(rec(9000), ctx(history=jumps), S)
+    assert hit and hit.code == "repeated_highs" and hit.action == "flag"
+    assert hit.observed == 3 and hit.threshold == S["anticheat.highs_min_runs"]
+    # one earlier big day: two runs, a walker's rare big days
+    assert rules.repeated_highs(rec(9000), ctx(history=_days({**base, 3: 9000})), S) is None
+    # not far above the median (1.8 x 3,000 = 5,400; the floor is 6,000)
+    assert rules.repeated_highs(rec(6000), ctx(history=jumps), S) is None
+
+
+def test_repeated_highs_a_holiday_is_one_run_and_a_hikers_saturday_is_a_saturday():
+    base = {back: 3000 for back in range(1, 29)}
+    holiday = _days({**base, 1: 9000, 2: 9000, 3: 9000, 5: 9000})  # day 4: no record
+    assert rules.repeated_highs(rec(9000), ctx(history=holiday), S) is None
+    # big days every 7 days: this weekday's usual, not a surprise
+    hikes = _days({**base, 7: 9000, 14: 9000, 21: 9000, 28: 9000})
+    assert rules.repeated_highs(rec(9000), ctx(history=hikes), S) is None
+    # the same big days on other weekdays are
+    scattered = _days({**base, 2: 9000, 6: 9000, 11: 9000})
+    assert rules.repeated_highs(rec(9000), ctx(history=scattered), S) is not None
+
+
+def test_held_level_a_high_count_held_for_days():
+    held = _days({1: 20_100, 2: 19_800, 3: 20_300, 5: 19_900, 6: 24_000})
+    hit = rules.held_level(rec(20_000), ctx(history=held), S)
+    assert hit and hit.code == "held_level" and hit.action == "flag"
+    assert hit.observed == 4 and hit.threshold == S["anticheat.held_min_days"]
+    # three days within 4 %: not enough
+    three = _days({1: 20_100, 2: 19_800, 3: 20_300, 5: 23_000})
+    assert rules.held_level(rec(20_000), ctx(history=three), S) is None
+    # low days are not judged
+    floor = S["anticheat.held_floor_steps"]
+    low = _days({back: floor for back in range(1, 8)})
+    assert rules.held_level(rec(floor), ctx(history=low), S) is None
+
+
+def test_rising_run_a_count_dialled_up_day_after_day():
+    # 7,000 for three weeks, then 6 days rising from 8,000 to 10,500 (a missing day skipped)
+    days = _days({back: 7000 for back in range(8, 29)})
+    days.update(_days({7: 8000, 6: 8500, 5: 9000, 3: 9500, 2: 10_000, 1: 10_500}))
+    hit = rules.rising_run(rec(11_000), ctx(history=days), S)
+    assert hit and hit.code == "rising_run" and hit.action == "flag"
+    # the run: the last 7,000 day and the six rising ones
+    assert hit.observed == 7 and hit.threshold == S["anticheat.rising_min_days"]
+    # not above yesterday: no run
+    assert rules.rising_run(rec(10_500), ctx(history=days), S) is None
+    # one dip breaks the run (5 days)
+    dipped = {**days, TODAY - timedelta(days=6): 7900}
+    assert rules.rising_run(rec(11_000), ctx(history=dipped), S) is None
+    # a run, but not far enough above the weeks before (1.45 x 7,600 = 11,020)
+    slow = {**days, **_days({back: 7600 for back in range(8, 29)})}
+    assert rules.rising_run(rec(11_020), ctx(history=slow), S) is None
+    assert rules.rising_run(rec(11_021), ctx(history=slow), S) is not None
+
+
+def test_high_after_gap():
+    limit = S["anticheat.no_baseline_max_steps"]
+    # a month's baseline, but only 6 of the last 14 days credited
+    month = _days({**{back: 8000 for back in range(15, 29)}, 1: 8000, 2: 8000, 4: 8000})
+    month.update(_days({6: 8000, 9: 8000, 12: 8000}))
+    hit = rules.high_after_gap(rec(limit + 1), ctx(history=month), S)
+    assert hit and hit.code == "high_after_gap" and hit.action == "flag"
+    assert hit.observed == 6 and hit.threshold == S["anticheat.gap_min_days"]
+    assert rules.high_after_gap(rec(limit), ctx(history=month), S) is None
+    seven = {**month, TODAY - timedelta(days=13): 8000}
+    assert rules.high_after_gap(rec(limit + 1), ctx(history=seven), S) is None
+    # a day near the usual of its own weekday passes (a hiker back with the phone, hiking)
+    weekday = _days({back: 22_000 for back in (21, 28)})
+    hikes = {**month, **weekday}
+    usual = S["anticheat.gap_weekday_multiplier"]
+    assert rules.high_after_gap(rec(int(22_000 * usual) - 10), ctx(history=hikes), S) is None
+    assert rules.high_after_gap(rec(int(22_000 * usual) + 10), ctx(history=hikes), S) is not None
+    # no baseline at all is high_without_baseline's case, not this rule's; nor is a short
+    # record (fewer than gap_min_days in the whole window): nothing has thinned out
+    assert rules.high_after_gap(rec(limit + 1), ctx(), S) is None
+    short = {**S, "anticheat.baseline_min_history_days": 1}
+    few = _days({1: 8000, 2: 8000, 3: 8000})
+    assert rules.high_after_gap(rec(limit + 1), ctx(history=few), short) is None
+
+
+def test_the_sharper_rules_are_in_the_rule_set_and_weighted():
+    for rule in (
+        rules.intervals_short,
+        rules.repeated_highs,
+        rules.held_level,
+        rules.rising_run,
+        rules.high_after_gap,
+    ):
+        assert rule in rules.RULES
+    codes = {"intervals_short", "repeated_highs", "held_level", "rising_run", "high_after_gap"}
+    assert codes <= set(rules.RISK_WEIGHTS)

@@ -231,7 +231,7 @@ SPECS: dict[str, SettingSpec] = {
         _spec(
             "anticheat.jump_high_multiplier",
             Annotated[float, Field(gt=1, le=100)],
-            1.3,
+            1.4,
             "A day above this multiple of the user's highest day in the baseline window (and "
             "above anticheat.jump_median_multiplier times the median) is flagged.",
         ),
@@ -326,6 +326,119 @@ SPECS: dict[str, SettingSpec] = {
             Annotated[int, Field(ge=1, le=1000)],
             60,
             "A night sample above this pace (averaged over at least an hour) is flagged.",
+        ),
+        _spec(
+            "anticheat.intervals_min_share",
+            Annotated[float, Field(gt=0, le=1)],
+            0.8,
+            "A day whose intervals hold less than this share of its count (and "
+            "anticheat.intervals_gap_steps fewer steps) is flagged.",
+        ),
+        _spec(
+            "anticheat.intervals_gap_steps",
+            NonNegativeInt,
+            3_000,
+            "The intervals-short rule only fires when the count exceeds its intervals by more "
+            "than this many steps.",
+        ),
+        _spec(
+            "anticheat.highs_floor_steps",
+            NonNegativeInt,
+            6_000,
+            "The repeated-highs rule only fires above this many steps.",
+        ),
+        _spec(
+            "anticheat.highs_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            1.8,
+            "The repeated-highs rule's high day: above this multiple of the user's trailing "
+            "median.",
+        ),
+        _spec(
+            "anticheat.highs_weekday_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            1.5,
+            "The repeated-highs rule's high day is also above this multiple of the median of the "
+            "same weekday's days in the baseline window.",
+        ),
+        _spec(
+            "anticheat.highs_days",
+            Annotated[int, Field(ge=2, le=60)],
+            14,
+            "The repeated-highs rule counts the runs of high days among this many days before "
+            "the day.",
+        ),
+        _spec(
+            "anticheat.highs_min_runs",
+            Annotated[int, Field(ge=2, le=60)],
+            3,
+            "The repeated-highs rule fires at this many separate runs of high days, the day's "
+            "own included.",
+        ),
+        _spec(
+            "anticheat.held_days",
+            Annotated[int, Field(ge=2, le=60)],
+            7,
+            "The held-level rule looks at the credited days among this many days before the day.",
+        ),
+        _spec(
+            "anticheat.held_min_days",
+            Annotated[int, Field(ge=1, le=60)],
+            4,
+            "The held-level rule fires when at least this many of its days are within "
+            "anticheat.held_tolerance of the day.",
+        ),
+        _spec(
+            "anticheat.held_tolerance",
+            Annotated[float, Field(gt=0, le=1)],
+            0.04,
+            "The held-level rule's 'same count': within this share of the day's steps.",
+        ),
+        _spec(
+            "anticheat.held_floor_steps",
+            NonNegativeInt,
+            12_000,
+            "The held-level rule only judges a day above this many steps.",
+        ),
+        _spec(
+            "anticheat.rising_min_days",
+            Annotated[int, Field(ge=2, le=60)],
+            6,
+            "The rising-run rule fires when the day tops at least this many credited days, each "
+            "above the one before.",
+        ),
+        _spec(
+            "anticheat.rising_ratio",
+            Annotated[float, Field(gt=1, le=100)],
+            1.45,
+            "The rising-run rule fires above this multiple of the median of the days before the "
+            "run.",
+        ),
+        _spec(
+            "anticheat.rising_floor_steps",
+            NonNegativeInt,
+            6_000,
+            "The rising-run rule only fires above this many steps.",
+        ),
+        _spec(
+            "anticheat.gap_days",
+            Annotated[int, Field(ge=2, le=60)],
+            14,
+            "The high-after-gap rule counts the credited days among this many days before the day.",
+        ),
+        _spec(
+            "anticheat.gap_min_days",
+            Annotated[int, Field(ge=1, le=60)],
+            7,
+            "A day above anticheat.no_baseline_max_steps is flagged when fewer of the "
+            "anticheat.gap_days days before it were credited.",
+        ),
+        _spec(
+            "anticheat.gap_weekday_multiplier",
+            Annotated[float, Field(gt=1, le=100)],
+            1.3,
+            "The high-after-gap rule lets a day pass that is within this multiple of the median "
+            "of the same weekday's credited days in the baseline window (two or more of them).",
         ),
         # fair play across accounts (stepcoin.fairplay; the link rules in stepcoin.steps.rules)
         _spec(

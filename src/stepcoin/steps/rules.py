@@ -29,6 +29,11 @@ RISK_WEIGHTS: dict[str, int] = {
     "high_without_baseline": 35,
     "too_regular": 40,
     "night_burst": 40,
+    "intervals_short": 40,
+    "repeated_highs": 40,
+    "held_level": 40,
+    "rising_run": 40,
+    "high_after_gap": 35,
     "shared_device": 40,
     "signup_burst": 40,
     "same_series": 50,
@@ -411,6 +416,173 @@ def night_burst(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Ru
     return None
 
 
+def intervals_short(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """The day's intervals hold far fewer steps than its count: the count was raised without
+    the samples that make it up (a cheap tool sets the total). A phone's samples add up to its
+    count, give or take a watch's steps merged without their samples; a record without
+    intervals is not judged."""
+    if not record.intervals:
+        return None
+    gap = s["anticheat.intervals_gap_steps"]
+    if record.steps <= gap:
+        return None
+    covered = 0
+    for interval in record.intervals:
+        covered += interval.steps
+    share = covered / record.steps
+    limit = s["anticheat.intervals_min_share"]
+    if share < limit and record.steps - covered > gap:
+        return RuleHit(
+            "intervals_short",
+            "flag",
+            round(share, 3),
+            limit,
+            "The day's intervals hold far fewer steps than its count.",
+        )
+    return None
+
+
+def repeated_highs(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """High days that keep coming back on no fixed weekday: this day and the days in several
+    separate runs of the last `highs_days` days are far above the walker's median and above
+    their own weekday's usual (a hiker's Saturday is compared with their Saturdays, a shift
+    worker's shift with their shifts). People have a big day now and then, a week of holiday
+    is one run; jumps on every other day are many."""
+    floor = s["anticheat.highs_floor_steps"]
+    if record.steps <= floor:
+        return None
+    window = _earlier(record, ctx, s["anticheat.baseline_days"])
+    if len(window) < s["anticheat.baseline_min_history_days"]:
+        return None
+    limit = max(
+        statistics.median(steps for _, steps in window) * s["anticheat.highs_multiplier"], floor
+    )
+    if record.steps <= limit:
+        return None
+    weekday_factor = s["anticheat.highs_weekday_multiplier"]
+    by_weekday: dict[int, list[tuple[date, int]]] = {}
+    for d, steps in window:
+        by_weekday.setdefault(d.weekday(), []).append((d, steps))
+
+    def surprising(day: date, steps: int) -> bool:
+        if steps <= limit:
+            return False
+        same = [other for d, other in by_weekday.get(day.weekday(), ()) if d != day]
+        return not same or steps > statistics.median(same) * weekday_factor
+
+    if not surprising(record.day, record.steps):
+        return None
+    runs, in_run = 1, True  # this day's run; a day without a record does not end a run
+    for day, count in sorted(_earlier(record, ctx, s["anticheat.highs_days"]), reverse=True):
+        if not surprising(day, count):
+            in_run = False
+        elif not in_run:
+            runs, in_run = runs + 1, True
+    needed = s["anticheat.highs_min_runs"]
+    if runs >= needed:
+        return RuleHit(
+            "repeated_highs",
+            "flag",
+            runs,
+            needed,
+            "Days far above your usual ones keep coming back lately.",
+        )
+    return None
+
+
+def held_level(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """A high count held day after day: several of the last `held_days` days within a few
+    percent of this one (a ramp that reached the cap and stays there; a shaker left on).
+    People's days vary by a fifth or more; the too-regular rule needs the whole fortnight."""
+    floor = s["anticheat.held_floor_steps"]
+    if record.steps <= floor:
+        return None
+    tolerance = record.steps * s["anticheat.held_tolerance"]
+    close = 0
+    for _, steps in _earlier(record, ctx, s["anticheat.held_days"]):
+        if abs(steps - record.steps) <= tolerance:
+            close += 1
+    needed = s["anticheat.held_min_days"]
+    if close >= needed:
+        return RuleHit(
+            "held_level",
+            "flag",
+            close,
+            needed,
+            "Your high days have been almost the same count for days.",
+        )
+    return None
+
+
+def rising_run(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """A ramp: this day tops a run of credited days each above the one before (days without a
+    record skipped), and is well above the median of the baseline days before the run. People's
+    days go up and down; a count dialled up a little each day goes only up."""
+    floor = s["anticheat.rising_floor_steps"]
+    if record.steps <= floor:
+        return None
+    try:
+        yesterday = ctx.history.get(record.day - timedelta(days=1), 0)
+    except OverflowError:
+        yesterday = 0
+    if yesterday >= record.steps:
+        return None  # not above yesterday: no run, no look at the history (half the days)
+    earlier = _earlier(record, ctx, s["anticheat.baseline_days"])
+    if not earlier or max(earlier)[1] >= record.steps:
+        return None  # not above the latest credited day: no run
+    window = sorted(earlier, reverse=True)
+    run, above = 0, record.steps  # the credited days of the run before this day
+    for _, steps in window:
+        if steps >= above:
+            break
+        run, above = run + 1, steps
+    needed = s["anticheat.rising_min_days"]
+    before = [steps for _, steps in window[run:]]
+    if run < needed or len(before) < s["anticheat.baseline_min_history_days"]:
+        return None
+    limit = max(statistics.median(before) * s["anticheat.rising_ratio"], floor)
+    if record.steps > limit:
+        return RuleHit(
+            "rising_run",
+            "flag",
+            run,
+            needed,
+            "Your days have gone up day after day, far above your usual days.",
+        )
+    return None
+
+
+def high_after_gap(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
+    """A high day (above `no_baseline_max_steps`) when fewer than `gap_min_days` of the last
+    `gap_days` days were credited: the recent days are missing or were refused on review (a
+    cheat whose days keep being refused), while the baseline window held at least that many:
+    the record thins out, so the month's baseline says little about now. A day near the usual
+    of its own weekday passes (a hiker back from a week without the phone, hiking on their
+    hiking day). A walker without such a month is high_without_baseline's, not this rule's."""
+    limit = s["anticheat.no_baseline_max_steps"]
+    if record.steps <= limit:
+        return None
+    needed = s["anticheat.gap_min_days"]
+    month = _earlier(record, ctx, s["anticheat.baseline_days"])
+    if len(month) < max(needed, s["anticheat.baseline_min_history_days"]):
+        return None
+    credited = len(_earlier(record, ctx, s["anticheat.gap_days"]))
+    if credited >= needed:
+        return None
+    weekday = record.day.weekday()
+    same = [steps for d, steps in month if d.weekday() == weekday]
+    usual = s["anticheat.gap_weekday_multiplier"]
+    if len(same) >= 2 and record.steps <= statistics.median(same) * usual:
+        return None  # this weekday's usual: a hiker back with their phone, hiking
+    return RuleHit(
+        "high_after_gap",
+        "flag",
+        credited,
+        needed,
+        "A high day after days that were not credited needs a review.",
+    )
+
+
 def _linked(code: str, observed: int, limit: int, ctx: RuleContext) -> bool:
     return observed > limit and observed > ctx.links.cleared.get(code, 0)
 
@@ -474,6 +646,11 @@ RULES: tuple[Rule, ...] = (
     high_without_baseline,
     too_regular,
     night_burst,
+    intervals_short,
+    repeated_highs,
+    held_level,
+    rising_run,
+    high_after_gap,
     # links to other accounts (stepcoin.fairplay)
     shared_device,
     signup_burst,
