@@ -8,6 +8,7 @@ All thresholds are runtime settings (stepcoin.runtime_settings.registry, `antich
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -93,6 +94,18 @@ class RuleContext:
     other_sources: Sequence[OtherSource] = ()  # the same day's live records from other sources
     devices: frozenset[str] = frozenset()  # every device seen for the day, this one included
     links: LinkFacts = NO_LINKS  # links to other accounts (the last three rules)
+    # what the rules of one record derive from the history once (the windows, the baseline's
+    # median): several rules read the same window of the same record
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the history's credited days in date order, as two lists (dates, steps): built once per
+    # sync by the caller (history_index) and shared by its records; built here when not given
+    index: tuple[list[date], list[int]] | None = field(default=None, repr=False, compare=False)
+
+
+def history_index(history: Mapping[date, int]) -> tuple[list[date], list[int]]:
+    """The credited days (steps > 0) of a history in date order, as (dates, steps)."""
+    days = sorted((d, steps) for d, steps in history.items() if steps > 0)
+    return [d for d, _ in days], [steps for _, steps in days]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,17 +199,10 @@ def above_baseline(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) ->
     if record.steps <= s["anticheat.baseline_floor_steps"]:
         return None  # the limit is at least the floor: no look at the history
     days = s["anticheat.baseline_days"]
-    last = record.day
-    try:
-        first = last - timedelta(days=days)
-    except OverflowError:
-        first = date.min
-    # the days 1..`days` before this one (compared as dates: no timedelta per history day)
-    earlier = [steps for day, steps in ctx.history.items() if first <= day < last and steps > 0]
-    if len(earlier) < s["anticheat.baseline_min_history_days"]:
+    if len(_earlier(record, ctx, days)) < s["anticheat.baseline_min_history_days"]:
         return None
     limit = max(
-        statistics.median(earlier) * s["anticheat.baseline_multiplier"],
+        _median_before(record, ctx, days) * s["anticheat.baseline_multiplier"],
         s["anticheat.baseline_floor_steps"],
     )
     if record.steps > limit:
@@ -272,13 +278,37 @@ def new_account_extreme(
 
 def _earlier(record: StepInput, ctx: RuleContext, days: int) -> list[tuple[date, int]]:
     """The credited days (with steps) among the `days` days before the record's day (in the
-    history's order; compared as dates: no timedelta per history day)."""
+    history's order; compared as dates: no timedelta per history day). Made once per record
+    and window (ctx.memo); callers never change the list."""
+    key = ("earlier", record.day, days)
+    found: list[tuple[date, int]] | None = ctx.memo.get(key)
+    if found is None:
+        dates, steps = _window(record, ctx, days)
+        found = ctx.memo[key] = list(zip(dates, steps, strict=True))
+    return found
+
+
+def _window(record: StepInput, ctx: RuleContext, days: int) -> tuple[list[date], list[int]]:
+    """The dates and steps of _earlier, sliced from the history's index (two bisections)."""
+    if ctx.index is None:
+        ctx.index = history_index(ctx.history)
+    dates, steps = ctx.index
     last = record.day
     try:
         first = last - timedelta(days=days)
     except OverflowError:
         first = date.min
-    return [(d, steps) for d, steps in ctx.history.items() if first <= d < last and steps > 0]
+    lo, hi = bisect_left(dates, first), bisect_left(dates, last)
+    return dates[lo:hi], steps[lo:hi]
+
+
+def _median_before(record: StepInput, ctx: RuleContext, days: int) -> float:
+    """The median steps of _earlier(record, ctx, days) (not empty), once per record and window."""
+    key = ("median", record.day, days)
+    found: float | None = ctx.memo.get(key)
+    if found is None:
+        found = ctx.memo[key] = statistics.median(_window(record, ctx, days)[1])
+    return found
 
 
 def sudden_jump(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> RuleHit | None:
@@ -295,7 +325,8 @@ def sudden_jump(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Ru
     high = sorted(earlier)[-rank] if len(earlier) >= rank else max(earlier)
     limit = max(
         high * s["anticheat.jump_high_multiplier"],
-        statistics.median(earlier) * s["anticheat.jump_median_multiplier"],
+        _median_before(record, ctx, s["anticheat.baseline_days"])
+        * s["anticheat.jump_median_multiplier"],
         floor,
     )
     if record.steps > limit:
@@ -451,14 +482,13 @@ def repeated_highs(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) ->
     floor = s["anticheat.highs_floor_steps"]
     if record.steps <= floor:
         return None
-    window = _earlier(record, ctx, s["anticheat.baseline_days"])
-    if len(window) < s["anticheat.baseline_min_history_days"]:
+    days = s["anticheat.baseline_days"]
+    if len(_window(record, ctx, days)[1]) < s["anticheat.baseline_min_history_days"]:
         return None
-    limit = max(
-        statistics.median(steps for _, steps in window) * s["anticheat.highs_multiplier"], floor
-    )
+    limit = max(_median_before(record, ctx, days) * s["anticheat.highs_multiplier"], floor)
     if record.steps <= limit:
         return None
+    window = _earlier(record, ctx, days)
     weekday_factor = s["anticheat.highs_weekday_multiplier"]
     by_weekday: dict[int, list[tuple[date, int]]] = {}
     for d, steps in window:
@@ -527,17 +557,16 @@ def rising_run(record: StepInput, ctx: RuleContext, s: Mapping[str, Any]) -> Rul
         yesterday = 0
     if yesterday >= record.steps:
         return None  # not above yesterday: no run, no look at the history (half the days)
-    earlier = _earlier(record, ctx, s["anticheat.baseline_days"])
-    if not earlier or max(earlier)[1] >= record.steps:
+    _, earlier = _window(record, ctx, s["anticheat.baseline_days"])  # in date order
+    if not earlier or earlier[-1] >= record.steps:
         return None  # not above the latest credited day: no run
-    window = sorted(earlier, reverse=True)
     run, above = 0, record.steps  # the credited days of the run before this day
-    for _, steps in window:
+    for steps in reversed(earlier):
         if steps >= above:
             break
         run, above = run + 1, steps
     needed = s["anticheat.rising_min_days"]
-    before = [steps for _, steps in window[run:]]
+    before = earlier[: len(earlier) - run]
     if run < needed or len(before) < s["anticheat.baseline_min_history_days"]:
         return None
     limit = max(statistics.median(before) * s["anticheat.rising_ratio"], floor)

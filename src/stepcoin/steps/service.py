@@ -44,6 +44,7 @@ from stepcoin.steps.rules import (
     RuleHit,
     StepInput,
     evaluate,
+    history_index,
 )
 from stepcoin.steps.schemas import StepRecordIn, interval_json
 from stepcoin.steps.settlement import DaySettlement, settle_day
@@ -240,6 +241,7 @@ def plan_sync(
 
     stored_records = snapshot.records
     history = snapshot.history
+    index = history_index(history)  # shared by every record's rules (read only)
     results = plan.results
     for incoming in records:
         day, source = incoming.date, incoming.source
@@ -295,6 +297,7 @@ def plan_sync(
             other_sources=others,
             devices=frozenset(devices),
             links=snapshot.links,
+            index=index,
         )
         decision = evaluate(step_input, context, settings)
         if hold and decision.status == "approved":
