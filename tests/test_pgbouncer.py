@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from stepcoin.config import Settings, get_settings
 from stepcoin.db import libpq_url
 from stepcoin.main import create_app
-from tests.conftest import bearer, register
+from tests.conftest import AddressedTransport, bearer, register
 from tests.steps.helpers import ledger_ok, rec
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,8 @@ async def bouncer_client(settings: Settings, bouncer_url: str) -> AsyncIterator[
     try:
         async with application.router.lifespan_context(application):
             assert application.state.database.pgbouncer
-            transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
+            # walkers sign up from addresses of their own (tests.conftest.register)
+            transport = AddressedTransport(app=application, client=("203.0.113.9", 50000))
             async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
                 yield c
     finally:
