@@ -37,6 +37,9 @@ from stepcoin.validation import Int64
 router = APIRouter(tags=["friends"])
 admin_router = APIRouter(prefix="/v1/admin/reports", tags=["admin: reports"])
 _CODE = "/v1/friends/invitations/{code}"
+# a uuid only: /v1/friends/invitations and /v1/friends/requests are other resources (a DELETE
+# there is 405, not a user id that fails to parse); the document shows /v1/friends/{user_id}
+_FRIEND = "/v1/friends/{user_id:uuid}"
 # counted before the route runs (stepcoin.ratelimit; main.py applies them): guessing codes
 # and probing emails is slow
 LIMITED = (
@@ -44,7 +47,15 @@ LIMITED = (
     LimitedRoute("POST", _CODE + "/accept", "friend_codes"),
     LimitedRoute("POST", "/v1/friends/requests", "friend_codes"),
 )
-CodePath = Annotated[str, Path(min_length=1, max_length=64, description="An invitation code.")]
+CodePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern="^[A-Za-z0-9-]+$",
+        description="An invitation code (case and dashes do not matter).",
+    ),
+]
 
 
 @router.post("/v1/friends/invitations", status_code=status.HTTP_201_CREATED)
@@ -72,29 +83,6 @@ async def revoke_invitation(
     """Revoke one of your open invitations."""
     await service.revoke_invitation(session, claims.user_id, code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/v1/friends", response_model=FriendsOut)
-async def list_friends(claims: ActiveClaimsDep, session: ReadSessionDep) -> Any:
-    """Your friends, newest first, with your private aliases."""
-    return await service.list_friends(session, claims.user_id)
-
-
-@router.delete("/v1/friends/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_friend(
-    user_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep
-) -> Response:
-    """End a friendship (for both)."""
-    await service.remove_friend(session, claims.user_id, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.put("/v1/friends/{user_id}/alias", response_model=FriendOut)
-async def set_friend_alias(
-    user_id: uuid.UUID, body: AliasIn, claims: ActiveClaimsDep, session: SessionDep
-) -> Any:
-    """Your private name for a friend (null removes it)."""
-    return await service.set_alias(session, claims.user_id, user_id, body.alias)
 
 
 @router.post(
@@ -126,6 +114,29 @@ async def decline_friend_request(
     """Decline a request to you; the sender is not told."""
     await service.decline_request(session, claims.user_id, request_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/v1/friends", response_model=FriendsOut)
+async def list_friends(claims: ActiveClaimsDep, session: ReadSessionDep) -> Any:
+    """Your friends, newest first, with your private aliases."""
+    return await service.list_friends(session, claims.user_id)
+
+
+@router.delete(_FRIEND, status_code=status.HTTP_204_NO_CONTENT)
+async def remove_friend(
+    user_id: uuid.UUID, claims: ActiveClaimsDep, session: SessionDep
+) -> Response:
+    """End a friendship (for both)."""
+    await service.remove_friend(session, claims.user_id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(_FRIEND + "/alias", response_model=FriendOut)
+async def set_friend_alias(
+    user_id: uuid.UUID, body: AliasIn, claims: ActiveClaimsDep, session: SessionDep
+) -> Any:
+    """Your private name for a friend (null removes it)."""
+    return await service.set_alias(session, claims.user_id, user_id, body.alias)
 
 
 @router.post("/v1/blocks", response_model=BlockOut)
