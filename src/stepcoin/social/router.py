@@ -99,20 +99,22 @@ async def list_friend_requests(claims: ActiveClaimsDep, session: ReadSessionDep)
     return await service.list_requests(session, claims.user_id)
 
 
-@router.post("/v1/friends/requests/{request_id}/accept", response_model=FriendOut)
+@router.post("/v1/friends/requests/{friend_request_id}/accept", response_model=FriendOut)
 async def accept_friend_request(
-    request_id: Int64, claims: ActiveClaimsDep, session: SessionDep
+    friend_request_id: Int64, claims: ActiveClaimsDep, session: SessionDep
 ) -> Any:
     """Accept a request to you: you become friends."""
-    return await service.accept_request(session, claims.user_id, request_id)
+    return await service.accept_request(session, claims.user_id, friend_request_id)
 
 
-@router.post("/v1/friends/requests/{request_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/v1/friends/requests/{friend_request_id}/decline", status_code=status.HTTP_204_NO_CONTENT
+)
 async def decline_friend_request(
-    request_id: Int64, claims: ActiveClaimsDep, session: SessionDep
+    friend_request_id: Int64, claims: ActiveClaimsDep, session: SessionDep
 ) -> Response:
     """Decline a request to you; the sender is not told."""
-    await service.decline_request(session, claims.user_id, request_id)
+    await service.decline_request(session, claims.user_id, friend_request_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
