@@ -145,6 +145,7 @@ async def build_world(client: httpx.AsyncClient, engine: AsyncEngine) -> World:
             "source": "campaigns",  # an issuance budget's (PUT/DELETE one: a month's cap)
             "budget_period": "month",
             "date": today,  # the walker's flagged day: an appeal of it is 409 not_rejected
+            "code": "ABCDEFGHJKMN",  # a friend invitation code no invitation has: 404
         },
         named={
             "product_id": product_id,

@@ -48,6 +48,9 @@ from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
+from stepcoin.social.router import LIMITED as SOCIAL_LIMITED
+from stepcoin.social.router import admin_router as social_admin_router
+from stepcoin.social.router import router as social_router
 from stepcoin.steps.earn_rules_router import admin_router as earn_rules_admin_router
 from stepcoin.steps.earn_rules_router import router as earn_rules_router
 from stepcoin.steps.router import LIMITED as STEPS_LIMITED
@@ -222,6 +225,7 @@ LIMITED_ROUTES = (
     *SHOP_LIMITED,
     *ACCOUNTS_LIMITED,
     *REFERRALS_LIMITED,
+    *SOCIAL_LIMITED,
 )
 
 
@@ -333,6 +337,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(campaigns_router)
     app.include_router(referrals_router)
     app.include_router(referrals_admin_router)
+    app.include_router(social_router)
+    app.include_router(social_admin_router)
     install_console(app)
     install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])
     return app

@@ -14,6 +14,7 @@ from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
+from stepcoin.social.models import Block, FriendInvitation, FriendRequest, Friendship, Report
 from stepcoin.steps.models import (
     DeviceAccount,
     EarnRuleRow,
@@ -37,12 +38,16 @@ __all__ = [
     "AdminLog",
     "AdminSession",
     "Base",
+    "Block",
     "Campaign",
     "CoinTransaction",
     "DeviceAccount",
     "EarnRuleRow",
     "EconomyDayTotal",
     "EmailToken",
+    "FriendInvitation",
+    "FriendRequest",
+    "Friendship",
     "IssuanceBudget",
     "IssuanceHold",
     "IssuanceUsage",
@@ -58,6 +63,7 @@ __all__ = [
     "Referral",
     "ReferralCode",
     "RefreshToken",
+    "Report",
     "RewardProduct",
     "RuntimeSetting",
     "ShopSyncRun",

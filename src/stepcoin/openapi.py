@@ -139,6 +139,20 @@ PROBLEM_STATUS: dict[str, int] = {
     "referral_not_found": 404,
     "referral_not_in_review": 409,
     "own_referral": 403,
+    # friends by consent (issue 17, item 1)
+    "invitation_not_found": 404,
+    "too_many_open_invitations": 409,
+    "friend_limit_reached": 409,
+    "own_invitation": 422,
+    "friend_not_found": 404,
+    # a path that names no route (/v1/friends/<not a uuid>)
+    "not_found": 404,
+    "friend_request_not_found": 404,
+    "self_block": 422,
+    "self_report": 422,
+    "report_not_found": 404,
+    "own_report": 403,
+    "report_already_resolved": 409,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -419,6 +433,18 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "approve_referral": ("referral_not_found", "referral_not_in_review", "own_referral"),
     "reject_referral": ("referral_not_found", "referral_not_in_review", "own_referral"),
     "get_readiness": ("database_unavailable", "migrations_pending"),
+    "create_invitation": ("too_many_open_invitations",),
+    "view_invitation": ("invitation_not_found",),
+    "accept_invitation": ("invitation_not_found", "own_invitation", "friend_limit_reached"),
+    "revoke_invitation": ("invitation_not_found",),
+    "remove_friend": ("friend_not_found", "not_found"),
+    "set_friend_alias": ("friend_not_found", "not_found"),
+    "accept_friend_request": ("friend_request_not_found", "friend_limit_reached"),
+    "decline_friend_request": ("friend_request_not_found",),
+    "block_walker": ("self_block", "user_not_found"),
+    "report_walker": ("self_report", "user_not_found"),
+    "list_reports": _CURSOR,
+    "resolve_report": ("report_not_found", "own_report", "report_already_resolved"),
 }
 
 # Operation ids: the route function's name, unless it says too little or repeats another's.

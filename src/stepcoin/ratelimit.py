@@ -1,8 +1,8 @@
 """Rate limits of the routes that cost work or can be abused (issue 14, item 4).
 
 Each limited route belongs to a policy (`sync`, `orders`, `exports`, `appeals`, `referrals`,
-`mails`, `sessions`), counted per account (the signed-in caller) and per client address; the
-limits are runtime settings `ratelimit.<policy>_per_account` and
+`friend_codes`, `mails`, `sessions`), counted per account (the signed-in caller) and per
+client address; the limits are runtime settings `ratelimit.<policy>_per_account` and
 `ratelimit.<policy>_per_address`, written as `<amount>/<period>` (`60/minute`, `5/hour`,
 `20/15 minutes`: the notation of the `limits` library, which parses them). Sign-up and
 sign-in have their own counts (auth/throttle.py).

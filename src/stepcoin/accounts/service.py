@@ -10,6 +10,7 @@ Order of work (every step in the request's one transaction, so it all happens or
    orders Shopify already has stay as they are (Shopify is fulfilling them);
 4. every order's shipping address is erased to its country, the step records lose their
    device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes;
+   friendships, friend invitations, friend requests and blocks go (reports made stay);
    every session ends (refresh families revoked, console sessions refused), and their devices
    and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
@@ -38,6 +39,7 @@ from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.shop import privacy as shop_privacy
+from stepcoin.social import service as social
 from stepcoin.steps import reports as step_reports
 from stepcoin.users import erasure
 from stepcoin.wallet import repository as wallet_repository
@@ -56,6 +58,7 @@ class Deletion:
     orders_kept: list[uuid.UUID] = field(default_factory=list)
     sessions_ended: int = 0
     referrals_cancelled: int = 0
+    friends_removed: int = 0
     apple_revocation: str | None = None
 
 
@@ -123,6 +126,8 @@ async def delete_account(
     await step_reports.forget_devices(session, user_id)
     await fairplay_links.forget(session, user_id)
     deletion.referrals_cancelled = await referrals.forget(session, user_id)
+    forgotten = await social.forget(session, user_id, account.email)
+    deletion.friends_removed = forgotten["friendships"] // 2
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)
@@ -149,6 +154,7 @@ async def delete_account(
             "orders_kept": [str(i) for i in deletion.orders_kept],
             "sessions_ended": deletion.sessions_ended,
             "referrals_cancelled": deletion.referrals_cancelled,
+            "friends_removed": deletion.friends_removed,
             "apple_revocation": deletion.apple_revocation,
         },
     )

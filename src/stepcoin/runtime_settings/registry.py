@@ -575,6 +575,12 @@ SPECS: dict[str, SettingSpec] = {
             "Referral claims (POST /v1/referrals/claim)",
         ),
         *_limits(
+            "friend_codes",
+            "30/hour",
+            "300/hour",
+            "Friend invitation look-ups and accepts, and friend requests by email",
+        ),
+        *_limits(
             "mails",
             "5/hour",
             "20/15 minutes",
@@ -786,6 +792,26 @@ SPECS: dict[str, SettingSpec] = {
             5,
             "More claims than this of one referrer's code within 24 hours send the new ones to "
             "the referral review queue (reason referral_burst).",
+        ),
+        # friends by consent (issue 17, item 1; stepcoin.social)
+        _spec(
+            "friends.invitation_days",
+            Annotated[int, Field(ge=1, le=90)],
+            7,
+            "Days a friend invitation code stays valid.",
+        ),
+        _spec(
+            "friends.max_friends",
+            Annotated[int, Field(ge=1, le=100_000)],
+            500,
+            "Most friends a walker can have; an accept beyond it on either side is refused "
+            "(409 friend_limit_reached).",
+        ),
+        _spec(
+            "friends.max_open_invitations",
+            Annotated[int, Field(ge=1, le=10_000)],
+            20,
+            "Most open (unexpired, unrevoked, unused) friend invitations per walker.",
         ),
     ]
 }
