@@ -218,3 +218,19 @@ async def test_a_phone_link_ends_when_the_other_account_stops_using_it(client, a
         assert await links.refresh_marks(session) == {"changed": 0, "removed": 2}
     fine = await sync(client, new["access_token"], rec(0, 6000, device_id="handed-down"))
     assert fine[0]["status"] == "approved"
+
+
+async def test_an_unknown_walker_is_a_404_and_nothing_is_written(client, engine):
+    import uuid
+
+    admin = await make_admin(client, engine)
+    nobody = uuid.uuid4()
+    for method, path in (
+        ("POST", f"/v1/admin/users/{nobody}/links/clear"),
+        ("GET", f"/v1/admin/users/{nobody}/fair-play"),
+    ):
+        answer = await client.request(method, path, headers=bearer(admin))
+        assert answer.status_code == 404 and answer.json()["code"] == "user_not_found"
+    async with engine.connect() as conn:
+        written = (await conn.execute(text("SELECT count(*) FROM link_clearances"))).scalar_one()
+    assert written == 0

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.errors import Forbidden
+from stepcoin.errors import Forbidden, NotFound
 from stepcoin.fairplay import links, trust
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.users import repository as users_repository
 
 
 async def standing(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
@@ -25,13 +26,17 @@ async def staff_view(
 ) -> dict[str, Any]:
     """The walker's trust score with its inputs, their linked accounts, what the link rules
     see now and what reviewers cleared (the admin API and the console's user page)."""
-    value, inputs = await trust.compute(session, user_id, store=store)
+    counts = await links.observed(session, user_id)  # read once: the score takes them too
+    cleared = await links.clearances(session, user_id)
+    value, inputs = await trust.compute(
+        session, user_id, store=store, counts=counts, cleared=cleared
+    )
     return {
         "user_id": str(user_id),
         "trust_score": value,
         "inputs": inputs.as_json(),
-        "link_counts": await links.observed(session, user_id),
-        "clearances": await links.clearances(session, user_id),
+        "link_counts": counts,
+        "clearances": cleared,
         "linked_accounts": [
             link.as_json() for link in await links.linked_accounts(session, user_id)
         ],
@@ -43,6 +48,7 @@ async def clear_links(
 ) -> dict[str, Any]:
     if actor_id == user_id:
         raise Forbidden("Nobody clears their own links.", code="own_account")
-    await trust.inputs_of(session, user_id)  # 404 for an unknown walker, before any write
+    if await users_repository.get_profile(session, user_id) is None:  # before any write
+        raise NotFound("No such walker.", code="user_not_found")
     await links.clear(session, user_id, actor_id=actor_id, note=note)
     return await staff_view(session, user_id)

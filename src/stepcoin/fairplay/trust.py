@@ -93,7 +93,15 @@ INPUTS_SQL = text(
 )
 
 
-async def inputs_of(session: AsyncSession, user_id: uuid.UUID) -> Inputs:
+async def inputs_of(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    counts: dict[str, int] | None = None,
+    cleared: dict[str, dict[str, Any]] | None = None,
+) -> Inputs:
+    """The score's inputs; `counts` (links.observed) and `cleared` (links.clearances) when the
+    caller has read them already."""
     row = (
         await session.execute(
             INPUTS_SQL,
@@ -106,10 +114,11 @@ async def inputs_of(session: AsyncSession, user_id: uuid.UUID) -> Inputs:
     ).one_or_none()
     if row is None:
         raise NotFound("No such walker.", code="user_not_found")
-    seen = links.over_limits(
-        await links.observed(session, user_id), await runtime_settings.all(session)
-    )
-    cleared = await links.clearances(session, user_id)
+    if counts is None:
+        counts = await links.observed(session, user_id)
+    if cleared is None:
+        cleared = await links.clearances(session, user_id)
+    seen = links.over_limits(counts, await runtime_settings.all(session))
     linked = 0
     for code, count in seen.items():
         if count > cleared.get(code, {}).get("observed", 0):
@@ -125,11 +134,16 @@ async def inputs_of(session: AsyncSession, user_id: uuid.UUID) -> Inputs:
 
 
 async def compute(
-    session: AsyncSession, user_id: uuid.UUID, *, store: bool = True
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    store: bool = True,
+    counts: dict[str, int] | None = None,
+    cleared: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[int, Inputs]:
     """The walker's score now, stored with its inputs (trust_scores) unless store=False (a
-    read-only page)."""
-    inputs = await inputs_of(session, user_id)
+    read-only page); `counts` and `cleared` as inputs_of takes them."""
+    inputs = await inputs_of(session, user_id, counts=counts, cleared=cleared)
     value = score(inputs)
     if not store:
         return value, inputs
