@@ -8,9 +8,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
-from stepcoin.achievements import service
+from stepcoin.achievements import repository, service
 from stepcoin.achievements.schemas import MyAchievementsOut
 from stepcoin.db import session_scope
 from stepcoin.users.service import set_active
@@ -88,3 +90,37 @@ async def test_the_bytes_are_the_response_models_own(app, client, engine):
     expected = MyAchievementsOut.model_validate(answer.json())
     assert answer.content == expected.model_dump_json().encode()
     assert answer.json()["items"][0]["unlocked_at"].endswith("Z")
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    days=st.dictionaries(
+        st.integers(min_value=0, max_value=40),
+        st.sampled_from([0, 50, 99, 100, 101, 500, 5000, 12000]),
+        max_size=30,
+    ),
+    thresholds=st.sets(st.sampled_from([1, 100, 101, 500, 5000, 20000]), max_size=4).map(sorted),
+)
+async def test_the_facts_from_the_days_equal_the_set_based_facts(app, engine, days, thresholds):
+    """The read computes streak runs and totals in Python from the days (facts_from_days); the
+    achievements batch computes them in SQL (_FACTS): both agree on any calendar. (Distinct
+    thresholds, as streak_thresholds gives them: _FACTS counts a repeated one twice.)"""
+    user = str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO users (id, email, full_name) VALUES (:u, :e, 'Facts Walker')"),
+            {"u": user, "e": f"{user}@example.com"},
+        )
+    first = today() - timedelta(days=40)
+    await set_days(engine, user, {first + timedelta(days=k): n for k, n in days.items()})
+    async with session_scope(app.state.database) as session:
+        expected = (await repository.user_facts(session, [uuid.UUID(user)], thresholds))[
+            uuid.UUID(user)
+        ]
+    async with (await app.state.database.fast_pool()).acquire() as driver:
+        row = await repository.mine(driver, uuid.UUID(user))
+    assert repository.facts_from_days(uuid.UUID(user), row, thresholds) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -351,37 +351,83 @@ async def unlocked_pairs(
     return {(r.user_id, int(r.achievement_id)) for r in rows}
 
 
-# GET /v1/achievements in one statement on a bare asyncpg connection (no transaction): the
-# caller's facts (_FACTS for one user, the streak thresholds of the active achievements the
-# caller has not unlocked, taken from their JSON: one too many is harmless, its runs are not
-# looked at), joined with every active achievement and the caller's unlocked_at, in id order.
-# No row: no such user. One row with a NULL id: no active achievement.
-_MINE_FACTS = _FACTS_SQL.format(
-    users="ARRAY[$1::uuid]",
-    thresholds="(SELECT coalesce(array_agg(DISTINCT CAST(c.unlock_criteria->>'min_steps' "
-    "AS integer)), '{}') FROM catalogue c WHERE c.unlocked_at IS NULL "
-    "AND c.unlock_criteria->>'kind' = 'streak' "
-    "AND c.unlock_criteria->>'min_steps' ~ '^[0-9]{1,9}$')",
-)
-_MINE_SQL = f"""
-    WITH catalogue AS MATERIALIZED (
-        SELECT a.id, a.code, a.name, a.description, a.unlock_criteria, a.reward_coins,
-               a.updated_at, ua.unlocked_at
-        FROM achievements a
-        LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = $1
-        WHERE a.is_active
-    ),
-    facts AS ({_MINE_FACTS})
-    SELECT f.id AS user_id, f.timezone, f.is_active, f.best_day, f.total_steps,
-           f.approved_days, f.redeemed, f.runs, c.id, c.code, c.name, c.description,
-           c.unlock_criteria, c.reward_coins, c.updated_at, c.unlocked_at
-    FROM facts f LEFT JOIN catalogue c ON true
-    ORDER BY c.id
+# GET /v1/achievements in one statement on a bare asyncpg connection (no transaction), one row:
+# the caller's account, whether they redeemed, their credited days as two arrays in date order
+# (days since 2000-01-01, credited steps: facts_from_days computes the aggregates and the streak
+# runs from them, as _FACTS does in SQL; tests/achievements/test_reads.py proves them equal) and
+# the active achievements as three arrays in id order (id, updated_at, the caller's
+# unlocked_at). What an achievement says (code, name, criteria...) is cached per process by
+# (id, updated_at) and read with catalogue() on a miss. No row: no such user. Issue 13: the
+# window functions, aggregates and JSON of _FACTS cost PostgreSQL ~3x this on every read.
+_EPOCH = date(2000, 1, 1)
+_MINE_SQL = """
+    SELECT u.timezone, u.is_active,
+           EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
+                   AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
+           d.days, d.steps, c.ids, c.versions, c.unlocked
+    FROM users u
+    CROSS JOIN LATERAL (
+        SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
+        FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
+              WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
+    ) d
+    CROSS JOIN LATERAL (
+        SELECT array_agg(a.id) AS ids, array_agg(a.updated_at) AS versions,
+               array_agg(a.unlocked_at) AS unlocked
+        FROM (SELECT a.id, a.updated_at, ua.unlocked_at FROM achievements a
+              LEFT JOIN user_achievements ua ON ua.achievement_id = a.id AND ua.user_id = u.id
+              WHERE a.is_active ORDER BY a.id) a
+    ) c
+    WHERE u.id = $1
 """
+_CATALOGUE_SQL = (
+    "SELECT id, code, name, description, unlock_criteria, reward_coins, updated_at "
+    "FROM achievements WHERE id = ANY($1::bigint[])"
+)
 
 
-async def mine(driver: Any, user_id: uuid.UUID) -> list[Any]:
-    """The caller's facts and every active achievement with the caller's unlocked_at (_MINE_SQL),
-    on a bare asyncpg connection; [] for a missing user."""
-    rows: list[Any] = await driver.fetch(_MINE_SQL, user_id)
+async def mine(driver: Any, user_id: uuid.UUID) -> Any:
+    """The caller's row of _MINE_SQL on a bare asyncpg connection; None for a missing user."""
+    return await driver.fetchrow(_MINE_SQL, user_id)
+
+
+async def catalogue(driver: Any, ids: Sequence[int]) -> list[Any]:
+    """What these achievements say, as stored now (the cache's misses of _MINE_SQL)."""
+    rows: list[Any] = await driver.fetch(_CATALOGUE_SQL, list(ids))
     return rows
+
+
+def facts_from_days(
+    user_id: uuid.UUID,
+    row: Any,
+    thresholds: Sequence[int],
+) -> UserFacts:
+    """The facts _FACTS computes, from _MINE_SQL's row: its days (ascending, days since
+    2000-01-01, each with credited steps > 0) and for each threshold the runs of consecutive
+    days at or above it (none: no entry, as in SQL)."""
+    days: Sequence[int] = row["days"] or ()
+    steps: Sequence[int] = row["steps"] or ()
+    streaks = {}
+    for threshold in set(thresholds):
+        longest = length = 0
+        previous = end = None
+        for day, count in zip(days, steps, strict=True):
+            if count < threshold:
+                continue
+            length = length + 1 if previous is not None and day == previous + 1 else 1
+            previous = end = day
+            longest = max(longest, length)
+        if end is not None:
+            streaks[threshold] = StreakFacts(
+                longest=longest, latest_length=length, latest_end=_EPOCH + timedelta(days=end)
+            )
+    return UserFacts(
+        user_id=user_id,
+        timezone=row["timezone"],
+        is_active=row["is_active"],
+        best_day=max(steps, default=0),
+        total_steps=sum(steps),
+        approved_days=len(steps),
+        redeemed=bool(row["redeemed"]),
+        streaks=streaks,
+    )

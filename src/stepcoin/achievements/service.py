@@ -271,51 +271,90 @@ def _item(
     }
 
 
-# The parsed criteria of each achievement, per process, by (id, updated_at): every edit moves
-# updated_at, so a changed achievement is parsed again. None: stored criteria that no longer
-# parse (skipped, as _parsed does).
-_CRITERIA: dict[tuple[int, datetime], tuple[Criteria, dict[str, Any]] | None] = {}
-CRITERIA_CACHE_SIZE = 1024
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What an achievement says, as GET /v1/achievements shows it (parsed once per version)."""
+
+    code: str
+    name: str
+    description: str | None
+    reward_coins: int
+    criteria: Criteria
+    shape: dict[str, Any]
 
 
-def _criteria(row: Any) -> tuple[Criteria, dict[str, Any]] | None:
-    key = (row["id"], row["updated_at"])
-    try:
-        return _CRITERIA[key]
-    except KeyError:
-        pass
+# What each achievement says, per process, by (id, updated_at): every edit moves updated_at
+# (repository.update), so a changed achievement is read and parsed again. None: stored criteria
+# that no longer parse (skipped, as _parsed does).
+_CATALOGUE: dict[tuple[int, datetime], _Shown | None] = {}
+CATALOGUE_CACHE_SIZE = 1024
+
+
+def _remember(row: Any) -> _Shown | None:
     stored = row["unlock_criteria"]
     if isinstance(stored, str):
         stored = orjson.loads(stored)
     parsed = _parsed([{"id": row["id"], "unlock_criteria": stored}])
-    value = (parsed[0][1], parsed[0][1].model_dump()) if parsed else None
-    if len(_CRITERIA) >= CRITERIA_CACHE_SIZE:
-        _CRITERIA.clear()
-    _CRITERIA[key] = value
-    return value
+    shown = None
+    if parsed:
+        criteria = parsed[0][1]
+        shown = _Shown(
+            code=row["code"],
+            name=row["name"],
+            description=row["description"],
+            reward_coins=row["reward_coins"],
+            criteria=criteria,
+            shape=criteria.model_dump(),
+        )
+    if len(_CATALOGUE) >= CATALOGUE_CACHE_SIZE:
+        _CATALOGUE.clear()
+    _CATALOGUE[(row["id"], row["updated_at"])] = shown
+    return shown
 
 
 async def my_achievements(
     driver: Any, user_id: uuid.UUID, *, now: datetime | None = None
 ) -> list[dict[str, Any]] | None:
     """GET /v1/achievements's items in one statement on a bare asyncpg connection (the route
-    and main.HotRoutes): the same items as list_for_user (tests/achievements/test_endpoints.py
-    compares them); None when the user is missing or deactivated."""
-    rows = await repository.mine(driver, user_id)
-    if not rows:
+    and main.HotRoutes; a second one only when an achievement is new to this process or was
+    edited): the same items as list_for_user (tests/achievements/test_reads.py compares them);
+    None when the user is missing or deactivated."""
+    row = await repository.mine(driver, user_id)
+    if row is None or not row["is_active"]:
         return None
-    facts = repository.facts_of(user_id, rows[0])
-    if not facts.is_active:
-        return None
+    ids: list[int] = row["ids"] or []
+    unlocked: list[datetime | None] = row["unlocked"] or []
+    keys = list(zip(ids, row["versions"] or [], strict=True))
+    missing = [key[0] for key in keys if key not in _CATALOGUE]
+    fresh = (
+        {r["id"]: _remember(r) for r in await repository.catalogue(driver, missing)}
+        if missing
+        else {}
+    )
+    shown = [fresh[key[0]] if key[0] in fresh else _CATALOGUE.get(key) for key in keys]
+    thresholds = streak_thresholds(
+        [s.criteria for s, at in zip(shown, unlocked, strict=True) if s is not None and at is None]
+    )
+    facts = repository.facts_from_days(user_id, row, thresholds)
     items = []
-    for row in rows:
-        if row["id"] is None:
+    for id_, s, at in zip(ids, shown, unlocked, strict=True):
+        if s is None:
             continue
-        found = _criteria(row)
-        if found is None:
-            continue
-        criteria, shape = found
-        items.append(_item(row, criteria, shape, facts, now))
+        done = progress(s.criteria, facts, unlocked=at is not None, now=now)
+        items.append(
+            {
+                "id": id_,
+                "code": s.code,
+                "name": s.name,
+                "description": s.description,
+                "reward_coins": s.reward_coins,
+                "unlock_criteria": s.shape,
+                "unlocked_at": at,
+                "progress": None
+                if done is None
+                else {"current": done.current, "target": done.target},
+            }
+        )
     return items
 
 
