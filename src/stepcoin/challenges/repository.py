@@ -44,9 +44,13 @@ async def insert_challenge(session: AsyncSession, values: dict[str, Any]) -> Non
             "VALUES (:id, :template, :name, :creator_id, :by_staff, :audience, :group_id, "
             ":timezone, :starts_on, :ends_on, CAST(:params AS jsonb), :daily_cap, "
             ":entry_fee_coins, :house_prize_coins, :min_participants, :late_join, "
-            ":grace_hours, :status, CASE WHEN :status = 'scheduled' THEN now() END)"
+            ":grace_hours, :status, :published_at)"
         ),
-        {**values, "params": orjson.dumps(values["params"]).decode()},
+        {
+            **values,
+            "params": orjson.dumps(values["params"]).decode(),
+            "published_at": values["created_at"] if values["status"] == "scheduled" else None,
+        },
     )
 
 

@@ -255,6 +255,7 @@ async def create(
             "late_join": rules.TEMPLATES[template].late_join,
             "grace_hours": await _setting(session, GRACE_HOURS),
             "status": "draft" if draft else "scheduled",
+            "created_at": at,
         },
     )
     await repository.insert_invitees(session, challenge_id, invitees)
@@ -647,7 +648,18 @@ async def cancel(
 # ---- the worker's tick -----------------------------------------------------------------------
 
 
-async def _advance(session: AsyncSession, ch: dict[str, Any], at: datetime) -> str:
+@dataclass
+class TickResult:
+    looked_at: int = 0
+    started: int = 0
+    settled: int = 0
+    cancelled: int = 0
+    walkers_paid: int = 0
+
+
+async def _advance(
+    session: AsyncSession, ch: dict[str, Any], at: datetime, done: TickResult
+) -> str:
     """One step of a locked challenge's lifecycle; the status it has now."""
     status: str = ch["status"]
     if status == "scheduled" and at >= starts_at(ch):
@@ -664,6 +676,7 @@ async def _advance(session: AsyncSession, ch: dict[str, Any], at: datetime) -> s
                 session, ch["id"], rules.assign_teams(joined, int(ch["params"]["teams"]))
             )
         await repository.set_status(session, ch["id"], "active", started_at=at)
+        done.started += 1
         status = "active"
     if status == "active" and at >= ends_at(ch):
         await repository.set_status(session, ch["id"], "grace", ended_at=at)
@@ -795,15 +808,6 @@ async def _finish_if_paid(session: AsyncSession, challenge_id: uuid.UUID, at: da
     return True
 
 
-@dataclass
-class TickResult:
-    looked_at: int = 0
-    started: int = 0
-    settled: int = 0
-    cancelled: int = 0
-    walkers_paid: int = 0
-
-
 async def tick(database: Database, *, now: datetime | None = None) -> dict[str, int]:
     """The worker's job: every open challenge moved on, each in its own transactions (one per
     step and per payout chunk); killed midway, the next run continues where the last commit
@@ -818,11 +822,8 @@ async def tick(database: Database, *, now: datetime | None = None) -> dict[str, 
             ch = await repository.lock_due(session, challenge_id)
             if ch is None:
                 continue
-            before = ch["status"]
-            status = await _advance(session, ch, at)
+            status = await _advance(session, ch, at, done)
             done.looked_at += 1
-            if before == "scheduled" and status == "active":
-                done.started += 1
         while status == "settling":
             async with session_scope(database) as session:
                 if await repository.lock_due(session, challenge_id) is None:
