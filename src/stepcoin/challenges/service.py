@@ -294,7 +294,7 @@ async def publish(
     if ch["status"] != "draft":
         raise Conflict("Only a draft is published.", code="not_a_draft")
     if starts_at(ch) <= at:
-        raise Conflict("This draft's start has passed.", code="starts_too_soon")
+        raise Conflict("This draft's start has passed.", code="draft_start_passed")
     await repository.set_status(session, challenge_id, "scheduled", published_at=at)
     ch["status"] = "scheduled"
     if not ch["by_staff"]:
