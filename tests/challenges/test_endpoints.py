@@ -65,6 +65,7 @@ async def test_invalid_challenges_are_422_with_a_code(client, engine):
         (spec("race", params={"target_total": 10}, **invite), "invalid_params"),
         (spec("total_steps", params={"teams": 2}, **invite), "invalid_params"),
         (spec("total_steps", timezone="Mars/Olympus", **invite), "invalid_timezone"),
+        (spec("total_steps", timezone="America", **invite), "invalid_timezone"),  # a folder
         (spec("total_steps", starts_on=today().isoformat(), **invite), "starts_too_soon"),
         (spec("total_steps", ends_on=today().isoformat(), **invite), "invalid_date_range"),
         (spec("total_steps", ends_on=in_days(200), **invite), "challenge_too_long"),

@@ -4,6 +4,9 @@ day falls out, the daily cap holds, nothing changes after settlement."""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import text
 
 from tests.admin.helpers import ledger_report
@@ -330,3 +333,43 @@ async def walker_friend(client, admin, friend):
     other = await rich_walker(client, admin, name="Friend Walker")
     await befriend(client, friend, other)
     return other
+
+
+async def test_the_start_and_the_end_are_midnights_in_the_challenges_timezone(app, client, engine):
+    admin = await make_staff(client, engine)
+    kiri = ZoneInfo("Pacific/Kiritimati")  # UTC+14: its days begin before anyone else's
+    first = datetime.now(kiri).date() + timedelta(days=1)
+    cid = (
+        await create(
+            client,
+            admin,
+            spec(
+                "group_goal",
+                params={"target_total": 1000},
+                timezone="Pacific/Kiritimati",
+                starts_on=first.isoformat(),
+                ends_on=first.isoformat(),
+            ),
+        )
+    )["id"]
+    a = await rich_walker(client, admin, name="Ada Walker")
+    b = await rich_walker(client, admin, name="Ben Walker")
+    await act(client, a, cid, "join")
+    await act(client, b, cid, "join")
+    start = datetime.combine(first, time(0), tzinfo=kiri)
+    view = await get(client, a, cid)
+    assert datetime.fromisoformat(view["starts_at"]) == start
+    assert datetime.fromisoformat(view["ends_at"]) == start + timedelta(days=1)
+    await tick(app, start - timedelta(minutes=1))
+    assert (await get(client, a, cid))["status"] == "scheduled"
+    late = await client.post(f"/v1/challenges/{cid}/join", headers=a["headers"])
+    assert late.status_code == 200  # in already: the same answer
+    await tick(app, start + timedelta(minutes=1))
+    assert (await get(client, a, cid))["status"] == "active"
+    await tick(app, start + timedelta(days=1, minutes=1))
+    assert (await get(client, a, cid))["status"] == "grace"
+    await tick(app, start + timedelta(days=2, minutes=-1))
+    assert (await get(client, a, cid))["status"] == "grace"  # 24 grace hours
+    await tick(app, start + timedelta(days=2, minutes=1))
+    view = await get(client, a, cid)
+    assert view["status"] == "settled" and view["outcome"] == "no_winner"

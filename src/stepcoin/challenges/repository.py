@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -375,18 +375,19 @@ async def mark_paid(
     await add_escrow(session, challenge_id, -coins)
 
 
-async def due(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Open challenges whose status may move or whose scores need a refresh."""
-    rows = await session.execute(
-        text(
-            "SELECT id FROM challenges WHERE status IN ('scheduled', 'active', 'grace', "
-            "'settling') AND (status <> 'scheduled' OR "
-            "CAST(starts_on AS timestamp) AT TIME ZONE timezone <= :now) "
-            "ORDER BY starts_on, id LIMIT :n"
-        ),
-        {"now": now, "n": limit},
+async def open_challenges(session: AsyncSession, starting_by: date) -> list[dict[str, Any]]:
+    """Challenges the tick may move: running or settling ones, and scheduled ones starting by
+    `starting_by` (UTC tomorrow covers every timezone; the caller compares the exact start)."""
+    return _all(
+        await session.execute(
+            text(
+                "SELECT id, status, starts_on, timezone FROM challenges "
+                "WHERE status IN ('active', 'grace', 'settling') "
+                "OR (status = 'scheduled' AND starts_on <= :by) ORDER BY starts_on, id"
+            ),
+            {"by": starting_by},
+        )
     )
-    return [r[0] for r in rows]
 
 
 async def lock_due(session: AsyncSession, challenge_id: uuid.UUID) -> dict[str, Any] | None:

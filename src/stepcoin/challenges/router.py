@@ -51,7 +51,9 @@ async def create_challenge(body: ChallengeIn, user: CurrentUserDep, session: Ses
 
 
 @router.get("/{challenge_id}", response_model=ChallengeDetailOut)
-async def get_challenge(challenge_id: uuid.UUID, user: CurrentUserDep, session: SessionDep) -> Any:
+async def get_challenge(
+    challenge_id: uuid.UUID, user: CurrentUserDep, session: ReadSessionDep
+) -> Any:
     """One challenge with its lifecycle status and your part in it."""
     return await service.view(session, user.id, challenge_id)
 

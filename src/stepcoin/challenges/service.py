@@ -18,8 +18,9 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,7 +47,6 @@ ENTRY = wallet.CHALLENGE_ENTRY
 REFUND = wallet.CHALLENGE_REFUND
 PRIZE = wallet.CHALLENGE_PRIZE
 STAFF_ROLES = ("admin", "support")
-TICK_BATCH = 200
 
 
 def _now(now: datetime | None) -> datetime:
@@ -73,13 +73,19 @@ def not_found() -> NotFound:
     return NotFound("There is no such challenge for you.", code="challenge_not_found")
 
 
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    """The IANA zone of that name; anything else (a folder such as `America`, a path) is 422."""
+    if name not in _zone_names():
         raise InvalidInput(
-            f"{name!r} is not an IANA time zone (e.g. Europe/Berlin).", code="invalid_timezone"
-        ) from exc
+            f"{name[:64]!r} is not an IANA time zone (e.g. Europe/Berlin).",
+            code="invalid_timezone",
+        )
+    return ZoneInfo(name)
 
 
 def starts_at(ch: dict[str, Any]) -> datetime:
@@ -816,7 +822,11 @@ async def tick(database: Database, *, now: datetime | None = None) -> dict[str, 
     done = TickResult()
     async with session_scope(database) as session:
         chunk = await _setting(session, PAYOUT_CHUNK)
-        ids = await repository.due(session, at, TICK_BATCH)
+        ids = [
+            row["id"]
+            for row in await repository.open_challenges(session, at.date() + timedelta(days=1))
+            if row["status"] != "scheduled" or starts_at(row) <= at
+        ]
     for challenge_id in ids:
         async with session_scope(database) as session:
             ch = await repository.lock_due(session, challenge_id)
