@@ -99,4 +99,12 @@ async def test_deletion_leaves_open_challenges_refunding_before_the_start(app, c
     await tick(app, later(24 * 4))
     view = await get(client, c, running)
     assert view["status"] == "settled" and view["me"]["payout_coins"] == 90
+    async with engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text("SELECT sum(fee_held) FROM challenge_participants WHERE challenge_id = :c"),
+                {"c": running},
+            )
+        ).scalar_one()
+    assert held == 0  # b's fee went into the prize
     assert (await ledger_report(engine)).ok

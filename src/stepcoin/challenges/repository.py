@@ -390,6 +390,16 @@ async def open_challenges(session: AsyncSession, starting_by: date) -> list[dict
     )
 
 
+async def clear_fees(session: AsyncSession, challenge_id: uuid.UUID) -> None:
+    await session.execute(
+        text(
+            "UPDATE challenge_participants SET fee_held = 0 WHERE challenge_id = :c "
+            "AND fee_held <> 0"
+        ),
+        {"c": challenge_id},
+    )
+
+
 async def lock_due(session: AsyncSession, challenge_id: uuid.UUID) -> dict[str, Any] | None:
     """The challenge locked, or None when another worker holds it (it does the work)."""
     return _one(

@@ -44,7 +44,7 @@ class ChallengeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template: TemplateCode
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, pattern=r"\S", description="Not blank.")
     starts_on: CalendarDay = Field(description="The first day, in the challenge's timezone.")
     ends_on: CalendarDay = Field(description="The last day (inclusive).")
     timezone: str = Field(min_length=1, max_length=64, description="An IANA time zone.")

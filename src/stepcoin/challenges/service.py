@@ -810,8 +810,34 @@ async def _finish_if_paid(session: AsyncSession, challenge_id: uuid.UUID, at: da
         logger.error("challenge %s: escrow %s after all payouts", challenge_id, ch["escrow_coins"])
         return False
     final = "cancelled" if ch["outcome"] == "cancelled" else "settled"
+    await repository.clear_fees(session, challenge_id)  # the fees of walkers who left went too
     await repository.set_status(session, challenge_id, final, finished_at=at)
     return True
+
+
+async def _tick_one(
+    database: Database, challenge_id: uuid.UUID, at: datetime, chunk: int, done: TickResult
+) -> None:
+    async with session_scope(database) as session:
+        ch = await repository.lock_due(session, challenge_id)
+        if ch is None:
+            return  # another tick holds it and does the work
+        status = await _advance(session, ch, at, done)
+        done.looked_at += 1
+    while status == "settling":
+        async with session_scope(database) as session:
+            if await repository.lock_due(session, challenge_id) is None:
+                return
+            paid = await _pay_chunk(session, challenge_id, chunk)
+            done.walkers_paid += paid
+            if paid == 0:
+                if await _finish_if_paid(session, challenge_id, at):
+                    row = await repository.challenge(session, challenge_id) or {}
+                    if row.get("status") == "cancelled":
+                        done.cancelled += 1
+                    else:
+                        done.settled += 1
+                return
 
 
 async def tick(database: Database, *, now: datetime | None = None) -> dict[str, int]:
@@ -827,27 +853,15 @@ async def tick(database: Database, *, now: datetime | None = None) -> dict[str, 
             for row in await repository.open_challenges(session, at.date() + timedelta(days=1))
             if row["status"] != "scheduled" or starts_at(row) <= at
         ]
+    failed: list[str] = []
     for challenge_id in ids:
-        async with session_scope(database) as session:
-            ch = await repository.lock_due(session, challenge_id)
-            if ch is None:
-                continue
-            status = await _advance(session, ch, at, done)
-            done.looked_at += 1
-        while status == "settling":
-            async with session_scope(database) as session:
-                if await repository.lock_due(session, challenge_id) is None:
-                    break
-                paid = await _pay_chunk(session, challenge_id, chunk)
-                done.walkers_paid += paid
-                if paid == 0:
-                    if await _finish_if_paid(session, challenge_id, at):
-                        outcome = await repository.challenge(session, challenge_id) or {}
-                        if outcome.get("status") == "cancelled":
-                            done.cancelled += 1
-                        else:
-                            done.settled += 1
-                    break
+        try:
+            await _tick_one(database, challenge_id, at, chunk, done)
+        except Exception:  # one broken challenge must not stop the others
+            logger.exception("challenge %s: the tick failed", challenge_id)
+            failed.append(str(challenge_id))
+    if failed:
+        raise RuntimeError(f"the tick failed for challenges {failed} (the others moved on)")
     result = asdict(done)
     if done.started or done.settled or done.cancelled or done.walkers_paid:
         logger.info("challenges tick", extra={"challenges": result})
