@@ -373,3 +373,37 @@ async def test_the_start_and_the_end_are_midnights_in_the_challenges_timezone(ap
     await tick(app, start + timedelta(days=2, minutes=1))
     view = await get(client, a, cid)
     assert view["status"] == "settled" and view["outcome"] == "no_winner"
+
+
+async def test_a_review_moves_the_score_approval_counts_the_new_steps_rejection_drops_the_day(
+    app, client, engine
+):
+    admin = await make_staff(client, engine)
+    a = await rich_walker(client, admin, name="Ada Walker")
+    b = await rich_walker(client, admin, name="Ben Walker")
+    people = {"a": a, "b": b}
+    await befriend(client, a, b)
+    cid = (await create(client, a, spec("total_steps", invitees=[b["id"]])))["id"]
+    await act(client, b, cid, "join")
+    await shift(engine, cid, 4)
+    await sync(client, a["access_token"], rec(3, 5000), rec(2, 5000))
+    await sync(client, b["access_token"], rec(3, 4000))
+    # a brand-new account's extreme days wait for review
+    held = await sync(client, a["access_token"], rec(3, 45000), rec(2, 46000))
+    assert [r["status"] for r in held] == ["flagged", "flagged"]
+    await tick(app)
+    # while in review, each day counts what was approved before
+    assert totals(await board(client, a, cid), people) == {"a": 10000, "b": 4000}
+    reviewer = await make_admin(client, engine)
+    queue = (await client.get("/v1/admin/validations", headers=bearer(reviewer))).json()["items"]
+    by_day = {i["date"]: i["id"] for i in queue if i["user"]["id"] == a["id"]}
+    approve = await client.post(
+        f"/v1/admin/validations/{by_day[rec(3, 0)['date']]}/approve", headers=bearer(reviewer)
+    )
+    reject = await client.post(
+        f"/v1/admin/validations/{by_day[rec(2, 0)['date']]}/reject", headers=bearer(reviewer)
+    )
+    assert (approve.status_code, reject.status_code) == (200, 200)
+    await tick(app)
+    # approved: 45,000 counts; rejected: the whole day falls out (not even the earlier 5,000)
+    assert totals(await board(client, a, cid), people) == {"a": 45000, "b": 4000}

@@ -16,6 +16,7 @@ from tests.challenges.helpers import (
     create,
     escrow,
     get,
+    later,
     ledger_rows,
     make_staff,
     rich_walker,
@@ -23,6 +24,7 @@ from tests.challenges.helpers import (
     spec,
     tick,
 )
+from tests.steps.helpers import rec, sync
 
 
 async def test_join_leave_rejoin_each_move_once_with_its_own_reference(app, client, engine):
@@ -172,4 +174,27 @@ async def test_concurrent_joins_each_pay_once_and_the_escrow_adds_up(app, client
     assert (await get(client, walkers[0], cid))["participants"] == 12
     assert len(await ledger_rows(engine, cid)) == 12
     assert all([await balance(client, w) == 67 for w in walkers])
+    assert (await ledger_report(engine)).ok
+
+
+async def test_two_ticks_at_once_settle_once(app, client, engine):
+    admin = await make_staff(client, engine)
+    cid = (
+        await create(
+            client, admin, spec("group_goal", params={"target_total": 1000}, entry_fee_coins=7)
+        )
+    )["id"]
+    walkers = [await rich_walker(client, admin, 100, name=f"W{i} Walker") for i in range(5)]
+    for w in walkers:
+        await act(client, w, cid, "join")
+        await sync(client, w["access_token"], rec(2, 3000))
+    await shift(engine, cid, 4)
+    results = await asyncio.gather(*[tick(app, later(30)) for _ in range(3)])
+    assert sum(r["walkers_paid"] for r in results) == 5
+    assert sum(r["settled"] for r in results) == 1
+    assert (await get(client, walkers[0], cid))["status"] == "settled"
+    assert (
+        sorted(a for _, t, a in await ledger_rows(engine, cid) if t == "challenge_prize") == [7] * 5
+    )
+    assert await escrow(engine, cid) == 0
     assert (await ledger_report(engine)).ok
