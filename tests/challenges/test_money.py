@@ -198,3 +198,29 @@ async def test_two_ticks_at_once_settle_once(app, client, engine):
     )
     assert await escrow(engine, cid) == 0
     assert (await ledger_report(engine)).ok
+
+
+async def test_joining_closes_at_the_start_unless_the_template_takes_late_joins(
+    app, client, engine
+):
+    admin = await make_staff(client, engine)
+    late_ok = (
+        await create(
+            client, admin, spec("group_goal", params={"target_total": 1000}, entry_fee_coins=5)
+        )
+    )["id"]
+    closed = (await create(client, admin, spec("total_steps", entry_fee_coins=5)))["id"]
+    early = [await rich_walker(client, admin, 100, name=f"E{i} Walker") for i in range(2)]
+    for cid in (late_ok, closed):
+        for w in early:
+            await act(client, w, cid, "join")
+        await shift(engine, cid, 2)  # started yesterday, ends tomorrow
+    await tick(app)
+    late = await rich_walker(client, admin, 100, name="Late Walker")
+    assert (await get(client, late, late_ok))["joinable"] is True
+    joined = await act(client, late, late_ok, "join")
+    assert joined["me"]["status"] == "joined" and joined["participants"] == 3
+    assert (await get(client, late, closed))["joinable"] is False
+    refused = await client.post(f"/v1/challenges/{closed}/join", headers=late["headers"])
+    assert refused.status_code == 409 and refused.json()["code"] == "joining_closed"
+    assert await balance(client, late) == 95 and await escrow(engine, late_ok) == 15
