@@ -74,7 +74,10 @@ FIELD_EXAMPLES: dict[str, Any] = {
 
 # Operations whose valid request cannot pass validation from a static example (a token that
 # only a mail carries, say): their hostile cases still run; say why, so a reader can judge.
-VALID_REQUEST_MAY_FAIL: dict[tuple[str, str], str] = {}
+VALID_REQUEST_MAY_FAIL: dict[tuple[str, str], str] = {
+    # a walker's challenge invites friends; the walk's walker has none (422 not_friends)
+    ("POST", "/v1/challenges"): "needs a friend of the caller",
+}
 
 # Whole bodies for operations whose valid body depends on the path (path template, method).
 ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
@@ -85,6 +88,14 @@ ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
         "coins_per_1000_steps": 5,
         "daily_step_cap": None,
         "daily_coin_cap": 200,
+    },
+    ("POST", "/v1/challenges"): {  # a first day after today in its timezone
+        "template": "total_steps",
+        "name": "Probe challenge",
+        "starts_on": "2099-01-01",
+        "ends_on": "2099-01-03",
+        "timezone": "UTC",
+        "invitees": ["3ea8e6d0-9d28-4e04-b711-808ea1b7451b"],
     },
     ("POST", "/v1/admin/campaigns"): {  # a segment names at least one criterion
         "name": "Probe campaign",

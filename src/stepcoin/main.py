@@ -26,6 +26,8 @@ from stepcoin.auth.router import LIMITED as AUTH_LIMITED
 from stepcoin.auth.router import router as auth_router
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.campaigns.router import router as campaigns_router
+from stepcoin.challenges.router import admin_router as challenges_admin_router
+from stepcoin.challenges.router import router as challenges_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
 from stepcoin.db import Database
@@ -337,6 +339,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(campaigns_router)
     app.include_router(referrals_router)
     app.include_router(referrals_admin_router)
+    app.include_router(challenges_router)
+    app.include_router(challenges_admin_router)
     app.include_router(social_router)
     app.include_router(social_admin_router)
     install_console(app)

@@ -5,6 +5,12 @@ from stepcoin.admin.models import AdminLog
 from stepcoin.auth.email_models import EmailToken, PasswordResetRequest
 from stepcoin.auth.models import LoginThrottle, RefreshToken
 from stepcoin.campaigns.models import Campaign
+from stepcoin.challenges.models import (
+    Challenge,
+    ChallengeInvitee,
+    ChallengeParticipant,
+    ChallengeScore,
+)
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
@@ -40,6 +46,10 @@ __all__ = [
     "Base",
     "Block",
     "Campaign",
+    "Challenge",
+    "ChallengeInvitee",
+    "ChallengeParticipant",
+    "ChallengeScore",
     "CoinTransaction",
     "DeviceAccount",
     "EarnRuleRow",

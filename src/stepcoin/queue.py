@@ -36,6 +36,7 @@ MAIL_SWEEP: Final = "mail:sweep"
 CAMPAIGNS_RUN: Final = "campaigns:run"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
+CHALLENGES_TICK: Final = "challenges:tick"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -56,6 +57,7 @@ TASK_NAMES: Final = (
     CAMPAIGNS_RUN,
     LEADERBOARDS_PAY_PRIZES,
     REFERRALS_SETTLE,
+    CHALLENGES_TICK,
 )
 
 

@@ -20,6 +20,7 @@ from stepcoin.achievements.tasks import blueprint as achievements_tasks
 from stepcoin.auth.tasks import blueprint as auth_tasks
 from stepcoin.backup.tasks import blueprint as backup_tasks
 from stepcoin.campaigns.tasks import blueprint as campaigns_tasks
+from stepcoin.challenges.tasks import blueprint as challenges_tasks
 from stepcoin.config import get_settings
 from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
@@ -61,6 +62,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(auth_tasks, namespace="auth")
     app.add_tasks_from(campaigns_tasks, namespace="campaigns")
     app.add_tasks_from(referrals_tasks, namespace="referrals")
+    app.add_tasks_from(challenges_tasks, namespace="challenges")
     app.add_tasks_from(fairplay_tasks, namespace="fairplay")
     return app
 

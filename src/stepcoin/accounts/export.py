@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin.achievements import service as achievements
 from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
+from stepcoin.challenges import service as challenges
 from stepcoin.errors import account_gone
 from stepcoin.fairplay import service as fairplay_service
 from stepcoin.leaderboards import prizes
@@ -88,4 +89,5 @@ async def build_export(
         "leaderboard_prizes": await prizes.awards_of_user(session, user_id),
         "referrals": await referrals.export_of(session, user_id),
         "friends": await social.export_of(session, user_id),
+        "challenges": await challenges.export_of(session, user_id),
     }

@@ -11,6 +11,8 @@ Order of work (every step in the request's one transaction, so it all happens or
 4. every order's shipping address is erased to its country, the step records lose their
    device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes;
    friendships, friend invitations, friend requests and blocks go (reports made stay);
+   the walker leaves every open challenge (the entry fee refunded before the start, left in
+   the pool after it) and their challenge invitations go;
    every session ends (refresh families revoked, console sessions refused), and their devices
    and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
@@ -32,6 +34,7 @@ from stepcoin.accounts.schemas import DeleteAccountIn
 from stepcoin.auth import credentials
 from stepcoin.auth import service as auth_service
 from stepcoin.auth import sessions as auth_sessions
+from stepcoin.challenges import service as challenges
 from stepcoin.config import Settings
 from stepcoin.errors import Conflict, InvalidInput, account_gone
 from stepcoin.fairplay import links as fairplay_links
@@ -59,6 +62,7 @@ class Deletion:
     sessions_ended: int = 0
     referrals_cancelled: int = 0
     friends_removed: int = 0
+    challenges_left: int = 0
     apple_revocation: str | None = None
 
 
@@ -128,6 +132,7 @@ async def delete_account(
     deletion.referrals_cancelled = await referrals.forget(session, user_id)
     forgotten = await social.forget(session, user_id, account.email)
     deletion.friends_removed = forgotten["friendships"] // 2
+    deletion.challenges_left = await challenges.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)
@@ -155,6 +160,7 @@ async def delete_account(
             "sessions_ended": deletion.sessions_ended,
             "referrals_cancelled": deletion.referrals_cancelled,
             "friends_removed": deletion.friends_removed,
+            "challenges_left": deletion.challenges_left,
             "apple_revocation": deletion.apple_revocation,
         },
     )

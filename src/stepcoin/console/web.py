@@ -218,6 +218,7 @@ NAV = [
     ("campaigns", "/admin/campaigns", "Campaigns"),
     ("prizes", "/admin/prizes", "Prizes"),
     ("referrals", "/admin/referrals", "Referrals"),
+    ("challenges", "/admin/challenges", "Challenges"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

@@ -813,6 +813,52 @@ SPECS: dict[str, SettingSpec] = {
             20,
             "Most open (unexpired, unrevoked, unused) friend invitations per walker.",
         ),
+        # challenges (issue 17, item 4; stepcoin.challenges)
+        _spec(
+            "challenges.grace_hours",
+            Annotated[int, Field(ge=0, le=168)],
+            24,
+            "Hours after a challenge's last day during which late syncs still count; then it "
+            "settles. A challenge keeps the value of its creation.",
+        ),
+        _spec(
+            "challenges.min_participants",
+            Annotated[int, Field(ge=1, le=1_000)],
+            2,
+            "Fewest participants a challenge needs at its start (a creator may ask more); "
+            "fewer: it is cancelled and every entry fee refunded.",
+        ),
+        _spec(
+            "challenges.max_days",
+            Annotated[int, Field(ge=1, le=366)],
+            92,
+            "Longest challenge, in days.",
+        ),
+        _spec(
+            "challenges.max_entry_fee_coins",
+            Annotated[int, Field(ge=0, le=1_000_000)],
+            10_000,
+            "Highest entry fee of a challenge (0: no fees).",
+        ),
+        _spec(
+            "challenges.max_house_prize_coins",
+            Annotated[int, Field(ge=0, le=100_000_000)],
+            1_000_000,
+            "Highest house prize an admin adds to a challenge (issued through the prizes budget).",
+        ),
+        _spec(
+            "challenges.max_invitees",
+            Annotated[int, Field(ge=1, le=500)],
+            50,
+            "Most friends invited to one challenge.",
+        ),
+        _spec(
+            "challenges.payout_chunk_walkers",
+            Annotated[int, Field(ge=1, le=10_000)],
+            500,
+            "Walkers a settlement pays per transaction (the run resumes after the last "
+            "committed chunk).",
+        ),
     ]
 }
 

@@ -35,6 +35,10 @@ TRANSACTION_TYPES = (
     "campaign_reward",
     "prize_reward",
     "referral_reward",
+    # challenges (issue 17): a fee into escrow (negative), its refund, a prize from the pool
+    "challenge_entry",
+    "challenge_refund",
+    "challenge_prize",
 )
 
 

@@ -33,6 +33,10 @@ ADMIN_ADJUSTMENT: Final = "admin_adjustment"
 CAMPAIGN_REWARD: Final = "campaign_reward"  # campaigns: reference campaign:<id>:<user>
 PRIZE_REWARD: Final = "prize_reward"  # leaderboard prizes: prize:<period>:<start>:<user>
 REFERRAL_REWARD: Final = "referral_reward"  # referrals: referral:<id>:referrer|invitee
+# challenges: challenge:<id>:<user>:entry:<n> | refund:<n>|final | prize (fees, not issuance)
+CHALLENGE_ENTRY: Final = "challenge_entry"
+CHALLENGE_REFUND: Final = "challenge_refund"
+CHALLENGE_PRIZE: Final = "challenge_prize"
 SHOP_TYPES: Final = frozenset({REDEMPTION, REFUND})
 
 INSUFFICIENT_COINS_SQLSTATE: Final = "SC001"
