@@ -36,6 +36,8 @@ MAIL_SWEEP: Final = "mail:sweep"
 CAMPAIGNS_RUN: Final = "campaigns:run"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
+NOTIFY_SEND: Final = "notify:send"
+NOTIFY_STREAK_REMINDERS: Final = "notify:streak_reminders"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -56,6 +58,8 @@ TASK_NAMES: Final = (
     CAMPAIGNS_RUN,
     LEADERBOARDS_PAY_PRIZES,
     REFERRALS_SETTLE,
+    NOTIFY_SEND,
+    NOTIFY_STREAK_REMINDERS,
 )
 
 

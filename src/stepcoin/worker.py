@@ -26,6 +26,7 @@ from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
 from stepcoin.fairplay.tasks import blueprint as fairplay_tasks
 from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
 from stepcoin.mail.tasks import blueprint as mail_tasks
+from stepcoin.notify.tasks import blueprint as notify_tasks
 from stepcoin.queue import (
     MAIL_SWEEP,
     QUEUE_REFRESH_STATISTICS,
@@ -62,6 +63,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(campaigns_tasks, namespace="campaigns")
     app.add_tasks_from(referrals_tasks, namespace="referrals")
     app.add_tasks_from(fairplay_tasks, namespace="fairplay")
+    app.add_tasks_from(notify_tasks, namespace="notify")
     return app
 
 

@@ -19,6 +19,7 @@ from stepcoin.auth import sessions as auth_sessions
 from stepcoin.errors import account_gone
 from stepcoin.fairplay import service as fairplay_service
 from stepcoin.leaderboards import prizes
+from stepcoin.notify import service as notify
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.social import service as social
@@ -88,4 +89,5 @@ async def build_export(
         "leaderboard_prizes": await prizes.awards_of_user(session, user_id),
         "referrals": await referrals.export_of(session, user_id),
         "friends": await social.export_of(session, user_id),
+        "notifications": await notify.export_of(session, user_id),
     }

@@ -11,6 +11,7 @@ Order of work (every step in the request's one transaction, so it all happens or
 4. every order's shipping address is erased to its country, the step records lose their
    device identifiers; referrals not yet paid end (`cancelled`) and the referral code goes;
    friendships, friend invitations, friend requests and blocks go (reports made stay);
+   push devices, notifications and notification preferences go;
    every session ends (refresh families revoked, console sessions refused), and their devices
    and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
@@ -35,6 +36,7 @@ from stepcoin.auth import sessions as auth_sessions
 from stepcoin.config import Settings
 from stepcoin.errors import Conflict, InvalidInput, account_gone
 from stepcoin.fairplay import links as fairplay_links
+from stepcoin.notify import service as notify
 from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
@@ -128,6 +130,7 @@ async def delete_account(
     deletion.referrals_cancelled = await referrals.forget(session, user_id)
     forgotten = await social.forget(session, user_id, account.email)
     deletion.friends_removed = forgotten["friendships"] // 2
+    await notify.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)

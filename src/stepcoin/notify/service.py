@@ -1,0 +1,384 @@
+"""The rules of notifications: the one entry point features call (`notify`, in their own
+transaction), push devices, the inbox and the walker's preferences."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, time
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.notify.kinds import KINDS, kind
+from stepcoin.notify.quiet import DEFAULT_QUIET_END, DEFAULT_QUIET_START, zone
+from stepcoin.pagination import bigint_id, decode_cursor, page
+from stepcoin.queue import NOTIFY_SEND, defer_in_transaction
+
+QUEUE: Final = "notify"
+MAX_TITLE: Final = 200
+MAX_BODY: Final = 1000
+MAX_DATA_BYTES: Final = 2048
+MAX_DEVICES_PER_WALKER: Final = 20
+_APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-\.]{20,4096}$")
+
+
+def job_lock(notification_id: int) -> str:
+    return f"notify:{notification_id}"
+
+
+# --- the entry point for features -------------------------------------------------------
+
+
+async def preferences_row(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT kinds, quiet_start, quiet_end FROM notification_preferences "
+                    "WHERE user_id = :u"
+                ),
+                {"u": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return {"kinds": {}, "quiet_start": DEFAULT_QUIET_START, "quiet_end": DEFAULT_QUIET_END}
+    return dict(row)
+
+
+def switches(kinds: dict[str, Any], name: str) -> tuple[bool, bool]:
+    """(push, inbox) for one kind: the walker's choice or the kind's default; a mandatory
+    kind is always on."""
+    spec = kind(name)
+    if spec.mandatory:
+        return True, True
+    chosen = kinds.get(name) or {}
+    return bool(chosen.get("push", spec.push)), bool(chosen.get("inbox", spec.inbox))
+
+
+async def notify(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    type: str,
+    title: str,
+    body: str,
+    data: dict[str, Any] | None = None,
+    *,
+    dedupe_key: str,
+    collapse_key: str | None = None,
+    expires_at: datetime | None = None,
+    push: bool = True,
+) -> int | None:
+    """Write a notification in the caller's transaction and queue its push: it exists, and is
+    sent, exactly when the caller's change commits. The same (walker, dedupe_key) a second
+    time is a no-op (None): one event, one notification."""
+    push_on, inbox_on = switches((await preferences_row(session, user_id))["kinds"], type)
+    payload = orjson.dumps(data or {})
+    if len(payload) > MAX_DATA_BYTES:
+        raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
+    wants_push = push and push_on
+    status = "pending" if wants_push else ("off" if push else "none")
+    notification_id = (
+        await session.execute(
+            text(
+                "INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, "
+                "collapse_key, expires_at, in_inbox, push_status) VALUES (:u, :kind, :title, "
+                ":body, CAST(:data AS jsonb), :dedupe, :collapse, :expires, :inbox, :status) "
+                "ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id"
+            ),
+            {
+                "u": user_id,
+                "kind": type,
+                "title": title[:MAX_TITLE],
+                "body": body[:MAX_BODY],
+                "data": payload.decode(),
+                "dedupe": dedupe_key[:200],
+                "collapse": collapse_key[:64] if collapse_key else None,
+                "expires": expires_at,
+                "inbox": inbox_on,
+                "status": status,
+            },
+        )
+    ).scalar_one_or_none()
+    if notification_id is None:
+        return None
+    if wants_push:
+        await queue_send(session, int(notification_id))
+    return int(notification_id)
+
+
+async def queue_send(session: AsyncSession, notification_id: int) -> int | None:
+    return await defer_in_transaction(
+        session,
+        NOTIFY_SEND,
+        {"notification_id": notification_id},
+        lock=job_lock(notification_id),
+        queueing_lock=job_lock(notification_id),
+        queue=QUEUE,
+    )
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+def _check_device(platform: str, token: str, timezone: str | None) -> None:
+    pattern = _APNS_TOKEN if platform == "ios" else _FCM_TOKEN
+    if not pattern.match(token):
+        raise InvalidInput(
+            "This is not a push token of that platform (iOS: the APNs token in hex; Android: "
+            "the FCM registration token).",
+            code="invalid_push_token",
+        )
+    if timezone is not None and zone(timezone).key != timezone:
+        raise InvalidInput("Unknown time zone (an IANA name).", code="invalid_timezone")
+
+
+async def register_device(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    *,
+    platform: str,
+    environment: str,
+    token: str,
+    app_version: str | None,
+    timezone: str | None,
+) -> tuple[int, bool]:
+    """Bind a push token to this walker and sign-in; (device id, created). A token another
+    walker had moves here (one install, one signed-in walker)."""
+    _check_device(platform, token, timezone)
+    row = (
+        await session.execute(
+            text(
+                """
+                INSERT INTO push_devices AS d (user_id, session_id, platform, environment,
+                                               token, app_version, timezone)
+                VALUES (:u, :sid, :platform, :env, :token, :version, :tz)
+                ON CONFLICT (platform, token) DO UPDATE SET
+                    user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id,
+                    environment = EXCLUDED.environment, app_version = EXCLUDED.app_version,
+                    timezone = EXCLUDED.timezone, updated_at = now()
+                RETURNING id, (xmax = 0) AS created
+                """
+            ),
+            {
+                "u": user_id,
+                "sid": session_id,
+                "platform": platform,
+                "env": environment,
+                "token": token,
+                "version": app_version,
+                "tz": timezone,
+            },
+        )
+    ).one()
+    # the oldest devices beyond the limit go (a walker re-installing many times)
+    await session.execute(
+        text(
+            "DELETE FROM push_devices WHERE id IN (SELECT id FROM push_devices WHERE user_id = :u "
+            "ORDER BY updated_at DESC, id DESC OFFSET :keep)"
+        ),
+        {"u": user_id, "keep": MAX_DEVICES_PER_WALKER},
+    )
+    return int(row.id), bool(row.created)
+
+
+async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT id, platform, environment, app_version, timezone, created_at, updated_at "
+            "FROM push_devices WHERE user_id = :u ORDER BY updated_at DESC, id DESC"
+        ),
+        {"u": user_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def delete_device(session: AsyncSession, user_id: uuid.UUID, device_id: int) -> None:
+    deleted = (
+        await session.execute(
+            text("DELETE FROM push_devices WHERE id = :id AND user_id = :u RETURNING id"),
+            {"id": device_id, "u": user_id},
+        )
+    ).first()
+    if deleted is None:
+        raise NotFound("No such device.", code="device_not_found")
+
+
+# --- the inbox ---------------------------------------------------------------------------
+
+_INBOX_COLUMNS = "id, kind AS type, title, body, data, created_at, read_at"
+
+
+async def inbox(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None, unread: bool
+) -> dict[str, Any]:
+    """The walker's inbox, newest first, by keyset pages; and how many are unread."""
+    params: dict[str, Any] = {"u": user_id, "limit": limit + 1}
+    where = "user_id = :u AND in_inbox"
+    if unread:
+        where += " AND read_at IS NULL"
+    if cursor:
+        params["before_at"], params["before_id"] = decode_cursor(cursor, bigint_id)
+        where += " AND (created_at, id) < (:before_at, :before_id)"
+    rows = await session.execute(
+        text(
+            f"SELECT {_INBOX_COLUMNS} FROM notifications WHERE {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    result = page([dict(r) for r in rows.mappings()], limit)
+    result["unread"] = int(
+        (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM notifications "
+                    "WHERE user_id = :u AND in_inbox AND read_at IS NULL"
+                ),
+                {"u": user_id},
+            )
+        ).scalar_one()
+    )
+    return result
+
+
+async def mark_read(
+    session: AsyncSession, user_id: uuid.UUID, notification_id: int
+) -> dict[str, Any]:
+    """Mark one inbox entry read (again: unchanged); another walker's is a 404."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    "UPDATE notifications SET read_at = coalesce(read_at, now()) "
+                    f"WHERE id = :id AND user_id = :u AND in_inbox RETURNING {_INBOX_COLUMNS}"
+                ),
+                {"id": notification_id, "u": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such notification.", code="notification_not_found")
+    return dict(row)
+
+
+async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        text(
+            "UPDATE notifications SET read_at = now() "
+            "WHERE user_id = :u AND in_inbox AND read_at IS NULL"
+        ),
+        {"u": user_id},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- preferences -------------------------------------------------------------------------
+
+
+def preferences_view(row: dict[str, Any]) -> dict[str, Any]:
+    types = {}
+    for name, spec in KINDS.items():
+        push, inbox_on = switches(row["kinds"], name)
+        types[name] = {
+            "push": push,
+            "inbox": inbox_on,
+            "mandatory": spec.mandatory,
+            "description": spec.description,
+        }
+    return {
+        "types": types,
+        "quiet_start": row["quiet_start"].strftime("%H:%M"),
+        "quiet_end": row["quiet_end"].strftime("%H:%M"),
+    }
+
+
+async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    return preferences_view(await preferences_row(session, user_id))
+
+
+async def set_preferences(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    types: dict[str, dict[str, bool | None]],
+    quiet_start: time | None,
+    quiet_end: time | None,
+) -> dict[str, Any]:
+    """Change some switches and/or the quiet hours; what is not named stays as it was."""
+    unknown = sorted(set(types) - set(KINDS))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown notification types: {', '.join(unknown)}.",
+            code="unknown_notification_type",
+            extra={"types": unknown},
+        )
+    locked = sorted(
+        name
+        for name, change in types.items()
+        if KINDS[name].mandatory and False in (change.get("push"), change.get("inbox"))
+    )
+    if locked:
+        raise InvalidInput(
+            f"These notifications cannot be turned off: {', '.join(locked)}.",
+            code="notification_mandatory",
+            extra={"types": locked},
+        )
+    current = await preferences_row(session, user_id)
+    kinds = {k: dict(v) for k, v in current["kinds"].items() if k in KINDS}
+    for name, change in types.items():
+        for switch in ("push", "inbox"):
+            if change.get(switch) is not None:
+                kinds.setdefault(name, {})[switch] = bool(change[switch])
+    start = (quiet_start or current["quiet_start"]).replace(tzinfo=None, second=0, microsecond=0)
+    end = (quiet_end or current["quiet_end"]).replace(tzinfo=None, second=0, microsecond=0)
+    await session.execute(
+        text(
+            "INSERT INTO notification_preferences (user_id, kinds, quiet_start, quiet_end) "
+            "VALUES (:u, CAST(:kinds AS jsonb), :start, :end) ON CONFLICT (user_id) DO UPDATE "
+            "SET kinds = EXCLUDED.kinds, quiet_start = EXCLUDED.quiet_start, "
+            "quiet_end = EXCLUDED.quiet_end, updated_at = now()"
+        ),
+        {"u": user_id, "kinds": orjson.dumps(kinds).decode(), "start": start, "end": end},
+    )
+    return preferences_view({"kinds": kinds, "quiet_start": start, "quiet_end": end})
+
+
+# --- the account lifecycle ---------------------------------------------------------------
+
+
+async def forget(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
+    """Account deletion: devices, notifications (with their deliveries) and preferences go."""
+    counts = {}
+    for table in ("push_devices", "notifications", "notification_preferences"):
+        result = await session.execute(
+            text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id}
+        )
+        counts[table] = int(getattr(result, "rowcount", 0) or 0)
+    return counts
+
+
+async def export_of(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """The walker's part of the data export: devices (no tokens), the inbox, preferences."""
+    rows = await session.execute(
+        text(
+            f"SELECT {_INBOX_COLUMNS}, in_inbox, push_status FROM notifications "
+            "WHERE user_id = :u ORDER BY created_at DESC, id DESC"
+        ),
+        {"u": user_id},
+    )
+    return {
+        "devices": await list_devices(session, user_id),
+        "notifications": [dict(r) for r in rows.mappings()],
+        "preferences": await get_preferences(session, user_id),
+    }
