@@ -201,17 +201,14 @@ async def _prepare(
 
 async def _conclude(session: AsyncSession, notification_id: int) -> str:
     """The notification's status from its deliveries, when none waits for a retry."""
-    counts: dict[str, int] = dict(
-        (
-            await session.execute(
-                text(
-                    "SELECT status, count(*) FROM notification_deliveries "
-                    "WHERE notification_id = :id GROUP BY status"
-                ),
-                {"id": notification_id},
-            )
-        ).tuples()
+    result = await session.execute(
+        text(
+            "SELECT status, count(*) FROM notification_deliveries "
+            "WHERE notification_id = :id GROUP BY status"
+        ),
+        {"id": notification_id},
     )
+    counts: dict[str, int] = {str(status): int(n) for status, n in result}
     if counts.get("retry"):
         return "retry"
     if not counts:
