@@ -4,6 +4,7 @@ speak to them; each test starts with no faults, no dead tokens and nothing sent.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+
 import pytest
 
 from push_standin.apns import ApnsServers, ApnsStandIn
