@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Final
 
@@ -16,7 +18,7 @@ from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.notify.kinds import KINDS, kind
 from stepcoin.notify.quiet import DEFAULT_QUIET_END, DEFAULT_QUIET_START, zone
 from stepcoin.pagination import bigint_id, decode_cursor, page
-from stepcoin.queue import NOTIFY_SEND, defer_in_transaction
+from stepcoin.queue import NOTIFY_SEND, defer_in_transaction, defer_many_in_transaction
 
 QUEUE: Final = "notify"
 MAX_TITLE: Final = 200
@@ -63,6 +65,21 @@ def switches(kinds: dict[str, Any], name: str) -> tuple[bool, bool]:
     return bool(chosen.get("push", spec.push)), bool(chosen.get("inbox", spec.inbox))
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One notification to write (see `notify`)."""
+
+    user_id: uuid.UUID
+    type: str
+    title: str
+    body: str
+    dedupe_key: str
+    data: dict[str, Any] = field(default_factory=dict)
+    collapse_key: str | None = None
+    expires_at: datetime | None = None
+    push: bool = True
+
+
 async def notify(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -79,42 +96,88 @@ async def notify(
     """Write a notification in the caller's transaction and queue its push: it exists, and is
     sent, exactly when the caller's change commits. The same (walker, dedupe_key) a second
     time is a no-op (None): one event, one notification."""
-    push_on, inbox_on = switches((await preferences_row(session, user_id))["kinds"], type)
-    payload = orjson.dumps(data or {})
-    if len(payload) > MAX_DATA_BYTES:
-        raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
-    wants_push = push and push_on
-    status = "pending" if wants_push else ("off" if push else "none")
-    notification_id = (
-        await session.execute(
+    note = Note(user_id, type, title, body, dedupe_key, data or {}, collapse_key, expires_at, push)
+    written = await notify_many(session, [note])
+    return written[0] if written else None
+
+
+_INSERT_MANY = text(
+    """
+    INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, collapse_key,
+                               expires_at, in_inbox, push_status)
+    SELECT * FROM unnest(CAST(:users AS uuid[]), CAST(:kinds AS text[]),
+                         CAST(:titles AS text[]), CAST(:bodies AS text[]),
+                         CAST(:data AS jsonb[]), CAST(:dedupe AS text[]),
+                         CAST(:collapse AS text[]), CAST(:expires AS timestamptz[]),
+                         CAST(:inbox AS boolean[]), CAST(:status AS text[]))
+    ON CONFLICT (user_id, dedupe_key) DO NOTHING
+    RETURNING id, push_status
+    """
+)
+
+
+async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]:
+    """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
+    insert, one statement that queues the pushes. Returns the ids of the new notifications."""
+    if not notes:
+        return []
+    for note in notes:
+        kind(note.type)  # an unknown kind is the caller's bug
+    users = sorted({n.user_id for n in notes})
+    prefs = {
+        row.user_id: row.kinds
+        for row in await session.execute(
             text(
-                "INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, "
-                "collapse_key, expires_at, in_inbox, push_status) VALUES (:u, :kind, :title, "
-                ":body, CAST(:data AS jsonb), :dedupe, :collapse, :expires, :inbox, :status) "
-                "ON CONFLICT (user_id, dedupe_key) DO NOTHING RETURNING id"
+                "SELECT user_id, kinds FROM notification_preferences "
+                "WHERE user_id = ANY(CAST(:u AS uuid[]))"
             ),
-            {
-                "u": user_id,
-                "kind": type,
-                "title": title[:MAX_TITLE],
-                "body": body[:MAX_BODY],
-                "data": payload.decode(),
-                "dedupe": dedupe_key[:200],
-                "collapse": collapse_key[:64] if collapse_key else None,
-                "expires": expires_at,
-                "inbox": inbox_on,
-                "status": status,
-            },
+            {"u": users},
         )
-    ).scalar_one_or_none()
-    if notification_id is None:
-        return None
-    if wants_push:
-        await queue_send(session, int(notification_id))
-    return int(notification_id)
+    }
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "users",
+            "kinds",
+            "titles",
+            "bodies",
+            "data",
+            "dedupe",
+            "collapse",
+            "expires",
+            "inbox",
+            "status",
+        )
+    }
+    for note in notes:
+        push_on, inbox_on = switches(prefs.get(note.user_id) or {}, note.type)
+        payload = orjson.dumps(note.data)
+        if len(payload) > MAX_DATA_BYTES:
+            raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
+        wants_push = note.push and push_on
+        columns["users"].append(note.user_id)
+        columns["kinds"].append(note.type)
+        columns["titles"].append(note.title[:MAX_TITLE])
+        columns["bodies"].append(note.body[:MAX_BODY])
+        columns["data"].append(payload.decode())
+        columns["dedupe"].append(note.dedupe_key[:200])
+        columns["collapse"].append(note.collapse_key[:64] if note.collapse_key else None)
+        columns["expires"].append(note.expires_at)
+        columns["inbox"].append(inbox_on)
+        columns["status"].append("pending" if wants_push else ("off" if note.push else "none"))
+    rows = (await session.execute(_INSERT_MANY, columns)).all()
+    pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
+    await defer_many_in_transaction(
+        session,
+        NOTIFY_SEND,
+        [({"notification_id": i}, job_lock(i)) for i in pending],
+        queue=QUEUE,
+    )
+    return sorted(int(r.id) for r in rows)
 
 
 async def queue_send(session: AsyncSession, notification_id: int) -> int | None:
+    """Queue a notification's push again (one job waits at most: the queueing lock)."""
     return await defer_in_transaction(
         session,
         NOTIFY_SEND,
