@@ -10,6 +10,7 @@ whatever `fail_next` scripts (429 QUOTA_EXCEEDED with Retry-After, 503 UNAVAILAB
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import tempfile
@@ -77,6 +78,8 @@ class FcmStandIn:
     sent: list[dict[str, Any]] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # the status of every send answered
     tokens_issued: int = 0
+    received: int = 0  # sends that arrived, answered or not yet
+    delay: float = 0.0  # seconds each send waits before its answer (a slow service)
 
     def __post_init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -152,6 +155,10 @@ class FcmStandIn:
         )
 
     async def send(self, request: Request) -> JSONResponse:
+        with self._lock:
+            self.received += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         response = await self._send(request)
         with self._lock:
             self.answers.append(response.status_code)

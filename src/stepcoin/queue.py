@@ -37,7 +37,7 @@ CAMPAIGNS_RUN: Final = "campaigns:run"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
 NOTIFY_SEND: Final = "notify:send"
-NOTIFY_STREAK_REMINDERS: Final = "notify:streak_reminders"
+STEPS_STREAK_REMINDERS: Final = "steps:streak_reminders"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -59,7 +59,7 @@ TASK_NAMES: Final = (
     LEADERBOARDS_PAY_PRIZES,
     REFERRALS_SETTLE,
     NOTIFY_SEND,
-    NOTIFY_STREAK_REMINDERS,
+    STEPS_STREAK_REMINDERS,
 )
 
 

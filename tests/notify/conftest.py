@@ -30,6 +30,8 @@ def reset(fcm: FcmStandIn, apns: ApnsStandIn) -> None:
     fcm.dead.clear()
     fcm.sent.clear()
     fcm.answers.clear()
+    fcm.received = 0
+    fcm.delay = 0.0
     fcm._faults.clear()
     apns.devices.clear()
     apns.dead.clear()

@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any, Final
 
 import orjson
@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.notify.kinds import KINDS, kind
-from stepcoin.notify.quiet import DEFAULT_QUIET_END, DEFAULT_QUIET_START, zone
+from stepcoin.notify.quiet import (
+    DEFAULT_QUIET_END,
+    DEFAULT_QUIET_START,
+    next_local_midnight,
+    zone,
+)
 from stepcoin.pagination import bigint_id, decode_cursor, page
 from stepcoin.queue import NOTIFY_SEND, defer_in_transaction, defer_many_in_transaction
 
@@ -186,6 +191,44 @@ async def queue_send(session: AsyncSession, notification_id: int) -> int | None:
         queueing_lock=job_lock(notification_id),
         queue=QUEUE,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NearMidnight:
+    user_id: uuid.UUID
+    local_day: date
+    midnight: datetime  # the end of that day, UTC
+
+
+async def walkers_near_midnight(
+    session: AsyncSession, now: datetime, hours: int
+) -> list[NearMidnight]:
+    """Active walkers with a push device whose local time (their newest device's zone, else
+    their account's) is within `hours` of midnight: the streak reminder's audience. One scan
+    of push_devices; the zone arithmetic runs once per zone in use."""
+    rows = await session.execute(
+        text(
+            """
+            WITH walkers AS (
+                SELECT DISTINCT ON (d.user_id) d.user_id,
+                       coalesce(d.timezone, u.timezone, 'UTC') AS tz
+                FROM push_devices d JOIN users u ON u.id = d.user_id AND u.is_active
+                ORDER BY d.user_id, d.updated_at DESC, d.id DESC
+            ), zones AS (
+                SELECT w.tz, (CAST(:now AS timestamptz) AT TIME ZONE w.tz) AS local_now
+                FROM (SELECT DISTINCT tz FROM walkers) w
+                WHERE w.tz IN (SELECT name FROM pg_timezone_names)
+            )
+            SELECT w.user_id, w.tz, z.local_now::date AS local_day
+            FROM walkers w JOIN zones z ON z.tz = w.tz
+            WHERE z.local_now::time >= make_time(24 - :hours, 0, 0)
+            """
+        ),
+        {"now": now, "hours": hours},
+    )
+    return [
+        NearMidnight(r.user_id, r.local_day, next_local_midnight(now, zone(r.tz))) for r in rows
+    ]
 
 
 # --- devices -----------------------------------------------------------------------------
