@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
+from stepcoin import metrics
 from stepcoin.notify import sending
 from stepcoin.runtime_settings.service import runtime_settings
 from tests.notify.conftest import android_token, ios_token
@@ -202,3 +203,38 @@ async def test_a_claimed_push_is_never_sent_twice(client, app, engine, push, fcm
     assert await sending.send_notification(app.state.database, push, note) == "sent"
     await run_notify_jobs(app)
     assert len(fcm.sent) == 1
+
+
+async def test_a_pending_push_without_a_job_is_swept(client, app, engine, push, fcm):
+    ada = await walker(client)
+    await add_device(client, ada, "android", android_token(12))
+    note = await notify(engine, ada["id"])
+    async with engine.begin() as conn:  # the job failed on something unexpected
+        await conn.execute(
+            text(
+                "UPDATE procrastinate_jobs SET status = 'failed' "
+                "WHERE args ->> 'notification_id' = :n"
+            ),
+            {"n": str(note)},
+        )
+        await conn.execute(
+            text("UPDATE notifications SET created_at = now() - interval '10 minutes'")
+        )
+    assert await sending.sweep(app.state.database) == 1
+    assert await sending.sweep(app.state.database) == 0  # one job waits at most
+    await run_notify_jobs(app)
+    assert await status_of(engine, note) == "sent" and len(fcm.sent) == 1
+
+
+async def test_metrics_count_pushes_by_outcome(client, app, engine, scraper, push, fcm):
+    ada = await walker(client)
+    await add_device(client, ada, "android", android_token(13))
+    await add_device(client, ada, "android", android_token(14))
+    fcm.dead.add(android_token(14))
+    await notify(engine, ada["id"])
+    await run_notify_jobs(app)
+    metrics.DATABASE_COLLECTOR.snapshot.taken = float("-inf")
+    text_ = (await scraper.get("/metrics")).text
+    assert 'stepcoin_push_deliveries_24h{platform="android",status="sent"} 1.0' in text_
+    assert 'stepcoin_push_deliveries_24h{platform="android",status="invalidated"} 1.0' in text_
+    assert "stepcoin_push_pending 0.0" in text_

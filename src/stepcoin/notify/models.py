@@ -123,7 +123,7 @@ class NotificationDelivery(Base):
         CheckConstraint(
             "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")", name="status"
         ),
-        Index("ix_notification_deliveries_status", "status"),
+        Index("ix_notification_deliveries_updated_at", "updated_at"),
     )
 
     notification_id: Mapped[int] = mapped_column(

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.db import Database, session_scope
+from stepcoin.notify import service
 from stepcoin.notify.kinds import kind
 from stepcoin.notify.push import Message, Outcome
 from stepcoin.notify.quiet import local_day_start, quiet_until, zone
@@ -309,3 +310,36 @@ async def send_notification(
     if status == "retry":
         raise PushRetry(notification_id, wait or BACKOFF_SECONDS)
     return status
+
+
+SWEEP_AFTER_SECONDS: Final = 120  # a fresh notification has its own job
+SWEEP_DAYS: Final = 2
+SWEEP_BATCH: Final = 1000
+
+
+async def sweep(database: Database) -> int:
+    """Queue again every push left pending without a job (a job that failed on something
+    unexpected: the database gone for a moment); one job per notification at most (its
+    queueing lock), and one waiting for quiet hours or a retry is left as it is."""
+    session: AsyncSession
+    async with session_scope(database) as session:
+        ids = (
+            await session.execute(
+                text(
+                    "SELECT n.id FROM notifications n WHERE n.push_status = 'pending' "
+                    "AND n.created_at < now() - make_interval(secs => :fresh) "
+                    "AND n.created_at > now() - make_interval(days => :days) "
+                    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
+                    "WHERE j.lock = 'notify:' || n.id AND j.status IN ('todo', 'doing')) "
+                    "ORDER BY n.created_at LIMIT :limit"
+                ),
+                {"fresh": SWEEP_AFTER_SECONDS, "days": SWEEP_DAYS, "limit": SWEEP_BATCH},
+            )
+        ).scalars()
+        queued = 0
+        for notification_id in list(ids):
+            if await service.queue_send(session, int(notification_id)) is not None:
+                queued += 1
+    if queued:
+        logger.info("pending pushes queued again", extra={"queued": queued})
+    return queued

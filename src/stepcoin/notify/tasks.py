@@ -35,3 +35,10 @@ async def send_push(notification_id: int) -> str:
     return await sending.send_notification(
         JobRuntime.require_database(), senders.current(settings), notification_id
     )
+
+
+@blueprint.periodic(cron="*/5 * * * *", periodic_id="sweep")
+@blueprint.task(name="sweep", queue=QUEUE, queueing_lock="notify_sweep")
+async def sweep_pending(timestamp: int) -> int:
+    """Every five minutes: queue again the pushes left pending without a job."""
+    return await sending.sweep(JobRuntime.require_database())

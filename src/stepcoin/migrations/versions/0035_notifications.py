@@ -200,7 +200,7 @@ def downgrade() -> None:
         )
     )
     op.drop_table("notification_preferences")
-    op.drop_index("ix_notification_deliveries_status", table_name="notification_deliveries")
+    op.drop_index("ix_notification_deliveries_updated_at", table_name="notification_deliveries")
     op.drop_table("notification_deliveries")
     op.drop_index("ix_notifications_push_pending", table_name="notifications")
     op.drop_index("ix_notifications_kind_day", table_name="notifications")
