@@ -162,7 +162,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("notification_id", "device_id", name="pk_notification_deliveries"),
     )
     op.create_index(
-        "ix_notification_deliveries_status", "notification_deliveries", ["status"], unique=False
+        "ix_notification_deliveries_updated_at",
+        "notification_deliveries",
+        ["updated_at"],
+        unique=False,
     )
     op.create_table(
         "notification_preferences",
