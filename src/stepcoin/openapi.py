@@ -153,6 +153,13 @@ PROBLEM_STATUS: dict[str, int] = {
     "report_not_found": 404,
     "own_report": 403,
     "report_already_resolved": 409,
+    # notifications (issue 18)
+    "invalid_push_token": 422,
+    "invalid_timezone": 422,
+    "device_not_found": 404,
+    "notification_not_found": 404,
+    "unknown_notification_type": 422,
+    "notification_mandatory": 422,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -445,6 +452,11 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "report_walker": ("self_report", "user_not_found"),
     "list_reports": _CURSOR,
     "resolve_report": ("report_not_found", "own_report", "report_already_resolved"),
+    "register_push_device": ("invalid_push_token", "invalid_timezone"),
+    "delete_push_device": ("device_not_found",),
+    "list_notifications": _CURSOR,
+    "mark_notification_read": ("notification_not_found",),
+    "set_notification_preferences": ("unknown_notification_type", "notification_mandatory"),
 }
 
 # Operation ids: the route function's name, unless it says too little or repeats another's.
