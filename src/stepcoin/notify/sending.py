@@ -99,7 +99,7 @@ async def _prepare(
                            coalesce(p.quiet_end, TIME '07:00') AS quiet_end
                     FROM notifications n JOIN users u ON u.id = n.user_id
                     LEFT JOIN notification_preferences p ON p.user_id = n.user_id
-                    WHERE n.id = :id FOR UPDATE OF n
+                    WHERE n.id = :id
                     """
                 ),
                 {"id": notification_id},
@@ -132,7 +132,8 @@ async def _prepare(
     )
     if not spec.mandatory and not started:
         cap = int(await runtime_settings.get(session, "notify.daily_cap_per_type"))
-        # the walker's row serialises the cap check of two pushes of one walker at once
+        # the walker's row serialises the cap check of two pushes of one walker at once (and
+        # is taken before any row of notify's, in the order account deletion takes them)
         await session.execute(
             text("SELECT 1 FROM users WHERE id = :u FOR NO KEY UPDATE"), {"u": note["user_id"]}
         )
