@@ -104,7 +104,7 @@ async def set_notification_preferences(
     return await service.set_preferences(
         session,
         claims.user_id,
-        types={k: v.model_dump() for k, v in body.types.items()},
-        quiet_start=body.quiet_start,
-        quiet_end=body.quiet_end,
+        types=body.type_changes(),
+        quiet_start=body.clock(body.quiet_start),
+        quiet_end=body.clock(body.quiet_end),
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from stepcoin.notify.kinds import KINDS
 from stepcoin.validation import Int64
 
 
@@ -82,18 +83,46 @@ class TypePreference(BaseModel):
     description: str
 
 
+# One optional field per notification type (an unknown type is refused by the schema)
+TypesIn: type[BaseModel] = create_model(
+    "NotificationTypesIn",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        name: (Switches | None, Field(default=None, description=k.description))
+        for name, k in KINDS.items()
+    },  # type: ignore[call-overload]
+)
+LocalTime = Annotated[
+    str,
+    Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local time, HH:MM."),
+]
+
+
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    types: dict[str, Switches] = Field(
-        default_factory=dict, description="Per type: push and/or inbox on or off."
+    types: TypesIn | None = Field(
+        default=None, description="Per type: push and/or inbox on or off."
     )
-    quiet_start: time | None = Field(
+    quiet_start: LocalTime | None = Field(
         default=None, description="Start of quiet hours, local time (HH:MM); default 22:00."
     )
-    quiet_end: time | None = Field(
+    quiet_end: LocalTime | None = Field(
         default=None, description="End of quiet hours, local time (HH:MM); default 07:00."
     )
+
+    def type_changes(self) -> dict[str, dict[str, bool | None]]:
+        if self.types is None:
+            return {}
+        return {
+            name: switches.model_dump()
+            for name, switches in self.types
+            if switches is not None
+        }
+
+    @staticmethod
+    def clock(value: str | None) -> time | None:
+        return None if value is None else time.fromisoformat(value)
 
 
 class PreferencesOut(BaseModel):
