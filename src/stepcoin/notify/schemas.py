@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from stepcoin.notify.kinds import KINDS
 from stepcoin.validation import Int64
@@ -72,8 +72,8 @@ class MarkedRead(BaseModel):
 class Switches(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    push: bool | None = None
-    inbox: bool | None = None
+    push: StrictBool | None = None
+    inbox: StrictBool | None = None
 
 
 class TypePreference(BaseModel):
