@@ -238,3 +238,22 @@ async def test_metrics_count_pushes_by_outcome(client, app, engine, scraper, pus
     assert 'stepcoin_push_deliveries_24h{platform="android",status="sent"} 1.0' in text_
     assert 'stepcoin_push_deliveries_24h{platform="android",status="invalidated"} 1.0' in text_
     assert "stepcoin_push_pending 0.0" in text_
+
+
+async def test_the_worker_puts_a_quiet_push_off_until_the_quiet_hours_end(
+    client, app, engine, push, apns
+):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+    ada = await walker(client, quiet=(f"{start:%H:%M}", f"{end:%H:%M}"))
+    await add_device(client, ada, "ios", ios_token(15), timezone="UTC")
+    note = await notify(engine, ada["id"])
+    await run_notify_jobs(app)
+    assert apns.sent == [] and await status_of(engine, note) == "pending"
+    job = await one(
+        engine,
+        "SELECT status, scheduled_at FROM procrastinate_jobs "
+        "WHERE task_name = 'notify:send' AND args ->> 'notification_id' = :n",
+        n=str(note),
+    )
+    assert (job.status, job.scheduled_at) == ("todo", end)
