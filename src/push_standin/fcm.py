@@ -4,7 +4,8 @@ It makes its own service-account key (RSA), so a sender configured with `service
 goes through the real flow: an RS256 JWT grant (RFC 7523) at `/token` for an access token, then
 `POST /v1/projects/{project}/messages:send` with it. It checks what FCM checks (the bearer token,
 the project, one target, string data values, 4 KB) and answers as FCM documents:
-200 `{"name": ...}`, 404 NOT_FOUND/UNREGISTERED for a dead token, 401 UNAUTHENTICATED, and
+200 `{"name": ...}`, 404 NOT_FOUND/UNREGISTERED for a dead token, 403 SENDER_ID_MISMATCH for a
+token of another Firebase project (FCM's "wrong environment"), 401 UNAUTHENTICATED, and
 whatever `fail_next` scripts (429 QUOTA_EXCEEDED with Retry-After, 503 UNAVAILABLE, ...).
 """
 
@@ -75,6 +76,7 @@ class FcmStandIn:
     client_email: str = "push@stepcoin-standin.iam.gserviceaccount.com"
     token_lifetime: int = 3600
     dead: set[str] = field(default_factory=set)
+    foreign: set[str] = field(default_factory=set)  # tokens of another Firebase project
     sent: list[dict[str, Any]] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # the status of every send answered
     tokens_issued: int = 0
@@ -196,6 +198,8 @@ class FcmStandIn:
             return response
         if token in self.dead:
             return rpc_error(404, "Requested entity was not found.", "UNREGISTERED")
+        if token in self.foreign:  # e.g. a debug build registered with another project
+            return rpc_error(403, "SenderId mismatch", "SENDER_ID_MISMATCH")
         name = f"projects/{self.project_id}/messages/{next(self._ids)}"
         with self._lock:
             self.sent.append({"name": name, **message})

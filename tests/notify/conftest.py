@@ -28,6 +28,7 @@ def apns_servers() -> Iterator[ApnsServers]:
 
 def reset(fcm: FcmStandIn, apns: ApnsStandIn) -> None:
     fcm.dead.clear()
+    fcm.foreign.clear()
     fcm.sent.clear()
     fcm.answers.clear()
     fcm.received = 0

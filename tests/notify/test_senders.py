@@ -58,6 +58,14 @@ async def test_fcm_dead_token_is_invalid(push, fcm):
     assert "UNREGISTERED" in outcome.error
 
 
+async def test_fcm_token_of_another_project_is_invalid(push, fcm):
+    """FCM has no environments; its wrong environment is a token another Firebase project
+    issued (a debug build): 403 SENDER_ID_MISMATCH, never deliverable from this project."""
+    fcm.foreign.add(android_token(5))
+    outcome = await push.android.send(message(android_token(5)))
+    assert (outcome.status, outcome.error) == ("invalid", "403 SENDER_ID_MISMATCH")
+
+
 async def test_fcm_429_retries_after_the_time_asked(push, fcm):
     fcm.fail_next(429, retry_after="17")
     outcome = await push.android.send(message(android_token()))

@@ -7,6 +7,8 @@ access token, which is cached until a minute before it expires. A message is
 - 200: sent;
 - 404 NOT_FOUND / errorCode UNREGISTERED: the token is dead (the app was uninstalled);
 - 400 INVALID_ARGUMENT naming the token: a malformed token (dead too); other 400s fail;
+- 403 SENDER_ID_MISMATCH: a token of another Firebase project (a build registered with another
+  project: FCM's "wrong environment"); this project can never reach it, so it is dropped;
 - 401 UNAUTHENTICATED: the access token is refreshed and the send tried once more;
 - 429 QUOTA_EXCEEDED, 500 INTERNAL, 503 UNAVAILABLE: retried later, honouring Retry-After.
 """
@@ -173,7 +175,7 @@ def classify(response: httpx.Response) -> Outcome:
         return Outcome("sent")
     rpc_status, code = _error(response)
     error = f"{status} {code or rpc_status}".strip()
-    if status == 404 or code == "UNREGISTERED":
+    if status == 404 or code in ("UNREGISTERED", "SENDER_ID_MISMATCH"):
         return Outcome("invalid", error)
     if status == 400 and code == "INVALID_ARGUMENT" and "token" in response.text.lower():
         return Outcome("invalid", error)
