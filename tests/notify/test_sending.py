@@ -257,3 +257,16 @@ async def test_the_worker_puts_a_quiet_push_off_until_the_quiet_hours_end(
         n=str(note),
     )
     assert (job.status, job.scheduled_at) == ("todo", end)
+
+
+async def test_a_retry_to_a_device_that_is_gone_ends(client, app, engine, push, fcm):
+    ada = await walker(client)
+    device = await add_device(client, ada, "android", android_token(16))
+    fcm.fail_next(503)
+    note = await notify(engine, ada["id"])
+    with pytest.raises(sending.PushRetry):
+        await sending.send_notification(app.state.database, push, note)
+    gone = await client.delete(f"/v1/me/devices/{device}", headers=ada["headers"])
+    assert gone.status_code == 204
+    assert await sending.send_notification(app.state.database, push, note) == "failed"
+    assert await deliveries(engine, note) == [("android", "failed")]

@@ -158,6 +158,17 @@ async def _prepare(
         text(f"DELETE FROM push_devices d WHERE d.user_id = :u AND NOT {LIVE_SESSION}"),
         {"u": note["user_id"]},
     )
+    # a push waiting for a retry to a device that is gone (signed out, removed, moved to
+    # another walker) ends here, or the job would wait for it for ever
+    await session.execute(
+        text(
+            "UPDATE notification_deliveries x SET status = 'failed', updated_at = now(), "
+            "error = 'the device is gone' WHERE x.notification_id = :id AND x.status = 'retry' "
+            "AND NOT EXISTS (SELECT 1 FROM push_devices d WHERE d.id = x.device_id "
+            "AND d.user_id = :u)"
+        ),
+        {"id": notification_id, "u": note["user_id"]},
+    )
     claimed = (
         (
             await session.execute(
