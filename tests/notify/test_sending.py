@@ -270,3 +270,16 @@ async def test_a_retry_to_a_device_that_is_gone_ends(client, app, engine, push, 
     assert gone.status_code == 204
     assert await sending.send_notification(app.state.database, push, note) == "failed"
     assert await deliveries(engine, note) == [("android", "failed")]
+
+
+async def test_the_sweep_drops_devices_whose_sign_in_ended(client, app, engine, push):
+    ada = await walker(client)
+    await add_device(client, ada, "android", android_token(17))
+    await sending.sweep(app.state.database)
+    assert (
+        len(await rows(engine, "SELECT id FROM push_devices WHERE user_id = :u", u=ada["id"])) == 1
+    )
+    out = await client.post("/v1/auth/logout", json={"refresh_token": ada["refresh_token"]})
+    assert out.status_code == 204
+    await sending.sweep(app.state.database)
+    assert await rows(engine, "SELECT id FROM push_devices WHERE user_id = :u", u=ada["id"]) == []

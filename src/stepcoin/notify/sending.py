@@ -332,7 +332,8 @@ SWEEP_BATCH: Final = 1000
 async def sweep(database: Database) -> int:
     """Queue again every push left pending without a job (a job that failed on something
     unexpected: the database gone for a moment); one job per notification at most (its
-    queueing lock), and one waiting for quiet hours or a retry is left as it is."""
+    queueing lock), and one waiting for quiet hours or a retry is left as it is. And drop the
+    devices whose sign-in ended (a push to such a walker drops them at once anyway)."""
     session: AsyncSession
     async with session_scope(database) as session:
         ids = (
@@ -352,6 +353,14 @@ async def sweep(database: Database) -> int:
         for notification_id in list(ids):
             if await service.queue_send(session, int(notification_id)) is not None:
                 queued += 1
+        # devices whose sign-in ended (sign-out, password change, sessions ended elsewhere)
+        await session.execute(
+            text(
+                "DELETE FROM push_devices WHERE id IN (SELECT d.id FROM push_devices d "
+                f"WHERE d.session_id IS NOT NULL AND NOT {LIVE_SESSION} LIMIT :limit)"
+            ),
+            {"limit": SWEEP_BATCH},
+        )
     if queued:
         logger.info("pending pushes queued again", extra={"queued": queued})
     return queued
