@@ -107,6 +107,15 @@ class ApnsStandIn:
         with self._lock:
             self._faults.append(Fault(status, reason, retry_after, token))
 
+    def reset(self) -> None:
+        """Forget every fault, device binding, dead token and everything sent."""
+        with self._lock:
+            self._faults.clear()
+            self.devices.clear()
+            self.dead.clear()
+            self.sent.clear()
+            self.answers.clear()
+
     def _fault_for(self, token: str) -> Fault | None:
         with self._lock:
             for i, fault in enumerate(self._faults):

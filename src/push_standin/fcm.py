@@ -115,6 +115,17 @@ class FcmStandIn:
         with self._lock:
             self._faults.append(Fault(status, retry_after, token))
 
+    def reset(self) -> None:
+        """Forget every fault, dead or foreign token and everything sent (between tests)."""
+        with self._lock:
+            self._faults.clear()
+            self.dead.clear()
+            self.foreign.clear()
+            self.sent.clear()
+            self.answers.clear()
+            self.received = 0
+            self.delay = 0.0
+
     def expire_access_tokens(self) -> None:
         with self._lock:
             self._access.clear()

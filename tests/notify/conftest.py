@@ -27,18 +27,8 @@ def apns_servers() -> Iterator[ApnsServers]:
 
 
 def reset(fcm: FcmStandIn, apns: ApnsStandIn) -> None:
-    fcm.dead.clear()
-    fcm.foreign.clear()
-    fcm.sent.clear()
-    fcm.answers.clear()
-    fcm.received = 0
-    fcm.delay = 0.0
-    fcm._faults.clear()
-    apns.devices.clear()
-    apns.dead.clear()
-    apns.sent.clear()
-    apns.answers.clear()
-    apns._faults.clear()
+    fcm.reset()
+    apns.reset()
 
 
 def push_settings(base: Settings, fcm: FcmServer, apns: ApnsServers) -> Settings:
