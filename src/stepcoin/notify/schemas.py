@@ -115,9 +115,7 @@ class PreferencesIn(BaseModel):
         if self.types is None:
             return {}
         return {
-            name: switches.model_dump()
-            for name, switches in self.types
-            if switches is not None
+            name: switches.model_dump() for name, switches in self.types if switches is not None
         }
 
     @staticmethod
