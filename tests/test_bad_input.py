@@ -103,6 +103,13 @@ ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
         "coins_per_walker": 5,
         "segment": {"all_walkers": True},
     },
+    ("PUT", "/v1/me/devices"): {  # a token of the platform's own form
+        "platform": "ios",
+        "environment": "production",
+        "token": "ab" * 32,
+        "app_version": "3.1.0",
+        "timezone": "Europe/Berlin",
+    },
 }
 
 

@@ -34,6 +34,10 @@ JWT_SECRET_FILE = "jwt-secret"
 STANDIN_SHOP_DOMAIN = "stepcoin-standin.myshopify.com"
 STANDIN_ACCESS_TOKEN = "shpat_stepcoin_standin"
 STANDIN_WEBHOOK_SECRET = "standin-webhook-secret"
+# The push services' production endpoints (stepcoin.notify.fcm and .apns say the same).
+FCM_API_URL = "https://fcm.googleapis.com"
+APNS_URL = "https://api.push.apple.com"
+APNS_SANDBOX_URL = "https://api.sandbox.push.apple.com"
 
 APPLE_AUTH_URL = "https://appleid.apple.com"
 
@@ -149,6 +153,41 @@ class Settings(BaseSettings):
         default=None,
         description="Override of the GraphQL endpoint (a local stand-in on 127.0.0.1 only).",
     )
+
+    # push notifications (stepcoin.notify): FCM HTTP v1 for Android, APNs for iOS; a platform
+    # left unconfigured gets no pushes (its notifications stay in the inbox)
+    push_fcm_credentials_file: str | None = Field(
+        default=None,
+        description="Path of the Firebase service-account key (JSON) used for FCM's OAuth2 "
+        "token; unset: no Android pushes.",
+    )
+    push_fcm_project_id: str | None = Field(
+        default=None, description="Firebase project id; default: the key's project_id."
+    )
+    push_fcm_api_url: str = Field(
+        default=FCM_API_URL,
+        description="FCM's endpoint; another (a local stand-in) only outside production.",
+    )
+    push_apns_key_file: str | None = Field(
+        default=None,
+        description="Path of the APNs auth key (.p8, ES256); unset: no iOS pushes.",
+    )
+    push_apns_key_id: str | None = None
+    push_apns_team_id: str | None = None
+    push_apns_topic: str | None = Field(default=None, description="The iOS app's bundle id.")
+    push_apns_url: str = Field(
+        default=APNS_URL, description="APNs production host; another only outside production."
+    )
+    push_apns_sandbox_url: str = Field(
+        default=APNS_SANDBOX_URL,
+        description="APNs development host; another only outside production.",
+    )
+    push_apns_ca_file: str | None = Field(
+        default=None,
+        description="A certificate authority to trust for APNs (a local stand-in's); refused "
+        "in production.",
+    )
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
     # mail (stepcoin.mail): the verification and password-reset mails
     smtp_url: SecretStr | None = Field(
@@ -298,6 +337,17 @@ class Settings(BaseSettings):
             raise ValueError("STEPCOIN_SHOPIFY_WEBHOOK_SECRETS is required with a real shop")
         if self.env == "production":
             self._refuse_standin_in_production()
+        if self.env == "production" and (
+            self.push_fcm_api_url != FCM_API_URL
+            or self.push_apns_url != APNS_URL
+            or self.push_apns_sandbox_url != APNS_SANDBOX_URL
+            or self.push_apns_ca_file
+        ):
+            raise ValueError(
+                "the push endpoints (STEPCOIN_PUSH_FCM_API_URL, STEPCOIN_PUSH_APNS_URL, "
+                "STEPCOIN_PUSH_APNS_SANDBOX_URL, STEPCOIN_PUSH_APNS_CA_FILE) are Google's and "
+                "Apple's own in production"
+            )
         if self.env == "production" and self.apple_auth_url != APPLE_AUTH_URL:
             raise ValueError("STEPCOIN_APPLE_AUTH_URL must be Apple's own in production")
         if self.public_url and not self.public_url.startswith(("https://", "http://")):

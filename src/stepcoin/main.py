@@ -39,6 +39,7 @@ from stepcoin.leaderboards.router import admin_router as leaderboards_admin_rout
 from stepcoin.leaderboards.router import hot_answers as board_answers
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
+from stepcoin.notify.router import router as notify_router
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
 from stepcoin.ratelimit import RateLimitGate
@@ -342,6 +343,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(challenges_router)
     app.include_router(challenges_admin_router)
     app.include_router(social_router)
+    app.include_router(notify_router)
     app.include_router(social_admin_router)
     install_console(app)
     install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])

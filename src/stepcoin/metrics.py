@@ -9,6 +9,8 @@ middleware at the cost of a dict lookup; everything else is read at scrape time.
 - stepcoin_coins_issued_total, stepcoin_coins_redeemed_total, stepcoin_coins_refunded_total,
   stepcoin_ledger_coins_total{type}: from the append-only ledger, summed incrementally by id;
 - stepcoin_step_records_written_total: inserts + updates of step_records (PostgreSQL's stats);
+- stepcoin_push_deliveries_24h{platform,status} (sent, failed, invalidated, retry, skipped),
+  stepcoin_push_pending: the notification outbox (stepcoin.notify);
 - stepcoin_orders{status}; stepcoin_backup_last_success_timestamp_seconds,
   stepcoin_backup_last_success_age_seconds, stepcoin_backup_failures_total{activity}.
 
@@ -94,6 +96,8 @@ class _Snapshot:
     backup_failures: dict[str, int] = field(default_factory=dict)
     backups: dict[str, int] = field(default_factory=dict)
     budgets: list[tuple[str, str, float, int]] = field(default_factory=list)
+    push: dict[tuple[str, str], int] = field(default_factory=dict)  # (platform, status) -> n
+    push_pending: int = 0
 
 
 class DatabaseCollector(Collector):
@@ -186,6 +190,20 @@ class DatabaseCollector(Collector):
                 )
             )
             snap.budgets = [(a, b, float(c), int(d)) for a, b, c, d in budgets]
+            push = await conn.execute(
+                text(
+                    "SELECT platform, status, count(*) FROM notification_deliveries "
+                    "WHERE updated_at > now() - interval '1 day' GROUP BY 1, 2"
+                )
+            )
+            snap.push = {(p, st): int(n) for p, st, n in push}
+            snap.push_pending = int(
+                (
+                    await conn.execute(
+                        text("SELECT count(*) FROM notifications WHERE push_status = 'pending'")
+                    )
+                ).scalar_one()
+            )
             for kind, amount, max_id in ledger:
                 snap.ledger[kind] = snap.ledger.get(kind, 0) + int(amount)
                 snap.ledger_last_id = max(snap.ledger_last_id, int(max_id))
@@ -290,6 +308,20 @@ class DatabaseCollector(Collector):
             h.add_metric([source, period], held)
         yield g
         yield h
+        g = GaugeMetricFamily(
+            "stepcoin_push_deliveries_24h",
+            "Pushes to devices in the last 24 hours by platform and outcome (sent, failed, "
+            "invalidated: a dead token dropped; retry: waiting; skipped: no sender configured)",
+            labels=["platform", "status"],
+        )
+        for (platform, status), n in sorted(snap.push.items()):
+            g.add_metric([platform, status], n)
+        yield g
+        g = GaugeMetricFamily(
+            "stepcoin_push_pending", "Notifications whose push waits (quiet hours, retries)"
+        )
+        g.add_metric([], snap.push_pending)
+        yield g
         if snap.backup_last_success is not None:
             g = GaugeMetricFamily(
                 "stepcoin_backup_last_success_timestamp_seconds", "End of the newest good backup"

@@ -16,6 +16,12 @@ from stepcoin.db import Base
 from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
 from stepcoin.leaderboards.models import LeaderboardEntry
 from stepcoin.mail.models import MailOutbox
+from stepcoin.notify.models import (
+    Notification,
+    NotificationDelivery,
+    NotificationPreference,
+    PushDevice,
+)
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
@@ -66,9 +72,13 @@ __all__ = [
     "LinkMark",
     "LoginThrottle",
     "MailOutbox",
+    "Notification",
+    "NotificationDelivery",
+    "NotificationPreference",
     "Order",
     "OrderItem",
     "PasswordResetRequest",
+    "PushDevice",
     "RateLimitBucket",
     "Referral",
     "ReferralCode",

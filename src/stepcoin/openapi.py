@@ -181,6 +181,12 @@ PROBLEM_STATUS: dict[str, int] = {
     "not_participating": 409,
     "challenge_started": 409,
     "not_cancellable": 409,
+    # notifications (issue 18)
+    "invalid_push_token": 422,
+    "device_not_found": 404,
+    "notification_not_found": 404,
+    "unknown_notification_type": 422,
+    "notification_mandatory": 422,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -516,6 +522,11 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "challenge_leaderboard": ("challenge_not_found",),
     "admin_get_challenge": ("challenge_not_found",),
     "admin_cancel_challenge": ("challenge_not_found", "not_cancellable"),
+    "register_push_device": ("invalid_push_token", "invalid_timezone"),
+    "delete_push_device": ("device_not_found",),
+    "list_notifications": _CURSOR,
+    "mark_notification_read": ("notification_not_found",),
+    "set_notification_preferences": ("unknown_notification_type", "notification_mandatory"),
 }
 
 # Operation ids: the route function's name, unless it says too little or repeats another's.

@@ -6,7 +6,7 @@ Domains' tasks.py and services import this module only; it imports no domain. Th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -37,6 +37,8 @@ CAMPAIGNS_RUN: Final = "campaigns:run"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
 CHALLENGES_TICK: Final = "challenges:tick"
+NOTIFY_SEND: Final = "notify:send"
+STEPS_STREAK_REMINDERS: Final = "steps:streak_reminders"
 
 TASK_NAMES: Final = (
     STEPS_ENSURE_PARTITIONS,
@@ -58,6 +60,8 @@ TASK_NAMES: Final = (
     LEADERBOARDS_PAY_PRIZES,
     REFERRALS_SETTLE,
     CHALLENGES_TICK,
+    NOTIFY_SEND,
+    STEPS_STREAK_REMINDERS,
 )
 
 
@@ -134,3 +138,36 @@ async def defer_in_transaction(
         )
     ).scalar_one()
     return None if job_id is None else int(job_id)
+
+
+_DEFER_MANY = text(
+    "SELECT coalesce(procrastinate_defer_jobs_v1(array_agg(ROW(:queue, :task, 0, j.lock, NULL, "
+    "j.args, NULL)::procrastinate_job_to_defer_v1 ORDER BY j.n)), '{}') "
+    "FROM unnest(CAST(:locks AS text[]), CAST(:args AS jsonb[])) "
+    "WITH ORDINALITY AS j(lock, args, n)"
+)
+
+
+async def defer_many_in_transaction(
+    session: AsyncSession,
+    task_name: str,
+    jobs: Sequence[tuple[Mapping[str, Any], str | None]],
+    *,
+    queue: str = "default",
+) -> list[int]:
+    """Enqueue many jobs of one task, each (args, lock), in one statement inside the caller's
+    transaction (no queueing locks: for jobs about rows that this transaction creates)."""
+    if not jobs:
+        return []
+    ids = (
+        await session.execute(
+            _DEFER_MANY,
+            {
+                "queue": queue,
+                "task": task_name,
+                "locks": [lock for _, lock in jobs],
+                "args": [orjson.dumps(args).decode() for args, _ in jobs],
+            },
+        )
+    ).scalar_one()
+    return [int(i) for i in ids]

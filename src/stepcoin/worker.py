@@ -27,6 +27,8 @@ from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
 from stepcoin.fairplay.tasks import blueprint as fairplay_tasks
 from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
 from stepcoin.mail.tasks import blueprint as mail_tasks
+from stepcoin.notify import senders as notify_senders
+from stepcoin.notify.tasks import blueprint as notify_tasks
 from stepcoin.queue import (
     MAIL_SWEEP,
     QUEUE_REFRESH_STATISTICS,
@@ -64,6 +66,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(referrals_tasks, namespace="referrals")
     app.add_tasks_from(challenges_tasks, namespace="challenges")
     app.add_tasks_from(fairplay_tasks, namespace="fairplay")
+    app.add_tasks_from(notify_tasks, namespace="notify")
     return app
 
 
@@ -84,6 +87,7 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
             yield app
     finally:
         await pool.close()
+        await notify_senders.close()  # the push services' HTTP connections
 
 
 async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -> None:

@@ -20,6 +20,7 @@ from stepcoin.challenges import service as challenges
 from stepcoin.errors import account_gone
 from stepcoin.fairplay import service as fairplay_service
 from stepcoin.leaderboards import prizes
+from stepcoin.notify import service as notify
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.social import service as social
@@ -90,4 +91,5 @@ async def build_export(
         "referrals": await referrals.export_of(session, user_id),
         "friends": await social.export_of(session, user_id),
         "challenges": await challenges.export_of(session, user_id),
+        "notifications": await notify.export_of(session, user_id),
     }

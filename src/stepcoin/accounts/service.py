@@ -13,6 +13,7 @@ Order of work (every step in the request's one transaction, so it all happens or
    friendships, friend invitations, friend requests and blocks go (reports made stay);
    the walker leaves every open challenge (the entry fee refunded before the start, left in
    the pool after it) and their challenge invitations go;
+   push devices, notifications and notification preferences go;
    every session ends (refresh families revoked, console sessions refused), and their devices
    and addresses are erased;
 5. the user row becomes a tombstone (users.erasure), its identities removed;
@@ -38,6 +39,7 @@ from stepcoin.challenges import service as challenges
 from stepcoin.config import Settings
 from stepcoin.errors import Conflict, InvalidInput, account_gone
 from stepcoin.fairplay import links as fairplay_links
+from stepcoin.notify import service as notify
 from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
@@ -133,6 +135,7 @@ async def delete_account(
     forgotten = await social.forget(session, user_id, account.email)
     deletion.friends_removed = forgotten["friendships"] // 2
     deletion.challenges_left = await challenges.forget(session, user_id)
+    await notify.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)

@@ -31,6 +31,7 @@ from stepcoin.achievements.criteria import (
 )
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, NotFound
+from stepcoin.notify import service as notify
 from stepcoin.queue import ACHIEVEMENTS_BACKFILL, defer_in_transaction
 from stepcoin.wallet import budgets
 from stepcoin.wallet import service as wallet
@@ -95,6 +96,20 @@ async def _unlock_and_pay(
     # one round trip for every walker's rewards, under the achievements' issuance budgets
     # (a reward a budget at its cap holds is pending for the walker, paid when there is room)
     await budgets.issue_many(session, "achievements", rewards)
+    await notify.notify_many(
+        session,
+        [
+            notify.Note(
+                row["user_id"],
+                "achievement",
+                f"Achievement unlocked: {row['name']}",
+                f"{row['reward_coins']} coins are yours." if row["reward_coins"] else "Well done!",
+                f"achievement:{row['achievement_id']}",
+                {"code": row["code"], "reward_coins": int(row["reward_coins"])},
+            )
+            for row in unlocked
+        ],
+    )
     return unlocked
 
 

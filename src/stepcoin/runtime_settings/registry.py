@@ -859,6 +859,27 @@ SPECS: dict[str, SettingSpec] = {
             "Walkers a settlement pays per transaction (the run resumes after the last "
             "committed chunk).",
         ),
+        # notifications (issue 18; stepcoin.notify)
+        _spec(
+            "notify.daily_cap_per_type",
+            Annotated[int, Field(ge=0, le=1000)],
+            5,
+            "Most pushes of one type a walker gets in one local day (security and orders have "
+            "no cap); beyond it the notification stays in the inbox only.",
+        ),
+        _spec(
+            "notify.streak_hours_before_midnight",
+            Annotated[int, Field(ge=1, le=12)],
+            3,
+            "Hours before the walker's local midnight at which the streak reminder goes out "
+            "when today's step goal is not met yet.",
+        ),
+        _spec(
+            "notify.default_daily_step_goal",
+            Annotated[int, Field(ge=1, le=100_000)],
+            6000,
+            "The daily step goal of a walker who has not set one (the streak reminder).",
+        ),
     ]
 }
 

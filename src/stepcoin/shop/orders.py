@@ -32,6 +32,7 @@ from stepcoin.errors import (
     NotFound,
     account_gone,
 )
+from stepcoin.notify import service as notify
 from stepcoin.queue import (
     SHOP_CANCEL_IN_SHOPIFY,
     SHOP_SUBMIT_PENDING,
@@ -377,7 +378,36 @@ async def refund_order(
         )
     if order.status == "submitted":
         await ask_shopify_to_cancel(session, order_id)
+    await notify_order(
+        session,
+        owner,
+        order_id,
+        new_status,
+        f"Order {order.order_code} {new_status}",
+        f"{order.total_coins} coins are back in your wallet.",
+    )
     return await get_order(session, order_id)
+
+
+async def notify_order(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    status: str,
+    title: str,
+    body: str,
+) -> None:
+    """Tell the walker what happened to an order (orders cannot be turned off)."""
+    await notify.notify(
+        session,
+        user_id,
+        "order",
+        title,
+        body,
+        {"order_id": str(order_id), "status": status},
+        dedupe_key=f"order:{order_id}:{status}",
+        collapse_key=f"order:{order_id}",
+    )
 
 
 async def advance_status(
@@ -424,10 +454,24 @@ async def advance_status(
         "delivered": "delivered_at",
         "submitted": "submitted_at",
     }[new_status]
-    await session.execute(
-        text(f"UPDATE orders SET status = :st, {stamp} = now(), updated_at = now() WHERE id = :id"),
-        {"st": new_status, "id": order_id},
-    )
+    moved = (
+        await session.execute(
+            text(
+                f"UPDATE orders SET status = :st, {stamp} = now(), updated_at = now() "
+                "WHERE id = :id RETURNING user_id, order_code"
+            ),
+            {"st": new_status, "id": order_id},
+        )
+    ).one()
+    if new_status == "shipped":
+        await notify_order(
+            session,
+            moved.user_id,
+            order_id,
+            "shipped",
+            f"Order {moved.order_code} shipped",
+            "Your order is on its way.",
+        )
     if admin_id is not None:
         await audit.record(
             session,

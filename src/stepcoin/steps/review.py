@@ -24,6 +24,7 @@ from stepcoin.errors import (
     account_gone,
 )
 from stepcoin.fairplay import links
+from stepcoin.notify import service as notify
 from stepcoin.steps.appeals import APPEAL_CODE, IS_APPEAL, appeal_state
 from stepcoin.steps.earn_rules import earn_rules
 from stepcoin.steps.payload import SyncPayload, apply_locked, day_rows
@@ -299,6 +300,7 @@ async def decide(
             **log_params,
         },
     )
+    await notify_outcome(session, validation_id, user_id, day, decision, delta, note)
     return {
         "id": validation_id,
         "status": decision,
@@ -308,6 +310,35 @@ async def decide(
         "coins_awarded": delta,
         "note": note,
     }
+
+
+async def notify_outcome(
+    session: AsyncSession,
+    validation_id: int,
+    user_id: uuid.UUID,
+    day: date,
+    decision: str,
+    coins: int,
+    note: str | None,
+) -> None:
+    """Tell the walker how the review of a day ended (inbox and push, in this transaction)."""
+    when = f"{day:%A} {day.day} {day:%B}"
+    if decision == "approved":
+        title = "Your steps are approved"
+        body = f"{when}: {coins} coins are in your wallet." if coins else f"{when}: approved."
+    else:
+        title = "Your steps were not approved"
+        body = f"{when}: {note}" if note else f"{when}: see the app for the reason."
+    await notify.notify(
+        session,
+        user_id,
+        "review_outcome",
+        title,
+        body,
+        {"date": day.isoformat(), "status": decision, "coins": coins},
+        dedupe_key=f"review:{validation_id}",
+        collapse_key=f"review:{day.isoformat()}",
+    )
 
 
 async def list_user_steps(

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
-from stepcoin.steps import review
+from stepcoin.steps import review, streaks
 
 logger = logging.getLogger("stepcoin.steps.tasks")
 blueprint = procrastinate.Blueprint()
@@ -53,3 +53,10 @@ async def release_budget_holds(timestamp: int) -> int:
     if paid:
         logger.info("held step coins paid", extra={"released": paid})
     return paid
+
+
+@blueprint.periodic(cron="*/15 * * * *", periodic_id="streak_reminders")
+@blueprint.task(name="streak_reminders", queueing_lock="streak_reminders")
+async def streak_reminders(timestamp: int) -> int:
+    """Every 15 minutes: the streak-at-risk reminders of the walkers near their midnight."""
+    return await streaks.send_streak_reminders(JobRuntime.require_database())

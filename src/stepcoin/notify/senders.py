@@ -1,0 +1,97 @@
+"""The process's push senders, built once from the settings: FCM for Android, APNs for iOS.
+
+A platform without its settings has no sender: its pushes are skipped (the inbox still has
+them) and a warning says so once. Tests and the demo point the senders at the stand-ins
+(src/push_standin) through the settings' URLs, or replace them with `override`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from stepcoin.config import Settings
+from stepcoin.notify.apns import ApnsSender
+from stepcoin.notify.fcm import GOOGLE_TOKEN_URI, FcmSender
+from stepcoin.notify.push import Sender
+
+logger = logging.getLogger("stepcoin.notify")
+
+
+@dataclass
+class Senders:
+    android: Sender | None = None
+    ios: Sender | None = None
+
+    def for_platform(self, platform: str) -> Sender | None:
+        return self.ios if platform == "ios" else self.android
+
+    async def aclose(self) -> None:
+        for sender in (self.android, self.ios):
+            if sender is not None:
+                await sender.aclose()
+
+
+_current: Senders | None = None
+_override: Senders | None = None
+
+
+def build(settings: Settings) -> Senders:
+    senders = Senders()
+    if settings.push_fcm_credentials_file:
+        account = json.loads(Path(settings.push_fcm_credentials_file).read_text())
+        if settings.env == "production" and account.get("token_uri", GOOGLE_TOKEN_URI) != (
+            GOOGLE_TOKEN_URI
+        ):
+            raise ValueError("the FCM service-account key must use Google's token endpoint")
+        senders.android = FcmSender(
+            account,
+            project_id=settings.push_fcm_project_id,
+            api_url=settings.push_fcm_api_url,
+            timeout=settings.push_timeout_seconds,
+        )
+    else:
+        logger.warning("no FCM key configured: Android devices get no pushes")
+    apns = (
+        settings.push_apns_key_file,
+        settings.push_apns_key_id,
+        settings.push_apns_team_id,
+        settings.push_apns_topic,
+    )
+    if all(apns):
+        senders.ios = ApnsSender(
+            key_pem=Path(str(settings.push_apns_key_file)).read_text(),
+            key_id=str(settings.push_apns_key_id),
+            team_id=str(settings.push_apns_team_id),
+            topic=str(settings.push_apns_topic),
+            production_url=settings.push_apns_url,
+            sandbox_url=settings.push_apns_sandbox_url,
+            ca_file=settings.push_apns_ca_file,
+            timeout=settings.push_timeout_seconds,
+        )
+    else:
+        logger.warning("APNs not configured (key file, key id, team id, topic): no iOS pushes")
+    return senders
+
+
+def current(settings: Settings) -> Senders:
+    """The override (tests), or the process's senders built on first use."""
+    global _current
+    if _override is not None:
+        return _override
+    if _current is None:
+        _current = build(settings)
+    return _current
+
+
+def override(senders: Senders | None) -> None:
+    global _override
+    _override = senders
+
+
+async def close() -> None:
+    global _current
+    if _current is not None:
+        await _current.aclose()
+        _current = None

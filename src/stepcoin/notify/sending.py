@@ -1,0 +1,366 @@
+"""Sending one notification's push: the job's work (stepcoin.notify.tasks runs it).
+
+1. Read the notification; done already, expired, inside the walker's quiet hours (the job comes
+   back when they end, or the push is dropped when it expires first), or over the daily cap
+   of its kind: recorded, nothing sent.
+2. Claim each live device (signed in: its refresh family is live) by writing its delivery row
+   as `sending` and committing, then call the push service outside any transaction. A worker
+   killed after the claim never sends that push again (at most once per device).
+3. Record each answer: a dead token removes the device; a 429/5xx leaves the delivery `retry`
+   and the job comes back after max(Retry-After, backoff); after MAX_ATTEMPTS it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.db import Database, session_scope
+from stepcoin.notify import service
+from stepcoin.notify.kinds import kind
+from stepcoin.notify.push import Message, Outcome
+from stepcoin.notify.quiet import local_day_start, quiet_until, zone
+from stepcoin.notify.senders import Senders
+from stepcoin.runtime_settings.service import runtime_settings
+
+logger = logging.getLogger("stepcoin.notify")
+
+MAX_ATTEMPTS: Final = 6  # per device: the first try and five retries
+BACKOFF_SECONDS: Final = 5.0  # 5, 10, 20, 40, 80 seconds, or longer when Retry-After says so
+MAX_ERROR_LENGTH: Final = 500
+
+LIVE_SESSION = (
+    "(d.session_id IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens t "
+    "WHERE t.family_id = d.session_id AND t.user_id = d.user_id AND t.revoked_at IS NULL "
+    "AND t.expires_at > now() AND t.family_expires_at > now()))"
+)
+
+
+class PushRetry(Exception):
+    """Some devices' pushes wait for a retry (429/5xx); `after` is the wait asked for."""
+
+    def __init__(self, notification_id: int, after: float) -> None:
+        super().__init__(f"notification {notification_id}: retry in {after:.0f}s")
+        self.after = after
+
+
+class NotBefore(Exception):
+    """Quiet hours: come back at `at` (UTC)."""
+
+    def __init__(self, notification_id: int, at: datetime) -> None:
+        super().__init__(f"notification {notification_id}: quiet hours until {at.isoformat()}")
+        self.at = at
+
+
+@dataclass
+class Claimed:
+    device_id: int
+    platform: str
+    environment: str
+    token: str
+    attempts: int
+
+
+def backoff(attempts: int) -> float:
+    return float(BACKOFF_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+async def _finish(session: AsyncSession, notification_id: int, status: str) -> str:
+    await session.execute(
+        text(
+            "UPDATE notifications SET push_status = :s, push_finished_at = now() "
+            "WHERE id = :id AND push_status = 'pending'"
+        ),
+        {"id": notification_id, "s": status},
+    )
+    return status
+
+
+async def _prepare(
+    session: AsyncSession, notification_id: int, now: datetime
+) -> tuple[dict[str, Any] | None, list[Claimed], str | None]:
+    """(the notification, the devices claimed now, a final status when nothing is to send)."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT n.id, n.user_id, n.kind, n.title, n.body, n.data, n.collapse_key,
+                           n.expires_at, n.push_status, u.is_active,
+                           coalesce((SELECT d.timezone FROM push_devices d
+                                     WHERE d.user_id = n.user_id AND d.timezone IS NOT NULL
+                                     ORDER BY d.updated_at DESC LIMIT 1), u.timezone) AS tz,
+                           coalesce(p.quiet_start, TIME '22:00') AS quiet_start,
+                           coalesce(p.quiet_end, TIME '07:00') AS quiet_end
+                    FROM notifications n JOIN users u ON u.id = n.user_id
+                    LEFT JOIN notification_preferences p ON p.user_id = n.user_id
+                    WHERE n.id = :id
+                    """
+                ),
+                {"id": notification_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or row["push_status"] != "pending":
+        return None, [], "done"
+    note = dict(row)
+    if not note["is_active"]:
+        return note, [], await _finish(session, notification_id, "no_device")
+    if note["expires_at"] is not None and note["expires_at"] <= now:
+        return note, [], await _finish(session, notification_id, "expired")
+    spec = kind(note["kind"])
+    tz = zone(note["tz"])
+    if spec.quiet_hours:
+        until = quiet_until(now, tz, note["quiet_start"], note["quiet_end"])
+        if until is not None:
+            if note["expires_at"] is not None and note["expires_at"] <= until:
+                return note, [], await _finish(session, notification_id, "expired")
+            raise NotBefore(notification_id, until)
+    started = await session.scalar(
+        text(
+            "SELECT count(*) FROM notification_deliveries WHERE notification_id = :id "
+            "AND status <> 'skipped'"
+        ),
+        {"id": notification_id},
+    )
+    if not spec.mandatory and not started:
+        cap = int(await runtime_settings.get(session, "notify.daily_cap_per_type"))
+        # the walker's row serialises the cap check of two pushes of one walker at once (and
+        # is taken before any row of notify's, in the order account deletion takes them)
+        await session.execute(
+            text("SELECT 1 FROM users WHERE id = :u FOR NO KEY UPDATE"), {"u": note["user_id"]}
+        )
+        today = await session.scalar(
+            text(
+                "SELECT count(*) FROM notifications n WHERE n.user_id = :u AND n.kind = :k "
+                "AND n.created_at >= :since AND n.id <> :id AND (n.push_status = 'sent' OR "
+                "(n.push_status = 'pending' AND EXISTS (SELECT 1 FROM notification_deliveries x "
+                "WHERE x.notification_id = n.id AND x.status <> 'skipped')))"
+            ),
+            {
+                "u": note["user_id"],
+                "k": note["kind"],
+                "since": local_day_start(now, tz),
+                "id": notification_id,
+            },
+        )
+        if int(today or 0) >= cap:
+            return note, [], await _finish(session, notification_id, "capped")
+    # devices whose sign-in ended are dropped now (sign-out, password change, session ended)
+    await session.execute(
+        text(f"DELETE FROM push_devices d WHERE d.user_id = :u AND NOT {LIVE_SESSION}"),
+        {"u": note["user_id"]},
+    )
+    # a push waiting for a retry to a device that is gone (signed out, removed, moved to
+    # another walker) ends here, or the job would wait for it for ever
+    await session.execute(
+        text(
+            "UPDATE notification_deliveries x SET status = 'failed', updated_at = now(), "
+            "error = 'the device is gone' WHERE x.notification_id = :id AND x.status = 'retry' "
+            "AND NOT EXISTS (SELECT 1 FROM push_devices d WHERE d.id = x.device_id "
+            "AND d.user_id = :u)"
+        ),
+        {"id": notification_id, "u": note["user_id"]},
+    )
+    claimed = (
+        (
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO notification_deliveries AS x
+                        (notification_id, device_id, platform, status, attempts)
+                    SELECT :id, d.id, d.platform, 'sending', 1 FROM push_devices d
+                    WHERE d.user_id = :u
+                    ON CONFLICT (notification_id, device_id) DO UPDATE
+                        SET status = 'sending', attempts = x.attempts + 1, updated_at = now()
+                        WHERE x.status = 'retry'
+                    RETURNING x.device_id, x.attempts
+                    """
+                ),
+                {"id": notification_id, "u": note["user_id"]},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    attempts = {int(r["device_id"]): int(r["attempts"]) for r in claimed}
+    devices = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id, platform, environment, token FROM push_devices WHERE id = ANY(:ids)"
+                ),
+                {"ids": list(attempts)},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    found = [
+        Claimed(int(d["id"]), d["platform"], d["environment"], d["token"], attempts[int(d["id"])])
+        for d in devices
+    ]
+    if not found:
+        return note, [], await _conclude(session, notification_id)
+    return note, found, None
+
+
+async def _conclude(session: AsyncSession, notification_id: int) -> str:
+    """The notification's status from its deliveries, when none waits for a retry."""
+    result = await session.execute(
+        text(
+            "SELECT status, count(*) FROM notification_deliveries "
+            "WHERE notification_id = :id GROUP BY status"
+        ),
+        {"id": notification_id},
+    )
+    counts: dict[str, int] = {str(status): int(n) for status, n in result}
+    if counts.get("retry"):
+        return "retry"
+    if not counts:
+        return await _finish(session, notification_id, "no_device")
+    # `sending` left by a killed worker: the service may have it; it is not sent again
+    if counts.get("sent") or counts.get("sending"):
+        return await _finish(session, notification_id, "sent")
+    return await _finish(session, notification_id, "failed")
+
+
+def _message(note: dict[str, Any], device: Claimed) -> Message:
+    return Message(
+        token=device.token,
+        environment=device.environment,
+        title=note["title"],
+        body=note["body"],
+        data={**(note["data"] or {}), "notification_id": str(note["id"]), "type": note["kind"]},
+        collapse_key=note["collapse_key"],
+        expires_at=note["expires_at"],
+    )
+
+
+async def _record(
+    session: AsyncSession, notification_id: int, device: Claimed, outcome: Outcome | None
+) -> None:
+    if outcome is None:
+        status, error = "skipped", "no sender configured for this platform"
+    elif outcome.status in ("sent", "moved"):
+        status, error = "sent", None
+    elif outcome.status == "invalid":
+        status, error = "invalidated", outcome.error
+    elif outcome.status == "retry" and device.attempts < MAX_ATTEMPTS:
+        status, error = "retry", outcome.error
+    else:
+        status, error = "failed", outcome.error
+    await session.execute(
+        text(
+            "UPDATE notification_deliveries SET status = :s, error = :e, updated_at = now() "
+            "WHERE notification_id = :id AND device_id = :d"
+        ),
+        {
+            "s": status,
+            "e": (error or "")[:MAX_ERROR_LENGTH] or None,
+            "id": notification_id,
+            "d": device.device_id,
+        },
+    )
+    if status == "invalidated":  # the push service says the token is dead
+        await session.execute(
+            text("DELETE FROM push_devices WHERE id = :d AND token = :t"),
+            {"d": device.device_id, "t": device.token},
+        )
+    elif outcome is not None and outcome.status == "moved" and outcome.environment:
+        await session.execute(
+            text("UPDATE push_devices SET environment = :e WHERE id = :d AND token = :t"),
+            {"e": outcome.environment, "d": device.device_id, "t": device.token},
+        )
+
+
+async def send_notification(
+    database: Database, senders: Senders, notification_id: int, *, now: datetime | None = None
+) -> str:
+    """Send one notification's push to the walker's devices; answers the final status, or
+    raises NotBefore (quiet hours) or PushRetry (some devices to try again later)."""
+    now = now or datetime.now(UTC)
+    session: AsyncSession
+    async with session_scope(database) as session:
+        note, claimed, final = await _prepare(session, notification_id, now)
+    if final is not None and final != "retry":
+        return final
+    assert note is not None
+    outcomes: list[tuple[Claimed, Outcome | None]] = []
+    for device in claimed:
+        sender = senders.for_platform(device.platform)
+        outcome = None if sender is None else await sender.send(_message(note, device))
+        outcomes.append((device, outcome))
+        if outcome is not None and outcome.status not in ("sent", "moved"):
+            logger.warning(
+                "push not delivered",
+                extra={
+                    "notification_id": notification_id,
+                    "device_id": device.device_id,
+                    "outcome": outcome.status,
+                    "error": outcome.error,
+                },
+            )
+    wait = 0.0
+    async with session_scope(database) as session:
+        for device, outcome in outcomes:
+            await _record(session, notification_id, device, outcome)
+            if (
+                outcome is not None
+                and outcome.status == "retry"
+                and (device.attempts < MAX_ATTEMPTS)
+            ):
+                wait = max(wait, outcome.retry_after or 0.0, backoff(device.attempts))
+        status = await _conclude(session, notification_id)
+    if status == "retry":
+        raise PushRetry(notification_id, wait or BACKOFF_SECONDS)
+    return status
+
+
+SWEEP_AFTER_SECONDS: Final = 120  # a fresh notification has its own job
+SWEEP_DAYS: Final = 2
+SWEEP_BATCH: Final = 1000
+
+
+async def sweep(database: Database) -> int:
+    """Queue again every push left pending without a job (a job that failed on something
+    unexpected: the database gone for a moment); one job per notification at most (its
+    queueing lock), and one waiting for quiet hours or a retry is left as it is. And drop the
+    devices whose sign-in ended (a push to such a walker drops them at once anyway)."""
+    session: AsyncSession
+    async with session_scope(database) as session:
+        ids = (
+            await session.execute(
+                text(
+                    "SELECT n.id FROM notifications n WHERE n.push_status = 'pending' "
+                    "AND n.created_at < now() - make_interval(secs => :fresh) "
+                    "AND n.created_at > now() - make_interval(days => :days) "
+                    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
+                    "WHERE j.lock = 'notify:' || n.id AND j.status IN ('todo', 'doing')) "
+                    "ORDER BY n.created_at LIMIT :limit"
+                ),
+                {"fresh": SWEEP_AFTER_SECONDS, "days": SWEEP_DAYS, "limit": SWEEP_BATCH},
+            )
+        ).scalars()
+        queued = 0
+        for notification_id in list(ids):
+            if await service.queue_send(session, int(notification_id)) is not None:
+                queued += 1
+        # devices whose sign-in ended (sign-out, password change, sessions ended elsewhere)
+        await session.execute(
+            text(
+                "DELETE FROM push_devices WHERE id IN (SELECT d.id FROM push_devices d "
+                f"WHERE d.session_id IS NOT NULL AND NOT {LIVE_SESSION} LIMIT :limit)"
+            ),
+            {"limit": SWEEP_BATCH},
+        )
+    if queued:
+        logger.info("pending pushes queued again", extra={"queued": queued})
+    return queued

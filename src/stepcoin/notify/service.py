@@ -1,0 +1,490 @@
+"""The rules of notifications: the one entry point features call (`notify`, in their own
+transaction), push devices, the inbox and the walker's preferences."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stepcoin.errors import InvalidInput, NotFound
+from stepcoin.notify.kinds import KINDS, kind
+from stepcoin.notify.quiet import (
+    DEFAULT_QUIET_END,
+    DEFAULT_QUIET_START,
+    next_local_midnight,
+    zone,
+)
+from stepcoin.pagination import bigint_id, decode_cursor, page
+from stepcoin.queue import NOTIFY_SEND, defer_in_transaction, defer_many_in_transaction
+
+QUEUE: Final = "notify"
+MAX_TITLE: Final = 200
+MAX_BODY: Final = 1000
+MAX_DATA_BYTES: Final = 2048
+MAX_DEVICES_PER_WALKER: Final = 20
+_APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
+_FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-\.]{20,4096}$")
+
+
+def job_lock(notification_id: int) -> str:
+    return f"notify:{notification_id}"
+
+
+# --- the entry point for features -------------------------------------------------------
+
+
+async def preferences_row(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT kinds, quiet_start, quiet_end FROM notification_preferences "
+                    "WHERE user_id = :u"
+                ),
+                {"u": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return {"kinds": {}, "quiet_start": DEFAULT_QUIET_START, "quiet_end": DEFAULT_QUIET_END}
+    return dict(row)
+
+
+def switches(kinds: dict[str, Any], name: str) -> tuple[bool, bool]:
+    """(push, inbox) for one kind: the walker's choice or the kind's default; a mandatory
+    kind is always on."""
+    spec = kind(name)
+    if spec.mandatory:
+        return True, True
+    chosen = kinds.get(name) or {}
+    return bool(chosen.get("push", spec.push)), bool(chosen.get("inbox", spec.inbox))
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One notification to write (see `notify`)."""
+
+    user_id: uuid.UUID
+    type: str
+    title: str
+    body: str
+    dedupe_key: str
+    data: dict[str, Any] = field(default_factory=dict)
+    collapse_key: str | None = None
+    expires_at: datetime | None = None
+    push: bool = True
+
+
+async def notify(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    type: str,
+    title: str,
+    body: str,
+    data: dict[str, Any] | None = None,
+    *,
+    dedupe_key: str,
+    collapse_key: str | None = None,
+    expires_at: datetime | None = None,
+    push: bool = True,
+) -> int | None:
+    """Write a notification in the caller's transaction and queue its push: it exists, and is
+    sent, exactly when the caller's change commits. The same (walker, dedupe_key) a second
+    time is a no-op (None): one event, one notification."""
+    note = Note(user_id, type, title, body, dedupe_key, data or {}, collapse_key, expires_at, push)
+    written = await notify_many(session, [note])
+    return written[0] if written else None
+
+
+_INSERT_MANY = text(
+    """
+    INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, collapse_key,
+                               expires_at, in_inbox, push_status)
+    SELECT * FROM unnest(CAST(:users AS uuid[]), CAST(:kinds AS text[]),
+                         CAST(:titles AS text[]), CAST(:bodies AS text[]),
+                         CAST(:data AS jsonb[]), CAST(:dedupe AS text[]),
+                         CAST(:collapse AS text[]), CAST(:expires AS timestamptz[]),
+                         CAST(:inbox AS boolean[]), CAST(:status AS text[]))
+    ON CONFLICT (user_id, dedupe_key) DO NOTHING
+    RETURNING id, push_status
+    """
+)
+
+
+async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]:
+    """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
+    insert, one statement that queues the pushes. Returns the ids of the new notifications."""
+    if not notes:
+        return []
+    for note in notes:
+        kind(note.type)  # an unknown kind is the caller's bug
+    users = sorted({n.user_id for n in notes})
+    prefs = {
+        row.user_id: row.kinds
+        for row in await session.execute(
+            text(
+                "SELECT user_id, kinds FROM notification_preferences "
+                "WHERE user_id = ANY(CAST(:u AS uuid[]))"
+            ),
+            {"u": users},
+        )
+    }
+    columns: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "users",
+            "kinds",
+            "titles",
+            "bodies",
+            "data",
+            "dedupe",
+            "collapse",
+            "expires",
+            "inbox",
+            "status",
+        )
+    }
+    for note in notes:
+        push_on, inbox_on = switches(prefs.get(note.user_id) or {}, note.type)
+        payload = orjson.dumps(note.data)
+        if len(payload) > MAX_DATA_BYTES:
+            raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
+        wants_push = note.push and push_on
+        columns["users"].append(note.user_id)
+        columns["kinds"].append(note.type)
+        columns["titles"].append(note.title[:MAX_TITLE])
+        columns["bodies"].append(note.body[:MAX_BODY])
+        columns["data"].append(payload.decode())
+        columns["dedupe"].append(note.dedupe_key[:200])
+        columns["collapse"].append(note.collapse_key[:64] if note.collapse_key else None)
+        columns["expires"].append(note.expires_at)
+        columns["inbox"].append(inbox_on)
+        columns["status"].append("pending" if wants_push else ("off" if note.push else "none"))
+    rows = (await session.execute(_INSERT_MANY, columns)).all()
+    pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
+    await defer_many_in_transaction(
+        session,
+        NOTIFY_SEND,
+        [({"notification_id": i}, job_lock(i)) for i in pending],
+        queue=QUEUE,
+    )
+    return sorted(int(r.id) for r in rows)
+
+
+async def queue_send(session: AsyncSession, notification_id: int) -> int | None:
+    """Queue a notification's push again (one job waits at most: the queueing lock)."""
+    return await defer_in_transaction(
+        session,
+        NOTIFY_SEND,
+        {"notification_id": notification_id},
+        lock=job_lock(notification_id),
+        queueing_lock=job_lock(notification_id),
+        queue=QUEUE,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NearMidnight:
+    user_id: uuid.UUID
+    local_day: date
+    midnight: datetime  # the end of that day, UTC
+
+
+async def walkers_near_midnight(
+    session: AsyncSession, now: datetime, hours: int
+) -> list[NearMidnight]:
+    """Active walkers with a push device whose local time (their newest device's zone, else
+    their account's) is within `hours` of midnight: the streak reminder's audience. One scan
+    of push_devices; the zone arithmetic runs once per zone in use."""
+    rows = await session.execute(
+        text(
+            """
+            WITH walkers AS (
+                SELECT DISTINCT ON (d.user_id) d.user_id,
+                       coalesce(d.timezone, u.timezone, 'UTC') AS tz
+                FROM push_devices d JOIN users u ON u.id = d.user_id AND u.is_active
+                ORDER BY d.user_id, d.updated_at DESC, d.id DESC
+            ), zones AS (
+                SELECT w.tz, (CAST(:now AS timestamptz) AT TIME ZONE w.tz) AS local_now
+                FROM (SELECT DISTINCT tz FROM walkers) w
+                WHERE w.tz IN (SELECT name FROM pg_timezone_names)
+            )
+            SELECT w.user_id, w.tz, z.local_now::date AS local_day
+            FROM walkers w JOIN zones z ON z.tz = w.tz
+            WHERE z.local_now::time >= make_time(24 - :hours, 0, 0)
+            """
+        ),
+        {"now": now, "hours": hours},
+    )
+    return [
+        NearMidnight(r.user_id, r.local_day, next_local_midnight(now, zone(r.tz))) for r in rows
+    ]
+
+
+# --- devices -----------------------------------------------------------------------------
+
+
+def _check_device(platform: str, token: str, timezone: str | None) -> None:
+    pattern = _APNS_TOKEN if platform == "ios" else _FCM_TOKEN
+    if not pattern.match(token):
+        raise InvalidInput(
+            "This is not a push token of that platform (iOS: the APNs token in hex; Android: "
+            "the FCM registration token).",
+            code="invalid_push_token",
+        )
+    if timezone is not None and zone(timezone).key != timezone:
+        raise InvalidInput("Unknown time zone (an IANA name).", code="invalid_timezone")
+
+
+async def register_device(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    *,
+    platform: str,
+    environment: str,
+    token: str,
+    app_version: str | None,
+    timezone: str | None,
+) -> tuple[int, bool]:
+    """Bind a push token to this walker and sign-in; (device id, created). A token another
+    walker had moves here (one install, one signed-in walker)."""
+    _check_device(platform, token, timezone)
+    row = (
+        await session.execute(
+            text(
+                """
+                INSERT INTO push_devices AS d (user_id, session_id, platform, environment,
+                                               token, app_version, timezone)
+                VALUES (:u, :sid, :platform, :env, :token, :version, :tz)
+                ON CONFLICT (platform, token) DO UPDATE SET
+                    user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id,
+                    environment = EXCLUDED.environment, app_version = EXCLUDED.app_version,
+                    timezone = EXCLUDED.timezone, updated_at = now()
+                RETURNING id, (xmax = 0) AS created
+                """
+            ),
+            {
+                "u": user_id,
+                "sid": session_id,
+                "platform": platform,
+                "env": environment,
+                "token": token,
+                "version": app_version,
+                "tz": timezone,
+            },
+        )
+    ).one()
+    # the oldest devices beyond the limit go (a walker re-installing many times)
+    await session.execute(
+        text(
+            "DELETE FROM push_devices WHERE id IN (SELECT id FROM push_devices WHERE user_id = :u "
+            "ORDER BY updated_at DESC, id DESC OFFSET :keep)"
+        ),
+        {"u": user_id, "keep": MAX_DEVICES_PER_WALKER},
+    )
+    return int(row.id), bool(row.created)
+
+
+async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT id, platform, environment, app_version, timezone, created_at, updated_at "
+            "FROM push_devices WHERE user_id = :u ORDER BY updated_at DESC, id DESC"
+        ),
+        {"u": user_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def delete_device(session: AsyncSession, user_id: uuid.UUID, device_id: int) -> None:
+    deleted = (
+        await session.execute(
+            text("DELETE FROM push_devices WHERE id = :id AND user_id = :u RETURNING id"),
+            {"id": device_id, "u": user_id},
+        )
+    ).first()
+    if deleted is None:
+        raise NotFound("No such device.", code="device_not_found")
+
+
+# --- the inbox ---------------------------------------------------------------------------
+
+_INBOX_COLUMNS = "id, kind AS type, title, body, data, created_at, read_at"
+
+
+async def inbox(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None, unread: bool
+) -> dict[str, Any]:
+    """The walker's inbox, newest first, by keyset pages; and how many are unread."""
+    params: dict[str, Any] = {"u": user_id, "limit": limit + 1}
+    where = "user_id = :u AND in_inbox"
+    if unread:
+        where += " AND read_at IS NULL"
+    if cursor:
+        params["before_at"], params["before_id"] = decode_cursor(cursor, bigint_id)
+        where += " AND (created_at, id) < (:before_at, :before_id)"
+    rows = await session.execute(
+        text(
+            f"SELECT {_INBOX_COLUMNS} FROM notifications WHERE {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    result = page([dict(r) for r in rows.mappings()], limit)
+    result["unread"] = int(
+        (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM notifications "
+                    "WHERE user_id = :u AND in_inbox AND read_at IS NULL"
+                ),
+                {"u": user_id},
+            )
+        ).scalar_one()
+    )
+    return result
+
+
+async def mark_read(
+    session: AsyncSession, user_id: uuid.UUID, notification_id: int
+) -> dict[str, Any]:
+    """Mark one inbox entry read (again: unchanged); another walker's is a 404."""
+    row = (
+        (
+            await session.execute(
+                text(
+                    "UPDATE notifications SET read_at = coalesce(read_at, now()) "
+                    f"WHERE id = :id AND user_id = :u AND in_inbox RETURNING {_INBOX_COLUMNS}"
+                ),
+                {"id": notification_id, "u": user_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such notification.", code="notification_not_found")
+    return dict(row)
+
+
+async def mark_all_read(session: AsyncSession, user_id: uuid.UUID) -> int:
+    result = await session.execute(
+        text(
+            "UPDATE notifications SET read_at = now() "
+            "WHERE user_id = :u AND in_inbox AND read_at IS NULL"
+        ),
+        {"u": user_id},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- preferences -------------------------------------------------------------------------
+
+
+def preferences_view(row: dict[str, Any]) -> dict[str, Any]:
+    types = {}
+    for name, spec in KINDS.items():
+        push, inbox_on = switches(row["kinds"], name)
+        types[name] = {
+            "push": push,
+            "inbox": inbox_on,
+            "mandatory": spec.mandatory,
+            "description": spec.description,
+        }
+    return {
+        "types": types,
+        "quiet_start": row["quiet_start"].strftime("%H:%M"),
+        "quiet_end": row["quiet_end"].strftime("%H:%M"),
+    }
+
+
+async def get_preferences(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    return preferences_view(await preferences_row(session, user_id))
+
+
+async def set_preferences(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    types: dict[str, dict[str, bool | None]],
+    quiet_start: time | None,
+    quiet_end: time | None,
+) -> dict[str, Any]:
+    """Change some switches and/or the quiet hours; what is not named stays as it was."""
+    unknown = sorted(set(types) - set(KINDS))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown notification types: {', '.join(unknown)}.",
+            code="unknown_notification_type",
+            extra={"types": unknown},
+        )
+    locked = sorted(
+        name
+        for name, change in types.items()
+        if KINDS[name].mandatory and False in (change.get("push"), change.get("inbox"))
+    )
+    if locked:
+        raise InvalidInput(
+            f"These notifications cannot be turned off: {', '.join(locked)}.",
+            code="notification_mandatory",
+            extra={"types": locked},
+        )
+    current = await preferences_row(session, user_id)
+    kinds = {k: dict(v) for k, v in current["kinds"].items() if k in KINDS}
+    for name, change in types.items():
+        for switch in ("push", "inbox"):
+            if change.get(switch) is not None:
+                kinds.setdefault(name, {})[switch] = bool(change[switch])
+    start = (quiet_start or current["quiet_start"]).replace(tzinfo=None, second=0, microsecond=0)
+    end = (quiet_end or current["quiet_end"]).replace(tzinfo=None, second=0, microsecond=0)
+    await session.execute(
+        text(
+            "INSERT INTO notification_preferences (user_id, kinds, quiet_start, quiet_end) "
+            "VALUES (:u, CAST(:kinds AS jsonb), :start, :end) ON CONFLICT (user_id) DO UPDATE "
+            "SET kinds = EXCLUDED.kinds, quiet_start = EXCLUDED.quiet_start, "
+            "quiet_end = EXCLUDED.quiet_end, updated_at = now()"
+        ),
+        {"u": user_id, "kinds": orjson.dumps(kinds).decode(), "start": start, "end": end},
+    )
+    return preferences_view({"kinds": kinds, "quiet_start": start, "quiet_end": end})
+
+
+# --- the account lifecycle ---------------------------------------------------------------
+
+
+async def forget(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
+    """Account deletion: devices, notifications (with their deliveries) and preferences go."""
+    counts = {}
+    for table in ("push_devices", "notifications", "notification_preferences"):
+        result = await session.execute(
+            text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id}
+        )
+        counts[table] = int(getattr(result, "rowcount", 0) or 0)
+    return counts
+
+
+async def export_of(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """The walker's part of the data export: devices (no tokens), the inbox, preferences."""
+    rows = await session.execute(
+        text(
+            f"SELECT {_INBOX_COLUMNS}, in_inbox, push_status FROM notifications "
+            "WHERE user_id = :u ORDER BY created_at DESC, id DESC"
+        ),
+        {"u": user_id},
+    )
+    return {
+        "devices": await list_devices(session, user_id),
+        "notifications": [dict(r) for r in rows.mappings()],
+        "preferences": await get_preferences(session, user_id),
+    }
