@@ -26,6 +26,7 @@ from stepcoin.notify.kinds import kind
 from stepcoin.notify.push import Message, Outcome
 from stepcoin.notify.quiet import local_day_start, quiet_until, zone
 from stepcoin.notify.senders import Senders
+from stepcoin.notify.throttle import throttle
 from stepcoin.runtime_settings.service import runtime_settings
 
 logger = logging.getLogger("stepcoin.notify")
@@ -33,6 +34,7 @@ logger = logging.getLogger("stepcoin.notify")
 MAX_ATTEMPTS: Final = 6  # per device: the first try and five retries
 BACKOFF_SECONDS: Final = 5.0  # 5, 10, 20, 40, 80 seconds, or longer when Retry-After says so
 MAX_ERROR_LENGTH: Final = 500
+RATE_SETTING: Final = "notify.pushes_per_second_per_platform"
 
 LIVE_SESSION = (
     "(d.session_id IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens t "
@@ -290,12 +292,15 @@ async def send_notification(
     session: AsyncSession
     async with session_scope(database) as session:
         note, claimed, final = await _prepare(session, notification_id, now)
+        rate = int(await runtime_settings.get(session, RATE_SETTING)) if claimed else 0
     if final is not None and final != "retry":
         return final
     assert note is not None
     outcomes: list[tuple[Claimed, Outcome | None]] = []
     for device in claimed:
         sender = senders.for_platform(device.platform)
+        if sender is not None:
+            await throttle.wait(device.platform, rate)
         outcome = None if sender is None else await sender.send(_message(note, device))
         outcomes.append((device, outcome))
         if outcome is not None and outcome.status not in ("sent", "moved"):

@@ -231,6 +231,59 @@ async def walkers_near_midnight(
     ]
 
 
+# --- figures for the senders of many notifications (a broadcast) ------------------------
+
+
+async def devices_of_walkers(
+    session: AsyncSession, users_where: str, params: dict[str, Any]
+) -> dict[str, int]:
+    """Live push devices per platform of the walkers matching `users_where`, a condition on
+    `users u` written by the caller (a broadcast's segment): what a preview shows."""
+    rows = await session.execute(
+        text(
+            "SELECT d.platform, count(*) AS n FROM push_devices d JOIN users u ON u.id = d.user_id "
+            f"WHERE {users_where} GROUP BY d.platform"
+        ),
+        params,
+    )
+    counts = {"ios": 0, "android": 0}
+    counts.update({str(r.platform): int(r.n) for r in rows})
+    return counts
+
+
+async def delivery_figures(
+    session: AsyncSession, kind_name: str, dedupe_key: str
+) -> dict[str, Any]:
+    """How the notifications of one event sent to many walkers (kind and dedupe key, e.g. a
+    broadcast's) fared: notifications per push status, and deliveries per device status."""
+    # the kind written into the text (a name from KINDS), so that the partial index on a
+    # broadcast's dedupe key is used by a generic plan too
+    k = kind(kind_name).name
+    params = {"key": dedupe_key}
+    notes = {
+        str(r.push_status): int(r.n)
+        for r in await session.execute(
+            text(
+                "SELECT push_status, count(*) AS n FROM notifications "
+                f"WHERE kind = '{k}' AND dedupe_key = :key GROUP BY push_status"
+            ),
+            params,
+        )
+    }
+    deliveries = {
+        str(r.status): int(r.n)
+        for r in await session.execute(
+            text(
+                "SELECT x.status, count(*) AS n FROM notifications n "
+                "JOIN notification_deliveries x ON x.notification_id = n.id "
+                f"WHERE n.kind = '{k}' AND n.dedupe_key = :key GROUP BY x.status"
+            ),
+            params,
+        )
+    }
+    return {"notifications": notes, "deliveries": deliveries}
+
+
 # --- devices -----------------------------------------------------------------------------
 
 
