@@ -39,6 +39,7 @@ LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
 CHALLENGES_TICK: Final = "challenges:tick"
 NOTIFY_SEND: Final = "notify:send"
+NOTIFY_SEND_BATCH: Final = "notify:send_batch"
 STEPS_STREAK_REMINDERS: Final = "steps:streak_reminders"
 
 TASK_NAMES: Final = (
@@ -63,6 +64,7 @@ TASK_NAMES: Final = (
     REFERRALS_SETTLE,
     CHALLENGES_TICK,
     NOTIFY_SEND,
+    NOTIFY_SEND_BATCH,
     STEPS_STREAK_REMINDERS,
 )
 

@@ -6,6 +6,7 @@ worker pushes them, and the delivery figures say what happened. Audited."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -190,3 +191,68 @@ async def test_who_may_do_what(client, engine):
         "/v1/admin/broadcasts", json={**NEWS, "segment": {}}, headers=admin["headers"]
     )
     assert bad.status_code == 422
+
+
+async def test_a_batch_hands_quiet_hours_and_retries_to_jobs_of_their_own(
+    app, client, engine, push, fcm, apns
+):
+    """The set-based batch sends the plain case; a walker in quiet hours gets a job of their
+    own that waits for the end of them, and a 429 a job that waits for its Retry-After."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+    admin = await make_staff(client, engine)
+    sleepy = await walker(client, quiet=(f"{start:%H:%M}", f"{end:%H:%M}"))
+    busy, fine = await walker(client), await walker(client)
+    await add_device(client, sleepy, "ios", ios_token(81), timezone="UTC")
+    await add_device(client, busy, "android", android_token(82))
+    await add_device(client, fine, "android", android_token(83))
+    fcm.fail_next(429, retry_after="120", token=android_token(82))
+    ids = [sleepy["id"], busy["id"], fine["id"]]
+    b = (
+        await client.post(
+            "/v1/admin/broadcasts",
+            json={**NEWS, "segment": {"user_ids": ids}},
+            headers=admin["headers"],
+        )
+    ).json()
+    assert (
+        await client.post(f"/v1/admin/broadcasts/{b['id']}/run", headers=admin["headers"])
+    ).status_code == 202
+    await run_job(app, b["id"])
+    batches = await count(
+        engine, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notify:send_batch'"
+    )
+    assert batches == 1
+    await run_notify_jobs(app)
+    state = {
+        str(r.user_id): r.push_status
+        for r in await rows(
+            engine,
+            "SELECT user_id, push_status FROM notifications WHERE dedupe_key = :k",
+            k=f"broadcast:{b['id']}",
+        )
+    }
+    assert state == {sleepy["id"]: "pending", busy["id"]: "pending", fine["id"]: "sent"}
+    jobs = {
+        r.args["notification_id"]: r.scheduled_at
+        for r in await rows(
+            engine,
+            "SELECT args, scheduled_at FROM procrastinate_jobs "
+            "WHERE task_name = 'notify:send' AND status = 'todo'",
+        )
+    }
+    by_user = {
+        str(r.user_id): r.id
+        for r in await rows(
+            engine,
+            "SELECT id, user_id FROM notifications WHERE dedupe_key = :k",
+            k=f"broadcast:{b['id']}",
+        )
+    }
+    assert jobs[by_user[sleepy["id"]]] == end  # the end of the quiet hours
+    assert jobs[by_user[busy["id"]]] > now + timedelta(seconds=100)  # Retry-After: 120
+    assert [m["token"] for m in fcm.sent] == [android_token(83)]
+    figures = (
+        await client.get(f"/v1/admin/broadcasts/{b['id']}", headers=admin["headers"])
+    ).json()["figures"]
+    assert (figures["queued"], figures["sent"], figures["retrying"]) == (2, 1, 1)

@@ -37,6 +37,7 @@ logger = logging.getLogger("stepcoin.campaigns")
 THRESHOLD_SETTING: Final = "notify.broadcast_approval_threshold_walkers"
 KIND: Final = "broadcast"
 CHUNK: Final = 2000  # walkers per transaction: one insert of notifications, one of jobs
+PUSH_BATCH: Final = 250  # pushes per notify:send_batch job (set-based, sent together)
 
 
 def dedupe_key(broadcast_id: uuid.UUID | str) -> str:
@@ -265,6 +266,7 @@ async def queue_chunk(session: AsyncSession, broadcast_id: uuid.UUID, *, chunk: 
             )
             for u in walkers
         ],
+        batch=PUSH_BATCH,
     )
     await repository.record_chunk(
         session, broadcast_id, resume_after=cursor, walkers=len(written), done=done

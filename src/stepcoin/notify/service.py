@@ -23,7 +23,12 @@ from stepcoin.notify.quiet import (
     zone,
 )
 from stepcoin.pagination import bigint_id, decode_cursor, page
-from stepcoin.queue import NOTIFY_SEND, defer_in_transaction, defer_many_in_transaction
+from stepcoin.queue import (
+    NOTIFY_SEND,
+    NOTIFY_SEND_BATCH,
+    defer_in_transaction,
+    defer_many_in_transaction,
+)
 
 QUEUE: Final = "notify"
 MAX_TITLE: Final = 200
@@ -121,9 +126,13 @@ _INSERT_MANY = text(
 )
 
 
-async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]:
+async def notify_many(
+    session: AsyncSession, notes: Sequence[Note], *, batch: int | None = None
+) -> list[int]:
     """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
-    insert, one statement that queues the pushes. Returns the ids of the new notifications."""
+    insert, one statement that queues the pushes. Returns the ids of the new notifications.
+    With `batch` (a broadcast), the pushes are queued `batch` to a job (notify:send_batch,
+    set-based) instead of one job each."""
     if not notes:
         return []
     for note in notes:
@@ -172,12 +181,23 @@ async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]
         columns["status"].append("pending" if wants_push else ("off" if note.push else "none"))
     rows = (await session.execute(_INSERT_MANY, columns)).all()
     pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
-    await defer_many_in_transaction(
-        session,
-        NOTIFY_SEND,
-        [({"notification_id": i}, job_lock(i)) for i in pending],
-        queue=QUEUE,
-    )
+    if batch:
+        await defer_many_in_transaction(
+            session,
+            NOTIFY_SEND_BATCH,
+            [
+                ({"notification_ids": pending[i : i + batch]}, None)
+                for i in range(0, len(pending), batch)
+            ],
+            queue=QUEUE,
+        )
+    else:
+        await defer_many_in_transaction(
+            session,
+            NOTIFY_SEND,
+            [({"notification_id": i}, job_lock(i)) for i in pending],
+            queue=QUEUE,
+        )
     return sorted(int(r.id) for r in rows)
 
 
