@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stepcoin.config import Settings
+from stepcoin.notify import standin
 from stepcoin.notify.apns import ApnsSender
 from stepcoin.notify.fcm import GOOGLE_TOKEN_URI, FcmSender
 from stepcoin.notify.push import Sender
@@ -54,6 +55,8 @@ _override: Senders | None = None
 
 
 def build(settings: Settings) -> Senders:
+    if settings.uses_push_standin:  # development with nothing configured
+        settings = standin.start(settings) or settings
     senders = Senders()
     if settings.push_fcm_credentials_file:
         account = json.loads(Path(settings.push_fcm_credentials_file).read_text())
@@ -111,3 +114,4 @@ async def close() -> None:
     if _current is not None:
         await _current.aclose()
         _current = None
+    standin.stop()

@@ -101,7 +101,7 @@ def downgrade() -> None:
             sa.bindparam("keys", value=list(SEEDS), expanding=True)
         )
     )
-    op.drop_constraint("ck_users_daily_step_goal", "users", type_="check")
+    op.drop_constraint(op.f("ck_users_daily_step_goal"), "users", type_="check")
     op.drop_column("users", "daily_step_goal")
     op.drop_index("ix_notifications_broadcast", table_name="notifications")
     op.drop_index("ix_broadcasts_created_at", table_name="broadcasts")
