@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from stepcoin.campaigns import broadcasts
+from stepcoin.db import session_scope
+from stepcoin.notify import sending
 from tests.admin.helpers import count, make_staff
 from tests.campaigns.helpers import many_walkers, set_setting
 from tests.conftest import bearer, register
@@ -155,8 +157,6 @@ async def test_a_small_broadcast_runs_without_approval_and_in_chunks(app, client
     ).json()
     started = await client.post(f"/v1/admin/broadcasts/{b['id']}/run", headers=admin["headers"])
     assert started.status_code == 202, started.text
-    from stepcoin.db import session_scope
-
     # a job killed after its first chunk resumes after it (the cursor), writing nobody twice
     async with session_scope(app.state.database) as session:
         assert await broadcasts.queue_chunk(session, uuid.UUID(b["id"]), chunk=12) is False
@@ -256,3 +256,48 @@ async def test_a_batch_hands_quiet_hours_and_retries_to_jobs_of_their_own(
         await client.get(f"/v1/admin/broadcasts/{b['id']}", headers=admin["headers"])
     ).json()["figures"]
     assert (figures["queued"], figures["sent"], figures["retrying"]) == (2, 1, 1)
+
+
+async def test_a_batch_killed_after_its_claim_never_sends_those_pushes_again(
+    app, client, engine, push, fcm
+):
+    """The claim (deliveries `sending`) commits before any request: a batch job that dies
+    after it and runs again sends nothing twice; the push counts as sent (the service may have
+    it), as the single send does."""
+    admin = await make_staff(client, engine)
+    ada, bob = await walker(client), await walker(client)
+    await add_device(client, ada, "android", android_token(95))
+    await add_device(client, bob, "android", android_token(96))
+    b = (
+        await client.post(
+            "/v1/admin/broadcasts",
+            json={**NEWS, "segment": {"user_ids": [ada["id"], bob["id"]]}},
+            headers=admin["headers"],
+        )
+    ).json()
+    await client.post(f"/v1/admin/broadcasts/{b['id']}/run", headers=admin["headers"])
+    await run_job(app, b["id"])
+    by_user = {
+        str(r.user_id): r.id
+        for r in await rows(
+            engine,
+            "SELECT id, user_id FROM notifications WHERE dedupe_key = :k",
+            k=f"broadcast:{b['id']}",
+        )
+    }
+    killed = by_user[ada["id"]]
+    async with session_scope(app.state.database) as session:  # the claim, then the "kill"
+        _, claimed = await sending._prepare_batch(session, [killed], datetime.now(UTC))
+    assert list(claimed) == [killed]
+    await run_notify_jobs(app)  # the batch job: ada's goes one by one, bob's is sent
+    await run_notify_jobs(app)  # ada's own job
+    assert [m["token"] for m in fcm.sent] == [android_token(96)]
+    status = {
+        str(r.user_id): r.push_status
+        for r in await rows(
+            engine,
+            "SELECT user_id, push_status FROM notifications WHERE dedupe_key = :k",
+            k=f"broadcast:{b['id']}",
+        )
+    }
+    assert status == {ada["id"]: "sent", bob["id"]: "sent"}

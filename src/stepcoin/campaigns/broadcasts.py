@@ -25,7 +25,7 @@ from stepcoin import audit
 from stepcoin.campaigns import broadcast_repository as repository
 from stepcoin.campaigns import repository as segments
 from stepcoin.campaigns.schemas import SAMPLE_SIZE, BroadcastIn
-from stepcoin.campaigns.service import _segment_summary, segment_chunk
+from stepcoin.campaigns.service import segment_chunk, segment_summary
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, Forbidden, NotFound
 from stepcoin.notify import service as notify
@@ -107,7 +107,7 @@ async def create(
         after={
             "title": row["title"],
             "body": row["body"],
-            "segment": _segment_summary(row["segment"]),
+            "segment": segment_summary(row["segment"]),
         },
     )
     return await _with_figures(session, row)

@@ -82,13 +82,13 @@ async def create(session: AsyncSession, body: CampaignIn, *, admin_id: uuid.UUID
             "name": row["name"],
             "message": row["message"],
             "coins_per_walker": row["coins_per_walker"],
-            "segment": _segment_summary(row["segment"]),
+            "segment": segment_summary(row["segment"]),
         },
     )
     return row
 
 
-def _segment_summary(segment: dict[str, Any]) -> dict[str, Any]:
+def segment_summary(segment: dict[str, Any]) -> dict[str, Any]:
     """The segment for the audit log: a long id list as its length."""
     summary = {k: v for k, v in segment.items() if k != "user_ids"}
     if "user_ids" in segment:
