@@ -14,7 +14,17 @@ from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.social.models import Block, FriendInvitation, FriendRequest, Friendship, Report
+from stepcoin.social.models import (
+    Block,
+    FriendInvitation,
+    FriendRequest,
+    Friendship,
+    Group,
+    GroupBan,
+    GroupJoinRequest,
+    GroupMember,
+    Report,
+)
 from stepcoin.steps.models import (
     DeviceAccount,
     EarnRuleRow,
@@ -48,6 +58,10 @@ __all__ = [
     "FriendInvitation",
     "FriendRequest",
     "Friendship",
+    "Group",
+    "GroupBan",
+    "GroupJoinRequest",
+    "GroupMember",
     "IssuanceBudget",
     "IssuanceHold",
     "IssuanceUsage",
