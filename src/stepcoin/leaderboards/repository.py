@@ -646,3 +646,63 @@ async def read_top(driver: Any, period: str, start: date) -> list[Any]:
     """The top MAX_LIMIT of a board and its key (READ_TOP)."""
     rows: list[Any] = await driver.fetch(READ_TOP, period, start)
     return rows
+
+
+# The friend and group boards (issue 17, item 3): the same board rows, read over a set of
+# walkers that social names by a query (`scope`: a walker's friends and the walker, a group's
+# members). One statement, one snapshot: each walker of the set is one primary-key probe of
+# leaderboard_cache (a set is at most a group's member cap), ranked over the set (ties share a
+# rank, as on the global board); the top `limit`, the caller and two neighbours each side,
+# and the board's build.
+_READ_SCOPED = """
+    WITH scope AS MATERIALIZED ({scope}),
+    board AS MATERIALIZED (
+        SELECT c.user_id, c.total_steps,
+               CAST(rank() OVER (ORDER BY c.total_steps DESC) AS integer) AS rank,
+               row_number() OVER (ORDER BY c.total_steps DESC, c.user_id) AS pos
+        FROM scope s
+        CROSS JOIN LATERAL (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
+                            WHERE c.period = :period AND c.period_start = :start
+                              AND c.user_id = s.user_id OFFSET 0) c
+    ),
+    mine AS (SELECT pos FROM board WHERE user_id = :user_id)
+    SELECT 'top' AS part, b.rank, b.user_id, b.total_steps, u.full_name, b.pos,
+           CAST(NULL AS timestamptz) AS at, CAST(NULL AS boolean) AS flag
+    FROM board b JOIN users u ON u.id = b.user_id WHERE b.pos <= :limit
+    UNION ALL
+    SELECT 'near', b.rank, b.user_id, b.total_steps, u.full_name, b.pos, NULL, NULL
+    FROM board b JOIN mine m ON b.pos BETWEEN m.pos - 2 AND m.pos + 2
+    JOIN users u ON u.id = b.user_id
+    UNION ALL
+    SELECT 'build', NULL, NULL, NULL, NULL, NULL, lb.computed_at, lb.is_final
+    FROM leaderboard_builds lb WHERE lb.period = :period AND lb.period_start = :start
+"""
+
+
+async def read_scoped(
+    session: AsyncSession,
+    period: str,
+    start: date,
+    user_id: uuid.UUID,
+    *,
+    scope: str,
+    scope_params: dict[str, Any],
+    limit: int,
+) -> list[Any]:
+    """A board over the walkers of `scope` (SQL selecting `user_id`, from social)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    result = await session.execute(
+        text(_READ_SCOPED.replace("{scope}", scope)),
+        {**scope_params, "period": period, "start": start, "user_id": user_id, "limit": limit},
+    )
+    return list(result.mappings().all())
+
+
+async def walker_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return (
+        await session.execute(
+            text("SELECT 1 FROM users WHERE id = :u AND is_active AND deleted_at IS NULL"),
+            {"u": user_id},
+        )
+    ).first() is not None

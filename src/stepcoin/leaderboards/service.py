@@ -277,6 +277,60 @@ async def board_answer(
     }
 
 
+async def walker_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await repository.walker_active(session, user_id)
+
+
+def _check_start(period: Period, start: date | None, now: datetime | None) -> tuple[date, date]:
+    """(the board's start, the current period's start); a start that is not a period's first
+    day is 422."""
+    current = period_start(period, utc_today(now))
+    if start is None:
+        return current, current
+    if not is_period_start(period, start):
+        raise InvalidInput(
+            f"A {period} board starts on {period_start(period, start).isoformat()}, "
+            f"not {start.isoformat()}.",
+            code="invalid_period_start",
+        )
+    return start, current
+
+
+async def scoped_board_answer(
+    session: AsyncSession,
+    period: Period,
+    user_id: uuid.UUID,
+    *,
+    scope: str,
+    scope_params: dict[str, Any],
+    start: date | None,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A friend or group board (issue 17, item 3): the global board's answer, ranked over the
+    walkers of `scope` only (social's query: the walker and their friends, a group's members);
+    `me` is the caller's rank among them (null when not on it: no steps, or not in the set)."""
+    start, current = _check_start(period, start, now)
+    rows = await repository.read_scoped(
+        session, period, start, user_id, scope=scope, scope_params=scope_params, limit=limit
+    )
+    build = next((r for r in rows if r["part"] == "build"), None)
+    if build is None and start != current:
+        raise NotFound(f"No {period} board starts on {start.isoformat()}.", code="board_not_found")
+    top = [r for r in rows if r["part"] == "top"]
+    near = sorted((r for r in rows if r["part"] == "near"), key=lambda r: r["pos"])
+    mine = next((r for r in near if r["user_id"] == user_id), None)
+    return {
+        "period": period,
+        "period_start": start,
+        "computed_at": build["at"].astimezone(UTC) if build else None,
+        "final": bool(build["flag"]) if build else False,
+        "entries": [_entry(r) for r in sorted(top, key=lambda r: r["pos"])],
+        "me": None if mine is None else {"rank": mine["rank"], "total_steps": mine["total_steps"]},
+        "neighbours": [_entry(r) for r in near if r["user_id"] != user_id],
+    }
+
+
 async def read_board(
     database: Database,
     period: Period,

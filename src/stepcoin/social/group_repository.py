@@ -25,8 +25,16 @@ async def group(
 ) -> dict[str, Any] | None:
     """The group with its member count and owner; locked (the group's row) when asked: every
     change of a group's members takes this lock first, so its caps hold."""
-    lock = " FOR UPDATE OF g" if for_update else ""
-    return _one(await session.execute(text(_GROUP + "WHERE g.id = :g" + lock), {"g": group_id}))
+    if for_update:
+        # the lock alone first: the counts below are then read in a snapshot taken after it
+        # (under READ COMMITTED, a statement that waited for a row lock keeps its own older
+        # snapshot for its subqueries: two joins would both count the group before the other)
+        locked = await session.execute(
+            text("SELECT id FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id}
+        )
+        if locked.first() is None:
+            return None
+    return _one(await session.execute(text(_GROUP + "WHERE g.id = :g"), {"g": group_id}))
 
 
 async def insert_group(
