@@ -1,0 +1,131 @@
+"""Issue 17 item 3: the friend board (GET /v1/leaderboards/{period}?scope=friends) and a
+group's board (GET /v1/groups/{id}/leaderboards/{period}): the global board's shape, ranked
+over the walker and their friends, or over the group's members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.achievements.helpers import set_days
+from tests.conftest import bearer
+from tests.leaderboards.helpers import rebuild, walker
+from tests.social.helpers import befriend
+from tests.steps.helpers import today
+
+
+def social(account):
+    return {**account, "headers": bearer(account["token"])}
+
+
+async def friend_board(client, account, period="daily", status=200, **params):
+    response = await client.get(
+        f"/v1/leaderboards/{period}",
+        params={"scope": "friends", **params},
+        headers=account["headers"],
+    )
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def group_board(client, account, gid, period="daily", status=200, **params):
+    response = await client.get(
+        f"/v1/groups/{gid}/leaderboards/{period}", params=params, headers=account["headers"]
+    )
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def table(body):
+    return [(e["rank"], e["display_name"], e["total_steps"]) for e in body["entries"]]
+
+
+async def test_friend_board_ranks_me_and_my_friends_only(client, engine, app):
+    me = social(await walker(client, engine, "Me Walker", 5000))
+    ada = social(await walker(client, engine, "Ada Lovelace", 9000))
+    bob = social(await walker(client, engine, "Bob Stone", 5000))
+    stranger = social(await walker(client, engine, "Zed Top", 50_000))
+    idle = social(await walker(client, engine, "Idle Friend"))
+    for friend in (ada, bob, idle):
+        await befriend(client, me, friend)
+    await rebuild(app)
+
+    body = await friend_board(client, me)
+    assert set(body) == {
+        "period",
+        "period_start",
+        "computed_at",
+        "final",
+        "entries",
+        "me",
+        "neighbours",
+    }
+    assert table(body) == [(1, "Ada L.", 9000), (2, "Me W.", 5000), (2, "Bob S.", 5000)] or table(
+        body
+    ) == [(1, "Ada L.", 9000), (2, "Bob S.", 5000), (2, "Me W.", 5000)]
+    assert body["me"] == {"rank": 2, "total_steps": 5000}
+    assert {n["display_name"] for n in body["neighbours"]} == {"Ada L.", "Bob S."}
+    assert body["period_start"] == today().isoformat() and body["computed_at"] is not None
+
+    # the stranger tops the global board, not mine; a friend's board is their own set
+    glob = await client.get("/v1/leaderboards/daily", headers=me["headers"])
+    assert glob.json()["entries"][0]["display_name"] == "Zed T."
+    assert table(await friend_board(client, stranger)) == [(1, "Zed T.", 50_000)]
+    assert (await friend_board(client, idle))["me"] is None  # friends, but no steps
+    # idle's set is idle and me only
+    assert table(await friend_board(client, idle)) == [(1, "Me W.", 5000)]
+    assert table(await friend_board(client, me, limit=1)) == [(1, "Ada L.", 9000)]
+
+    # periods work as on the global board
+    await set_days(engine, me["id"], {today() - timedelta(days=400): 100_000})
+    await rebuild(app)
+    all_time = await friend_board(client, me, "all_time")
+    assert all_time["entries"][0]["display_name"] == "Me W."
+    assert all_time["me"] == {"rank": 1, "total_steps": 105_000}
+    bad = await friend_board(client, me, "weekly", 422, period_start="2026-11-25")
+    assert bad["code"] == "invalid_period_start"
+    await friend_board(client, me, "daily", 422, scope="everyone")
+
+
+async def test_group_board_ranks_members_and_needs_membership(client, engine, app):
+    owner = social(await walker(client, engine, "Olga Owner", 3000))
+    fast = social(await walker(client, engine, "Fay Fast", 12_000))
+    slow = social(await walker(client, engine, "Sam Slow", 1000))
+    outsider = social(await walker(client, engine, "Otto Out", 99_000))
+    made = await client.post(
+        "/v1/groups", json={"name": "Team", "kind": "team", "open": False}, headers=owner["headers"]
+    )
+    gid = made.json()["id"]
+    for account in (fast, slow):
+        await client.post(f"/v1/groups/{gid}/join", headers=account["headers"])
+        approved = await client.post(
+            f"/v1/groups/{gid}/members/{account['id']}/approve", headers=owner["headers"]
+        )
+        assert approved.status_code == 200, approved.text
+    await rebuild(app)
+
+    body = await group_board(client, slow, gid)
+    assert table(body) == [(1, "Fay F.", 12_000), (2, "Olga O.", 3000), (3, "Sam S.", 1000)]
+    assert body["me"] == {"rank": 3, "total_steps": 1000}
+    assert [n["display_name"] for n in body["neighbours"]] == ["Fay F.", "Olga O."]
+    assert table(await group_board(client, owner, gid, limit=1)) == [(1, "Fay F.", 12_000)]
+
+    denied = await group_board(client, outsider, gid, status=403)
+    assert denied["code"] == "not_group_member"
+    assert (await group_board(client, owner, 999_999, status=404))["code"] == "group_not_found"
+    # a kicked member is off the board at once
+    kicked = await client.post(
+        f"/v1/groups/{gid}/members/{fast['id']}/kick", headers=owner["headers"]
+    )
+    assert kicked.status_code == 204
+    assert table(await group_board(client, owner, gid))[0] == (1, "Olga O.", 3000)
+    # an open group's board is for everyone to see (not a company's)
+    opened = await client.patch(f"/v1/groups/{gid}", json={"open": True}, headers=owner["headers"])
+    assert opened.status_code == 200
+    seen = await group_board(client, outsider, gid)
+    assert seen["me"] is None and len(seen["entries"]) == 2
+
+
+async def test_anonymous_is_401(client):
+    assert (await client.get("/v1/groups/1/leaderboards/daily")).status_code == 401
+    response = await client.get("/v1/leaderboards/daily", params={"scope": "friends"})
+    assert response.status_code == 401
