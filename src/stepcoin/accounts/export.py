@@ -21,6 +21,7 @@ from stepcoin.fairplay import service as fairplay_service
 from stepcoin.leaderboards import prizes
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
+from stepcoin.social import groups as social_groups
 from stepcoin.social import service as social
 from stepcoin.steps import reports as step_reports
 from stepcoin.steps import review as step_review
@@ -88,4 +89,5 @@ async def build_export(
         "leaderboard_prizes": await prizes.awards_of_user(session, user_id),
         "referrals": await referrals.export_of(session, user_id),
         "friends": await social.export_of(session, user_id),
+        "groups": await social_groups.export_of(session, user_id),
     }
