@@ -8,7 +8,7 @@ from stepcoin.campaigns.models import Campaign
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
-from stepcoin.leaderboards.models import LeaderboardEntry
+from stepcoin.leaderboards.models import LeaderboardEntry, LeaderboardGroupEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
@@ -66,6 +66,7 @@ __all__ = [
     "IssuanceHold",
     "IssuanceUsage",
     "LeaderboardEntry",
+    "LeaderboardGroupEntry",
     "LinkClearance",
     "LinkMark",
     "LoginThrottle",

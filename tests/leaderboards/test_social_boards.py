@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import text
+
 from tests.achievements.helpers import set_days
 from tests.conftest import bearer
 from tests.leaderboards.helpers import rebuild, walker
@@ -129,3 +131,99 @@ async def test_anonymous_is_401(client):
     assert (await client.get("/v1/groups/1/leaderboards/daily")).status_code == 401
     response = await client.get("/v1/leaderboards/daily", params={"scope": "friends"})
     assert response.status_code == 401
+
+
+async def test_group_board_follows_refreshes_joins_and_leaves_with_exact_ranks(client, engine, app):
+    """The group's copy of its members' rows equals leaderboard_cache x group_members after a
+    build, a live refresh, joins, leaves and a ban; every member's rank and neighbours equal
+    a count over the members' totals (ties share a rank: 1, 1, 3)."""
+    from stepcoin.leaderboards import service as boards
+
+    totals = [7000, 7000, 7000, 5000, 5000, 3000, 2000, 2000, 1000, 800]
+    owner = social(await walker(client, engine, "Own Er", 6000))
+    members = [
+        social(await walker(client, engine, f"M{i} Walker", steps))
+        for i, steps in enumerate(totals)
+    ]
+    outsider = social(await walker(client, engine, "Out Sider", 4000))
+    gid = (
+        await client.post(
+            "/v1/groups", json={"name": "Ties", "kind": "club"}, headers=owner["headers"]
+        )
+    ).json()["id"]
+    for account in members[:6]:  # half join before the first build, half after
+        await client.post(f"/v1/groups/{gid}/join", headers=account["headers"])
+    await rebuild(app)
+    for account in members[6:]:
+        await client.post(f"/v1/groups/{gid}/join", headers=account["headers"])
+    # a live change: a member's day moves and the refresh carries it
+    await set_days(engine, members[9]["id"], {today(): 6500})
+    await boards.refresh_live(app.state.database)
+    await client.post(f"/v1/groups/{gid}/leave", headers=members[8]["headers"])
+    ban = await client.post(
+        f"/v1/groups/{gid}/members/{members[7]['id']}/ban", headers=owner["headers"]
+    )
+    assert ban.status_code == 204
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            copy = sorted(
+                tuple(r)
+                for r in await conn.execute(
+                    text(
+                        "SELECT period, period_start, user_id, total_steps "
+                        "FROM leaderboard_group_entries WHERE group_id = :g"
+                    ),
+                    {"g": gid},
+                )
+            )
+            expected = sorted(
+                tuple(r)
+                for r in await conn.execute(
+                    text(
+                        "SELECT c.period, c.period_start, c.user_id, c.total_steps "
+                        "FROM leaderboard_cache c JOIN group_members m "
+                        "ON m.user_id = c.user_id AND m.group_id = :g"
+                    ),
+                    {"g": gid},
+                )
+            )
+        assert copy == expected and len(copy) > 0
+        in_group = [owner, *members[:7], members[9]]
+        board = {a["id"]: (await group_board(client, a, gid))["me"] for a in in_group}
+        steps = {
+            owner["id"]: 6000,
+            **{m["id"]: t for m, t in zip(members[:7], totals[:7], strict=True)},
+            members[9]["id"]: 6500,
+        }
+        for who, me in board.items():
+            assert me == {
+                "rank": 1 + sum(1 for t in steps.values() if t > steps[who]),
+                "total_steps": steps[who],
+            }
+        first = await group_board(client, members[6], gid)
+        assert [(e["rank"], e["total_steps"]) for e in first["entries"]] == sorted(
+            ((1 + sum(1 for o in steps.values() if o > t), t) for t in steps.values()),
+            key=lambda x: (x[0], -x[1]),
+        )
+        # the neighbours of the last walker: two above, ranked like everyone else
+        assert [(n["rank"], n["total_steps"]) for n in first["neighbours"]] == [
+            (6, 5000),
+            (8, 3000),
+        ]
+
+    await check()
+    assert (await group_board(client, outsider, gid, status=200))["me"] is None
+    # a full rebuild after a change leaves the copy equal too
+    await set_days(engine, members[5]["id"], {today(): 7000})
+    await rebuild(app)
+    await boards.refresh_live(app.state.database)
+    async with engine.connect() as conn:
+        row = await conn.execute(
+            text(
+                "SELECT total_steps FROM leaderboard_group_entries WHERE group_id = :g "
+                "AND user_id = :u AND period = 'daily'"
+            ),
+            {"g": gid, "u": members[5]["id"]},
+        )
+        assert row.scalar_one() == 7000

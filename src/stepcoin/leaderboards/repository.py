@@ -706,3 +706,92 @@ async def walker_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
             {"u": user_id},
         )
     ).first() is not None
+
+
+# A group's board (issue 17, item 3) from leaderboard_group_entries, the group's own copy of
+# its members' board rows (migration 0033), in one statement: the top `limit` (an index range
+# of ix_leaderboard_group_entries_order; RANK() over it is exact, as on the global board), the
+# caller and up to two walkers each side (short index ranges around the caller's total), the
+# number of entries ahead of the first of those (one index-only count: its total's rank and
+# position; the service counts the others from it) and the board's build.
+_GROUP_KEY = "e.group_id = :group_id AND e.period = :period AND e.period_start = :start"
+_READ_GROUP = f"""
+    WITH me AS MATERIALIZED (
+        SELECT e.total_steps FROM leaderboard_group_entries e
+        WHERE {_GROUP_KEY} AND e.user_id = :user_id
+    ),
+    above AS MATERIALIZED (
+        SELECT * FROM (
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps = (SELECT total_steps FROM me)
+               AND e.user_id < :user_id
+             ORDER BY e.total_steps DESC, e.user_id DESC LIMIT 2)
+            UNION ALL
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps > (SELECT total_steps FROM me)
+             ORDER BY e.total_steps, e.user_id DESC LIMIT 2)
+        ) a
+        ORDER BY a.total_steps, a.user_id DESC LIMIT 2
+    ),
+    below AS MATERIALIZED (
+        SELECT * FROM (
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps = (SELECT total_steps FROM me)
+               AND e.user_id > :user_id
+             ORDER BY e.total_steps DESC, e.user_id LIMIT 2)
+            UNION ALL
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps < (SELECT total_steps FROM me)
+             ORDER BY e.total_steps DESC, e.user_id LIMIT 2)
+        ) b
+        ORDER BY b.total_steps DESC, b.user_id LIMIT 2
+    ),
+    near AS MATERIALIZED (
+        SELECT user_id, total_steps FROM above
+        UNION ALL SELECT CAST(:user_id AS uuid), total_steps FROM me
+        UNION ALL SELECT user_id, total_steps FROM below
+    ),
+    first AS MATERIALIZED (
+        SELECT user_id, total_steps FROM near ORDER BY total_steps DESC, user_id LIMIT 1
+    )
+    SELECT 'top' AS part, CAST(rank() OVER (ORDER BY t.total_steps DESC) AS integer) AS rank,
+           t.user_id, t.total_steps, u.full_name, CAST(NULL AS timestamptz) AS at,
+           CAST(NULL AS boolean) AS flag
+    FROM (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+          WHERE {_GROUP_KEY} ORDER BY e.total_steps DESC, e.user_id LIMIT :limit) t
+    JOIN users u ON u.id = t.user_id
+    UNION ALL
+    SELECT 'near', NULL, n.user_id, n.total_steps, u.full_name, NULL, NULL
+    FROM near n JOIN users u ON u.id = n.user_id
+    UNION ALL
+    SELECT 'ahead',
+           CAST((SELECT count(*) FROM leaderboard_group_entries e
+                 WHERE {_GROUP_KEY} AND e.total_steps > f.total_steps) AS integer),
+           f.user_id,
+           (SELECT count(*) FROM leaderboard_group_entries e
+            WHERE {_GROUP_KEY} AND e.total_steps = f.total_steps AND e.user_id < f.user_id),
+           NULL, NULL, NULL
+    FROM first f
+    UNION ALL
+    SELECT 'build', NULL, NULL, NULL, NULL, lb.computed_at, lb.is_final
+    FROM leaderboard_builds lb WHERE lb.period = :period AND lb.period_start = :start
+"""
+
+
+async def read_group(
+    session: AsyncSession, period: str, start: date, group_id: int, user_id: uuid.UUID, limit: int
+) -> list[Any]:
+    """A group's board (_READ_GROUP): parts top, near, ahead, build."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    result = await session.execute(
+        text(_READ_GROUP),
+        {
+            "group_id": group_id,
+            "period": period,
+            "start": start,
+            "user_id": user_id,
+            "limit": limit,
+        },
+    )
+    return list(result.mappings().all())

@@ -130,14 +130,8 @@ async def group_leaderboard(
     anyone for an open group that is not a company's)."""
     if not await social_groups.can_see_inside(session, group_id, claims.user_id):
         raise Forbidden("Only the group's members may do this.", code="not_group_member")
-    body = await service.scoped_board_answer(
-        session,
-        period,
-        claims.user_id,
-        scope=social_groups.GROUP_MEMBERS_SQL,
-        scope_params={"group_id": group_id},
-        start=period_start,
-        limit=limit,
+    body = await service.group_board_answer(
+        session, period, claims.user_id, group_id, start=period_start, limit=limit
     )
     return Response(json_bytes(body), media_type="application/json")
 

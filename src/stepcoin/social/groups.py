@@ -11,7 +11,8 @@ group's row first (then the walker's), so the caps (`groups.max_members`,
 `groups.max_memberships`, `groups.max_owned`) hold under concurrent joins.
 
 Other domains ask `is_member`, `member_role` and `can_see_inside` (and
-`stepcoin.social.service.are_friends`); the boards read `GROUP_MEMBERS_SQL`.
+`stepcoin.social.service.are_friends`). A group's board is the leaderboards' own copy of its
+members' board rows, kept by triggers on group_members (migration 0033).
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ MAX_MEMBERSHIPS = "groups.max_memberships"
 MAX_OWNED = "groups.max_owned"
 MANAGERS = ("owner", "admin")
 
-# The members of a group, for a board that reads leaderboard_cache over them (the group's id is
-# the named parameter :group_id): one range of group_members' primary key.
-GROUP_MEMBERS_SQL = "SELECT user_id FROM group_members WHERE group_id = :group_id"
 
 
 def _now(now: datetime | None) -> datetime:

@@ -5,6 +5,9 @@
 - group_members (PK group_id, user_id; one owner per group by a partial unique index; by
   user for a walker's groups): the group board reads a group's members as one index range;
 - group_join_requests and group_bans (PK group_id, user_id);
+- leaderboard_group_entries: each group's board rows (leaderboard_cache x group_members), kept
+  by statement triggers (leaderboards/sql/group_boards.v1.sql): a group's board reads its
+  top as an index range and a rank as an index-only count;
 - runtime settings `groups.max_members`, `groups.max_memberships`, `groups.max_owned`, seeded
   with their registry defaults.
 
@@ -18,6 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from stepcoin.sqlfiles import load
 
 revision: str = "0033"
 down_revision: str | Sequence[str] | None = "0032"
@@ -41,6 +46,34 @@ SEEDS = {  # key: (value as JSON, description), as the registry had them at this
         "(409 owned_group_limit_reached).",
     ),
 }
+
+
+TRIGGERS = """
+CREATE TRIGGER leaderboard_group_insert AFTER INSERT ON leaderboard_cache
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_upsert();
+CREATE TRIGGER leaderboard_group_update AFTER UPDATE ON leaderboard_cache
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_upsert();
+CREATE TRIGGER leaderboard_group_delete AFTER DELETE ON leaderboard_cache
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_delete();
+CREATE TRIGGER leaderboard_group_truncate AFTER TRUNCATE ON leaderboard_cache
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_truncated();
+CREATE TRIGGER leaderboard_group_joined AFTER INSERT ON group_members
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_joined();
+CREATE TRIGGER leaderboard_group_left AFTER DELETE ON group_members
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_left();
+"""
+FUNCTIONS = (
+    "stepcoin_group_board_upsert",
+    "stepcoin_group_board_delete",
+    "stepcoin_group_board_truncated",
+    "stepcoin_group_board_joined",
+    "stepcoin_group_board_left",
+)
 
 
 def _at(name: str = "created_at") -> sa.Column[Any]:
@@ -103,9 +136,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("role = 'owner'"),
     )
     for table in ("group_join_requests", "group_bans"):
-        extra = (
-            [sa.Column("banned_by", sa.UUID(), nullable=True)] if table == "group_bans" else []
-        )
+        extra = [sa.Column("banned_by", sa.UUID(), nullable=True)] if table == "group_bans" else []
         fks = [_user_fk(table, "banned_by", "SET NULL")] if table == "group_bans" else []
         op.create_table(
             table,
@@ -119,6 +150,46 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("group_id", "user_id", name=op.f(f"pk_{table}")),
         )
         op.create_index(f"ix_{table}_user", table, ["user_id"], unique=False)
+    op.create_table(
+        "leaderboard_group_entries",
+        sa.Column("group_id", sa.BigInteger(), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=False),
+        sa.Column("total_steps", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(
+            "period IN ('daily', 'weekly', 'monthly', 'all_time')",
+            name=op.f("ck_leaderboard_group_entries_period"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["groups.id"],
+            name=op.f("fk_leaderboard_group_entries_group_id_groups"),
+            ondelete="CASCADE",
+        ),
+        _user_fk("leaderboard_group_entries", "user_id"),
+        sa.PrimaryKeyConstraint(
+            "group_id",
+            "period",
+            "period_start",
+            "user_id",
+            name=op.f("pk_leaderboard_group_entries"),
+        ),
+    )
+    op.create_index(
+        "ix_leaderboard_group_entries_order",
+        "leaderboard_group_entries",
+        ["group_id", "period", "period_start", sa.text("total_steps DESC"), "user_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_leaderboard_group_entries_user",
+        "leaderboard_group_entries",
+        ["user_id", "period", "period_start"],
+        unique=False,
+    )
+    op.execute(load("stepcoin.leaderboards", "group_boards.v1.sql"))
+    op.execute(TRIGGERS)
     for key, (value, description) in SEEDS.items():
         op.execute(
             sa.text(
@@ -134,6 +205,20 @@ def downgrade() -> None:
             sa.bindparam("keys", value=list(SEEDS), expanding=True)
         )
     )
+    for trigger, table in (
+        ("leaderboard_group_insert", "leaderboard_cache"),
+        ("leaderboard_group_update", "leaderboard_cache"),
+        ("leaderboard_group_delete", "leaderboard_cache"),
+        ("leaderboard_group_truncate", "leaderboard_cache"),
+        ("leaderboard_group_joined", "group_members"),
+        ("leaderboard_group_left", "group_members"),
+    ):
+        op.execute(f"DROP TRIGGER {trigger} ON {table}")
+    for function in FUNCTIONS:
+        op.execute(f"DROP FUNCTION {function}()")
+    op.drop_index("ix_leaderboard_group_entries_user", table_name="leaderboard_group_entries")
+    op.drop_index("ix_leaderboard_group_entries_order", table_name="leaderboard_group_entries")
+    op.drop_table("leaderboard_group_entries")
     for table in ("group_bans", "group_join_requests"):
         op.drop_index(f"ix_{table}_user", table_name=table)
         op.drop_table(table)
