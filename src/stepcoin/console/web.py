@@ -218,6 +218,8 @@ NAV = [
     ("campaigns", "/admin/campaigns", "Campaigns"),
     ("prizes", "/admin/prizes", "Prizes"),
     ("referrals", "/admin/referrals", "Referrals"),
+    ("reports", "/admin/reports", "Reports"),
+    ("groups", "/admin/groups", "Groups"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]
