@@ -43,6 +43,8 @@ from leaderboard_bench import (
     machine,
     percentiles,
     rebuild,
+    refresh,
+    resync_today,
     with_database,
 )
 from sqlalchemy import text
@@ -164,6 +166,37 @@ async def explain(database: Database, group_id: int, caller: int) -> str:
         return "\n".join(r[0] for r in rows)
 
 
+GROUP_TRIGGERS = (
+    "leaderboard_group_insert",
+    "leaderboard_group_update",
+    "leaderboard_group_delete",
+)
+
+
+async def write_cost(database: Database, url: str, users: int, members: int) -> list[str]:
+    """What keeping the group copy costs the live refresh: `members` walkers, every one of them
+    in the group, sync a new count for today and the refresh runs, alternately with the group
+    triggers on leaderboard_cache enabled and disabled (2 rounds)."""
+    lines = []
+    for round_ in range(2):
+        for enabled in (True, False):
+            with psycopg.connect(url, autocommit=True) as conn:
+                for trigger in GROUP_TRIGGERS:
+                    verb = "ENABLE" if enabled else "DISABLE"
+                    conn.execute(f"ALTER TABLE leaderboard_cache {verb} TRIGGER {trigger}")
+            synced = resync_today(url, users, members, 0)
+            took, stats = await refresh(database)
+            log(f"refresh, group triggers {'on' if enabled else 'off'}: {took:.2f} s {stats}")
+            lines.append(
+                f"| {round_ + 1} | {'on' if enabled else 'off'} | {synced:,} | "
+                f"{stats.updated + stats.inserted + stats.deleted:,} | {took:.2f} s |"
+            )
+    with psycopg.connect(url, autocommit=True) as conn:
+        for trigger in GROUP_TRIGGERS:
+            conn.execute(f"ALTER TABLE leaderboard_cache ENABLE TRIGGER {trigger}")
+    return lines
+
+
 def row(name: str, p: dict[str, float]) -> str:
     return (
         f"| {name} | {p['n']:.0f} | {p['p50']:.2f} | {p['p95']:.2f} | {p['p99']:.2f} | "
@@ -271,6 +304,7 @@ async def main() -> None:
                         )
                         log(f"{label} {period} c={concurrency}: {p}")
                         lines.append(row(f"{label}, {period}, {concurrency}", p))
+            writes = await write_cost(database, url, args.users, len(made["members"]))
             plan = await explain(
                 database, made["group_id"], made["members"][len(made["members"]) // 2]
             )
@@ -294,6 +328,15 @@ over the board. {args.reads:,} reads per line, milliseconds:
 | board (set size), period, sessions | reads | p50 | p95 | p99 | max | reads/s |
 |---|---|---|---|---|---|---|
 {chr(10).join(lines)}
+
+What keeping the group copy costs the live refresh: {len(made["members"]):,} walkers, all of
+them members of the group, sync a new count for today, then the refresh
+(`repository.refresh`) brings the four live boards up to date; alternately with the group
+triggers on leaderboard_cache enabled and disabled:
+
+| round | group triggers | walkers synced | board rows written | refresh |
+|---|---|---|---|---|
+{chr(10).join(writes)}
 
 The group read's plan (`repository._READ_GROUP`, daily board, a member in the middle):
 
