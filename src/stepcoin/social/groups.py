@@ -38,7 +38,6 @@ MAX_OWNED = "groups.max_owned"
 MANAGERS = ("owner", "admin")
 
 
-
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
@@ -213,7 +212,7 @@ async def update_group(
         values["name"] = name
     if "description" in changes:
         values["description"] = _clean(changes["description"])
-    if "open" in changes:
+    if changes.get("open") is not None:  # (null: unchanged)
         values["is_open"] = bool(changes["open"])
     await repo.update_group(session, group_id, values)
     return _view(await _group(session, group_id), role)
