@@ -215,7 +215,7 @@ async def main() -> None:
     parser.add_argument(
         "--before-reads", type=int, default=400, help="reads per line of the first design"
     )
-    parser.add_argument("--out", default="bench/results/social_boards.md")
+    parser.add_argument("--out", default="bench/results/social-boards-1M.md")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument(
         "--no-vacuum", action="store_true", help="read the group copy before any VACUUM"
