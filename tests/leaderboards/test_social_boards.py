@@ -165,7 +165,7 @@ async def test_group_board_follows_refreshes_joins_and_leaves_with_exact_ranks(c
     )
     assert ban.status_code == 204
 
-    async def check() -> None:
+    async def same_copy() -> None:
         async with engine.connect() as conn:
             copy = sorted(
                 tuple(r)
@@ -189,6 +189,9 @@ async def test_group_board_follows_refreshes_joins_and_leaves_with_exact_ranks(c
                 )
             )
         assert copy == expected and len(copy) > 0
+
+    async def check() -> None:
+        await same_copy()
         in_group = [owner, *members[:7], members[9]]
         board = {a["id"]: (await group_board(client, a, gid))["me"] for a in in_group}
         steps = {
@@ -227,3 +230,17 @@ async def test_group_board_follows_refreshes_joins_and_leaves_with_exact_ranks(c
             {"g": gid, "u": members[5]["id"]},
         )
         assert row.scalar_one() == 7000
+    await same_copy()
+    # a member whose day drops to nothing leaves the board, and the group's copy with it
+    await set_days(engine, members[4]["id"], {today(): 0})
+    await boards.refresh_live(app.state.database)
+    await same_copy()
+    async with engine.connect() as conn:
+        gone = await conn.execute(
+            text(
+                "SELECT count(*) FROM leaderboard_group_entries WHERE user_id = :u "
+                "AND period = 'daily'"
+            ),
+            {"u": members[4]["id"]},
+        )
+        assert gone.scalar_one() == 0

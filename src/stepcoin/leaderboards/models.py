@@ -143,11 +143,7 @@ class LeaderboardGroupEntry(Base):
     like the global one: its top an index range, a rank an index-only count."""
 
     __tablename__ = "leaderboard_group_entries"
-    __table_args__ = (
-        CheckConstraint(f"period IN {PERIODS}", name="period"),
-        # a walker's rows in every group (the triggers follow the walker's board rows)
-        Index("ix_leaderboard_group_entries_user", "user_id", "period", "period_start"),
-    )
+    __table_args__ = (CheckConstraint(f"period IN {PERIODS}", name="period"),)
 
     group_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True

@@ -5,7 +5,7 @@
 -- (Reading a group of 10,000 through leaderboard_cache takes 10,000 primary-key probes and a
 -- sort per read: ~50-80 ms on the bench machine; BENCHMARKS.md.)
 
--- leaderboard_cache rows written (the refresh, a rebuild): the walker's groups follow.
+-- leaderboard_cache rows inserted (the refresh, a rebuild): the walker's groups follow.
 CREATE OR REPLACE FUNCTION stepcoin_group_board_upsert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -21,13 +21,29 @@ BEGIN
 END
 $$;
 
--- leaderboard_cache rows deleted (a walker off a board, the prune, a deleted walker).
+-- leaderboard_cache rows updated (a total moved): a primary-key update per group of the
+-- walker (the row is there: it was copied when the walker joined or the board row was made).
+CREATE OR REPLACE FUNCTION stepcoin_group_board_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE leaderboard_group_entries e SET total_steps = n.total_steps
+    FROM new_rows n JOIN group_members m ON m.user_id = n.user_id
+    WHERE e.group_id = m.group_id AND e.period = n.period AND e.period_start = n.period_start
+      AND e.user_id = n.user_id AND e.total_steps IS DISTINCT FROM n.total_steps;
+    RETURN NULL;
+END
+$$;
+
+-- leaderboard_cache rows deleted (a walker off a board, the prune): a primary-key delete per
+-- group of the walker. (A walker's rows of a group they left went when they left; a deleted
+-- user's rows go by the foreign key's cascade.)
 CREATE OR REPLACE FUNCTION stepcoin_group_board_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM leaderboard_group_entries e
-    USING old_rows o
-    WHERE e.user_id = o.user_id AND e.period = o.period AND e.period_start = o.period_start;
+    USING old_rows o JOIN group_members m ON m.user_id = o.user_id
+    WHERE e.group_id = m.group_id AND e.period = o.period AND e.period_start = o.period_start
+      AND e.user_id = o.user_id;
     RETURN NULL;
 END
 $$;
@@ -57,13 +73,15 @@ BEGIN
 END
 $$;
 
--- A walker leaves, is kicked or banned, or the group goes: their rows of it go.
+-- A walker leaves, is kicked or banned, or the group goes: their rows of it go (a
+-- primary-key delete per board; every board a row can be on has its leaderboard_builds row).
 CREATE OR REPLACE FUNCTION stepcoin_group_board_left() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM leaderboard_group_entries e
-    USING old_rows o
-    WHERE e.user_id = o.user_id AND e.group_id = o.group_id;
+    USING old_rows o CROSS JOIN leaderboard_builds b
+    WHERE e.group_id = o.group_id AND e.period = b.period AND e.period_start = b.period_start
+      AND e.user_id = o.user_id;
     RETURN NULL;
 END
 $$;

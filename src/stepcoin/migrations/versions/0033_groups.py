@@ -54,7 +54,7 @@ CREATE TRIGGER leaderboard_group_insert AFTER INSERT ON leaderboard_cache
     FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_upsert();
 CREATE TRIGGER leaderboard_group_update AFTER UPDATE ON leaderboard_cache
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_upsert();
+    FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_update();
 CREATE TRIGGER leaderboard_group_delete AFTER DELETE ON leaderboard_cache
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION stepcoin_group_board_delete();
@@ -69,6 +69,7 @@ CREATE TRIGGER leaderboard_group_left AFTER DELETE ON group_members
 """
 FUNCTIONS = (
     "stepcoin_group_board_upsert",
+    "stepcoin_group_board_update",
     "stepcoin_group_board_delete",
     "stepcoin_group_board_truncated",
     "stepcoin_group_board_joined",
@@ -182,12 +183,6 @@ def upgrade() -> None:
         ["group_id", "period", "period_start", sa.text("total_steps DESC"), "user_id"],
         unique=False,
     )
-    op.create_index(
-        "ix_leaderboard_group_entries_user",
-        "leaderboard_group_entries",
-        ["user_id", "period", "period_start"],
-        unique=False,
-    )
     op.execute(load("stepcoin.leaderboards", "group_boards.v1.sql"))
     op.execute(TRIGGERS)
     for key, (value, description) in SEEDS.items():
@@ -216,7 +211,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
     for function in FUNCTIONS:
         op.execute(f"DROP FUNCTION {function}()")
-    op.drop_index("ix_leaderboard_group_entries_user", table_name="leaderboard_group_entries")
     op.drop_index("ix_leaderboard_group_entries_order", table_name="leaderboard_group_entries")
     op.drop_table("leaderboard_group_entries")
     for table in ("group_bans", "group_join_requests"):
