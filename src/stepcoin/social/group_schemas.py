@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from stepcoin.social.models import GROUP_KINDS, GROUP_ROLES
 
@@ -21,7 +21,9 @@ class GroupIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=80)
     kind: GroupKind
-    open: bool = Field(default=True, description="True: anyone joins at once; false: by request.")
+    open: StrictBool = Field(
+        default=True, description="True: anyone joins at once; false: by request."
+    )
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -29,7 +31,7 @@ class GroupPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=80)
-    open: bool | None = None
+    open: StrictBool | None = None
     description: str | None = Field(default=None, max_length=500)
 
 
