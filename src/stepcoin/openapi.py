@@ -527,7 +527,18 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 
 # OpenAPI links: what one answer lets a client (and schemathesis' stateful phase) call next.
 _ITEM0 = "$response.body#/items/0"
+_GROUP_ID = {"path.group_id": "$response.body#/id"}
 LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "create_group": {
+        "201": {
+            "GetGroup": {"operationId": "get_group", "parameters": _GROUP_ID},
+            "ListMembers": {"operationId": "list_members", "parameters": _GROUP_ID},
+            "GroupLeaderboard": {
+                "operationId": "group_leaderboard",
+                "parameters": {**_GROUP_ID, "path.period": "daily"},
+            },
+        }
+    },
     "register": {
         "201": {
             "Login": {
