@@ -3,7 +3,7 @@
 -- leaderboard_cache x group_members by the statement triggers below, so a group's board reads
 -- its top as one index range and a rank as one index-only count, however large the board.
 -- (Reading a group of 10,000 through leaderboard_cache takes 10,000 primary-key probes and a
--- sort per read: ~50-80 ms on the bench machine; BENCHMARKS.md.)
+-- sort per read: p50 100-150 ms at 1M walkers on the bench machine; BENCHMARKS.md.)
 
 -- leaderboard_cache rows inserted (the refresh, a rebuild): the walker's groups follow.
 CREATE OR REPLACE FUNCTION stepcoin_group_board_upsert() RETURNS trigger
