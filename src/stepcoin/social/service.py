@@ -205,6 +205,22 @@ async def revoke_invitation(
 
 # ---- friends ---------------------------------------------------------------------------------
 
+# The walkers of a walker's friend board: the walker (the named parameter :user_id) and their
+# friends, one range of friendships' primary key.
+FRIEND_SCOPE_SQL = (
+    "SELECT CAST(:user_id AS uuid) AS user_id "
+    "UNION ALL SELECT friend_id FROM friendships WHERE user_id = :user_id"
+)
+
+
+async def are_friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
+    """Whether the two walkers are friends (for other domains: challenges, boards)."""
+    return await repository.are_friends(session, a, b)
+
+
+async def friend_ids(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return [r["user_id"] for r in await repository.friends_of(session, user_id)]
+
 
 async def list_friends(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:
     return {"items": [_friend_view(r) for r in await repository.friends_of(session, user_id)]}

@@ -11,7 +11,7 @@ escrow and payouts, per-day scores; the ledger's challenge types; the settings.
 - runtime settings `challenges.*`, seeded with their registry defaults.
 
 Revision ID: 0034
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-05 23:20:00
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0034"
 # the lead re-chains this after the groups migration (0033) when merging
-down_revision: str | Sequence[str] | None = "0032"
+down_revision: str | Sequence[str] | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
