@@ -198,6 +198,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "group_limit_reached": 409,
     "owned_group_limit_reached": 409,
     "owner_must_transfer": 409,
+    "transfer_target_not_member": 409,
     "join_request_not_found": 404,
     "group_member_not_found": 404,
     "own_membership": 422,
@@ -563,7 +564,7 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "transfer_group": (
         *_GROUP_MANAGER,
         "own_membership",
-        "group_member_not_found",
+        "transfer_target_not_member",
         "owned_group_limit_reached",
     ),
     "list_members": ("group_not_found", "not_group_member", *_CURSOR),

@@ -3,6 +3,8 @@ domains, and what a non-member sees."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import text
 
 from tests.admin.helpers import make_staff
@@ -160,6 +162,11 @@ async def test_roles_kick_ban_and_transfer(client):
         f"/v1/groups/{gid}/transfer", json={"user_id": ada["id"]}, headers=bob["headers"]
     )
     assert not_member.status_code == 403
+    outsider = await client.post(
+        f"/v1/groups/{gid}/transfer", json={"user_id": str(uuid.uuid4())}, headers=ada["headers"]
+    )
+    assert outsider.status_code == 409, outsider.text
+    assert outsider.json()["code"] == "transfer_target_not_member"
     handed = await client.post(
         f"/v1/groups/{gid}/transfer", json={"user_id": dan["id"]}, headers=ada["headers"]
     )
@@ -170,6 +177,12 @@ async def test_roles_kick_ban_and_transfer(client):
     await post(client, ada, f"/v1/groups/{gid}/leave")
 
     # PATCH by owner/admins; DELETE by the owner only
+    before = (await client.get(f"/v1/groups/{gid}", headers=bob["headers"])).json()
+    unchanged = await client.patch(
+        f"/v1/groups/{gid}", json={"name": None, "open": None}, headers=bob["headers"]
+    )  # null: unchanged
+    assert unchanged.status_code == 200, unchanged.text
+    assert (unchanged.json()["name"], unchanged.json()["open"]) == (before["name"], before["open"])
     renamed = await client.patch(
         f"/v1/groups/{gid}", json={"name": "Evening", "open": False}, headers=bob["headers"]
     )

@@ -205,7 +205,7 @@ async def update_group(
     """Name, description, open: the owner or an admin."""
     _, role = await _manager(session, group_id, actor_id)
     values: dict[str, Any] = {}
-    if "name" in changes:
+    if changes.get("name") is not None:  # (null: unchanged, as open)
         name = _clean(changes["name"])
         if name is None:
             raise InvalidInput("A group needs a name.", code="group_name_required")
@@ -417,7 +417,12 @@ async def transfer(
     """The owner hands the group to a member, and stays as an admin."""
     await _manager(session, group_id, actor_id, owner_only=True)
     if await _target_below(session, group_id, "owner", actor_id, user_id) is None:
-        raise _member_not_found()
+        # the group is there; the walker named in the body is not in it (409, not 404: the
+        # path's resource exists)
+        raise Conflict(
+            "The group can only be handed to one of its members.",
+            code="transfer_target_not_member",
+        )
     await _take_over(session, group_id, actor_id, user_id)
     return await get_group(session, actor_id, group_id)
 
