@@ -19,6 +19,7 @@ from stepcoin.notify import service as notify
 from stepcoin.runtime_settings.service import runtime_settings
 
 logger = logging.getLogger("stepcoin.steps")
+_KEY = "streak:"  # + the local day: one reminder per walker and day
 
 # a day's steps: the best-supported source's count, as the sync settles it (any status: the
 # walker walked them, whether or not a review is pending)
@@ -36,7 +37,7 @@ _BEHIND = text(
 async def remind(session: AsyncSession, now: datetime) -> int:
     hours = int(await runtime_settings.get(session, "notify.streak_hours_before_midnight"))
     goal = int(await runtime_settings.get(session, "notify.default_daily_step_goal"))
-    near = await notify.walkers_near_midnight(session, now, hours)
+    near = await notify.walkers_near_midnight(session, now, hours, unless_key=_KEY)
     if not near:
         return 0
     behind = {
@@ -56,7 +57,7 @@ async def remind(session: AsyncSession, now: datetime) -> int:
             "streak",
             "Keep your streak going",
             f"{goal:,} steps before midnight keep your streak alive.",
-            f"streak:{n.local_day.isoformat()}",
+            f"{_KEY}{n.local_day.isoformat()}",
             {"date": n.local_day.isoformat(), "goal": goal},
             collapse_key="streak",
             expires_at=n.midnight,
