@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -218,6 +219,15 @@ async def are_friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool
     return await repository.are_friends(session, a, b)
 
 
+async def friends_among(
+    session: AsyncSession, user_id: uuid.UUID, others: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `others` are the walker's friends (for other domains: challenges' invitees)."""
+    if not others:
+        return set()
+    return await repository.friends_among(session, user_id, others)
+
+
 async def friend_ids(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
     return [r["user_id"] for r in await repository.friends_of(session, user_id)]
 
@@ -303,9 +313,12 @@ async def accept_request(
     at = _now(now)
     row = await _request_to(session, user_id, request_id)
     try:
-        return await _make_friends(session, user_id, row["from_id"], at)
+        friend = await _make_friends(session, user_id, row["from_id"], at)
     except NotFound:  # the sender's account is gone
         raise _request_not_found() from None
+    # friends already (by a code since): _make_friends answered nothing, this request is
+    await repository.decide_request(session, row["id"], "accepted", at)
+    return friend
 
 
 async def decline_request(
