@@ -4,6 +4,7 @@ challenge keeps its participants and takes nobody new)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy import text
@@ -14,6 +15,7 @@ from tests.challenges.helpers import (
     balance,
     board,
     create,
+    escrow,
     get,
     later,
     ledger_rows,
@@ -264,4 +266,28 @@ async def test_a_group_deleted_while_running_settles_for_its_participants(app, c
     assert sorted((t, a) for _, t, a in await ledger_rows(engine, cid) if a > 0) == [
         ("challenge_prize", 100)
     ]
+    assert (await ledger_report(engine)).ok
+
+
+async def test_joins_racing_the_groups_deletion_each_pay_once_or_not_at_all(app, client, engine):
+    admin = await make_staff(client, engine)
+    owner = await rich_walker(client, admin, name="Own Walker")
+    members = [await rich_walker(client, admin, 100, name=f"M{i} Walker") for i in range(10)]
+    gid = await new_group(client, owner)
+    for m in members:
+        await join_group(client, m, gid)
+    cid = (await create(client, owner, spec("total_steps", group_id=gid, entry_fee_coins=33)))["id"]
+    deletion, *joins = await asyncio.gather(
+        client.delete(f"/v1/groups/{gid}", headers=owner["headers"]),
+        *[client.post(f"/v1/challenges/{cid}/join", headers=m["headers"]) for m in members],
+    )
+    assert deletion.status_code == 204, deletion.text
+    assert {r.status_code for r in joins} <= {200, 404}
+    joined = [m for m, r in zip(members, joins, strict=True) if r.status_code == 200]
+    assert all(r.json()["code"] == "challenge_not_found" for r in joins if r.status_code == 404)
+    assert await escrow(engine, cid) == 33 * (1 + len(joined))
+    assert (await get(client, owner, cid))["participants"] == 1 + len(joined)
+    assert len(await ledger_rows(engine, cid)) == 1 + len(joined)
+    for m in members:
+        assert await balance(client, m) == (67 if m in joined else 100)
     assert (await ledger_report(engine)).ok
