@@ -216,7 +216,7 @@ async def update_group(
     """Name, description, open: the owner or an admin."""
     _, role = await _manager(session, group_id, actor_id)
     values: dict[str, Any] = {}
-    if "name" in changes:
+    if changes.get("name") is not None:  # (null: unchanged, as for open)
         name = _clean(changes["name"])
         if name is None:
             raise InvalidInput("A group needs a name.", code="group_name_required")
