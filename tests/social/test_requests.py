@@ -180,10 +180,18 @@ async def test_a_request_waiting_for_an_address_closes_when_friends_by_a_code_fi
     bob["headers"] = bearer(bob["access_token"])
     bob["id"] = bob["user"]["id"]
     [waiting] = (await requests_of(client, bob))["incoming"]
-    await befriend(client, ada, bob)
-    assert (await requests_of(client, bob))["incoming"] == []  # friends already: not shown
+    await befriend(client, ada, bob)  # by a code: the request is answered with it
+    assert (await requests_of(client, bob))["incoming"] == []
+    assert (await requests_of(client, ada))["outgoing"] == []
     answered = await client.post(
         f"/v1/friends/requests/{waiting['id']}/accept", headers=bob["headers"]
     )
-    assert answered.status_code == 200 and answered.json()["user_id"] == ada["id"]
-    assert (await requests_of(client, ada))["outgoing"] == []
+    assert answered.status_code == 404
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT to_id, status FROM friend_requests WHERE id = :i"),
+                {"i": waiting["id"]},
+            )
+        ).one()
+    assert (str(row[0]), row[1]) == (bob["id"], "accepted")

@@ -185,11 +185,19 @@ async def befriend(session: AsyncSession, a: uuid.UUID, b: uuid.UUID, now: datet
         ),
         {"a": a, "b": b, "now": now},
     )
+    # also those to the address one of them holds verified now, sent before they had an
+    # account (to_id NULL: see _ADDRESSED_TO)
     await session.execute(
         text(
-            "UPDATE friend_requests SET status = 'accepted', decided_at = :now "
-            "WHERE status = 'pending' AND ((from_id = :a AND to_id = :b) "
-            "OR (from_id = :b AND to_id = :a))"
+            "UPDATE friend_requests r SET status = 'accepted', decided_at = :now, "
+            "to_id = CASE WHEN r.from_id = :a THEN CAST(:b AS uuid) ELSE CAST(:a AS uuid) END "
+            "WHERE r.status = 'pending' AND ((r.from_id = :a AND r.to_id = :b) "
+            "OR (r.from_id = :b AND r.to_id = :a) "
+            "OR (r.to_id IS NULL AND (r.from_id, r.to_email) IN ("
+            "SELECT CAST(:a AS uuid), lower(u.email) FROM users u "
+            "WHERE u.id = :b AND u.email_verified_at IS NOT NULL UNION ALL "
+            "SELECT CAST(:b AS uuid), lower(u.email) FROM users u "
+            "WHERE u.id = :a AND u.email_verified_at IS NOT NULL)))"
         ),
         {"a": a, "b": b, "now": now},
     )
@@ -352,7 +360,7 @@ _ADDRESSED_TO = (
 async def incoming(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
     """Open requests to the walker (by id, or to their verified address before they had an
     account), from walkers neither side blocked nor friends already (made friends by a code
-    meanwhile: the request is answered when accepted)."""
+    before the address was verified)."""
     return _all(
         await session.execute(
             text(

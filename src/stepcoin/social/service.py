@@ -313,12 +313,9 @@ async def accept_request(
     at = _now(now)
     row = await _request_to(session, user_id, request_id)
     try:
-        friend = await _make_friends(session, user_id, row["from_id"], at)
+        return await _make_friends(session, user_id, row["from_id"], at)
     except NotFound:  # the sender's account is gone
         raise _request_not_found() from None
-    # friends already (by a code since): _make_friends answered nothing, this request is
-    await repository.decide_request(session, row["id"], "accepted", at)
-    return friend
 
 
 async def decline_request(
