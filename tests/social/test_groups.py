@@ -298,3 +298,16 @@ async def test_member_query_functions_for_other_domains(client, app):
         assert await groups.is_member(session, gid, ada["id"])
         assert not await groups.is_member(session, gid, bob["id"])
         assert not await service.are_friends(session, ada["id"], bob["id"])
+
+
+async def test_a_patch_with_null_name_or_open_changes_neither(client):
+    ada = await walker(client, "Ada")
+    gid = (await make(client, ada, "Morning"))["id"]
+    response = await client.patch(
+        f"/v1/groups/{gid}",
+        json={"name": None, "open": None, "description": "early"},
+        headers=ada["headers"],
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "Morning" and response.json()["open"] is True
+    assert response.json()["description"] == "early"

@@ -98,6 +98,22 @@ async def member_role(session: AsyncSession, group_id: int, user_id: uuid.UUID) 
     return role
 
 
+async def kind_of(session: AsyncSession, group_id: int) -> str | None:
+    kind: str | None = (
+        await session.execute(text("SELECT kind FROM groups WHERE id = :g"), {"g": group_id})
+    ).scalar_one_or_none()
+    return kind
+
+
+async def group_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[int]:
+    """The ids of the walker's groups (ix_group_members_user)."""
+    rows = await session.execute(
+        text("SELECT group_id FROM group_members WHERE user_id = :u ORDER BY group_id"),
+        {"u": user_id},
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def counts_of(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
     """(groups the walker belongs to, groups the walker owns)."""
     row = (

@@ -10,9 +10,10 @@ not a company's; anyone else sees a summary. Every change of a group's members l
 group's row first (then the walker's), so the caps (`groups.max_members`,
 `groups.max_memberships`, `groups.max_owned`) hold under concurrent joins.
 
-Other domains ask `is_member`, `member_role` and `can_see_inside` (and
-`stepcoin.social.service.are_friends`). A group's board is the leaderboards' own copy of its
-members' board rows, kept by triggers on group_members (migration 0033).
+Other domains ask `is_member`, `member_role`, `can_see_inside`, `kind_of` and `group_ids_of`
+(and `stepcoin.social.service.are_friends`, `friends_among`). A group's board is the
+leaderboards' own copy of its members' board rows, kept by triggers on group_members
+(migration 0033).
 """
 
 from __future__ import annotations
@@ -104,6 +105,16 @@ async def can_see_inside(session: AsyncSession, group_id: int, user_id: uuid.UUI
     group does not exist)."""
     group = await _group(session, group_id)
     return inside_visible(group, await repo.member_role(session, group_id, user_id))
+
+
+async def kind_of(session: AsyncSession, group_id: int) -> str | None:
+    """The group's kind (friends, club, team, company), None when there is no such group."""
+    return await repo.kind_of(session, group_id)
+
+
+async def group_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[int]:
+    """The ids of the groups the walker belongs to (at most groups.max_memberships)."""
+    return await repo.group_ids_of(session, user_id)
 
 
 # ---- groups ----------------------------------------------------------------------------------

@@ -88,6 +88,13 @@ class FriendRequest(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_friend_requests_to", "to_id", "status"),
+        # requests to an address no account had, found by the walker who verifies it later
+        # (created in migration 0034)
+        Index(
+            "ix_friend_requests_unattached",
+            "to_email",
+            postgresql_where=text("to_id IS NULL AND status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
