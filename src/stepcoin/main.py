@@ -52,6 +52,8 @@ from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
 from stepcoin.shop.router import router as shop_router
 from stepcoin.shop.webhooks import router as webhooks_router
+from stepcoin.social.group_router import admin_router as groups_admin_router
+from stepcoin.social.group_router import router as groups_router
 from stepcoin.social.router import LIMITED as SOCIAL_LIMITED
 from stepcoin.social.router import admin_router as social_admin_router
 from stepcoin.social.router import router as social_router
@@ -347,6 +349,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(social_router)
     app.include_router(notify_router)
     app.include_router(social_admin_router)
+    app.include_router(groups_router)
+    app.include_router(groups_admin_router)
     install_console(app)
     install_openapi(app, [(r.method, r.path, r.code) for r in LIMITED_ROUTES])
     return app

@@ -14,7 +14,7 @@ from stepcoin.challenges.models import (
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
-from stepcoin.leaderboards.models import LeaderboardEntry
+from stepcoin.leaderboards.models import LeaderboardEntry, LeaderboardGroupEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.notify.models import (
     Notification,
@@ -26,7 +26,17 @@ from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
-from stepcoin.social.models import Block, FriendInvitation, FriendRequest, Friendship, Report
+from stepcoin.social.models import (
+    Block,
+    FriendInvitation,
+    FriendRequest,
+    Friendship,
+    Group,
+    GroupBan,
+    GroupJoinRequest,
+    GroupMember,
+    Report,
+)
 from stepcoin.steps.models import (
     DeviceAccount,
     EarnRuleRow,
@@ -65,10 +75,15 @@ __all__ = [
     "FriendInvitation",
     "FriendRequest",
     "Friendship",
+    "Group",
+    "GroupBan",
+    "GroupJoinRequest",
+    "GroupMember",
     "IssuanceBudget",
     "IssuanceHold",
     "IssuanceUsage",
     "LeaderboardEntry",
+    "LeaderboardGroupEntry",
     "LinkClearance",
     "LinkMark",
     "LoginThrottle",

@@ -169,7 +169,6 @@ PROBLEM_STATUS: dict[str, int] = {
     "house_prize_not_allowed": 422,
     "group_required": 422,
     "group_not_expected": 422,
-    "groups_unavailable": 422,
     "invitees_required": 422,
     "invitees_not_expected": 422,
     "too_many_invitees": 422,
@@ -191,6 +190,24 @@ PROBLEM_STATUS: dict[str, int] = {
     "notification_not_found": 404,
     "unknown_notification_type": 422,
     "notification_mandatory": 422,
+    # groups (issue 17, item 2)
+    "group_not_found": 404,
+    "not_group_member": 403,
+    "group_role_required": 403,
+    "group_banned": 403,
+    "company_domain_not_set": 409,
+    "company_email_required": 403,
+    "group_full": 409,
+    "group_limit_reached": 409,
+    "owned_group_limit_reached": 409,
+    "owner_must_transfer": 409,
+    "transfer_target_not_member": 409,
+    "join_request_not_found": 404,
+    "group_member_not_found": 404,
+    "own_membership": 422,
+    "group_name_required": 422,
+    "invalid_email_domain": 422,
+    "not_a_company_group": 409,
     # leaderboards
     "invalid_period_start": 422,
     "board_not_found": 404,
@@ -351,6 +368,16 @@ def _codes_of(response: dict[str, Any]) -> list[str]:
 # The codes of each operation beyond what its kind answers (see _kind_problems), read from its
 # service code. Keyed by operation id.
 _CURSOR = ("invalid_cursor",)
+_GROUP_MANAGER: tuple[str, ...] = ("group_not_found", "not_group_member", "group_role_required")
+# what getting into a group can meet (joining, an approval)
+_ADMIT = (
+    "group_banned",
+    "company_domain_not_set",
+    "company_email_required",
+    "group_full",
+    "group_limit_reached",
+    "user_not_found",
+)
 _REVIEW = (
     "validation_not_found",
     "own_record",
@@ -381,7 +408,9 @@ _NEW_CHALLENGE: tuple[Code, ...] = (
     "house_prize_not_allowed",
     "group_required",
     "group_not_expected",
-    "groups_unavailable",
+    "group_not_found",
+    "not_group_member",
+    "not_a_company_group",
     "invitees_required",
     "invitees_not_expected",
     "too_many_invitees",
@@ -523,7 +552,6 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
         "staff_excluded",
         "joining_closed",
         "insufficient_coins",
-        "groups_unavailable",
     ),
     "leave_challenge": ("challenge_not_found", "not_participating", "challenge_started"),
     "cancel_challenge": ("challenge_not_found", "not_cancellable"),
@@ -535,6 +563,35 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "list_notifications": _CURSOR,
     "mark_notification_read": ("notification_not_found",),
     "set_notification_preferences": ("unknown_notification_type", "notification_mandatory"),
+    "create_group": ("group_name_required", "group_limit_reached", "owned_group_limit_reached"),
+    "get_group": ("group_not_found",),
+    "update_group": (*_GROUP_MANAGER, "group_name_required"),
+    "delete_group": _GROUP_MANAGER,
+    "join_group": ("group_not_found", *_ADMIT),
+    "leave_group": ("group_not_found", "not_group_member", "owner_must_transfer"),
+    "transfer_group": (
+        *_GROUP_MANAGER,
+        "own_membership",
+        "transfer_target_not_member",
+        "owned_group_limit_reached",
+    ),
+    "list_members": ("group_not_found", "not_group_member", *_CURSOR),
+    "list_requests": _GROUP_MANAGER,
+    "list_bans": _GROUP_MANAGER,
+    "approve_member": (*_GROUP_MANAGER, "join_request_not_found", *_ADMIT),
+    "decline_member": (*_GROUP_MANAGER, "join_request_not_found"),
+    "kick_member": (*_GROUP_MANAGER, "own_membership", "group_member_not_found"),
+    "ban_member": (*_GROUP_MANAGER, "own_membership", "user_not_found"),
+    "set_member_role": (*_GROUP_MANAGER, "own_membership", "group_member_not_found"),
+    "unban_member": _GROUP_MANAGER,
+    "admin_get_group": ("group_not_found",),
+    "bind_domain": ("group_not_found", "not_a_company_group", "invalid_email_domain"),
+    "group_leaderboard": (
+        "group_not_found",
+        "not_group_member",
+        "invalid_period_start",
+        "board_not_found",
+    ),
 }
 
 # Operation ids: the route function's name, unless it says too little or repeats another's.
@@ -561,7 +618,18 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 
 # OpenAPI links: what one answer lets a client (and schemathesis' stateful phase) call next.
 _ITEM0 = "$response.body#/items/0"
+_GROUP_ID = {"path.group_id": "$response.body#/id"}
 LINKS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "create_group": {
+        "201": {
+            "GetGroup": {"operationId": "get_group", "parameters": _GROUP_ID},
+            "ListMembers": {"operationId": "list_members", "parameters": _GROUP_ID},
+            "GroupLeaderboard": {
+                "operationId": "group_leaderboard",
+                "parameters": {**_GROUP_ID, "path.period": "daily"},
+            },
+        }
+    },
     "register": {
         "201": {
             "Login": {

@@ -72,7 +72,7 @@ async def test_invalid_challenges_are_422_with_a_code(client, engine):
         (spec("total_steps", entry_fee_coins=10_001, **invite), "entry_fee_too_high"),
         (spec("total_steps"), "invitees_required"),
         (spec("total_steps", invitees=[stranger["id"]]), "not_friends"),
-        (spec("total_steps", group_id=ANY), "groups_unavailable"),
+        (spec("total_steps", audience="friends", group_id=1, **invite), "group_not_expected"),
         (spec("total_steps", house_prize_coins=5, **invite), "house_prize_not_allowed"),
         (spec("total_steps", min_participants=1, **invite), "min_participants_too_low"),
     ]
@@ -89,9 +89,9 @@ async def test_invalid_challenges_are_422_with_a_code(client, engine):
     )
     assert everyone.status_code == 403 and everyone.json()["code"] == "admin_only"
     company = await client.post(
-        "/v1/challenges", json=spec("total_steps", group_id=ANY), headers=admin["headers"]
+        "/v1/challenges", json=spec("total_steps", group_id=2**62), headers=admin["headers"]
     )
-    assert company.status_code == 422 and company.json()["code"] == "groups_unavailable"
+    assert company.status_code == 404 and company.json()["code"] == "group_not_found"
     unknown = await client.post(
         "/v1/challenges", json={**spec("total_steps"), "colour": "red"}, headers=me["headers"]
     )

@@ -77,3 +77,26 @@ async def test_support_reads_the_pages_but_cannot_cancel(
     cid, _ = await running(client, engine, admin_account)
     detail = await support_console.get(f"/admin/challenges/{cid}")
     assert detail.status_code == 200 and 'id="challenge-cancel"' not in detail.text
+
+
+async def test_a_company_challenge_links_its_group_and_shows_it_deleted(
+    console, client, engine, admin_account
+):
+    admin = {
+        **admin_account,
+        "headers": {"Authorization": f"Bearer {admin_account['access_token']}"},
+    }
+    owner = await rich_walker(client, admin, 0, name="Owner Walker")
+    made = await client.post(
+        "/v1/groups",
+        json={"name": "Acme", "kind": "company", "open": True},
+        headers=owner["headers"],
+    )
+    gid = made.json()["id"]
+    cid = (await create(client, admin, spec("total_steps", group_id=gid)))["id"]
+    detail = await console.get(f"/admin/challenges/{cid}")
+    assert f'href="/admin/groups/{gid}"' in detail.text
+    deleted = await client.delete(f"/v1/groups/{gid}", headers=owner["headers"])
+    assert deleted.status_code == 204
+    detail = await console.get(f"/admin/challenges/{cid}")
+    assert f'href="/admin/groups/{gid}"' not in detail.text and "group deleted" in detail.text

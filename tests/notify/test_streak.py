@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ import pytest
 
 from push_standin.fcm import FcmServer, FcmStandIn
 from stepcoin.db import session_scope
+from stepcoin.notify import service as notify
 from stepcoin.steps import streaks
 from tests.notify.conftest import android_token
 from tests.notify.helpers import add_device, one, rows, run_notify_jobs, walker
@@ -58,8 +60,20 @@ async def remind(app) -> int:
 
 async def test_one_reminder_a_day_expiring_at_local_midnight(client, app, engine, push, fcm):
     ada = await walker_at(client, 22, yesterday=8000, today=1500)
+    async with session_scope(app.state.database) as session:
+        due = await notify.walkers_near_midnight(
+            session, datetime.now(UTC), 3, unless_key="streak:"
+        )
+    assert uuid.UUID(ada["id"]) in {n.user_id for n in due}
     assert await remind(app) == 1
     assert await remind(app) == 0  # a second run (or a restarted worker) writes nothing
+    async with session_scope(app.state.database) as session:  # ... nor looks at her again
+        due = await notify.walkers_near_midnight(
+            session, datetime.now(UTC), 3, unless_key="streak:"
+        )
+        everyone = await notify.walkers_near_midnight(session, datetime.now(UTC), 3)
+    assert uuid.UUID(ada["id"]) not in {n.user_id for n in due}
+    assert uuid.UUID(ada["id"]) in {n.user_id for n in everyone}
     note = await one(
         engine,
         "SELECT id, kind, expires_at, in_inbox, collapse_key FROM notifications WHERE user_id = :u",

@@ -7,6 +7,7 @@ import hashlib
 
 from sqlalchemy import text
 
+from tests.conftest import CLIENT_ADDRESS_HEADER, fresh_address
 from tests.social.helpers import (
     accept,
     befriend,
@@ -177,3 +178,38 @@ async def test_anonymous_is_401(client):
         ("POST", "/v1/blocks"),
     ):
         assert (await client.request(method, path)).status_code == 401
+
+
+async def test_guessing_codes_is_throttled_per_address(client, engine):
+    """Many accounts from one network share the address's budget (policy friend_codes); another
+    address is not affected."""
+    await set_setting(engine, "ratelimit.friend_codes_per_address", "4/hour")
+    address, elsewhere = fresh_address(), fresh_address()
+    guessers = [await walker(client, f"G{i}") for i in range(3)]
+
+    def at(account, where):
+        return {**account["headers"], CLIENT_ADDRESS_HEADER: where}
+
+    answers = [
+        (
+            await client.get(
+                f"/v1/friends/invitations/ABCDEFGHJK{n}2", headers=at(guessers[n % 3], address)
+            )
+        ).status_code
+        for n in range(4)
+    ]
+    assert answers == [404, 404, 404, 404]  # no account is near its own limit of 30
+    refused = await client.post(
+        "/v1/friends/invitations/ABCDEFGHJKMN/accept", headers=at(guessers[2], address)
+    )
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    assert refused.json()["code"] == "rate_limited"
+    asked = await client.post(
+        "/v1/friends/requests", json={"email": "x@example.com"}, headers=at(guessers[0], address)
+    )
+    assert asked.status_code == 429
+    # the same walker from another network still gets through
+    other = await client.get(
+        "/v1/friends/invitations/ABCDEFGHJKMN", headers=at(guessers[2], elsewhere)
+    )
+    assert other.status_code == 404

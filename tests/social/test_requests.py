@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from tests.conftest import bearer, register, unique_email
+from tests.fixtures.smtp import token_in
 from tests.social.helpers import befriend, friend_ids, walker
 
 
@@ -104,3 +106,92 @@ async def test_a_block_cancels_open_requests_both_ways(client):
     assert (await requests_of(client, ada))["incoming"] == []
     late = await client.post(f"/v1/friends/requests/{request_id}/accept", headers=bob["headers"])
     assert late.status_code == 404
+
+
+async def test_a_request_to_an_address_without_an_account_waits_for_its_verified_owner(
+    client, engine, mailbox
+):
+    ada, cy = await walker(client, "Ada"), await walker(client, "Cy")
+    email = unique_email("later")
+    await ask(client, ada, email.upper())
+    await ask(client, cy, email)
+    bob = await register(client, email=email, full_name="Bob", verified=False)
+    bob["headers"] = bearer(bob["access_token"])
+    bob["id"] = bob["user"]["id"]
+    # signed up but not verified: someone who only typed the address in learns nothing
+    assert (await requests_of(client, bob))["incoming"] == []
+    async with engine.connect() as conn:
+        request_ids = [
+            r[0]
+            for r in await conn.execute(
+                text("SELECT id FROM friend_requests WHERE to_email = :e ORDER BY id"),
+                {"e": email},
+            )
+        ]
+    early = await client.post(
+        f"/v1/friends/requests/{request_ids[0]}/accept", headers=bob["headers"]
+    )
+    assert early.status_code == 404 and early.json()["code"] == "friend_request_not_found"
+
+    await mailbox.deliver(1)
+    [mail] = mailbox.to(email)
+    verified = await client.post("/v1/auth/verify-email", json={"token": token_in(mail)})
+    assert verified.status_code == 200, verified.text
+    incoming = (await requests_of(client, bob))["incoming"]
+    assert sorted(i["sender"]["display_name"] for i in incoming) == ["Ada", "Cy"]
+    by_sender = {i["sender"]["user_id"]: i["id"] for i in incoming}
+
+    # a block still hides: bob blocks cy, cy's request is gone
+    await client.post("/v1/blocks", json={"user_id": cy["id"]}, headers=bob["headers"])
+    assert [i["sender"]["user_id"] for i in (await requests_of(client, bob))["incoming"]] == [
+        ada["id"]
+    ]
+    hidden = await client.post(
+        f"/v1/friends/requests/{by_sender[cy['id']]}/accept", headers=bob["headers"]
+    )
+    assert hidden.status_code == 404
+    # another walker cannot answer it
+    other = await client.post(
+        f"/v1/friends/requests/{by_sender[ada['id']]}/accept", headers=cy["headers"]
+    )
+    assert other.status_code == 404
+
+    accepted = await client.post(
+        f"/v1/friends/requests/{by_sender[ada['id']]}/accept", headers=bob["headers"]
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert await friend_ids(client, bob) == [ada["id"]]
+    assert (await requests_of(client, ada))["outgoing"] == []
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT to_id, status FROM friend_requests WHERE id = :i"),
+                {"i": by_sender[ada["id"]]},
+            )
+        ).one()
+    assert (str(row[0]), row[1]) == (bob["id"], "accepted")  # attached when answered
+
+
+async def test_a_request_waiting_for_an_address_closes_when_friends_by_a_code_first(client, engine):
+    ada = await walker(client, "Ada")
+    email = unique_email("later")
+    await ask(client, ada, email)
+    bob = await register(client, email=email, full_name="Bob")
+    bob["headers"] = bearer(bob["access_token"])
+    bob["id"] = bob["user"]["id"]
+    [waiting] = (await requests_of(client, bob))["incoming"]
+    await befriend(client, ada, bob)  # by a code: the request is answered with it
+    assert (await requests_of(client, bob))["incoming"] == []
+    assert (await requests_of(client, ada))["outgoing"] == []
+    answered = await client.post(
+        f"/v1/friends/requests/{waiting['id']}/accept", headers=bob["headers"]
+    )
+    assert answered.status_code == 404
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT to_id, status FROM friend_requests WHERE id = :i"),
+                {"i": waiting["id"]},
+            )
+        ).one()
+    assert (str(row[0]), row[1]) == (bob["id"], "accepted")

@@ -23,6 +23,7 @@ from stepcoin.leaderboards import prizes
 from stepcoin.notify import service as notify
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
+from stepcoin.social import groups as social_groups
 from stepcoin.social import service as social
 from stepcoin.steps import reports as step_reports
 from stepcoin.steps import review as step_review
@@ -92,4 +93,5 @@ async def build_export(
         "friends": await social.export_of(session, user_id),
         "challenges": await challenges.export_of(session, user_id),
         "notifications": await notify.export_of(session, user_id),
+        "groups": await social_groups.export_of(session, user_id),
     }

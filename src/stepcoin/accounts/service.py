@@ -44,6 +44,7 @@ from stepcoin.queue import AUTH_REVOKE_APPLE_TOKEN, defer_in_transaction
 from stepcoin.referrals import service as referrals
 from stepcoin.shop import orders as shop_orders
 from stepcoin.shop import privacy as shop_privacy
+from stepcoin.social import groups as social_groups
 from stepcoin.social import service as social
 from stepcoin.steps import reports as step_reports
 from stepcoin.users import erasure
@@ -136,6 +137,8 @@ async def delete_account(
     deletion.friends_removed = forgotten["friendships"] // 2
     deletion.challenges_left = await challenges.forget(session, user_id)
     await notify.forget(session, user_id)
+    # owned groups go to their oldest admin (else member), or away when alone (docs/groups.md)
+    await social_groups.forget(session, user_id)
 
     deletion.sessions_ended = await auth_service.end_sessions(session, user_id, "account_deleted")
     await auth_sessions.forget_devices(session, user_id, account.email)

@@ -58,6 +58,7 @@ class Challenge(Base):
             postgresql_where=text("status IN ('scheduled', 'active', 'grace', 'settling')"),
         ),
         Index("ix_challenges_creator", "creator_id"),
+        Index("ix_challenges_group", "group_id", postgresql_where=text("group_id IS NOT NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -68,7 +69,10 @@ class Challenge(Base):
     )
     by_staff: Mapped[bool] = mapped_column(server_default=text("false"))
     audience: Mapped[str] = mapped_column(String(16))
-    group_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # no FK yet: groups
+    # a deleted group leaves its challenges without a group: nobody new joins, participants stay
+    group_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("groups.id", ondelete="SET NULL")
+    )
     timezone: Mapped[str] = mapped_column(String(64))
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)

@@ -414,10 +414,15 @@ async def lock_due(session: AsyncSession, challenge_id: uuid.UUID) -> dict[str, 
 
 
 async def visible_to(
-    session: AsyncSession, user_id: uuid.UUID, today: date, limit: int
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    today: date,
+    limit: int,
+    group_ids: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
-    """The walker's challenges (created, joined, invited) and those open to everyone that
-    still take joins, newest start first."""
+    """The walker's challenges (created, joined, invited), those open to everyone that
+    still take joins, and every published one of the walker's groups (`group_ids`, from
+    social), newest start first."""
     return _all(
         await session.execute(
             text(
@@ -431,11 +436,12 @@ async def visible_to(
                   AND (c.creator_id = :u OR me.user_id IS NOT NULL
                        OR EXISTS (SELECT 1 FROM challenge_invitees i
                                   WHERE i.challenge_id = c.id AND i.user_id = :u)
-                       OR (c.audience = 'everyone' AND c.status IN ('scheduled', 'active')))
+                       OR (c.audience = 'everyone' AND c.status IN ('scheduled', 'active'))
+                       OR c.group_id = ANY(CAST(:g AS bigint[])))
                 ORDER BY c.starts_on DESC, c.id LIMIT :n
                 """
             ),
-            {"u": user_id, "n": limit},
+            {"u": user_id, "n": limit, "g": list(group_ids)},
         )
     )
 
@@ -474,22 +480,6 @@ async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[dict[st
             {"u": user_id},
         )
     )
-
-
-async def friends_among(
-    session: AsyncSession, user_id: uuid.UUID, others: Sequence[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of `others` are the walker's friends (social's `friendships`, both directions
-    stored; a block removes the friendship), read here because social.service offers no
-    such question yet."""
-    rows = await session.execute(
-        text(
-            "SELECT friend_id FROM friendships WHERE user_id = :u "
-            "AND friend_id = ANY(CAST(:o AS uuid[]))"
-        ),
-        {"u": user_id, "o": list(others)},
-    )
-    return {r[0] for r in rows}
 
 
 async def forget_invitations(session: AsyncSession, user_id: uuid.UUID) -> int:

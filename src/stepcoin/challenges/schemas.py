@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepcoin.challenges.models import AUDIENCES, OUTCOMES, STATUSES, TEMPLATES
-from stepcoin.validation import CalendarDay
+from stepcoin.validation import CalendarDay, Int64
 
 TemplateCode = Literal["total_steps", "goal_days", "race", "group_goal", "team_average"]
 Audience = Literal["everyone", "company", "friends", "group"]
@@ -56,7 +56,10 @@ class ChallengeIn(BaseModel):
         description="Default: friends for walkers (with invitees), everyone for admins, "
         "group/company with a group_id.",
     )
-    group_id: uuid.UUID | None = None
+    group_id: Int64 | None = Field(
+        default=None,
+        description="The group (audience group: you are a member) or company group (admins).",
+    )
     invitees: list[uuid.UUID] | None = Field(default=None, max_length=500)
     entry_fee_coins: int = Field(default=0, ge=0, le=1_000_000_000)
     house_prize_coins: int = Field(
@@ -90,7 +93,10 @@ class ChallengeOut(BaseModel):
     template: TemplateCode
     name: str
     audience: Audience
-    group_id: uuid.UUID | None
+    group_id: Int64 | None = Field(
+        description="The group or company; null for other audiences, and once the group is "
+        "deleted (its participants stay, nobody new joins)."
+    )
     timezone: str
     starts_on: date
     ends_on: date

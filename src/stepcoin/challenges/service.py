@@ -30,6 +30,7 @@ from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from stepcoin.notify import service as notify
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.social import groups
 from stepcoin.social import service as social
 from stepcoin.wallet import budgets
 from stepcoin.wallet import service as wallet
@@ -128,18 +129,31 @@ def templates() -> dict[str, Any]:
     }
 
 
-# ---- groups (wired by the lead once social.groups is merged) ---------------------------------
+# ---- groups ----------------------------------------------------------------------------------
 
 
-async def _may_join_group(
-    session: AsyncSession, group_id: uuid.UUID | None, user_id: uuid.UUID
-) -> bool:
-    """Whether the walker belongs to the group (or company) of a challenge. The ONE place that
-    asks: groups are not built yet, so every group audience is refused with 422."""
-    raise InvalidInput(
-        "Challenges for a group or a company need groups, which are not available yet.",
-        code="groups_unavailable",
-    )
+async def _may_join_group(session: AsyncSession, group_id: int | None, user_id: uuid.UUID) -> bool:
+    """Whether the walker belongs to the group (or company) of a challenge: the ONE place that
+    asks social. A deleted group (group_id NULL) takes nobody new; its participants stay."""
+    return group_id is not None and await groups.is_member(session, group_id, user_id)
+
+
+async def _check_group_audience(
+    session: AsyncSession, audience: str, group_id: int, caller: Caller
+) -> None:
+    """A walker's group challenge is for a group they are in; an admin's company challenge is
+    for a group of kind company (the admin need not be in it)."""
+    kind = await groups.kind_of(session, group_id)
+    if kind is None:
+        raise NotFound("There is no group with this id.", code="group_not_found")
+    if audience == "company":
+        if kind != "company":
+            # social's code, one status everywhere (409, as binding a domain to such a group)
+            raise Conflict(
+                "A company challenge is for a group of kind company.", code="not_a_company_group"
+            )
+    elif not await _may_join_group(session, group_id, caller.id):
+        raise Forbidden("Only the group's members may do this.", code="not_group_member")
 
 
 # ---- creating --------------------------------------------------------------------------------
@@ -189,7 +203,7 @@ async def create(
             extra={"max_entry_fee_coins": max_fee},
         )
     house = int(body.get("house_prize_coins") or 0)
-    group_id: uuid.UUID | None = body.get("group_id")
+    group_id: int | None = body.get("group_id")
     invitees: list[uuid.UUID] = sorted(set(body.get("invitees") or []))
     audience = body.get("audience") or (
         ("company" if caller.role == "admin" else "group")
@@ -210,7 +224,7 @@ async def create(
     if audience in ("group", "company"):
         if group_id is None:
             raise InvalidInput("A group challenge names its group_id.", code="group_required")
-        await _may_join_group(session, group_id, caller.id)
+        await _check_group_audience(session, audience, group_id, caller)
     elif group_id is not None:
         raise InvalidInput(
             f"A challenge for {audience} has no group_id.", code="group_not_expected"
@@ -223,7 +237,7 @@ async def create(
             raise InvalidInput(
                 f"At most {cap} invitees.", code="too_many_invitees", extra={"max_invitees": cap}
             )
-        friends = await repository.friends_among(session, caller.id, invitees)
+        friends = await social.friends_among(session, caller.id, invitees)
         strangers = [u for u in invitees if u not in friends]
         if strangers:
             raise InvalidInput(
@@ -381,6 +395,8 @@ async def _may_see(session: AsyncSession, ch: dict[str, Any], user_id: uuid.UUID
         return True
     if await repository.participant(session, ch["id"], user_id) is not None:
         return True
+    if ch["audience"] in ("group", "company"):
+        return await _may_join_group(session, ch["group_id"], user_id)
     return await repository.is_invited(session, ch["id"], user_id)
 
 
@@ -445,15 +461,26 @@ async def view(
             "paid": me["paid_at"] is not None,
         }
     )
-    out["joinable"] = _joinable(ch, _now(now)) and (me is None or me["status"] == "left")
+    out["joinable"] = (
+        _joinable(ch, _now(now))
+        and (me is None or me["status"] == "left")
+        and (ch["audience"] not in ("group", "company") or ch["group_id"] is not None)
+    )
     return out
 
 
 async def my_challenges(
     session: AsyncSession, user_id: uuid.UUID, *, limit: int = 100
 ) -> dict[str, Any]:
-    """Mine (created, joined, invited) and those open to everyone still taking joins."""
-    rows = await repository.visible_to(session, user_id, datetime.now(UTC).date(), limit)
+    """Mine (created, joined, invited), those open to everyone still taking joins, and those
+    of my groups."""
+    rows = await repository.visible_to(
+        session,
+        user_id,
+        datetime.now(UTC).date(),
+        limit,
+        await groups.group_ids_of(session, user_id),
+    )
     items = []
     for row in rows:
         item = _public(row)
@@ -558,7 +585,10 @@ async def _may_join(session: AsyncSession, ch: dict[str, Any], caller: Caller) -
         ):
             return
         raise not_found()
-    if not await _may_join_group(session, ch["group_id"], caller.id):
+    if await _may_join_group(session, ch["group_id"], caller.id):
+        return
+    me = await repository.participant(session, ch["id"], caller.id)
+    if me is None or me["status"] != "joined":  # in already (the group gone, or left): same
         raise not_found()
 
 

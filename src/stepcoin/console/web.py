@@ -219,6 +219,8 @@ NAV = [
     ("prizes", "/admin/prizes", "Prizes"),
     ("referrals", "/admin/referrals", "Referrals"),
     ("challenges", "/admin/challenges", "Challenges"),
+    ("reports", "/admin/reports", "Reports"),
+    ("groups", "/admin/groups", "Groups"),
     ("settings", "/admin/settings", "Settings"),
     ("audit", "/admin/audit", "Audit log"),
 ]

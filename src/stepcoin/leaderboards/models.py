@@ -137,6 +137,36 @@ leaderboard_dirty = Table(
 )
 
 
+class LeaderboardGroupEntry(Base):
+    """A group member's row of one board: leaderboard_cache x group_members, kept by the
+    statement triggers of migration 0033 (sql/group_boards.v1.sql), so a group's board is read
+    like the global one: its top an index range, a rank an index-only count."""
+
+    __tablename__ = "leaderboard_group_entries"
+    __table_args__ = (CheckConstraint(f"period IN {PERIODS}", name="period"),)
+
+    group_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    total_steps: Mapped[int] = mapped_column(BigInteger)
+
+
+# A group's board in display order: the top, the neighbours, the count above a total.
+Index(
+    "ix_leaderboard_group_entries_order",
+    LeaderboardGroupEntry.group_id,
+    LeaderboardGroupEntry.period,
+    LeaderboardGroupEntry.period_start,
+    LeaderboardGroupEntry.total_steps.desc(),
+    LeaderboardGroupEntry.user_id,
+)
+
+
 class LeaderboardPrize(Base):
     """One line of a period's prize table: the walkers ranked from_rank..to_rank on each final
     board of that period get `coins` each (ties share a rank, so a tie gets that rank's prize)."""

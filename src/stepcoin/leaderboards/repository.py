@@ -646,3 +646,152 @@ async def read_top(driver: Any, period: str, start: date) -> list[Any]:
     """The top MAX_LIMIT of a board and its key (READ_TOP)."""
     rows: list[Any] = await driver.fetch(READ_TOP, period, start)
     return rows
+
+
+# The friend and group boards (issue 17, item 3): the same board rows, read over a set of
+# walkers that social names by a query (`scope`: a walker's friends and the walker, a group's
+# members). One statement, one snapshot: each walker of the set is one primary-key probe of
+# leaderboard_cache (a set is at most a group's member cap), ranked over the set (ties share a
+# rank, as on the global board); the top `limit`, the caller and two neighbours each side,
+# and the board's build.
+_READ_SCOPED = """
+    WITH scope AS MATERIALIZED ({scope}),
+    board AS MATERIALIZED (
+        SELECT c.user_id, c.total_steps,
+               CAST(rank() OVER (ORDER BY c.total_steps DESC) AS integer) AS rank,
+               row_number() OVER (ORDER BY c.total_steps DESC, c.user_id) AS pos
+        FROM scope s
+        CROSS JOIN LATERAL (SELECT c.user_id, c.total_steps FROM leaderboard_cache c
+                            WHERE c.period = :period AND c.period_start = :start
+                              AND c.user_id = s.user_id OFFSET 0) c
+    ),
+    mine AS (SELECT pos FROM board WHERE user_id = :user_id)
+    SELECT 'top' AS part, b.rank, b.user_id, b.total_steps, u.full_name, b.pos,
+           CAST(NULL AS timestamptz) AS at, CAST(NULL AS boolean) AS flag
+    FROM board b JOIN users u ON u.id = b.user_id WHERE b.pos <= :limit
+    UNION ALL
+    SELECT 'near', b.rank, b.user_id, b.total_steps, u.full_name, b.pos, NULL, NULL
+    FROM board b JOIN mine m ON b.pos BETWEEN m.pos - 2 AND m.pos + 2
+    JOIN users u ON u.id = b.user_id
+    UNION ALL
+    SELECT 'build', NULL, NULL, NULL, NULL, NULL, lb.computed_at, lb.is_final
+    FROM leaderboard_builds lb WHERE lb.period = :period AND lb.period_start = :start
+"""
+
+
+async def read_scoped(
+    session: AsyncSession,
+    period: str,
+    start: date,
+    user_id: uuid.UUID,
+    *,
+    scope: str,
+    scope_params: dict[str, Any],
+    limit: int,
+) -> list[Any]:
+    """A board over the walkers of `scope` (SQL selecting `user_id`, from social)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    result = await session.execute(
+        text(_READ_SCOPED.replace("{scope}", scope)),
+        {**scope_params, "period": period, "start": start, "user_id": user_id, "limit": limit},
+    )
+    return list(result.mappings().all())
+
+
+async def walker_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return (
+        await session.execute(
+            text("SELECT 1 FROM users WHERE id = :u AND is_active AND deleted_at IS NULL"),
+            {"u": user_id},
+        )
+    ).first() is not None
+
+
+# A group's board (issue 17, item 3) from leaderboard_group_entries, the group's own copy of
+# its members' board rows (migration 0033), in one statement: the top `limit` (an index range
+# of ix_leaderboard_group_entries_order; RANK() over it is exact, as on the global board), the
+# caller and up to two walkers each side (short index ranges around the caller's total), the
+# number of entries ahead of the first of those (one index-only count: its total's rank and
+# position; the service counts the others from it) and the board's build.
+_GROUP_KEY = "e.group_id = :group_id AND e.period = :period AND e.period_start = :start"
+_READ_GROUP = f"""
+    WITH me AS MATERIALIZED (
+        SELECT e.total_steps FROM leaderboard_group_entries e
+        WHERE {_GROUP_KEY} AND e.user_id = :user_id
+    ),
+    above AS MATERIALIZED (
+        SELECT * FROM (
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps = (SELECT total_steps FROM me)
+               AND e.user_id < :user_id
+             ORDER BY e.total_steps DESC, e.user_id DESC LIMIT 2)
+            UNION ALL
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps > (SELECT total_steps FROM me)
+             ORDER BY e.total_steps, e.user_id DESC LIMIT 2)
+        ) a
+        ORDER BY a.total_steps, a.user_id DESC LIMIT 2
+    ),
+    below AS MATERIALIZED (
+        SELECT * FROM (
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps = (SELECT total_steps FROM me)
+               AND e.user_id > :user_id
+             ORDER BY e.total_steps DESC, e.user_id LIMIT 2)
+            UNION ALL
+            (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+             WHERE {_GROUP_KEY} AND e.total_steps < (SELECT total_steps FROM me)
+             ORDER BY e.total_steps DESC, e.user_id LIMIT 2)
+        ) b
+        ORDER BY b.total_steps DESC, b.user_id LIMIT 2
+    ),
+    near AS MATERIALIZED (
+        SELECT user_id, total_steps FROM above
+        UNION ALL SELECT CAST(:user_id AS uuid), total_steps FROM me
+        UNION ALL SELECT user_id, total_steps FROM below
+    ),
+    first AS MATERIALIZED (
+        SELECT user_id, total_steps FROM near ORDER BY total_steps DESC, user_id LIMIT 1
+    )
+    SELECT 'top' AS part, CAST(rank() OVER (ORDER BY t.total_steps DESC) AS integer) AS rank,
+           t.user_id, t.total_steps, u.full_name, CAST(NULL AS timestamptz) AS at,
+           CAST(NULL AS boolean) AS flag
+    FROM (SELECT e.user_id, e.total_steps FROM leaderboard_group_entries e
+          WHERE {_GROUP_KEY} ORDER BY e.total_steps DESC, e.user_id LIMIT :limit) t
+    JOIN users u ON u.id = t.user_id
+    UNION ALL
+    SELECT 'near', NULL, n.user_id, n.total_steps, u.full_name, NULL, NULL
+    FROM near n JOIN users u ON u.id = n.user_id
+    UNION ALL
+    SELECT 'ahead',
+           CAST((SELECT count(*) FROM leaderboard_group_entries e
+                 WHERE {_GROUP_KEY} AND e.total_steps > f.total_steps) AS integer),
+           f.user_id,
+           (SELECT count(*) FROM leaderboard_group_entries e
+            WHERE {_GROUP_KEY} AND e.total_steps = f.total_steps AND e.user_id < f.user_id),
+           NULL, NULL, NULL
+    FROM first f
+    UNION ALL
+    SELECT 'build', NULL, NULL, NULL, NULL, lb.computed_at, lb.is_final
+    FROM leaderboard_builds lb WHERE lb.period = :period AND lb.period_start = :start
+"""
+
+
+async def read_group(
+    session: AsyncSession, period: str, start: date, group_id: int, user_id: uuid.UUID, limit: int
+) -> list[Any]:
+    """A group's board (_READ_GROUP): parts top, near, ahead, build."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    result = await session.execute(
+        text(_READ_GROUP),
+        {
+            "group_id": group_id,
+            "period": period,
+            "start": start,
+            "user_id": user_id,
+            "limit": limit,
+        },
+    )
+    return list(result.mappings().all())

@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import APIRouter, Body, Query, Response
 
-from stepcoin.auth.dependencies import AdminDep, ClaimsDep, StaffDep
-from stepcoin.db import DriverDep, SessionDep
+from stepcoin.auth.dependencies import ActiveClaimsDep, AdminDep, ClaimsDep, StaffDep
+from stepcoin.db import DriverDep, ReadSessionDep, SessionDep
+from stepcoin.errors import Forbidden, account_gone
 from stepcoin.leaderboards import prizes, service
 from stepcoin.leaderboards.periods import Period
 from stepcoin.leaderboards.repository import MAX_LIMIT
@@ -21,7 +22,9 @@ from stepcoin.leaderboards.schemas import (
     PrizeLine,
     PrizesOut,
 )
-from stepcoin.validation import CalendarDay
+from stepcoin.social import groups as social_groups
+from stepcoin.social import service as social
+from stepcoin.validation import CalendarDay, Int64
 
 router = APIRouter(tags=["leaderboards"])
 
@@ -70,22 +73,65 @@ def hot_answers() -> dict[str, HotAnswer]:
     return {PATH.replace("{period}", period): hot_answer(period) for period in get_args(Period)}
 
 
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Top entries (1 to 100).")]
+StartParam = Annotated[
+    CalendarDay | None,
+    Query(description="A closed period's first day (YYYY-MM-DD); default: the current one."),
+]
+
+
 @router.get(PATH, response_model=LeaderboardOut)
 async def leaderboard(
     period: Period,
     claims: ClaimsDep,
     driver: DriverDep,
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Top entries (1 to 100).")
-    ] = DEFAULT_LIMIT,
-    period_start: Annotated[
-        CalendarDay | None,
-        Query(description="A closed period's first day (YYYY-MM-DD); default: the current one."),
-    ] = None,
+    session: ReadSessionDep,
+    limit: LimitParam = DEFAULT_LIMIT,
+    period_start: StartParam = None,
+    scope: Annotated[
+        Literal["global", "friends"],
+        Query(description="friends: you and your friends only, ranked among yourselves."),
+    ] = "global",
 ) -> Any:
     """The top walkers of a period (UTC calendar; ISO weeks), your rank and neighbours."""
+    if scope == "friends":
+        body = await service.scoped_board_answer(
+            session,
+            period,
+            claims.user_id,
+            scope=social.FRIEND_SCOPE_SQL,
+            scope_params={"user_id": claims.user_id},
+            start=period_start,
+            limit=limit,
+        )
+        if body["me"] is None and not await _active(session, claims.user_id):
+            raise account_gone()
+        return Response(json_bytes(body), media_type="application/json")
     body = await service.board_answer(
         driver, period, claims.user_id, start=period_start, limit=limit
+    )
+    return Response(json_bytes(body), media_type="application/json")
+
+
+async def _active(session: Any, user_id: uuid.UUID) -> bool:
+    return await service.walker_active(session, user_id)
+
+
+@router.get("/v1/groups/{group_id}/leaderboards/{period}", response_model=LeaderboardOut)
+async def group_leaderboard(
+    group_id: Int64,
+    period: Period,
+    claims: ActiveClaimsDep,
+    session: ReadSessionDep,
+    limit: LimitParam = DEFAULT_LIMIT,
+    period_start: StartParam = None,
+) -> Any:
+    """A group's board: its members ranked among themselves, your rank and neighbours (members;
+    anyone for an open group that is not a company's)."""
+    if not await social_groups.can_see_inside(session, group_id, claims.user_id):
+        raise Forbidden("Only the group's members may do this.", code="not_group_member")
+    body = await service.group_board_answer(
+        session, period, claims.user_id, group_id, start=period_start, limit=limit
     )
     return Response(json_bytes(body), media_type="application/json")
 

@@ -277,6 +277,107 @@ async def board_answer(
     }
 
 
+async def walker_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    return await repository.walker_active(session, user_id)
+
+
+def _check_start(period: Period, start: date | None, now: datetime | None) -> tuple[date, date]:
+    """(the board's start, the current period's start); a start that is not a period's first
+    day is 422."""
+    current = period_start(period, utc_today(now))
+    if start is None:
+        return current, current
+    if not is_period_start(period, start):
+        raise InvalidInput(
+            f"A {period} board starts on {period_start(period, start).isoformat()}, "
+            f"not {start.isoformat()}.",
+            code="invalid_period_start",
+        )
+    return start, current
+
+
+async def scoped_board_answer(
+    session: AsyncSession,
+    period: Period,
+    user_id: uuid.UUID,
+    *,
+    scope: str,
+    scope_params: dict[str, Any],
+    start: date | None,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A friend or group board (issue 17, item 3): the global board's answer, ranked over the
+    walkers of `scope` only (social's query: the walker and their friends, a group's members);
+    `me` is the caller's rank among them (null when not on it: no steps, or not in the set)."""
+    start, current = _check_start(period, start, now)
+    rows = await repository.read_scoped(
+        session, period, start, user_id, scope=scope, scope_params=scope_params, limit=limit
+    )
+    build = next((r for r in rows if r["part"] == "build"), None)
+    if build is None and start != current:
+        raise NotFound(f"No {period} board starts on {start.isoformat()}.", code="board_not_found")
+    top = [r for r in rows if r["part"] == "top"]
+    near = sorted((r for r in rows if r["part"] == "near"), key=lambda r: r["pos"])
+    mine = next((r for r in near if r["user_id"] == user_id), None)
+    return {
+        "period": period,
+        "period_start": start,
+        "computed_at": build["at"].astimezone(UTC) if build else None,
+        "final": bool(build["flag"]) if build else False,
+        "entries": [_entry(r) for r in sorted(top, key=lambda r: r["pos"])],
+        "me": None if mine is None else {"rank": mine["rank"], "total_steps": mine["total_steps"]},
+        "neighbours": [_entry(r) for r in near if r["user_id"] != user_id],
+    }
+
+
+async def group_board_answer(
+    session: AsyncSession,
+    period: Period,
+    user_id: uuid.UUID,
+    group_id: int,
+    *,
+    start: date | None,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A group's board (issue 17, item 3): the global board's answer over the group's members,
+    from the group's own copy of their board rows (repository.read_group). The caller and the
+    neighbours are consecutive in board order: the first of them is ranked by the count of
+    entries ahead of it, each next one is one position further (and shares the rank of the one
+    before on a tie)."""
+    start, current = _check_start(period, start, now)
+    rows = await repository.read_group(session, period, start, group_id, user_id, limit)
+    build = next((r for r in rows if r["part"] == "build"), None)
+    if build is None and start != current:
+        raise NotFound(f"No {period} board starts on {start.isoformat()}.", code="board_not_found")
+    top = sorted((r for r in rows if r["part"] == "top"), key=lambda r: (r["rank"], r["user_id"]))
+    near = sorted(
+        (r for r in rows if r["part"] == "near"), key=lambda r: (-r["total_steps"], r["user_id"])
+    )
+    ahead = next((r for r in rows if r["part"] == "ahead"), None)
+    ranked: list[dict[str, Any]] = []
+    if ahead is not None:
+        position = 1 + int(ahead["rank"]) + int(ahead["total_steps"])
+        rank = 1 + int(ahead["rank"])
+        previous: int | None = None
+        for i, row in enumerate(near):
+            if previous is not None and row["total_steps"] != previous:
+                rank = position + i
+            previous = row["total_steps"]
+            ranked.append({**row, "rank": rank})
+    mine = next((r for r in ranked if r["user_id"] == user_id), None)
+    return {
+        "period": period,
+        "period_start": start,
+        "computed_at": build["at"].astimezone(UTC) if build else None,
+        "final": bool(build["flag"]) if build else False,
+        "entries": [_entry(r) for r in top],
+        "me": None if mine is None else {"rank": mine["rank"], "total_steps": mine["total_steps"]},
+        "neighbours": [_entry(r) for r in ranked if r["user_id"] != user_id],
+    }
+
+
 async def read_board(
     database: Database,
     period: Period,

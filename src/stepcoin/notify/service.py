@@ -221,11 +221,14 @@ class NearMidnight:
 
 
 async def walkers_near_midnight(
-    session: AsyncSession, now: datetime, hours: int
+    session: AsyncSession, now: datetime, hours: int, *, unless_key: str | None = None
 ) -> list[NearMidnight]:
     """Active walkers with a push device whose local time (their newest device's zone, else
     their account's) is within `hours` of midnight: the streak reminder's audience. One scan
-    of push_devices; the zone arithmetic runs once per zone in use."""
+    of push_devices; the zone arithmetic runs once per zone in use. `unless_key`: leave out
+    walkers who already have the notification `<unless_key><local day>` (a primary-key probe
+    each), so the runs after the first one of the evening skip those already told instead of
+    writing nothing again for every one of them."""
     rows = await session.execute(
         text(
             """
@@ -242,9 +245,12 @@ async def walkers_near_midnight(
             SELECT w.user_id, w.tz, z.local_now::date AS local_day
             FROM walkers w JOIN zones z ON z.tz = w.tz
             WHERE z.local_now::time >= make_time(24 - :hours, 0, 0)
+              AND (CAST(:unless AS text) IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM notifications n WHERE n.user_id = w.user_id
+                  AND n.dedupe_key = CAST(:unless AS text) || to_char(z.local_now, 'YYYY-MM-DD')))
             """
         ),
-        {"now": now, "hours": hours},
+        {"now": now, "hours": hours, "unless": unless_key},
     )
     return [
         NearMidnight(r.user_id, r.local_day, next_local_midnight(now, zone(r.tz))) for r in rows

@@ -894,6 +894,28 @@ SPECS: dict[str, SettingSpec] = {
             10_000,
             "A broadcast to more walkers than this runs only once a second admin has approved it.",
         ),
+        # groups (issue 17, item 2; stepcoin.social.groups)
+        _spec(
+            "groups.max_members",
+            Annotated[int, Field(ge=2, le=1_000_000)],
+            10_000,
+            "Most members a group can have; a join or an approval beyond it is refused "
+            "(409 group_full).",
+        ),
+        _spec(
+            "groups.max_memberships",
+            Annotated[int, Field(ge=1, le=10_000)],
+            50,
+            "Most groups a walker can belong to (owned ones included); beyond it, 409 "
+            "group_limit_reached.",
+        ),
+        _spec(
+            "groups.max_owned",
+            Annotated[int, Field(ge=1, le=1_000)],
+            10,
+            "Most groups a walker can own; creating or taking over one more is refused "
+            "(409 owned_group_limit_reached).",
+        ),
     ]
 }
 

@@ -1,5 +1,5 @@
 """Friends by consent (issue 17, item 1; docs/friends.md): invitations, friendships, requests,
-blocks and reports of a walker to the moderation queue."""
+blocks and reports of a walker to the moderation queue; groups (item 2; docs/groups.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -87,6 +88,13 @@ class FriendRequest(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_friend_requests_to", "to_id", "status"),
+        # requests to an address no account had, found by the walker who verifies it later
+        # (created in migration 0034)
+        Index(
+            "ix_friend_requests_unattached",
+            "to_email",
+            postgresql_where=text("to_id IS NULL AND status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -132,3 +140,79 @@ class Report(Base):
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# ---- groups (issue 17, item 2; docs/groups.md) -----------------------------------------------
+
+GROUP_KINDS = ("friends", "club", "team", "company")
+GROUP_ROLES = ("owner", "admin", "member")
+
+
+class Group(Base):
+    """A group of walkers. Its owner is the member with the role `owner` (exactly one while the
+    group exists); a company group admits only verified emails of its bound domain."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {GROUP_KINDS}", name="kind"),
+        CheckConstraint("email_domain IS NULL OR kind = 'company'", name="domain_for_company"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+    is_open: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    description: Mapped[str | None] = mapped_column(String(500))
+    # set by an admin only (the console, the admin API): lower case, without the @
+    email_domain: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def _group(ondelete: str = "CASCADE") -> ForeignKey:
+    return ForeignKey("groups.id", ondelete=ondelete)
+
+
+class GroupMember(Base):
+    """A walker in a group, with a role. The primary key leads with the group: a group board
+    reads its members as one index range."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (
+        CheckConstraint(f"role IN {GROUP_ROLES}", name="role"),
+        Index("ix_group_members_user", "user_id"),
+        Index(
+            "uq_group_members_owner",
+            "group_id",
+            unique=True,
+            postgresql_where=text("role = 'owner'"),
+        ),
+    )
+
+    group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), server_default="member")
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GroupJoinRequest(Base):
+    """A walker waiting to be let into a group that is not open (removed when answered)."""
+
+    __tablename__ = "group_join_requests"
+    __table_args__ = (Index("ix_group_join_requests_user", "user_id"),)
+
+    group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GroupBan(Base):
+    """A walker banned from a group: cannot join nor ask to until unbanned."""
+
+    __tablename__ = "group_bans"
+    __table_args__ = (Index("ix_group_bans_user", "user_id"),)
+
+    group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    banned_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -152,6 +152,20 @@ async def are_friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool
     ).first() is not None
 
 
+async def friends_among(
+    session: AsyncSession, user_id: uuid.UUID, others: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `others` are the walker's friends (one range of the primary key)."""
+    rows = await session.execute(
+        text(
+            "SELECT friend_id FROM friendships WHERE user_id = :u "
+            "AND friend_id = ANY(CAST(:o AS uuid[]))"
+        ),
+        {"u": user_id, "o": list(others)},
+    )
+    return {r[0] for r in rows}
+
+
 async def friend_count(session: AsyncSession, user_id: uuid.UUID) -> int:
     return int(
         (
@@ -171,11 +185,19 @@ async def befriend(session: AsyncSession, a: uuid.UUID, b: uuid.UUID, now: datet
         ),
         {"a": a, "b": b, "now": now},
     )
+    # also those to the address one of them holds verified now, sent before they had an
+    # account (to_id NULL: see _ADDRESSED_TO)
     await session.execute(
         text(
-            "UPDATE friend_requests SET status = 'accepted', decided_at = :now "
-            "WHERE status = 'pending' AND ((from_id = :a AND to_id = :b) "
-            "OR (from_id = :b AND to_id = :a))"
+            "UPDATE friend_requests r SET status = 'accepted', decided_at = :now, "
+            "to_id = CASE WHEN r.from_id = :a THEN CAST(:b AS uuid) ELSE CAST(:a AS uuid) END "
+            "WHERE r.status = 'pending' AND ((r.from_id = :a AND r.to_id = :b) "
+            "OR (r.from_id = :b AND r.to_id = :a) "
+            "OR (r.to_id IS NULL AND (r.from_id, r.to_email) IN ("
+            "SELECT CAST(:a AS uuid), lower(u.email) FROM users u "
+            "WHERE u.id = :b AND u.email_verified_at IS NOT NULL UNION ALL "
+            "SELECT CAST(:b AS uuid), lower(u.email) FROM users u "
+            "WHERE u.id = :a AND u.email_verified_at IS NOT NULL)))"
         ),
         {"a": a, "b": b, "now": now},
     )
@@ -324,13 +346,28 @@ async def reopen_request(session: AsyncSession, request_id: int, now: datetime) 
     )
 
 
+# A request to an address no account had (to_id NULL) is the walker's once they hold that
+# address VERIFIED (signed up later, or changed to it): matched when read, attached (to_id set)
+# when answered. An unverified address sees nothing: nobody learns who asks for an email they
+# only typed in.
+_ADDRESSED_TO = (
+    "(r.to_id = :u OR (r.to_id IS NULL AND r.from_id <> :u AND r.to_email = ("
+    "SELECT lower(me.email) FROM users me WHERE me.id = :u "
+    "AND me.email_verified_at IS NOT NULL)))"
+)
+
+
 async def incoming(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Open requests to the walker, from walkers neither side blocked."""
+    """Open requests to the walker (by id, or to their verified address before they had an
+    account), from walkers neither side blocked nor friends already (made friends by a code
+    before the address was verified)."""
     return _all(
         await session.execute(
             text(
                 "SELECT r.id, r.from_id, r.created_at, u.full_name FROM friend_requests r "
-                "JOIN users u ON u.id = r.from_id WHERE r.to_id = :u AND r.status = 'pending' "
+                f"JOIN users u ON u.id = r.from_id WHERE {_ADDRESSED_TO} "
+                "AND r.status = 'pending' AND NOT EXISTS (SELECT 1 FROM friendships f "
+                "WHERE f.user_id = :u AND f.friend_id = r.from_id) "
                 "AND u.is_active AND u.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM blocks b "
                 "WHERE (b.blocker_id = :u AND b.blocked_id = r.from_id) "
                 "OR (b.blocker_id = r.from_id AND b.blocked_id = :u)) "
@@ -360,16 +397,24 @@ async def outgoing(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, 
 async def request_to(
     session: AsyncSession, request_id: int, to_id: uuid.UUID
 ) -> dict[str, Any] | None:
-    """An open request to the walker, locked."""
-    return _one(
+    """An open request to the walker, locked; one to their verified address is attached to
+    them (to_id set) here, so its answer stays theirs whatever their address becomes."""
+    row = _one(
         await session.execute(
             text(
-                "SELECT id, from_id, to_id FROM friend_requests WHERE id = :i AND to_id = :u "
-                "AND status = 'pending' FOR UPDATE"
+                "SELECT r.id, r.from_id, r.to_id FROM friend_requests r WHERE r.id = :i "
+                f"AND {_ADDRESSED_TO} AND r.status = 'pending' FOR UPDATE"
             ),
             {"i": request_id, "u": to_id},
         )
     )
+    if row is not None and row["to_id"] is None:
+        await session.execute(
+            text("UPDATE friend_requests SET to_id = :u WHERE id = :i"),
+            {"i": request_id, "u": to_id},
+        )
+        row["to_id"] = to_id
+    return row
 
 
 async def decide_request(

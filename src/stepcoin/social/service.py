@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -219,6 +220,31 @@ async def revoke_invitation(
 
 
 # ---- friends ---------------------------------------------------------------------------------
+
+# The walkers of a walker's friend board: the walker (the named parameter :user_id) and their
+# friends, one range of friendships' primary key.
+FRIEND_SCOPE_SQL = (
+    "SELECT CAST(:user_id AS uuid) AS user_id "
+    "UNION ALL SELECT friend_id FROM friendships WHERE user_id = :user_id"
+)
+
+
+async def are_friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
+    """Whether the two walkers are friends (for other domains: challenges, boards)."""
+    return await repository.are_friends(session, a, b)
+
+
+async def friends_among(
+    session: AsyncSession, user_id: uuid.UUID, others: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of `others` are the walker's friends (for other domains: challenges' invitees)."""
+    if not others:
+        return set()
+    return await repository.friends_among(session, user_id, others)
+
+
+async def friend_ids(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return [r["user_id"] for r in await repository.friends_of(session, user_id)]
 
 
 async def list_friends(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.users import service as users
 
 logger = logging.getLogger("stepcoin.steps")
+_KEY = "streak:"  # + the local day: one reminder per walker and day
 
 # a day's steps: the best-supported source's count, as the sync settles it (any status: the
 # walker walked them, whether or not a review is pending)
@@ -38,7 +39,7 @@ _BEHIND = text(
 async def remind(session: AsyncSession, now: datetime) -> int:
     hours = int(await runtime_settings.get(session, "notify.streak_hours_before_midnight"))
     default = int(await runtime_settings.get(session, "notify.default_daily_step_goal"))
-    near = await notify.walkers_near_midnight(session, now, hours)
+    near = await notify.walkers_near_midnight(session, now, hours, unless_key=_KEY)
     if not near:
         return 0
     goals = await users.daily_step_goals(session, [n.user_id for n in near], default)
@@ -59,7 +60,7 @@ async def remind(session: AsyncSession, now: datetime) -> int:
             "streak",
             "Keep your streak going",
             f"{goals[n.user_id]:,} steps before midnight keep your streak alive.",
-            f"streak:{n.local_day.isoformat()}",
+            f"{_KEY}{n.local_day.isoformat()}",
             {"date": n.local_day.isoformat(), "goal": goals[n.user_id]},
             collapse_key="streak",
             expires_at=n.midnight,

@@ -1,17 +1,21 @@
 """Step challenges (issue 17, item 4): challenges, invitees, participants with their fees in
 escrow and payouts, per-day scores; the ledger's challenge types; the settings.
 
-- challenges: template, audience (group_id nullable, no foreign key until groups exist),
+- challenges: template, audience (group_id: the group or company, BIGINT, a foreign key to
+  groups ON DELETE SET NULL: a deleted group's challenge keeps its participants, takes no one new),
   timezone and days, parameters, fee, house prize, status and outcome, escrow_coins;
 - challenge_invitees (PK challenge, walker), challenge_participants (PK challenge, walker;
   entries counts joins for the ledger references; payout fixed at settlement, paid_at once),
   challenge_scores (PK challenge, walker, day);
 - coin_transactions.transaction_type allows `challenge_entry`, `challenge_refund`,
   `challenge_prize` (lifetime_earned by the counters' one rule; no function changes);
-- runtime settings `challenges.*`, seeded with their registry defaults.
+- runtime settings `challenges.*`, seeded with their registry defaults;
+- friend_requests: ix_friend_requests_unattached (to_email of open requests to an address no
+  account had), read when a walker who verified that address lists their requests (issue 17's
+  leftover of item 1, added here while 0034 was unreleased).
 
 Revision ID: 0034
-Revises: 0032
+Revises: 0033
 Create Date: 2026-12-05 23:20:00
 """
 
@@ -23,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0034"
 # the lead re-chains this after the groups migration (0033) when merging
-down_revision: str | Sequence[str] | None = "0032"
+down_revision: str | Sequence[str] | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -72,6 +76,13 @@ def _types(types: str) -> None:
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_friend_requests_unattached",
+        "friend_requests",
+        ["to_email"],
+        unique=False,
+        postgresql_where=sa.text("to_id IS NULL AND status = 'pending'"),
+    )
     op.create_table(
         "challenges",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -80,7 +91,7 @@ def upgrade() -> None:
         sa.Column("creator_id", sa.UUID(), nullable=True),
         sa.Column("by_staff", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("audience", sa.String(length=16), nullable=False),
-        sa.Column("group_id", sa.UUID(), nullable=True),
+        sa.Column("group_id", sa.BigInteger(), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("starts_on", sa.Date(), nullable=False),
         sa.Column("ends_on", sa.Date(), nullable=False),
@@ -141,9 +152,22 @@ def upgrade() -> None:
             name=op.f("fk_challenges_creator_id_users"),
             ondelete="SET NULL",
         ),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["groups.id"],
+            name=op.f("fk_challenges_group_id_groups"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_challenges")),
     )
     op.create_index("ix_challenges_creator", "challenges", ["creator_id"], unique=False)
+    op.create_index(
+        "ix_challenges_group",
+        "challenges",
+        ["group_id"],
+        unique=False,
+        postgresql_where=sa.text("group_id IS NOT NULL"),
+    )
     op.create_index(
         "ix_challenges_open",
         "challenges",
@@ -276,5 +300,15 @@ def downgrade() -> None:
         table_name="challenges",
         postgresql_where=sa.text("status IN ('scheduled', 'active', 'grace', 'settling')"),
     )
+    op.drop_index(
+        "ix_challenges_group",
+        table_name="challenges",
+        postgresql_where=sa.text("group_id IS NOT NULL"),
+    )
     op.drop_index("ix_challenges_creator", table_name="challenges")
     op.drop_table("challenges")
+    op.drop_index(
+        "ix_friend_requests_unattached",
+        table_name="friend_requests",
+        postgresql_where=sa.text("to_id IS NULL AND status = 'pending'"),
+    )
