@@ -292,6 +292,16 @@ class Settings(BaseSettings):
         serves the shop. Production never uses it (no shop configured there means no shop)."""
         return self.env != "production" and not self.shopify_shop_configured
 
+    @property
+    def uses_push_standin(self) -> bool:
+        """Development with no push service configured: the local push stand-ins (started in
+        the process by notify.standin) take the pushes. Never in tests or production."""
+        return (
+            self.env == "development"
+            and not self.push_fcm_credentials_file
+            and not self.push_apns_key_file
+        )
+
     _generated_jwt_secret: str | None = PrivateAttr(default=None)
 
     def signing_secret(self) -> str:

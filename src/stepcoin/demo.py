@@ -1,4 +1,5 @@
-"""`stepcoin demo`: demo walkers with a week of steps, a review queue and a catalogue.
+"""`stepcoin demo`: demo walkers with a week of steps and a push device each, a review queue
+and a catalogue.
 
 Everything goes through the real services (registration, the step sync with its rules, the
 catalogue sync), so the demo data obeys the same invariants as real data. Idempotent: walkers
@@ -7,6 +8,7 @@ that exist are kept; their days are re-sent, which pays nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from stepcoin.auth.service import ClientInfo, register
 from stepcoin.config import Settings
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict
+from stepcoin.notify import service as notify
 from stepcoin.shop.tasks import sync_catalogue
 from stepcoin.steps.schemas import StepRecordIn
 from stepcoin.steps.service import sync_steps
@@ -83,6 +86,20 @@ async def fill(database: Database, settings: Settings, *, walkers: int, seed: in
                     )
                 ).scalar_one()
             existing += 1
+        # a push device each (odd walkers Android, even iOS): in development without a push
+        # service, the local stand-ins take their pushes (notify.standin)
+        digest = hashlib.sha256(email.encode()).hexdigest()
+        async with session_scope(database) as session:
+            await notify.register_device(
+                session,
+                user_id,
+                None,
+                platform="android" if n % 2 == 0 else "ios",
+                environment="production",
+                token=f"demo-{digest[:16]}:" + "A" * 140 if n % 2 == 0 else digest,
+                app_version="demo",
+                timezone=None,
+            )
         base = rng.randint(4000, 12000)
         records = []
         for offset in range(6, -1, -1):

@@ -25,6 +25,7 @@ from stepcoin.app_versions import AppVersionGate
 from stepcoin.auth.router import LIMITED as AUTH_LIMITED
 from stepcoin.auth.router import router as auth_router
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
+from stepcoin.campaigns.router import broadcasts_router
 from stepcoin.campaigns.router import router as campaigns_router
 from stepcoin.challenges.router import admin_router as challenges_admin_router
 from stepcoin.challenges.router import router as challenges_router
@@ -340,6 +341,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(leaderboards_router)
     app.include_router(leaderboards_admin_router)
     app.include_router(campaigns_router)
+    app.include_router(broadcasts_router)
     app.include_router(referrals_router)
     app.include_router(referrals_admin_router)
     app.include_router(challenges_router)

@@ -4,7 +4,7 @@ from stepcoin.achievements.models import Achievement, UserAchievement
 from stepcoin.admin.models import AdminLog
 from stepcoin.auth.email_models import EmailToken, PasswordResetRequest
 from stepcoin.auth.models import LoginThrottle, RefreshToken
-from stepcoin.campaigns.models import Campaign
+from stepcoin.campaigns.models import Broadcast, Campaign
 from stepcoin.challenges.models import (
     Challenge,
     ChallengeInvitee,
@@ -61,6 +61,7 @@ __all__ = [
     "AdminSession",
     "Base",
     "Block",
+    "Broadcast",
     "Campaign",
     "Challenge",
     "ChallengeInvitee",

@@ -130,6 +130,10 @@ PROBLEM_STATUS: dict[str, int] = {
     "own_campaign": 403,
     "campaign_already_run": 409,
     "campaign_needs_approval": 409,
+    "broadcast_not_found": 404,
+    "own_broadcast": 403,
+    "broadcast_already_run": 409,
+    "broadcast_needs_approval": 409,
     "invalid_prizes": 422,
     # referrals (issue 16, item 3)
     "referral_code_unknown": 404,
@@ -506,6 +510,10 @@ ROUTE_PROBLEMS: dict[str, tuple[Code, ...]] = {
     "preview_campaign": ("campaign_not_found",),
     "approve_campaign": ("campaign_not_found", "own_campaign", "campaign_already_run"),
     "run_campaign": ("campaign_not_found", "campaign_already_run", "campaign_needs_approval"),
+    "get_broadcast": ("broadcast_not_found",),
+    "preview_broadcast": ("broadcast_not_found",),
+    "approve_broadcast": ("broadcast_not_found", "own_broadcast", "broadcast_already_run"),
+    "run_broadcast": ("broadcast_not_found", "broadcast_already_run", "broadcast_needs_approval"),
     "put_prizes": ("invalid_prizes",),
     "claim_referral": (
         "referral_code_unknown",

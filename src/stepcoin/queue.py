@@ -34,10 +34,12 @@ MAIL_SEND: Final = "mail:send"
 AUTH_PASSWORD_RESET_MAIL: Final = "auth:mail_password_reset"
 MAIL_SWEEP: Final = "mail:sweep"
 CAMPAIGNS_RUN: Final = "campaigns:run"
+CAMPAIGNS_BROADCAST: Final = "campaigns:broadcast"
 LEADERBOARDS_PAY_PRIZES: Final = "leaderboards:pay_prizes"
 REFERRALS_SETTLE: Final = "referrals:settle"
 CHALLENGES_TICK: Final = "challenges:tick"
 NOTIFY_SEND: Final = "notify:send"
+NOTIFY_SEND_BATCH: Final = "notify:send_batch"
 STEPS_STREAK_REMINDERS: Final = "steps:streak_reminders"
 
 TASK_NAMES: Final = (
@@ -57,10 +59,12 @@ TASK_NAMES: Final = (
     MAIL_SWEEP,
     AUTH_PASSWORD_RESET_MAIL,
     CAMPAIGNS_RUN,
+    CAMPAIGNS_BROADCAST,
     LEADERBOARDS_PAY_PRIZES,
     REFERRALS_SETTLE,
     CHALLENGES_TICK,
     NOTIFY_SEND,
+    NOTIFY_SEND_BATCH,
     STEPS_STREAK_REMINDERS,
 )
 

@@ -184,3 +184,33 @@ async def test_killed_worker_never_sends_a_reminder_twice(client, app, engine, d
             engine, "SELECT push_status FROM notifications WHERE user_id = :u", u=ada["id"]
         )
         assert status[0] == "sent"
+
+
+async def test_the_walkers_own_goal_decides(client, app, engine, push):
+    """A goal of one's own (PATCH /v1/me daily_step_goal) replaces the default (6,000)."""
+    low = await walker_at(client, 22, yesterday=4000, today=3000, n=5)
+    high = await walker_at(client, 22, yesterday=8000, today=7000, n=6)
+    for who, goal in ((low, 3500), (high, 7500)):
+        changed = await client.patch(
+            "/v1/me", json={"daily_step_goal": goal}, headers=who["headers"]
+        )
+        assert changed.status_code == 200 and changed.json()["daily_step_goal"] == goal
+    me = await client.get("/v1/me", headers=high["headers"])
+    assert me.json()["daily_step_goal"] == 7500 and "wallet" in me.json()
+    # low met 3,500 yesterday and not today: reminded (under the default it would not be)
+    # high met 7,500 yesterday (8,000) and not today (7,000): reminded too
+    assert await remind(app) == 2
+    goals = {
+        str(r.user_id): r.data["goal"]
+        for r in await rows(
+            engine,
+            "SELECT user_id, data FROM notifications WHERE user_id IN (:a, :b)",
+            a=low["id"],
+            b=high["id"],
+        )
+    }
+    assert goals == {low["id"]: 3500, high["id"]: 7500}
+    back = await client.patch("/v1/me", json={"daily_step_goal": None}, headers=low["headers"])
+    assert back.status_code == 200 and back.json()["daily_step_goal"] is None
+    bad = await client.patch("/v1/me", json={"daily_step_goal": 0}, headers=low["headers"])
+    assert bad.status_code == 422

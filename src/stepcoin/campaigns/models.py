@@ -64,3 +64,45 @@ class Campaign(Base):
     walkers_paid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     coins_paid: Mapped[int] = mapped_column(BigInteger, server_default="0")
     resume_after: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+
+BROADCAST_STATUSES = ("draft", "approved", "running", "done")
+
+
+class Broadcast(Base):
+    """A push broadcast to a segment (the campaigns' segment builder): one `broadcast`
+    notification per walker (dedupe key `broadcast:<id>`), written chunk after chunk by the
+    job with its cursor; the delivery figures are read from the notifications themselves."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(f"status IN {BROADCAST_STATUSES}", name="status"),
+        Index("ix_broadcasts_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(String(1000))
+    segment: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    approved_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the walkers the approver saw: a run to more needs a new approval
+    approved_walkers: Mapped[int | None] = mapped_column(BigInteger)
+    run_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    walkers_total: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    walkers_queued: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    resume_after: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

@@ -1,4 +1,4 @@
-"""The admin API of campaigns (thin: one service call each)."""
+"""The admin API of campaigns and push broadcasts (thin: one service call each)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from stepcoin.auth.dependencies import AdminDep, StaffDep
-from stepcoin.campaigns import service
-from stepcoin.campaigns.schemas import CampaignIn, CampaignOut, CampaignPage, PreviewOut
+from stepcoin.campaigns import broadcasts, service
+from stepcoin.campaigns.schemas import (
+    BroadcastIn,
+    BroadcastOut,
+    BroadcastPage,
+    BroadcastPreviewOut,
+    CampaignIn,
+    CampaignOut,
+    CampaignPage,
+    PreviewOut,
+)
 from stepcoin.db import SessionDep
 
 router = APIRouter(prefix="/v1/admin/campaigns", tags=["admin"])
@@ -56,3 +65,58 @@ async def run_campaign(campaign_id: uuid.UUID, admin: AdminDep, session: Session
     """Start paying the segment in the background (202); follow the progress with GET. Each
     walker is paid once, however often this is called or the job restarts."""
     return await service.start(session, campaign_id, admin_id=admin.id)
+
+
+broadcasts_router = APIRouter(prefix="/v1/admin/broadcasts", tags=["admin"])
+
+
+@broadcasts_router.get("", response_model=BroadcastPage)
+async def list_broadcasts(
+    staff: StaffDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Any:
+    """Push broadcasts, newest first, with their delivery figures."""
+    return {"items": await broadcasts.list_recent(session, limit=limit)}
+
+
+@broadcasts_router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastOut)
+async def create_broadcast(body: BroadcastIn, admin: AdminDep, session: SessionDep) -> Any:
+    """A draft push broadcast: title, body, the segment (admins; audited)."""
+    return await broadcasts.create(session, body, admin_id=admin.id)
+
+
+@broadcasts_router.get("/{broadcast_id}", response_model=BroadcastOut)
+async def get_broadcast(broadcast_id: uuid.UUID, staff: StaffDep, session: SessionDep) -> Any:
+    """One broadcast with its progress and delivery figures (queued, sent, failed,
+    invalidated)."""
+    return await broadcasts.get(session, broadcast_id)
+
+
+@broadcasts_router.post("/{broadcast_id}/preview", response_model=BroadcastPreviewOut)
+async def preview_broadcast(broadcast_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> Any:
+    """Walkers in the segment now, their devices per platform, a sample, and whether a second
+    admin must approve (admins; audited)."""
+    return await broadcasts.preview(session, broadcast_id, admin_id=admin.id)
+
+
+@broadcasts_router.post("/{broadcast_id}/approve", response_model=BroadcastOut)
+async def approve_broadcast(broadcast_id: uuid.UUID, admin: AdminDep, session: SessionDep) -> Any:
+    """A second admin (never the creator) approves the broadcast to the segment as it is now."""
+    return await broadcasts.approve(session, broadcast_id, admin_id=admin.id)
+
+
+@broadcasts_router.post(
+    "/{broadcast_id}/run", status_code=status.HTTP_202_ACCEPTED, response_model=BroadcastOut
+)
+async def run_broadcast(
+    broadcast_id: uuid.UUID,
+    admin: AdminDep,
+    session: SessionDep,
+    expires_hours: Annotated[int, Query(ge=1, le=72)] = 24,
+) -> Any:
+    """Start sending in the background (202); follow the figures with GET. Each walker gets
+    it once; a push not sent within `expires_hours` (quiet hours, outages) is dropped."""
+    return await broadcasts.start(
+        session, broadcast_id, admin_id=admin.id, expires_hours=expires_hours
+    )

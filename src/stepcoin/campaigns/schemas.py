@@ -139,3 +139,64 @@ class PreviewOut(BaseModel):
     sample: list[SampleWalker] = Field(description=f"Up to {SAMPLE_SIZE} walkers of the segment.")
     needs_approval: bool = Field(description="Above the threshold: a second admin approves.")
     approval_threshold_coins: int
+
+
+class BroadcastIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200, description="The push's and inbox's title.")
+    body: str = Field(min_length=1, max_length=1000, description="The text under the title.")
+    segment: Segment
+
+
+class BroadcastFigures(BaseModel):
+    queued: int = Field(description="Notifications whose push waits (its job, quiet hours).")
+    sent: int = Field(description="Pushes a push service accepted (per device).")
+    failed: int = Field(description="Pushes refused for good or out of retries (per device).")
+    invalidated: int = Field(description="Devices dropped: the service said the token is dead.")
+    retrying: int = Field(description="Pushes waiting for a retry or in flight (per device).")
+    notifications: dict[str, int] = Field(
+        description="Notifications per push status (pending, sent, failed, expired, off, "
+        "capped, no_device)."
+    )
+    deliveries: dict[str, int] = Field(description="Deliveries per device status.")
+
+
+class BroadcastOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    body: str
+    segment: dict[str, Any] = Field(
+        description="As created; the list leaves `user_ids` out (see user_ids_count)."
+    )
+    user_ids_count: int | None = Field(description="How many user ids the segment lists.")
+    status: str = Field(description="draft, approved, running or done.")
+    created_by: uuid.UUID | None
+    created_at: datetime
+    approved_by: uuid.UUID | None
+    approved_at: datetime | None
+    approved_walkers: int | None = Field(description="The walkers the approver saw.")
+    run_by: uuid.UUID | None
+    started_at: datetime | None
+    finished_at: datetime | None = Field(description="When every notification was written.")
+    expires_at: datetime | None = Field(description="Pushes not sent by then are dropped.")
+    walkers_total: int = Field(description="Walkers in the segment when the run started.")
+    walkers_queued: int = Field(description="Notifications written so far (progress).")
+    figures: BroadcastFigures
+
+
+class BroadcastPage(BaseModel):
+    items: list[BroadcastOut]
+
+
+class DeviceCounts(BaseModel):
+    ios: int
+    android: int
+
+
+class BroadcastPreviewOut(BaseModel):
+    walkers: int
+    devices: DeviceCounts = Field(description="The segment's push devices per platform.")
+    sample: list[SampleWalker] = Field(description=f"Up to {SAMPLE_SIZE} walkers of the segment.")
+    needs_approval: bool = Field(description="Above the threshold: a second admin approves.")
+    approval_threshold_walkers: int

@@ -82,13 +82,13 @@ async def create(session: AsyncSession, body: CampaignIn, *, admin_id: uuid.UUID
             "name": row["name"],
             "message": row["message"],
             "coins_per_walker": row["coins_per_walker"],
-            "segment": _segment_summary(row["segment"]),
+            "segment": segment_summary(row["segment"]),
         },
     )
     return row
 
 
-def _segment_summary(segment: dict[str, Any]) -> dict[str, Any]:
+def segment_summary(segment: dict[str, Any]) -> dict[str, Any]:
     """The segment for the audit log: a long id list as its length."""
     summary = {k: v for k, v in segment.items() if k != "user_ids"}
     if "user_ids" in segment:
@@ -220,6 +220,21 @@ async def start(
     return updated
 
 
+async def segment_chunk(
+    session: AsyncSession, segment: dict[str, Any], *, after: uuid.UUID | None, chunk: int
+) -> tuple[list[uuid.UUID], uuid.UUID | None, bool]:
+    """The next chunk of a segment after the cursor `after`, in user-id order: (its eligible
+    walkers, the new cursor, whether this was the last chunk). Campaigns and broadcasts."""
+    if segment.get("user_ids"):
+        ids: list[str] = segment["user_ids"]  # stored sorted
+        start = 0 if after is None else bisect.bisect_right(ids, str(after))
+        piece = ids[start : start + chunk]
+        walkers = await repository.eligible_among(session, segment, piece) if piece else []
+        return walkers, (uuid.UUID(piece[-1]) if piece else None), start + chunk >= len(ids)
+    walkers = await repository.next_walkers(session, segment, after=after, limit=chunk)
+    return walkers, (walkers[-1] if walkers else None), len(walkers) < chunk
+
+
 async def pay_chunk(session: AsyncSession, campaign_id: uuid.UUID, *, chunk: int) -> bool:
     """Pay the next chunk of a running campaign in the caller's transaction, with its progress
     and cursor; True when the campaign is done (or not running). The campaign row is locked
@@ -228,19 +243,9 @@ async def pay_chunk(session: AsyncSession, campaign_id: uuid.UUID, *, chunk: int
     row = await repository.get(session, campaign_id, for_update=True)
     if row is None or row["status"] != "running":
         return True
-    segment = row["segment"]
-    after = row["resume_after"]
-    if segment.get("user_ids"):
-        ids: list[str] = segment["user_ids"]  # stored sorted
-        start = 0 if after is None else bisect.bisect_right(ids, str(after))
-        piece = ids[start : start + chunk]
-        walkers = await repository.eligible_among(session, segment, piece) if piece else []
-        cursor = uuid.UUID(piece[-1]) if piece else None
-        done = start + chunk >= len(ids)
-    else:
-        walkers = await repository.next_walkers(session, segment, after=after, limit=chunk)
-        cursor = walkers[-1] if walkers else None
-        done = len(walkers) < chunk
+    walkers, cursor, done = await segment_chunk(
+        session, row["segment"], after=row["resume_after"], chunk=chunk
+    )
     coins = row["coins_per_walker"]
     paid = 0
     if walkers:

@@ -28,6 +28,7 @@ from stepcoin import audit
 from stepcoin.challenges import repository, rules
 from stepcoin.db import Database, session_scope
 from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
+from stepcoin.notify import service as notify
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.social import groups
 from stepcoin.social import service as social
@@ -48,6 +49,10 @@ ENTRY = wallet.CHALLENGE_ENTRY
 REFUND = wallet.CHALLENGE_REFUND
 PRIZE = wallet.CHALLENGE_PRIZE
 STAFF_ROLES = ("admin", "support")
+# the "ending soon" notification goes this long before the end, within the window after it
+# (ticks run every minute; the dedupe key makes it one per walker anyway)
+ENDING_NOTICE = timedelta(hours=3)
+ENDING_WINDOW = timedelta(minutes=30)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -281,6 +286,8 @@ async def create(
     await repository.insert_invitees(session, challenge_id, invitees)
     ch = await repository.challenge(session, challenge_id, for_update=True)
     assert ch is not None
+    if not draft:
+        await _tell_invitees(session, ch, invitees)
     if ch["by_staff"]:
         await audit.record(
             session,
@@ -317,9 +324,63 @@ async def publish(
         raise Conflict("This draft's start has passed.", code="draft_start_passed")
     await repository.set_status(session, challenge_id, "scheduled", published_at=at)
     ch["status"] = "scheduled"
+    await _tell_invitees(session, ch, await repository.invitees(session, challenge_id))
     if not ch["by_staff"]:
         await _enter(session, ch, caller, at)
     return await view(session, caller.id, challenge_id, now=at)
+
+
+# ---- notifications (docs/notifications.md): one per walker and event -------------------------
+
+
+def _dedupe(ch: dict[str, Any], event: str) -> str:
+    return f"challenge:{ch['id']}:{event}"
+
+
+async def _tell(
+    session: AsyncSession,
+    ch: dict[str, Any],
+    event: str,
+    users: list[uuid.UUID],
+    title: str,
+    body: str,
+    extra: dict[uuid.UUID, dict[str, Any]] | None = None,
+) -> None:
+    """One `challenge` notification per walker for this event of this challenge."""
+    data = {"screen": "challenge", "challenge_id": str(ch["id"]), "event": event}
+    await notify.notify_many(
+        session,
+        [
+            notify.Note(
+                user_id=u,
+                type="challenge",
+                title=title,
+                body=body,
+                dedupe_key=_dedupe(ch, event),
+                data={**data, **((extra or {}).get(u) or {})},
+                collapse_key=_dedupe(ch, "news")[:64],
+            )
+            for u in users
+        ],
+    )
+
+
+async def _tell_invitees(
+    session: AsyncSession, ch: dict[str, Any], invitees: list[uuid.UUID]
+) -> None:
+    if invitees:
+        await _tell(
+            session,
+            ch,
+            "invited",
+            invitees,
+            "You are invited to a challenge",
+            f"{ch['name']}: starts {ch['starts_on']:%d %b}. Join before it starts.",
+        )
+
+
+def _joined(participants: list[dict[str, Any]]) -> list[uuid.UUID]:
+    return [p["user_id"] for p in participants if p["status"] == "joined"]
 
 
 # ---- viewing ---------------------------------------------------------------------------------
@@ -714,6 +775,25 @@ async def _advance(
         await repository.set_status(session, ch["id"], "active", started_at=at)
         done.started += 1
         status = "active"
+        await _tell(
+            session,
+            ch,
+            "started",
+            _joined(await repository.participants(session, ch["id"])),
+            "Your challenge has started",
+            f"{ch['name']} is on: every step counts until {ch['ends_on']:%d %b}.",
+        )
+    if status == "active" and ends_at(ch) - ENDING_NOTICE <= at < min(
+        ends_at(ch), ends_at(ch) - ENDING_NOTICE + ENDING_WINDOW
+    ):
+        await _tell(
+            session,
+            ch,
+            "ending",
+            _joined(await repository.participants(session, ch["id"])),
+            "Your challenge ends soon",
+            f"{ch['name']} ends in a few hours: time for a last walk.",
+        )
     if status == "active" and at >= ends_at(ch):
         await repository.set_status(session, ch["id"], "grace", ended_at=at)
         status = "grace"
@@ -842,7 +922,44 @@ async def _finish_if_paid(session: AsyncSession, challenge_id: uuid.UUID, at: da
     final = "cancelled" if ch["outcome"] == "cancelled" else "settled"
     await repository.clear_fees(session, challenge_id)  # the fees of walkers who left went too
     await repository.set_status(session, challenge_id, final, finished_at=at)
+    await _tell_result(session, ch, final)
     return True
+
+
+async def _tell_result(session: AsyncSession, ch: dict[str, Any], final: str) -> None:
+    """Each walker still in it hears the result: their rank and coins, or the cancellation."""
+    people = [
+        p
+        for p in await repository.participants(session, ch["id"])
+        if p["status"] == "joined" and not p["deleted"]
+    ]
+    if final == "cancelled":
+        await _tell(
+            session,
+            ch,
+            "cancelled",
+            [p["user_id"] for p in people],
+            "Challenge cancelled",
+            f"{ch['name']} was cancelled; any entry fee is back in your wallet.",
+        )
+        return
+    extra = {
+        p["user_id"]: {
+            "rank": p["final_rank"],
+            "winner": bool(p["winner"]),
+            "coins": int(p["payout_coins"] or 0) + int(p["house_coins"] or 0),
+        }
+        for p in people
+    }
+    await _tell(
+        session,
+        ch,
+        "result",
+        [p["user_id"] for p in people],
+        "Challenge results are in",
+        f"{ch['name']} is over: see where you finished.",
+        extra,
+    )
 
 
 async def _tick_one(

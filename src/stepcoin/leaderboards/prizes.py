@@ -26,6 +26,7 @@ from stepcoin import audit
 from stepcoin.errors import InvalidInput
 from stepcoin.leaderboards.periods import Board
 from stepcoin.leaderboards.schemas import PrizeLine
+from stepcoin.notify import service as notify
 from stepcoin.wallet import budgets
 from stepcoin.wallet.service import PRIZE_REWARD, Entry
 
@@ -262,6 +263,27 @@ async def pay_waiting(session: AsyncSession, *, limit: int = PAY_BATCH) -> tuple
             "u": [row["user_id"] for row, _ in paid],
             "tx": [p.id for _, p in paid],
         },
+    )
+    # each winner hears of it once (a held prize too: its coins show as pending)
+    await notify.notify_many(
+        session,
+        [
+            notify.Note(
+                user_id=row["user_id"],
+                type="leaderboard_prize",
+                title="You won a leaderboard prize",
+                body=f"Rank {row['rank']} on the {row['period']} board: {row['coins']} coins.",
+                dedupe_key=ref,
+                data={
+                    "screen": "leaderboards",
+                    "period": row["period"],
+                    "period_start": row["period_start"].isoformat(),
+                    "rank": row["rank"],
+                    "coins": row["coins"],
+                },
+            )
+            for row, ref in keyed
+        ],
     )
     new = [(row, p) for row, p in paid if not p.replayed]
     return len(new), sum(row["coins"] for row, _ in new)

@@ -95,6 +95,12 @@ class Notification(Base):
             "created_at",
             postgresql_where=text("push_status = 'pending'"),
         ),
+        # a broadcast's notifications (its delivery figures), by their dedupe key
+        Index(
+            "ix_notifications_broadcast",
+            "dedupe_key",
+            postgresql_where=text("kind = 'broadcast'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

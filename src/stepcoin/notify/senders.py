@@ -6,12 +6,14 @@ them) and a warning says so once. Tests and the demo point the senders at the st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stepcoin.config import Settings
+from stepcoin.notify import standin
 from stepcoin.notify.apns import ApnsSender
 from stepcoin.notify.fcm import GOOGLE_TOKEN_URI, FcmSender
 from stepcoin.notify.push import Sender
@@ -19,13 +21,28 @@ from stepcoin.notify.push import Sender
 logger = logging.getLogger("stepcoin.notify")
 
 
+# Pushes in flight at once per platform and process: under APNs' concurrent streams on one
+# HTTP/2 connection (the server announces its limit; 100 is common) and under httpx's pool of
+# 100 connections for FCM, so that a broadcast waits here instead of failing there.
+MAX_IN_FLIGHT = 64
+
+
 @dataclass
 class Senders:
     android: Sender | None = None
     ios: Sender | None = None
+    _gates: dict[tuple[str, int], asyncio.Semaphore] = field(default_factory=dict, repr=False)
 
     def for_platform(self, platform: str) -> Sender | None:
         return self.ios if platform == "ios" else self.android
+
+    def in_flight(self, platform: str) -> asyncio.Semaphore:
+        """The gate of one platform's pushes in flight (one per event loop)."""
+        key = (platform, id(asyncio.get_running_loop()))
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(MAX_IN_FLIGHT)
+        return gate
 
     async def aclose(self) -> None:
         for sender in (self.android, self.ios):
@@ -38,6 +55,8 @@ _override: Senders | None = None
 
 
 def build(settings: Settings) -> Senders:
+    if settings.uses_push_standin:  # development with nothing configured
+        settings = standin.start(settings) or settings
     senders = Senders()
     if settings.push_fcm_credentials_file:
         account = json.loads(Path(settings.push_fcm_credentials_file).read_text())
@@ -95,3 +114,4 @@ async def close() -> None:
     if _current is not None:
         await _current.aclose()
         _current = None
+    standin.stop()

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from stepcoin.notify.kinds import kind
 from stepcoin.notify.push import Message, Outcome
 from stepcoin.notify.quiet import local_day_start, quiet_until, zone
 from stepcoin.notify.senders import Senders
+from stepcoin.notify.throttle import throttle
 from stepcoin.runtime_settings.service import runtime_settings
 
 logger = logging.getLogger("stepcoin.notify")
@@ -33,6 +35,7 @@ logger = logging.getLogger("stepcoin.notify")
 MAX_ATTEMPTS: Final = 6  # per device: the first try and five retries
 BACKOFF_SECONDS: Final = 5.0  # 5, 10, 20, 40, 80 seconds, or longer when Retry-After says so
 MAX_ERROR_LENGTH: Final = 500
+RATE_SETTING: Final = "notify.pushes_per_second_per_platform"
 
 LIVE_SESSION = (
     "(d.session_id IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens t "
@@ -247,16 +250,7 @@ def _message(note: dict[str, Any], device: Claimed) -> Message:
 async def _record(
     session: AsyncSession, notification_id: int, device: Claimed, outcome: Outcome | None
 ) -> None:
-    if outcome is None:
-        status, error = "skipped", "no sender configured for this platform"
-    elif outcome.status in ("sent", "moved"):
-        status, error = "sent", None
-    elif outcome.status == "invalid":
-        status, error = "invalidated", outcome.error
-    elif outcome.status == "retry" and device.attempts < MAX_ATTEMPTS:
-        status, error = "retry", outcome.error
-    else:
-        status, error = "failed", outcome.error
+    status, error = _delivery_status(device, outcome)
     await session.execute(
         text(
             "UPDATE notification_deliveries SET status = :s, error = :e, updated_at = now() "
@@ -290,13 +284,18 @@ async def send_notification(
     session: AsyncSession
     async with session_scope(database) as session:
         note, claimed, final = await _prepare(session, notification_id, now)
+        rate = int(await runtime_settings.get(session, RATE_SETTING)) if claimed else 0
     if final is not None and final != "retry":
         return final
     assert note is not None
     outcomes: list[tuple[Claimed, Outcome | None]] = []
     for device in claimed:
         sender = senders.for_platform(device.platform)
-        outcome = None if sender is None else await sender.send(_message(note, device))
+        outcome = None
+        if sender is not None:
+            async with senders.in_flight(device.platform):
+                await throttle.wait(device.platform, rate)
+                outcome = await sender.send(_message(note, device))
         outcomes.append((device, outcome))
         if outcome is not None and outcome.status not in ("sent", "moved"):
             logger.warning(
@@ -344,6 +343,9 @@ async def sweep(database: Database) -> int:
                     "AND n.created_at > now() - make_interval(days => :days) "
                     "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
                     "WHERE j.lock = 'notify:' || n.id AND j.status IN ('todo', 'doing')) "
+                    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j "
+                    "WHERE j.task_name = 'notify:send_batch' AND j.status IN ('todo', 'doing') "
+                    "AND j.args -> 'notification_ids' @> to_jsonb(n.id)) "
                     "ORDER BY n.created_at LIMIT :limit"
                 ),
                 {"fresh": SWEEP_AFTER_SECONDS, "days": SWEEP_DAYS, "limit": SWEEP_BATCH},
@@ -364,3 +366,255 @@ async def sweep(database: Database) -> int:
     if queued:
         logger.info("pending pushes queued again", extra={"queued": queued})
     return queued
+
+
+# --- many notifications in one job (a broadcast) ----------------------------------------
+
+
+async def _one_by_one(session: AsyncSession, ids: list[int], *, after: float = 0.0) -> None:
+    """Hand notifications to their own `notify:send` job (quiet hours, a retry, a replay): the
+    one-by-one path knows every case; `after` seconds from now (a retry's wait)."""
+    for notification_id in ids:
+        job = await service.queue_send(session, notification_id)
+        if job is not None and after > 0:
+            await session.execute(
+                text(
+                    "UPDATE procrastinate_jobs SET scheduled_at = now() + "
+                    "make_interval(secs => :after) WHERE id = :job"
+                ),
+                {"job": job, "after": after},
+            )
+
+
+async def _prepare_batch(
+    session: AsyncSession, ids: list[int], now: datetime
+) -> tuple[dict[int, dict[str, Any]], dict[int, list[Claimed]]]:
+    """The set-based `_prepare` of many notifications: one statement for each step instead of
+    one per notification. Whatever is not the plain case (quiet hours now, a notification
+    with deliveries already: a replay) goes to the one-by-one path."""
+    rows = (
+        (
+            await session.execute(
+                text(
+                    """
+                    SELECT n.id, n.user_id, n.kind, n.title, n.body, n.data, n.collapse_key,
+                           n.expires_at, n.push_status, u.is_active,
+                           coalesce((SELECT d.timezone FROM push_devices d
+                                     WHERE d.user_id = n.user_id AND d.timezone IS NOT NULL
+                                     ORDER BY d.updated_at DESC LIMIT 1), u.timezone) AS tz,
+                           coalesce(p.quiet_start, TIME '22:00') AS quiet_start,
+                           coalesce(p.quiet_end, TIME '07:00') AS quiet_end,
+                           EXISTS (SELECT 1 FROM notification_deliveries x
+                                   WHERE x.notification_id = n.id) AS started
+                    FROM notifications n JOIN users u ON u.id = n.user_id
+                    LEFT JOIN notification_preferences p ON p.user_id = n.user_id
+                    WHERE n.id = ANY(:ids) AND n.push_status = 'pending'
+                    """
+                ),
+                {"ids": ids},
+            )
+        )
+        .mappings()
+        .all()
+    )
+    finish: dict[str, list[int]] = {"no_device": [], "expired": [], "capped": []}
+    later: list[int] = []
+    notes: dict[int, dict[str, Any]] = {}
+    since: dict[int, datetime] = {}
+    for row in rows:
+        note = dict(row)
+        nid = int(note["id"])
+        spec = kind(note["kind"])
+        tz = zone(note["tz"])
+        if not note["is_active"]:
+            finish["no_device"].append(nid)
+        elif note["expires_at"] is not None and note["expires_at"] <= now:
+            finish["expired"].append(nid)
+        elif note["started"] or (
+            spec.quiet_hours and quiet_until(now, tz, note["quiet_start"], note["quiet_end"])
+        ):
+            later.append(nid)
+        else:
+            notes[nid] = note
+            if not spec.mandatory:
+                since[nid] = local_day_start(now, tz)
+    users = sorted({n["user_id"] for n in notes.values()})
+    if since:
+        cap = int(await runtime_settings.get(session, "notify.daily_cap_per_type"))
+        # the walkers' rows, in id order, serialise the cap as `_prepare` does
+        await session.execute(
+            text("SELECT 1 FROM users WHERE id = ANY(:u) ORDER BY id FOR NO KEY UPDATE"),
+            {"u": users},
+        )
+        over = await session.execute(
+            text(
+                "SELECT t.id FROM unnest(CAST(:ids AS bigint[]), CAST(:users AS uuid[]), "
+                "CAST(:kinds AS text[]), CAST(:since AS timestamptz[])) AS t(id, u, k, since) "
+                "WHERE (SELECT count(*) FROM notifications n WHERE n.user_id = t.u "
+                "AND n.kind = t.k AND n.created_at >= t.since AND n.id <> t.id AND "
+                "(n.push_status = 'sent' OR (n.push_status = 'pending' AND EXISTS (SELECT 1 "
+                "FROM notification_deliveries x WHERE x.notification_id = n.id "
+                "AND x.status <> 'skipped')))) >= :cap"
+            ),
+            {
+                "ids": list(since),
+                "users": [notes[i]["user_id"] for i in since],
+                "kinds": [notes[i]["kind"] for i in since],
+                "since": list(since.values()),
+                "cap": cap,
+            },
+        )
+        for nid in over.scalars():
+            finish["capped"].append(int(nid))
+            notes.pop(int(nid))
+    if users:
+        await session.execute(
+            text(f"DELETE FROM push_devices d WHERE d.user_id = ANY(:u) AND NOT {LIVE_SESSION}"),
+            {"u": users},
+        )
+    claimed: dict[int, list[Claimed]] = {nid: [] for nid in notes}
+    if notes:
+        result = await session.execute(
+            text(
+                """
+                INSERT INTO notification_deliveries AS x
+                    (notification_id, device_id, platform, status, attempts)
+                SELECT t.id, d.id, d.platform, 'sending', 1
+                FROM unnest(CAST(:ids AS bigint[]), CAST(:users AS uuid[])) AS t(id, u)
+                JOIN push_devices d ON d.user_id = t.u
+                ON CONFLICT (notification_id, device_id) DO NOTHING
+                RETURNING x.notification_id, x.device_id
+                """
+            ),
+            {"ids": list(notes), "users": [n["user_id"] for n in notes.values()]},
+        )
+        pairs = [(int(r.notification_id), int(r.device_id)) for r in result]
+        devices = {
+            int(d.id): d
+            for d in await session.execute(
+                text(
+                    "SELECT id, platform, environment, token FROM push_devices WHERE id = ANY(:ids)"
+                ),
+                {"ids": [d for _, d in pairs]},
+            )
+        }
+        for nid, did in pairs:
+            d = devices.get(did)
+            if d is not None:
+                claimed[nid].append(Claimed(did, d.platform, d.environment, d.token, 1))
+        for nid in [n for n, found in claimed.items() if not found]:
+            finish["no_device"].append(nid)
+            del claimed[nid], notes[nid]
+    for status, finished in finish.items():
+        if finished:
+            await session.execute(
+                text(
+                    "UPDATE notifications SET push_status = :s, push_finished_at = now() "
+                    "WHERE id = ANY(:ids) AND push_status = 'pending'"
+                ),
+                {"s": status, "ids": finished},
+            )
+    await _one_by_one(session, later)
+    return notes, claimed
+
+
+async def send_batch(
+    database: Database, senders: Senders, ids: list[int], *, now: datetime | None = None
+) -> dict[str, int]:
+    """Send many notifications' pushes in one job, set-based (a broadcast): the same rules and
+    the same at-most-once claim as `send_notification`, a few statements for the whole batch
+    and the pushes in flight together (under the throttle). A push to retry goes on in a job
+    of its own, after the wait the service asked for."""
+    now = now or datetime.now(UTC)
+    session: AsyncSession
+    async with session_scope(database) as session:
+        notes, claimed = await _prepare_batch(session, ids, now)
+        rate = int(await runtime_settings.get(session, RATE_SETTING)) if claimed else 0
+
+    async def push(nid: int, device: Claimed) -> tuple[int, Claimed, Outcome | None]:
+        sender = senders.for_platform(device.platform)
+        if sender is None:
+            return nid, device, None
+        async with senders.in_flight(device.platform):
+            await throttle.wait(device.platform, rate)
+            return nid, device, await sender.send(_message(notes[nid], device))
+
+    outcomes = await asyncio.gather(
+        *(push(nid, device) for nid, devices in claimed.items() for device in devices)
+    )
+    counts: dict[str, int] = {}
+    async with session_scope(database) as session:
+        columns: dict[str, list[Any]] = {"n": [], "d": [], "s": [], "e": []}
+        dead: list[tuple[int, str]] = []
+        wait = 0.0
+        for nid, device, outcome in outcomes:
+            status, error = _delivery_status(device, outcome)
+            counts[status] = counts.get(status, 0) + 1
+            columns["n"].append(nid)
+            columns["d"].append(device.device_id)
+            columns["s"].append(status)
+            columns["e"].append((error or "")[:MAX_ERROR_LENGTH] or None)
+            if status == "invalidated":
+                dead.append((device.device_id, device.token))
+            elif status == "retry" and outcome is not None:
+                wait = max(wait, outcome.retry_after or 0.0, backoff(device.attempts))
+            if outcome is not None and outcome.status == "moved" and outcome.environment:
+                await session.execute(
+                    text("UPDATE push_devices SET environment = :e WHERE id = :d AND token = :t"),
+                    {"e": outcome.environment, "d": device.device_id, "t": device.token},
+                )
+        if columns["n"]:
+            await session.execute(
+                text(
+                    "UPDATE notification_deliveries x SET status = t.s, error = t.e, "
+                    "updated_at = now() FROM unnest(CAST(:n AS bigint[]), CAST(:d AS bigint[]), "
+                    "CAST(:s AS text[]), CAST(:e AS text[])) AS t(n, d, s, e) "
+                    "WHERE x.notification_id = t.n AND x.device_id = t.d"
+                ),
+                columns,
+            )
+        if dead:
+            await session.execute(
+                text(
+                    "DELETE FROM push_devices d USING unnest(CAST(:ids AS bigint[]), "
+                    "CAST(:tokens AS text[])) AS t(id, token) WHERE d.id = t.id "
+                    "AND d.token = t.token"
+                ),
+                {"ids": [i for i, _ in dead], "tokens": [t for _, t in dead]},
+            )
+        if claimed:
+            retrying = await session.execute(
+                text(
+                    """
+                    WITH c AS (
+                        SELECT notification_id AS id,
+                               bool_or(status = 'retry') AS retry,
+                               bool_or(status IN ('sent', 'sending')) AS sent
+                        FROM notification_deliveries WHERE notification_id = ANY(:ids)
+                        GROUP BY notification_id
+                    ), done AS (
+                        UPDATE notifications n
+                        SET push_status = CASE WHEN c.sent THEN 'sent' ELSE 'failed' END,
+                            push_finished_at = now()
+                        FROM c WHERE n.id = c.id AND NOT c.retry AND n.push_status = 'pending'
+                    )
+                    SELECT id FROM c WHERE retry
+                    """
+                ),
+                {"ids": list(claimed)},
+            )
+            await _one_by_one(session, [int(i) for i in retrying.scalars()], after=wait)
+    return counts
+
+
+def _delivery_status(device: Claimed, outcome: Outcome | None) -> tuple[str, str | None]:
+    """A delivery's status from the push service's answer (as `_record` decides it)."""
+    if outcome is None:
+        return "skipped", "no sender configured for this platform"
+    if outcome.status in ("sent", "moved"):
+        return "sent", None
+    if outcome.status == "invalid":
+        return "invalidated", outcome.error
+    if outcome.status == "retry" and device.attempts < MAX_ATTEMPTS:
+        return "retry", outcome.error
+    return "failed", outcome.error

@@ -23,7 +23,12 @@ from stepcoin.notify.quiet import (
     zone,
 )
 from stepcoin.pagination import bigint_id, decode_cursor, page
-from stepcoin.queue import NOTIFY_SEND, defer_in_transaction, defer_many_in_transaction
+from stepcoin.queue import (
+    NOTIFY_SEND,
+    NOTIFY_SEND_BATCH,
+    defer_in_transaction,
+    defer_many_in_transaction,
+)
 
 QUEUE: Final = "notify"
 MAX_TITLE: Final = 200
@@ -121,9 +126,13 @@ _INSERT_MANY = text(
 )
 
 
-async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]:
+async def notify_many(
+    session: AsyncSession, notes: Sequence[Note], *, batch: int | None = None
+) -> list[int]:
     """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
-    insert, one statement that queues the pushes. Returns the ids of the new notifications."""
+    insert, one statement that queues the pushes. Returns the ids of the new notifications.
+    With `batch` (a broadcast), the pushes are queued `batch` to a job (notify:send_batch,
+    set-based) instead of one job each."""
     if not notes:
         return []
     for note in notes:
@@ -172,12 +181,23 @@ async def notify_many(session: AsyncSession, notes: Sequence[Note]) -> list[int]
         columns["status"].append("pending" if wants_push else ("off" if note.push else "none"))
     rows = (await session.execute(_INSERT_MANY, columns)).all()
     pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
-    await defer_many_in_transaction(
-        session,
-        NOTIFY_SEND,
-        [({"notification_id": i}, job_lock(i)) for i in pending],
-        queue=QUEUE,
-    )
+    if batch:
+        await defer_many_in_transaction(
+            session,
+            NOTIFY_SEND_BATCH,
+            [
+                ({"notification_ids": pending[i : i + batch]}, None)
+                for i in range(0, len(pending), batch)
+            ],
+            queue=QUEUE,
+        )
+    else:
+        await defer_many_in_transaction(
+            session,
+            NOTIFY_SEND,
+            [({"notification_id": i}, job_lock(i)) for i in pending],
+            queue=QUEUE,
+        )
     return sorted(int(r.id) for r in rows)
 
 
@@ -235,6 +255,59 @@ async def walkers_near_midnight(
     return [
         NearMidnight(r.user_id, r.local_day, next_local_midnight(now, zone(r.tz))) for r in rows
     ]
+
+
+# --- figures for the senders of many notifications (a broadcast) ------------------------
+
+
+async def devices_of_walkers(
+    session: AsyncSession, users_where: str, params: dict[str, Any]
+) -> dict[str, int]:
+    """Live push devices per platform of the walkers matching `users_where`, a condition on
+    `users u` written by the caller (a broadcast's segment): what a preview shows."""
+    rows = await session.execute(
+        text(
+            "SELECT d.platform, count(*) AS n FROM push_devices d JOIN users u ON u.id = d.user_id "
+            f"WHERE {users_where} GROUP BY d.platform"
+        ),
+        params,
+    )
+    counts = {"ios": 0, "android": 0}
+    counts.update({str(r.platform): int(r.n) for r in rows})
+    return counts
+
+
+async def delivery_figures(
+    session: AsyncSession, kind_name: str, dedupe_key: str
+) -> dict[str, Any]:
+    """How the notifications of one event sent to many walkers (kind and dedupe key, e.g. a
+    broadcast's) fared: notifications per push status, and deliveries per device status."""
+    # the kind written into the text (a name from KINDS), so that the partial index on a
+    # broadcast's dedupe key is used by a generic plan too
+    k = kind(kind_name).name
+    params = {"key": dedupe_key}
+    notes = {
+        str(r.push_status): int(r.n)
+        for r in await session.execute(
+            text(
+                "SELECT push_status, count(*) AS n FROM notifications "
+                f"WHERE kind = '{k}' AND dedupe_key = :key GROUP BY push_status"
+            ),
+            params,
+        )
+    }
+    deliveries = {
+        str(r.status): int(r.n)
+        for r in await session.execute(
+            text(
+                "SELECT x.status, count(*) AS n FROM notifications n "
+                "JOIN notification_deliveries x ON x.notification_id = n.id "
+                f"WHERE n.kind = '{k}' AND n.dedupe_key = :key GROUP BY x.status"
+            ),
+            params,
+        )
+    }
+    return {"notifications": notes, "deliveries": deliveries}
 
 
 # --- devices -----------------------------------------------------------------------------

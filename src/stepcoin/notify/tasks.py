@@ -37,6 +37,16 @@ async def send_push(notification_id: int) -> str:
     )
 
 
+@blueprint.task(name="send_batch", queue=QUEUE, retry=procrastinate.RetryStrategy(max_attempts=5))
+async def send_push_batch(notification_ids: list[int]) -> dict[str, int]:
+    """Send many notifications' pushes at once (a broadcast's chunk), set-based; safe to run
+    again (a claimed device is not sent twice; what is left goes one by one)."""
+    settings = get_settings()
+    return await sending.send_batch(
+        JobRuntime.require_database(), senders.current(settings), notification_ids
+    )
+
+
 @blueprint.periodic(cron="*/5 * * * *", periodic_id="sweep")
 @blueprint.task(name="sweep", queue=QUEUE, queueing_lock="notify_sweep")
 async def sweep_pending(timestamp: int) -> int:

@@ -880,6 +880,20 @@ SPECS: dict[str, SettingSpec] = {
             6000,
             "The daily step goal of a walker who has not set one (the streak reminder).",
         ),
+        _spec(
+            "notify.pushes_per_second_per_platform",
+            Annotated[int, Field(ge=1, le=100_000)],
+            5_000,
+            "Most pushes one worker process sends per second to each push service (FCM, "
+            "APNs); FCM allows 600,000 a minute per project (10,000/s): keep workers x this "
+            "below it.",
+        ),
+        _spec(
+            "notify.broadcast_approval_threshold_walkers",
+            Annotated[int, Field(ge=0, le=100_000_000)],
+            10_000,
+            "A broadcast to more walkers than this runs only once a second admin has approved it.",
+        ),
         # groups (issue 17, item 2; stepcoin.social.groups)
         _spec(
             "groups.max_members",

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
 from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
+from stepcoin.notify import service as notify
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.social import repository
@@ -191,7 +192,21 @@ async def accept_invitation(
     friend = await _make_friends(session, user_id, row["inviter_id"], at)
     if not already:  # friends already: the code stays open for someone else
         await repository.mark_accepted(session, row["id"], user_id, at)
+        await _tell_accepted(session, row["inviter_id"], user_id)
     return friend
+
+
+async def _tell_accepted(session: AsyncSession, asker_id: uuid.UUID, friend_id: uuid.UUID) -> None:
+    """The walker who asked (a request or an invitation) hears that they are friends now."""
+    await notify.notify(
+        session,
+        asker_id,
+        "friend",
+        "You have a new friend",
+        "Your friend request was accepted.",
+        {"screen": "friends", "friend_id": str(friend_id)},
+        dedupe_key=f"friend_accepted:{friend_id}",
+    )
 
 
 async def revoke_invitation(
@@ -276,6 +291,18 @@ async def request_friend(
         await repository.insert_request(session, from_id, to_id, email, status, at)
     elif existing["status"] == "cancelled" and to_id is not None and not blocked:
         await repository.reopen_request(session, existing["id"], at)
+    else:
+        return {"detail": REQUEST_ACCEPTED}
+    if to_id is not None and not blocked:  # one notification per sender, however often asked
+        await notify.notify(
+            session,
+            to_id,
+            "friend",
+            "New friend request",
+            "Someone wants to be your friend on StepCoin.",
+            {"screen": "friend_requests", "from_id": str(from_id)},
+            dedupe_key=f"friend_request:{from_id}",
+        )
     # pending: sent already; declined: the other walker said no, and is not asked again
     return {"detail": REQUEST_ACCEPTED}
 
@@ -313,9 +340,11 @@ async def accept_request(
     at = _now(now)
     row = await _request_to(session, user_id, request_id)
     try:
-        return await _make_friends(session, user_id, row["from_id"], at)
+        friend = await _make_friends(session, user_id, row["from_id"], at)
     except NotFound:  # the sender's account is gone
         raise _request_not_found() from None
+    await _tell_accepted(session, row["from_id"], user_id)
+    return friend
 
 
 async def decline_request(

@@ -1,10 +1,10 @@
 """The streak-at-risk reminder (issue 18): a few hours before a walker's local midnight, a push
 to those who met the daily step goal yesterday and have not met it today.
 
-The goal is `notify.default_daily_step_goal` (walkers have no goal of their own yet); the hour
-is `notify.streak_hours_before_midnight`. One reminder per walker and local day (its dedupe
-key), expiring at local midnight: quiet hours that last past midnight drop it, and a run
-repeated after a crash writes nothing twice."""
+The goal is the walker's own (`daily_step_goal`, PATCH /v1/me), else
+`notify.default_daily_step_goal`; the hour is `notify.streak_hours_before_midnight`. One
+reminder per walker and local day (its dedupe key), expiring at local midnight: quiet hours
+that last past midnight drop it, and a run repeated after a crash writes nothing twice."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin.db import Database, session_scope
 from stepcoin.notify import service as notify
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.users import service as users
 
 logger = logging.getLogger("stepcoin.steps")
 _KEY = "streak:"  # + the local day: one reminder per walker and day
@@ -25,21 +26,23 @@ _KEY = "streak:"  # + the local day: one reminder per walker and day
 # walker walked them, whether or not a review is pending)
 _BEHIND = text(
     """
-    SELECT c.user_id FROM unnest(CAST(:users AS uuid[]), CAST(:days AS date[])) AS c(user_id, day)
+    SELECT c.user_id FROM unnest(CAST(:users AS uuid[]), CAST(:days AS date[]),
+                                 CAST(:goals AS integer[])) AS c(user_id, day, goal)
     WHERE coalesce((SELECT max(r.steps) FROM step_records r WHERE r.user_id = c.user_id
-                    AND r.recorded_date = c.day AND NOT r.is_deleted), 0) < :goal
+                    AND r.recorded_date = c.day AND NOT r.is_deleted), 0) < c.goal
       AND coalesce((SELECT max(r.steps) FROM step_records r WHERE r.user_id = c.user_id
-                    AND r.recorded_date = c.day - 1 AND NOT r.is_deleted), 0) >= :goal
+                    AND r.recorded_date = c.day - 1 AND NOT r.is_deleted), 0) >= c.goal
     """
 )
 
 
 async def remind(session: AsyncSession, now: datetime) -> int:
     hours = int(await runtime_settings.get(session, "notify.streak_hours_before_midnight"))
-    goal = int(await runtime_settings.get(session, "notify.default_daily_step_goal"))
+    default = int(await runtime_settings.get(session, "notify.default_daily_step_goal"))
     near = await notify.walkers_near_midnight(session, now, hours, unless_key=_KEY)
     if not near:
         return 0
+    goals = await users.daily_step_goals(session, [n.user_id for n in near], default)
     behind = {
         r.user_id
         for r in await session.execute(
@@ -47,7 +50,7 @@ async def remind(session: AsyncSession, now: datetime) -> int:
             {
                 "users": [n.user_id for n in near],
                 "days": [n.local_day for n in near],
-                "goal": goal,
+                "goals": [goals.get(n.user_id, default) for n in near],
             },
         )
     }
@@ -56,9 +59,9 @@ async def remind(session: AsyncSession, now: datetime) -> int:
             n.user_id,
             "streak",
             "Keep your streak going",
-            f"{goal:,} steps before midnight keep your streak alive.",
+            f"{goals[n.user_id]:,} steps before midnight keep your streak alive.",
             f"{_KEY}{n.local_day.isoformat()}",
-            {"date": n.local_day.isoformat(), "goal": goal},
+            {"date": n.local_day.isoformat(), "goal": goals[n.user_id]},
             collapse_key="streak",
             expires_at=n.midnight,
         )

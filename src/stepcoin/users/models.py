@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -32,6 +33,10 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(f"auth_method IN {AUTH_METHODS}", name="auth_method"),
         CheckConstraint(f"role IN {ROLES}", name="role"),
+        CheckConstraint(
+            "daily_step_goal IS NULL OR daily_step_goal BETWEEN 1 AND 100000",
+            name="daily_step_goal",
+        ),
         CheckConstraint(
             "password_hash IS NULL OR password_hash LIKE '$argon2id$%'", name="argon2id_only"
         ),
@@ -72,6 +77,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     role: Mapped[str] = mapped_column(String(16), server_default="user")
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
+    # the walker's own daily step goal (the streak reminder); NULL: the runtime default
+    daily_step_goal: Mapped[int | None] = mapped_column(Integer)
     # console second factor (RFC 6238 TOTP): the base32 secret encrypted (console.totp_keys),
     # enabled once a code was confirmed
     totp_secret: Mapped[str | None] = mapped_column(Text)

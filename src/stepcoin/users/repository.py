@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 _PROFILE = text(
     """
     SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified, u.full_name,
-       u.phone, u.auth_method, u.timezone, u.role, u.created_at,
+       u.phone, u.auth_method, u.timezone, u.role, u.created_at, u.daily_step_goal,
            w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
     FROM users u JOIN wallets w ON w.user_id = u.id
     WHERE u.id = :user_id AND u.is_active
@@ -22,7 +22,7 @@ _PROFILE = text(
 
 PROFILE_SQL = """
 SELECT u.id, u.email, u.email_verified_at IS NOT NULL AS email_verified, u.full_name,
-       u.phone, u.auth_method, u.timezone, u.role, u.created_at,
+       u.phone, u.auth_method, u.timezone, u.role, u.created_at, u.daily_step_goal,
        w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
 FROM users u JOIN wallets w ON w.user_id = u.id
 WHERE u.id = $1 AND u.is_active
@@ -44,7 +44,7 @@ async def get_profile(session: AsyncSession, user_id: uuid.UUID) -> dict[str, An
 async def update_profile(
     session: AsyncSession, user_id: uuid.UUID, changes: dict[str, Any]
 ) -> None:
-    allowed = {"full_name", "phone", "timezone"}
+    allowed = {"full_name", "phone", "timezone", "daily_step_goal"}
     assert set(changes) <= allowed
     if not changes:
         return
@@ -74,7 +74,7 @@ def profile_to_response(row: dict[str, Any]) -> dict[str, Any]:
             "created_at",
         )
     }
-    return {**user, "wallet": wallet}
+    return {**user, "daily_step_goal": row["daily_step_goal"], "wallet": wallet}
 
 
 _ADMIN_USER_COLUMNS = """

@@ -53,7 +53,8 @@ async def get_me(claims: ClaimsDep, driver: DriverDep) -> Any:
 
 @router.patch("/me", response_model=ProfileOut)
 async def patch_me(body: ProfileUpdate, claims: ClaimsDep, session: SessionDep) -> Any:
-    """Change full_name, phone or timezone; any other field is refused with 422."""
+    """Change full_name, phone, timezone or daily_step_goal; any other field is refused
+    with 422."""
     if await repository.get_profile(session, claims.user_id) is None:
         raise account_gone()
     await repository.update_profile(session, claims.user_id, body.model_dump(exclude_unset=True))

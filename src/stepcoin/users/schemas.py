@@ -18,6 +18,9 @@ class WalletOut(BaseModel):
 
 
 class ProfileOut(UserOut):
+    daily_step_goal: int | None = Field(
+        description="Your own daily step goal (the streak reminder); null: the default."
+    )
     wallet: WalletOut
 
 
@@ -30,7 +33,7 @@ def check_timezone(value: str) -> str:
 
 
 class ProfileUpdate(BaseModel):
-    """Only these three fields can be changed by the user; anything else is refused."""
+    """Only these fields can be changed by the user; anything else is refused."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -48,6 +51,13 @@ class ProfileUpdate(BaseModel):
         description="IANA time zone such as Europe/Berlin (not an enum of ~600 names: "
         "generated clients choke on GMT+0 beside GMT0)",
         pattern=r"^[A-Za-z0-9_+\-/]+$",
+    )
+
+    daily_step_goal: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Your daily step goal (the streak reminder); null goes back to the default.",
     )
 
     @field_validator("timezone")

@@ -93,3 +93,17 @@ async def update_as_staff(
             before={"role": target.role},
             after={"role": role},
         )
+
+
+async def daily_step_goals(
+    session: AsyncSession, user_ids: list[uuid.UUID], default: int
+) -> dict[uuid.UUID, int]:
+    """Each walker's own daily step goal, or `default` when they set none."""
+    rows = await session.execute(
+        text(
+            "SELECT id, coalesce(daily_step_goal, :default) AS goal FROM users "
+            "WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": user_ids, "default": default},
+    )
+    return {r.id: int(r.goal) for r in rows}

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.campaigns import broadcasts
 from stepcoin.campaigns import service as campaigns
 from stepcoin.campaigns.schemas import MAX_COINS_PER_WALKER, CampaignIn
 from stepcoin.console.web import (
@@ -104,6 +105,7 @@ async def _list_page(
         "campaigns.html",
         {
             "campaigns": rows,
+            "broadcasts": await broadcasts.list_recent(session, limit=20),
             "values": values or {"coins_per_walker": "10"},
             "error": error,
             "max_coins": MAX_COINS_PER_WALKER,
@@ -117,7 +119,8 @@ async def _list_page(
 async def campaign_list(
     request: Request, user: ConsoleUserDep, session: ReadSessionDep
 ) -> Response:
-    """Campaigns with their progress, and the segment builder (admins)."""
+    """Campaigns with their progress, the segment builder (admins), and the push broadcasts
+    with their delivery figures (made and run through the API: /v1/admin/broadcasts)."""
     return await _list_page(request, user, session)
 
 
