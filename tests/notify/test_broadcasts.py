@@ -61,8 +61,8 @@ async def test_a_broadcast_reaches_each_walker_once_with_figures(
         json={**NEWS, "segment": {"user_ids": listed}},
         headers=admin["headers"],
     )
-    assert created.status_code == 201, created.text
-    b = created.json()
+    assert created.status_code == 202, created.text
+    b = created.json()  # above the approval threshold: it waits for a second admin
     assert b["status"] == "draft" and b["figures"]["sent"] == 0
     preview = await client.post(f"/v1/admin/broadcasts/{b['id']}/preview", headers=admin["headers"])
     assert preview.status_code == 200, preview.text
@@ -148,15 +148,16 @@ async def test_a_broadcast_reaches_each_walker_once_with_figures(
 async def test_a_small_broadcast_runs_without_approval_and_in_chunks(app, client, engine, push):
     admin = await make_staff(client, engine)
     walkers = await many_walkers(engine, 30)
-    b = (
-        await client.post(
-            "/v1/admin/broadcasts",
-            json={**NEWS, "segment": {"user_ids": walkers}},
-            headers=admin["headers"],
-        )
-    ).json()
+    created = await client.post(
+        "/v1/admin/broadcasts",
+        json={**NEWS, "segment": {"user_ids": walkers}},
+        headers=admin["headers"],
+    )
+    assert created.status_code == 202, created.text
+    b = created.json()  # below the threshold: queued at once (API.md: POST -> 202)
+    assert b["status"] == "running" and b["walkers_total"] == 30
     started = await client.post(f"/v1/admin/broadcasts/{b['id']}/run", headers=admin["headers"])
-    assert started.status_code == 202, started.text
+    assert started.status_code == 202, started.text  # running already: the same answer
     # a job killed after its first chunk resumes after it (the cursor), writing nobody twice
     async with session_scope(app.state.database) as session:
         assert await broadcasts.queue_chunk(session, uuid.UUID(b["id"]), chunk=12) is False
@@ -301,3 +302,21 @@ async def test_a_batch_killed_after_its_claim_never_sends_those_pushes_again(
         )
     }
     assert status == {ada["id"]: "sent", bob["id"]: "sent"}
+
+
+async def test_a_draft_waits_for_its_run(app, client, engine, push):
+    admin = await make_staff(client, engine)
+    walkers = await many_walkers(engine, 3)
+    created = await client.post(
+        "/v1/admin/broadcasts",
+        json={**NEWS, "segment": {"user_ids": walkers}, "draft": True, "expires_hours": 2},
+        headers=admin["headers"],
+    )
+    assert created.status_code == 202, created.text
+    b = created.json()
+    assert b["status"] == "draft"
+    jobs = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'campaigns:broadcast'"
+    assert await count(engine, jobs) == 0
+    started = await client.post(f"/v1/admin/broadcasts/{b['id']}/run", headers=admin["headers"])
+    assert started.status_code == 202 and started.json()["status"] == "running"
+    assert await count(engine, jobs) == 1

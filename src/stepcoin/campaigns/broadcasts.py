@@ -90,7 +90,8 @@ async def list_recent(session: AsyncSession, *, limit: int = 50) -> list[dict[st
 async def create(
     session: AsyncSession, body: BroadcastIn, *, admin_id: uuid.UUID
 ) -> dict[str, Any]:
-    """A draft broadcast; audited."""
+    """A broadcast, queued at once (running) unless `draft` or its segment is above the
+    approval threshold (then a draft: a second admin approves, an admin runs it); audited."""
     row = await repository.insert(
         session,
         title=body.title,
@@ -110,6 +111,12 @@ async def create(
             "segment": segment_summary(row["segment"]),
         },
     )
+    if not body.draft:
+        walkers = await segments.count_segment(session, row["segment"])
+        if walkers <= await _threshold(session):
+            return await start(
+                session, row["id"], admin_id=admin_id, expires_hours=body.expires_hours
+            )
     return await _with_figures(session, row)
 
 

@@ -80,9 +80,12 @@ async def list_broadcasts(
     return {"items": await broadcasts.list_recent(session, limit=limit)}
 
 
-@broadcasts_router.post("", status_code=status.HTTP_201_CREATED, response_model=BroadcastOut)
+@broadcasts_router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=BroadcastOut)
 async def create_broadcast(body: BroadcastIn, admin: AdminDep, session: SessionDep) -> Any:
-    """A draft push broadcast: title, body, the segment (admins; audited)."""
+    """A push broadcast to a segment (admins; audited), accepted (202) and sent by the worker
+    at once (`status` running; follow the delivery figures with GET), unless `draft` is set
+    or the segment holds more walkers than `notify.broadcast_approval_threshold_walkers`: then
+    it waits as a draft for a second admin's approval and a run."""
     return await broadcasts.create(session, body, admin_id=admin.id)
 
 
