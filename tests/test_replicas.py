@@ -131,7 +131,9 @@ def add_product(pair: Replication, title: str) -> int:
     )
 
 
-async def test_hot_reads_are_served_by_the_standby(settings: Settings, resumed: Replication) -> None:
+async def test_hot_reads_are_served_by_the_standby(
+    settings: Settings, resumed: Replication
+) -> None:
     pair = resumed
     async with api(settings, pair) as client:
         walker = await register(client, verified=False)
@@ -154,7 +156,9 @@ async def test_hot_reads_are_served_by_the_standby(settings: Settings, resumed: 
         one = await client.get(f"/v1/products/{product}")
         assert one.json()["title"] == "Water bottle"
         assert (await client.get("/v1/wallet", headers=bearer(token))).status_code == 200
-        assert (await client.get("/v1/leaderboards/daily", headers=bearer(token))).status_code == 200
+        assert (
+            await client.get("/v1/leaderboards/daily", headers=bearer(token))
+        ).status_code == 200
         board = await client.get(
             "/v1/leaderboards/daily", params={"scope": "friends"}, headers=bearer(token)
         )
@@ -180,7 +184,7 @@ async def test_a_walker_reads_their_own_writes(settings: Settings, resumed: Repl
     pair = resumed
     async with api(settings, pair) as client, api(settings, pair) as other_process:
         walker = await register(client, verified=False)
-        token, user_id = walker["access_token"], walker["user"]["id"]
+        token = walker["access_token"]
         pair.wait_replayed()
         await asyncio.sleep(0.2)
         pair.pause()  # from here on the standby knows nothing new

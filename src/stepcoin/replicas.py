@@ -93,7 +93,7 @@ def display_name(url: str) -> str:
     return f"{host}{port}{parts.path or '/'}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Replica:
     """One standby: its state as last checked, and its pools while it is usable."""
 
@@ -185,8 +185,6 @@ class Replicas:
     def mark_down(self, replica: Replica, exc: BaseException) -> None:
         """A request failed on this standby: out of rotation at once (the next check that finds
         it healthy brings it back with fresh connections)."""
-        if replica.state != "down":
-            logger.warning("standby %s failed a read (%s): out of rotation", replica.name, exc)
         self._take_out(replica, "down", f"{type(exc).__name__}: {exc}"[:200])
 
     async def primary_lsn(self, conn: Any) -> int:
@@ -248,7 +246,7 @@ class Replicas:
                 "SELECT pg_current_wal_insert_lsn()::text", timeout=CHECK_TIMEOUT_S
             )
             return parse_lsn(text)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             logger.warning("replica check: primary unreachable (%s)", exc)
             await _close_conn(self._primary_conn)
             self._primary_conn = None
@@ -265,7 +263,7 @@ class Replicas:
                 "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS paused",
                 timeout=CHECK_TIMEOUT_S,
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             await _close_conn(replica._check_conn)
             replica._check_conn = None
             replica.lag_ms = None
@@ -286,7 +284,7 @@ class Replicas:
         if not replica.usable:
             try:
                 await self._open_pools(replica)
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 self._take_out(replica, "down", f"{type(exc).__name__}: {exc}"[:200])
                 return
             logger.info("standby %s in rotation (lag %.0f ms)", replica.name, replica.lag_ms)
