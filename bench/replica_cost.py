@@ -59,7 +59,7 @@ async def main_async(url: str, n: int, rounds: int) -> None:
         ),
     }
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for name, app in apps.items():
+    for app in apps.values():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:

@@ -44,9 +44,9 @@ from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
 from stepcoin.ratelimit import RateLimitGate
 from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
-from stepcoin.replicas import READ_AFTER_HEADER, Replicas, format_lsn, is_connection_error
 from stepcoin.referrals.router import admin_router as referrals_admin_router
 from stepcoin.referrals.router import router as referrals_router
+from stepcoin.replicas import READ_AFTER_HEADER, Replicas, format_lsn, is_connection_error
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
