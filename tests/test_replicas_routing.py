@@ -7,10 +7,21 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from stepcoin import replicas as replicas_module
-from stepcoin.replicas import Replicas, display_name, format_lsn, is_connection_error, parse_lsn
+from stepcoin.config import Settings
+from stepcoin.main import create_app
+from stepcoin.replicas import (
+    READ_AFTER_HEADER,
+    Replicas,
+    display_name,
+    format_lsn,
+    is_connection_error,
+    parse_lsn,
+)
+from tests.conftest import AddressedTransport, bearer, register
 
 
 def make(count: int = 2, max_lag_ms: int = 1000) -> Replicas:
@@ -120,3 +131,39 @@ def test_connection_errors_are_told_from_query_errors() -> None:
     assert is_connection_error(wrapped)
     assert not is_connection_error(asyncpg.exceptions.SerializationError("conflict with recovery"))
     assert not is_connection_error(ValueError("bad"))
+
+
+async def test_a_replica_url_that_is_no_standby_is_never_read(settings: Settings) -> None:
+    """The everyday run's check of the wiring: a "replica" that is the primary itself is found
+    not in recovery, readiness says so, reads and writes work, and writes carry the marker."""
+    assert settings.database_url
+    configured = settings.model_copy(update={"database_replica_urls": [settings.database_url]})
+    application = create_app(configured, run_worker=False)
+    async with application.router.lifespan_context(application):
+        transport = AddressedTransport(app=application, client=("203.0.113.8", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
+            ready = await c.get("/readyz")
+            assert ready.status_code == 200
+            (state,) = ready.json()["replicas"]
+            assert state["state"] == "not_standby" and state["in_rotation"] is False
+            assert "@" not in state["name"]
+
+            walker = await register(c, verified=False)
+            assert (
+                READ_AFTER_HEADER
+                in (
+                    await c.post(
+                        "/v1/auth/login",
+                        json={"email": walker["user"]["email"], "password": walker["password"]},
+                    )
+                ).headers
+            )
+            changed = await c.patch(
+                "/v1/me", json={"full_name": "Renamed"}, headers=bearer(walker["access_token"])
+            )
+            assert changed.status_code == 200
+            assert parse_lsn(changed.headers[READ_AFTER_HEADER])
+            me = await c.get("/v1/me", headers=bearer(walker["access_token"]))
+            assert me.json()["full_name"] == "Renamed"
+            assert READ_AFTER_HEADER not in me.headers
+            assert (await c.get("/v1/products")).status_code == 200

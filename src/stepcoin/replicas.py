@@ -151,6 +151,7 @@ class Replicas:
         self._floor = 0
         self._primary_conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._disposals: set[asyncio.Task[None]] = set()  # referenced until done
         self._closing = False
 
     # ------------------------------------------------------------------ the read path
@@ -205,6 +206,8 @@ class Replicas:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._disposals:
+            await asyncio.gather(*self._disposals, return_exceptions=True)
         for replica in self.replicas:
             replica.usable = False
             await self._close_pools(replica)
@@ -312,7 +315,9 @@ class Replicas:
             # its connections are dead: drop them; a recovery opens new ones
             pool, engine = replica.pool, replica.engine
             replica.pool = replica.engine = replica.read_sessionmaker = None
-            asyncio.get_running_loop().create_task(_dispose(pool, engine))
+            task = asyncio.get_running_loop().create_task(_dispose(pool, engine))
+            self._disposals.add(task)
+            task.add_done_callback(self._disposals.discard)
 
     def _refresh_rotation(self) -> None:
         self._usable = tuple(r for r in self.replicas if r.usable)
