@@ -80,10 +80,17 @@ def _pgbouncer_default() -> bool:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 5, pgbouncer: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 5,
+    pgbouncer: bool = False,
+    timeouts: dict[str, float] | None = None,
 ) -> AsyncEngine:
-    """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity."""
+    """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity. timeouts:
+    asyncpg's connect `timeout` and `command_timeout` (a standby's: see STANDBY_TIMEOUTS)."""
     connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args.update(timeouts or {})
     if pgbouncer:
         connect_args.update(pgbouncer_connect_args())
     return create_async_engine(
@@ -114,8 +121,16 @@ REPLICA_USED_KEY = "stepcoin.replica"
 """ASGI scope key: the standby a request's read went to (a failure there is retried)."""
 
 
-async def _open_fast_pool(url: str, size: int, pgbouncer: bool) -> asyncpg.Pool:
+STANDBY_TIMEOUTS = {"timeout": 2.0, "command_timeout": 5.0}
+"""A standby that does not connect in 2 s or answer a read in 5 s counts as down: the read is
+answered by the primary (a partitioned host would otherwise hold it for the TCP timeout)."""
+
+
+async def _open_fast_pool(
+    url: str, size: int, pgbouncer: bool, timeouts: dict[str, float] | None = None
+) -> asyncpg.Pool:
     connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args.update(timeouts or {})
     if pgbouncer:
         connect_args["statement_cache_size"] = 0
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -181,12 +196,16 @@ class Database:
 
     async def _open_replica_pool(self, url: str) -> asyncpg.Pool:
         """A standby's fast pool: the same settings as the primary's (see `fast_pool`)."""
-        return await _open_fast_pool(url, self.fast_pool_size, self.pgbouncer)
+        return await _open_fast_pool(url, self.fast_pool_size, self.pgbouncer, STANDBY_TIMEOUTS)
 
     def _open_replica_engine(self, url: str) -> tuple[AsyncEngine, Any]:
         """A standby's engine and its autocommit read sessions (ReplicaSessionDep)."""
         engine = create_engine(
-            url, pool_size=self._engine_size, max_overflow=0, pgbouncer=self.pgbouncer
+            url,
+            pool_size=self._engine_size,
+            max_overflow=0,
+            pgbouncer=self.pgbouncer,
+            timeouts=STANDBY_TIMEOUTS,
         )
         sessions = async_sessionmaker(
             engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
