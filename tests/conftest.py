@@ -53,6 +53,7 @@ WHOLE_MODULES = {
     "tests/test_embedded.py",
     "tests/test_migrations.py",
     "tests/test_pgbouncer.py",
+    "tests/test_replicas.py",
 }
 
 

@@ -230,6 +230,25 @@ class Settings(BaseSettings):
         description="A direct (unpooled) URL of the same database, for the job worker's "
         "LISTEN/NOTIFY and for backups (replication); default: DATABASE_URL.",
     )
+    database_replica_urls: CommaList = Field(
+        default_factory=list,
+        description="PostgreSQL streaming standbys of DATABASE_URL, comma-separated: the hot "
+        "reads (profile, wallet, ledger pages, achievements, leaderboards, catalogue) go to a "
+        "healthy one; empty: every read on the primary (docs/replicas.md).",
+    )
+    replica_max_lag_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=3_600_000,
+        description="A standby whose replay lags the primary by more than this is skipped "
+        "until it catches up.",
+    )
+    replica_check_ms: int = Field(
+        default=200,
+        ge=10,
+        le=60_000,
+        description="How often each API process checks every standby (state, replay lag).",
+    )
     job_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="Queue polling interval when LISTEN/NOTIFY is off."
     )
@@ -262,6 +281,7 @@ class Settings(BaseSettings):
         "google_issuers",
         "shopify_webhook_secrets",
         "totp_keys",
+        "database_replica_urls",
         mode="before",
     )
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from stepcoin.config import get_settings
 from stepcoin.errors import AppError
+from stepcoin.replicas import Replica, Replicas, is_connection_error
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -79,10 +80,17 @@ def _pgbouncer_default() -> bool:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 5, pgbouncer: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 5,
+    pgbouncer: bool = False,
+    timeouts: dict[str, float] | None = None,
 ) -> AsyncEngine:
-    """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity."""
+    """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity. timeouts:
+    asyncpg's connect `timeout` and `command_timeout` (a standby's: see STANDBY_TIMEOUTS)."""
     connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args.update(timeouts or {})
     if pgbouncer:
         connect_args.update(pgbouncer_connect_args())
     return create_async_engine(
@@ -107,6 +115,35 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
+READ_AFTER_KEY = "stepcoin.read_after"
+"""ASGI scope key: the WAL position a standby must have replayed to serve this request."""
+REPLICA_USED_KEY = "stepcoin.replica"
+"""ASGI scope key: the standby a request's read went to (a failure there is retried)."""
+
+
+STANDBY_TIMEOUTS = {"timeout": 2.0, "command_timeout": 5.0}
+"""A standby that does not connect in 2 s or answer a read in 5 s counts as down: the read is
+answered by the primary (a partitioned host would otherwise hold it for the TCP timeout)."""
+
+
+async def _open_fast_pool(
+    url: str, size: int, pgbouncer: bool, timeouts: dict[str, float] | None = None
+) -> asyncpg.Pool:
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args.update(timeouts or {})
+    if pgbouncer:
+        connect_args["statement_cache_size"] = 0
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=size,
+        max_queries=FAST_POOL_MAX_QUERIES,
+        reset=_keep_session,
+        **connect_args,
+    )
+    return pool
+
+
 class Database:
     """Holds the engine and the session factory for the life of the process, and a bare asyncpg
     pool of autocommit connections for the hot single-statement paths (`fast_pool`)."""
@@ -119,11 +156,15 @@ class Database:
         max_overflow: int = 5,
         pgbouncer: bool | None = None,
         fast_pool_size: int | None = None,
+        replica_urls: Sequence[str] = (),
+        replica_max_lag_ms: int = 1000,
+        replica_check_ms: int = 200,
     ) -> None:
         """pgbouncer=None: STEPCOIN_DATABASE_PGBOUNCER decides. fast_pool_size None: pool_size
         + max_overflow, as many as the engine may hold (the fast pool carries the syncs, the
         orders and the hot reads: one process under as many concurrent requests must not queue
-        for a connection)."""
+        for a connection). replica_urls: streaming standbys for the hot reads (`replicas`;
+        none: everything on this URL, exactly as without the feature)."""
         self.url = url
         self.fast_pool_size = fast_pool_size or pool_size + max_overflow
         self._fast_pool: asyncpg.Pool | None = None
@@ -141,6 +182,47 @@ class Database:
         self.read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
         )
+        self._engine_size = pool_size + max_overflow
+        self.replicas: Replicas | None = None
+        if replica_urls:
+            self.replicas = Replicas(
+                libpq_url(url),
+                [libpq_url(u) for u in replica_urls],
+                max_lag_ms=replica_max_lag_ms,
+                check_ms=replica_check_ms,
+                open_pool=self._open_replica_pool,
+                open_engine=self._open_replica_engine,
+            )
+
+    async def _open_replica_pool(self, url: str) -> asyncpg.Pool:
+        """A standby's fast pool: the same settings as the primary's (see `fast_pool`)."""
+        return await _open_fast_pool(url, self.fast_pool_size, self.pgbouncer, STANDBY_TIMEOUTS)
+
+    def _open_replica_engine(self, url: str) -> tuple[AsyncEngine, Any]:
+        """A standby's engine and its autocommit read sessions (ReplicaSessionDep)."""
+        engine = create_engine(
+            url,
+            pool_size=self._engine_size,
+            max_overflow=0,
+            pgbouncer=self.pgbouncer,
+            timeouts=STANDBY_TIMEOUTS,
+        )
+        sessions = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
+        return engine, sessions
+
+    def replica_for(self, scope: Any) -> Replica | None:
+        """The standby a read may use (None: the primary). Only a request the routing
+        middleware (main.ReplicaRouting) has looked at may go to a standby: it puts there what
+        the caller must see (`stepcoin.read_after`), and forbids standbys on a retry."""
+        replicas = self.replicas
+        if replicas is None:
+            return None
+        need = scope.get(READ_AFTER_KEY)
+        if need is None:
+            return None
+        return replicas.choose(need)
 
     async def fast_pool(self) -> asyncpg.Pool:
         """asyncpg's own pool, opened on first use, for hot statements outside any explicit
@@ -166,20 +248,19 @@ class Database:
             return pool
         async with self._fast_pool_lock:
             if self._fast_pool is None:
-                connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
-                if self.pgbouncer:
-                    connect_args["statement_cache_size"] = 0
-                self._fast_pool = await asyncpg.create_pool(
-                    libpq_url(self.url),
-                    min_size=1,
-                    max_size=self.fast_pool_size,
-                    max_queries=FAST_POOL_MAX_QUERIES,
-                    reset=_keep_session,
-                    **connect_args,
+                self._fast_pool = await _open_fast_pool(
+                    libpq_url(self.url), self.fast_pool_size, self.pgbouncer
                 )
             return self._fast_pool
 
+    def start_replica_checks(self) -> None:
+        """Start the standbys' background health check (no standby configured: nothing)."""
+        if self.replicas is not None:
+            self.replicas.start()
+
     async def dispose(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.close()
         pool, self._fast_pool = self._fast_pool, None
         if pool is not None:
             await pool.close()
@@ -250,3 +331,56 @@ async def get_read_session(
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
+
+
+async def get_replica_read_session(
+    request: Request,
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """ReadSessionDep on a healthy streaming standby that has what the caller must see, else on
+    the primary (docs/replicas.md). For the named hot read routes only: never a transaction."""
+    replica = database.replica_for(request.scope)
+    if replica is None or replica.read_sessionmaker is None:
+        async with database.read_sessionmaker() as session:
+            yield session
+        return
+    request.scope[REPLICA_USED_KEY] = replica
+    async with replica.read_sessionmaker() as session:
+        try:
+            yield session
+        except Exception as exc:
+            _standby_failed(database, replica, exc)
+            raise
+
+
+ReplicaSessionDep = Annotated[AsyncSession, Depends(get_replica_read_session, scope="function")]
+
+
+async def get_replica_driver(
+    request: Request,
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[Any]:
+    """DriverDep on a healthy streaming standby (as ReplicaSessionDep), else on the primary."""
+    replica = database.replica_for(request.scope)
+    pool = replica.pool if replica is not None else None
+    if replica is None or pool is None:
+        async with (await database.fast_pool()).acquire() as conn:
+            yield conn
+        return
+    request.scope[REPLICA_USED_KEY] = replica
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except Exception as exc:
+        _standby_failed(database, replica, exc)
+        raise
+
+
+def _standby_failed(database: Database, replica: Replica, exc: BaseException) -> None:
+    """A read on a standby failed: a dead server leaves the rotation at once (main.ReplicaRouting
+    runs the request again on the primary either way)."""
+    if database.replicas is not None and is_connection_error(exc):
+        database.replicas.mark_down(replica, exc)
+
+
+ReplicaDriverDep = Annotated[Any, Depends(get_replica_driver, scope="function")]

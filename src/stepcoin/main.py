@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stepcoin import __version__
 from stepcoin.accounts.router import LIMITED as ACCOUNTS_LIMITED
@@ -31,7 +31,7 @@ from stepcoin.challenges.router import admin_router as challenges_admin_router
 from stepcoin.challenges.router import router as challenges_router
 from stepcoin.config import Settings, get_settings
 from stepcoin.console import install_console
-from stepcoin.db import Database
+from stepcoin.db import READ_AFTER_KEY, REPLICA_USED_KEY, Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.fairplay.router import router as fairplay_router
 from stepcoin.health.router import router as health_router
@@ -47,6 +47,7 @@ from stepcoin.ratelimit import RateLimitGate
 from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
 from stepcoin.referrals.router import admin_router as referrals_admin_router
 from stepcoin.referrals.router import router as referrals_router
+from stepcoin.replicas import READ_AFTER_HEADER, Replicas, format_lsn, is_connection_error
 from stepcoin.shop.admin_router import router as shop_admin_router
 from stepcoin.shop.hot import HotOrders
 from stepcoin.shop.router import LIMITED as SHOP_LIMITED
@@ -144,12 +145,36 @@ class HotRoutes:
         claims = bearer_claims(self.settings, headers.get(b"authorization"))
         if claims is None:
             return None
+        database: Database = scope["app"].state.database
+        if database.replicas is not None:
+            body = await self._on_standby(database, scope, answer, claims.user_id)
+            if body is not None:
+                return body
         try:
-            pool = await scope["app"].state.database.fast_pool()
+            pool = await database.fast_pool()
             async with pool.acquire() as driver:
                 return await answer(driver, claims.user_id, scope.get("query_string", b""))
         except Exception:  # the FastAPI route answers (and logs) it
             logger.debug("hot route fell through after an error", exc_info=True)
+            return None
+
+    @staticmethod
+    async def _on_standby(
+        database: Database, scope: Scope, answer: Answer, user_id: uuid.UUID
+    ) -> bytes | None:
+        """The answer from a standby (docs/replicas.md); None: the primary answers instead (no
+        usable standby, a failure there, or no 200 body: e.g. an account too new for it)."""
+        replica = database.replica_for(scope)
+        pool = replica.pool if replica is not None else None
+        if replica is None or pool is None:
+            return None
+        try:
+            async with pool.acquire() as driver:
+                return await answer(driver, user_id, scope.get("query_string", b""))
+        except Exception as exc:
+            if is_connection_error(exc) and database.replicas is not None:
+                database.replicas.mark_down(replica, exc)
+            logger.debug("hot route on standby %s failed", replica.name, exc_info=True)
             return None
 
 
@@ -224,6 +249,117 @@ class HotSync:
         return None if claims is None else claims.user_id
 
 
+READ_AFTER_NAME = READ_AFTER_HEADER.lower().encode("latin-1")
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class ReplicaRouting:
+    """Read replicas' routing and read-your-writes (docs/replicas.md), installed only when
+    STEPCOIN_DATABASE_REPLICA_URLS lists standbys; outside the fast paths, so it sees them.
+
+    - A GET may be served by a standby that has replayed what its caller must see: the
+      `StepCoin-Read-After` marker the client sent back, and the last write this process saw the
+      caller make (`stepcoin.read_after` in the scope; HotRoutes and the Replica* dependencies
+      choose by it).
+    - A GET whose read went to a standby and failed (an exception, or a 5xx answer before any
+      byte left) is run again on the primary: a standby dying under load fails no request.
+    - Any other successful request (a write) is answered with the primary's WAL position after
+      it as `StepCoin-Read-After`, and the caller's position is remembered in this process.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        database: Database = scope["app"].state.database
+        replicas = database.replicas
+        if replicas is None:
+            await self.app(scope, receive, send)
+            return
+        headers = first_headers(scope, b"authorization", READ_AFTER_NAME)
+        claims = bearer_claims(self.settings, headers.get(b"authorization"))
+        user_id = None if claims is None else claims.user_id
+        if scope["method"] in ("GET", "HEAD"):
+            scope[READ_AFTER_KEY] = replicas.required_lsn(user_id, headers.get(READ_AFTER_NAME))
+            await self._read(scope, receive, send)
+        elif scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+        else:
+            await self._write(database, replicas, user_id, scope, receive, send)
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+        failed = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal started, failed
+            if failed:
+                return
+            if (
+                message["type"] == "http.response.start"
+                and message["status"] >= 500
+                and scope.get(REPLICA_USED_KEY) is not None
+            ):
+                failed = True  # swallowed: the primary answers below
+                return
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded)
+        except Exception:
+            if started or scope.get(REPLICA_USED_KEY) is None:
+                raise
+            failed = True
+        if not failed:
+            return
+        replica = scope.get(REPLICA_USED_KEY)
+        logger.warning(
+            "a read on standby %s failed; answered from the primary",
+            getattr(replica, "name", "?"),
+        )
+        retry = {k: v for k, v in scope.items() if k not in (READ_AFTER_KEY, REPLICA_USED_KEY)}
+        await self.app(retry, _no_body, send)
+
+    async def _write(
+        self,
+        database: Database,
+        replicas: Replicas,
+        user_id: uuid.UUID | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        async def marking(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                lsn = await _primary_position(database, replicas)
+                if lsn:
+                    if user_id is not None:
+                        replicas.remember_write(user_id, lsn)
+                    marker = (READ_AFTER_NAME, format_lsn(lsn).encode("latin-1"))
+                    message = {**message, "headers": [*message.get("headers", []), marker]}
+            await send(message)
+
+        await self.app(scope, receive, marking)
+
+
+async def _primary_position(database: Database, replicas: Replicas) -> int | None:
+    """The primary's WAL position now, after the request's commit (None if it cannot say)."""
+    try:
+        async with (await database.fast_pool()).acquire() as conn:
+            return await replicas.primary_lsn(conn)
+    except Exception:
+        logger.warning("no WAL position for a write's read-your-writes marker", exc_info=True)
+        return None
+
+
 LIMITED_ROUTES = (
     *AUTH_LIMITED,
     *MAIL_LIMITED,
@@ -266,9 +402,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_overflow,
             pgbouncer=settings.database_pgbouncer,
+            replica_urls=settings.database_replica_urls,
+            replica_max_lag_ms=settings.replica_max_lag_ms,
+            replica_check_ms=settings.replica_check_ms,
         )
         app.state.database = database
         try:
+            if database.replicas is not None:
+                await database.replicas.check_once()  # in rotation from the first request
+                database.start_replica_checks()
             if with_worker:
                 async with open_jobs(database) as jobs:
                     app.state.jobs = jobs
@@ -308,6 +450,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )  # innermost: after the guard, the body limit, the request id and the metrics
     app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
     app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
+    if settings.database_replica_urls:  # outside the fast paths: it routes and marks them too
+        app.add_middleware(ReplicaRouting, settings=settings)
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit
     app.add_middleware(  # the rate limits, before the input is even read (stepcoin.ratelimit)
         RateLimitGate, routes=LIMITED_ROUTES, account_of=account_of(settings)

@@ -23,7 +23,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request) -> Any:
-    """Ready for traffic: the database answers and its migrations are current."""
+    """Ready for traffic: the database answers and its migrations are current; with read
+    replicas configured, each standby's state (ok, lagging, paused, down, not_standby)."""
     database = request.app.state.database
     try:
         current = await applied_heads(database.engine)
@@ -40,7 +41,11 @@ async def readyz(request: Request) -> Any:
             f"database at {sorted(current)}, code expects {sorted(expected)}: "
             "run `stepcoin migrate`",
         )
-    return {"status": "ready", "database": "ok", "migrations": sorted(current)}
+    answer: dict[str, Any] = {"status": "ready", "database": "ok", "migrations": sorted(current)}
+    if database.replicas is not None:
+        # standbys never make the process unready: without one, the primary serves every read
+        answer["replicas"] = database.replicas.status()
+    return answer
 
 
 def _may_scrape(request: Request) -> bool:

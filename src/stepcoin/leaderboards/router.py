@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Body, Query, Response
 
 from stepcoin.auth.dependencies import ActiveClaimsDep, AdminDep, ClaimsDep, StaffDep
-from stepcoin.db import DriverDep, ReadSessionDep, SessionDep
+from stepcoin.db import ReplicaDriverDep, ReplicaSessionDep, SessionDep
 from stepcoin.errors import Forbidden, account_gone
 from stepcoin.leaderboards import prizes, service
 from stepcoin.leaderboards.periods import Period
@@ -84,8 +84,8 @@ StartParam = Annotated[
 async def leaderboard(
     period: Period,
     claims: ClaimsDep,
-    driver: DriverDep,
-    session: ReadSessionDep,
+    driver: ReplicaDriverDep,
+    session: ReplicaSessionDep,
     limit: LimitParam = DEFAULT_LIMIT,
     period_start: StartParam = None,
     scope: Annotated[
@@ -122,7 +122,7 @@ async def group_leaderboard(
     group_id: Int64,
     period: Period,
     claims: ActiveClaimsDep,
-    session: ReadSessionDep,
+    session: ReplicaSessionDep,
     limit: LimitParam = DEFAULT_LIMIT,
     period_start: StartParam = None,
 ) -> Any:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from stepcoin.auth.dependencies import ActiveClaimsDep, ClaimsDep, SettingsDep
-from stepcoin.db import Database, DriverDep, ReadSessionDep, get_database
+from stepcoin.db import Database, DriverDep, ReadSessionDep, ReplicaSessionDep, get_database
 from stepcoin.errors import InvalidInput
 from stepcoin.pagination import bigint_id, decode_cursor, encode_cursor, invalid_cursor
 from stepcoin.ratelimit import LimitedRoute
@@ -28,7 +28,7 @@ LIMITED = (
 
 @router.get("/v1/products", response_model=ProductListOut)
 async def list_products(
-    session: ReadSessionDep,
+    session: ReplicaSessionDep,
     category: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
@@ -47,7 +47,7 @@ async def list_products(
 
 
 @router.get("/v1/products/{product_id}", response_model=ProductOut)
-async def get_product(product_id: Int64, session: ReadSessionDep) -> Any:
+async def get_product(product_id: Int64, session: ReplicaSessionDep) -> Any:
     """One active product."""
     return await catalogue.get_product(session, product_id)
 
