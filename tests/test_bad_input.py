@@ -103,6 +103,12 @@ ROUTE_EXAMPLES: dict[tuple[str, str], Any] = {
         "coins_per_walker": 5,
         "segment": {"all_walkers": True},
     },
+    ("POST", "/v1/admin/broadcasts"): {  # a segment names at least one criterion
+        "title": "Probe broadcast",
+        "body": "News for walkers",
+        "segment": {"all_walkers": True},
+        "draft": True,
+    },
     ("PUT", "/v1/me/devices"): {  # a token of the platform's own form
         "platform": "ios",
         "environment": "production",

@@ -147,13 +147,14 @@ class BroadcastIn(BaseModel):
     title: str = Field(min_length=1, max_length=200, description="The push's and inbox's title.")
     body: str = Field(min_length=1, max_length=1000, description="The text under the title.")
     segment: Segment
-    draft: bool = Field(
+    draft: StrictBool = Field(
         default=False,
         description="Keep it a draft (preview, approve, run later); by default it is queued at "
         "once unless its segment needs a second admin's approval.",
     )
     expires_hours: int = Field(
         default=24,
+        strict=True,
         ge=1,
         le=72,
         description="A push not sent within this many hours (quiet hours, outages) is dropped.",
