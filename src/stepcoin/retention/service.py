@@ -245,6 +245,9 @@ async def keep_after(session: AsyncSession, today: date) -> date:
 
 
 async def _raw(session: AsyncSession) -> asyncpg.Connection:
+    """The session's asyncpg connection, for COPY, inside the session's transaction (a first
+    statement through SQLAlchemy makes the adapter begin it)."""
+    await session.execute(text("SELECT 1"))
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection

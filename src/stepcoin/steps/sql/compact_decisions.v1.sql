@@ -1,12 +1,14 @@
 -- stepcoin_compact_decisions: one batch of the decisions compaction (docs/retention.md).
 -- Examines at most `batch` step_validations with id > after_id, in id order, and deletes those
--- that are no longer needed: a superseded, unreviewed, non-appeal decision older than `cutoff`
--- about a record that is approved now under a newer decision, on a day whose every record is
--- approved, with no coins held and no unsettled challenge of the walker covering it. The final
--- decision of every record, every staff decision and every appeal stay. Returns the last id
--- examined that is older than the cutoff (the cursor of the next batch; NULL when none was),
--- how many were examined, how many were deleted, and whether the batch reached decisions
--- newer than the cutoff (ids follow time: the pass is over). Run by the job retention:prune. Loaded by migration 0037.
+-- no longer needed: an unreviewed, non-appeal decision older than `cutoff` about a record
+-- that is approved now under a newer decision (the sync sets superseded_by only on decisions
+-- in review, so "superseded" here is: older than the record's validation_id), on a day whose
+-- every record is approved, with no coins held and no unsettled challenge of the walker
+-- covering it. The final decision of every record, every staff decision and every appeal
+-- stay. Returns the last id examined that is older than the cutoff (the next batch's cursor;
+-- NULL when none was), how many were examined and deleted, and whether the batch reached
+-- decisions newer than the cutoff (ids follow time: the pass is over). Run by the job
+-- retention:prune. Loaded by migration 0037.
 CREATE OR REPLACE FUNCTION stepcoin_compact_decisions(
     after_id bigint, cutoff timestamptz, batch integer,
     OUT last_id bigint, OUT examined integer, OUT deleted integer, OUT passed_cutoff boolean)
@@ -22,13 +24,12 @@ BEGIN
     ), doomed AS (
         SELECT c.id FROM candidates c
         WHERE c.created_at < cutoff
-          AND c.superseded_by IS NOT NULL
           AND c.reviewed_at IS NULL
           AND NOT c.rule_hits @> '[{"code": "appeal"}]'::jsonb
           AND EXISTS (SELECT 1 FROM step_records r
                       WHERE r.user_id = c.user_id AND r.recorded_date = c.recorded_date
                         AND r.source = c.source AND r.status = 'approved'
-                        AND r.validation_id IS NOT NULL AND r.validation_id <> c.id)
+                        AND r.validation_id > c.id)
           AND NOT EXISTS (SELECT 1 FROM step_records r
                           WHERE r.user_id = c.user_id AND r.recorded_date = c.recorded_date
                             AND r.status <> 'approved')

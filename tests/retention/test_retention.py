@@ -1,0 +1,335 @@
+"""Retention and archival (docs/retention.md): each job deletes exactly what it should and
+nothing still needed; the month archive survives a stop between its steps and a damaged file,
+and an archived month comes back row for row with the ledger check passing."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from stepcoin.backup.repository import LocalRepository
+from stepcoin.db import session_scope
+from stepcoin.retention import service
+from stepcoin.steps.retention import next_month, partition_name
+from stepcoin.wallet.service import check_ledger
+from tests.conftest import bearer, register
+from tests.social.helpers import set_setting
+from tests.steps.helpers import ledger_ok, rec, sync
+
+
+def _months_back(today: date, months: int) -> date:
+    index = today.year * 12 + today.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+async def _age(engine: Any, user_id: str, days: int) -> None:
+    """Move a walker's step data `days` back in time, as if it had been synced then (the
+    partition key moves the records into their month's partition)."""
+    async with engine.begin() as conn:
+        shift = {"u": user_id, "d": days}
+        await conn.execute(
+            text(
+                "UPDATE step_records SET recorded_date = recorded_date - CAST(:d AS integer), "
+                "synced_at = synced_at - make_interval(days => CAST(:d AS integer)), "
+                "created_at = created_at - make_interval(days => CAST(:d AS integer)) WHERE user_id = :u"
+            ),
+            shift,
+        )
+        await conn.execute(
+            text(
+                "UPDATE step_validations SET recorded_date = recorded_date - CAST(:d AS integer), "
+                "created_at = created_at - make_interval(days => CAST(:d AS integer)) WHERE user_id = :u"
+            ),
+            shift,
+        )
+        await conn.execute(
+            text(
+                "UPDATE step_days SET recorded_date = recorded_date - CAST(:d AS integer) WHERE user_id = :u"
+            ),
+            shift,
+        )
+
+
+async def _validation_ids(engine: Any, user_id: str) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT id FROM step_validations WHERE user_id = :u ORDER BY id"), {"u": user_id}
+        )
+        return [r[0] for r in rows]
+
+
+async def _final_ids(engine: Any, user_id: str) -> list[int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT validation_id FROM step_records WHERE user_id = :u ORDER BY validation_id"
+            ),
+            {"u": user_id},
+        )
+        return [r[0] for r in rows]
+
+
+async def _ledger_checked(app: Any, engine: Any) -> None:
+    await ledger_ok(engine)
+    async with session_scope(app.state.database) as session:
+        report = await check_ledger(session)
+    assert report.ok, report
+
+
+async def test_decisions_compaction_keeps_every_needed_decision(app, client, engine):
+    await set_setting(engine, "anticheat.manual_entry_action", "flag")
+    # old, every record approved: the superseded decisions go, the final ones stay
+    old = await register(client)
+    for steps in (1000, 2000, 3000):
+        await sync(client, old["access_token"], rec(1, steps))
+    await sync(client, old["access_token"], rec(2, 4000))
+    # old, but a record of the day is in review: everything of the day stays
+    held = await register(client)
+    for steps in (1000, 2000):
+        await sync(client, held["access_token"], rec(1, steps))
+    flagged = await sync(client, held["access_token"], rec(1, 500, source="manual"))
+    assert flagged[0]["status"] == "flagged"
+    # superseded, but young: stays
+    young = await register(client)
+    for steps in (1000, 2000):
+        await sync(client, young["access_token"], rec(1, steps))
+
+    old_id, held_id, young_id = (a["user"]["id"] for a in (old, held, young))
+    old_before = await _validation_ids(engine, old_id)
+    assert len(old_before) == 4
+    held_before = await _validation_ids(engine, held_id)
+    young_before = await _validation_ids(engine, young_id)
+    await _age(engine, old_id, 200)
+    await _age(engine, held_id, 200)
+
+    reports = await service.prune(app.state.database, (service.DECISIONS,), from_start=True)
+    assert [r.deleted for r in reports] == [2]
+    assert await _validation_ids(engine, old_id) == await _final_ids(engine, old_id)
+    assert len(await _validation_ids(engine, old_id)) == 2
+    assert await _validation_ids(engine, held_id) == held_before
+    assert await _validation_ids(engine, young_id) == young_before
+
+    # the run is recorded; a second run finds nothing more
+    again = await service.prune(app.state.database, (service.DECISIONS,))
+    assert again[0].deleted == 0 and again[0].run_id != reports[0].run_id
+    state = await service.status(app.state.database)
+    run = next(r for r in state["runs"] if r["job"] == service.DECISIONS)
+    assert run["status"] == "done" and run["id"] == again[0].run_id
+
+    # the walker's own view of the day is unchanged
+    response = await client.get("/v1/wallet", headers=bearer(old["access_token"]))
+    assert response.status_code == 200
+    assert response.json()["available_coins"] == 70
+    await _ledger_checked(app, engine)
+
+
+async def _webhook(conn: Any, *, age_days: int, processed: bool) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO webhook_events (webhook_id, topic, content_key, payload, received_at, "
+            "processed_at) VALUES (:w, 'products/update', :w, '{}', "
+            "now() - make_interval(days => CAST(:a AS integer)), "
+            "CASE WHEN :p THEN now() - make_interval(days => CAST(:a AS integer)) END)"
+        ),
+        {"w": uuid.uuid4().hex, "a": age_days, "p": processed},
+    )
+
+
+async def test_webhook_pruning_is_batched_and_resumes(app, engine):
+    await set_setting(engine, "retention.batch_rows", 100)
+    async with engine.begin() as conn:
+        for _ in range(250):
+            await _webhook(conn, age_days=40, processed=True)
+        for _ in range(3):
+            await _webhook(conn, age_days=40, processed=False)  # not handled yet: stays
+            await _webhook(conn, age_days=10, processed=True)  # young: stays
+
+    first = await service.prune(app.state.database, (service.WEBHOOKS,), max_batches=1)
+    assert (first[0].deleted, first[0].batches) == (100, 1)
+    state = await service.status(app.state.database)
+    assert next(r for r in state["runs"] if r["job"] == service.WEBHOOKS)["status"] == "running"
+
+    second = await service.prune(app.state.database, (service.WEBHOOKS,))
+    assert second[0].resumed and second[0].run_id == first[0].run_id
+    assert (second[0].deleted, second[0].batches) == (250, 3)
+    async with engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE processed_at IS NULL), "
+                    "count(*) FILTER (WHERE processed_at IS NOT NULL) FROM webhook_events"
+                )
+            )
+        ).one()
+    assert tuple(left) == (3, 3)
+
+
+async def test_refresh_tokens_of_finished_sign_ins_go(app, client, engine):
+    gone = await register(client)  # a sign-in long over
+    alive = await register(client)  # its first token expired long ago, the family lives on
+    fresh = await register(client)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE refresh_tokens SET expires_at = now() - interval '60 days', "
+                "family_expires_at = now() - interval '60 days' WHERE user_id = :u"
+            ),
+            {"u": gone["user"]["id"]},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO refresh_tokens (user_id, token_hash, family_id, issued_at, "
+                "expires_at, family_expires_at, revoked_at) "
+                "SELECT user_id, :h, family_id, now() - interval '90 days', "
+                "now() - interval '60 days', family_expires_at, now() - interval '80 days' "
+                "FROM refresh_tokens WHERE user_id = :u"
+            ),
+            {"u": alive["user"]["id"], "h": hashlib.sha256(b"old").digest()},
+        )
+    reports = await service.prune(app.state.database, (service.REFRESH_TOKENS,))
+    assert reports[0].deleted == 1
+    async with engine.connect() as conn:
+        counts = dict(
+            (
+                await conn.execute(
+                    text("SELECT user_id::text, count(*) FROM refresh_tokens GROUP BY 1")
+                )
+            ).all()
+        )
+    assert gone["user"]["id"] not in counts
+    assert counts[alive["user"]["id"]] == 2  # the alive family is whole: nothing went
+    assert counts[fresh["user"]["id"]] == 1
+    # the live session still refreshes
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": alive["refresh_token"]})
+    assert response.status_code == 200, response.text
+
+
+async def _month_rows(engine: Any, month: date) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT * FROM step_records WHERE recorded_date >= :a AND recorded_date < :b "
+                "ORDER BY user_id, recorded_date, source"
+            ),
+            {"a": month, "b": next_month(month)},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def _walkers_in(client: Any, engine: Any, month: date, today: date, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        walker = await register(client)
+        await sync(client, walker["access_token"], rec(1, 3000 + i), rec(2, 5000 + i))
+        await sync(client, walker["access_token"], rec(1, 6000 + i))
+        await _age(engine, walker["user"]["id"], (today - month).days - 10)
+        ids.append(walker["user"]["id"])
+    return ids
+
+
+@pytest.fixture
+async def old_months(app, engine):
+    """Partitions from 30 months back to now (the test database has recent ones only)."""
+    today = datetime.now(UTC).date()
+    first = _months_back(today, 30)
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT stepcoin_ensure_step_partitions(:d, 0)"), {"d": first})
+    yield today, first
+    async with engine.begin() as conn:  # leave every month attached for the other tests
+        await conn.execute(text("SELECT stepcoin_ensure_step_partitions(:d, 0)"), {"d": first})
+
+
+async def test_archive_survives_stops_and_restores_row_for_row(
+    app, client, engine, old_months, tmp_path: Path
+):
+    today, first = old_months
+    month = next_month(first)  # 29 months back: past the 25 kept online
+    walkers = await _walkers_in(client, engine, month, today, 3)
+    before = await _month_rows(engine, month)
+    assert len(before) == 6 and {r[0] for r in before} == {uuid.UUID(w) for w in walkers}
+    repository = LocalRepository(tmp_path / "repo")
+    database = app.state.database
+
+    # a stop right after the detach: the rows are out of step_records, the table is kept
+    with pytest.raises(service.Interrupted):
+        await service.archive_month(
+            database, repository, month, scratch=tmp_path, stop_after="detached"
+        )
+    assert await _month_rows(engine, month) == []
+    # a stop after the write, then a damaged file: the verify refuses, nothing is dropped
+    with pytest.raises(service.Interrupted):
+        await service.archive_month(
+            database, repository, month, scratch=tmp_path, stop_after="written"
+        )
+    file_key, manifest_key = service.archive_keys(month)
+    packed = repository.path(file_key)
+    good = packed.read_bytes()
+    packed.write_bytes(good[:-8] + b"\0" * 8)
+    with pytest.raises(service.RetentionError, match="SHA-256"):
+        await service.archive_month(database, repository, month, scratch=tmp_path)
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(text(f'SELECT count(*) FROM "{partition_name(month)}"'))
+        ).scalar_one()
+    assert kept == 6
+    packed.write_bytes(good)
+
+    report = await service.archive_month(database, repository, month, scratch=tmp_path)
+    assert report.state == "archived" and report.steps_done == ["verified", "archived"]
+    assert report.row_count == 6
+    async with engine.connect() as conn:
+        exists = (
+            await conn.execute(text("SELECT to_regclass(:n)"), {"n": partition_name(month)})
+        ).scalar_one()
+    assert exists is None
+    manifest = json.loads(repository.path(manifest_key).read_bytes())
+    assert manifest["rows"] == 6
+    assert manifest["file_sha256"] == hashlib.sha256(good).hexdigest()
+    assert manifest["content_sha256"] == hashlib.sha256(gzip.decompress(good)).hexdigest()
+    await _ledger_checked(app, engine)  # the ledger never needed the records
+
+    restored = await service.restore_month(database, repository, month, scratch=tmp_path)
+    assert restored.row_count == 6
+    assert await _month_rows(engine, month) == before
+    with pytest.raises(service.RetentionError, match="online"):
+        await service.restore_month(database, repository, month, scratch=tmp_path)
+    # a restored month stays online: the scheduled archive leaves it alone
+    assert month not in [r.month for r in await service.archive_due(database, repository)]
+    await _ledger_checked(app, engine)
+
+
+async def test_a_month_with_anything_unsettled_stays_online(
+    app, client, engine, old_months, tmp_path
+):
+    await set_setting(engine, "anticheat.manual_entry_action", "flag")
+    today, first = old_months
+    month = next_month(first)
+    settled = await register(client)
+    await sync(client, settled["access_token"], rec(1, 4000))
+    in_review = await register(client)
+    flagged = await sync(client, in_review["access_token"], rec(1, 700, source="manual"))
+    assert flagged[0]["status"] == "flagged"
+    for walker in (settled, in_review):
+        await _age(engine, walker["user"]["id"], (today - month).days - 10)
+    repository = LocalRepository(tmp_path / "repo")
+    with pytest.raises(service.RetentionError, match="in review"):
+        await service.archive_month(app.state.database, repository, month, scratch=tmp_path)
+    assert len(await _month_rows(engine, month)) == 2
+    # the scheduled archive skips it too (and archives the empty months before it)
+    reports = await service.archive_due(app.state.database, repository, scratch=tmp_path)
+    assert month not in [r.month for r in reports]
+    assert first in [r.month for r in reports]
+    # a recent month is inside the retention window
+    with pytest.raises(service.RetentionError, match="retention window"):
+        await service.archive_month(
+            app.state.database, repository, _months_back(today, 2), scratch=tmp_path
+        )
+    await _ledger_checked(app, engine)
