@@ -8,7 +8,7 @@ import gzip
 import hashlib
 import json
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +35,26 @@ async def _age(engine: Any, user_id: str, days: int) -> None:
     partition key moves the records into their month's partition)."""
     async with engine.begin() as conn:
         shift = {"u": user_id, "d": days}
+        back = "make_interval(days => CAST(:d AS integer))"
         await conn.execute(
             text(
                 "UPDATE step_records SET recorded_date = recorded_date - CAST(:d AS integer), "
-                "synced_at = synced_at - make_interval(days => CAST(:d AS integer)), "
-                "created_at = created_at - make_interval(days => CAST(:d AS integer)) WHERE user_id = :u"
+                f"synced_at = synced_at - {back}, created_at = created_at - {back} "
+                "WHERE user_id = :u"
             ),
             shift,
         )
         await conn.execute(
             text(
                 "UPDATE step_validations SET recorded_date = recorded_date - CAST(:d AS integer), "
-                "created_at = created_at - make_interval(days => CAST(:d AS integer)) WHERE user_id = :u"
+                f"created_at = created_at - {back} WHERE user_id = :u"
             ),
             shift,
         )
         await conn.execute(
             text(
-                "UPDATE step_days SET recorded_date = recorded_date - CAST(:d AS integer) WHERE user_id = :u"
+                "UPDATE step_days SET recorded_date = recorded_date - CAST(:d AS integer) "
+                "WHERE user_id = :u"
             ),
             shift,
         )
