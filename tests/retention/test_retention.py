@@ -4,11 +4,17 @@ and an archived month comes back row for row with the ledger check passing."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -334,4 +340,83 @@ async def test_a_month_with_anything_unsettled_stays_online(
         await service.archive_month(
             app.state.database, repository, _months_back(today, 2), scratch=tmp_path
         )
+    await _ledger_checked(app, engine)
+
+
+@pytest.mark.slow
+async def test_a_killed_archive_is_completed_by_the_next_run(
+    app, client, engine, old_months, database_url, tmp_path: Path
+):
+    """`stepcoin retention archive-month` killed (SIGKILL) while it works: the next run
+    completes it and the month restores row for row."""
+    today, first = old_months
+    month = next_month(first)
+    walkers = await _walkers_in(client, engine, month, today, 2)
+    # a month big enough that the kill lands while the file is written: intraday samples
+    samples = json.dumps([[i * 60, 60 + i % 40] for i in range(20_000)])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO step_records (user_id, recorded_date, source, steps, status, "
+                "approved_steps, intervals) "
+                "SELECT u, d, 'google_fit', 1000, 'approved', 1000, CAST(:s AS jsonb) "
+                "FROM unnest(CAST(:users AS uuid[])) u, "
+                "generate_series(CAST(:a AS date), CAST(:b AS date), interval '1 day') d "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {
+                "s": samples,
+                "users": walkers,
+                "a": month,
+                "b": next_month(month) - timedelta(days=1),
+            },
+        )
+    before = await _month_rows(engine, month)
+    repository = tmp_path / "repo"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "STEPCOIN_BACKUP_REPOSITORY": str(repository),
+            "STEPCOIN_BACKUP_SCRATCH_DIR": str(tmp_path),
+            "STEPCOIN_LOG_LEVEL": "WARNING",
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stepcoin.cli", "retention", "archive-month", f"{month:%Y-%m}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    state = None
+    deadline = time.monotonic() + 120
+    try:
+        while state is None and time.monotonic() < deadline and process.poll() is None:
+            async with engine.connect() as conn:
+                state = (
+                    await conn.execute(
+                        text("SELECT state FROM retention_archives WHERE month = :m"),
+                        {"m": month},
+                    )
+                ).scalar_one_or_none()
+            await asyncio.sleep(0.002)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert state == "detached", (state, process.stderr.read() if process.stderr else "")
+    async with engine.connect() as conn:
+        killed_at = (
+            await conn.execute(
+                text("SELECT state FROM retention_archives WHERE month = :m"), {"m": month}
+            )
+        ).scalar_one()
+    assert killed_at in ("detached", "written", "verified")  # stopped midway
+    assert await _month_rows(engine, month) == []
+
+    local = LocalRepository(repository)
+    report = await service.archive_month(app.state.database, local, month, scratch=tmp_path)
+    assert report.state == "archived" and report.row_count == len(before)
+    await _ledger_checked(app, engine)
+    await service.restore_month(app.state.database, local, month, scratch=tmp_path)
+    assert await _month_rows(engine, month) == before
     await _ledger_checked(app, engine)
