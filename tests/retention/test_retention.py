@@ -28,7 +28,7 @@ from stepcoin.steps.retention import next_month, partition_name
 from stepcoin.wallet.service import check_ledger
 from tests.conftest import bearer, register
 from tests.social.helpers import set_setting
-from tests.steps.helpers import ledger_ok, rec, sync
+from tests.steps.helpers import ledger_ok, make_admin, rec, sync
 
 
 def _months_back(today: date, months: int) -> date:
@@ -419,4 +419,58 @@ async def test_a_killed_archive_is_completed_by_the_next_run(
     await _ledger_checked(app, engine)
     await service.restore_month(app.state.database, local, month, scratch=tmp_path)
     assert await _month_rows(engine, month) == before
+    await _ledger_checked(app, engine)
+
+
+async def test_compaction_keeps_staff_decisions_and_appeals_and_the_walkers_view(
+    app, client, engine
+):
+    from tests.steps.test_appeals import appeal, queue, rejected_walker
+
+    admin = await make_admin(client, engine)
+    walker = await rejected_walker(client, admin)  # yesterday's manual entry, rejected
+    token = walker["access_token"]
+    assert (await appeal(client, token)).status_code == 201
+    [item] = [i for i in await queue(client, admin) if i["user"]["id"] == walker["user"]["id"]]
+    approved = await client.post(
+        f"/v1/admin/validations/{item['id']}/approve", headers=bearer(admin)
+    )
+    assert approved.status_code == 200, approved.text
+    for steps in (9500, 9800):  # two re-syncs: the first one's decision is superseded
+        await sync(client, token, rec(1, steps))
+    user_id = walker["user"]["id"]
+    ids = await _validation_ids(engine, user_id)
+    # one record: the rejected manual entry, its appeal (approved), two re-syncs of the watch
+    assert len(ids) == 4
+    await _age(engine, user_id, 200)
+    old_day = (datetime.now(UTC).date() - timedelta(days=201)).isoformat()
+
+    async def seen() -> Any:
+        response = await client.get(f"/v1/steps?from={old_day}&to={old_day}", headers=bearer(token))
+        assert response.status_code == 200, response.text
+        again = await client.post(
+            f"/v1/steps/{old_day}/appeal", json={"note": "again"}, headers=bearer(token)
+        )
+        return response.json(), again.status_code, again.json().get("code")
+
+    before = await seen()
+    assert len(before[0]["items"]) == 1 and before[1] >= 400
+    reports = await service.prune(app.state.database, (service.DECISIONS,), from_start=True)
+    assert reports[0].deleted == 1
+    async with engine.connect() as conn:
+        gone = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id FROM unnest(CAST(:ids AS bigint[])) id EXCEPT "
+                        "SELECT id FROM step_validations"
+                    ),
+                    {"ids": ids},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert gone == [ids[2]]  # the first re-sync's decision only: staff's and the appeal stay
+    assert await seen() == before  # the walker's day and the one-appeal rule are unchanged
     await _ledger_checked(app, engine)
