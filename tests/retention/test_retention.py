@@ -125,6 +125,15 @@ async def test_decisions_compaction_keeps_every_needed_decision(app, client, eng
     assert await _validation_ids(engine, held_id) == held_before
     assert await _validation_ids(engine, young_id) == young_before
 
+    # the next run starts at the first decision found too young: the young walker's first
+    async with engine.connect() as conn:
+        next_start = (
+            await conn.execute(
+                text("SELECT next_start FROM retention_runs WHERE id = :id"),
+                {"id": reports[0].run_id},
+            )
+        ).scalar_one()
+    assert next_start == young_before[0]
     # the run is recorded; a second run finds nothing more
     again = await service.prune(app.state.database, (service.DECISIONS,))
     assert again[0].deleted == 0 and again[0].run_id != reports[0].run_id

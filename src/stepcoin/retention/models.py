@@ -46,6 +46,8 @@ class RetentionRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cursor: Mapped[int | None] = mapped_column(BigInteger)
+    # decisions: the first one found too young, where the next run starts
+    next_start: Mapped[int | None] = mapped_column(BigInteger)
     batches: Mapped[int] = mapped_column(Integer, server_default="0")
     examined: Mapped[int] = mapped_column(BigInteger, server_default="0")
     deleted: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -87,14 +87,14 @@ async def _open_run(
     database: Database, job: str, now: datetime, from_start: bool
 ) -> tuple[RunReport, int]:
     """The run to continue (the job's last one if it did not finish) or a new one; and the
-    batch size. A new decisions run starts after the last finished run's cursor (ids follow
-    time), or from the first decision with from_start."""
+    batch size. A new decisions run starts at the first decision the last finished run found
+    too young (or after its cursor), or from the first decision with from_start."""
     async with session_scope(database) as session:
         batch = int(await runtime_settings.get(session, "retention.batch_rows"))
         last = (
             await session.execute(
                 text(
-                    "SELECT id, status, cutoff, cursor, batches, examined, deleted "
+                    "SELECT id, status, cutoff, cursor, next_start, batches, examined, deleted "
                     "FROM retention_runs WHERE job = :job ORDER BY id DESC LIMIT 1 FOR UPDATE"
                 ),
                 {"job": job},
@@ -110,7 +110,9 @@ async def _open_run(
             )
             return report, batch
         cutoff = await _cutoff(session, job, now)
-        cursor = None if from_start or last is None else last.cursor
+        cursor = None
+        if not from_start and last is not None:
+            cursor = last.next_start - 1 if last.next_start is not None else last.cursor
         run_id = (
             await session.execute(
                 text(
@@ -124,7 +126,12 @@ async def _open_run(
 
 
 async def _record_batch(
-    session: AsyncSession, report: RunReport, examined: int, deleted: int, cursor: int | None
+    session: AsyncSession,
+    report: RunReport,
+    examined: int,
+    deleted: int,
+    cursor: int | None,
+    young_from: int | None,
 ) -> None:
     report.batches += 1
     report.examined += examined
@@ -132,16 +139,17 @@ async def _record_batch(
     await session.execute(
         text(
             "UPDATE retention_runs SET batches = batches + 1, examined = examined + :e, "
-            "deleted = deleted + :d, cursor = coalesce(:c, cursor) WHERE id = :id"
+            "deleted = deleted + :d, cursor = coalesce(:c, cursor), "
+            "next_start = least(next_start, :y) WHERE id = :id"
         ),
-        {"e": examined, "d": deleted, "c": cursor, "id": report.run_id},
+        {"e": examined, "d": deleted, "c": cursor, "y": young_from, "id": report.run_id},
     )
 
 
 async def _one_batch(
     session: AsyncSession, report: RunReport, batch: int
-) -> tuple[int, int, int | None, bool]:
-    """(examined, deleted, new cursor, finished) of one batch of the report's job."""
+) -> tuple[int, int, int | None, int | None, bool]:
+    """(examined, deleted, new cursor, first too young id, finished) of one batch."""
     if report.job == DECISIONS:
         after = (
             await session.execute(
@@ -152,12 +160,18 @@ async def _one_batch(
         result = await steps_retention.compact_decisions(
             session, after_id=int(after), cutoff=report.cutoff, batch=batch
         )
-        return result.examined, result.deleted, result.last_id, result.finished
+        return (
+            result.examined,
+            result.deleted,
+            result.last_id,
+            result.young_from,
+            result.finished,
+        )
     prune: Callable[..., Awaitable[int]] = (
         prune_webhook_events if report.job == WEBHOOKS else prune_refresh_tokens
     )
     deleted = await prune(session, cutoff=report.cutoff, batch=batch)
-    return deleted, deleted, None, deleted < batch
+    return deleted, deleted, None, None, deleted < batch
 
 
 async def prune(
@@ -182,8 +196,10 @@ async def prune(
                 if max_batches is not None and report.batches >= max_batches:
                     break
                 async with session_scope(database) as session:
-                    examined, deleted, cursor, finished = await _one_batch(session, report, batch)
-                    await _record_batch(session, report, examined, deleted, cursor)
+                    examined, deleted, cursor, young, finished = await _one_batch(
+                        session, report, batch
+                    )
+                    await _record_batch(session, report, examined, deleted, cursor, young)
         except Exception as exc:
             async with session_scope(database) as session:
                 await session.execute(

@@ -40,14 +40,15 @@ ARCHIVE_ORDER = "user_id, recorded_date, source"
 
 @dataclass(frozen=True)
 class CompactionBatch:
-    last_id: int | None  # the cursor of the next batch; None: no decision older than the cutoff
+    last_id: int | None  # the cursor of the next batch; None: nothing was left
     examined: int
     deleted: int
-    passed_cutoff: bool  # the batch reached decisions newer than the cutoff: the pass is over
+    young_from: int | None  # the first decision examined that is newer than the cutoff
+    all_young: bool  # every decision examined was newer than the cutoff: the pass is over
 
     @property
     def finished(self) -> bool:
-        return self.passed_cutoff or self.examined == 0
+        return self.all_young or self.examined == 0
 
 
 def month_start(month: date) -> date:
@@ -74,7 +75,7 @@ async def compact_decisions(
         )
     ).one()
     return CompactionBatch(
-        row.last_id, int(row.examined), int(row.deleted), bool(row.passed_cutoff)
+        row.last_id, int(row.examined), int(row.deleted), row.young_from, bool(row.all_young)
     )
 
 

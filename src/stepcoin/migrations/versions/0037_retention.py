@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("cutoff", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cursor", sa.BigInteger(), nullable=True),
+        sa.Column("next_start", sa.BigInteger(), nullable=True),
         sa.Column("batches", sa.Integer(), server_default="0", nullable=False),
         sa.Column("examined", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("deleted", sa.BigInteger(), server_default="0", nullable=False),

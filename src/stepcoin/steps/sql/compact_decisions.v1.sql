@@ -5,13 +5,14 @@
 -- in review, so "superseded" here is: older than the record's validation_id), on a day whose
 -- every record is approved, with no coins held and no unsettled challenge of the walker
 -- covering it. The final decision of every record, every staff decision and every appeal
--- stay. Returns the last id examined that is older than the cutoff (the next batch's cursor;
--- NULL when none was), how many were examined and deleted, and whether the batch reached
--- decisions newer than the cutoff (ids follow time: the pass is over). Run by the job
--- retention:prune. Loaded by migration 0037.
+-- stay. Returns the last id examined (the next batch's cursor; NULL when none was left), how
+-- many were examined and deleted, the first id examined that is newer than the cutoff (where
+-- the next run starts), and whether every decision examined was newer than the cutoff (ids
+-- follow time, so the pass is over). Run by the job retention:prune. Loaded by migration 0037.
 CREATE OR REPLACE FUNCTION stepcoin_compact_decisions(
     after_id bigint, cutoff timestamptz, batch integer,
-    OUT last_id bigint, OUT examined integer, OUT deleted integer, OUT passed_cutoff boolean)
+    OUT last_id bigint, OUT examined integer, OUT deleted integer, OUT young_from bigint,
+    OUT all_young boolean)
 LANGUAGE plpgsql AS $fn$
 BEGIN
     WITH candidates AS (
@@ -48,9 +49,10 @@ BEGIN
     ), gone AS (
         DELETE FROM step_validations v USING doomed d WHERE v.id = d.id RETURNING v.id
     )
-    SELECT (SELECT max(id) FROM candidates WHERE created_at < cutoff),
-           (SELECT count(*) FROM candidates), (SELECT count(*) FROM gone),
-           (SELECT coalesce(bool_or(created_at >= cutoff), false) FROM candidates)
-    INTO last_id, examined, deleted, passed_cutoff;
+    SELECT (SELECT max(id) FROM candidates), (SELECT count(*) FROM candidates),
+           (SELECT count(*) FROM gone),
+           (SELECT min(id) FROM candidates WHERE created_at >= cutoff),
+           (SELECT coalesce(bool_and(created_at >= cutoff), true) FROM candidates)
+    INTO last_id, examined, deleted, young_from, all_young;
 END
 $fn$;
