@@ -1,8 +1,8 @@
 """Retention and archival (issue 19, item 2): retention_runs (what each pruning run did) and
 retention_archives (step_records months in the backup repository); the SQL rules of what may
-go, stepcoin_compact_decisions v1 and stepcoin_step_month_blocker v1; an index on
-refresh_tokens.expires_at for the token pruning; runtime settings `retention.*`, seeded with
-their registry defaults.
+go, stepcoin_compact_decisions v1 and stepcoin_step_month_blocker v1; indexes on
+refresh_tokens.expires_at and .replaced_by for the token pruning (the foreign key's SET NULL
+on delete); runtime settings `retention.*`, seeded with their registry defaults.
 
 Revision ID: 0037
 Revises: 0035
@@ -107,6 +107,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("month", name=op.f("pk_retention_archives")),
     )
     op.create_index("ix_refresh_tokens_expires_at", "refresh_tokens", ["expires_at"], unique=False)
+    op.create_index(
+        "ix_refresh_tokens_replaced_by",
+        "refresh_tokens",
+        ["replaced_by"],
+        unique=False,
+        postgresql_where=sa.text("replaced_by IS NOT NULL"),
+    )
     op.execute(load("stepcoin.steps", "compact_decisions.v1.sql"))
     op.execute(load("stepcoin.steps", "step_month_blocker.v1.sql"))
     for key, (value, description) in SEEDS.items():
@@ -129,6 +136,7 @@ def downgrade() -> None:
         "DROP FUNCTION IF EXISTS stepcoin_compact_decisions(bigint, timestamp with time zone, "
         "integer)"
     )
+    op.drop_index("ix_refresh_tokens_replaced_by", table_name="refresh_tokens")
     op.drop_index("ix_refresh_tokens_expires_at", table_name="refresh_tokens")
     op.drop_table("retention_archives")
     op.drop_index("ix_retention_runs_job_started", table_name="retention_runs")
