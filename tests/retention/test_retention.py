@@ -483,3 +483,30 @@ async def test_compaction_keeps_staff_decisions_and_appeals_and_the_walkers_view
     assert gone == [ids[2]]  # the first re-sync's decision only: staff's and the appeal stay
     assert await seen() == before  # the walker's day and the one-appeal rule are unchanged
     await _ledger_checked(app, engine)
+
+
+async def test_a_month_with_an_appealable_rejection_stays_online(
+    app, client, engine, old_months, tmp_path
+):
+    from tests.steps.test_appeals import rejected_walker
+
+    today, first = old_months
+    month = next_month(next_month(first))  # 28 months back
+    admin = await make_admin(client, engine)
+    walker = await rejected_walker(client, admin)  # a reviewer rejected it just now
+    await _age(engine, walker["user"]["id"], (today - month).days - 10)
+    repository = LocalRepository(tmp_path / "repo")
+    with pytest.raises(service.RetentionError, match="appealed"):
+        await service.archive_month(app.state.database, repository, month, scratch=tmp_path)
+    # thirty days after the review it may go
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE step_validations SET reviewed_at = reviewed_at - interval '31 days' "
+                "WHERE user_id = :u"
+            ),
+            {"u": walker["user"]["id"]},
+        )
+    report = await service.archive_month(app.state.database, repository, month, scratch=tmp_path)
+    assert report.state == "archived" and report.row_count == 1
+    await _ledger_checked(app, engine)

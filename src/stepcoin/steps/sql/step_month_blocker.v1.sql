@@ -2,7 +2,8 @@
 -- yet, or NULL when every row of it is settled (docs/retention.md, "What is still needed").
 -- A month is archived only when it ended before `keep_after` and before the sync window (no
 -- sync can write to it again), and none of its days has a record or a decision in review (an
--- appeal is one), coins held, or an unsettled challenge covering it. The ledger never
+-- appeal is one), a rejection still appealable, coins held, or an unsettled challenge covering
+-- it. The ledger never
 -- references step records (its references are user:day:version), and step_days (what each day
 -- paid) stays. Checked by stepcoin.retention before the partition is detached, in the same
 -- transaction. Loaded by migration 0037.
@@ -31,6 +32,14 @@ BEGIN
                  AND v.status = 'flagged' AND v.reviewed_at IS NULL
                  AND v.superseded_by IS NULL) THEN
         RETURN 'a decision is in review';
+    END IF;
+    -- a rejection is appealable for 30 days (stepcoin.steps.appeals.APPEAL_DAYS) from when
+    -- it was made, which for a reviewed record may be long after its day
+    IF EXISTS (SELECT 1 FROM step_validations v
+               WHERE v.recorded_date >= first_day AND v.recorded_date < next_month
+                 AND v.status = 'rejected'
+                 AND coalesce(v.reviewed_at, v.created_at) > now() - interval '30 days') THEN
+        RETURN 'a rejection may still be appealed';
     END IF;
     IF EXISTS (SELECT 1 FROM step_days d
                WHERE d.recorded_date >= first_day AND d.recorded_date < next_month
