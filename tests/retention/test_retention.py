@@ -241,6 +241,18 @@ async def _month_rows(engine: Any, month: date) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in rows]
 
 
+async def _month_decisions(engine: Any, month: date) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT * FROM step_validations WHERE recorded_date >= :a "
+                "AND recorded_date < :b ORDER BY id"
+            ),
+            {"a": month, "b": next_month(month)},
+        )
+        return [tuple(r) for r in rows]
+
+
 async def _walkers_in(client: Any, engine: Any, month: date, today: date, n: int) -> list[str]:
     ids = []
     for i in range(n):
@@ -272,6 +284,19 @@ async def test_archive_survives_stops_and_restores_row_for_row(
     walkers = await _walkers_in(client, engine, month, today, 3)
     before = await _month_rows(engine, month)
     assert len(before) == 6 and {r[0] for r in before} == {uuid.UUID(w) for w in walkers}
+    async with engine.begin() as conn:  # a decision made lately about the old month stays
+        recent = (
+            await conn.execute(
+                text(
+                    "UPDATE step_validations SET created_at = now() - interval '1 day' "
+                    "WHERE id = (SELECT min(id) FROM step_validations WHERE user_id = :u) "
+                    "RETURNING id"
+                ),
+                {"u": walkers[0]},
+            )
+        ).scalar_one()
+    decisions = await _month_decisions(engine, month)
+    assert len(decisions) == 9  # three syncs a walker: the re-synced day has two
     repository = LocalRepository(tmp_path / "repo")
     database = app.state.database
 
@@ -307,8 +332,10 @@ async def test_archive_survives_stops_and_restores_row_for_row(
             await conn.execute(text("SELECT to_regclass(:n)"), {"n": partition_name(month)})
         ).scalar_one()
     assert exists is None
+    # archived with the month, but the recent one (the trust score reads 90 days of them)
+    assert [d[0] for d in await _month_decisions(engine, month)] == [recent]
     manifest = json.loads(repository.path(manifest_key).read_bytes())
-    assert manifest["rows"] == 6
+    assert manifest["rows"] == 6 and manifest["decisions"]["rows"] == 8
     assert manifest["file_sha256"] == hashlib.sha256(good).hexdigest()
     assert manifest["content_sha256"] == hashlib.sha256(gzip.decompress(good)).hexdigest()
     await _ledger_checked(app, engine)  # the ledger never needed the records
@@ -316,6 +343,7 @@ async def test_archive_survives_stops_and_restores_row_for_row(
     restored = await service.restore_month(database, repository, month, scratch=tmp_path)
     assert restored.row_count == 6
     assert await _month_rows(engine, month) == before
+    assert await _month_decisions(engine, month) == decisions
     with pytest.raises(service.RetentionError, match="online"):
         await service.restore_month(database, repository, month, scratch=tmp_path)
     # a restored month stays online: the scheduled archive leaves it alone
@@ -381,6 +409,7 @@ async def test_a_killed_archive_is_completed_by_the_next_run(
             },
         )
     before = await _month_rows(engine, month)
+    decisions = await _month_decisions(engine, month)
     repository = tmp_path / "repo"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
@@ -426,8 +455,10 @@ async def test_a_killed_archive_is_completed_by_the_next_run(
     report = await service.archive_month(app.state.database, local, month, scratch=tmp_path)
     assert report.state == "archived" and report.row_count == len(before)
     await _ledger_checked(app, engine)
+    assert await _month_decisions(engine, month) == []
     await service.restore_month(app.state.database, local, month, scratch=tmp_path)
     assert await _month_rows(engine, month) == before
+    assert await _month_decisions(engine, month) == decisions
     await _ledger_checked(app, engine)
 
 

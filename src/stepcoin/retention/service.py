@@ -241,6 +241,11 @@ def archive_keys(month: date) -> tuple[str, str]:
     return f"{folder}/step_records.csv.gz", f"{folder}/manifest.json"
 
 
+def decisions_key(month: date) -> str:
+    """The repository key of the file of a month's decisions."""
+    return f"{ARCHIVE_PREFIX}/{month:%Y-%m}/step_validations.csv.gz"
+
+
 def parse_month(value: str) -> date:
     try:
         return datetime.strptime(value, "%Y-%m").date()
@@ -333,31 +338,54 @@ async def _detach(database: Database, month: date, today: date) -> None:
         await _set_state(session, month, "detached", archived_at=None, restored_at=None)
 
 
+async def _copy_to_gzip(
+    raw: asyncpg.Connection, query: str, args: tuple[Any, ...], path: Path
+) -> str:
+    """COPY a query's rows out as CSV into a gzip file; the SHA-256 of the CSV."""
+    content = hashlib.sha256()
+    with path.open("wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
+
+        async def write(chunk: bytes) -> None:
+            content.update(chunk)
+            gz.write(chunk)
+
+        await raw.copy_from_query(query, *args, output=write, format="csv")
+    return content.hexdigest()
+
+
 async def _write(database: Database, repository: Repository, month: date, scratch: Path) -> None:
     file_key, manifest_key = archive_keys(month)
     name = steps_retention.partition_name(month)
     columns = ", ".join(steps_retention.ARCHIVE_COLUMNS)
     with tempfile.TemporaryDirectory(dir=scratch, prefix="stepcoin-archive-") as folder:
         path = Path(folder) / "step_records.csv.gz"
-        content = hashlib.sha256()
+        decisions_path = Path(folder) / "step_validations.csv.gz"
         async with session_scope(database) as session:
             stats = (
                 await session.execute(
                     text(f'SELECT count(*) AS n, coalesce(sum(steps), 0) AS steps FROM "{name}"')
                 )
             ).one()
-            raw = await _raw(session)
-            with path.open("wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as gz:
-
-                async def write(chunk: bytes) -> None:
-                    content.update(chunk)
-                    gz.write(chunk)
-
-                await raw.copy_from_query(
-                    f'SELECT {columns} FROM "{name}" ORDER BY {steps_retention.ARCHIVE_ORDER}',
-                    output=write,
-                    format="csv",
+            before: datetime = (
+                await session.execute(
+                    text("SELECT now() - make_interval(days => :d)"),
+                    {"d": steps_retention.DECISIONS_KEPT_DAYS},
                 )
+            ).scalar_one()
+            decisions = await steps_retention.count_month_decisions(session, month, before)
+            raw = await _raw(session)
+            content_sha = await _copy_to_gzip(
+                raw,
+                f'SELECT {columns} FROM "{name}" ORDER BY {steps_retention.ARCHIVE_ORDER}',
+                (),
+                path,
+            )
+            decisions_sha = await _copy_to_gzip(
+                raw,
+                steps_retention.MONTH_DECISIONS_COPY,
+                (month, steps_retention.next_month(month), before),
+                decisions_path,
+            )
         file_sha = _sha256_file(path)
         manifest = {
             "format": ARCHIVE_FORMAT,
@@ -371,10 +399,22 @@ async def _write(database: Database, repository: Repository, month: date, scratc
             "file": file_key.rsplit("/", 1)[-1],
             "file_bytes": path.stat().st_size,
             "file_sha256": file_sha,
-            "content_sha256": content.hexdigest(),
+            "content_sha256": content_sha,
+            "decisions": {
+                "table": "step_validations",
+                "made_before": before.isoformat(),
+                "columns": list(steps_retention.DECISION_COLUMNS),
+                "order": "id",
+                "rows": decisions,
+                "file": decisions_key(month).rsplit("/", 1)[-1],
+                "file_bytes": decisions_path.stat().st_size,
+                "file_sha256": _sha256_file(decisions_path),
+                "content_sha256": decisions_sha,
+            },
             "written_at": datetime.now(UTC).isoformat(),
         }
         await asyncio.to_thread(repository.put_file, file_key, path)
+        await asyncio.to_thread(repository.put_file, decisions_key(month), decisions_path)
         await asyncio.to_thread(
             repository.put_bytes, manifest_key, json.dumps(manifest, indent=2).encode()
         )
@@ -389,8 +429,12 @@ async def _write(database: Database, repository: Repository, month: date, scratc
             row_count=manifest["rows"],
             file_bytes=manifest["file_bytes"],
             file_sha256=file_sha,
-            content_sha256=manifest["content_sha256"],
-            detail={"steps_total": manifest["steps_total"]},
+            content_sha256=content_sha,
+            detail={
+                "steps_total": manifest["steps_total"],
+                "decisions": decisions,
+                "decisions_made_before": before.isoformat(),
+            },
         )
 
 
@@ -403,27 +447,26 @@ def _read_manifest(repository: Repository, month: date) -> dict[str, Any]:
     return manifest
 
 
-def _fetch_checked(
-    repository: Repository, month: date, manifest: dict[str, Any], folder: Path
-) -> Path:
-    """The month's file from the repository, decompressed into folder, both checksums checked
-    against the manifest; the path of the CSV."""
-    file_key, _manifest_key = archive_keys(month)
-    packed = folder / "step_records.csv.gz"
-    repository.get_file(file_key, packed)
-    if _sha256_file(packed) != manifest["file_sha256"]:
-        raise RetentionError(f"{file_key}: the file's SHA-256 differs from its manifest")
-    plain = folder / "step_records.csv"
-    if _gunzip(packed, plain) != manifest["content_sha256"]:
-        raise RetentionError(f"{file_key}: the content's SHA-256 differs from its manifest")
+def _fetch_checked(repository: Repository, key: str, part: dict[str, Any], folder: Path) -> Path:
+    """A file of the month's archive from the repository, decompressed into folder, both
+    checksums checked against its part of the manifest; the path of the CSV."""
+    packed = folder / key.rsplit("/", 1)[-1]
+    repository.get_file(key, packed)
+    if _sha256_file(packed) != part["file_sha256"]:
+        raise RetentionError(f"{key}: the file's SHA-256 differs from its manifest")
+    plain = folder / packed.name.removesuffix(".gz")
+    if _gunzip(packed, plain) != part["content_sha256"]:
+        raise RetentionError(f"{key}: the content's SHA-256 differs from its manifest")
     return plain
 
 
-async def _count_csv(database: Database, plain: Path, columns: list[str]) -> int:
-    """Rows of an archive CSV as PostgreSQL parses them (a temporary table, rolled back)."""
+async def _count_csv(
+    database: Database, plain: Path, columns: list[str], table: str = "step_records"
+) -> int:
+    """Rows of an archive CSV as PostgreSQL parses them (a temporary table, dropped)."""
     async with session_scope(database) as session:
         raw = await _raw(session)
-        await raw.execute("CREATE TEMP TABLE retention_check (LIKE step_records) ON COMMIT DROP")
+        await raw.execute(f"CREATE TEMP TABLE retention_check (LIKE {table}) ON COMMIT DROP")
         await raw.copy_to_table("retention_check", source=plain, columns=columns, format="csv")
         return int(await raw.fetchval("SELECT count(*) FROM retention_check"))
 
@@ -434,19 +477,40 @@ async def _verify(database: Database, repository: Repository, month: date, scrat
         row = await _archive_row(session, month)
     if row is None or row.file_sha256 != manifest["file_sha256"]:
         raise RetentionError(f"{month:%Y-%m}: the manifest is not the one this run wrote")
+    parts = [(archive_keys(month)[0], manifest, "step_records")]
+    if "decisions" in manifest:
+        parts.append((decisions_key(month), manifest["decisions"], "step_validations"))
     with tempfile.TemporaryDirectory(dir=scratch, prefix="stepcoin-verify-") as folder:
-        plain = await asyncio.to_thread(_fetch_checked, repository, month, manifest, Path(folder))
-        rows = await _count_csv(database, plain, manifest["columns"])
-    if rows != manifest["rows"]:
-        raise RetentionError(f"{month:%Y-%m}: {rows} rows read back, {manifest['rows']} written")
+        for key, part, table in parts:
+            plain = await asyncio.to_thread(_fetch_checked, repository, key, part, Path(folder))
+            rows = await _count_csv(database, plain, part["columns"], table)
+            if rows != part["rows"]:
+                raise RetentionError(f"{key}: {rows} rows read back, {part['rows']} written")
     async with session_scope(database) as session:
         await _set_state(session, month, "verified")
 
 
 async def _drop(database: Database, month: date) -> None:
+    """The month's decisions that the archive holds go in batches (each its own transaction:
+    a stop leaves the rest for the next run), then the detached table."""
+    async with session_scope(database) as session:
+        row = await _archive_row(session, month)
+        batch = int(await runtime_settings.get(session, "retention.batch_rows"))
+    detail = json.loads(row.detail) if isinstance(row.detail, str) else (row.detail or {})
+    made_before = detail.get("decisions_made_before")
+    deleted = 0
+    while made_before is not None:
+        async with session_scope(database) as session:
+            gone = await steps_retention.delete_month_decisions(
+                session, month, datetime.fromisoformat(made_before), batch
+            )
+        deleted += gone
+        if gone < batch:
+            break
     async with session_scope(database) as session:
         await steps_retention.drop_detached(session, month)
         await _set_state(session, month, "archived", archived_at=datetime.now(UTC))
+    logger.info("month archived", extra={"month": f"{month:%Y-%m}", "decisions_deleted": deleted})
 
 
 async def archive_month(
@@ -508,8 +572,16 @@ async def restore_month(
         raise RetentionError(f"{month:%Y-%m} is online: nothing to restore")
     manifest = await asyncio.to_thread(_read_manifest, repository, month)
     columns = list(manifest["columns"])
+    decisions = manifest.get("decisions")
     with tempfile.TemporaryDirectory(dir=scratch, prefix="stepcoin-restore-") as folder:
-        plain = await asyncio.to_thread(_fetch_checked, repository, month, manifest, Path(folder))
+        plain = await asyncio.to_thread(
+            _fetch_checked, repository, archive_keys(month)[0], manifest, Path(folder)
+        )
+        decisions_plain = None
+        if decisions is not None:
+            decisions_plain = await asyncio.to_thread(
+                _fetch_checked, repository, decisions_key(month), decisions, Path(folder)
+            )
         async with session_scope(database) as session:
             await session.execute(text("SET LOCAL lock_timeout = '10s'"))
             if await steps_retention.partition_state(session, month) == "detached":
@@ -530,14 +602,44 @@ async def restore_month(
                 )
             await steps_retention.create_partition(session, month)
             restored = await steps_retention.fill_from_staging(session, month, "retention_restore")
+            decisions_restored = 0
+            if decisions is not None and decisions_plain is not None:
+                await raw.execute(
+                    "CREATE TEMP TABLE retention_restore_decisions (LIKE step_validations) "
+                    "ON COMMIT DROP"
+                )
+                await raw.copy_to_table(
+                    "retention_restore_decisions",
+                    source=decisions_plain,
+                    columns=list(decisions["columns"]),
+                    format="csv",
+                )
+                staged_decisions = int(
+                    await raw.fetchval("SELECT count(*) FROM retention_restore_decisions")
+                )
+                if staged_decisions != decisions["rows"]:
+                    raise RetentionError(
+                        f"{month:%Y-%m}: {staged_decisions} decisions in the file, "
+                        f"{decisions['rows']} in the manifest"
+                    )
+                decisions_restored = await steps_retention.decisions_from_staging(
+                    session, "retention_restore_decisions"
+                )
             await _set_state(
                 session,
                 month,
                 "restored",
                 restored_at=datetime.now(UTC),
-                detail={"rows_restored": restored, "rows_in_archive": staged},
+                detail={
+                    "rows_restored": restored,
+                    "rows_in_archive": staged,
+                    "decisions_restored": decisions_restored,
+                },
             )
-    logger.info("month restored", extra={"month": f"{month:%Y-%m}", "rows": restored})
+    logger.info(
+        "month restored",
+        extra={"month": f"{month:%Y-%m}", "rows": restored, "decisions": decisions_restored},
+    )
     return ArchiveReport(month, "restored", restored, archive_keys(month)[0])
 
 

@@ -172,3 +172,83 @@ async def fill_from_staging(session: AsyncSession, month: date, staging: str) ->
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# The decisions archived with their month: those about its days made before the trust score's
+# window (fairplay.trust reads 90 days of decisions by when they were made; a refusal before
+# storage of an old day is recent and stays).
+DECISIONS_KEPT_DAYS = 90
+DECISION_COLUMNS = (
+    "id",
+    "user_id",
+    "step_record_id",
+    "recorded_date",
+    "source",
+    "steps",
+    "status",
+    "rule_hits",
+    "risk_score",
+    "coins_awarded",
+    "coins_pending",
+    "superseded_by",
+    "reviewed_by",
+    "reviewed_at",
+    "note",
+    "created_at",
+)
+# asyncpg's COPY takes $n parameters: $1 the month's first day, $2 the next month's, $3 the
+# time before which the decisions were made
+MONTH_DECISIONS_COPY = (
+    f"SELECT {', '.join(DECISION_COLUMNS)} FROM step_validations "
+    "WHERE recorded_date >= $1 AND recorded_date < $2 AND created_at < $3 ORDER BY id"
+)
+
+
+async def count_month_decisions(session: AsyncSession, month: date, before: datetime) -> int:
+    return int(
+        (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM step_validations WHERE recorded_date >= :a "
+                    "AND recorded_date < :b AND created_at < :t"
+                ),
+                {"a": month_start(month), "b": next_month(month), "t": before},
+            )
+        ).scalar_one()
+    )
+
+
+async def delete_month_decisions(
+    session: AsyncSession, month: date, before: datetime, batch: int
+) -> int:
+    """One batch of the archived month's decisions (those the archive file holds)."""
+    result = await session.execute(
+        text(
+            "DELETE FROM step_validations WHERE id IN (SELECT id FROM step_validations "
+            "WHERE recorded_date >= :a AND recorded_date < :b AND created_at < :t "
+            "LIMIT :n)"
+        ),
+        {"a": month_start(month), "b": next_month(month), "t": before, "n": batch},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def decisions_from_staging(session: AsyncSession, staging: str) -> int:
+    """After a restore's COPY into `staging`: the decisions back, except those of walkers whose
+    account no longer exists (a reviewer's gone account becomes no reviewer, as its foreign
+    key does); one already there is left as it is."""
+    columns = ", ".join(DECISION_COLUMNS)
+    values = ", ".join(
+        "CASE WHEN EXISTS (SELECT 1 FROM users r WHERE r.id = s.reviewed_by) THEN s.reviewed_by END"
+        if column == "reviewed_by"
+        else f"s.{column}"
+        for column in DECISION_COLUMNS
+    )
+    result = await session.execute(
+        text(
+            f'INSERT INTO step_validations ({columns}) SELECT {values} FROM "{staging}" s '
+            "WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
