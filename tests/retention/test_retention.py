@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from stepcoin import metrics
 from stepcoin.backup.repository import LocalRepository
 from stepcoin.db import session_scope
 from stepcoin.retention import service
@@ -160,7 +161,7 @@ async def _webhook(conn: Any, *, age_days: int, processed: bool) -> None:
     )
 
 
-async def test_webhook_pruning_is_batched_and_resumes(app, engine):
+async def test_webhook_pruning_is_batched_and_resumes(app, engine, scraper):
     await set_setting(engine, "retention.batch_rows", 100)
     async with engine.begin() as conn:
         for _ in range(250):
@@ -187,6 +188,11 @@ async def test_webhook_pruning_is_batched_and_resumes(app, engine):
             )
         ).one()
     assert tuple(left) == (3, 3)
+    # what it did shows in /metrics
+    metrics.DATABASE_COLLECTOR.snapshot.taken = float("-inf")
+    body = (await scraper.get("/metrics")).text
+    assert 'stepcoin_retention_deleted_total{job="webhook_events"} 250.0' in body
+    assert 'stepcoin_retention_last_run_timestamp_seconds{job="webhook_events"}' in body
 
 
 async def test_refresh_tokens_of_finished_sign_ins_go(app, client, engine):
