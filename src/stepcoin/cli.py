@@ -25,6 +25,7 @@ import typer
 from stepcoin import terminal
 from stepcoin.backup.cli import backup_app
 from stepcoin.backup.command_database import database_url
+from stepcoin.retention.cli import retention_app
 from stepcoin.terminal import JsonOption
 
 # lazy imports: each command imports what it uses (start-up time, see the docstring above)
@@ -40,6 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(backup_app, name="backup")
+app.add_typer(retention_app, name="retention")
 
 
 class _Stopped(Exception):

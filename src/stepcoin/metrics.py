@@ -11,6 +11,8 @@ middleware at the cost of a dict lookup; everything else is read at scrape time.
 - stepcoin_step_records_written_total: inserts + updates of step_records (PostgreSQL's stats);
 - stepcoin_push_deliveries_24h{platform,status} (sent, failed, invalidated, retry, skipped),
   stepcoin_push_pending: the notification outbox (stepcoin.notify);
+- stepcoin_retention_deleted_total{job}, stepcoin_retention_last_run_timestamp_seconds{job},
+  stepcoin_retention_archived_months{state}: what the retention jobs did (stepcoin.retention);
 - stepcoin_orders{status}; stepcoin_backup_last_success_timestamp_seconds,
   stepcoin_backup_last_success_age_seconds, stepcoin_backup_failures_total{activity}.
 
@@ -98,6 +100,9 @@ class _Snapshot:
     budgets: list[tuple[str, str, float, int]] = field(default_factory=list)
     push: dict[tuple[str, str], int] = field(default_factory=dict)  # (platform, status) -> n
     push_pending: int = 0
+    retention_deleted: dict[str, int] = field(default_factory=dict)  # job -> rows deleted
+    retention_last_run: dict[str, float] = field(default_factory=dict)  # job -> finished at
+    retention_archives: dict[str, int] = field(default_factory=dict)  # state -> months
 
 
 class DatabaseCollector(Collector):
@@ -204,6 +209,21 @@ class DatabaseCollector(Collector):
                     )
                 ).scalar_one()
             )
+            retention = await conn.execute(
+                text(
+                    "SELECT job, sum(deleted), extract(epoch FROM max(finished_at)) "
+                    "FROM retention_runs GROUP BY job"
+                )
+            )
+            snap.retention_deleted, snap.retention_last_run = {}, {}
+            for job, deleted, finished in retention:
+                snap.retention_deleted[job] = int(deleted)
+                if finished is not None:
+                    snap.retention_last_run[job] = float(finished)
+            archives = await conn.execute(
+                text("SELECT state, count(*) FROM retention_archives GROUP BY state")
+            )
+            snap.retention_archives = {state: int(n) for state, n in archives}
             for kind, amount, max_id in ledger:
                 snap.ledger[kind] = snap.ledger.get(kind, 0) + int(amount)
                 snap.ledger_last_id = max(snap.ledger_last_id, int(max_id))
@@ -321,6 +341,30 @@ class DatabaseCollector(Collector):
             "stepcoin_push_pending", "Notifications whose push waits (quiet hours, retries)"
         )
         g.add_metric([], snap.push_pending)
+        yield g
+        c = CounterMetricFamily(
+            "stepcoin_retention_deleted",
+            "Rows the retention jobs deleted, by job (docs/retention.md)",
+            labels=["job"],
+        )
+        for job, n in sorted(snap.retention_deleted.items()):
+            c.add_metric([job], n)
+        yield c
+        g = GaugeMetricFamily(
+            "stepcoin_retention_last_run_timestamp_seconds",
+            "End of the last finished run of each retention job",
+            labels=["job"],
+        )
+        for job, at in sorted(snap.retention_last_run.items()):
+            g.add_metric([job], at)
+        yield g
+        g = GaugeMetricFamily(
+            "stepcoin_retention_archived_months",
+            "step_records months in the archive by state (archived, restored, half done)",
+            labels=["state"],
+        )
+        for state, n in sorted(snap.retention_archives.items()):
+            g.add_metric([state], n)
         yield g
         if snap.backup_last_success is not None:
             g = GaugeMetricFamily(

@@ -24,6 +24,7 @@ from stepcoin.notify.models import (
 )
 from stepcoin.ratelimit import RateLimitBucket
 from stepcoin.referrals.models import Referral, ReferralCode
+from stepcoin.retention.models import RetentionArchive, RetentionRun
 from stepcoin.runtime_settings.models import RuntimeSetting
 from stepcoin.shop.models import Order, OrderItem, RewardProduct, ShopSyncRun, WebhookEvent
 from stepcoin.social.models import (
@@ -100,6 +101,8 @@ __all__ = [
     "ReferralCode",
     "RefreshToken",
     "Report",
+    "RetentionArchive",
+    "RetentionRun",
     "RewardProduct",
     "RuntimeSetting",
     "ShopSyncRun",

@@ -40,6 +40,7 @@ from stepcoin.queue import (
 )
 from stepcoin.queue_tasks import blueprint as queue_tasks
 from stepcoin.referrals.tasks import blueprint as referrals_tasks
+from stepcoin.retention.tasks import blueprint as retention_tasks
 from stepcoin.shop.tasks import blueprint as shop_tasks
 from stepcoin.steps.tasks import blueprint as steps_tasks
 from stepcoin.wallet.tasks import blueprint as wallet_tasks
@@ -67,6 +68,7 @@ def build_job_app() -> procrastinate.App:
     app.add_tasks_from(challenges_tasks, namespace="challenges")
     app.add_tasks_from(fairplay_tasks, namespace="fairplay")
     app.add_tasks_from(notify_tasks, namespace="notify")
+    app.add_tasks_from(retention_tasks, namespace="retention")
     return app
 
 

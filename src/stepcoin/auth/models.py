@@ -20,6 +20,14 @@ class RefreshToken(Base):
         Index("ix_refresh_tokens_user_id", "user_id"),
         Index("ix_refresh_tokens_family_id", "family_id"),
         Index("ix_refresh_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_refresh_tokens_expires_at", "expires_at"),  # the retention job's scan
+        # a deleted token's successor link is cleared by the foreign key (ON DELETE SET NULL):
+        # without this index each deleted token scanned the whole table
+        Index(
+            "ix_refresh_tokens_replaced_by",
+            "replaced_by",
+            postgresql_where=text("replaced_by IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

@@ -894,6 +894,46 @@ SPECS: dict[str, SettingSpec] = {
             10_000,
             "A broadcast to more walkers than this runs only once a second admin has approved it.",
         ),
+        # retention and archival (issue 19, item 2; stepcoin.retention, docs/retention.md)
+        _spec(
+            "retention.decisions_days",
+            Annotated[int, Field(ge=90, le=36600)],
+            180,
+            "Days after which the superseded anti-cheat decisions of approved step records are "
+            "deleted (the final decision, staff decisions and appeals stay).",
+        ),
+        _spec(
+            "retention.webhook_events_days",
+            Annotated[int, Field(ge=7, le=36600)],
+            30,
+            "Days a handled Shopify webhook delivery is kept (an unhandled one stays).",
+        ),
+        _spec(
+            "retention.refresh_tokens_days",
+            Annotated[int, Field(ge=1, le=36600)],
+            30,
+            "Days after its expiry a refresh token of a finished sign-in is kept.",
+        ),
+        _spec(
+            "retention.step_records_months",
+            Annotated[int, Field(ge=3, le=1200)],
+            25,
+            "Months of step records kept online; older months whose rows are all settled are "
+            "archived to the backup repository (when retention.archive_enabled).",
+        ),
+        _spec(
+            "retention.archive_enabled",
+            bool,
+            True,
+            "Whether the daily job archives step_records months past retention."
+            "step_records_months (`stepcoin retention archive-month` works either way).",
+        ),
+        _spec(
+            "retention.batch_rows",
+            Annotated[int, Field(ge=100, le=100_000)],
+            10_000,
+            "Rows a pruning job examines or deletes per transaction.",
+        ),
         # groups (issue 17, item 2; stepcoin.social.groups)
         _spec(
             "groups.max_members",
