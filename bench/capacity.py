@@ -154,7 +154,7 @@ def table_of(relname: str) -> str:
 def measure_sizes(conn: psycopg.Connection[Any], walkers: int, days: int) -> dict[str, Any]:
     """Per table: rows, heap, TOAST (+FSM/VM), indexes, total; per walker-day and per row."""
     tables: dict[str, dict[str, int]] = {}
-    for relname, relkind, _reg, parent, heap, toast, idx, total, _children in conn.execute(
+    for _relname, relkind, _reg, parent, heap, toast, idx, total, _children in conn.execute(
         SIZES_SQL
     ).fetchall():
         if relkind == "p":
@@ -208,9 +208,7 @@ def row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 def wal_between(conn: psycopg.Connection[Any], dboid: int, a: str, b: str) -> dict[str, int]:
-    row = conn.execute(
-        WAL_SQL, {"a": a, "b": b, "pattern": rf"rel \d+/{dboid}/"}
-    ).fetchone()
+    row = conn.execute(WAL_SQL, {"a": a, "b": b, "pattern": rf"rel \d+/{dboid}/"}).fetchone()
     assert row is not None
     return {k: int(v) for k, v in zip(WAL_KEYS, row, strict=True)}
 
@@ -233,7 +231,9 @@ class Driver:
             ).fetchall()
             self.walkers = [r[0] for r in rows]
             # the generator's device of walker n is 'bench-device-<n>': the same device resent
-            self.device = {r[0]: "bench-device-" + r[1].split("@")[0][len("walker") :] for r in rows}
+            self.device = {
+                r[0]: "bench-device-" + r[1].split("@")[0][len("walker") :] for r in rows
+            }
             admin = conn.execute(
                 "SELECT id FROM users WHERE email = 'admin@bench.stepcoin.test'"
             ).fetchone()
@@ -485,9 +485,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "Indexes of the big tables (bytes per row):", ""]
         for name, t in size["tables"].items():
             if t["rows"] >= size["walkers"] and t["index_sizes"]:
-                parts = ", ".join(
-                    f"{i} {b / t['rows']:,.1f}" for i, b in t["index_sizes"].items()
-                )
+                parts = ", ".join(f"{i} {b / t['rows']:,.1f}" for i, b in t["index_sizes"].items())
                 lines.append(f"- {name}: {parts}")
         lines.append("")
     if report.get("operations"):
