@@ -458,7 +458,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Capacity measurements {report['stamp']}",
         "",
         f"`python bench/capacity.py {report['args']}` on PostgreSQL {report['server_version']}, "
-        f"commit {report['commit']}. Sizes after VACUUM ANALYZE of the generated data set "
+        f"commit {report['commit']}, wal_compression {report.get('wal_compression', 'off')}. "
+        "Sizes after VACUUM ANALYZE of the generated data set "
         "(bench/generate.py). Bytes, rows and WAL do not depend on the CPU's speed.",
         "",
     ]
@@ -547,6 +548,11 @@ def main() -> None:
         help="skip the sync phase run right after a CHECKPOINT (a server-wide checkpoint: "
         "harmless, but it makes the server write its dirty pages now)",
     )
+    parser.add_argument(
+        "--wal-compression",
+        choices=["pglz", "lz4", "zstd"],
+        help="compress full-page images in the operations' database (ALTER DATABASE ... SET)",
+    )
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -582,6 +588,14 @@ def main() -> None:
             for t in ("step_records", "step_validations", "step_days", "coin_transactions"):
                 log(f"{walkers}x{days} {t}: {size['tables'][t]['per_walker_day']} B/walker-day")
             if last and args.ops:
+                if args.wal_compression:
+                    # this database's sessions only (a superuser setting, no server change)
+                    with psycopg.connect(args.server_url, autocommit=True) as admin:
+                        admin.execute(
+                            f'ALTER DATABASE "{name}" SET wal_compression = '
+                            f"'{args.wal_compression}'"
+                        )
+                    report["wal_compression"] = args.wal_compression
                 report["operations"] = drive(url, args.ops, args.seed, not args.no_checkpoint)
                 with psycopg.connect(url, autocommit=True) as conn:
                     report["sizes_after_operations"] = measure_sizes(conn, walkers, days)
