@@ -375,7 +375,88 @@ def run_phase(
     return result
 
 
-def drive(url: str, ops: int, seed: int, checkpoint: bool) -> dict[str, Any]:
+DIRTY_SQL = (
+    "SELECT (SELECT count(*) FROM leaderboard_dirty) + (SELECT count(*) FROM achievements_dirty)"
+)
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    stepcoin = str(Path(sys.executable).with_name("stepcoin"))
+    return subprocess.Popen(
+        [stepcoin, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def drain(conn: psycopg.Connection[Any], env: dict[str, str], timeout: float) -> bool:
+    """Run a `stepcoin worker` until the dirty marks (boards, achievements) are gone."""
+    worker = start_worker(env)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            (left,) = conn.execute(DIRTY_SQL).fetchone()  # type: ignore[misc]
+            if not left:
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        stop(worker)
+
+
+def worker_phase(
+    conn: psycopg.Connection[Any], dboid: int, env: dict[str, str], syncs: int, timeout: float
+) -> dict[str, Any]:
+    """The job worker's WAL for the marks `syncs` syncs left (the boards' refresh, the
+    achievements batch), read every second while it drains them; its periodic tasks that fall
+    in the window count too."""
+    wal = {k: 0 for k in WAL_KEYS}
+    (marks,) = conn.execute(DIRTY_SQL).fetchone()  # type: ignore[misc]
+    started = time.monotonic()
+    (a,) = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()  # type: ignore[misc]
+    worker = start_worker(env)
+    drained = False
+    try:
+        while time.monotonic() - started < timeout:
+            time.sleep(1)
+            (left,) = conn.execute(DIRTY_SQL).fetchone()  # type: ignore[misc]
+            (b,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()  # type: ignore[misc]
+            for k, v in wal_between(conn, dboid, a, b).items():
+                wal[k] += v
+            a = b
+            if not left:
+                drained = True
+                break
+    finally:
+        stop(worker)
+    (b,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()  # type: ignore[misc]
+    for k, v in wal_between(conn, dboid, a, b).items():
+        wal[k] += v
+    result = {
+        "syncs": syncs,
+        "marks_before": marks,
+        "drained": drained,
+        "seconds_informational": round(time.monotonic() - started, 1),
+        "wal_total": wal,
+        "wal_per_sync": {k: round(v / syncs, 1) for k, v in wal.items()},
+        "wal_per_sync_without_fpi": round((wal["bytes_aligned"] - wal["fpi_bytes"]) / syncs, 1),
+    }
+    log(
+        f"worker after {syncs} syncs ({marks} marks, drained {drained}): "
+        f"{result['wal_per_sync']['bytes_aligned']:,.0f} WAL bytes per sync "
+        f"({result['wal_per_sync_without_fpi']:,.0f} without full-page images)"
+    )
+    return result
+
+
+def drive(url: str, ops: int, seed: int, checkpoint: bool, worker: bool) -> dict[str, Any]:
     port = free_port()
     secret = uuid.uuid4().hex + uuid.uuid4().hex
     env = {
@@ -415,12 +496,20 @@ def drive(url: str, ops: int, seed: int, checkpoint: bool) -> dict[str, Any]:
                 "SELECT oid FROM pg_database WHERE datname = current_database()"
             ).fetchone()
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            worker_env = {k: v for k, v in env.items() if k != "STEPCOIN_RUN_WORKER_IN_SERVE"}
+            if worker:
+                # the generator's marks first (every walker-day's), not measured
+                phases["worker_initial_drain"] = drain(conn, worker_env, 300)
             phases["sync_first"] = run_phase(
                 conn, dboid, "sync_first", [lambda w=w: driver.sync(w, 0) for w in walkers]
             )
             phases["sync_again"] = run_phase(
                 conn, dboid, "sync_again", [lambda w=w: driver.sync(w, 1) for w in walkers]
             )
+            if worker and phases["worker_initial_drain"]:
+                phases["worker_after_syncs"] = worker_phase(
+                    conn, dboid, worker_env, 2 * len(walkers), 120
+                )
             if checkpoint:
                 phases["sync_again_after_checkpoint"] = run_phase(
                     conn,
@@ -499,7 +588,7 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for name, p in ops.items():
-            if not isinstance(p, dict):
+            if not isinstance(p, dict) or "wal_per_call" not in p:
                 continue
             w = p["wal_per_call"]
             gained = ", ".join(f"{t} {v:g}" for t, v in p["rows_gained_per_call"].items())
@@ -513,6 +602,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"wallets != ledger after the operations: {ops.get('wallets_not_equal_to_ledger')}",
             "",
         ]
+        w = ops.get("worker_after_syncs")
+        if w:
+            lines += [
+                f"The job worker after the {w['syncs']:,} syncs of `sync_first` and `sync_again` "
+                f"({w['marks_before']:,} dirty marks, drained: {w['drained']}, "
+                f"{w['seconds_informational']} s): {w['wal_per_sync']['bytes_aligned']:,.0f} WAL "
+                f"bytes per sync ({w['wal_per_sync_without_fpi']:,.0f} without full-page images, "
+                f"{w['wal_per_sync']['records']:.1f} records, "
+                f"{w['wal_per_sync']['xact_records']:.2f} commits); its periodic tasks in that "
+                "window included.",
+                "",
+            ]
         after = report.get("sizes_after_operations")
         if after:
             lines += [
@@ -547,6 +648,11 @@ def main() -> None:
         action="store_true",
         help="skip the sync phase run right after a CHECKPOINT (a server-wide checkpoint: "
         "harmless, but it makes the server write its dirty pages now)",
+    )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="skip the job worker's WAL for the syncs' marks (boards, achievements)",
     )
     parser.add_argument(
         "--wal-compression",
@@ -596,7 +702,9 @@ def main() -> None:
                             f"'{args.wal_compression}'"
                         )
                     report["wal_compression"] = args.wal_compression
-                report["operations"] = drive(url, args.ops, args.seed, not args.no_checkpoint)
+                report["operations"] = drive(
+                    url, args.ops, args.seed, not args.no_checkpoint, not args.no_worker
+                )
                 with psycopg.connect(url, autocommit=True) as conn:
                     report["sizes_after_operations"] = measure_sizes(conn, walkers, days)
         finally:

@@ -80,7 +80,7 @@ def model(report: dict[str, Any], a: argparse.Namespace) -> str:
     kept: dict[str, float] = {}
     sources: dict[str, str] = {}
     for name, p in ops.items():
-        if not isinstance(p, dict):
+        if not isinstance(p, dict) or "rows_gained_per_call" not in p:
             continue
         total = 0.0
         for table, rows in p["rows_gained_per_call"].items():
@@ -127,6 +127,20 @@ def model(report: dict[str, Any], a: argparse.Namespace) -> str:
             return float(p["wal_per_call"]["bytes_aligned"])
         return float(p["wal_per_call_without_fpi"])
 
+    # the job worker's share per sync (the boards' refresh, achievements), when measured
+    worker = ops.get("worker_after_syncs")
+    worker_wal = (
+        (float(worker["wal_per_sync_without_fpi"]), float(worker["wal_per_sync"]["bytes_aligned"]))
+        if worker and worker.get("drained")
+        else (0.0, 0.0)
+    )
+    if worker_wal[1]:
+        lines += [
+            f"The job worker adds {worker_wal[0]:,.0f} - {worker_wal[1]:,.0f} WAL bytes per sync "
+            "(draining the syncs' marks into the boards and achievements), included below.",
+            "",
+        ]
+
     lines += [
         "| walkers | stored per day | per year | WAL per day (no FPI - all FPI) | per year "
         "| syncs/s peak | WAL MB/s peak | commits/s peak | pages first dirtied/s peak (max) "
@@ -145,6 +159,7 @@ def model(report: dict[str, Any], a: argparse.Namespace) -> str:
             + syncs_again * wal(upper_again if upper else again, upper)
             + orders * wal(order, upper)
             + approvals * wal(approve, upper)
+            + (syncs_first + syncs_again) * worker_wal[int(upper)]
             for upper in (False, True)
         ]
         f = a.peak / 86400
