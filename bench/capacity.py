@@ -411,36 +411,58 @@ def drain(conn: psycopg.Connection[Any], env: dict[str, str], timeout: float) ->
         stop(worker)
 
 
+def read_wal(conn: psycopg.Connection[Any], dboid: int, a: str, wal: dict[str, int]) -> str:
+    """Add this database's WAL from `a` to the flushed end; the new start."""
+    (b, ahead) = conn.execute(  # type: ignore[misc]
+        "SELECT pg_current_wal_flush_lsn()::text, pg_current_wal_flush_lsn() > %s::pg_lsn", (a,)
+    ).fetchone()
+    if not ahead:
+        return a
+    for k, v in wal_between(conn, dboid, a, b).items():
+        wal[k] += v
+    return str(b)
+
+
 def worker_phase(
-    conn: psycopg.Connection[Any], dboid: int, env: dict[str, str], syncs: int, timeout: float
+    conn: psycopg.Connection[Any],
+    dboid: int,
+    env: dict[str, str],
+    syncs: int,
+    walkers: int,
+    timeout: float,
+    min_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """The job worker's WAL for the marks `syncs` syncs left (the boards' refresh, the
-    achievements batch), read every second while it drains them; its periodic tasks that fall
-    in the window count too."""
+    """The job worker's WAL for the marks `syncs` syncs of `walkers` walkers left (the boards'
+    refresh, the achievements batch), read every second while it drains them; its periodic
+    tasks that fall in the window count too. The refresh works per walker, not per sync: a
+    walker whose syncs fall into different refreshes is refreshed once for each."""
     wal = {k: 0 for k in WAL_KEYS}
     (marks,) = conn.execute(DIRTY_SQL).fetchone()  # type: ignore[misc]
     started = time.monotonic()
-    (a,) = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()  # type: ignore[misc]
+    (a,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()  # type: ignore[misc]
     worker = start_worker(env)
     drained = False
     try:
         while time.monotonic() - started < timeout:
             time.sleep(1)
             (left,) = conn.execute(DIRTY_SQL).fetchone()  # type: ignore[misc]
-            (b,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()  # type: ignore[misc]
-            for k, v in wal_between(conn, dboid, a, b).items():
-                wal[k] += v
-            a = b
+            a = read_wal(conn, dboid, a, wal)
             if not left:
                 drained = True
-                break
+                if time.monotonic() - started >= min_seconds:
+                    break
     finally:
         stop(worker)
-    (b,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()  # type: ignore[misc]
-    for k, v in wal_between(conn, dboid, a, b).items():
-        wal[k] += v
+    time.sleep(0.5)
+    a = read_wal(conn, dboid, a, wal)
+    if not syncs:  # the idle baseline: a start, the start-up tasks, the schedule
+        seconds = time.monotonic() - started
+        log(f"worker idle for {seconds:.1f} s: {wal['bytes_aligned']:,} WAL bytes")
+        return {"seconds_informational": round(seconds, 1), "wal_total": wal}
     result = {
         "syncs": syncs,
+        "walkers": walkers,
+        "wal_per_walker": {k: round(v / walkers, 1) for k, v in wal.items()},
         "marks_before": marks,
         "drained": drained,
         "seconds_informational": round(time.monotonic() - started, 1),
@@ -508,8 +530,22 @@ def drive(url: str, ops: int, seed: int, checkpoint: bool, worker: bool) -> dict
             )
             if worker and phases["worker_initial_drain"]:
                 phases["worker_after_syncs"] = worker_phase(
-                    conn, dboid, worker_env, 2 * len(walkers), 120
+                    conn, dboid, worker_env, 2 * len(walkers), len(walkers), 120, 8
                 )
+                # the same window with nothing to drain: what a worker's start and its schedule
+                # write anyway, to subtract
+                idle = worker_phase(conn, dboid, worker_env, 0, 0, 8, 8)
+                phases["worker_idle"] = idle
+                w = phases["worker_after_syncs"]
+                scale = w["seconds_informational"] / max(idle["seconds_informational"], 0.1)
+                net = {k: w["wal_total"][k] - idle["wal_total"][k] * scale for k in WAL_KEYS}
+                w["net_of_idle"] = {
+                    "wal_per_walker": {k: round(v / w["walkers"], 1) for k, v in net.items()},
+                    "wal_per_walker_without_fpi": round(
+                        (net["bytes_aligned"] - net["fpi_bytes"]) / w["walkers"], 1
+                    ),
+                }
+                log(f"worker per walker refreshed, net of the idle window: {w['net_of_idle']}")
             if checkpoint:
                 phases["sync_again_after_checkpoint"] = run_phase(
                     conn,
@@ -604,14 +640,20 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         w = ops.get("worker_after_syncs")
         if w:
+            walkers = w.get("walkers", w["syncs"] // 2)
+            per_walker = w["wal_per_sync"]["bytes_aligned"] * w["syncs"] / walkers
             lines += [
                 f"The job worker after the {w['syncs']:,} syncs of `sync_first` and `sync_again` "
                 f"({w['marks_before']:,} dirty marks, drained: {w['drained']}, "
                 f"{w['seconds_informational']} s): {w['wal_per_sync']['bytes_aligned']:,.0f} WAL "
                 f"bytes per sync ({w['wal_per_sync_without_fpi']:,.0f} without full-page images, "
                 f"{w['wal_per_sync']['records']:.1f} records, "
-                f"{w['wal_per_sync']['xact_records']:.2f} commits); its periodic tasks in that "
-                "window included.",
+                f"{w['wal_per_sync']['xact_records']:.2f} commits); per walker refreshed "
+                f"(two syncs each): {per_walker:,.0f} bytes; its periodic tasks in that window "
+                "included.",
+                f"Net of the same worker's idle window "
+                f"({ops.get('worker_idle', {}).get('wal_total')}, scaled to the drain's "
+                f"seconds), per walker refreshed: {w.get('net_of_idle', {})}.",
                 "",
             ]
         after = report.get("sizes_after_operations")
@@ -659,7 +701,13 @@ def main() -> None:
         choices=["pglz", "lz4", "zstd"],
         help="compress full-page images in the operations' database (ALTER DATABASE ... SET)",
     )
+    parser.add_argument("--render", help="only rewrite the .md of this capacity-<stamp>.json")
     args = parser.parse_args()
+    if args.render:
+        Path(args.render).with_suffix(".md").write_text(
+            markdown(json.loads(Path(args.render).read_text()))
+        )
+        return
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     commit = subprocess.run(

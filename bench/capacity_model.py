@@ -127,17 +127,29 @@ def model(report: dict[str, Any], a: argparse.Namespace) -> str:
             return float(p["wal_per_call"]["bytes_aligned"])
         return float(p["wal_per_call_without_fpi"])
 
-    # the job worker's share per sync (the boards' refresh, achievements), when measured
+    # the job worker's share (the boards' refresh, achievements), when measured: it works per
+    # walker marked since its last run; capacity.py's phases sync each walker twice between two
+    # runs, so per walker = per sync x 2. A walker's syncs hours apart are refreshed once each:
+    # the model counts one refresh per sync (an upper bound)
     worker = ops.get("worker_after_syncs")
-    worker_wal = (
-        (float(worker["wal_per_sync_without_fpi"]), float(worker["wal_per_sync"]["bytes_aligned"]))
-        if worker and worker.get("drained")
-        else (0.0, 0.0)
-    )
-    if worker_wal[1]:
+    worker_wal = (0.0, 0.0)
+    if worker and worker.get("drained"):
+        net = worker.get("net_of_idle")
+        if net:  # the worker's start-up and schedule in the same window subtracted
+            worker_wal = (
+                float(net["wal_per_walker_without_fpi"]),
+                float(net["wal_per_walker"]["bytes_aligned"]),
+            )
+        else:
+            per_walker = worker["syncs"] / worker.get("walkers", worker["syncs"] // 2)
+            worker_wal = (
+                float(worker["wal_per_sync_without_fpi"]) * per_walker,
+                float(worker["wal_per_sync"]["bytes_aligned"]) * per_walker,
+            )
         lines += [
             f"The job worker adds {worker_wal[0]:,.0f} - {worker_wal[1]:,.0f} WAL bytes per sync "
-            "(draining the syncs' marks into the boards and achievements), included below.",
+            "(the boards' refresh and the achievements batch of the walker a sync marked, once "
+            "per sync: measured per walker refreshed), included below.",
             "",
         ]
 
