@@ -651,11 +651,15 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{w['wal_per_sync']['xact_records']:.2f} commits); per walker refreshed "
                 f"(two syncs each): {per_walker:,.0f} bytes; its periodic tasks in that window "
                 "included.",
-                f"Net of the same worker's idle window "
-                f"({ops.get('worker_idle', {}).get('wal_total')}, scaled to the drain's "
-                f"seconds), per walker refreshed: {w.get('net_of_idle', {})}.",
                 "",
             ]
+            if "net_of_idle" in w:
+                lines += [
+                    f"Net of the same worker's idle window "
+                    f"({ops['worker_idle']['wal_total']}, scaled to the drain's seconds), per "
+                    f"walker refreshed: {w['net_of_idle']}.",
+                    "",
+                ]
         after = report.get("sizes_after_operations")
         if after:
             lines += [
