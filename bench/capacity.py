@@ -23,6 +23,11 @@ On the last size it then starts one `stepcoin serve --no-worker` and, one reques
 - `order`: `POST /v1/orders`, 2 lines of cheap products;
 - `approve`: `POST /v1/admin/validations/{id}/approve` of a queued flagged day (200 coins).
 
+After the first two sync phases a real `stepcoin worker` drains the marks they left (the
+boards' refresh, the achievements batch; the generator's own marks were drained before,
+unmeasured), then the same worker runs with nothing to drain, whose WAL per second is
+subtracted: the worker's WAL per walker refreshed (`--no-worker` skips it).
+
 For each it reads the rows each table gained (count(*) before and after) and the WAL this
 database wrote: `pg_walinspect` over the LSN range of the phase, keeping the records of every
 transaction that touched a block of this database (its commit record included) and the
