@@ -10,6 +10,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.campaigns import repository as campaign_repository
+
 COLUMNS = (
     "id, title, body, segment, status, created_by, created_at, approved_by, approved_at, "
     "approved_walkers, run_by, started_at, finished_at, expires_at, walkers_total, "
@@ -65,21 +67,9 @@ async def list_recent(session: AsyncSession, *, limit: int) -> list[dict[str, An
 
 async def update(session: AsyncSession, broadcast_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
     """Set the given columns (names from this package's callers only); now() for `*_at=True`."""
-    sets = []
-    params: dict[str, Any] = {"id": broadcast_id}
-    for name, value in fields.items():
-        if value is True and name.endswith("_at"):
-            sets.append(f"{name} = now()")
-        else:
-            sets.append(f"{name} = :{name}")
-            params[name] = value
-    row = (
-        await session.execute(
-            text(f"UPDATE broadcasts SET {', '.join(sets)} WHERE id = :id RETURNING {COLUMNS}"),
-            params,
-        )
-    ).mappings()
-    return dict(row.one())
+    return await campaign_repository.update_row(
+        session, "broadcasts", COLUMNS, broadcast_id, fields
+    )
 
 
 async def record_chunk(

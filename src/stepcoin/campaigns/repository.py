@@ -169,10 +169,13 @@ async def eligible_among(
     return list(rows.scalars())
 
 
-async def update(session: AsyncSession, campaign_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
-    """Set the given columns (names from this module's callers only); now() for `*_at=True`."""
+async def update_row(
+    session: AsyncSession, table: str, returning: str, row_id: uuid.UUID, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """Set the given columns of a campaign's or a broadcast's row (table and column names from
+    this package's callers only, never from a request); now() for `*_at=True`."""
     sets = []
-    params: dict[str, Any] = {"id": campaign_id}
+    params: dict[str, Any] = {"id": row_id}
     for name, value in fields.items():
         if value is True and name.endswith("_at"):
             sets.append(f"{name} = now()")
@@ -181,11 +184,16 @@ async def update(session: AsyncSession, campaign_id: uuid.UUID, **fields: Any) -
             params[name] = value
     row = (
         await session.execute(
-            text(f"UPDATE campaigns SET {', '.join(sets)} WHERE id = :id RETURNING {COLUMNS}"),
+            text(f"UPDATE {table} SET {', '.join(sets)} WHERE id = :id RETURNING {returning}"),
             params,
         )
     ).mappings()
     return dict(row.one())
+
+
+async def update(session: AsyncSession, campaign_id: uuid.UUID, **fields: Any) -> dict[str, Any]:
+    """Set the given columns (names from this module's callers only); now() for `*_at=True`."""
+    return await update_row(session, "campaigns", COLUMNS, campaign_id, fields)
 
 
 async def record_chunk(
