@@ -94,6 +94,7 @@ class Fixture:
     bulk_headers: list[dict[str, str]]
     admin_headers: dict[str, str]
     products: list[int] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)  # walker i's phone, as generated
 
 
 def _auth(token: str, json_body: bool = False) -> dict[str, str]:
@@ -111,14 +112,16 @@ async def load_fixture(url: str, secret: str, scenario: str, products_n: int = 5
     settings = Settings(jwt_secret=secret)
     conn = await asyncpg.connect(url)
     try:
-        walkers = [
-            r["id"]
-            for r in await conn.fetch(
-                "SELECT id FROM users WHERE email LIKE 'walker%@bench.stepcoin.test' "
-                "ORDER BY created_at, email"
-            )
-        ]
-        walkers.sort(key=str)  # a stable order for the seeded random choices
+        rows = await conn.fetch(
+            "SELECT id, email FROM users WHERE email LIKE 'walker%@bench.stepcoin.test' "
+            "ORDER BY created_at, email"
+        )
+        # the generator's phone of walker n ('walker<n>@...') is 'bench-device-<n>': a sync
+        # resends it from that phone (another id would make every day a new device's claim)
+        device_of = {
+            r["id"]: "bench-device-" + r["email"].split("@")[0][len("walker") :] for r in rows
+        }
+        walkers = sorted((r["id"] for r in rows), key=str)  # a stable order for the seeded choices
         index = {uid: i for i, uid in enumerate(walkers)}
         recent: dict[tuple[int, date], int] = {}
         queue: list[int] = []
@@ -169,6 +172,7 @@ async def load_fixture(url: str, secret: str, scenario: str, products_n: int = 5
         if admin_id
         else {},
         products=products,
+        devices=[device_of[uid] for uid in walkers],
     )
 
 
@@ -258,7 +262,7 @@ class Scenario:
                     "date": day.isoformat(),
                     "steps": steps,
                     "source": "healthkit",
-                    "device_id": f"bench-device-{i}",
+                    "device_id": self.fx.devices[i],
                 }
             )
         return make_req("POST", "/v1/steps", self.fx.headers[i], orjson.dumps({"records": records}))

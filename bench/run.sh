@@ -142,7 +142,7 @@ fi
 load() {  # name scenario mode-args...
     local name=$1 scenario=$2; shift 2
     "$PY" "$HERE/load.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
-        --jwt-secret "$SECRET" --scenario "$scenario" --duration "$DUR" --warmup "$WARM" \
+        --jwt-secret="$SECRET" --scenario "$scenario" --duration "$DUR" --warmup "$WARM" \
         --server-pid "$SERVER_PID" --worker-pid "${WORKER_PID:-0}" --client "$CLIENT" \
         --seed "$SEED" --products "$PRODUCTS" --settle "$SETTLE" --out "$OUT/$name.json" "$@" \
         || { log "scenario $name failed (see above); going on"; return 0; }
@@ -166,7 +166,7 @@ done
 if [ "$BOARD_LAG" = 1 ]; then
     log "a sync's way into the boards (bench/board_lag.py)"
     "$PY" "$HERE/board_lag.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
-        --jwt-secret "$SECRET" --seed "$SEED" --timeout "${BENCH_BOARD_LAG_TIMEOUT:-70}" \
+        --jwt-secret="$SECRET" --seed "$SEED" --timeout "${BENCH_BOARD_LAG_TIMEOUT:-70}" \
         --out "$OUT/board_lag.json" \
         || log "board_lag.py failed; going on"
 fi
