@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from tests.notify.helpers import notify, one, walker
+from tests.notify.conftest import android_token
+from tests.notify.helpers import add_device, notify, one, walker
 
 
 async def test_one_event_twice_is_one_notification(client, engine):
     ada = await walker(client)
+    await add_device(client, ada, "android", android_token(63))
     first = await notify(engine, ada["id"], dedupe_key="review:day:42")
     second = await notify(engine, ada["id"], dedupe_key="review:day:42")
     assert first is not None and second is None
@@ -127,3 +129,27 @@ async def test_security_and_orders_cannot_be_turned_off(client, engine):
             "/v1/me/notification-preferences", json={"quiet_end": clock}, headers=ada["headers"]
         )
         assert bad.status_code == 422, clock
+
+
+async def test_a_walker_without_a_push_device_gets_the_inbox_row_and_no_push_job(client, engine):
+    """Thousands of unlocks for walkers who never registered a device must not queue a push
+    job each (the benchmark's worker fell 36,000 jobs behind before this)."""
+    ada, bob = await walker(client), await walker(client)
+    await add_device(client, bob, "android", android_token(64))
+    ids = {
+        who["id"]: await notify(engine, who["id"], dedupe_key="review:day:7") for who in (ada, bob)
+    }
+    statuses = {
+        who: (await one(engine, "SELECT push_status FROM notifications WHERE id = :n", n=nid))[0]
+        for who, nid in ids.items()
+    }
+    assert statuses == {ada["id"]: "no_device", bob["id"]: "pending"}
+    jobs = await one(
+        engine,
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notify:send' "
+        "AND args ->> 'notification_id' = ANY(CAST(:n AS text[]))",
+        n=[str(i) for i in ids.values()],
+    )
+    assert jobs[0] == 1
+    inbox = (await client.get("/v1/me/notifications", headers=ada["headers"])).json()
+    assert [n["id"] for n in inbox["items"]] == [ids[ada["id"]]]

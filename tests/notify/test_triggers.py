@@ -8,7 +8,8 @@ from datetime import date
 
 from tests.achievements.helpers import achievement, evaluate, set_days
 from tests.conftest import bearer, register
-from tests.notify.helpers import rows
+from tests.notify.conftest import android_token
+from tests.notify.helpers import add_device, rows
 from tests.shop.helpers import order, product, walker_with_coins
 from tests.steps.helpers import make_admin, rec, sync
 
@@ -27,6 +28,7 @@ async def notes(engine, user_id):
 
 async def test_review_outcomes(client, engine):
     ada, bob = await register(client), await register(client)
+    await add_device(client, {"headers": bearer(ada["access_token"])}, "android", android_token(61))
     for who in (ada, bob):
         results = await sync(client, who["access_token"], rec(1, 9000, manual=True))
         assert results[0]["status"] == "flagged"
@@ -82,6 +84,7 @@ async def test_order_notifications_cannot_be_turned_off(client, engine):
     bottle = await product(engine, price=100)
     me = await walker_with_coins(client, engine, 500)
     token = me["access_token"]
+    await add_device(client, {"headers": bearer(token)}, "android", android_token(62))
     off = await client.put(
         "/v1/me/notification-preferences",
         json={"types": {"review_outcome": {"push": False, "inbox": False}}},
@@ -101,5 +104,6 @@ async def test_achievement_unlocked_once(client, app, engine):
     assert await evaluate(app, me) == ["ten_k"]
     assert await evaluate(app, me) == []
     [(kind, title, data, push, _)] = await notes(engine, me)
-    assert (kind, title, push) == ("achievement", "Achievement unlocked: Ten K", "pending")
+    # no push device: the inbox row only, and no push job (push_status no_device)
+    assert (kind, title, push) == ("achievement", "Achievement unlocked: Ten K", "no_device")
     assert data == {"code": "ten_k", "reward_coins": 50}

@@ -138,16 +138,22 @@ async def notify_many(
     for note in notes:
         kind(note.type)  # an unknown kind is the caller's bug
     users = sorted({n.user_id for n in notes})
-    prefs = {
-        row.user_id: row.kinds
-        for row in await session.execute(
-            text(
-                "SELECT user_id, kinds FROM notification_preferences "
-                "WHERE user_id = ANY(CAST(:u AS uuid[]))"
-            ),
-            {"u": users},
-        )
-    }
+    # the walkers' switches and whether they have a push device at all: a walker without one
+    # gets the inbox row only (push_status no_device), never a push job (an unlock for each of
+    # thousands of walkers without the app's push would otherwise queue a job each)
+    prefs: dict[uuid.UUID, Any] = {}
+    reachable: set[uuid.UUID] = set()
+    for row in await session.execute(
+        text(
+            "SELECT u.id, p.kinds, EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = u.id) "
+            "AS reachable FROM unnest(CAST(:u AS uuid[])) AS u(id) "
+            "LEFT JOIN notification_preferences p ON p.user_id = u.id"
+        ),
+        {"u": users},
+    ):
+        prefs[row.id] = row.kinds
+        if row.reachable:
+            reachable.add(row.id)
     columns: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -178,7 +184,11 @@ async def notify_many(
         columns["collapse"].append(note.collapse_key[:64] if note.collapse_key else None)
         columns["expires"].append(note.expires_at)
         columns["inbox"].append(inbox_on)
-        columns["status"].append("pending" if wants_push else ("off" if note.push else "none"))
+        columns["status"].append(
+            ("pending" if note.user_id in reachable else "no_device")
+            if wants_push
+            else ("off" if note.push else "none")
+        )
     rows = (await session.execute(_INSERT_MANY, columns)).all()
     pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
     if batch:
