@@ -38,15 +38,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     today = datetime.now(UTC).date()
     conn = await asyncpg.connect(url)
     try:
-        walkers = sorted(
-            (
-                r["id"]
-                for r in await conn.fetch(
-                    "SELECT id FROM users WHERE email LIKE 'walker%@bench.stepcoin.test'"
-                )
-            ),
-            key=str,
+        rows = await conn.fetch(
+            "SELECT id, email FROM users WHERE email LIKE 'walker%@bench.stepcoin.test'"
         )
+        # each walker syncs from the phone the generator gave them ('bench-device-<n>'): a new
+        # device id would be judged as one (and may be flagged: not on the board until reviewed)
+        phone = {r["id"]: "bench-device-" + r["email"].split("@")[0][len("walker") :] for r in rows}
+        walkers = sorted(phone, key=str)
         chosen = random.Random(f"{args.seed}:board_lag").sample(walkers, args.samples)
         stored = {
             r["user_id"]: r["steps"]
@@ -78,16 +76,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         "date": today.isoformat(),
                         "steps": steps,
                         "source": "healthkit",
-                        "device_id": "bench-board-lag",
+                        "device_id": phone[uid],
                     }
                 ]
             }
             async with http.post("/v1/steps", json=body, headers=headers) as r:
                 status = r.status
-                await r.read()
+                answer = await r.json() if status < 300 else {}
+            results = answer.get("results") or [{}]
+            decision = results[0].get("status")
             samples.append(
                 {
                     "sync_status": status,
+                    # only an approved day reaches the board: a flagged one waits for a reviewer
+                    "decision": decision,
                     "steps": steps,
                     "seen_after_s": None,
                     "polls": 0,
@@ -97,7 +99,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
         started = time.perf_counter()
-        waiting = [s for s in samples if s["sync_status"] < 300]
+        waiting = [s for s in samples if s["sync_status"] < 300 and s["decision"] == "approved"]
         while waiting and time.perf_counter() - started < args.timeout:
             for s in list(waiting):
                 s["polls"] += 1
@@ -115,10 +117,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     for s in samples:
         del s["_synced"], s["_headers"]
         print(f"board_lag: {s}", file=sys.stderr)
-    seen_all = [s["seen_after_s"] for s in samples if s["seen_after_s"] is not None]
+    approved = [s for s in samples if s["decision"] == "approved"]
+    seen_all = [s["seen_after_s"] for s in approved if s["seen_after_s"] is not None]
     return {
         "samples": samples,
-        "max_s": max(seen_all) if len(seen_all) == len(samples) else None,
+        "max_s": max(seen_all) if approved and len(seen_all) == len(approved) else None,
         "timeout_s": args.timeout,
         "rebuild_interval_minutes_setting": interval,
         "started_at": datetime.now(UTC).isoformat(),
