@@ -710,6 +710,8 @@ class Run:
     lags: list[float] = field(default_factory=list)
     measured_sent: int = 0
     exhausted: bool = False
+    # (due time on the perf_counter clock, latency s, status): kept only with --timeline
+    timeline: list[tuple[float, float, int]] | None = None
 
 
 async def _send(client: Any, base: str, req: Req, run: Run, record: bool, t_from: float) -> None:
@@ -733,8 +735,11 @@ async def _send(client: Any, base: str, req: Req, run: Run, record: bool, t_from
         if len(run.error_samples) < 5:
             run.error_samples.append(f"{type(exc).__name__}: {exc}")
     if record:
-        run.latencies.append(time.perf_counter() - t_from)
+        latency = time.perf_counter() - t_from
+        run.latencies.append(latency)
         run.statuses[status] += 1
+        if run.timeline is not None:
+            run.timeline.append((t_from, latency, status))
 
 
 async def open_loop(
@@ -825,7 +830,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print("leaderboard: the weekly board is still empty", file=sys.stderr)
     rng = random.Random(f"{args.seed}:{args.scenario}:{args.rate}:{args.concurrency}")
     scenario = Scenario(args.scenario, fx, rng, args.changed_days)
-    run = Run()
+    run = Run(timeline=[] if args.timeline else None)
     api_procs = _api_processes(args.server_pid)
     worker_procs = _api_processes(args.worker_pid)
     counters = await Counters.open(url)
@@ -1039,6 +1044,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "sync_window_days_for_run": args.bulk_window if args.scenario == "bulk" else None,
         "started_at": datetime.now(UTC).isoformat(),
     }
+    if run.timeline is not None:
+        to_unix = time.time() - time.perf_counter()
+        result["_timeline"] = [(t + to_unix, lat * 1000, st) for t, lat, st in run.timeline]
     return result
 
 
@@ -1103,6 +1111,11 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", help="write the JSON result here")
+    parser.add_argument(
+        "--timeline",
+        help="also write every measured request as CSV (unix time it was due, latency ms, "
+        "status) here: bench/stalls.py lines slow requests up with the jobs that ran",
+    )
     args = parser.parse_args()
     if not args.database_url or not args.jwt_secret:
         parser.error("--database-url and --jwt-secret (or the env variables) are required")
@@ -1113,6 +1126,11 @@ def main() -> None:
 
         uvloop.install()
     result = asyncio.run(main_async(args))
+    timeline = result.pop("_timeline", None)
+    if args.timeline and timeline is not None:
+        with open(args.timeline, "w") as f:
+            f.write("due_unix,latency_ms,status\n")
+            f.writelines(f"{t:.4f},{ms:.3f},{st}\n" for t, ms, st in timeline)
     text = json.dumps(result, indent=2)
     if args.out:
         with open(args.out, "w") as f:

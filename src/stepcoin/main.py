@@ -35,6 +35,7 @@ from stepcoin.db import READ_AFTER_KEY, REPLICA_USED_KEY, Database
 from stepcoin.errors import install_error_handlers
 from stepcoin.fairplay.router import router as fairplay_router
 from stepcoin.health.router import router as health_router
+from stepcoin.heap import freeze_startup_heap, thaw_heap
 from stepcoin.leaderboards.router import PATH as BOARD_PATH
 from stepcoin.leaderboards.router import admin_router as leaderboards_admin_router
 from stepcoin.leaderboards.router import hot_answers as board_answers
@@ -411,6 +412,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             if database.replicas is not None:
                 await database.replicas.check_once()  # in rotation from the first request
                 database.start_replica_checks()
+            freeze_startup_heap()  # full collections then walk only what serving made
             if with_worker:
                 async with open_jobs(database) as jobs:
                     app.state.jobs = jobs
@@ -424,6 +426,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             else:
                 yield
         finally:
+            thaw_heap()
             await database.dispose()
 
     app = FastAPI(

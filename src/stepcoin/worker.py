@@ -25,6 +25,7 @@ from stepcoin.config import get_settings
 from stepcoin.console.tasks import blueprint as console_tasks
 from stepcoin.db import Database, libpq_url, psycopg_connect_kwargs
 from stepcoin.fairplay.tasks import blueprint as fairplay_tasks
+from stepcoin.heap import freeze_startup_heap, thaw_heap
 from stepcoin.leaderboards.tasks import blueprint as leaderboards_tasks
 from stepcoin.mail.tasks import blueprint as mail_tasks
 from stepcoin.notify import senders as notify_senders
@@ -110,15 +111,19 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
             await app.configure_task(task).defer_async(timestamp=0)
     # operations: LISTEN/NOTIFY needs a session; through PgBouncer without a direct URL, poll.
     polling = settings.database_pgbouncer and not settings.database_direct_url
-    await app.run_worker_async(
-        concurrency=settings.job_concurrency,
-        listen_notify=not polling,
-        fetch_job_polling_interval=settings.job_poll_seconds if polling else 5.0,
-        install_signal_handlers=install_signal_handlers,
-        shutdown_graceful_timeout=10,
-        update_heartbeat_interval=settings.job_heartbeat_seconds,
-        stalled_worker_timeout=settings.job_stalled_seconds,
-    )
+    freeze_startup_heap()  # a full collection then walks only what the jobs made
+    try:
+        await app.run_worker_async(
+            concurrency=settings.job_concurrency,
+            listen_notify=not polling,
+            fetch_job_polling_interval=settings.job_poll_seconds if polling else 5.0,
+            install_signal_handlers=install_signal_handlers,
+            shutdown_graceful_timeout=10,
+            update_heartbeat_interval=settings.job_heartbeat_seconds,
+            stalled_worker_timeout=settings.job_stalled_seconds,
+        )
+    finally:
+        thaw_heap()
 
 
 def start_worker_task(app: procrastinate.App) -> asyncio.Task[None]:
