@@ -480,6 +480,12 @@ def main() -> None:
     ):
         for text in block:
             print(text)
+    stalls = sorted(folder.glob("half_*.stalls.txt"))
+    if stalls:
+        print("\nWhat the slow requests at half load overlapped (bench/stalls.py):\n")
+        for path in stalls:
+            print(f"- {path.name.removesuffix('.stalls.txt')}:")
+            print("\n".join(f"      {line}" for line in path.read_text().strip().splitlines()))
     check = folder / "check_ledger.txt"
     if check.exists() and check.read_text().strip():
         print(f"\nLedger check after the run: {check.read_text().strip().splitlines()[-1]}")

@@ -27,6 +27,10 @@
 #   BENCH_BOARDS_DAYS=30                      walkers (boards at 1M walkers: BENCH_BOARDS_USERS=1000000)
 #   BENCH_CLIENT=raw|aiohttp                  the driver's HTTP client
 #   BENCH_KEEP_DB=1                           do not drop the fresh database at the end
+#   BENCH_GC_PROBE=1                          the API and the worker log their garbage collections
+#                                             (bench/gc_probe); each half-load run keeps a timeline
+#                                             and bench/stalls.py says what its slow requests
+#                                             overlapped (half_<name>.stalls.txt; 0: neither)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -42,6 +46,8 @@ CONC=${MAX_CONCURRENCY:-16}; BULK_CONC=${BULK_CONCURRENCY:-4}; WORKERS=${BENCH_W
 PRODUCTS=${BENCH_PRODUCTS:-50}; RUN_WORKER=${BENCH_WORKER:-1}
 SETTLE=${BENCH_SETTLE:-30}; [ "$RUN_WORKER" = 1 ] || SETTLE=0
 BOARD_LAG=${BENCH_BOARD_LAG:-1}; [ "$RUN_WORKER" = 1 ] || BOARD_LAG=0
+GC_PROBE=${BENCH_GC_PROBE:-1}
+PROBE_PATH=""; [ "$GC_PROBE" = 1 ] && PROBE_PATH="$HERE/gc_probe"
 SCENARIOS=${BENCH_SCENARIOS:-profile wallet ledger achievements leaderboard sync order bulk}
 CLIENT=${BENCH_CLIENT:-raw}
 ADMIN_URL=${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
@@ -121,8 +127,8 @@ log "generating $USERS users x $DAYS days"
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log "starting stepcoin serve --workers $WORKERS --no-worker on port $PORT"
-STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_ACCESS_LOG=false STEPCOIN_LOG_LEVEL=WARNING \
-STEPCOIN_ENV=production STEPCOIN_RUN_WORKER_IN_SERVE=false \
+PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_ACCESS_LOG=false \
+STEPCOIN_LOG_LEVEL=WARNING STEPCOIN_ENV=production STEPCOIN_RUN_WORKER_IN_SERVE=false \
     "$STEPCOIN" serve --workers "$WORKERS" --no-worker --no-migrate --host 127.0.0.1 \
     --port "$PORT" > "$OUT/server.log" 2>&1 &
 SERVER_PID=$!
@@ -134,8 +140,8 @@ if [ "$RUN_WORKER" = 1 ]; then
     # the job worker in its own process (achievements after a sync, the boards' scheduled
     # rebuild, the order outbox), as in production: its CPU per request is reported apart
     log "starting stepcoin worker"
-    STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_LEVEL=WARNING STEPCOIN_ENV=production \
-        "$STEPCOIN" worker > "$OUT/worker.log" 2>&1 &
+    PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_LEVEL=WARNING \
+        STEPCOIN_ENV=production "$STEPCOIN" worker > "$OUT/worker.log" 2>&1 &
     WORKER_PID=$!
 fi
 
@@ -146,6 +152,12 @@ load() {  # name scenario mode-args...
         --server-pid "$SERVER_PID" --worker-pid "${WORKER_PID:-0}" --client "$CLIENT" \
         --seed "$SEED" --products "$PRODUCTS" --settle "$SETTLE" --out "$OUT/$name.json" "$@" \
         || { log "scenario $name failed (see above); going on"; return 0; }
+}
+stalls() {  # name: what the slow requests of half_<name> overlapped (bench/stalls.py)
+    [ -f "$OUT/$1.csv" ] || return 0
+    "$PY" "$HERE/stalls.py" --timeline "$OUT/$1.csv" --database-url "$DB_URL" \
+        --gc-log "$OUT/server.log" ${WORKER_PID:+--gc-log "$OUT/worker.log"} \
+        > "$OUT/$1.stalls.txt" 2>&1 || log "stalls.py failed for $1; going on"
 }
 half_rate() {  # scenario override: the override, else half the measured closed-loop maximum
     if [ -n "$2" ]; then echo "$2"; return; fi
@@ -175,7 +187,13 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     for sc in profile wallet leaderboard sync order; do
         case " $SCENARIOS " in *" $sc "*) ;; *) continue ;; esac
         var="$(echo "$sc" | tr a-z A-Z)_RATE"
-        load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")"
+        if [ "$GC_PROBE" = 1 ]; then
+            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")" \
+                --timeline "$OUT/half_$sc.csv"
+            stalls "half_$sc"
+        else
+            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")"
+        fi
     done
     # the coin transaction: a review approval; the queue is finite, so the run is at most 20 s
     # and ends before 90% of the queue is used
@@ -183,7 +201,9 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     (( APPROVE_DUR > DUR )) && APPROVE_DUR=$DUR
     (( APPROVE_DUR > 20 )) && APPROVE_DUR=20
     if (( APPROVE_DUR >= 2 )); then
-        load half_approve approve --rate "$APPROVE_RATE" --duration "$APPROVE_DUR"
+        load half_approve approve --rate "$APPROVE_RATE" --duration "$APPROVE_DUR" \
+            ${PROBE_PATH:+--timeline "$OUT/half_approve.csv"}
+        stalls half_approve
     else
         log "half_approve skipped: a queue of $QUEUE is too short for $APPROVE_RATE/s"
     fi
