@@ -195,3 +195,47 @@ async def test_the_sweep_waits_for_a_placement_that_saw_its_job_waiting(
     assert await sweep == {"submitted": 2}
     for order_id in (first["id"], str(row["id"])):
         assert (await order_row(engine, order_id))["status"] == "submitted"
+
+
+async def test_while_a_sweep_runs_one_waits_and_the_others_leave(client, app, engine, standin):
+    """Sweeps woken during a run do not pile up on the lock (each held a worker's slot)."""
+    people, product_id = await _shop(client, app, engine, standin, walkers=2)
+    async with engine.connect() as other:  # a sweep that runs now
+        await other.execute(
+            text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": tasks.SWEEP_RUNNING_ADVISORY}
+        )
+        await other.commit()
+        waiting = asyncio.create_task(
+            submit_pending_orders(app.state.database, defer_retry=_never_deferred)
+        )
+        for _ in range(200):  # the waiting one holds its place in line
+            async with engine.connect() as conn:
+                held = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND granted AND objid = hashtext(:k)::oid"
+                        ),
+                        {"k": tasks.SWEEP_NEXT_ADVISORY},
+                    )
+                ).scalar_one()
+            if held:
+                break
+            await asyncio.sleep(0.01)
+        assert held == 1 and not waiting.done()
+        # woken now: another waits already, so these leave at once, doing nothing
+        for _ in range(3):
+            left = await asyncio.wait_for(
+                submit_pending_orders(app.state.database, defer_retry=_never_deferred), 5
+            )
+            assert left == {}
+        # orders placed meanwhile are the waiting sweep's: it reads after the run ends
+        placed = [await _place(client, w, product_id) for w in people]
+        await other.execute(
+            text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": tasks.SWEEP_RUNNING_ADVISORY}
+        )
+        await other.commit()
+        assert await asyncio.wait_for(waiting, 30) == {"submitted": 2}
+    for p in placed:
+        assert (await order_row(engine, p["id"]))["status"] == "submitted"
+        assert len(standin.orders_with_tag(f"stepcoin-{p['order_code']}")) == 1

@@ -277,6 +277,8 @@ SUBMIT_PENDING_MARK = (5301, 1)
 DRAIN_POLL_SECONDS = 0.005
 # the key of the advisory lock a running sweep holds for its whole run
 SWEEP_RUNNING_ADVISORY = "stepcoin:shop:submit_pending:running"
+# the key of the advisory lock the one sweep waiting to run next holds while it waits
+SWEEP_NEXT_ADVISORY = "stepcoin:shop:submit_pending:next"
 SWEEP_BATCH = 100
 SWEEP_CONCURRENCY = 4  # orders sent to Shopify at once
 
@@ -302,10 +304,8 @@ async def submit_pending_orders(
     its tag before creating it.
     """
     async with database.engine.connect() as running:
-        await running.execute(
-            text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
-        )
-        await running.commit()
+        if not await _wait_for_turn(running):
+            return {}
         try:
             return await _sweep(database, defer_retry=defer_retry, batch=batch)
         finally:
@@ -313,6 +313,37 @@ async def submit_pending_orders(
                 text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
             )
             await running.commit()
+
+
+async def _wait_for_turn(conn: Any) -> bool:
+    """Wait until no other sweep runs, unless another already waits for that: then False.
+
+    One sweep runs and one waits at most. Each order placed while none waited woke a sweep, and
+    a sweep that finds another waiting has nothing of its own to do: the waiting one reads the
+    pending orders after it starts, so it sees every order committed before this job was
+    fetched (a placement's wake-up is visible only once its order is). Without this, each
+    wake-up during a run parked one more sweep on the lock, holding a slot of the worker's
+    `job_concurrency` (2-3 of its 4 under 300 orders/s), and the boards' refresh and the
+    achievements batch waited for the slots.
+    """
+    next_in_line = (
+        await conn.execute(
+            text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": SWEEP_NEXT_ADVISORY}
+        )
+    ).scalar_one()
+    await conn.commit()
+    if not next_in_line:
+        return False
+    try:
+        await conn.execute(
+            text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": SWEEP_RUNNING_ADVISORY}
+        )
+    finally:
+        await conn.execute(
+            text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": SWEEP_NEXT_ADVISORY}
+        )
+        await conn.commit()
+    return True
 
 
 _PLACEMENTS_DECIDING = text(
