@@ -103,7 +103,8 @@ BEGIN
         RETURN QUERY
         SELECT t.id, t.amount, t.transaction_type::text, t.reference_id::text, t.balance_after,
                t.created_at, t.note, true
-        FROM coin_transactions t WHERE t.id = ANY(replay_ids) AND t.user_id = p_user ORDER BY t.id;
+        FROM coin_transactions t WHERE t.id = ANY(replay_ids) AND t.user_id = p_user
+        ORDER BY t.id;
     END IF;
 
     IF cardinality(n_amounts) > 0 THEN
