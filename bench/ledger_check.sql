@@ -7,7 +7,7 @@ LEFT JOIN (SELECT user_id, sum(amount) AS total FROM coin_transactions GROUP BY 
 WHERE w.available_coins <> coalesce(l.total, 0)
 UNION ALL
 SELECT 'duplicate (type, reference)', count(*) FROM (
-  SELECT 1 FROM coin_transactions GROUP BY transaction_type, reference_id HAVING count(*) > 1) d
+  SELECT 1 FROM coin_transactions GROUP BY user_id, transaction_type, reference_id HAVING count(*) > 1) d
 UNION ALL
 SELECT 'last balance_after != wallet', count(*) FROM wallets w
 JOIN (SELECT DISTINCT ON (user_id) user_id, balance_after FROM coin_transactions

@@ -69,7 +69,7 @@ def test_all_design_tables_with_their_guards(fresh_database):
         uniques = {
             r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'u'")
         }
-        assert "uq_coin_transactions_transaction_type_reference_id" in uniques
+        assert "uq_coin_transactions_transaction_type_reference_id_user_id" in uniques
         assert "uq_users_email" in uniques
         kind = conn.execute(
             "SELECT relkind FROM pg_class WHERE relname = 'step_records'"
@@ -277,3 +277,79 @@ def test_0028_seeds_the_single_walker_rules_and_raises_an_unchanged_multiplier(d
                 back = dict(conn.execute("SELECT key, value FROM settings").fetchall())
             assert back["anticheat.baseline_multiplier"] == before
             assert not [key for key in new_keys if key in back]
+
+
+def test_0038_copies_the_walker_into_the_child_rows_and_downgrades_cleanly(database_url):
+    """order_items and notification_deliveries get their parent's user_id; every key of the
+    hot per-user tables carries user_id; down and up again."""
+    from alembic import command
+
+    keyed = (
+        "coin_transactions",
+        "issuance_holds",
+        "orders",
+        "order_items",
+        "step_validations",
+        "notifications",
+        "notification_deliveries",
+        "adjustment_requests",
+    )
+    with server_database(database_url) as url:
+        migrate.upgrade(url, "0037")
+        with psycopg.connect(url) as conn:
+            user = conn.execute(
+                "INSERT INTO users (email, full_name) VALUES ('k@example.com', 'K') RETURNING id"
+            ).fetchone()[0]
+            product = conn.execute(
+                "INSERT INTO reward_products (shopify_product_id, shopify_variant_id, title, "
+                "coin_price, stock_quantity) VALUES ('p', 'v', 'T', 5, 3) RETURNING id"
+            ).fetchone()[0]
+            order = conn.execute(
+                "INSERT INTO orders (user_id, order_code, total_coins, shipping_address, "
+                "idempotency_key, request_fingerprint) "
+                "VALUES (%s, 'SC-1', 5, '{}', 'k', 'f') RETURNING id",
+                (user,),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO order_items (order_id, product_id, quantity, "
+                "coin_price_at_purchase) VALUES (%s, %s, 1, 5)",
+                (order, product),
+            )
+            note = conn.execute(
+                "INSERT INTO notifications (user_id, kind, title, body, dedupe_key, in_inbox, "
+                "push_status) VALUES (%s, 'k', 't', 'b', 'd', true, 'pending') RETURNING id",
+                (user,),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO notification_deliveries (notification_id, device_id, platform, "
+                "status) VALUES (%s, 1, 'ios', 'sent')",
+                (note,),
+            )
+            conn.commit()
+        migrate.upgrade(url)
+        with psycopg.connect(url) as conn:
+            copied = conn.execute(
+                "SELECT (SELECT user_id FROM order_items), "
+                "(SELECT user_id FROM notification_deliveries)"
+            ).fetchone()
+            keys = conn.execute(
+                "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype IN ('p', 'u', 'f') AND conrelid::regclass::text = ANY(%s) "
+                "AND confrelid::regclass::text IS DISTINCT FROM 'users' "
+                "AND confrelid::regclass::text IS DISTINCT FROM 'reward_products'",
+                (list(keyed),),
+            ).fetchall()
+        assert copied == (user, user)
+        assert {t for t, _ in keys} == set(keyed)
+        assert [k for k in keys if "user_id" not in k[1]] == []
+        migrate.check(url)
+        command.downgrade(migrate.alembic_config(url), "0037")
+        with psycopg.connect(url) as conn:
+            gone = conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE column_name = 'user_id' "
+                "AND table_name IN ('order_items', 'notification_deliveries')"
+            ).fetchone()[0]
+            items = conn.execute("SELECT count(*) FROM order_items").fetchone()[0]
+        assert (gone, items) == (0, 1)
+        migrate.upgrade(url)
+        migrate.check(url)

@@ -341,7 +341,10 @@ def check_ledger_command(as_json: JsonOption = False) -> None:
             f"ledger {row['ledger_total']}"
         )
     for row in report.duplicate_awards:
-        typer.echo(f"DUPLICATE {row['transaction_type']} {row['reference_id']} x{row['n']}")
+        typer.echo(
+            f"DUPLICATE user {row['user_id']}: {row['transaction_type']} "
+            f"{row['reference_id']} x{row['n']}"
+        )
     for row in report.bad_balance_chains:
         typer.echo(
             f"BALANCE_AFTER user {row['user_id']}: wallet {row['available_coins']} "

@@ -145,3 +145,21 @@ async def test_a_retried_request_with_the_same_key_is_one_request(client, engine
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert first.json()["id"] == again.json()["id"]
     assert await count(engine, "SELECT count(*) FROM adjustment_requests") == 1
+
+
+async def test_a_request_key_reused_for_another_walker_is_refused(client, engine):
+    """The request's id comes from (admin, key); its primary key is (id, user_id) (issue 19
+    item 4), so request() itself refuses the key for a second walker, under a lock."""
+    admin = await make_staff(client, engine)
+    walker, other = await register(client), await register(client)
+    first = await adjust(client, admin, walker["user"]["id"], 1_000_000, key="req-1")
+    replay = await adjust(client, admin, walker["user"]["id"], 1_000_000, key="req-1")
+    assert (first.status_code, replay.status_code) == (202, 202), replay.text
+    assert replay.json()["id"] == first.json()["id"]
+    racing = await asyncio.gather(
+        *(adjust(client, admin, other["user"]["id"], 1_000_000, key="req-1") for _ in range(3))
+    )
+    assert [(r.status_code, r.json()["code"]) for r in racing] == [
+        (422, "idempotency_key_reused")
+    ] * 3
+    assert await count(engine, "SELECT count(*) FROM adjustment_requests") == 1

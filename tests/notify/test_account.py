@@ -33,10 +33,10 @@ async def test_deletion_removes_devices_notifications_and_preferences(client, en
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "INSERT INTO notification_deliveries (notification_id, device_id, platform, "
-                "status) VALUES (:n, 1, 'ios', 'sent')"
+                "INSERT INTO notification_deliveries (notification_id, device_id, user_id, "
+                "platform, status) VALUES (:n, 1, :u, 'ios', 'sent')"
             ),
-            {"n": note},
+            {"n": note, "u": ada["id"]},
         )
     deleted = await delete_me(client, ada["access_token"], password=ada["password"])
     assert deleted.status_code in (200, 204), deleted.text

@@ -184,12 +184,18 @@ async def reference_place_order(
     )
     await session.execute(
         text(
-            "INSERT INTO order_items (order_id, product_id, quantity, coin_price_at_purchase) "
-            "SELECT :o, x.product_id, x.quantity, p.coin_price FROM unnest("
+            "INSERT INTO order_items (user_id, order_id, product_id, quantity, "
+            "coin_price_at_purchase) SELECT :u, :o, x.product_id, x.quantity, p.coin_price "
+            "FROM unnest("
             "CAST(:pids AS bigint[]), CAST(:qtys AS int[])) AS x(product_id, quantity) "
             "JOIN reward_products p ON p.id = x.product_id"
         ),
-        {"o": order_id, "pids": sorted(wanted), "qtys": [wanted[p] for p in sorted(wanted)]},
+        {
+            "u": user_id,
+            "o": order_id,
+            "pids": sorted(wanted),
+            "qtys": [wanted[p] for p in sorted(wanted)],
+        },
     )
     await wallet.post(
         session,
@@ -229,7 +235,7 @@ async def _insert_order(
                     "INSERT INTO orders (id, user_id, order_code, total_coins, status, "
                     "shipping_address, idempotency_key, request_fingerprint) VALUES "
                     "(:id, :u, :code, :t, 'pending', CAST(:addr AS jsonb), :k, :fp) "
-                    "ON CONFLICT (order_code) DO NOTHING RETURNING order_code"
+                    "ON CONFLICT (order_code, user_id) DO NOTHING RETURNING order_code"
                 ),
                 {
                     "id": order_id,

@@ -51,8 +51,8 @@ async def ledger_ok(engine) -> None:
         duplicates = (
             await conn.execute(
                 text(
-                    "SELECT transaction_type, reference_id FROM coin_transactions "
-                    "GROUP BY 1, 2 HAVING count(*) > 1"
+                    "SELECT user_id, transaction_type, reference_id FROM coin_transactions "
+                    "GROUP BY 1, 2, 3 HAVING count(*) > 1"
                 )
             )
         ).all()

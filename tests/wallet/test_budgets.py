@@ -113,6 +113,36 @@ async def test_at_the_cap_rewards_are_held_as_pending_and_paid_once_when_room_co
     await ledger_ok(engine)
 
 
+async def test_a_hold_is_per_walker_and_each_is_paid_once(client, app, engine):
+    """issuance_holds is unique by (transaction_type, reference_id, user_id): a walker's held
+    reward does not pass for another walker's with the same reference, and a retried payout or
+    release pays each walker's once."""
+    admin = await make_admin(client, engine)
+    await set_cap(client, admin, 10)
+    a, b = await walkers(client, 2)
+    ref = f"test:{uuid.uuid4()}"
+    first = await issue(app, {uid(a): [reward(25, ref)]})
+    second = await issue(app, {uid(b): [reward(25, ref)]})
+    assert (first.held, second.held) == ({uid(a): 25}, {uid(b): 25})
+    again = await issue(app, {uid(a): [reward(25, ref)], uid(b): [reward(25, ref)]})
+    assert (again.held, again.paid) == ({}, {})
+    assert await count(engine, "SELECT count(*) FROM issuance_holds") == 2
+    await set_cap(client, admin, 100)
+    JobRuntime.database = app.state.database
+    assert await release_held_job(timestamp=0) == 2
+    assert await release_held_job(timestamp=0) == 0
+    paid = await issue(app, {uid(a): [reward(25, ref)], uid(b): [reward(25, ref)]})
+    assert all(p.replayed for rows in paid.paid.values() for p in rows)
+    assert (
+        await count(engine, "SELECT count(*) FROM coin_transactions WHERE reference_id = :r", r=ref)
+        == 2
+    )
+    for w in (a, b):
+        figures = await wallet(client, w["access_token"])
+        assert (figures["available_coins"], figures["pending_coins"]) == (25, 0)
+    await ledger_ok(engine)
+
+
 async def test_two_payouts_racing_for_the_last_room_never_overspend(client, app, engine):
     admin = await make_admin(client, engine)
     await set_cap(client, admin, 100)

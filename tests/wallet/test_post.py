@@ -270,3 +270,39 @@ async def test_post_many_is_post_for_each_walker_in_one_call(app, client, engine
     async with session_scope(app.state.database) as session:
         assert await wallet.post_many(session, {a: []}) == {}
     assert (await ledger_report(engine)).ok
+
+
+async def test_a_reference_is_unique_per_walker_and_replays_only_the_walkers_own_row(
+    app, client, engine
+):
+    """The ledger's key is (transaction_type, reference_id, user_id) (issue 19 item 4): the
+    same reference pays two walkers once each, and a retry replays only the caller's own row.
+    No caller writes a reference shared by two walkers (docs/scale-out.md, "Ledger references
+    per user"); where one relied on the old global key, its own guard refuses (tests/admin)."""
+    a, b = await _walker(client), await _walker(client)
+    shared = Entry(40, wallet.ACHIEVEMENT_REWARD, "shared:1")
+    (first_a,) = await _post(app, a, shared)
+    (first_b,) = await _post(app, b, shared)
+    assert (first_a.replayed, first_b.replayed) == (False, False)
+    assert first_a.id != first_b.id
+    (again_a,) = await _post(app, a, shared)
+    async with session_scope(app.state.database) as session:
+        many = await wallet.post_many(session, {a: [shared], b: [shared]})
+    assert (again_a.id, again_a.replayed) == (first_a.id, True)
+    assert {u: [(p.id, p.replayed) for p in rows] for u, rows in many.items()} == {
+        a: [(first_a.id, True)],
+        b: [(first_b.id, True)],
+    }
+    assert [(await _wallet(engine, u))["available_coins"] for u in (a, b)] == [40, 40]
+    assert await count(engine, "SELECT count(*) FROM coin_transactions") == 2
+    with pytest.raises(DBAPIError, match="uq_coin_transactions"):
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO coin_transactions (user_id, amount, transaction_type, "
+                    "reference_id, balance_after) VALUES (:u, 1, 'achievement_reward', "
+                    "'shared:1', 41)"
+                ),
+                {"u": a},
+            )
+    assert (await ledger_report(engine)).ok

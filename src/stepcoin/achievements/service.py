@@ -1,10 +1,10 @@
 """Achievement rules: evaluate a user, show progress, backfill a new achievement, admin edits.
 
 A reward is paid exactly once: the unlock row is UNIQUE (user, achievement), its ledger row
-(posted through the wallet, reference achievement:<id>:<user>) is UNIQUE (type, reference), and
-both are written under the wallet row lock (the one lock order everywhere: the wallet first) in
-the caller's transaction. Unlocks are permanent:
-steps clawed back later (a lower re-sync, a deletion) never take a badge or its reward away.
+(posted through the wallet, reference achievement:<id>:<user>) is UNIQUE (type, reference,
+user), and both are written under the wallet row lock (the one lock order everywhere: the
+wallet first) in the caller's transaction. Unlocks are permanent: steps clawed back later (a
+lower re-sync, a deletion) never take a badge or its reward away.
 """
 
 from __future__ import annotations

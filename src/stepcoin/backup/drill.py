@@ -204,7 +204,8 @@ def run_drill(
                 )
             for row in ledger.duplicate_awards:
                 report.problems.append(
-                    f"ledger: {row['transaction_type']} {row['reference_id']} paid {row['n']} times"
+                    f"ledger: {row['transaction_type']} {row['reference_id']} paid "
+                    f"{row['n']} times to user {row['user_id']}"
                 )
             for row in ledger.bad_balance_chains:
                 report.problems.append(

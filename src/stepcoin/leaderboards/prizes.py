@@ -185,7 +185,7 @@ async def pay_waiting(session: AsyncSession, *, limit: int = PAY_BATCH) -> tuple
         text(
             "UPDATE leaderboard_prize_awards a SET status = 'paid', paid_at = c.created_at, "
             "transaction_id = c.id FROM coin_transactions c WHERE a.status = 'held' "
-            "AND c.transaction_type = 'prize_reward' "
+            "AND c.user_id = a.user_id AND c.transaction_type = 'prize_reward' "
             "AND c.reference_id = format('prize:%s:%s:%s', a.period, a.period_start, a.user_id)"
         )
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -77,6 +78,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
+        # keys carry user_id (issue 19 item 4), the primary key leading with id (looked up alone)
+        PrimaryKeyConstraint("id", "user_id", name="pk_notifications"),
         UniqueConstraint("user_id", "dedupe_key"),
         CheckConstraint(
             "push_status IN (" + ", ".join(f"'{s}'" for s in PUSH_STATUSES) + ")",
@@ -103,7 +106,7 @@ class Notification(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user())
     kind: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
@@ -125,16 +128,24 @@ class NotificationDelivery(Base):
 
     __tablename__ = "notification_deliveries"
     __table_args__ = (
-        PrimaryKeyConstraint("notification_id", "device_id", name="pk_notification_deliveries"),
+        PrimaryKeyConstraint(
+            "notification_id", "device_id", "user_id", name="pk_notification_deliveries"
+        ),
+        # the notification's walker, copied, so a delivery lives with its notification
+        ForeignKeyConstraint(
+            ["user_id", "notification_id"],
+            ["notifications.user_id", "notifications.id"],
+            ondelete="CASCADE",
+            name="fk_notification_deliveries_user_id_notifications",
+        ),
         CheckConstraint(
             "status IN (" + ", ".join(f"'{s}'" for s in DELIVERY_STATUSES) + ")", name="status"
         ),
         Index("ix_notification_deliveries_updated_at", "updated_at"),
     )
 
-    notification_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("notifications.id", ondelete="CASCADE")
-    )
+    notification_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     device_id: Mapped[int] = mapped_column(BigInteger)  # the device may be gone since
     platform: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))

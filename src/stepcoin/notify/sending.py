@@ -178,10 +178,10 @@ async def _prepare(
                 text(
                     """
                     INSERT INTO notification_deliveries AS x
-                        (notification_id, device_id, platform, status, attempts)
-                    SELECT :id, d.id, d.platform, 'sending', 1 FROM push_devices d
+                        (notification_id, device_id, user_id, platform, status, attempts)
+                    SELECT :id, d.id, :u, d.platform, 'sending', 1 FROM push_devices d
                     WHERE d.user_id = :u
-                    ON CONFLICT (notification_id, device_id) DO UPDATE
+                    ON CONFLICT (notification_id, device_id, user_id) DO UPDATE
                         SET status = 'sending', attempts = x.attempts + 1, updated_at = now()
                         WHERE x.status = 'retry'
                     RETURNING x.device_id, x.attempts
@@ -478,11 +478,11 @@ async def _prepare_batch(
             text(
                 """
                 INSERT INTO notification_deliveries AS x
-                    (notification_id, device_id, platform, status, attempts)
-                SELECT t.id, d.id, d.platform, 'sending', 1
+                    (notification_id, device_id, user_id, platform, status, attempts)
+                SELECT t.id, d.id, t.u, d.platform, 'sending', 1
                 FROM unnest(CAST(:ids AS bigint[]), CAST(:users AS uuid[])) AS t(id, u)
                 JOIN push_devices d ON d.user_id = t.u
-                ON CONFLICT (notification_id, device_id) DO NOTHING
+                ON CONFLICT (notification_id, device_id, user_id) DO NOTHING
                 RETURNING x.notification_id, x.device_id
                 """
             ),

@@ -13,9 +13,11 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -74,7 +76,12 @@ class RewardProduct(Base):
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        UniqueConstraint("order_code"),
+        # every key carries user_id (issue 19 item 4: distributable by user on Citus), leading
+        # with the column looked up without the walker (by id, by order code): one node keeps
+        # those look-ups on the index. An order code is unique per walker here; across walkers
+        # the order-code directory keeps it unique (issue 19 item 4, part B).
+        PrimaryKeyConstraint("id", "user_id", name="pk_orders"),
+        UniqueConstraint("order_code", "user_id"),
         UniqueConstraint("user_id", "idempotency_key"),
         CheckConstraint(f"status IN {ORDER_STATUSES}", name="status"),
         CheckConstraint("total_coins > 0", name="total_positive"),
@@ -84,7 +91,7 @@ class Order(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        UUID(as_uuid=True), server_default=text("gen_random_uuid()")
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
@@ -121,16 +128,23 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
     __table_args__ = (
-        UniqueConstraint("order_id", "product_id"),
+        # the walker's id, copied from the order, so the items live with the order's walker
+        PrimaryKeyConstraint("id", "user_id", name="pk_order_items"),
+        UniqueConstraint("order_id", "product_id", "user_id"),
+        ForeignKeyConstraint(
+            ["user_id", "order_id"],
+            ["orders.user_id", "orders.id"],
+            ondelete="CASCADE",
+            name="fk_order_items_user_id_orders",
+        ),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("coin_price_at_purchase > 0", name="price_positive"),
         Index("ix_order_items_product_id", "product_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("orders.id", ondelete="CASCADE")
-    )
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     product_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("reward_products.id", ondelete="RESTRICT")
     )

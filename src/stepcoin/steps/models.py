@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Sequence,
     SmallInteger,
     String,
@@ -85,6 +86,9 @@ class StepValidation(Base):
 
     __tablename__ = "step_validations"
     __table_args__ = (
+        # carries user_id (issue 19 item 4), leading with id: the retention job walks ids in
+        # order, the review console looks decisions up by id
+        PrimaryKeyConstraint("id", "user_id", name="pk_step_validations"),
         CheckConstraint(f"status IN {VALIDATION_STATUSES}", name="status"),
         CheckConstraint("risk_score BETWEEN 0 AND 100", name="risk_score_range"),
         Index("ix_step_validations_user_date", "user_id", "recorded_date"),
@@ -99,7 +103,7 @@ class StepValidation(Base):
         Index("ix_step_validations_status_created", "status", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
     )

@@ -248,7 +248,7 @@ async def decisions_from_staging(session: AsyncSession, staging: str) -> int:
         text(
             f'INSERT INTO step_validations ({columns}) SELECT {values} FROM "{staging}" s '
             "WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id) "
-            "ON CONFLICT (id) DO NOTHING"
+            "ON CONFLICT (id, user_id) DO NOTHING"
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin import audit
 from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from stepcoin.runtime_settings.service import runtime_settings
+from stepcoin.wallet import repository
 from stepcoin.wallet.service import ADMIN_ADJUSTMENT, Adjustment, Entry, adjust_balance, post
 
 THRESHOLD_SETTING = "admin.adjustment_approval_threshold_coins"
@@ -84,7 +85,10 @@ async def request(
     idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store a pending adjustment: (request, replayed). With an idempotency key the request's
-    id is derived from (admin, key), so a retry answers the first request."""
+    id is derived from (admin, key), so a retry answers the first request; the same key for
+    another walker or amount is refused. That refusal is this function's (a lock on the id and
+    a look-up by id): the primary key (id, user_id) would take the id again for another
+    walker."""
     exists = (
         await session.execute(text("SELECT 1 FROM users WHERE id = :u"), {"u": user_id})
     ).scalar_one_or_none()
@@ -95,22 +99,26 @@ async def request(
         if idempotency_key is not None
         else uuid.uuid4()
     )
-    row = (
-        (
-            await session.execute(
-                text(
-                    "INSERT INTO adjustment_requests (id, user_id, amount, reason, requested_by) "
-                    "VALUES (:id, :u, :a, :r, :by) ON CONFLICT (id) DO NOTHING "
-                    f"RETURNING {COLUMNS}"
-                ),
-                {"id": request_id, "u": user_id, "a": amount, "r": reason, "by": admin_id},
+    first = None
+    if idempotency_key is not None:
+        await repository.lock_reference(session, f"adjreq:{request_id}")
+        first = await _find(session, request_id)
+    if first is None:
+        row = (
+            (
+                await session.execute(
+                    text(
+                        "INSERT INTO adjustment_requests (id, user_id, amount, reason, "
+                        "requested_by) VALUES (:id, :u, :a, :r, :by) "
+                        f"RETURNING {COLUMNS}"
+                    ),
+                    {"id": request_id, "u": user_id, "a": amount, "r": reason, "by": admin_id},
+                )
             )
+            .mappings()
+            .one()
         )
-        .mappings()
-        .first()
-    )
-    if row is None:  # the same admin and key: the first request
-        first = await get(session, request_id)
+    else:  # the same admin and key: the first request
         if first["user_id"] != user_id or first["amount"] != amount:
             raise InvalidInput(
                 "This Idempotency-Key was used for a different adjustment.",
@@ -129,10 +137,9 @@ async def request(
     return dict(row), False
 
 
-async def get(
+async def _find(
     session: AsyncSession, request_id: uuid.UUID, *, for_update: bool = False
-) -> dict[str, Any]:
-    """One request (locked for the rest of the transaction with `for_update`); 404 if none."""
+) -> dict[str, Any] | None:
     lock = " FOR UPDATE" if for_update else ""
     row = (
         (
@@ -144,9 +151,17 @@ async def get(
         .mappings()
         .first()
     )
+    return dict(row) if row is not None else None
+
+
+async def get(
+    session: AsyncSession, request_id: uuid.UUID, *, for_update: bool = False
+) -> dict[str, Any]:
+    """One request (locked for the rest of the transaction with `for_update`); 404 if none."""
+    row = await _find(session, request_id, for_update=for_update)
     if row is None:
         raise _not_found()
-    return dict(row)
+    return row
 
 
 async def list_requests(

@@ -210,8 +210,9 @@ async def _exhausted(session: AsyncSession, budgets: Sequence[Budget], today: da
             _log_reached(budget.source, budget.period)
 
 
-# Which of a payout's (type, reference) pairs a table holds already; both tables are unique
-# by the pair (the ledger's UNIQUE key, issuance_holds' own).
+# Which of a payout's (walker, type, reference) triples a table holds already; both tables are
+# unique by the triple (the ledger's UNIQUE key, issuance_holds' own: a reference is unique per
+# walker, docs/scale-out.md "Ledger references per user").
 _FOUND_IN = {
     "holds": "issuance_holds",
     "ledger": "coin_transactions",
@@ -220,22 +221,23 @@ _FOUND_IN = {
 
 async def _found(
     session: AsyncSession, entries: Mapping[uuid.UUID, Sequence[service.Entry]], where: str
-) -> set[tuple[str, str]]:
-    """The pairs of these entries already in the holds (a budget held them, paid since or not:
-    a retried payout leaves them to the release, which pays each once) or in the ledger
-    (post_many replays them)."""
-    pairs = [(e.transaction_type, e.reference_id) for items in entries.values() for e in items]
-    if not pairs:
+) -> set[tuple[uuid.UUID, str, str]]:
+    """The (walker, type, reference) of these entries already in the holds (a budget held
+    them, paid since or not: a retried payout leaves them to the release, which pays each
+    once) or in the ledger (post_many replays them)."""
+    keys = [(u, e.transaction_type, e.reference_id) for u, items in entries.items() for e in items]
+    if not keys:
         return set()
     rows = await session.execute(
         text(
-            "SELECT k.kind, k.ref FROM unnest(CAST(:t AS text[]), CAST(:r AS text[])) "
-            f"AS k(kind, ref) WHERE EXISTS (SELECT 1 FROM {_FOUND_IN[where]} x "
-            "WHERE x.transaction_type = k.kind AND x.reference_id = k.ref)"
+            "SELECT k.u, k.kind, k.ref FROM unnest(CAST(:u AS uuid[]), CAST(:t AS text[]), "
+            f"CAST(:r AS text[])) AS k(u, kind, ref) WHERE EXISTS (SELECT 1 FROM "
+            f"{_FOUND_IN[where]} x WHERE x.transaction_type = k.kind AND x.reference_id = k.ref "
+            "AND x.user_id = k.u)"
         ),
-        {"t": [p[0] for p in pairs], "r": [p[1] for p in pairs]},
+        {"u": [k[0] for k in keys], "t": [k[1] for k in keys], "r": [k[2] for k in keys]},
     )
-    return {(str(r.kind), str(r.ref)) for r in rows}
+    return {(r.u, str(r.kind), str(r.ref)) for r in rows}
 
 
 async def issue_many(
@@ -257,7 +259,7 @@ async def issue_many(
         result.paid = await service.post_many(
             session,
             {
-                u: [e for e in items if (e.transaction_type, e.reference_id) not in held]
+                u: [e for e in items if (u, e.transaction_type, e.reference_id) not in held]
                 for u, items in entries.items()
             },
         )
@@ -269,8 +271,8 @@ async def issue_many(
     to_pay: dict[uuid.UUID, list[service.Entry]] = {}
     to_hold: list[tuple[uuid.UUID, service.Entry]] = []
     for user in sorted(entries):
-        items = [e for e in entries[user] if (e.transaction_type, e.reference_id) not in held]
-        new = [e for e in items if (e.transaction_type, e.reference_id) not in paid]
+        items = [e for e in entries[user] if (user, e.transaction_type, e.reference_id) not in held]
+        new = [e for e in items if (user, e.transaction_type, e.reference_id) not in paid]
         need = sum(e.amount for e in new if e.amount > 0)
         if need <= room:
             to_pay[user] = items
@@ -300,7 +302,7 @@ async def _hold(
             "SELECT * FROM unnest(CAST(:u AS uuid[]), CAST(:s AS text[]), "
             "CAST(:a AS bigint[]), CAST(:t AS text[]), CAST(:r AS text[]), "
             "CAST(:n AS text[])) "
-            "ON CONFLICT (transaction_type, reference_id) DO NOTHING "
+            "ON CONFLICT (transaction_type, reference_id, user_id) DO NOTHING "
             "RETURNING user_id, amount"
         ),
         {

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -66,11 +67,18 @@ class Wallet(Base):
 
 
 class CoinTransaction(Base):
-    """One signed movement of available coins; never updated, corrected by a new row."""
+    """One signed movement of available coins; never updated, corrected by a new row.
+
+    Every key carries user_id (issue 19 item 4: distributable by user on Citus): a reference is
+    unique per walker (docs/scale-out.md, "Ledger references per user"). The keys lead with
+    the columns looked up without the walker (id; transaction_type, reference_id), so those
+    look-ups keep their index on one node and new ids append at the primary key's right edge.
+    """
 
     __tablename__ = "coin_transactions"
     __table_args__ = (
-        UniqueConstraint("transaction_type", "reference_id"),
+        PrimaryKeyConstraint("id", "user_id", name="pk_coin_transactions"),
+        UniqueConstraint("transaction_type", "reference_id", "user_id"),
         CheckConstraint(f"transaction_type IN {TRANSACTION_TYPES}", name="transaction_type"),
         CheckConstraint("amount <> 0", name="amount_non_zero"),
         CheckConstraint("balance_after >= 0", name="balance_after_non_negative"),
@@ -80,7 +88,7 @@ class CoinTransaction(Base):
         Index("ix_coin_transactions_created_brin", "created_at", postgresql_using="brin"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
     )
@@ -110,17 +118,19 @@ class EconomyDayTotal(Base):
 
 class AdjustmentRequest(Base):
     """A wallet adjustment above `admin.adjustment_approval_threshold_coins`, waiting for a
-    second admin (never the requester, never the walker adjusted); approved once, or rejected."""
+    second admin (never the requester, never the walker adjusted); approved once, or rejected.
+    user_id is the walker adjusted: the row lives with that walker's data (issue 19 item 4)."""
 
     __tablename__ = "adjustment_requests"
     __table_args__ = (
+        PrimaryKeyConstraint("id", "user_id", name="pk_adjustment_requests"),
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
         CheckConstraint("amount <> 0", name="amount_non_zero"),
         Index("ix_adjustment_requests_status_requested", "status", "requested_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        UUID(as_uuid=True), server_default=text("gen_random_uuid()")
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="RESTRICT")
@@ -187,7 +197,8 @@ class IssuanceHold(Base):
     __tablename__ = "issuance_holds"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        UniqueConstraint("transaction_type", "reference_id"),
+        PrimaryKeyConstraint("id", "user_id", name="pk_issuance_holds"),
+        UniqueConstraint("transaction_type", "reference_id", "user_id"),
         Index(
             "ix_issuance_holds_waiting",
             "source",
@@ -197,7 +208,7 @@ class IssuanceHold(Base):
         Index("ix_issuance_holds_user_id", "user_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity())
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id"))
     source: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)

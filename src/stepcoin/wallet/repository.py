@@ -113,7 +113,11 @@ async def list_transactions(
 
 
 async def lock_reference(session: AsyncSession, reference_id: str) -> None:
-    """Serialise requests for one reference until commit, so a retry waits for the original."""
+    """Serialise requests for one reference until commit, so a retry waits for the original.
+
+    Keyed by the reference alone, not by the walker: an admin's idempotency key (reference
+    `adj:<admin>:<key>`) is refused for a second walker, and the ledger's unique key, which
+    holds per walker (transaction_type, reference_id, user_id), cannot refuse that itself."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:ref, 0))"), {"ref": reference_id}
     )
@@ -122,6 +126,10 @@ async def lock_reference(session: AsyncSession, reference_id: str) -> None:
 async def find_transaction(
     session: AsyncSession, transaction_type: str, reference_id: str
 ) -> dict[str, Any] | None:
+    """The ledger row of this (type, reference), whichever walker holds it (with its user_id):
+    one probe of the unique key's (transaction_type, reference_id) prefix. Callers hold
+    lock_reference, so no other walker's row with this reference can appear meanwhile. On a
+    database sharded by walker this reads every shard: it serves rare admin adjustments only."""
     row = (
         (
             await session.execute(

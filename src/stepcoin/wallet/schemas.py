@@ -27,7 +27,7 @@ class TransactionOut(BaseModel):
     id: int
     amount: int = Field(description="Signed coins: positive credits, negative debits.")
     transaction_type: str
-    reference_id: str = Field(description="What caused the movement (unique per type).")
+    reference_id: str = Field(description="What caused the movement (unique per type and walker).")
     balance_after: int = Field(description="available_coins right after this movement.")
     created_at: datetime
     note: str | None = None

@@ -3,7 +3,7 @@
 Every change of a balance, from any domain, is `post()` here (in SQL, the step loop calls the
 same stepcoin_wallet_post): it locks the wallet, appends the ledger rows with their unique
 references (a retry is a replay, never a second movement), keeps the counters by one rule and
-refuses a negative balance. src/stepcoin/wallet/sql/post.v1.sql is the function as it runs.
+refuses a negative balance. src/stepcoin/wallet/sql/post.v2.sql is the function as it runs.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ NO_WALLET_SQLSTATE: Final = "SC002"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One coin movement to post: signed amount, its type and a reference unique per type."""
+    """One coin movement to post: signed amount, its type and a reference unique per type and
+    walker (docs/scale-out.md, "Ledger references per user")."""
 
     amount: int
     transaction_type: str
@@ -207,7 +208,9 @@ async def adjust_balance(
 
     With an idempotency key the ledger reference is `adj:<admin_id>:<key>`: a retry by the same
     admin gets the first ledger row back (replayed=True) instead of a second adjustment; the
-    same key for another user or amount is refused (422 `idempotency_key_reused`).
+    same key for another user or amount is refused (422 `idempotency_key_reused`). That refusal
+    is this function's (the lock and the look-up of any walker's row below): the ledger is
+    unique per walker and would take the same reference for a second walker.
     """
     if admin_id == user_id:
         raise Forbidden("Staff never adjust their own wallet.", code="own_wallet")
@@ -280,8 +283,8 @@ _LEDGER_CHECKS = {
     ),
     "duplicate_awards": text(
         """
-            SELECT transaction_type, reference_id, count(*) AS n FROM coin_transactions
-            GROUP BY transaction_type, reference_id HAVING count(*) > 1 LIMIT :limit
+            SELECT user_id, transaction_type, reference_id, count(*) AS n FROM coin_transactions
+            GROUP BY user_id, transaction_type, reference_id HAVING count(*) > 1 LIMIT :limit
         """
     ),
     "bad_balance_chains": text(
@@ -331,10 +334,11 @@ _LEDGER_CHECKS = {
 
 
 async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerReport:
-    """Every wallet equals its ledger; no (type, reference) twice; the latest balance_after fits;
-    the held coins equal what the user's days hold for review (step_days.coins_pending) plus
-    the rewards an issuance budget holds (issuance_holds not released); the
-    lifetime counters follow the ledger by their rule (earned - spent = available)."""
+    """Every wallet equals its ledger; no (type, reference) twice for a walker; the latest
+    balance_after fits; the held coins equal what the user's days hold for review
+    (step_days.coins_pending) plus the rewards an issuance budget holds (issuance_holds not
+    released); the lifetime counters follow the ledger by their rule (earned - spent =
+    available)."""
     report = LedgerReport()
     report.wallets_checked = (
         await session.execute(text("SELECT count(*) FROM wallets"))
