@@ -285,14 +285,14 @@ def check(catalog: Catalog, placement: Mapping[str, Placement] = PLACEMENT) -> l
                 "(Citus refuses a row without a shard)"
             )
     for key in catalog.keys:
-        where = placement.get(key.table)
-        if where is None or where.kind != "distributed":
+        keyed = placement.get(key.table)
+        if keyed is None or keyed.kind != "distributed":
             continue
-        if where.column not in key.columns:
+        if keyed.column not in key.columns:
             shown = ", ".join(c or "<expression>" for c in key.columns)
             problems.append(
                 f"{key.table}: {key.kind} {key.name} ({shown}) does not include the "
-                f"distribution column {where.column} (Citus enforces uniqueness per shard only)"
+                f"distribution column {keyed.column} (Citus enforces uniqueness per shard only)"
             )
     for fk in catalog.foreign_keys:
         problems += _check_foreign_key(fk, placement)
@@ -411,12 +411,12 @@ def table_rows(placement: Mapping[str, Placement] = PLACEMENT) -> list[tuple[str
 
 # --- keys that carry their walker -----------------------------------------------------------
 
-_ROUTE_SEPARATOR = "."
+_ROUTE_SEPARATOR = "-"  # in the URL-safe alphabet: links and cookies carry it as before
 
 
 def routed_token(user_id: uuid.UUID, secret: str) -> str:
     """An opaque token that names its walker, so its lookup is (user_id, token_hash): one
-    shard. `secret` is URL-safe base64 (no dot)."""
+    shard: 32 hex digits, a dash, then `secret` (URL-safe base64)."""
     return f"{user_id.hex}{_ROUTE_SEPARATOR}{secret}"
 
 
@@ -424,7 +424,7 @@ def route_of(token: str) -> uuid.UUID | None:
     """The walker a routed token names; None for a token issued before tokens were routed
     (looked up by its hash alone)."""
     head, separator, _ = token.partition(_ROUTE_SEPARATOR)
-    if not separator or len(head) != 32:
+    if not separator or len(head) != 32 or not all(c in "0123456789abcdef" for c in head):
         return None
     try:
         return uuid.UUID(hex=head)
