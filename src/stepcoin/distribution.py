@@ -200,6 +200,7 @@ LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.
     AND con.contype IN ('p', 'u', 'x')
 WHERE c.relnamespace = CAST(:schema AS regnamespace) AND c.relkind IN ('r', 'p')
   AND (i.indisunique OR con.contype = 'x')
+ORDER BY c.relispartition, root.relname, ic.relname  -- a parent's key before its partitions'
 """
 _FOREIGN_KEYS_SQL = """
 SELECT root.relname AS table_name, con.conname AS name,
@@ -210,7 +211,7 @@ SELECT root.relname AS table_name, con.conname AS name,
        ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, n)
              JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
              ORDER BY k.n) AS target_columns,
-       con.confdeltype AS on_delete, con.confupdtype AS on_update
+       CAST(con.confdeltype AS text) AS on_delete, CAST(con.confupdtype AS text) AS on_update
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_class root ON root.oid = coalesce(pg_partition_root(c.oid), c.oid)
