@@ -3,8 +3,8 @@ stepcoin.distribution declares it (every per-user key carries user_id).
 
 Citus is not installed here, so the rules it enforces when a table is distributed are read
 from the catalog (docs.citusdata.com, "Creating and Modifying Distributed Objects (DDL)"):
-primary keys, unique constraints and indexes (partial ones too) and exclusion constraints of a
-distributed table include its distribution column, which is NOT NULL; foreign keys only
+primary keys, unique constraints and indexes (partial ones too) and exclusion constraints (with
+`=`) of a distributed table include its distribution column, which is NOT NULL; foreign keys only
 between co-located distributed tables on their distribution columns, from a distributed or
 reference table to a reference table, or between tables that stay on the coordinator. The
 second half of the file builds schemas that break each rule and shows the checker refuses
@@ -131,7 +131,10 @@ CREATE TABLE days (user_id uuid NOT NULL, day date NOT NULL, PRIMARY KEY (user_i
 CREATE TABLE days_2026 PARTITION OF days FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE owners (key text PRIMARY KEY, user_id uuid NOT NULL);
 CREATE TABLE jobs (id bigint PRIMARY KEY, kind text REFERENCES kinds (code));
-CREATE TABLE job_events (job_id bigint REFERENCES jobs (id), at timestamptz)
+CREATE TABLE job_events (job_id bigint REFERENCES jobs (id), at timestamptz);
+CREATE TABLE bookings (
+    user_id int4range NOT NULL, span tstzrange, EXCLUDE USING gist (user_id WITH =, span WITH &&)
+)
 """
 GOOD_PLACEMENT = {
     "walkers": _walker("id"),
@@ -143,6 +146,7 @@ GOOD_PLACEMENT = {
     "owners": _walker("key", "owners"),
     "jobs": LOCAL,
     "job_events": LOCAL,
+    "bookings": _walker(),
 }
 
 
@@ -179,12 +183,15 @@ async def test_keys_without_the_distribution_column_are_refused(engine, scratch)
         CREATE TABLE days (user_id uuid NOT NULL, day date NOT NULL, PRIMARY KEY (day))
             PARTITION BY RANGE (day);
         CREATE TABLE days_2026 PARTITION OF days FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-        CREATE UNIQUE INDEX days_2026_only ON days_2026 (day)
+        CREATE UNIQUE INDEX days_2026_only ON days_2026 (day);
+        CREATE TABLE slots (
+            user_id int4range NOT NULL, EXCLUDE USING gist (user_id WITH &&)
+        )
         """,
     )
     problems = check(
         await _catalog(engine, scratch),
-        {"walkers": _walker("id"), "tokens": _walker(), "days": _walker()},
+        {"walkers": _walker("id"), "tokens": _walker(), "days": _walker(), "slots": _walker()},
     )
     assert sorted(problems) == sorted(
         [
@@ -206,6 +213,8 @@ async def test_keys_without_the_distribution_column_are_refused(engine, scratch)
             "user_id (Citus enforces uniqueness per shard only)",
             "days: unique index days_2026_only (day) does not include the distribution column "
             "user_id (Citus enforces uniqueness per shard only)",
+            "slots: exclusion slots_user_id_excl compares the distribution column user_id with "
+            "&&, not = (Citus checks it per shard only)",
         ]
     )
 
@@ -282,3 +291,12 @@ async def test_foreign_keys_across_placements_are_refused(engine, scratch):
         p.startswith("orders: foreign key orders_reviewer_fkey (reviewer) -> walkers (id): ")
         for p in problems
     )
+
+
+def test_the_documented_placement_is_the_declared_one():
+    """docs/scale-out.md shows the table `stepcoin db distribution` prints."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "scale-out.md").read_text()
+    for table, placed, reason in table_rows():
+        assert f"| {table} | {placed} | {reason} |" in doc, table

@@ -147,6 +147,7 @@ class UniqueKey:
     name: str
     kind: str  # "primary key", "unique", "unique index", "exclusion"
     columns: tuple[str | None, ...]
+    operators: tuple[str, ...] = ()  # an exclusion constraint's operator per column
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,9 @@ SELECT root.relname AS table_name, ic.relname AS name,
        ARRAY(SELECT CASE WHEN k.attnum = 0 THEN NULL ELSE a.attname END
              FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             ORDER BY k.n) AS columns
+             ORDER BY k.n) AS columns,
+       ARRAY(SELECT o.oprname FROM unnest(con.conexclop) WITH ORDINALITY AS x(op, n)
+             JOIN pg_operator o ON o.oid = x.op ORDER BY x.n) AS operators
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_class root ON root.oid = coalesce(pg_partition_root(c.oid), c.oid)
@@ -238,7 +241,9 @@ async def read_catalog(connection: Any, schema: str = "public") -> Catalog:
         columns[r["column_name"]] = columns.get(r["column_name"], True) and r["not_null"]
     seen: set[tuple[str, tuple[str | None, ...], str]] = set()
     for r in await rows(_KEYS_SQL):
-        key = UniqueKey(r["table_name"], r["name"], r["kind"], tuple(r["columns"]))
+        key = UniqueKey(
+            r["table_name"], r["name"], r["kind"], tuple(r["columns"]), tuple(r["operators"])
+        )
         if (key.table, key.columns, key.kind) not in seen:  # a partition's copy of its parent's
             seen.add((key.table, key.columns, key.kind))
             catalog.keys.append(key)
@@ -295,6 +300,13 @@ def check(catalog: Catalog, placement: Mapping[str, Placement] = PLACEMENT) -> l
                 f"{key.table}: {key.kind} {key.name} ({shown}) does not include the "
                 f"distribution column {keyed.column} (Citus enforces uniqueness per shard only)"
             )
+        elif key.kind == "exclusion":
+            operator = key.operators[key.columns.index(keyed.column)]
+            if operator != "=":
+                problems.append(
+                    f"{key.table}: exclusion {key.name} compares the distribution column "
+                    f"{keyed.column} with {operator}, not = (Citus checks it per shard only)"
+                )
     for fk in catalog.foreign_keys:
         problems += _check_foreign_key(fk, placement)
     return problems
