@@ -146,6 +146,9 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
             SELECT {user_id_sql("a")}, 'admin@bench.stepcoin.test', 'Bench Admin', 'email',
                    'admin', 'UTC', {created}, now(), {created}
             FROM generate_series(1, 1) AS n;
+            -- each email's one owner (global_keys, issue 19 item 4), as a sign-up claims it
+            INSERT INTO global_keys (kind, key, user_id)
+            SELECT 'email', email, id FROM users WHERE email LIKE '%%@bench.stepcoin.test';
             """,
             params,
         )

@@ -273,3 +273,24 @@ def test_demo_fills_walkers_once_and_keeps_the_ledger_exact(cli_database):
     assert walkers == 3 and days >= 3 * 6
     assert unverified == 0 and mails == 0
     assert run(["check-ledger"], env).returncode == 0
+
+
+def test_db_distribution_prints_the_plan_and_the_problems(cli_database):
+    run(["migrate"], {"DATABASE_URL": cli_database})
+    result = run(["db", "distribution"], {"DATABASE_URL": cli_database})
+    as_json = run(["db", "distribution", "--json"], {"DATABASE_URL": cli_database})
+    report = json.loads(as_json.stdout)
+    # exit 1 exactly when a key breaks a rule (before the hot tables carry user_id: issue 19
+    # item 4, part A), for scripts as for people
+    assert result.returncode == as_json.returncode == (1 if report["problems"] else 0)
+    assert "| users | distributed by id | " in result.stdout
+    assert "SELECT create_reference_table('reward_products');" in result.stdout
+    users = "SELECT create_distributed_table('users', 'id', colocate_with => 'none');"
+    wallets = "SELECT create_distributed_table('wallets', 'user_id', colocate_with => 'users');"
+    assert result.stdout.index(users) < result.stdout.index(wallets)
+    assert users in report["statements"]
+    assert {"table": "procrastinate_jobs", "placement": "local"} in [
+        {k: row[k] for k in ("table", "placement")} for row in report["placement"]
+    ]
+    for problem in report["problems"]:
+        assert f"PROBLEM {problem}" in result.stdout

@@ -70,7 +70,10 @@ def test_all_design_tables_with_their_guards(fresh_database):
             r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'u'")
         }
         assert "uq_coin_transactions_transaction_type_reference_id_user_id" in uniques
-        assert "uq_users_email" in uniques
+        # an email is unique across walkers through global_keys (issue 19 item 4)
+        assert "pk_global_keys" in {
+            r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'p'")
+        }
         kind = conn.execute(
             "SELECT relkind FROM pg_class WHERE relname = 'step_records'"
         ).fetchone()

@@ -42,6 +42,8 @@ app = typer.Typer(
 )
 app.add_typer(backup_app, name="backup")
 app.add_typer(retention_app, name="retention")
+db_app = typer.Typer(help="The database's layout.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 class _Stopped(Exception):
@@ -365,6 +367,53 @@ def check_ledger_command(as_json: JsonOption = False) -> None:
         typer.echo("ledger OK")
         return
     raise typer.Exit(1)
+
+
+@db_app.command("distribution")
+def distribution_command(as_json: JsonOption = False) -> None:
+    """Where every table goes on Citus (issue 19 item 4): the placement, the statements that
+    distribute this database in a valid order, and every key that breaks Citus's rules (exit 1
+    if any). Reads the catalog of DATABASE_URL; changes nothing."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from stepcoin.db import sqlalchemy_url
+    from stepcoin.distribution import Catalog, check, ddl, read_catalog, table_rows
+
+    async def main(url: str) -> Catalog:
+        engine = create_async_engine(sqlalchemy_url(url))
+        try:
+            async with engine.connect() as conn:
+                return await read_catalog(conn)
+        finally:
+            await engine.dispose()
+
+    with database_url() as url, terminal.working("reading the catalog"):
+        catalog = asyncio.run(main(url))
+    problems = check(catalog)
+    statements = ddl(foreign_keys=catalog.foreign_keys)
+    rows = table_rows()
+    if as_json:
+        terminal.print_json(
+            {
+                "placement": [
+                    {"table": table, "placement": placed, "reason": reason}
+                    for table, placed, reason in rows
+                ],
+                "statements": statements,
+                "problems": problems,
+            }
+        )
+    else:
+        typer.echo("| table | placement | why |\n|---|---|---|")
+        for table, placed, reason in rows:
+            typer.echo(f"| {table} | {placed} | {reason} |")
+        typer.echo("")
+        typer.echo("\n".join(statements))
+        for problem in problems:
+            typer.echo(f"PROBLEM {problem}")
+        typer.echo(f"{len(problems)} problem(s)" if problems else "every table can be placed")
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -14,6 +14,7 @@ from stepcoin.challenges.models import (
 from stepcoin.console.models import AdminSession
 from stepcoin.db import Base
 from stepcoin.fairplay.models import AccountFlag, LinkClearance, LinkMark, TrustScore
+from stepcoin.global_keys import GlobalKey
 from stepcoin.leaderboards.models import LeaderboardEntry, LeaderboardGroupEntry
 from stepcoin.mail.models import MailOutbox
 from stepcoin.notify.models import (
@@ -76,6 +77,7 @@ __all__ = [
     "FriendInvitation",
     "FriendRequest",
     "Friendship",
+    "GlobalKey",
     "Group",
     "GroupBan",
     "GroupJoinRequest",

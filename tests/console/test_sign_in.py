@@ -384,3 +384,33 @@ async def test_setting_up_totp_again_while_it_is_on_is_refused(console, engine):
     page = (await console.get(again.headers["location"])).text
     assert "turn it off with a current code" in page
     assert await factor() == before  # still on, with the same key
+
+
+async def test_the_cookie_names_its_user_and_one_from_before_still_signs_in(console, engine, app):
+    """Issue 19 item 4: a console cookie starts with its user's id, so the session is found by
+    (user_id, token_hash); a cookie issued before is found by its hash alone."""
+    import secrets
+
+    from stepcoin.console.sessions import hash_token, load_session
+    from stepcoin.db import session_scope
+    from stepcoin.distribution import route_of
+
+    user_id = console.account["user"]["id"]
+    from stepcoin.console.web import SESSION_COOKIE
+
+    cookie = console.cookies.get(SESSION_COOKIE)
+    assert str(route_of(cookie)) == user_id
+    old = secrets.token_urlsafe(32)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO admin_sessions (user_id, token_hash, csrf_token, second_factor_done)"
+                " VALUES (:id, :hash, 'old', true)"
+            ),
+            {"id": user_id, "hash": hash_token(old)},
+        )
+    async with session_scope(app.state.database) as session:
+        found = await load_session(session, old)
+        forged = await load_session(session, f"{'0' * 32}-{old}")
+    assert found is not None and str(found.id) == user_id
+    assert forged is None

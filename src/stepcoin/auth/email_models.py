@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     func,
 )
@@ -30,11 +31,14 @@ class EmailToken(Base):
     __tablename__ = "email_tokens"
     __table_args__ = (
         CheckConstraint(f"purpose IN {PURPOSES}", name="purpose"),
-        Index("ix_email_tokens_token_hash", "token_hash", unique=True),
+        PrimaryKeyConstraint("user_id", "id"),  # issue 19 item 4: distributed by user_id
+        # a mailed token names its walker; one issued before is found by its hash alone
+        Index("ix_email_tokens_user_id_token_hash", "user_id", "token_hash", unique=True),
+        Index("ix_email_tokens_token_hash", "token_hash"),
         Index("ix_email_tokens_user_purpose", "user_id", "purpose", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")

@@ -12,6 +12,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.distribution import route_of, routed_token
 from stepcoin.errors import AppError
 
 VERIFY_EMAIL: Final = "verify_email"
@@ -27,7 +28,7 @@ def hash_token(raw: str) -> bytes:
 async def issue(session: AsyncSession, user_id: uuid.UUID, purpose: str) -> str:
     """A new token for the user (earlier ones of the same purpose stay valid until used or
     expired; using any of them spends them all)."""
-    raw = secrets.token_urlsafe(32)
+    raw = routed_token(user_id, secrets.token_urlsafe(32))  # names its walker: one shard
     await session.execute(
         text(
             "INSERT INTO email_tokens (purpose, user_id, token_hash, expires_at) "
@@ -55,13 +56,18 @@ async def consume(session: AsyncSession, raw: str, purpose: str) -> uuid.UUID:
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         raise invalid_token()
     token_hash = hash_token(raw)
+    # by (user_id, token_hash) when the token names its walker (issue 19 item 4); a token
+    # mailed before is found by its hash alone
+    routed = route_of(raw)
+    walker = "" if routed is None else "user_id = :user_id AND "
     row = (
         await session.execute(
             text(
                 "SELECT user_id, used_at IS NOT NULL AS used, expires_at <= now() AS expired "
-                "FROM email_tokens WHERE token_hash = :hash AND purpose = :purpose FOR UPDATE"
+                f"FROM email_tokens WHERE {walker}token_hash = :hash AND purpose = :purpose "
+                "FOR UPDATE"
             ),
-            {"hash": token_hash, "purpose": purpose},
+            {"hash": token_hash, "purpose": purpose, "user_id": routed},
         )
     ).first()
     if row is None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, func, text
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,9 +30,20 @@ class RefreshToken(Base):
     __table_args__ = (
         Index("ix_refresh_tokens_user_id", "user_id"),
         Index("ix_refresh_tokens_family_id", "family_id"),
-        Index("ix_refresh_tokens_token_hash", "token_hash", unique=True),
+        # issue 19 item 4: the key carries the walker (distributed by user_id); a token
+        # names its walker, and tokens issued before are found by their hash alone
+        PrimaryKeyConstraint("user_id", "id"),
+        ForeignKeyConstraint(
+            ["user_id", "replaced_by"],
+            ["refresh_tokens.user_id", "refresh_tokens.id"],
+            name="fk_refresh_tokens_user_id_refresh_tokens",
+            ondelete="SET NULL (replaced_by)",
+        ),
+        Index("ix_refresh_tokens_user_id_token_hash", "user_id", "token_hash", unique=True),
+        Index("ix_refresh_tokens_token_hash", "token_hash"),
         Index("ix_refresh_tokens_expires_at", "expires_at"),  # the retention job's scan
-        # a deleted token's successor link is cleared by the foreign key (ON DELETE SET NULL):
+        # a deleted token's successor link is cleared by the foreign key (ON DELETE SET NULL
+        # (replaced_by): the walker's id stays):
         # without this index each deleted token scanned the whole table
         Index(
             "ix_refresh_tokens_replaced_by",
@@ -31,7 +53,7 @@ class RefreshToken(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        UUID(as_uuid=True), server_default=text("gen_random_uuid()")
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
@@ -43,9 +65,7 @@ class RefreshToken(Base):
     family_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
-    replaced_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("refresh_tokens.id", ondelete="SET NULL")
-    )
+    replaced_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip: Mapped[str | None] = mapped_column(INET)
 

@@ -13,11 +13,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
+from stepcoin import global_keys
 from stepcoin.auth import throttle, verification
 from stepcoin.auth.oidc import IdTokenError, VerifiedIdentity, id_token_verifier
 from stepcoin.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
 from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
 from stepcoin.config import Settings
+from stepcoin.distribution import route_of, routed_token
 from stepcoin.errors import AppError, Conflict, Forbidden, InvalidInput, Unauthorized
 from stepcoin.ratelimit import address_bucket
 
@@ -77,7 +79,7 @@ async def _issue_tokens(
     expires_at = min(
         now + timedelta(seconds=settings.refresh_token_idle_ttl_seconds), family_expires_at
     )
-    raw = new_refresh_token()
+    raw = routed_token(user["id"], new_refresh_token())  # names its walker: one shard
     token_id = (
         await session.execute(
             text(
@@ -190,18 +192,22 @@ async def _insert_user(
     email_verified: bool = False,
     signup_address: str | None = None,
 ) -> dict[str, Any] | None:
-    """Insert the user and its wallet in one statement; None when the email is taken."""
+    """Claim the email (global_keys: issue 19 item 4), then insert the user and its wallet in
+    one statement; None when the email is taken. Two sign-ups with one email at once: the
+    second claim waits for the first transaction and then finds the email taken."""
+    user_id = uuid.uuid4()
+    if not await global_keys.claim(session, "email", email, user_id):
+        return None
     row = (
         (
             await session.execute(
                 text(
                     f"""
                     WITH new_user AS (
-                        INSERT INTO users (email, password_hash, full_name, phone, auth_method,
-                                           email_verified_at, signup_address)
-                        VALUES (:email, :password_hash, :full_name, :phone, :auth_method,
+                        INSERT INTO users (id, email, password_hash, full_name, phone,
+                                           auth_method, email_verified_at, signup_address)
+                        VALUES (:id, :email, :password_hash, :full_name, :phone, :auth_method,
                                 CASE WHEN :email_verified THEN now() END, :signup_address)
-                        ON CONFLICT (email) DO NOTHING
                         RETURNING {USER_COLUMNS}
                     ), new_wallet AS (
                         INSERT INTO wallets (user_id) SELECT id FROM new_user
@@ -210,6 +216,7 @@ async def _insert_user(
                     """
                 ),
                 {
+                    "id": user_id,
                     "email": email,
                     "password_hash": password_hash,
                     "full_name": full_name,
@@ -264,25 +271,26 @@ async def refresh(
 ) -> dict[str, Any]:
     """Rotate: the presented token is spent; a spent token presented again kills its family."""
     token_hash = hash_refresh_token(refresh_token)
+    where, params = _token_lookup(refresh_token, token_hash)
     spent = (
         (
             await session.execute(
                 text(
-                    """
+                    f"""
                     UPDATE refresh_tokens SET revoked_at = now(), revoked_reason = 'rotated'
-                    WHERE token_hash = :token_hash AND revoked_at IS NULL
+                    WHERE {where} AND revoked_at IS NULL
                       AND expires_at > now() AND family_expires_at > now()
                     RETURNING id, user_id, family_id, family_expires_at
                     """
                 ),
-                {"token_hash": token_hash},
+                params,
             )
         )
         .mappings()
         .first()
     )
     if spent is None:
-        await _revoke_family_if_reused(session, token_hash)
+        await _revoke_family_if_reused(session, refresh_token, token_hash)
         raise invalid_refresh_token(keep_changes=True)
     user_row = (
         (
@@ -306,18 +314,33 @@ async def refresh(
         family_expires_at=spent["family_expires_at"],
     )
     await session.execute(
-        text("UPDATE refresh_tokens SET replaced_by = :new_id WHERE id = :old_id"),
-        {"new_id": new_id, "old_id": spent["id"]},
+        text(
+            "UPDATE refresh_tokens SET replaced_by = :new_id "
+            "WHERE user_id = :user_id AND id = :old_id"
+        ),
+        {"new_id": new_id, "old_id": spent["id"], "user_id": spent["user_id"]},
     )
     return pair
 
 
-async def _revoke_family_if_reused(session: AsyncSession, token_hash: bytes) -> None:
+def _token_lookup(token: str, token_hash: bytes) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause that finds a refresh token: by (user_id, token_hash), one shard, when
+    the token names its walker (issue 19 item 4); by its hash alone for one issued before."""
+    user_id = route_of(token)
+    if user_id is None:
+        return "token_hash = :token_hash", {"token_hash": token_hash}
+    return "user_id = :user_id AND token_hash = :token_hash", {
+        "token_hash": token_hash,
+        "user_id": user_id,
+    }
+
+
+async def _revoke_family_if_reused(session: AsyncSession, token: str, token_hash: bytes) -> None:
     """RFC 9700 reuse detection: an already-rotated token means the family is compromised."""
+    where, params = _token_lookup(token, token_hash)
     row = (
         await session.execute(
-            text("SELECT family_id, revoked_reason FROM refresh_tokens WHERE token_hash = :h"),
-            {"h": token_hash},
+            text(f"SELECT family_id, revoked_reason FROM refresh_tokens WHERE {where}"), params
         )
     ).first()
     if row is not None and row.revoked_reason == "rotated":
@@ -369,11 +392,9 @@ async def end_sessions(
 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     """Ends the session the token belongs to; unknown tokens are accepted silently."""
+    where, params = _token_lookup(refresh_token, hash_refresh_token(refresh_token))
     row = (
-        await session.execute(
-            text("SELECT family_id FROM refresh_tokens WHERE token_hash = :h"),
-            {"h": hash_refresh_token(refresh_token)},
-        )
+        await session.execute(text(f"SELECT family_id FROM refresh_tokens WHERE {where}"), params)
     ).first()
     if row is not None:
         await revoke_family(session, row.family_id, "logout")
@@ -456,12 +477,16 @@ async def _user_for_identity(
                 "An account with this email exists; sign in with its password first.",
                 code="email_taken",
             )
+    # the (provider, subject) pair's one owner is in global_keys (issue 19 item 4)
+    key = global_keys.identity_key(identity.provider, identity.subject)
+    if not await global_keys.claim(session, "identity", key, user["id"]):
+        raise Conflict("This sign-in is being linked by another request; retry.", code="retry")
     inserted = (
         await session.execute(
             text(
                 "INSERT INTO user_identities (user_id, provider, subject, email) "
                 "VALUES (:user_id, :provider, :subject, :email) "
-                "ON CONFLICT (provider, subject) DO NOTHING RETURNING user_id"
+                "ON CONFLICT (user_id, provider, subject) DO NOTHING RETURNING user_id"
             ),
             {
                 "user_id": user["id"],

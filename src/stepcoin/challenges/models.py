@@ -64,9 +64,7 @@ class Challenge(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     template: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(80))
-    creator_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    creator_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     by_staff: Mapped[bool] = mapped_column(server_default=text("false"))
     audience: Mapped[str] = mapped_column(String(16))
     # a deleted group leaves its challenges without a group: nobody new joins, participants stay
@@ -105,9 +103,7 @@ class ChallengeInvitee(Base):
     challenge_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("challenges.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
 
 
 class ChallengeParticipant(Base):
@@ -135,9 +131,7 @@ class ChallengeParticipant(Base):
     challenge_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("challenges.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     status: Mapped[str] = mapped_column(String(8))
     entries: Mapped[int] = mapped_column(Integer, server_default="1")
     fee_held: Mapped[int] = mapped_column(BigInteger, server_default="0")
@@ -162,8 +156,6 @@ class ChallengeScore(Base):
     challenge_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("challenges.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     steps: Mapped[int] = mapped_column(Integer)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     func,
     text,
@@ -31,12 +32,15 @@ class AdminSession(Base):
 
     __tablename__ = "admin_sessions"
     __table_args__ = (
-        Index("ix_admin_sessions_token_hash", "token_hash", unique=True),
+        PrimaryKeyConstraint("user_id", "id"),  # issue 19 item 4: distributed by user_id
+        # the cookie names its staff member; one issued before is found by its hash alone
+        Index("ix_admin_sessions_user_id_token_hash", "user_id", "token_hash", unique=True),
+        Index("ix_admin_sessions_token_hash", "token_hash"),
         Index("ix_admin_sessions_user_id", "user_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+        UUID(as_uuid=True), server_default=text("gen_random_uuid()")
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")

@@ -26,6 +26,7 @@ from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password
 from stepcoin.config import Settings
 from stepcoin.console import totp_keys
+from stepcoin.distribution import route_of, routed_token
 from stepcoin.errors import AppError, Conflict, InvalidInput, Unauthorized
 from stepcoin.runtime_settings.service import runtime_settings
 
@@ -113,7 +114,7 @@ async def start_session(
     ip: str | None,
 ) -> str:
     """A new session row; returns the raw cookie token (shown once, never stored)."""
-    token = secrets.token_urlsafe(32)
+    token = routed_token(user_id, secrets.token_urlsafe(32))  # names its user: one shard
     await session.execute(
         text(
             "INSERT INTO admin_sessions "
@@ -141,11 +142,10 @@ async def start_session(
     return token
 
 
-_LOAD = text(
-    """
+_LOAD = """
     UPDATE admin_sessions AS s SET last_seen_at = now()
     FROM users AS u
-    WHERE s.token_hash = :hash AND s.revoked_at IS NULL AND u.id = s.user_id
+    WHERE {walker}s.token_hash = :hash AND s.revoked_at IS NULL AND u.id = s.user_id
       AND u.is_active AND u.role = ANY(:roles)
       AND (u.sessions_valid_after IS NULL OR s.created_at >= u.sessions_valid_after)
       AND s.last_seen_at > now() - make_interval(mins => :idle)
@@ -153,17 +153,22 @@ _LOAD = text(
     RETURNING s.id AS session_id, u.id, u.email, u.full_name, u.role, u.timezone,
               s.csrf_token, s.second_factor_done, u.totp_enabled_at IS NOT NULL AS totp_enabled
     """
-)
+# by (user_id, token_hash) when the cookie names its user (issue 19 item 4); a cookie issued
+# before is found by its hash alone
+_LOAD_ROUTED = text(_LOAD.format(walker="s.user_id = :user_id AND "))
+_LOAD_BY_HASH = text(_LOAD.format(walker=""))
 
 
 async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
     """The live session for this cookie, touched (one statement); None when ended or unknown."""
     settings = await runtime_settings.all(session)
+    routed = route_of(token)
     row = (
         (
             await session.execute(
-                _LOAD,
+                _LOAD_BY_HASH if routed is None else _LOAD_ROUTED,
                 {
+                    "user_id": routed,
                     "hash": hash_token(token),
                     "roles": list(STAFF_ROLES),
                     "idle": settings["console.idle_timeout_minutes"],

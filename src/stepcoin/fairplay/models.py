@@ -47,9 +47,7 @@ class LinkClearance(Base):
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     observed: Mapped[int] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
-    cleared_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    cleared_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     cleared_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -150,9 +150,7 @@ class LeaderboardGroupEntry(Base):
     )
     period: Mapped[str] = mapped_column(String(16), primary_key=True)
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     total_steps: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -182,9 +180,7 @@ class LeaderboardPrize(Base):
     from_rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     to_rank: Mapped[int] = mapped_column(Integer)
     coins: Mapped[int] = mapped_column(BigInteger)
-    updated_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

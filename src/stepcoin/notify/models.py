@@ -54,13 +54,16 @@ class PushDevice(Base):
 
     __tablename__ = "push_devices"
     __table_args__ = (
-        UniqueConstraint("platform", "token"),
+        # issue 19 item 4: distributed by user_id; a token's one owner is in global_keys
+        PrimaryKeyConstraint("user_id", "id"),
+        UniqueConstraint("user_id", "platform", "token"),
         CheckConstraint("platform IN ('ios', 'android')", name="platform"),
         CheckConstraint("environment IN ('production', 'sandbox')", name="environment"),
         Index("ix_push_devices_user", "user_id"),
+        Index("ix_push_devices_platform_token", "platform", "token"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user())
     session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     platform: Mapped[str] = mapped_column(String(16))

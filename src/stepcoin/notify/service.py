@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin import global_keys
 from stepcoin.errors import InvalidInput, NotFound
 from stepcoin.notify.kinds import KINDS, kind
 from stepcoin.notify.quiet import (
@@ -349,21 +350,39 @@ async def register_device(
     """Bind a push token to this walker and sign-in; (device id, created). A token another
     walker had moves here (one install, one signed-in walker)."""
     _check_device(platform, token, timezone)
+    # the token's one owner is in global_keys (push_devices is unique per walker only: issue
+    # 19 item 4); a token another walker had leaves their devices, keeping its id
+    previous = await global_keys.take(
+        session, "push_token", global_keys.push_token_key(platform, token), user_id
+    )
+    moved_id = None
+    if previous is not None:
+        moved_id = (
+            await session.execute(
+                text(
+                    "DELETE FROM push_devices WHERE user_id = :u AND platform = :platform "
+                    "AND token = :token RETURNING id"
+                ),
+                {"u": previous, "platform": platform, "token": token},
+            )
+        ).scalar_one_or_none()
+    id_column, id_value = ("id, ", ":id, ") if moved_id is not None else ("", "")
     row = (
         await session.execute(
             text(
-                """
-                INSERT INTO push_devices AS d (user_id, session_id, platform, environment,
-                                               token, app_version, timezone)
-                VALUES (:u, :sid, :platform, :env, :token, :version, :tz)
-                ON CONFLICT (platform, token) DO UPDATE SET
-                    user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id,
+                f"""
+                INSERT INTO push_devices AS d ({id_column}user_id, session_id, platform,
+                                               environment, token, app_version, timezone)
+                VALUES ({id_value}:u, :sid, :platform, :env, :token, :version, :tz)
+                ON CONFLICT (user_id, platform, token) DO UPDATE SET
+                    session_id = EXCLUDED.session_id,
                     environment = EXCLUDED.environment, app_version = EXCLUDED.app_version,
                     timezone = EXCLUDED.timezone, updated_at = now()
                 RETURNING id, (xmax = 0) AS created
                 """
             ),
             {
+                "id": moved_id,
                 "u": user_id,
                 "sid": session_id,
                 "platform": platform,
@@ -382,7 +401,7 @@ async def register_device(
         ),
         {"u": user_id, "keep": MAX_DEVICES_PER_WALKER},
     )
-    return int(row.id), bool(row.created)
+    return int(row.id), bool(row.created) and moved_id is None
 
 
 async def list_devices(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -33,11 +34,16 @@ class ReferralCode(Base):
     """A walker's own code, made on their first GET /v1/me/referral."""
 
     __tablename__ = "referral_codes"
+    __table_args__ = (
+        # issue 19 item 4: distributed by user_id; a code's one owner is in global_keys
+        UniqueConstraint("user_id", "code"),
+        Index("ix_referral_codes_code", "code"),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    code: Mapped[str] = mapped_column(String(16), unique=True)
+    code: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -64,12 +70,8 @@ class Referral(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    referrer_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
-    )
-    invitee_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), unique=True
-    )
+    referrer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    invitee_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     code: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
@@ -82,9 +84,7 @@ class Referral(Base):
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     referrer_coins: Mapped[int | None] = mapped_column(BigInteger)  # paid to the referrer
     invitee_coins: Mapped[int | None] = mapped_column(BigInteger)  # paid to the invitee
-    reviewed_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    reviewed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

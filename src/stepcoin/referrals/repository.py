@@ -11,6 +11,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin import global_keys
+
 COLUMNS = (
     "r.id, r.referrer_id, r.invitee_id, r.code, r.status, r.reasons, r.terms, r.terms_version, "
     "r.approved_days, r.claimed_at, r.qualified_at, r.hold_until, r.paid_at, r.referrer_coins, "
@@ -33,8 +35,11 @@ async def code_of(session: AsyncSession, user_id: uuid.UUID) -> str | None:
 
 
 async def insert_code(session: AsyncSession, user_id: uuid.UUID, code: str) -> str | None:
-    """The new code, or None when the walker has one already or the code is taken."""
-    return (
+    """The new code, or None when the walker has one already or the code is taken (its one
+    owner is claimed in global_keys first: referral_codes is unique per walker only)."""
+    if not await global_keys.claim(session, "referral_code", code, user_id):
+        return None
+    made: str | None = (
         await session.execute(
             text(
                 "INSERT INTO referral_codes (user_id, code) VALUES (:u, :c) "
@@ -43,6 +48,9 @@ async def insert_code(session: AsyncSession, user_id: uuid.UUID, code: str) -> s
             {"u": user_id, "c": code},
         )
     ).scalar_one_or_none()
+    if made is None:  # the walker got a code meanwhile: this one goes back
+        await global_keys.release(session, "referral_code", code, user_id)
+    return made
 
 
 async def owner_of(session: AsyncSession, code: str) -> uuid.UUID | None:
@@ -377,4 +385,10 @@ async def cancel_open(session: AsyncSession, user_id: uuid.UUID, reason: str) ->
 
 
 async def delete_code(session: AsyncSession, user_id: uuid.UUID) -> None:
-    await session.execute(text("DELETE FROM referral_codes WHERE user_id = :u"), {"u": user_id})
+    code = (
+        await session.execute(
+            text("DELETE FROM referral_codes WHERE user_id = :u RETURNING code"), {"u": user_id}
+        )
+    ).scalar_one_or_none()
+    if code is not None:
+        await global_keys.release(session, "referral_code", code, user_id)

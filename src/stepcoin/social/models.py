@@ -46,12 +46,12 @@ class FriendInvitation(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    inviter_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user())
+    inviter_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    accepted_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    accepted_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -66,7 +66,7 @@ class Friendship(Base):
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
-    friend_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    friend_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     alias: Mapped[str | None] = mapped_column(String(60))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -98,8 +98,8 @@ class FriendRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    from_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user())
-    to_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user())
+    from_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    to_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     to_email: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -116,7 +116,7 @@ class Block(Base):
     )
 
     blocker_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
-    blocked_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    blocked_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -132,12 +132,12 @@ class Report(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     # a report outlives its reporter's account (the moderation history), not the reported's
-    reporter_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
-    reported_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user())
+    reporter_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reported_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     reason: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    resolved_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    resolved_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
 
@@ -165,7 +165,7 @@ class Group(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     # set by an admin only (the console, the admin API): lower case, without the @
     email_domain: Mapped[str | None] = mapped_column(String(255))
-    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -190,7 +190,7 @@ class GroupMember(Base):
     )
 
     group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     role: Mapped[str] = mapped_column(String(8), server_default="member")
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -202,7 +202,7 @@ class GroupJoinRequest(Base):
     __table_args__ = (Index("ix_group_join_requests_user", "user_id"),)
 
     group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -213,6 +213,6 @@ class GroupBan(Base):
     __table_args__ = (Index("ix_group_bans_user", "user_id"),)
 
     group_id: Mapped[int] = mapped_column(BigInteger, _group(), primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _user(), primary_key=True)
-    banned_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _user("SET NULL"))
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    banned_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

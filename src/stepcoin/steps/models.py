@@ -185,13 +185,9 @@ class EarnRuleRow(Base):
     daily_step_cap: Mapped[int | None] = mapped_column(Integer)
     daily_coin_cap: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    created_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    withdrawn_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    withdrawn_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class DeviceAccount(Base):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin import global_keys
+
 TOMBSTONE_NAME = "Deleted walker"
 TOMBSTONE_DOMAIN = "deleted.invalid"  # RFC 2606: .invalid never resolves, no mail can leave
 
@@ -69,6 +71,13 @@ async def tombstone(session: AsyncSession, user_id: uuid.UUID) -> None:
         {"id": user_id, "email": tombstone_email(user_id), "name": TOMBSTONE_NAME},
     )
     await session.execute(text("DELETE FROM user_identities WHERE user_id = :id"), {"id": user_id})
+    # the email and the Google/Apple subjects are free again (global_keys, issue 19 item 4);
+    # the tombstone's address is claimed like any other
+    await session.execute(
+        text("DELETE FROM global_keys WHERE user_id = :id AND kind IN ('email', 'identity')"),
+        {"id": user_id},
+    )
+    await global_keys.claim(session, "email", tombstone_email(user_id), user_id)
 
 
 async def identities(session: AsyncSession, user_id: uuid.UUID) -> list[dict[str, object]]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -42,7 +43,8 @@ class User(Base):
         ),
         CheckConstraint("email = lower(email)", name="email_lowercase"),
         CheckConstraint("deleted_at IS NULL OR NOT is_active", name="deleted_is_inactive"),
-        UniqueConstraint("email"),
+        # unique through global_keys (kind email): a users shard cannot see the others
+        Index("ix_users_email", "email"),
         Index("ix_users_created_at", "created_at"),
         # sign-up bursts (stepcoin.fairplay): the accounts made from one address in a window
         Index(
@@ -100,12 +102,15 @@ class UserIdentity(Base):
 
     __tablename__ = "user_identities"
     __table_args__ = (
-        UniqueConstraint("provider", "subject"),
+        # (provider, subject) is owned once through global_keys (kind identity)
+        PrimaryKeyConstraint("user_id", "id"),
+        UniqueConstraint("user_id", "provider", "subject"),
         CheckConstraint("provider IN ('google', 'apple')", name="provider"),
         Index("ix_user_identities_user_id", "user_id"),
+        Index("ix_user_identities_provider_subject", "provider", "subject"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
     )

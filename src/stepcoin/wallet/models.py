@@ -171,9 +171,7 @@ class IssuanceBudget(Base):
     cap_coins: Mapped[int] = mapped_column(BigInteger)
     alert_percent: Mapped[int] = mapped_column(SmallInteger, server_default="80")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class IssuanceUsage(Base):
