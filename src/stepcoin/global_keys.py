@@ -21,7 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from stepcoin.db import Base
 
-KINDS = ("email", "identity", "push_token", "referral_code")
+# order_code: claimed by stepcoin_place_order (v4) for each order it creates
+KINDS = ("email", "identity", "push_token", "referral_code", "order_code")
 
 
 class GlobalKey(Base):

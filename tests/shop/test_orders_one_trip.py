@@ -617,6 +617,35 @@ async def test_the_function_refuses_each_case_with_its_outcome_and_writes_nothin
     await ledger_ok(engine)
 
 
+async def test_an_order_code_is_unique_across_walkers(client, engine):
+    """Since 0038 orders is unique by (order_code, user_id); v4 claims each code in
+    global_keys, so a code another walker's order holds is skipped for the next drawn one."""
+    pin = await product(engine, price=10, stock=10, title="Pin")
+    ann = (await walker_with_coins(client, engine, 100))["user"]["id"]
+    bob = (await walker_with_coins(client, engine, 100))["user"]["id"]
+    first = await _place(engine, ann, "a1", [(pin, 1)])
+    taken, spare = first["order_code"], new_order_code()
+    second = await _place(engine, bob, "b1", [(pin, 1)], codes=[taken, spare])
+    assert second["outcome"] == "created" and second["order_code"] == spare
+    async with engine.connect() as conn:
+        owners = dict(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT key, user_id::text FROM global_keys "
+                        "WHERE kind = 'order_code' AND key = ANY(:codes)"
+                    ),
+                    {"codes": [taken, spare]},
+                )
+            ).all()
+        )
+    assert owners == {taken: ann, spare: bob}
+    with pytest.raises(asyncpg.PostgresError) as refused:  # only taken codes: refused, nothing
+        await _place(engine, bob, "b2", [(pin, 1)], codes=[taken, spare])
+    assert refused.value.sqlstate == NO_FREE_CODE_SQLSTATE
+    await ledger_ok(engine)
+
+
 # --- concurrency -------------------------------------------------------------------------------
 
 

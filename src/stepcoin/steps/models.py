@@ -119,9 +119,8 @@ class StepValidation(Base):
     coins_awarded: Mapped[int] = mapped_column(BigInteger, server_default="0")
     coins_pending: Mapped[int] = mapped_column(BigInteger, server_default="0")
     superseded_by: Mapped[int | None] = mapped_column(BigInteger)
-    reviewed_by: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    # the reviewing admin; no foreign key: on Citus it would cross shards (migration 0040)
+    reviewed_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
