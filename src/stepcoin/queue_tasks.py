@@ -14,7 +14,7 @@ logger = logging.getLogger("stepcoin.queue")
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="stalled")
+@blueprint.periodic(cron="* * * * * 25", periodic_id="stalled")
 @blueprint.task(name="retry_stalled_jobs", queueing_lock="retry_stalled_jobs", pass_context=True)
 async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> int:
     """A worker that died mid-job (killed, crashed) leaves its job 'doing' forever; once its
@@ -48,7 +48,7 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
 STATISTICS_PRIORITY = 10
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="statistics")
+@blueprint.periodic(cron="* * * * * 28", periodic_id="statistics")
 @blueprint.task(
     name="refresh_statistics",
     queueing_lock="refresh_queue_statistics",
@@ -84,7 +84,7 @@ async def prune_finished_jobs(context: procrastinate.JobContext, timestamp: int)
     )
 
 
-@blueprint.periodic(cron="*/10 * * * *", periodic_id="rate_limits")
+@blueprint.periodic(cron="*/10 * * * * 41", periodic_id="rate_limits")
 @blueprint.task(name="prune_rate_limits", queueing_lock="prune_rate_limits")
 async def prune_rate_limits(timestamp: int) -> int:
     """Delete the rate-limit buckets that are full again (the same as absent), so keys of

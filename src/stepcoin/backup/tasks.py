@@ -110,7 +110,7 @@ def run_due(config: engine.BackupConfig, values: dict[str, Any]) -> dict[str, An
     return done
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="backup-tick")
+@blueprint.periodic(cron="* * * * * 4", periodic_id="backup-tick")
 @blueprint.task(name="scheduled", queueing_lock="backup_scheduled")
 async def scheduled(timestamp: int) -> dict[str, Any]:
     """Runs every minute; does whatever backup work is due (usually nothing)."""

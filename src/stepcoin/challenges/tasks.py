@@ -10,7 +10,7 @@ from stepcoin.queue import JobRuntime
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="tick")
+@blueprint.periodic(cron="* * * * * 35", periodic_id="tick")
 @blueprint.task(name="tick", queueing_lock="challenges_tick")
 async def tick(timestamp: int | None = None) -> dict[str, int]:
     """Every minute (and on demand): start, end, re-score, settle and pay the open challenges,

@@ -47,7 +47,7 @@ async def rebuild_now() -> dict[str, Any] | None:
     return asdict(stats) if stats else None
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="prizes")
+@blueprint.periodic(cron="* * * * * 14", periodic_id="prizes")
 @blueprint.task(name="pay_prizes", queueing_lock=service.PAY_PRIZES_LOCK)
 async def pay_prizes(timestamp: int) -> dict[str, int]:
     """Pay the prizes of final boards whose walkers have no day in review (prizes.py): queued

@@ -23,7 +23,7 @@ async def send_mail(outbox_id: int) -> str:
     return await outbox.send_one(JobRuntime.require_database(), get_settings(), outbox_id)
 
 
-@blueprint.periodic(cron="*/5 * * * *", periodic_id="sweep")
+@blueprint.periodic(cron="*/5 * * * * 47", periodic_id="sweep")
 @blueprint.task(name="sweep", queue=outbox.QUEUE, queueing_lock="mail_sweep")
 async def sweep_outbox(timestamp: int) -> int:
     """Every five minutes: queue again every unsent mail that has no job waiting."""

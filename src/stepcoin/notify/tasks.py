@@ -47,7 +47,7 @@ async def send_push_batch(notification_ids: list[int]) -> dict[str, int]:
     )
 
 
-@blueprint.periodic(cron="*/5 * * * *", periodic_id="sweep")
+@blueprint.periodic(cron="*/5 * * * * 52", periodic_id="sweep")
 @blueprint.task(name="sweep", queue=QUEUE, queueing_lock="notify_sweep")
 async def sweep_pending(timestamp: int) -> int:
     """Every five minutes: queue again the pushes left pending without a job."""

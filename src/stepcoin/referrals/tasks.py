@@ -10,7 +10,7 @@ from stepcoin.referrals import service
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="settle")
+@blueprint.periodic(cron="* * * * * 22", periodic_id="settle")
 @blueprint.task(name="settle", queueing_lock="referrals_settle")
 async def settle(timestamp: int) -> dict[str, int]:
     """Every minute: qualify, expire, review or pay open referrals, batch by batch, each batch

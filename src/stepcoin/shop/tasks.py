@@ -99,7 +99,7 @@ async def sync_catalogue(database: Database, *, trigger: str) -> dict[str, Any]:
     return {"id": run_id, "status": "succeeded", **counts}
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="catalogue")
+@blueprint.periodic(cron="* * * * * 11", periodic_id="catalogue")
 @blueprint.task(name="sync_catalogue_if_due", queueing_lock="sync_catalogue")
 async def sync_catalogue_if_due(timestamp: int) -> bool:
     """Runs every minute; syncs when `shop.sync_interval_minutes` have passed since the last
@@ -410,7 +410,7 @@ async def _first_attempt(database: Database, order_id: uuid.UUID, defer_retry: A
         return "retrying"
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="submit-pending")
+@blueprint.periodic(cron="* * * * * 32", periodic_id="submit-pending")
 @blueprint.task(
     name="submit_pending",
     queueing_lock=SUBMIT_PENDING_LOCK,
@@ -506,7 +506,7 @@ async def cancel_in_shopify(order_id: str) -> str:
 POLL_AFTER_MINUTES = 10
 
 
-@blueprint.periodic(cron="*/10 * * * *", periodic_id="poll")
+@blueprint.periodic(cron="*/10 * * * * 38", periodic_id="poll")
 @blueprint.task(name="poll_orders", queueing_lock="poll_orders", queue="shop")
 async def poll_orders(timestamp: int) -> int:
     """The safety net under webhooks: orders Shopify has but that have not moved for a while

@@ -43,7 +43,7 @@ async def ensure_step_partitions(timestamp: int) -> int:
     return created
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="budget_holds")
+@blueprint.periodic(cron="* * * * * 8", periodic_id="budget_holds")
 @blueprint.task(name="release_budget_holds", queueing_lock="release_budget_holds")
 async def release_budget_holds(timestamp: int) -> int:
     """Every minute: pay the step coins a steps issuance budget held, oldest first, as far as
@@ -55,7 +55,7 @@ async def release_budget_holds(timestamp: int) -> int:
     return paid
 
 
-@blueprint.periodic(cron="*/15 * * * *", periodic_id="streak_reminders")
+@blueprint.periodic(cron="*/15 * * * * 44", periodic_id="streak_reminders")
 @blueprint.task(name="streak_reminders", queueing_lock="streak_reminders")
 async def streak_reminders(timestamp: int) -> int:
     """Every 15 minutes: the streak-at-risk reminders of the walkers near their midnight."""

@@ -37,7 +37,7 @@ async def check_ledger_job(timestamp: int) -> bool:
     return report.ok
 
 
-@blueprint.periodic(cron="* * * * *", periodic_id="release_held")
+@blueprint.periodic(cron="* * * * * 19", periodic_id="release_held")
 @blueprint.task(name="release_held", queueing_lock="release_held")
 async def release_held_job(timestamp: int) -> int:
     """Every minute: pay the rewards an issuance budget held, oldest first, as far as the
