@@ -130,7 +130,7 @@ def test_the_minute_jobs_start_each_at_its_own_second():
         fields = periodic.cron.split()
         minute, hour = fields[0], fields[1]
         frequent = hour == "*" and (minute == "*" or minute.startswith("*/"))
-        if not frequent or len(fields) == 6 and fields[5].startswith("*/"):
+        if not frequent or (len(fields) == 6 and fields[5].startswith("*/")):
             continue  # hourly or daily jobs; the 3 s batch and the 15 s refresh themselves
         assert len(fields) == 6, f"{periodic.task.name} starts at second 0: {periodic.cron}"
         second = int(fields[5])
