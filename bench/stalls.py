@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-GC_LINE = re.compile(r"GC pid=(\d+) t=([\d.]+) gen=(\d) ms=([\d.]+)")
+GC_LINE = re.compile(r"GC pid=(\d+) t=([\d.]+) gen=(\d) ms=([\d.]+)(?: cpu_ms=([\d.]+))?")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Span:
     start: float
     end: float
     what: str
+    cpu_ms: float | None = None  # a collection's CPU time (the span is its wall time)
 
 
 def read_timeline(path: str) -> list[tuple[float, float]]:
@@ -47,7 +48,8 @@ def read_gc(paths: list[str], min_ms: float) -> list[Span]:
                 m = GC_LINE.search(line)
                 if m and float(m[4]) >= min_ms:
                     t, ms = float(m[2]), float(m[4])
-                    spans.append(Span(t, t + ms / 1000, f"gc gen{m[3]} pid {m[1]}"))
+                    cpu = float(m[5]) if m[5] else None
+                    spans.append(Span(t, t + ms / 1000, f"gc gen{m[3]} pid {m[1]}", cpu))
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -104,9 +106,12 @@ def main() -> None:
     gc_starts, job_starts = [g.start for g in gcs], [j.start for j in jobs]
     print(f"collections >= {args.gc_min} ms in the window: {len(gcs)}", end="")
     if gcs:
+        cpus = [g.cpu_ms for g in gcs if g.cpu_ms is not None]
         print(
             f" (longest {max(g.end - g.start for g in gcs) * 1000:.0f} ms, "
-            f"{sum(g.end - g.start for g in gcs):.2f} s in all)"
+            f"{sum(g.end - g.start for g in gcs):.2f} s in all"
+            + (f"; CPU time: longest {max(cpus):.0f} ms" if cpus else "")
+            + ")"
         )
     else:
         print()
