@@ -443,3 +443,12 @@ def route_of(token: str) -> uuid.UUID | None:
         return uuid.UUID(hex=head)
     except ValueError:
         return None
+
+
+def walker_condition(token: str, column: str = "user_id") -> tuple[str, uuid.UUID | None]:
+    """The look-up of a token by its walker: (`"<column> = :user_id AND "`, the walker) when
+    the token names one, so the statement goes to one shard; ("", None) for a token issued
+    before tokens were routed, found by its hash alone. Prefix the hash condition with it and
+    pass the walker as `user_id`."""
+    walker = route_of(token)
+    return ("", None) if walker is None else (f"{column} = :user_id AND ", walker)

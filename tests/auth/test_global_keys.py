@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stepcoin import global_keys
 from stepcoin.auth.email_tokens import hash_token
 from stepcoin.auth.tokens import hash_refresh_token
-from stepcoin.distribution import route_of
+from stepcoin.distribution import route_of, routed_token, walker_condition
 from tests.accounts.helpers import delete_me
 from tests.conftest import CLIENT_ADDRESS_HEADER, TEST_PASSWORD, bearer, register, unique_email
 
@@ -145,3 +145,13 @@ async def test_a_mailed_link_from_before_still_verifies(client, engine):
     assert answer.status_code == 200, answer.text
     me = await client.get("/v1/me", headers=bearer(walker["access_token"]))
     assert me.json()["email_verified"] is True
+
+
+def test_a_token_is_looked_up_by_its_walker_only_when_it_names_one():
+    walker = uuid.uuid4()
+    routed = routed_token(walker, secrets.token_urlsafe(32))
+    assert walker_condition(routed) == ("user_id = :user_id AND ", walker)
+    assert walker_condition(routed, "s.user_id") == ("s.user_id = :user_id AND ", walker)
+    # issued before tokens named their walker, or a head that is no walker's id: by hash alone
+    for token in (secrets.token_urlsafe(32), "Z" * 32 + "-" + secrets.token_urlsafe(8)):
+        assert walker_condition(token) == ("", None)

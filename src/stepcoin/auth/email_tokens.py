@@ -12,7 +12,7 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stepcoin.distribution import route_of, routed_token
+from stepcoin.distribution import routed_token, walker_condition
 from stepcoin.errors import AppError
 
 VERIFY_EMAIL: Final = "verify_email"
@@ -58,8 +58,7 @@ async def consume(session: AsyncSession, raw: str, purpose: str) -> uuid.UUID:
     token_hash = hash_token(raw)
     # by (user_id, token_hash) when the token names its walker (issue 19 item 4); a token
     # mailed before is found by its hash alone
-    routed = route_of(raw)
-    walker = "" if routed is None else "user_id = :user_id AND "
+    walker, routed = walker_condition(raw)
     row = (
         await session.execute(
             text(

@@ -19,7 +19,7 @@ from stepcoin.auth.oidc import IdTokenError, VerifiedIdentity, id_token_verifier
 from stepcoin.auth.passwords import DUMMY_HASH, hash_password, password_problem, verify_password
 from stepcoin.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
 from stepcoin.config import Settings
-from stepcoin.distribution import route_of, routed_token
+from stepcoin.distribution import routed_token, walker_condition
 from stepcoin.errors import AppError, Conflict, Forbidden, InvalidInput, Unauthorized
 from stepcoin.ratelimit import address_bucket
 
@@ -326,13 +326,8 @@ async def refresh(
 def _token_lookup(token: str, token_hash: bytes) -> tuple[str, dict[str, Any]]:
     """The WHERE clause that finds a refresh token: by (user_id, token_hash), one shard, when
     the token names its walker (issue 19 item 4); by its hash alone for one issued before."""
-    user_id = route_of(token)
-    if user_id is None:
-        return "token_hash = :token_hash", {"token_hash": token_hash}
-    return "user_id = :user_id AND token_hash = :token_hash", {
-        "token_hash": token_hash,
-        "user_id": user_id,
-    }
+    walker, user_id = walker_condition(token)
+    return f"{walker}token_hash = :token_hash", {"token_hash": token_hash, "user_id": user_id}
 
 
 async def _revoke_family_if_reused(session: AsyncSession, token: str, token_hash: bytes) -> None:

@@ -26,7 +26,7 @@ from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.auth.passwords import DUMMY_HASH, verify_password
 from stepcoin.config import Settings
 from stepcoin.console import totp_keys
-from stepcoin.distribution import route_of, routed_token
+from stepcoin.distribution import routed_token, walker_condition
 from stepcoin.errors import AppError, Conflict, InvalidInput, Unauthorized
 from stepcoin.runtime_settings.service import runtime_settings
 
@@ -154,19 +154,18 @@ _LOAD = """
               s.csrf_token, s.second_factor_done, u.totp_enabled_at IS NOT NULL AS totp_enabled
     """
 # by (user_id, token_hash) when the cookie names its user (issue 19 item 4); a cookie issued
-# before is found by its hash alone
-_LOAD_ROUTED = text(_LOAD.format(walker="s.user_id = :user_id AND "))
-_LOAD_BY_HASH = text(_LOAD.format(walker=""))
+# before is found by its hash alone (distribution.walker_condition)
+_LOADS = {w: text(_LOAD.format(walker=w)) for w in ("", "s.user_id = :user_id AND ")}
 
 
 async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
     """The live session for this cookie, touched (one statement); None when ended or unknown."""
     settings = await runtime_settings.all(session)
-    routed = route_of(token)
+    walker, routed = walker_condition(token, "s.user_id")
     row = (
         (
             await session.execute(
-                _LOAD_BY_HASH if routed is None else _LOAD_ROUTED,
+                _LOADS[walker],
                 {
                     "user_id": routed,
                     "hash": hash_token(token),
