@@ -299,7 +299,8 @@ async def test_a_standby_dying_under_load_fails_no_request(
         readers = [asyncio.create_task(reader(w)) for w in walkers]
 
         async def serving() -> bool:
-            return standby_scans(pair, "wallets") > scans_before
+            # a reader's answer counted too: the standby's scan shows before its answer does
+            return served > 0 and standby_scans(pair, "wallets") > scans_before
 
         await wait_for(serving, what="the standby serving the load")  # before it dies
         died_at = served
