@@ -244,7 +244,8 @@ async def test_a_lagging_standby_is_skipped_and_comes_back(
         await wait_for(skipped, what="readiness to say the standby is paused")
         state = await replica_state(client)
         assert state["in_rotation"] is False
-        assert state["lag_ms"] > 300
+        # the report rounds to whole milliseconds: a lag of 300.4 ms is beyond 300 and shows 300
+        assert state["lag_ms"] >= 300
         # readiness itself stays ready: the primary serves every read
         assert (await client.get("/readyz")).json()["status"] == "ready"
         assert await name_of(client, token) == "Fresh on the primary"
