@@ -29,6 +29,8 @@ from stepcoin.steps.payload import SyncPayload, apply_locked, day_rows
 from stepcoin.steps.settlement import DayRecord, settle_day
 from stepcoin.wallet import budgets
 from tests.conftest import bearer, register
+from tests.notify.conftest import android_token
+from tests.notify.helpers import add_device
 from tests.steps.helpers import ledger_ok, make_admin, rec, sync, wallet
 from tests.steps.test_appeals import appeal, rejected_walker
 from tests.steps.test_review import flagged_walker, queue
@@ -258,6 +260,29 @@ async def test_a_multi_source_day_and_an_appeal_match(client, engine):
     item = await item_of(client, admin, appealing)
     answer, rows = await both_ways(engine, item["id"], reviewer, "approved", "the watch agrees")
     assert answer["coins_awarded"] == 90 and rows["audit"][-1]["changes"]["appeal"] is True
+
+
+async def test_the_walkers_notification_switches_and_devices_match(client, engine):
+    """The decision reads the walker's switches with the record (notify.Reach): a walker with a
+    push device gets a pending push, one who turned the kind off gets neither."""
+    admin = await make_admin(client, engine)
+    reviewer = await admin_id(engine)
+    reachable = await flagged_walker(client)
+    headers = {"headers": bearer(reachable["access_token"])}
+    await add_device(client, headers, "android", android_token(61))
+    item = await item_of(client, admin, reachable)
+    _, rows = await both_ways(engine, item["id"], reviewer)
+    assert [(n["push_status"], n["in_inbox"]) for n in rows["notifications"]] == [("pending", True)]
+    quiet = await flagged_walker(client)
+    off = await client.put(
+        "/v1/me/notification-preferences",
+        json={"types": {"review_outcome": {"push": False, "inbox": False}}},
+        headers=bearer(quiet["access_token"]),
+    )
+    assert off.status_code == 200, off.text
+    item = await item_of(client, admin, quiet)
+    _, rows = await both_ways(engine, item["id"], reviewer, "rejected", "no")
+    assert [(n["push_status"], n["in_inbox"]) for n in rows["notifications"]] == [("off", False)]
 
 
 async def test_superseded_reviewed_own_and_budget_refusals_match(client, engine):

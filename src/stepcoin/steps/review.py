@@ -203,7 +203,8 @@ async def decide(
     deadlock) and then reads the decision, its day's records and the steps budgets; the day is
     settled here (settle_day, the one implementation of the rule); stepcoin_review_decide pays
     it as the sync pays a day, writes the record, the decision and the audit row, and posts
-    through the wallet's one door. Then the walker is notified.
+    through the wallet's one door. Then the walker is notified (their switches were read with
+    the decision).
     """
     opened = (
         await session.execute(text(REVIEW_OPEN_SQL), {"id": validation_id})
@@ -271,7 +272,9 @@ async def decide(
             code="issuance_budget_reached",
         )
     delta = int(outcome["coins_delta"])
-    await notify_outcome(session, validation_id, user_id, day, decision, delta, note)
+    kinds, reachable = row["reach"]
+    reach = notify.Reach(kinds, bool(reachable))
+    await notify_outcome(session, validation_id, user_id, day, decision, delta, note, reach)
     return {
         "id": validation_id,
         "status": decision,
@@ -315,8 +318,10 @@ async def notify_outcome(
     decision: str,
     coins: int,
     note: str | None,
+    reach: notify.Reach | None = None,
 ) -> None:
-    """Tell the walker how the review of a day ended (inbox and push, in this transaction)."""
+    """Tell the walker how the review of a day ended (inbox and push, in this transaction);
+    `reach`: the walker's switches as the decision read them (no read of them here)."""
     when = f"{day:%A} {day.day} {day:%B}"
     if decision == "approved":
         title = "Your steps are approved"
@@ -333,6 +338,7 @@ async def notify_outcome(
         {"date": day.isoformat(), "status": decision, "coins": coins},
         dedupe_key=f"review:{validation_id}",
         collapse_key=f"review:{day.isoformat()}",
+        known=reach,
     )
 
 

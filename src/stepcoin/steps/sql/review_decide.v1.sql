@@ -6,7 +6,8 @@
 --      wallet first, as stepcoin_apply_sync), then, in a statement of its own (a snapshot
 --      taken under the lock, so a sync that committed meanwhile is seen), locks the decision
 --      and reads what the settlement needs: the decision, its day's records, the steps
---      budgets. NULL: no such decision (or no wallet).
+--      budgets; and what the walker's notification needs (their switches and whether they
+--      have a push device: stepcoin.notify.Reach). NULL: no such decision (or no wallet).
 --   2. Python settles the day (steps.settlement.settle_day, the one implementation of the
 --      rule) and computes the walker's budget shares (wallet.budgets).
 --   3. stepcoin_review_decide(user, version, payload): the day's payment as
@@ -52,7 +53,11 @@ BEGIN
                'budgets', (
                    SELECT coalesce(jsonb_agg(jsonb_build_array(b.period, b.cap_coins)
                                              ORDER BY b.period), '[]'::jsonb)
-                   FROM issuance_budgets b WHERE b.source = 'steps'))
+                   FROM issuance_budgets b WHERE b.source = 'steps'),
+               -- the walker's notification switches and push reach (stepcoin.notify.Reach)
+               'reach', jsonb_build_array(
+                   (SELECT p.kinds FROM notification_preferences p WHERE p.user_id = v.user_id),
+                   EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = v.user_id)))
     INTO v_row
     FROM step_validations v WHERE v.id = p_validation AND v.user_id = v_user
     FOR UPDATE OF v;
