@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Final
@@ -103,13 +103,24 @@ async def notify(
     collapse_key: str | None = None,
     expires_at: datetime | None = None,
     push: bool = True,
+    known: Reach | None = None,
 ) -> int | None:
     """Write a notification in the caller's transaction and queue its push: it exists, and is
     sent, exactly when the caller's change commits. The same (walker, dedupe_key) a second
-    time is a no-op (None): one event, one notification."""
+    time is a no-op (None): one event, one notification. `known`: the walker's switches and
+    push reach as the caller read them in this transaction, to skip that read."""
     note = Note(user_id, type, title, body, dedupe_key, data or {}, collapse_key, expires_at, push)
-    written = await notify_many(session, [note])
+    written = await notify_many(session, [note], known={user_id: known} if known else None)
     return written[0] if written else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """A walker's notification switches (notification_preferences.kinds; None: no row) and
+    whether the walker has a push device at all."""
+
+    kinds: dict[str, Any] | None
+    reachable: bool
 
 
 _INSERT_MANY = text(
@@ -128,7 +139,11 @@ _INSERT_MANY = text(
 
 
 async def notify_many(
-    session: AsyncSession, notes: Sequence[Note], *, batch: int | None = None
+    session: AsyncSession,
+    notes: Sequence[Note],
+    *,
+    batch: int | None = None,
+    known: Mapping[uuid.UUID, Reach] | None = None,
 ) -> list[int]:
     """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
     insert, one statement that queues the pushes. Returns the ids of the new notifications.
@@ -144,17 +159,23 @@ async def notify_many(
     # thousands of walkers without the app's push would otherwise queue a job each)
     prefs: dict[uuid.UUID, Any] = {}
     reachable: set[uuid.UUID] = set()
-    for row in await session.execute(
-        text(
-            "SELECT u.id, p.kinds, EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = u.id) "
-            "AS reachable FROM unnest(CAST(:u AS uuid[])) AS u(id) "
-            "LEFT JOIN notification_preferences p ON p.user_id = u.id"
-        ),
-        {"u": users},
-    ):
-        prefs[row.id] = row.kinds
-        if row.reachable:
-            reachable.add(row.id)
+    if known is not None and all(u in known for u in users):
+        for user_id in users:  # read by the caller in this transaction
+            prefs[user_id] = known[user_id].kinds
+            if known[user_id].reachable:
+                reachable.add(user_id)
+    else:
+        for row in await session.execute(
+            text(
+                "SELECT u.id, p.kinds, EXISTS (SELECT 1 FROM push_devices d "
+                "WHERE d.user_id = u.id) AS reachable FROM unnest(CAST(:u AS uuid[])) AS u(id) "
+                "LEFT JOIN notification_preferences p ON p.user_id = u.id"
+            ),
+            {"u": users},
+        ):
+            prefs[row.id] = row.kinds
+            if row.reachable:
+                reachable.add(row.id)
     columns: dict[str, list[Any]] = {
         k: []
         for k in (

@@ -150,7 +150,7 @@ async def apply_locked(
     session: AsyncSession, user_id: Any, version: int, payload: SyncPayload
 ) -> ApplyOutcome:
     """stepcoin_apply_sync in the caller's transaction, which holds the walker's wallet lock
-    (a review's decision, an appeal): the version read under it cannot move."""
+    (an appeal): the version read under it cannot move."""
     outcome = parse_outcome(
         (
             await session.execute(

@@ -27,7 +27,6 @@ from stepcoin.fairplay import links
 from stepcoin.notify import service as notify
 from stepcoin.steps.appeals import APPEAL_CODE, IS_APPEAL, appeal_state
 from stepcoin.steps.earn_rules import earn_rules
-from stepcoin.steps.payload import SyncPayload, apply_locked, day_rows
 from stepcoin.steps.service import local_today
 from stepcoin.steps.settlement import DayRecord, settle_day
 from stepcoin.users import repository as users_repository
@@ -198,77 +197,39 @@ async def decide(
 ) -> dict[str, Any]:
     """Approve (pay the held coins) or reject (release them); audited in the same transaction.
 
-    Four statements (issue 13: the coin transaction's latency): lock the owner's wallet, lock
-    the decision with its day's records, the day's settlement through stepcoin_apply_sync, and
-    one statement that writes the record, the decision and the audit row.
+    Two round trips (issue 13: the coin transaction's cost; steps/sql/review_decide.v1.sql):
+    stepcoin_review_open locks the owner's wallet (the lock order everywhere: the wallet
+    first, then the walker's step rows, as the sync does, so a review and a sync can never
+    deadlock) and then reads the decision, its day's records and the steps budgets; the day is
+    settled here (settle_day, the one implementation of the rule); stepcoin_review_decide pays
+    it as the sync pays a day, writes the record, the decision and the audit row, and posts
+    through the wallet's one door. Then the walker is notified (their switches were read with
+    the decision).
     """
-    # Lock order everywhere: the wallet first, then the user's step rows (the sync does the
-    # same inside stepcoin_apply_sync), so a review and a sync can never deadlock.
-    owner = (
-        await session.execute(
-            text(
-                "SELECT w.user_id, w.version FROM wallets w WHERE w.user_id = "
-                "(SELECT v.user_id FROM step_validations v WHERE v.id = :id) FOR UPDATE OF w"
-            ),
-            {"id": validation_id},
-        )
-    ).one_or_none()
-    if owner is None:
+    opened = (
+        await session.execute(text(REVIEW_OPEN_SQL), {"id": validation_id})
+    ).scalar_one_or_none()
+    if opened is None:
         raise NotFound("No such validation.", code="validation_not_found")
-    if owner.user_id == reviewer_id:
+    row = _json(opened)
+    user_id = uuid.UUID(row["user_id"])
+    if reviewer_id is not None and str(reviewer_id) == str(user_id):
         raise Forbidden("Nobody reviews their own records.", code="own_record")
-    row = (
-        (
-            await session.execute(
-                text(
-                    "SELECT v.id, v.user_id, v.recorded_date, v.source, v.steps, v.status, "
-                    f"v.reviewed_at, v.superseded_by, v.coins_pending, v.{IS_APPEAL} AS appeal, "
-                    "(SELECT coalesce(json_agg(json_build_array(r.source, r.steps, "
-                    "r.approved_steps, r.status, r.is_deleted, r.intervals IS NOT NULL)), "
-                    "'[]') FROM step_records r WHERE r.user_id = v.user_id "
-                    "AND r.recorded_date = v.recorded_date) AS records "
-                    "FROM step_validations v WHERE v.id = :id FOR UPDATE OF v"
-                ),
-                {"id": validation_id},
-            )
-        )
-        .mappings()
-        .one()
-    )
-    if row["superseded_by"] is not None:
+    if row["superseded"]:
         raise Conflict("A newer sync replaced this record; review that one.", code="superseded")
-    if row["status"] != "flagged" or row["reviewed_at"] is not None:
+    if row["status"] != "flagged" or row["reviewed"]:
         raise Conflict("This record was already reviewed.", code="already_reviewed")
-    user_id, day, source = row["user_id"], row["recorded_date"], row["source"]
-    records = row["records"]
-    if isinstance(records, (str, bytes)):
-        records = orjson.loads(records)
+    day, source = date.fromisoformat(row["day"]), row["source"]
     rule = (await earn_rules.all(session)).for_day(day)  # the day's own rule, however late
-    day_records = []
-    for r_source, r_steps, r_approved, r_status, r_deleted, r_intervals in records:
-        status, approved = r_status, r_approved
-        if r_source == source:
-            status = decision
-            approved = r_steps if decision == "approved" else r_approved
-        day_records.append(DayRecord(r_source, r_steps, approved, status, r_deleted, r_intervals))
-    settlement = settle_day(day_records, rule)
-    budget = await budgets.steps_shares_in(session, user_id) if decision == "approved" else None
-    payload = SyncPayload(days=day_rows({day: settlement}), budget=budget)
-    outcome = await apply_locked(session, user_id, owner.version, payload)
-    if outcome.budget:
-        raise Conflict(
-            "The steps issuance budget has no room for these coins now; they stay held and are "
-            "paid when there is room (a new period or a higher cap).",
-            code="issuance_budget_reached",
-        )
-    delta = outcome.days[0].coins_delta if outcome.days else 0
-    logged, log_params = audit.insert_statement(
+    settlement = settle_day(_records_decided(row["records"], source, decision), rule)
+    budget = budgets.steps_shares_of(row["budgets"], user_id) if decision == "approved" else None
+    _, log_params = audit.insert_statement(
         admin_id=reviewer_id,
         action=f"validation.{'approve' if decision == 'approved' else 'reject'}",
         entity_type="step_validation",
         entity_id=str(validation_id),
         before={"status": "flagged", "coins_pending": row["coins_pending"]},
-        after={"status": decision, "coins_awarded": delta, "note": note},
+        after={"status": decision, "coins_awarded": 0, "note": note},  # the coins: the SQL's
         extra={
             "user_id": str(user_id),
             "date": day.isoformat(),
@@ -276,31 +237,44 @@ async def decide(
             **({"appeal": True} if row["appeal"] else {}),
         },
     )
-    await session.execute(
-        text(
-            "WITH rec AS (UPDATE step_records SET status = :st, approved_steps = CASE WHEN "
-            ":approve THEN steps ELSE approved_steps END WHERE user_id = :u "
-            "AND recorded_date = :d AND source = :s RETURNING 1), "
-            "dec AS (UPDATE step_validations SET status = :st, reviewed_by = :by, "
-            "reviewed_at = now(), note = :note, coins_awarded = :delta, coins_pending = 0 "
-            f"WHERE id = :id RETURNING 1), logged AS ({logged} RETURNING 1) "
-            "SELECT (SELECT count(*) FROM rec), (SELECT count(*) FROM dec), "
-            "(SELECT count(*) FROM logged)"
-        ),
-        {
-            "st": decision,
-            "approve": decision == "approved",
-            "u": user_id,
-            "d": day,
-            "s": source,
-            "by": reviewer_id,
-            "note": note,
-            "delta": delta,
-            "id": validation_id,
-            **log_params,
+    payload = {
+        "validation": validation_id,
+        "decision": decision,
+        "reviewer": str(reviewer_id) if reviewer_id is not None else None,
+        "note": note,
+        "day": day,
+        "source": source,
+        "credited_source": settlement.credited_source,
+        "credited_steps": settlement.credited_steps,
+        "coins_paid": settlement.coins_paid,
+        "coins_pending": settlement.coins_pending,
+        "budget": budget,
+        "audit": {
+            "action": log_params["audit_action"],
+            "entity_type": log_params["audit_entity_type"],
+            "entity_id": log_params["audit_entity_id"],
+            "changes": orjson.Fragment(log_params["audit_changes"]),
         },
+    }
+    outcome = _json(
+        (
+            await session.execute(
+                text(REVIEW_DECIDE_SQL),
+                {"u": user_id, "v": row["version"], "p": orjson.dumps(payload).decode()},
+            )
+        ).scalar_one()
     )
-    await notify_outcome(session, validation_id, user_id, day, decision, delta, note)
+    assert not outcome.get("conflict") and not outcome.get("error"), outcome  # the lock is held
+    if outcome.get("budget"):
+        raise Conflict(
+            "The steps issuance budget has no room for these coins now; they stay held and are "
+            "paid when there is room (a new period or a higher cap).",
+            code="issuance_budget_reached",
+        )
+    delta = int(outcome["coins_delta"])
+    kinds, reachable = row["reach"]
+    reach = notify.Reach(kinds, bool(reachable))
+    await notify_outcome(session, validation_id, user_id, day, decision, delta, note, reach)
     return {
         "id": validation_id,
         "status": decision,
@@ -312,6 +286,30 @@ async def decide(
     }
 
 
+REVIEW_OPEN_SQL = "SELECT stepcoin_review_open(:id)"
+REVIEW_DECIDE_SQL = "SELECT stepcoin_review_decide(:u, :v, CAST(:p AS jsonb))"
+
+
+def _json(value: Any) -> Any:
+    """A jsonb answer: text, or decoded JSON when a codec is installed."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _records_decided(
+    records: Sequence[Sequence[Any]], source: str, decision: str
+) -> list[DayRecord]:
+    """The day's records as they will be once the decision is written: the decided source
+    approved (its steps become its approved steps) or rejected (its approved steps stay)."""
+    day_records = []
+    for r_source, r_steps, r_approved, r_status, r_deleted, r_intervals in records:
+        status, approved = r_status, r_approved
+        if r_source == source:
+            status = decision
+            approved = r_steps if decision == "approved" else r_approved
+        day_records.append(DayRecord(r_source, r_steps, approved, status, r_deleted, r_intervals))
+    return day_records
+
+
 async def notify_outcome(
     session: AsyncSession,
     validation_id: int,
@@ -320,8 +318,10 @@ async def notify_outcome(
     decision: str,
     coins: int,
     note: str | None,
+    reach: notify.Reach | None = None,
 ) -> None:
-    """Tell the walker how the review of a day ended (inbox and push, in this transaction)."""
+    """Tell the walker how the review of a day ended (inbox and push, in this transaction);
+    `reach`: the walker's switches as the decision read them (no read of them here)."""
     when = f"{day:%A} {day.day} {day:%B}"
     if decision == "approved":
         title = "Your steps are approved"
@@ -338,6 +338,7 @@ async def notify_outcome(
         {"date": day.isoformat(), "status": decision, "coins": coins},
         dedupe_key=f"review:{validation_id}",
         collapse_key=f"review:{day.isoformat()}",
+        known=reach,
     )
 
 

@@ -451,16 +451,12 @@ async def steps_shares(
     return _shares(await steps_budgets.load(driver), user_id, today)
 
 
-async def steps_shares_in(
-    session: AsyncSession, user_id: uuid.UUID, *, today: date | None = None
+def steps_shares_of(
+    budgets: Sequence[Sequence[Any]], user_id: uuid.UUID, *, today: date | None = None
 ) -> list[dict[str, Any]] | None:
-    """The same, read now in the caller's transaction (a review's approval: not a hot path)."""
-    rows = await session.execute(
-        text(
-            "SELECT period, cap_coins FROM issuance_budgets WHERE source = 'steps' ORDER BY period"
-        )
-    )
-    return _shares([(str(r.period), int(r.cap_coins)) for r in rows], user_id, today)
+    """The same from (period, cap_coins) pairs the caller read in its transaction (a review's
+    decision reads them with the decision, stepcoin_review_open)."""
+    return _shares([(str(period), int(cap)) for period, cap in budgets], user_id, today)
 
 
 async def note_alerts(

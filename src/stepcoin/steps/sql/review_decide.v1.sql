@@ -1,0 +1,185 @@
+-- stepcoin_review_open v1 and stepcoin_review_decide v1: a review's decision in two round
+-- trips (issue 13, the coin transaction; migration 0041). stepcoin.steps.review.decide calls
+-- them in the request's transaction:
+--
+--   1. stepcoin_review_open(validation): locks the owner's wallet (the one lock order: the
+--      wallet first, as stepcoin_apply_sync), then, in a statement of its own (a snapshot
+--      taken under the lock, so a sync that committed meanwhile is seen), locks the decision
+--      and reads what the settlement needs: the decision, its day's records, the steps
+--      budgets; and what the walker's notification needs (their switches and whether they
+--      have a push device: stepcoin.notify.Reach). NULL: no such decision (or no wallet).
+--   2. Python settles the day (steps.settlement.settle_day, the one implementation of the
+--      rule) and computes the walker's budget shares (wallet.budgets).
+--   3. stepcoin_review_decide(user, version, payload): the day's payment as
+--      stepcoin_apply_sync pays a day (the same delta, clawback bound, budget check, step_days
+--      row, achievements mark and ledger reference), then the record, the decision and the
+--      audit row in one statement, then the coins through stepcoin_wallet_post, the wallet's
+--      one door. Before, the decision ran the whole sync function for one day (its device,
+--      record, decision and supersede parts all empty) and took six round trips.
+--
+-- stepcoin_review_decide's payload: {validation, decision ('approved'/'rejected'), reviewer
+-- (uuid or null), note, day, source, credited_source, credited_steps, coins_paid,
+-- coins_pending (what the day should have paid in total and hold, settle_day), budget (the
+-- walker's steps budget shares, or null), audit: {action, entity_type, entity_id, changes}}.
+-- It answers {"coins_delta": n, "pending_delta": n} or, with nothing written, {"budget": true}
+-- (a budget share has no room for the new coins), {"conflict": true} (the wallet's version
+-- moved: cannot happen under the caller's lock) or {"error": "no_wallet"}. The audit row's
+-- changes get after.coins_awarded = the coins moved.
+CREATE OR REPLACE FUNCTION stepcoin_review_open(p_validation bigint)
+RETURNS jsonb LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_user uuid;
+    v_version bigint;
+    v_row jsonb;
+BEGIN
+    SELECT w.user_id, w.version INTO v_user, v_version FROM wallets w
+    WHERE w.user_id = (SELECT v.user_id FROM step_validations v WHERE v.id = p_validation)
+    FOR UPDATE OF w;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT jsonb_build_object(
+               'user_id', v.user_id, 'version', v_version, 'day', v.recorded_date,
+               'source', v.source, 'status', v.status, 'reviewed', v.reviewed_at IS NOT NULL,
+               'superseded', v.superseded_by IS NOT NULL, 'coins_pending', v.coins_pending,
+               -- stepcoin.steps.appeals.IS_APPEAL
+               'appeal', v.rule_hits @> CAST('[{"code": "appeal"}]' AS jsonb),
+               'records', (
+                   SELECT coalesce(jsonb_agg(jsonb_build_array(
+                              r.source, r.steps, r.approved_steps, r.status, r.is_deleted,
+                              r.intervals IS NOT NULL)), '[]'::jsonb)
+                   FROM step_records r
+                   WHERE r.user_id = v.user_id AND r.recorded_date = v.recorded_date),
+               'budgets', (
+                   SELECT coalesce(jsonb_agg(jsonb_build_array(b.period, b.cap_coins)
+                                             ORDER BY b.period), '[]'::jsonb)
+                   FROM issuance_budgets b WHERE b.source = 'steps'),
+               -- the walker's notification switches and push reach (stepcoin.notify.Reach)
+               'reach', jsonb_build_array(
+                   (SELECT p.kinds FROM notification_preferences p WHERE p.user_id = v.user_id),
+                   EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = v.user_id)))
+    INTO v_row
+    FROM step_validations v WHERE v.id = p_validation AND v.user_id = v_user
+    FOR UPDATE OF v;
+    RETURN v_row;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION stepcoin_review_decide(p_user uuid, p_version bigint, p_payload jsonb)
+RETURNS jsonb LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_available bigint;
+    v_version bigint;
+    v_day date := (p_payload ->> 'day')::date;
+    v_source text := p_payload ->> 'source';
+    v_status text := p_payload ->> 'decision';
+    v_reviewer uuid := (p_payload ->> 'reviewer')::uuid;
+    v_target bigint := (p_payload ->> 'coins_paid')::bigint;
+    v_pending bigint := (p_payload ->> 'coins_pending')::bigint;
+    v_old_paid bigint;
+    v_old_pending bigint;
+    v_day_version integer;
+    v_delta bigint;
+    v_issued bigint;
+    v_done integer;
+    b record;
+BEGIN
+    SELECT w.available_coins, w.version INTO v_available, v_version
+    FROM wallets w WHERE w.user_id = p_user FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('error', 'no_wallet');
+    END IF;
+    IF v_version <> p_version THEN
+        RETURN jsonb_build_object('conflict', true);
+    END IF;
+
+    -- what the day holds now (read under the lock), and its change: a clawback never takes
+    -- the balance below zero (as stepcoin_apply_sync)
+    SELECT sd.coins_paid, sd.coins_pending, sd.version
+    INTO v_old_paid, v_old_pending, v_day_version
+    FROM step_days sd WHERE sd.user_id = p_user AND sd.recorded_date = v_day;
+    v_old_paid := coalesce(v_old_paid, 0);
+    v_old_pending := coalesce(v_old_pending, 0);
+    v_day_version := coalesce(v_day_version, 0) + 1;
+    v_delta := v_target - v_old_paid;
+    IF v_delta < 0 THEN
+        v_delta := greatest(v_delta, -v_available);
+    END IF;
+
+    -- the steps budgets: every share must have room for the new coins, or nothing is written
+    IF v_delta > 0 AND jsonb_typeof(p_payload -> 'budget') = 'array' THEN
+        FOR b IN SELECT * FROM jsonb_to_recordset(p_payload -> 'budget')
+                 AS x(period text, start date, stripe smallint, share bigint) ORDER BY period
+        LOOP
+            INSERT INTO issuance_usage (source, period, period_start, stripe)
+            VALUES ('steps', b.period, b.start, b.stripe) ON CONFLICT DO NOTHING;
+            SELECT u.issued INTO v_issued FROM issuance_usage u
+            WHERE u.source = 'steps' AND u.period = b.period AND u.period_start = b.start
+              AND u.stripe = b.stripe
+            FOR UPDATE;
+            IF v_issued + v_delta > b.share THEN
+                RETURN jsonb_build_object('conflict', false, 'budget', true);
+            END IF;
+        END LOOP;
+        UPDATE issuance_usage u SET issued = u.issued + v_delta
+        FROM jsonb_to_recordset(p_payload -> 'budget')
+            AS x(period text, start date, stripe smallint, share bigint)
+        WHERE u.source = 'steps' AND u.period = x.period AND u.period_start = x.start
+          AND u.stripe = x.stripe;
+    END IF;
+
+    -- the day, the record, the decision and the audit row, each written once
+    WITH days AS (
+        INSERT INTO step_days AS sd (user_id, recorded_date, credited_source, credited_steps,
+                                     coins_paid, coins_pending, version, updated_at)
+        VALUES (p_user, v_day, p_payload ->> 'credited_source',
+                (p_payload ->> 'credited_steps')::integer, v_old_paid + v_delta, v_pending,
+                v_day_version, now())
+        ON CONFLICT (user_id, recorded_date) DO UPDATE SET
+            credited_source = EXCLUDED.credited_source, credited_steps = EXCLUDED.credited_steps,
+            coins_paid = EXCLUDED.coins_paid, coins_pending = EXCLUDED.coins_pending,
+            version = EXCLUDED.version, updated_at = now()
+        RETURNING 1
+    ), rec AS (
+        UPDATE step_records SET status = v_status,
+            approved_steps = CASE WHEN v_status = 'approved' THEN steps ELSE approved_steps END
+        WHERE user_id = p_user AND recorded_date = v_day AND source = v_source
+        RETURNING 1
+    ), dec AS (
+        UPDATE step_validations SET status = v_status, reviewed_by = v_reviewer,
+            reviewed_at = now(), note = p_payload ->> 'note', coins_awarded = v_delta,
+            coins_pending = 0
+        WHERE id = (p_payload ->> 'validation')::bigint AND user_id = p_user
+        RETURNING 1
+    ), logged AS (
+        INSERT INTO admin_logs (admin_id, action, entity_type, entity_id, changes)
+        SELECT v_reviewer, a ->> 'action', a ->> 'entity_type', a ->> 'entity_id',
+               jsonb_set(a -> 'changes', '{after,coins_awarded}', to_jsonb(v_delta))
+        FROM (SELECT p_payload -> 'audit') AS x(a)
+        RETURNING 1
+    ), dirty AS (
+        -- approved steps were paid: the walker's achievements are evaluated by the next batch
+        -- (as stepcoin_apply_sync v8 marks them)
+        INSERT INTO achievements_dirty AS a (user_id, since)
+        SELECT p_user, now() WHERE v_delta > 0
+        ON CONFLICT (user_id) DO UPDATE SET claimed_at = NULL
+        WHERE a.claimed_at IS NOT NULL
+        RETURNING 1
+    )
+    SELECT 1 INTO v_done;
+
+    -- the coins and the held coins through the wallet's one door (the reference carries the
+    -- day's version, new under this lock: no replay look-up needed)
+    PERFORM 1 FROM stepcoin_wallet_post(
+        p_user,
+        CASE WHEN v_delta <> 0 THEN ARRAY[v_delta] ELSE '{}'::bigint[] END,
+        CASE WHEN v_delta > 0 THEN ARRAY['step_reward'] WHEN v_delta < 0 THEN ARRAY['reversal']
+             ELSE '{}'::text[] END,
+        CASE WHEN v_delta <> 0 THEN ARRAY[format('steps:%s:%s:%s', p_user, v_day, v_day_version)]
+             ELSE '{}'::text[] END,
+        NULL, v_pending - v_old_pending, false);
+
+    RETURN jsonb_build_object('conflict', false, 'coins_delta', v_delta,
+                              'pending_delta', v_pending - v_old_pending);
+END
+$fn$;
