@@ -261,3 +261,34 @@ async def test_a_real_resync_lower_after_spending_floors_through_the_api(client,
     assert lower[0]["coins_awarded"] == -10
     assert (await wallet(client, token))["available_coins"] == 0
     await ledger_ok(engine)
+
+
+async def test_a_sync_reads_its_own_days_not_the_walkers_whole_history(client, engine):
+    """v9 (issue 13): the payload's days are looked up day by day. v8's join read every
+    step_days row of the walker (a 7-day sync of a walker with a year of days read the year)."""
+    user = await _walker(client)
+    year = [date.fromordinal(D1.toordinal() + i) for i in range(365)]
+    await _apply(engine, user, *(_day(day, 5) for day in year))
+    week = year[-7:]
+    version = await _version(engine, user)
+    read = text(
+        "SELECT coalesce(sum(seq_tup_read + idx_tup_fetch), 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'step_days'"
+    )
+    async with engine.begin() as conn:
+        before = (await conn.execute(read)).scalar_one()
+        raw = (
+            await conn.execute(
+                text("SELECT stepcoin_apply_sync(:u, :v, CAST(:p AS jsonb))"),
+                {
+                    "u": user,
+                    "v": version,
+                    "p": SyncPayload(days=[_day(d, 9) for d in week]).to_json(),
+                },
+            )
+        ).scalar_one()
+        after = (await conn.execute(read)).scalar_one()
+    assert [d.coins_delta for d in parse_outcome(raw).days] == [4] * 7
+    # a look-up per day and the upsert's conflict check per day; nothing of the other 358 days
+    assert after - before <= 3 * len(week), after - before
+    await ledger_ok(engine)
