@@ -2,7 +2,8 @@
 statements and transactions.
 
 Each round places `--per-sweep` orders (stepcoin_place_order, as the API does; bench products
-without a Shopify variant, as bench/load.py's `order` scenario) and then runs one sweep
+without a Shopify variant, as bench/load.py's `order` scenario, or with `--shopify` products of
+an in-process Shopify stand-in, whose own CPU then counts as the worker's) and then runs one sweep
 (shop.tasks.submit_pending_orders) on its own, counting the statements and commits its engine
 sends, the process CPU it takes and the CPU of this database's backends meanwhile. The
 placements are not measured. An A/B of two versions of the code: run it with PYTHONPATH
@@ -27,9 +28,12 @@ import orjson
 import psutil
 from sqlalchemy import event
 
+from stepcoin.config import STANDIN_ACCESS_TOKEN, STANDIN_SHOP_DOMAIN
 from stepcoin.db import Database
+from stepcoin.shop import runtime
 from stepcoin.shop.orders import PLACE_ORDER_SQL, new_order_code
-from stepcoin.shop.tasks import submit_pending_orders
+from stepcoin.shop.shopify import ShopifyClient
+from stepcoin.shop.tasks import submit_pending_orders, sync_catalogue
 
 ADDRESS = {"name": "Ada Walker", "line1": "1 Step Street", "city": "Berlin", "country": "DE"}
 
@@ -46,6 +50,43 @@ async def _products(conn: asyncpg.Connection) -> list[int]:
         "FROM generate_series(1, 50) n RETURNING id"
     )
     return [r["id"] for r in rows]
+
+
+async def _standin_products(database: Database) -> list[int]:
+    """Fifty products of an in-process stand-in, synced into the catalogue: every job talks to
+    the stand-in from now on."""
+    # lazy: the stand-in is a development tool, needed only with --shopify
+    import httpx
+
+    from shopify_standin import ShopifyStandIn
+
+    shop = ShopifyStandIn(
+        access_token=STANDIN_ACCESS_TOKEN,
+        shop_domain=STANDIN_SHOP_DOMAIN,
+        bucket_size=1e9,  # no query-cost throttling: the sweep's cost, not Shopify's limit
+        restore_rate=1e9,
+    )
+    for n in range(50):
+        shop.add_product(title=f"Stand-in product {n}", price="0.05", inventory=10_000_000)
+    app = shop.build_app()
+
+    def client() -> ShopifyClient:
+        return ShopifyClient(
+            shop_domain=STANDIN_SHOP_DOMAIN,
+            access_token=STANDIN_ACCESS_TOKEN,
+            api_version="2025-01",
+            transport=httpx.ASGITransport(app=app),
+            base_url=f"http://{STANDIN_SHOP_DOMAIN}/admin/api/2025-01/graphql.json",
+        )
+
+    runtime.override_client_factory(client)
+    await sync_catalogue(database, trigger="bench")
+    async with database.engine.connect() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT id FROM reward_products WHERE title LIKE 'Stand-in product %' "
+            "AND is_active ORDER BY id"
+        )
+        return [r[0] for r in rows]
 
 
 async def _backend_cpu(conn: asyncpg.Connection, exclude: int) -> float:
@@ -82,7 +123,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     event.listen(database.engine.sync_engine, "commit", on_commit)
     conn = await asyncpg.connect(args.database_url)
     me = await conn.fetchval("SELECT pg_backend_pid()")
-    products = await _products(conn)
+    products = await (_standin_products(database) if args.shopify else _products(conn))
     walkers = [
         r["id"]
         for r in await conn.fetch(
@@ -131,6 +172,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     n = max(totals["orders"], 1)
     return {
         "per_sweep": args.per_sweep,
+        "shopify": args.shopify,
         "rounds": args.rounds,
         "outcomes": outcomes,
         "worker_cpu_ms_per_order": round(totals["worker_s"] / n * 1e3, 3),
@@ -148,4 +190,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--per-sweep", type=int, default=8)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--shopify", action="store_true", help="orders of stand-in products")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
