@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 
 from stepcoin.fairplay import trust
 from stepcoin.runtime_settings.service import runtime_settings
-from stepcoin.shop import orders, tasks
+from stepcoin.shop import orders, runtime, tasks
 from stepcoin.shop.tasks import submit_pending_orders
 from tests.shop.helpers import product
 from tests.shop.test_shopify_flow import order_row
@@ -188,3 +188,22 @@ async def test_chunks_page_through_the_outbox(client, app, engine, standin):
     assert outcomes == {"submitted": 5}
     await _in_shopify_once(standin, placed)
     assert tasks.SWEEP_RECORD_EVERY >= tasks.SWEEP_CONCURRENCY
+
+
+async def test_a_shop_switched_off_fails_and_refunds_each_order_of_the_chunk(
+    client, app, engine, standin
+):
+    """As each order's own client did: no shop configured is a refusal, not a retry."""
+    people, product_id = await _shop(client, app, engine, standin, walkers=2)
+    placed = [await _place(client, w, product_id) for w in people]
+
+    def no_shop() -> Any:
+        raise runtime.NoShopConfigured("no Shopify shop is configured")
+
+    runtime.override_client_factory(no_shop)
+    outcomes = await submit_pending_orders(app.state.database, defer_retry=_never_deferred)
+    assert outcomes == {"failed": 2}
+    for p, walker in zip(placed, people, strict=True):
+        assert (await order_row(engine, p["id"]))["status"] == "failed"
+        assert (await wallet(client, walker["access_token"]))["available_coins"] == 5000
+    await ledger_ok(engine)

@@ -482,10 +482,11 @@ async def _hold_by_trust(session: Any, rows: list[Any]) -> set[uuid.UUID]:
 
 async def _open_client(stack: contextlib.AsyncExitStack) -> Any:
     """One Shopify client for the sweep's chunk (its connections are reused), or the error
-    that opening it raised (no shop configured): then every order meets that error."""
+    that opening it raised: then every order meets that error, as each order's own client met
+    it before (no shop configured: a ShopifyError, the order fails; anything else: retried)."""
     try:
         return await stack.enter_async_context(shopify_client(get_settings()))
-    except ShopifyError as exc:
+    except Exception as exc:
         return exc
 
 
