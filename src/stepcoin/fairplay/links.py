@@ -153,33 +153,45 @@ async def observed(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
     """What the link rules see for the walker now, per code: the accounts on their busiest
     device within the window, the accounts of their sign-up burst, their series group; each
     counting the walker. The same counts as the sync's snapshot (stepcoin.steps.service)."""
+    return (await observed_many(session, [user_id]))[user_id]
+
+
+_OBSERVED_MANY_SQL = text(
+    """
+    SELECT
+      w.id,
+      coalesce((SELECT max(c.n) FROM (
+          SELECT count(*) AS n FROM device_accounts m
+          JOIN device_accounts o ON o.device_id = m.device_id
+          WHERE m.user_id = w.id AND o.last_seen >= :since GROUP BY m.device_id) c), 0),
+      coalesce((SELECT count(*) FROM users me JOIN users o
+                  ON o.signup_address = me.signup_address
+                 AND o.created_at BETWEEN me.created_at - CAST(:burst AS interval)
+                                      AND me.created_at + CAST(:burst AS interval)
+                WHERE me.id = w.id AND me.signup_address IS NOT NULL), 0),
+      coalesce((SELECT f.observed FROM account_flags f
+                WHERE f.user_id = w.id AND f.code = 'same_series'), 0)
+    FROM (SELECT DISTINCT unnest(CAST(:ids AS uuid[])) AS id) w
+    """
+)
+
+
+async def observed_many(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """observed() for many walkers in one statement (the order sweep's chunk)."""
+    if not user_ids:
+        return {}
     values = await runtime_settings.all(session)
-    row = (
-        await session.execute(
-            text(
-                """
-                SELECT
-                  coalesce((SELECT max(c.n) FROM (
-                      SELECT count(*) AS n FROM device_accounts m
-                      JOIN device_accounts o ON o.device_id = m.device_id
-                      WHERE m.user_id = :u AND o.last_seen >= :since GROUP BY m.device_id) c), 0),
-                  coalesce((SELECT count(*) FROM users me JOIN users o
-                              ON o.signup_address = me.signup_address
-                             AND o.created_at BETWEEN me.created_at - CAST(:burst AS interval)
-                                                  AND me.created_at + CAST(:burst AS interval)
-                            WHERE me.id = :u AND me.signup_address IS NOT NULL), 0),
-                  coalesce((SELECT f.observed FROM account_flags f
-                            WHERE f.user_id = :u AND f.code = 'same_series'), 0)
-                """
-            ),
-            {
-                "u": user_id,
-                "since": utc_today() - timedelta(days=int(values["fairplay.device_window_days"])),
-                "burst": timedelta(hours=int(values["fairplay.signup_burst_hours"])),
-            },
-        )
-    ).one()
-    return dict(zip(LINK_CODES, (int(v) for v in row), strict=True))
+    rows = await session.execute(
+        _OBSERVED_MANY_SQL,
+        {
+            "ids": list(user_ids),
+            "since": utc_today() - timedelta(days=int(values["fairplay.device_window_days"])),
+            "burst": timedelta(hours=int(values["fairplay.signup_burst_hours"])),
+        },
+    )
+    return {row[0]: dict(zip(LINK_CODES, (int(v) for v in row[1:]), strict=True)) for row in rows}
 
 
 def over_limits(counts: dict[str, int], values: dict[str, object]) -> dict[str, int]:
@@ -193,22 +205,31 @@ def over_limits(counts: dict[str, int], values: dict[str, object]) -> dict[str, 
 
 
 async def clearances(session: AsyncSession, user_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    return (await clearances_many(session, [user_id])).get(user_id, {})
+
+
+async def clearances_many(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, dict[str, Any]]]:
+    """clearances() for many walkers in one statement; a walker with none is absent."""
+    if not user_ids:
+        return {}
     rows = await session.execute(
         text(
-            "SELECT code, observed, note, cleared_by, cleared_at FROM link_clearances "
-            "WHERE user_id = :u"
+            "SELECT user_id, code, observed, note, cleared_by, cleared_at FROM link_clearances "
+            "WHERE user_id = ANY(CAST(:ids AS uuid[]))"
         ),
-        {"u": user_id},
+        {"ids": list(user_ids)},
     )
-    return {
-        r.code: {
+    found: dict[uuid.UUID, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        found.setdefault(r.user_id, {})[r.code] = {
             "observed": r.observed,
             "note": r.note,
             "cleared_by": str(r.cleared_by) if r.cleared_by else None,
             "cleared_at": r.cleared_at.isoformat(),
         }
-        for r in rows
-    }
+    return found
 
 
 async def clear(

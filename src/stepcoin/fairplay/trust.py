@@ -24,6 +24,7 @@ clamped to 0-100. A new walker is 50; a month of walking and nothing odd is abou
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,7 @@ def score(inputs: Inputs) -> int:
 INPUTS_SQL = text(
     """
     SELECT
+      u.id,
       u.created_at,
       (SELECT count(*) FROM step_days d
         WHERE d.user_id = u.id AND d.credited_steps > 0) AS approved_days,
@@ -88,7 +90,7 @@ INPUTS_SQL = text(
       (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
         WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days'
           AND v.status = 'rejected') AS rejected_days
-    FROM users u WHERE u.id = :u
+    FROM users u WHERE u.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 
@@ -102,35 +104,61 @@ async def inputs_of(
 ) -> Inputs:
     """The score's inputs; `counts` (links.observed) and `cleared` (links.clearances) when the
     caller has read them already."""
-    row = (
+    found = await inputs_of_many(
+        session,
+        [user_id],
+        counts=None if counts is None else {user_id: counts},
+        cleared=None if cleared is None else {user_id: cleared},
+    )
+    if user_id not in found:
+        raise NotFound("No such walker.", code="user_not_found")
+    return found[user_id]
+
+
+async def inputs_of_many(
+    session: AsyncSession,
+    user_ids: Sequence[uuid.UUID],
+    *,
+    counts: dict[uuid.UUID, dict[str, int]] | None = None,
+    cleared: dict[uuid.UUID, dict[str, dict[str, Any]]] | None = None,
+) -> dict[uuid.UUID, Inputs]:
+    """The inputs of many walkers, three statements whatever their number (a walker who does
+    not exist is absent)."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    rows = (
         await session.execute(
             INPUTS_SQL,
             {
-                "u": user_id,
+                "ids": ids,
                 "budget_hit": orjson.dumps([{"code": "issuance_budget"}]).decode(),
                 "appeal_hit": orjson.dumps([{"code": "appeal"}]).decode(),
             },
         )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("No such walker.", code="user_not_found")
+    ).all()
     if counts is None:
-        counts = await links.observed(session, user_id)
+        counts = await links.observed_many(session, ids)
     if cleared is None:
-        cleared = await links.clearances(session, user_id)
-    seen = links.over_limits(counts, await runtime_settings.all(session))
-    linked = 0
-    for code, count in seen.items():
-        if count > cleared.get(code, {}).get("observed", 0):
-            linked = max(linked, count - 1)  # the others on the link, not the walker
-    age = (datetime.now(UTC) - row.created_at).days
-    return Inputs(
-        approved_days=int(row.approved_days),
-        account_age_days=max(0, age),
-        flagged_days=int(row.flagged_days),
-        rejected_days=int(row.rejected_days),
-        linked_accounts=linked,
-    )
+        cleared = await links.clearances_many(session, ids)
+    values = await runtime_settings.all(session)
+    now = datetime.now(UTC)
+    found: dict[uuid.UUID, Inputs] = {}
+    for row in rows:
+        seen = links.over_limits(counts[row.id], values)
+        mine = cleared.get(row.id, {})
+        linked = 0
+        for code, count in seen.items():
+            if count > mine.get(code, {}).get("observed", 0):
+                linked = max(linked, count - 1)  # the others on the link, not the walker
+        found[row.id] = Inputs(
+            approved_days=int(row.approved_days),
+            account_age_days=max(0, (now - row.created_at).days),
+            flagged_days=int(row.flagged_days),
+            rejected_days=int(row.rejected_days),
+            linked_accounts=linked,
+        )
+    return found
 
 
 async def compute(
@@ -145,20 +173,45 @@ async def compute(
     read-only page); `counts` and `cleared` as inputs_of takes them."""
     inputs = await inputs_of(session, user_id, counts=counts, cleared=cleared)
     value = score(inputs)
-    if not store:
-        return value, inputs
+    if store:
+        await _store(session, {user_id: (value, inputs)})
+    return value, inputs
+
+
+async def compute_many(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[int, Inputs]]:
+    """compute() for many walkers, stored: four statements whatever their number (the order
+    sweep checks a chunk of orders at once)."""
+    scored = {
+        user_id: (score(inputs), inputs)
+        for user_id, inputs in (await inputs_of_many(session, user_ids)).items()
+    }
+    await _store(session, scored)
+    return scored
+
+
+async def _store(session: AsyncSession, scored: dict[uuid.UUID, tuple[int, Inputs]]) -> None:
+    if not scored:
+        return
+    ids = sorted(scored)  # one order of row locks for every writer
     await session.execute(
         text(
             """
             INSERT INTO trust_scores (user_id, score, inputs, computed_at)
-            VALUES (:u, :score, CAST(:inputs AS jsonb), now())
+            SELECT u, s, i, now()
+            FROM unnest(CAST(:u AS uuid[]), CAST(:score AS int[]), CAST(:inputs AS jsonb[]))
+                 AS t(u, s, i)
             ON CONFLICT (user_id) DO UPDATE SET score = EXCLUDED.score,
                 inputs = EXCLUDED.inputs, computed_at = now()
             """
         ),
-        {"u": user_id, "score": value, "inputs": orjson.dumps(inputs.as_json()).decode()},
+        {
+            "u": ids,
+            "score": [scored[u][0] for u in ids],
+            "inputs": [orjson.dumps(scored[u][1].as_json()).decode() for u in ids],
+        },
     )
-    return value, inputs
 
 
 async def score_of(session: AsyncSession, user_id: uuid.UUID) -> int:

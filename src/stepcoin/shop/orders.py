@@ -514,6 +514,73 @@ async def hold_for_review(session: AsyncSession, order_id: uuid.UUID, *, score: 
     return held is not None
 
 
+async def hold_many_for_review(
+    session: AsyncSession, scores: dict[uuid.UUID, int]
+) -> set[uuid.UUID]:
+    """hold_for_review for a chunk of the sweep's orders (order id -> the walker's score): one
+    UPDATE, an audit row for each order it held. The orders it held are returned."""
+    if not scores:
+        return set()
+    held = set(
+        (
+            await session.execute(
+                text(
+                    "UPDATE orders SET status = 'held', held_at = now(), updated_at = now() "
+                    "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' "
+                    "AND released_at IS NULL RETURNING id"
+                ),
+                {"ids": sorted(scores)},
+            )
+        ).scalars()
+    )
+    for order_id in sorted(held):
+        await audit.record(
+            session,
+            admin_id=None,
+            action="order.held",
+            entity_type="order",
+            entity_id=str(order_id),
+            before={"status": "pending"},
+            after={"status": HELD},
+            extra={"trust_score": scores[order_id]},
+        )
+    return held
+
+
+async def mark_submitted_many(
+    session: AsyncSession,
+    order_ids: list[uuid.UUID],
+    shopify_refs: dict[uuid.UUID, tuple[str, str]] | None = None,
+) -> set[uuid.UUID]:
+    """pending -> submitted for many orders in one UPDATE, with the Shopify order (id, name)
+    of each that has one; an order that is no longer pending is left alone. The orders it
+    moved are returned."""
+    if not order_ids:
+        return set()
+    refs = shopify_refs or {}
+    ids = sorted(order_ids)
+    return set(
+        (
+            await session.execute(
+                text(
+                    "UPDATE orders o SET status = 'submitted', submitted_at = now(), "
+                    "updated_at = now(), "
+                    "shopify_order_id = coalesce(v.sid, o.shopify_order_id), "
+                    "shopify_order_name = coalesce(v.name, o.shopify_order_name) "
+                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:sids AS varchar[]), "
+                    "CAST(:names AS varchar[])) AS v(id, sid, name) "
+                    "WHERE o.id = v.id AND o.status = 'pending' RETURNING o.id"
+                ),
+                {
+                    "ids": ids,
+                    "sids": [refs[i][0] if i in refs else None for i in ids],
+                    "names": [refs[i][1] if i in refs else None for i in ids],
+                },
+            )
+        ).scalars()
+    )
+
+
 async def release_held(
     session: AsyncSession,
     order_id: uuid.UUID,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,7 @@ from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
 from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
-from stepcoin.shop.shopify import ShopifyError, ShopifyUnavailable
+from stepcoin.shop.shopify import ShopifyError, ShopifyOrderRef, ShopifyUnavailable
 
 logger = logging.getLogger("stepcoin.shop.tasks")
 blueprint = procrastinate.Blueprint()
@@ -200,23 +202,27 @@ async def submit_order(database: Database, order_id: uuid.UUID, *, attempt: int)
             {"sid": ref.id, "name": ref.name, "id": order_id},
         )
         if moved.scalar_one_or_none() is None:
-            # cancelled (and refunded) here while Shopify was creating it: record the Shopify
-            # order and cancel it there too
-            recorded = (
-                await session.execute(
-                    text(
-                        "UPDATE orders SET shopify_order_id = :sid, shopify_order_name = :name "
-                        "WHERE id = :id AND shopify_order_id IS NULL AND status = 'cancelled' "
-                        "RETURNING id"
-                    ),
-                    {"sid": ref.id, "name": ref.name, "id": order_id},
-                )
-            ).scalar_one_or_none()
-            if recorded is None:
-                return "moved meanwhile"
-            await orders.ask_shopify_to_cancel(session, order_id)
-            return "cancelled meanwhile"
+            return await _record_after_cancel(session, order_id, ref)
     return "submitted"
+
+
+async def _record_after_cancel(session: Any, order_id: uuid.UUID, ref: ShopifyOrderRef) -> str:
+    """Shopify created an order that was no longer pending here: cancelled (and refunded)
+    while Shopify was creating it, so the Shopify order is recorded and cancelled there too."""
+    recorded = (
+        await session.execute(
+            text(
+                "UPDATE orders SET shopify_order_id = :sid, shopify_order_name = :name "
+                "WHERE id = :id AND shopify_order_id IS NULL AND status = 'cancelled' "
+                "RETURNING id"
+            ),
+            {"sid": ref.id, "name": ref.name, "id": order_id},
+        )
+    ).scalar_one_or_none()
+    if recorded is None:
+        return "moved meanwhile"
+    await orders.ask_shopify_to_cancel(session, order_id)
+    return "cancelled meanwhile"
 
 
 async def _held_by_trust(session: Any, user_id: uuid.UUID, order_id: uuid.UUID) -> bool:
@@ -279,14 +285,27 @@ DRAIN_POLL_SECONDS = 0.005
 SWEEP_RUNNING_ADVISORY = "stepcoin:shop:submit_pending:running"
 # the key of the advisory lock the one sweep waiting to run next holds while it waits
 SWEEP_NEXT_ADVISORY = "stepcoin:shop:submit_pending:next"
-SWEEP_BATCH = 100
+SWEEP_BATCH = 100  # orders read, trust-checked and written per transaction
 SWEEP_CONCURRENCY = 4  # orders sent to Shopify at once
+# orders created in Shopify before their submitted status is written (one UPDATE): bounds how
+# long a created order waits to be recorded (a crash before it is harmless: the next attempt
+# finds it by its tag)
+SWEEP_RECORD_EVERY = 16
 
-_PENDING_WITHOUT_JOB = text(
-    "SELECT o.id, o.created_at FROM orders o "
+# A chunk of the outbox with all the sweep needs of each order, oldest first: the orders with
+# no job of their own (a retry, or placed before the sweep: that job's), their walker's email
+# and their lines (Shopify variant, quantity; by product).
+_PENDING_CHUNK = text(
+    "SELECT o.id, o.created_at, o.order_code, o.shipping_address, o.user_id, o.released_at, "
+    "u.email, "
+    "ARRAY(SELECT p.shopify_variant_id FROM order_items i "
+    "JOIN reward_products p ON p.id = i.product_id WHERE i.order_id = o.id "
+    "ORDER BY i.product_id) AS variants, "
+    "ARRAY(SELECT i.quantity FROM order_items i WHERE i.order_id = o.id "
+    "ORDER BY i.product_id) AS quantities "
+    "FROM orders o JOIN users u ON u.id = o.user_id "
     "WHERE o.status = 'pending' "
     "AND (o.created_at, o.id) > (CAST(:after_at AS timestamptz), CAST(:after_id AS uuid)) "
-    # an order with a job of its own (a retry, or placed before the sweep) is that job's
     "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.lock = 'order:' || o.id::text) "
     "ORDER BY o.created_at, o.id LIMIT :limit"
 )
@@ -380,34 +399,156 @@ async def _sweep(database: Database, *, defer_retry: Any, batch: int) -> dict[st
     outcomes: dict[str, int] = {}
     after: tuple[Any, Any] = (datetime(1970, 1, 1, tzinfo=UTC), uuid.UUID(int=0))
     while True:
-        async with session_scope(database) as session:
-            rows = (
+        chunk = await _settle_chunk(database, after=after, batch=batch)
+        settled = list(chunk.outcomes)
+        if chunk.for_shopify:
+            async with contextlib.AsyncExitStack() as stack:
+                client = await _open_client(stack)
+                for start in range(0, len(chunk.for_shopify), SWEEP_RECORD_EVERY):
+                    settled += await _submit_to_shopify(
+                        database,
+                        client,
+                        chunk.for_shopify[start : start + SWEEP_RECORD_EVERY],
+                        defer_retry=defer_retry,
+                        max_attempts=chunk.max_attempts,
+                    )
+        for outcome in settled:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if chunk.read < batch:
+            # a short chunk was all there was when it was read: an order placed since then
+            # woke another sweep (its placement found no sweep's job waiting, this one runs)
+            return outcomes
+        after = chunk.last
+
+
+@dataclass
+class _Chunk:
+    """A chunk of the outbox once settled here: the orders left for Shopify, the outcomes of
+    the others, how many orders were read and the last one's key (created_at, id)."""
+
+    for_shopify: list[Any] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    read: int = 0
+    last: tuple[Any, Any] = (None, None)
+    max_attempts: int = 1
+
+
+async def _settle_chunk(database: Database, *, after: tuple[Any, Any], batch: int) -> _Chunk:
+    """One transaction for a chunk of the outbox: read it with its lines, check the walkers'
+    trust for all of it at once, hold the orders of walkers below the bar and mark the orders
+    with nothing to push submitted (one UPDATE each)."""
+    chunk = _Chunk()
+    async with session_scope(database) as session:
+        rows = list(
+            (
                 await session.execute(
-                    _PENDING_WITHOUT_JOB,
-                    {"after_at": after[0], "after_id": after[1], "limit": batch},
+                    _PENDING_CHUNK, {"after_at": after[0], "after_id": after[1], "limit": batch}
                 )
             ).all()
-        if not rows:
-            return outcomes
-        after = (rows[-1].created_at, rows[-1].id)
-        for start in range(0, len(rows), SWEEP_CONCURRENCY):
-            chunk = rows[start : start + SWEEP_CONCURRENCY]
-            results = await asyncio.gather(
-                *(_first_attempt(database, row.id, defer_retry) for row in chunk)
-            )
-            for outcome in results:
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-
-
-async def _first_attempt(database: Database, order_id: uuid.UUID, defer_retry: Any) -> str:
-    try:
-        return await submit_order(database, order_id, attempt=0)
-    except Exception:
-        logger.warning(
-            "order not submitted; its own job retries it", extra={"order_id": str(order_id)}
         )
-        await defer_retry(order_id)
-        return "retrying"
+        chunk.read = len(rows)
+        if not rows:
+            return chunk
+        chunk.last = (rows[-1].created_at, rows[-1].id)
+        chunk.max_attempts = int(
+            await runtime_settings.get(session, "shop.order_submit_max_attempts")
+        )
+        held = await _hold_by_trust(session, rows)
+        chunk.outcomes += ["held"] * len(held)
+        rows = [row for row in rows if row.id not in held]
+        local = [row.id for row in rows if any(v is None for v in row.variants)]
+        if local:
+            # a product that lives only here (admin-made): nothing to push, fulfilled by hand
+            moved = await orders.mark_submitted_many(session, local)
+            chunk.outcomes += ["submitted" if i in moved else "moved meanwhile" for i in local]
+        chunk.for_shopify = [row for row in rows if row.id not in set(local)]
+    return chunk
+
+
+async def _hold_by_trust(session: Any, rows: list[Any]) -> set[uuid.UUID]:
+    """_held_by_trust for a chunk: the scores of its walkers in one go (fairplay.trust)."""
+    hold_below = int(await runtime_settings.get(session, "fairplay.redemption_hold_below"))
+    unreleased = [row for row in rows if row.released_at is None]
+    if hold_below <= 0 or not unreleased:
+        return set()
+    scored = await trust.compute_many(session, [row.user_id for row in unreleased])
+    low = {
+        row.id: scored[row.user_id][0]
+        for row in unreleased
+        if row.user_id in scored and scored[row.user_id][0] < hold_below
+    }
+    return await orders.hold_many_for_review(session, low)
+
+
+async def _open_client(stack: contextlib.AsyncExitStack) -> Any:
+    """One Shopify client for the sweep's chunk (its connections are reused), or the error
+    that opening it raised: then every order meets that error, as each order's own client met
+    it before (no shop configured: a ShopifyError, the order fails; anything else: retried)."""
+    try:
+        return await stack.enter_async_context(shopify_client(get_settings()))
+    except Exception as exc:
+        return exc
+
+
+async def _submit_to_shopify(
+    database: Database, client: Any, rows: list[Any], *, defer_retry: Any, max_attempts: int
+) -> list[str]:
+    """Attempt 0 of each order in Shopify (SWEEP_CONCURRENCY at once), then one transaction
+    records every order Shopify took. A refusal fails (and refunds) its order; an order
+    Shopify could not take now goes to its own retrying job."""
+    gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
+
+    async def create(row: Any) -> ShopifyOrderRef | BaseException:
+        if isinstance(client, BaseException):
+            return client
+        async with gate:
+            try:
+                ref: ShopifyOrderRef = await client.create_order(
+                    tag=f"stepcoin-{row.order_code}",
+                    email=row.email,
+                    lines=list(zip(row.variants, row.quantities, strict=True)),
+                    shipping_address=row.shipping_address,
+                )
+            except Exception as exc:
+                return exc
+            return ref
+
+    results = await asyncio.gather(*(create(row) for row in rows))
+    created = {
+        row.id: r for row, r in zip(rows, results, strict=True) if isinstance(r, ShopifyOrderRef)
+    }
+    outcomes: list[str] = []
+    if created:
+        async with session_scope(database) as session:
+            moved = await orders.mark_submitted_many(
+                session, list(created), {i: (r.id, r.name) for i, r in created.items()}
+            )
+            for order_id in sorted(created):
+                if order_id in moved:
+                    outcomes.append("submitted")
+                else:
+                    outcomes.append(
+                        await _record_after_cancel(session, order_id, created[order_id])
+                    )
+    for row, result in zip(rows, results, strict=True):
+        if isinstance(result, ShopifyOrderRef):
+            continue
+        if isinstance(result, ShopifyUnavailable):
+            if max_attempts <= 1:
+                await _fail(database, row.id, "Shopify was unavailable for every attempt")
+                outcomes.append("failed")
+                continue
+        elif isinstance(result, ShopifyError):
+            await _fail(database, row.id, f"Shopify refused the order: {result}")
+            outcomes.append("failed")
+            continue
+        logger.warning(
+            "order not submitted; its own job retries it",
+            extra={"order_id": str(row.id), "error": repr(result)},
+        )
+        await defer_retry(row.id)
+        outcomes.append("retrying")
+    return outcomes
 
 
 @blueprint.periodic(cron="* * * * * 32", periodic_id="submit-pending")
