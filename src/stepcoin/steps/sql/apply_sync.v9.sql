@@ -4,7 +4,9 @@
 -- walker (a bitmap scan by user_id alone: 90 rows and 90 heap pages for a 7-day sync of a
 -- walker with 90 days, growing with the walker's history) and hashed them. Each day is now
 -- looked up by itself (a lateral subquery the planner cannot flatten: one primary-key probe
--- per payload day, whatever the statistics). Nothing else changed; v8's notes follow.
+-- per payload day, whatever the statistics). The steps budgets' claim is
+-- stepcoin_steps_budget_take (steps_budget.v1.sql, shared with a review's decision: the same
+-- loop as v8's). Nothing else changed; v8's notes follow.
 --
 -- stepcoin_apply_sync v8: as v7, with step_validations keyed (id, user_id) (issue 19 item 4,
 -- migration 0038): the update that supersedes older flags names the walker, so on a sharded
@@ -41,8 +43,6 @@ DECLARE
     d_delta bigint[] := '{}';
     v_delta bigint;
     v_gross bigint := 0;
-    v_issued bigint;
-    b record;
     amounts bigint[] := '{}';
     kinds text[] := '{}';
     refs text[] := '{}';
@@ -133,25 +133,8 @@ BEGIN
     END LOOP;
     -- the steps budgets: every share must have room for the new coins, or nothing is written
     SELECT coalesce(sum(x), 0) INTO v_gross FROM unnest(d_delta) AS x WHERE x > 0;
-    IF v_gross > 0 AND jsonb_typeof(p_payload -> 'budget') = 'array' THEN
-        FOR b IN SELECT * FROM jsonb_to_recordset(p_payload -> 'budget')
-                 AS x(period text, start date, stripe smallint, share bigint) ORDER BY period
-        LOOP
-            INSERT INTO issuance_usage (source, period, period_start, stripe)
-            VALUES ('steps', b.period, b.start, b.stripe) ON CONFLICT DO NOTHING;
-            SELECT u.issued INTO v_issued FROM issuance_usage u
-            WHERE u.source = 'steps' AND u.period = b.period AND u.period_start = b.start
-              AND u.stripe = b.stripe
-            FOR UPDATE;
-            IF v_issued + v_gross > b.share THEN
-                RETURN jsonb_build_object('conflict', false, 'budget', true);
-            END IF;
-        END LOOP;
-        UPDATE issuance_usage u SET issued = u.issued + v_gross
-        FROM jsonb_to_recordset(p_payload -> 'budget')
-            AS x(period text, start date, stripe smallint, share bigint)
-        WHERE u.source = 'steps' AND u.period = x.period AND u.period_start = x.start
-          AND u.stripe = x.stripe;
+    IF NOT stepcoin_steps_budget_take(p_payload -> 'budget', v_gross) THEN
+        RETURN jsonb_build_object('conflict', false, 'budget', true);
     END IF;
 
     SELECT coalesce(jsonb_agg(jsonb_build_object(

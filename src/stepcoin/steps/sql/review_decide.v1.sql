@@ -80,9 +80,7 @@ DECLARE
     v_old_pending bigint;
     v_day_version integer;
     v_delta bigint;
-    v_issued bigint;
     v_done integer;
-    b record;
 BEGIN
     SELECT w.available_coins, w.version INTO v_available, v_version
     FROM wallets w WHERE w.user_id = p_user FOR UPDATE;
@@ -107,25 +105,8 @@ BEGIN
     END IF;
 
     -- the steps budgets: every share must have room for the new coins, or nothing is written
-    IF v_delta > 0 AND jsonb_typeof(p_payload -> 'budget') = 'array' THEN
-        FOR b IN SELECT * FROM jsonb_to_recordset(p_payload -> 'budget')
-                 AS x(period text, start date, stripe smallint, share bigint) ORDER BY period
-        LOOP
-            INSERT INTO issuance_usage (source, period, period_start, stripe)
-            VALUES ('steps', b.period, b.start, b.stripe) ON CONFLICT DO NOTHING;
-            SELECT u.issued INTO v_issued FROM issuance_usage u
-            WHERE u.source = 'steps' AND u.period = b.period AND u.period_start = b.start
-              AND u.stripe = b.stripe
-            FOR UPDATE;
-            IF v_issued + v_delta > b.share THEN
-                RETURN jsonb_build_object('conflict', false, 'budget', true);
-            END IF;
-        END LOOP;
-        UPDATE issuance_usage u SET issued = u.issued + v_delta
-        FROM jsonb_to_recordset(p_payload -> 'budget')
-            AS x(period text, start date, stripe smallint, share bigint)
-        WHERE u.source = 'steps' AND u.period = x.period AND u.period_start = x.start
-          AND u.stripe = x.stripe;
+    IF NOT stepcoin_steps_budget_take(p_payload -> 'budget', v_delta) THEN
+        RETURN jsonb_build_object('conflict', false, 'budget', true);
     END IF;
 
     -- the day, the record, the decision and the audit row, each written once
