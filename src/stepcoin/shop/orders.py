@@ -491,34 +491,14 @@ async def hold_for_review(session: AsyncSession, order_id: uuid.UUID, *, score: 
     the order waits (status held) for a reviewer instead of going to Shopify. Its coins stay
     spent; a reviewer releases it (PATCH status pending) or cancels it (coins back), and the
     walker may cancel it too."""
-    held = (
-        await session.execute(
-            text(
-                "UPDATE orders SET status = 'held', held_at = now(), updated_at = now() "
-                "WHERE id = :id AND status = 'pending' AND released_at IS NULL RETURNING id"
-            ),
-            {"id": order_id},
-        )
-    ).scalar_one_or_none()
-    if held is not None:
-        await audit.record(
-            session,
-            admin_id=None,
-            action="order.held",
-            entity_type="order",
-            entity_id=str(order_id),
-            before={"status": "pending"},
-            after={"status": HELD},
-            extra={"trust_score": score},
-        )
-    return held is not None
+    return order_id in await hold_many_for_review(session, {order_id: score})
 
 
 async def hold_many_for_review(
     session: AsyncSession, scores: dict[uuid.UUID, int]
 ) -> set[uuid.UUID]:
-    """hold_for_review for a chunk of the sweep's orders (order id -> the walker's score): one
-    UPDATE, an audit row for each order it held. The orders it held are returned."""
+    """Hold a chunk of the sweep's orders (order id -> the walker's score; hold_for_review for
+    one): one UPDATE, an audit row for each order it held. The orders it held are returned."""
     if not scores:
         return set()
     held = set(
