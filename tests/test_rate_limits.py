@@ -286,3 +286,24 @@ async def test_a_request_without_a_valid_token_is_not_counted(client, engine):
     assert anonymous.status_code == 401
     forged = await sync_once(client, "not-a-token", 100)
     assert forged.status_code == 401
+
+
+def test_an_address_counts_as_itself_or_its_ipv6_network_every_time():
+    """address_bucket is cached: each address still gets its own answer, asked again and again
+    and among others (an IPv6 address by its /64, an IPv4-mapped one as the IPv4 address)."""
+    from stepcoin.ratelimit import address_bucket
+
+    expected = {
+        "203.0.113.7": "203.0.113.7",
+        "203.0.113.8": "203.0.113.8",
+        "2001:db8:1:2:aaaa::1": "2001:db8:1:2::/64",
+        "2001:db8:1:2:bbbb::2": "2001:db8:1:2::/64",
+        "2001:db8:1:3::1": "2001:db8:1:3::/64",
+        "::ffff:198.51.100.4": "198.51.100.4",
+        "not an address": "not an address",
+        "": "unknown",
+        None: "unknown",
+    }
+    for _ in range(3):
+        for address, bucket in expected.items():
+            assert address_bucket(address) == bucket

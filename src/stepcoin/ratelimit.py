@@ -110,9 +110,13 @@ def parse_limit(value: str) -> RateLimitItem:
     return item
 
 
+@functools.lru_cache(maxsize=4096)
 def address_bucket(address: str | None) -> str:
     """The client address as counted: an IPv6 address by its /64 (one subscriber's network,
-    whose 2^64 addresses would otherwise each get their own count), IPv4 as it is."""
+    whose 2^64 addresses would otherwise each get their own count), IPv4 as it is.
+
+    Cached (a pure function of the string): parsing and printing the address cost 4-10 µs
+    an IPv4 and ~50 µs an IPv6 request, on every limited request."""
     if not address:
         return "unknown"
     try:
