@@ -12,11 +12,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from procrastinate.jobs import Job
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
-from stepcoin.db import session_scope
+from stepcoin.db import libpq_url, session_scope
 from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, defer_in_transaction
 from stepcoin.shop import tasks
 from stepcoin.shop.orders import PLACE_ORDER_SQL, new_order_code
@@ -239,3 +240,21 @@ async def test_while_a_sweep_runs_one_waits_and_the_others_leave(client, app, en
     for p in placed:
         assert (await order_row(engine, p["id"]))["status"] == "submitted"
         assert len(standin.orders_with_tag(f"stepcoin-{p['order_code']}")) == 1
+
+
+async def test_a_placement_in_another_database_is_not_waited_for(engine, database_url):
+    """Advisory locks belong to one database: the sweep waits only for this database's
+    placements, not for those of another installation (or test database) on the server."""
+    other_url = make_url(libpq_url(database_url)).set(database="postgres")
+    other = await asyncpg.connect(other_url.render_as_string(hide_password=False))
+    try:
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock_shared(5301, 1)")
+            async with engine.connect() as conn:
+                assert await tasks._placements_deciding(conn) == set()
+                # the same mark taken in this database is seen
+                await conn.execute(text("SELECT pg_advisory_xact_lock_shared(5301, 1)"))
+                assert len(await tasks._placements_deciding(conn)) == 1
+                await conn.rollback()
+    finally:
+        await other.close()

@@ -365,10 +365,13 @@ async def _wait_for_turn(conn: Any) -> bool:
     return True
 
 
+# advisory locks belong to one database: another database's placements (a second
+# installation or test database on the server) are not this one's
 _PLACEMENTS_DECIDING = text(
     "SELECT coalesce(array_agg(virtualtransaction), '{}') FROM pg_locks "
     "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
-    "AND classid = CAST(:a AS oid) AND objid = CAST(:b AS oid)"
+    "AND classid = CAST(:a AS oid) AND objid = CAST(:b AS oid) "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
 
