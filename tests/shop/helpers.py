@@ -89,3 +89,15 @@ async def stock(engine, product_id: int) -> int:
                 {"id": product_id},
             )
         ).scalar_one()
+
+
+async def refunds(engine) -> int:
+    """How many refunds the ledger holds (each test's database is its own)."""
+    async with engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
+                )
+            ).scalar_one()
+        )

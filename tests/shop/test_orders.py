@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import bearer
-from tests.shop.helpers import ADDRESS, order, product, stock, walker_with_coins
+from tests.shop.helpers import ADDRESS, order, product, refunds, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok, wallet
 
 
@@ -196,13 +196,7 @@ async def test_cancel_refunds_once_and_restocks(client, engine):
     assert sorted(r.status_code for r in cancels) == [200, 409, 409, 409, 409]
     assert await stock(engine, bottle) == 4
     assert (await wallet(client, me["access_token"]))["available_coins"] == 500
-    async with engine.connect() as conn:
-        refunds = (
-            await conn.execute(
-                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
-            )
-        ).scalar_one()
-    assert refunds == 1
+    assert await refunds(engine) == 1
     await ledger_ok(engine)
 
 

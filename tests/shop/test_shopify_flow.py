@@ -13,7 +13,7 @@ from stepcoin.shop.tasks import submit_order, sync_catalogue
 from stepcoin.shop.webhook_signing import sign
 from tests.conftest import bearer
 from tests.shop.conftest import run_jobs
-from tests.shop.helpers import order, stock, walker_with_coins
+from tests.shop.helpers import order, refunds, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok, make_admin, wallet
 
 
@@ -225,13 +225,7 @@ async def test_permanent_refusal_fails_the_order_and_refunds_once(client, app, e
     assert await stock(engine, product_id) == 10
     assert (await wallet(client, walker["access_token"]))["available_coins"] == 5000
     await submit_order(app.state.database, uuid.UUID(placed["id"]), attempt=0)  # nothing again
-    async with engine.connect() as conn:
-        refunds = (
-            await conn.execute(
-                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
-            )
-        ).scalar_one()
-    assert refunds == 1
+    assert await refunds(engine) == 1
     await ledger_ok(engine)
 
 
@@ -264,13 +258,7 @@ async def test_cancel_after_submit_cancels_in_shopify_and_refunds_once(
     assert in_shopify.cancelled_at is not None
     await standin.drain_webhooks()  # Shopify answers with orders/cancelled
     await run_jobs(app)
-    async with engine.connect() as conn:
-        refunds = (
-            await conn.execute(
-                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
-            )
-        ).scalar_one()
-    assert refunds == 1
+    assert await refunds(engine) == 1
     assert await stock(engine, product_id) == 10
     await ledger_ok(engine)
 

@@ -16,7 +16,7 @@ from stepcoin.fairplay import trust
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import orders, runtime, tasks
 from stepcoin.shop.tasks import submit_pending_orders
-from tests.shop.helpers import product
+from tests.shop.helpers import product, refunds
 from tests.shop.test_shopify_flow import order_row
 from tests.shop.test_submit_sweep import _never_deferred, _place, _shop
 from tests.shop.test_trust_hold import _farm_walker
@@ -94,13 +94,7 @@ async def test_one_refused_order_in_a_chunk_fails_alone(client, app, engine, sta
     assert (await wallet(client, walker["access_token"]))["available_coins"] == 5000
     # nothing is left for the next sweep, and nothing is refunded twice
     assert await submit_pending_orders(app.state.database, defer_retry=_never_deferred) == {}
-    async with engine.connect() as conn:
-        refunds = (
-            await conn.execute(
-                text("SELECT count(*) FROM coin_transactions WHERE transaction_type = 'refund'")
-            )
-        ).scalar_one()
-    assert refunds == 1
+    assert await refunds(engine) == 1
     await ledger_ok(engine)
 
 
