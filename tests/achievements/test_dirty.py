@@ -245,3 +245,59 @@ async def test_a_batch_pays_in_chunks_of_walkers_each_once(client, app, engine, 
     assert [len(await rewards(engine, me["user"]["id"])) for me in users] == [2] * 5
     assert await marks(engine) == {}
     await ledger_ok(engine)
+
+
+async def test_a_batch_reads_only_walkers_with_something_left_to_unlock(
+    client, app, engine, monkeypatch
+):
+    """The facts read every credited day of a walker: a walker who has unlocked every active
+    achievement is not read, and streak runs are computed only for thresholds still needed."""
+    async with engine.begin() as conn:  # this test's achievements alone are active
+        others = (
+            (
+                await conn.execute(
+                    text("UPDATE achievements SET is_active = false WHERE is_active RETURNING id")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    try:
+        await achievement(engine, "left_day", {"kind": "single_day_steps", "min_steps": 5000}, 1)
+        await achievement(
+            engine, "left_streak", {"kind": "streak", "streak_days": 2, "min_steps": 9123}, 2
+        )
+        await achievement(
+            engine, "left_other", {"kind": "streak", "streak_days": 3, "min_steps": 4321}, 3
+        )
+        me = await register(client)
+        token, user_id = me["access_token"], me["user"]["id"]
+        asked: list[tuple[list[str], list[int]]] = []
+        real = repository.user_facts
+
+        async def spied(session, user_ids, thresholds):
+            asked.append((sorted(str(u) for u in user_ids), list(thresholds)))
+            return await real(session, user_ids, thresholds)
+
+        monkeypatch.setattr(repository, "user_facts", spied)
+        await sync(client, token, rec(3, 4500), rec(2, 4500), rec(1, 6000))
+        await service.evaluate_dirty(app.state.database)
+        assert await unlocked_codes(engine, user_id) == {"left_day", "left_other"}
+        assert asked == [([user_id], [4321, 9123])]  # nothing unlocked yet: every threshold
+        await sync(client, token, rec(1, 9200), rec(0, 9300))
+        await service.evaluate_dirty(app.state.database)
+        assert await unlocked_codes(engine, user_id) == {"left_day", "left_other", "left_streak"}
+        assert asked[1] == ([user_id], [9123])  # only the streak still locked
+        await sync(client, token, rec(0, 9400))  # paid again: marked again, nothing left
+        assert (await service.evaluate_dirty(app.state.database)).users == 1
+        assert len(asked) == 2  # the walker was not read
+        await ledger_ok(engine)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE achievements SET is_active = false WHERE code LIKE 'left_%'")
+            )
+            await conn.execute(
+                text("UPDATE achievements SET is_active = true WHERE id = ANY(:ids)"),
+                {"ids": list(others)},
+            )

@@ -161,18 +161,27 @@ async def _met(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> list[tup
     candidates = _parsed(await repository.active_achievements(session))
     if not candidates:
         return []
-    thresholds = streak_thresholds([c for _, c in candidates])
     have = await repository.unlocked_pairs(session, user_ids)
-    facts = await repository.user_facts(session, user_ids, thresholds)
+    # what each walker has left to unlock: a walker with nothing left is not read at all, and
+    # streak runs are computed only for thresholds somebody in the batch still needs (the
+    # facts read every credited day of the walker: the batch's largest cost)
+    locked = {
+        user_id: [
+            (int(row["id"]), c) for row, c in candidates if (user_id, int(row["id"])) not in have
+        ]
+        for user_id in user_ids
+    }
+    needed = [u for u in user_ids if locked[u]]
+    if not needed:
+        return []
+    thresholds = streak_thresholds([c for u in needed for _, c in locked[u]])
+    facts = await repository.user_facts(session, needed, thresholds)
     met: list[tuple[uuid.UUID, int]] = []
-    for user_id in user_ids:
+    for user_id in needed:
         f = facts.get(user_id)
         if f is None or not f.is_active:
             continue
-        for row, criteria in candidates:
-            pair = (user_id, int(row["id"]))
-            if pair not in have and is_met(criteria, f):
-                met.append(pair)
+        met += [(user_id, a) for a, criteria in locked[user_id] if is_met(criteria, f)]
     return met
 
 
