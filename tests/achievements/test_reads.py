@@ -6,13 +6,14 @@ response model would write."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from stepcoin.achievements import repository, service
+from stepcoin.achievements.criteria import StreakFacts, UserFacts
 from stepcoin.achievements.schemas import MyAchievementsOut
 from stepcoin.db import session_scope
 from stepcoin.users.service import set_active
@@ -92,35 +93,116 @@ async def test_the_bytes_are_the_response_models_own(app, client, engine):
     assert answer.json()["items"][0]["unlocked_at"].endswith("Z")
 
 
+# The facts as one set-based statement (the achievements batch's query until issue 13 moved the
+# streak runs to Python): the reference the array read plus facts_from_days must equal. One
+# pass over the users' credited days; for each threshold the runs of consecutive days (gaps and
+# islands: within a run, date - row_number is constant).
+_REFERENCE_FACTS = text(
+    """
+    WITH d AS MATERIALIZED (
+        SELECT user_id, recorded_date, credited_steps FROM step_days
+        WHERE user_id = ANY(CAST(:users AS uuid[])) AND credited_steps > 0
+    ),
+    runs AS (
+        SELECT d.user_id, t.min_steps, d.recorded_date,
+               d.recorded_date - CAST(row_number() OVER (
+                   PARTITION BY d.user_id, t.min_steps ORDER BY d.recorded_date) AS integer) AS run
+        FROM d JOIN unnest(CAST(:thresholds AS integer[])) AS t(min_steps)
+             ON d.credited_steps >= t.min_steps
+    ),
+    islands AS (
+        SELECT user_id, min_steps, count(*) AS length, max(recorded_date) AS last_day
+        FROM runs GROUP BY user_id, min_steps, run
+    ),
+    streaks AS (
+        SELECT user_id, min_steps, max(length) AS longest, max(last_day) AS latest_end,
+               (array_agg(length ORDER BY last_day DESC))[1] AS latest_length
+        FROM islands GROUP BY user_id, min_steps
+    ),
+    totals AS (
+        SELECT user_id, max(credited_steps) AS best_day, sum(credited_steps) AS total_steps,
+               count(*) AS approved_days
+        FROM d GROUP BY user_id
+    )
+    SELECT u.id, u.timezone, u.is_active,
+           coalesce(t.best_day, 0) AS best_day, coalesce(t.total_steps, 0) AS total_steps,
+           coalesce(t.approved_days, 0) AS approved_days,
+           EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
+                   AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
+           (SELECT coalesce(jsonb_agg(jsonb_build_array(s.min_steps, s.longest,
+                                                        s.latest_length, s.latest_end)), '[]')
+            FROM streaks s WHERE s.user_id = u.id) AS runs
+    FROM users u LEFT JOIN totals t ON t.user_id = u.id
+    WHERE u.id = ANY(CAST(:users AS uuid[]))
+    """
+)
+
+
+async def _reference_facts(engine, users: list[str], thresholds: list[int]) -> dict:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(_REFERENCE_FACTS, {"users": users, "thresholds": thresholds})
+        ).all()
+    return {
+        row.id: UserFacts(
+            user_id=row.id,
+            timezone=row.timezone,
+            is_active=row.is_active,
+            best_day=int(row.best_day),
+            total_steps=int(row.total_steps),
+            approved_days=int(row.approved_days),
+            redeemed=bool(row.redeemed),
+            streaks={
+                int(m): StreakFacts(int(longest), int(latest), date.fromisoformat(end))
+                for m, longest, latest, end in row.runs
+            },
+        )
+        for row in rows
+    }
+
+
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    days=st.dictionaries(
-        st.integers(min_value=0, max_value=40),
-        st.sampled_from([0, 50, 99, 100, 101, 500, 5000, 12000]),
-        max_size=30,
+    calendars=st.lists(
+        st.dictionaries(
+            st.integers(min_value=0, max_value=40),
+            st.sampled_from([0, 50, 99, 100, 101, 500, 5000, 12000]),
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=3,
     ),
     thresholds=st.sets(st.sampled_from([1, 100, 101, 500, 5000, 20000]), max_size=4).map(sorted),
 )
-async def test_the_facts_from_the_days_equal_the_set_based_facts(app, engine, days, thresholds):
-    """The read computes streak runs and totals in Python from the days (facts_from_days); the
-    achievements batch computes them in SQL (_FACTS): both agree on any calendar. (Distinct
-    thresholds, as streak_thresholds gives them: _FACTS counts a repeated one twice.)"""
-    user = str(uuid.uuid4())
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("INSERT INTO users (id, email, full_name) VALUES (:u, :e, 'Facts Walker')"),
-            {"u": user, "e": f"{user}@example.com"},
-        )
+async def test_the_facts_from_the_days_equal_the_set_based_facts(
+    app, engine, calendars, thresholds
+):
+    """The batch (user_facts, several walkers at once) and the read (_MINE_SQL's row) compute
+    streak runs and totals in Python from the days (facts_from_days); a set-based SQL reference
+    computes them with window functions: all three agree on any calendars."""
+    users = [str(uuid.uuid4()) for _ in calendars]
     first = today() - timedelta(days=40)
-    await set_days(engine, user, {first + timedelta(days=k): n for k, n in days.items()})
+    async with engine.begin() as conn:
+        for user in users:
+            await conn.execute(
+                text("INSERT INTO users (id, email, full_name) VALUES (:u, :e, 'Facts Walker')"),
+                {"u": user, "e": f"{user}@example.com"},
+            )
+    for user, days in zip(users, calendars, strict=True):
+        await set_days(engine, user, {first + timedelta(days=k): n for k, n in days.items()})
+    expected = await _reference_facts(engine, users, thresholds)
+    assert len(expected) == len(users)
     async with session_scope(app.state.database) as session:
-        expected = (await repository.user_facts(session, [uuid.UUID(user)], thresholds))[
-            uuid.UUID(user)
-        ]
+        assert await repository.user_facts(session, [uuid.UUID(u) for u in users], thresholds) == (
+            expected
+        )
     async with (await app.state.database.fast_pool()).acquire() as driver:
-        row = await repository.mine(driver, uuid.UUID(user))
-    assert repository.facts_from_days(uuid.UUID(user), row, thresholds) == expected
+        row = await repository.mine(driver, uuid.UUID(users[0]))
+    assert (
+        repository.facts_from_days(uuid.UUID(users[0]), row, thresholds)
+        == (expected[uuid.UUID(users[0])])
+    )
