@@ -307,3 +307,142 @@ def test_an_address_counts_as_itself_or_its_ipv6_network_every_time():
     for _ in range(3):
         for address, bucket in expected.items():
             assert address_bucket(address) == bucket
+
+
+class _CountingPool:
+    """The fast pool, counting the statements sent through it (text of each)."""
+
+    def __init__(self, pool: Any, sent: list[str]) -> None:
+        self.pool, self.sent = pool, sent
+
+    def acquire(self) -> Any:
+        pool, sent = self.pool, self.sent
+
+        class _Acquired:
+            async def __aenter__(self) -> Any:
+                self.held = pool.acquire()
+                driver = await self.held.__aenter__()
+                return _CountingDriver(driver, sent)
+
+            async def __aexit__(self, *exc: Any) -> None:
+                await self.held.__aexit__(*exc)
+
+        return _Acquired()
+
+
+class _CountingDriver:
+    def __init__(self, driver: Any, sent: list[str]) -> None:
+        self.driver, self.sent = driver, sent
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.driver, name)
+        if name not in {"fetch", "fetchrow", "fetchval", "execute"}:
+            return attr
+
+        async def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+            self.sent.append(sql)
+            return await attr(sql, *args, **kwargs)
+
+        return counted
+
+
+async def _warm_settings(app) -> None:
+    """Load the runtime settings into this process's cache, as any request does."""
+    async with (await app.state.database.fast_pool()).acquire() as driver:
+        await runtime_settings.all_raw(driver)
+
+
+@pytest.fixture
+def counted_statements(app, monkeypatch) -> list[str]:
+    database = app.state.database
+    real = database.fast_pool
+    sent: list[str] = []
+
+    async def counting() -> Any:
+        return _CountingPool(await real(), sent)
+
+    monkeypatch.setattr(database, "fast_pool", counting)
+    return sent
+
+
+async def test_a_syncs_take_rides_on_its_snapshot_read(app, client, engine, counted_statements):
+    """Issue 13: the sync's rate limit is taken in the statement that reads its snapshot, so a
+    sync costs two statements (snapshot with the take, the apply function), not three; the
+    answer carries the same fields as when the gate takes it first."""
+    await limit(engine, "sync_per_account", "3/minute")
+    me = await register(client)
+    await sync_once(client, me["access_token"], 1000)  # earn rules, budgets: cached
+    await _warm_settings(app)
+    counted_statements.clear()
+    answer = await sync_once(client, me["access_token"], 2000)
+    assert answer.status_code == 200
+    assert fields(answer) == {"policy": "sync_per_account", "q": 3, "w": 60, "r": 1, "t": 40}
+    assert len(counted_statements) == 2, counted_statements
+    snapshot, apply = counted_statements
+    assert "INSERT INTO rate_limit_buckets" in snapshot and "FROM step_records" in snapshot
+    assert "stepcoin_apply_sync" in apply
+    counted_statements.clear()
+    await sync_once(client, me["access_token"], 3000)
+    refused = await sync_once(client, me["access_token"], 4000)
+    assert refused.status_code == 429
+    assert refused.json()["policy"] == "sync_per_account"
+    assert fields(refused)["r"] == 0
+    # the refused sync read its snapshot with the take and wrote nothing
+    assert not any("stepcoin_apply_sync" in s for s in counted_statements[2:])
+    days = (await client.get("/v1/steps", headers=bearer(me["access_token"]))).json()
+    assert [d["steps"] for d in days["items"]] == [3000]
+
+
+async def test_a_body_refused_is_counted_and_past_the_limit_gets_429(app, client, engine):
+    """A deferred take is taken by the gate when the route answers without it: a body the
+    route refuses counts (422 with the fields) and past the limit gets 429, as when the gate
+    took it before reading the body."""
+    await limit(engine, "sync_per_account", "2/minute")
+    me = await register(client)
+    await _warm_settings(app)
+    token = me["access_token"]
+    bad = await client.post("/v1/steps", json={"records": "many"}, headers=bearer(token))
+    assert bad.status_code == 422
+    assert fields(bad)["r"] == 1
+    good = await sync_once(client, token, 1000)
+    assert good.status_code == 200 and fields(good)["r"] == 0
+    for body in ({"records": "many"}, {"records": [rec(1, 2000)]}):
+        refused = await client.post("/v1/steps", json=body, headers=bearer(token))
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "rate_limited"
+    days = (await client.get("/v1/steps", headers=bearer(token))).json()
+    assert [d["steps"] for d in days["items"]] == [1000]
+
+
+async def test_a_sync_that_falls_through_to_the_route_is_counted_once(app, client, engine):
+    """The fast path takes with the snapshot, then an error sends the request to the FastAPI
+    route, which syncs again: the take is not repeated (one request, one count)."""
+    await limit(engine, "sync_per_account", "3/minute")
+    me = await register(client)
+    await _warm_settings(app)
+    token = me["access_token"]
+    async with engine.begin() as conn:  # the wallet gone: the sync fails after its snapshot
+        await conn.execute(
+            text("UPDATE users SET is_active = false WHERE id = :u"), {"u": me["user"]["id"]}
+        )
+    left = []
+    for steps in (100, 200, 300):
+        answer = await sync_once(client, token, steps)
+        assert answer.status_code not in (200, 429), answer.text
+        left.append(fields(answer)["r"])
+    assert left == [2, 1, 0]
+    assert (await sync_once(client, token, 400)).status_code == 429
+
+
+async def test_a_burst_of_deferred_takes_lets_exactly_the_limit_through(app, client, engine):
+    """Twenty syncs at once of one walker, each taking with its snapshot: exactly the limit."""
+    await limit(engine, "sync_per_account", "4/minute")
+    me = await register(client)
+    await _warm_settings(app)
+    answers = await asyncio.gather(
+        *(sync_once(client, me["access_token"], 1000 + i) for i in range(20))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(429) == 16, statuses
+    assert statuses.count(200) + statuses.count(409) == 4  # a sync may lose its race: 409
