@@ -200,8 +200,8 @@ class HotSync:
     fresh sync; one whose outcome is unknown (a connection lost during the call) is at worst an
     idempotent resend there: nothing is paid twice. The request's rate limit is taken with the
     sync's snapshot (the gate's DeferredTake, once: the route sees it taken); a refusal
-    (ratelimit.Refused, nothing written) goes to the gate, which answers 429. The route stays declared: OpenAPI, docs and
-    the fallback are unchanged.
+    (ratelimit.Refused, nothing written) goes to the gate, which answers 429. The route stays
+    declared: OpenAPI, docs and the fallback are unchanged.
     """
 
     path = "/v1/steps"
