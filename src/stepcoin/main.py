@@ -44,8 +44,7 @@ from stepcoin.mail import transport as mail_transport
 from stepcoin.notify.router import router as notify_router
 from stepcoin.observability import RequestContextMiddleware
 from stepcoin.openapi import install_openapi
-from stepcoin.ratelimit import SCOPE_KEY as RATE_LIMIT_KEY
-from stepcoin.ratelimit import DeferredTake, RateLimitGate, Refused
+from stepcoin.ratelimit import RateLimitGate
 from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
 from stepcoin.referrals.router import admin_router as referrals_admin_router
 from stepcoin.referrals.router import router as referrals_router
@@ -180,7 +179,7 @@ class HotRoutes:
             return None
 
 
-SyncAnswer = Callable[[Any, uuid.UUID, bytes, DeferredTake | None], Awaitable[bytes | None]]
+SyncAnswer = Callable[[Any, uuid.UUID, bytes], Awaitable[bytes | None]]
 
 
 class HotSync:
@@ -198,10 +197,8 @@ class HotSync:
     A sync that failed wrote nothing (the apply function is one atomic statement; a gone account
     or a conflict is found before or instead of any write), so the route's second try is a
     fresh sync; one whose outcome is unknown (a connection lost during the call) is at worst an
-    idempotent resend there: nothing is paid twice. The request's rate limit is taken with the
-    sync's snapshot (the gate's DeferredTake, once: the route sees it taken); a refusal
-    (ratelimit.Refused, nothing written) goes to the gate, which answers 429. The route stays
-    declared: OpenAPI, docs and the fallback are unchanged.
+    idempotent resend there: nothing is paid twice. The route stays declared: OpenAPI, docs and
+    the fallback are unchanged.
     """
 
     path = "/v1/steps"
@@ -238,11 +235,7 @@ class HotSync:
 
     async def _answer(self, scope: Scope, user_id: uuid.UUID, body: bytes) -> bytes | None:
         try:
-            return await self.answer(
-                scope["app"].state.database, user_id, body, scope.get(RATE_LIMIT_KEY)
-            )
-        except Refused:  # over its rate limit, nothing written: the gate around us answers 429
-            raise
+            return await self.answer(scope["app"].state.database, user_id, body)
         except Exception:  # the FastAPI route answers (and logs) it
             logger.debug("the sync's fast path fell through after an error", exc_info=True)
             return None

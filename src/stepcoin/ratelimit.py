@@ -36,7 +36,7 @@ import ipaddress
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,6 @@ from stepcoin.runtime_settings.service import runtime_settings
 logger = logging.getLogger("stepcoin.ratelimit")
 
 _MAX_KEY_CHARS = 200
-SCOPE_KEY = "stepcoin.ratelimit"  # a deferred route's DeferredTake, in the request's scope
 
 
 class RateLimitBucket(Base):
@@ -82,9 +81,6 @@ class LimitedRoute:
     # token is not counted: the route answers 401); False: a route for callers not signed in,
     # counted per address only
     per_account: bool = True
-    # True: the take rides on the route's own first statement (DeferredTake: one round trip
-    # less on a hot route); the gate takes it itself only if the route answers without it
-    deferred: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,31 +151,15 @@ def headers(quota: Quota) -> list[tuple[str, str]]:
     return fields
 
 
-def _raw(quota: Quota) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode(), v.encode()) for k, v in headers(quota)]
-
-
-def _with_fields(send: Send, quota: Quota) -> Send:
-    """`send` with the quota's RateLimit fields added to the answer's head."""
-    fields = _raw(quota)
-
-    async def send_with_fields(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), *fields]}
-        await send(message)
-
-    return send_with_fields
-
-
 # Take one request on every key at once. `step` is the seconds one request costs (period /
 # amount), `span` the period: a request fits when the bucket's spent-until time, moved by one
 # step, is at most one period ahead of now. Keys come sorted, so two requests lock the rows in
 # the same order and never deadlock. The row keeps the step and span it was last taken with,
 # which is also how ON CONFLICT reads them (EXCLUDED).
-_TAKE_TEMPLATE = """
+_TAKE = """
 INSERT INTO rate_limit_buckets AS b (key, spent_until, step, span, allowed)
 SELECT a.key, extract(epoch FROM now()) + a.step, a.step, a.span, a.step <= a.span
-FROM unnest(${keys}::text[], ${steps}::float8[], ${spans}::float8[]) AS a(key, step, span)
+FROM unnest($1::text[], $2::float8[], $3::float8[]) AS a(key, step, span)
 ORDER BY a.key
 ON CONFLICT (key) DO UPDATE SET
     allowed = greatest(b.spent_until, extract(epoch FROM now())) + excluded.step
@@ -193,15 +173,6 @@ ON CONFLICT (key) DO UPDATE SET
     span = excluded.span
 RETURNING b.key, b.allowed, b.spent_until - extract(epoch FROM now()) AS ahead
 """
-_TAKE = _TAKE_TEMPLATE.format(keys=1, steps=2, spans=3)
-
-
-def take_statement(first: int) -> str:
-    """The take as a statement whose three arrays (keys, steps, spans: DeferredTake.arguments)
-    are parameters first, first + 1 and first + 2: for a data-modifying CTE of a route's own
-    statement, whose result (key, allowed, ahead per key) goes to DeferredTake.settle."""
-    return _TAKE_TEMPLATE.format(keys=first, steps=first + 1, spans=first + 2)
-
 
 # A refusal on one key: give the request back on the keys it fit (one step each, never below
 # now: a bucket is never fuller than full). The rows are locked in key order first, as _TAKE
@@ -239,25 +210,17 @@ async def take(driver: Any, asks: Sequence[_Ask]) -> list[Quota]:
     rows = await driver.fetch(
         _TAKE, [a.key for a in ordered], [a.step for a in ordered], [a.span for a in ordered]
     )
-    return await _settle(driver, ordered, [(r["key"], r["allowed"], r["ahead"]) for r in rows])
-
-
-async def _settle(
-    driver: Any, ordered: Sequence[_Ask], rows: Iterable[tuple[str, bool, float]]
-) -> list[Quota]:
-    """The quotas of a take's rows (key, allowed, ahead); a refusal on any key gives the
-    request back on the keys it fit (a second statement, on refusals only)."""
-    by_key = {key: (allowed, ahead) for key, allowed, ahead in rows}
+    by_key = {row["key"]: row for row in rows}
     quotas = []
     for ask in ordered:
-        allowed, raw_ahead = by_key[ask.key]
-        ahead = max(0.0, float(raw_ahead))
+        row = by_key[ask.key]
+        ahead = max(0.0, float(row["ahead"]))
         quotas.append(
             Quota(
                 policy=ask.policy,
                 amount=ask.item.amount,
                 window=round(ask.span),
-                allowed=bool(allowed),
+                allowed=bool(row["allowed"]),
                 remaining=max(0, math.floor((ask.span - ahead) / ask.step + 1e-9)),
                 reset=ahead,
                 retry_after=ahead + ask.step - ask.span,
@@ -268,61 +231,6 @@ async def _settle(
         if fitted:
             await driver.execute(_GIVE_BACK, [k for k, _ in fitted], [s for _, s in fitted])
     return quotas
-
-
-class Refused(Exception):
-    """A deferred take refused the request (DeferredTake.settle): the gate answers 429. The
-    route raises it before it writes anything."""
-
-
-class DeferredTake:
-    """The take of a route declared `deferred`, left in the request's scope (SCOPE_KEY) by the
-    gate: the route runs `take_statement(n)` as a data-modifying CTE of its own first statement
-    with `arguments()` as its parameters, and hands the CTE's rows to `settle`, which raises
-    Refused when a key is at its limit. Issue 13: the sync's take cost a round trip of its own
-    (11-15 % of the API's CPU per sync). A route that answers without settling it (an input
-    refused before any statement, a fall-through) is taken by the gate before its answer goes
-    out, exactly as the gate takes any other route: every request counts once.
-
-    Only for a first statement that is a short transaction of its own writing no WAL (the
-    sync's snapshot read: the buckets are UNLOGGED, so its commit waits for no flush). In a
-    transaction that writes, the buckets' rows stay locked until its commit is flushed, and
-    each request of one address waits for the one before: tried on the order's one statement,
-    the bench's orders (all from one address) fell 10-20 %, so orders keep the gate's take."""
-
-    __slots__ = ("asks", "quota")
-
-    def __init__(self, asks: Sequence[_Ask]) -> None:
-        self.asks = sorted(asks, key=lambda a: a.key)
-        self.quota: Quota | None = None  # the binding quota, once taken
-
-    @property
-    def pending(self) -> bool:
-        return self.quota is None
-
-    def arguments(self) -> tuple[list[str], list[float], list[float]]:
-        return (
-            [a.key for a in self.asks],
-            [a.step for a in self.asks],
-            [a.span for a in self.asks],
-        )
-
-    async def settle(
-        self,
-        driver: Any,
-        keys: Sequence[str],
-        allowed: Sequence[bool],
-        ahead: Sequence[float],
-    ) -> None:
-        """The CTE's rows as three arrays; raises Refused when the request does not fit."""
-        quotas = await _settle(driver, self.asks, zip(keys, allowed, ahead, strict=True))
-        self.quota = binding(quotas)
-        if not self.quota.allowed:
-            raise Refused(self.quota.policy)
-
-    async def take_now(self, driver: Any) -> None:
-        """The take in a statement of its own (the route did not run it)."""
-        self.quota = binding(await take(driver, self.asks))
 
 
 def binding(quotas: Iterable[Quota]) -> Quota:
@@ -401,11 +309,6 @@ class RateLimitGate:
         if route is None:
             await self.app(scope, receive, send)
             return
-        if route.deferred:
-            deferred = self._deferred(scope, route)
-            if deferred is not None:
-                await self._with_deferred(scope, receive, send, route, deferred)
-                return
         quota = await self._take(scope, route)
         if quota is None:
             await self.app(scope, receive, send)
@@ -413,78 +316,14 @@ class RateLimitGate:
         if not quota.allowed:
             await _problem(route, quota, scope["path"])(scope, receive, send)
             return
-        await self.app(scope, receive, _with_fields(send, quota))
+        fields = [(k.lower().encode(), v.encode()) for k, v in headers(quota)]
 
-    async def _with_deferred(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        route: LimitedRoute,
-        deferred: DeferredTake,
-    ) -> None:
-        """Run the route with its take left to it (SCOPE_KEY); before its answer goes out, take
-        it here if the route did not, and answer 429 instead when the take refused."""
-        scope[SCOPE_KEY] = deferred
-        refused = False
-
-        async def send_checked(message: Message) -> None:
-            nonlocal refused
-            if refused:
-                return  # the route's answer, replaced by the 429
+        async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if deferred.pending:
-                    await self._take_deferred(scope, deferred)
-                quota = deferred.quota
-                if quota is not None and not quota.allowed:
-                    refused = True
-                    await _problem(route, quota, scope["path"])(scope, receive, send)
-                    return
-                if quota is not None:
-                    message = {**message, "headers": [*message.get("headers", ()), *_raw(quota)]}
+                message = {**message, "headers": [*message.get("headers", ()), *fields]}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_checked)
-        except Refused:
-            assert deferred.quota is not None
-            await _problem(route, deferred.quota, scope["path"])(scope, receive, send)
-        finally:
-            if deferred.pending:  # the route failed without answering: it still counts
-                await self._take_deferred(scope, deferred)
-
-    def _deferred(self, scope: Scope, route: LimitedRoute) -> DeferredTake | None:
-        """The request's take for the route to run; None (the gate takes it now) when the
-        limits are not cached in this process or the request is not counted."""
-        values = runtime_settings.cached()
-        whos = self._whos(scope, route)
-        if values is None or not whos:
-            return None
-        try:
-            return DeferredTake(self._asks(route, whos, values))
-        except Exception:  # a limit that does not parse: as _take does
-            logger.warning("rate limits not applied: a limit does not parse", exc_info=True)
-            return None
-
-    async def _take_deferred(self, scope: Scope, deferred: DeferredTake) -> None:
-        try:
-            pool = await scope["app"].state.database.fast_pool()
-            async with pool.acquire() as driver:
-                await deferred.take_now(driver)
-        except Exception:  # no buckets, no refusal: the route's answer goes out
-            logger.warning("rate limits not applied: the buckets are not reachable", exc_info=True)
-
-    def _asks(
-        self, route: LimitedRoute, whos: list[tuple[str, str]], values: Mapping[str, Any]
-    ) -> list[_Ask]:
-        return [
-            _Ask(
-                bucket_key(route.policy, kind, who),
-                f"{route.policy}_per_{kind}",
-                parse_limit(str(values[setting_key(route.policy, kind)])),
-            )
-            for kind, who in whos
-        ]
+        await self.app(scope, receive, send_with_fields)
 
     async def _take(self, scope: Scope, route: LimitedRoute) -> Quota | None:
         whos = self._whos(scope, route)
@@ -494,7 +333,15 @@ class RateLimitGate:
             pool = await scope["app"].state.database.fast_pool()
             async with pool.acquire() as driver:
                 values = runtime_settings.cached() or await runtime_settings.all_raw(driver)
-                return binding(await take(driver, self._asks(route, whos, values)))
+                asks = [
+                    _Ask(
+                        bucket_key(route.policy, kind, who),
+                        f"{route.policy}_per_{kind}",
+                        parse_limit(str(values[setting_key(route.policy, kind)])),
+                    )
+                    for kind, who in whos
+                ]
+                return binding(await take(driver, asks))
         except Exception:  # no buckets, no refusal: the route answers
             logger.warning("rate limits not applied: the buckets are not reachable", exc_info=True)
             return None

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stepcoin import ratelimit
 from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.ratelimit import LimitedRoute
@@ -27,8 +26,7 @@ admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review qu
 Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
 # counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
 LIMITED = (
-    # the sync's take rides on its snapshot's read (steps.service.SNAPSHOT_TAKE_SQL)
-    LimitedRoute("POST", "/v1/steps", "sync", deferred=True),
+    LimitedRoute("POST", "/v1/steps", "sync"),
     LimitedRoute("POST", "/v1/steps/{date}/appeal", "appeals"),
 )
 
@@ -38,21 +36,13 @@ async def sync_steps(
     body: StepSyncIn,
     claims: ClaimsDep,
     database: Annotated[Database, Depends(get_database)],
-    request: Request,
 ) -> Any:
     """Sync up to 500 daily records; each is judged and paid (or held, or refused) at once."""
-    results = await service.sync_steps(
-        database, claims.user_id, body.records, request.scope.get(ratelimit.SCOPE_KEY)
-    )
+    results = await service.sync_steps(database, claims.user_id, body.records)
     return Response(service.results_json(results), media_type="application/json")
 
 
-async def sync_answer(
-    database: Database,
-    user_id: uuid.UUID,
-    body: bytes,
-    rate_limit: ratelimit.DeferredTake | None = None,
-) -> bytes | None:
+async def sync_answer(database: Database, user_id: uuid.UUID, body: bytes) -> bytes | None:
     """POST /v1/steps's 200 body for main.HotSync, which serves it without FastAPI's routing.
 
     None for a body this route's validation would refuse (the route then answers its 422);
@@ -64,7 +54,7 @@ async def sync_answer(
         records = StepSyncIn.model_validate_json(body).records
     except ValidationError:
         return None
-    return service.results_json(await service.sync_steps(database, user_id, records, rate_limit))
+    return service.results_json(await service.sync_steps(database, user_id, records))
 
 
 @router.get("/v1/steps", response_model=StepListOut)

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from stepcoin import ratelimit
 from stepcoin.db import Database
 from stepcoin.errors import Conflict, account_gone
 from stepcoin.runtime_settings.service import runtime_settings
@@ -88,17 +87,6 @@ SELECT u.is_active, u.created_at, u.timezone, w.version,
 FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
 """
 )
-# The snapshot with the request's rate limit taken in the same statement (a DeferredTake of the
-# gate, stepcoin.ratelimit: one round trip less per sync); its keys, whether each fit and how
-# far ahead each bucket is come last. A missing walker still gets the row (its snapshot
-# columns NULL), so the take is settled before the sync answers 410.
-SNAPSHOT_TAKE_SQL = f"""
-WITH rate_limit AS ({ratelimit.take_statement(6)})
-SELECT s.*, t.keys, t.allowed, t.ahead
-FROM (SELECT array_agg(key) AS keys, array_agg(allowed) AS allowed, array_agg(ahead) AS ahead
-      FROM rate_limit) t
-LEFT JOIN LATERAL ({SNAPSHOT_SQL}) s ON true
-"""
 
 
 @dataclass(slots=True)
@@ -435,28 +423,20 @@ def _result(
 
 
 async def sync_steps(
-    database: Database,
-    user_id: uuid.UUID,
-    records: Sequence[StepRecordIn],
-    rate_limit: ratelimit.DeferredTake | None = None,
+    database: Database, user_id: uuid.UUID, records: Sequence[StepRecordIn]
 ) -> list[dict[str, Any]]:
     """POST /v1/steps: judge, settle and pay a batch; returns one result per input record.
 
     On a connection of the fast pool (db.Database.fast_pool): every statement stands alone in
     autocommit, no BEGIN/COMMIT round trips and no reset on release; the apply function is the
-    one write and is atomic on its own. `rate_limit`: the request's take, left to the sync by
-    the gate (stepcoin.ratelimit.DeferredTake): taken with the snapshot's read, and a refusal
-    (ratelimit.Refused) raised before anything is written.
+    one write and is atomic on its own.
     """
     async with (await database.fast_pool()).acquire() as driver:
-        return await sync_on(driver, user_id, records, rate_limit)
+        return await sync_on(driver, user_id, records)
 
 
 async def sync_on(
-    driver: Any,
-    user_id: uuid.UUID,
-    records: Sequence[StepRecordIn],
-    rate_limit: ratelimit.DeferredTake | None = None,
+    driver: Any, user_id: uuid.UUID, records: Sequence[StepRecordIn]
 ) -> list[dict[str, Any]]:
     """sync_steps on a bare asyncpg connection outside any transaction."""
     kept, kept_position, kept_inputs = dedupe(records)
@@ -471,13 +451,14 @@ async def sync_on(
     budget = await budgets.steps_shares(driver, user_id)  # cached too; None: no steps budget
     hold = False
     for _attempt in range(MAX_ATTEMPTS):
-        arguments = (user_id, dates, dates[0] - timedelta(days=baseline_days), dates[-1], burst)
-        if rate_limit is not None and rate_limit.pending:
-            row = await driver.fetchrow(SNAPSHOT_TAKE_SQL, *arguments, *rate_limit.arguments())
-            await rate_limit.settle(driver, row[-3], row[-2], row[-1])
-            row = row[:-3]
-        else:
-            row = await driver.fetchrow(SNAPSHOT_SQL, *arguments)
+        row = await driver.fetchrow(
+            SNAPSHOT_SQL,
+            user_id,
+            dates,
+            dates[0] - timedelta(days=baseline_days),
+            dates[-1],
+            burst,
+        )
         if row is None or not row[0]:
             raise account_gone()
         snapshot = _parse_snapshot(row)
