@@ -33,21 +33,9 @@ from typing import Any
 import asyncpg
 
 from stepcoin.achievements.criteria import StreakFacts, UserFacts
-from stepcoin.achievements.repository import facts_from_days
+from stepcoin.achievements.repository import FACTS_SQL, facts_from_days
 
-ARRAYS = """
-SELECT u.id, u.timezone, u.is_active,
-       EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
-               AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
-       d.days, d.steps
-FROM users u
-CROSS JOIN LATERAL (
-    SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
-    FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
-          WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
-) d
-WHERE u.id = ANY($1::uuid[])
-"""
+ARRAYS = FACTS_SQL.format(users="$1::uuid[]")  # the code's own statement
 
 SET_BASED = """
 WITH d AS MATERIALIZED (

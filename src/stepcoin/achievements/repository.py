@@ -24,23 +24,23 @@ ACHIEVEMENT_COLUMNS = (
 # as one set-based statement (window functions over every credited day, gaps and islands,
 # JSON; tests/achievements/test_reads.py keeps it as the reference) cost PostgreSQL ~85 ms for
 # a batch of 470 walkers with 90 days each (its sort spilled to disk), the arrays ~20 ms and
-# the worker's Python ~25 ms: the batch's burst on the database, which the half-load
-# requests overlapped, is a quarter of what it was.
-_FACTS = text(
-    """
+# the worker's Python ~13 ms (bench/achievements_cost.py): the batch's burst on the database,
+# which the half-load requests overlapped, is a quarter of what it was.
+# a user's (u) facts as the batch and the read select them: whether they redeemed, their
+# credited days as two arrays in date order (d.days: days since 2000-01-01, d.steps)
+_FACTS_SELECT = """
     SELECT u.id, u.timezone, u.is_active,
            EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
                    AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
-           d.days, d.steps
-    FROM users u
+           d.days, d.steps"""
+_DAYS_LATERAL = """
     CROSS JOIN LATERAL (
         SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
         FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
               WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
-    ) d
-    WHERE u.id = ANY(CAST(:users AS uuid[]))
-    """
-)
+    ) d"""
+FACTS_SQL = _FACTS_SELECT + "\n    FROM users u" + _DAYS_LATERAL + "\n    WHERE u.id = ANY({users})"
+_FACTS = text(FACTS_SQL.format(users="CAST(:users AS uuid[])"))
 
 
 async def user_facts(
@@ -303,17 +303,12 @@ async def unlocked_pairs(
 # PostgreSQL ~3x this.
 _EPOCH = date(2000, 1, 1)
 _NO_DAY = -(10**9)  # before any day: the next day is never its successor
-_MINE_SQL = """
-    SELECT u.timezone, u.is_active,
-           EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
-                   AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
-           d.days, d.steps, c.ids, c.versions, c.unlocked
-    FROM users u
-    CROSS JOIN LATERAL (
-        SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
-        FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
-              WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
-    ) d
+_MINE_SQL = (
+    _FACTS_SELECT
+    + """, c.ids, c.versions, c.unlocked
+    FROM users u"""
+    + _DAYS_LATERAL
+    + """
     CROSS JOIN LATERAL (
         SELECT array_agg(a.id) AS ids, array_agg(a.updated_at) AS versions,
                array_agg(a.unlocked_at) AS unlocked
@@ -323,6 +318,7 @@ _MINE_SQL = """
     ) c
     WHERE u.id = $1
 """
+)
 _CATALOGUE_SQL = (
     "SELECT id, code, name, description, unlock_criteria, reward_coins, updated_at "
     "FROM achievements WHERE id = ANY($1::bigint[])"
