@@ -50,7 +50,16 @@ async def standin(app: Any) -> AsyncIterator[ShopifyStandIn]:
 
 async def run_jobs(app: Any) -> None:
     """Run every queued shop job now (what the worker would do); a job that raised fails the
-    test instead of hiding in a retry."""
+    test instead of hiding in a retry. The sweep an order woke is due only after
+    `shop.submit_gather_ms` (place_order.v5.sql): its time is taken as passed."""
+    async with app.state.database.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE procrastinate_jobs SET scheduled_at = now() WHERE queue_name = 'shop' "
+                "AND task_name = 'shop:submit_pending' AND status = 'todo' "
+                "AND scheduled_at > now()"
+            )
+        )
     async with open_jobs(app.state.database) as jobs:
         await jobs.run_worker_async(wait=False, install_signal_handlers=False, queues=["shop"])
     async with app.state.database.engine.connect() as conn:

@@ -258,3 +258,52 @@ async def test_a_placement_in_another_database_is_not_waited_for(engine, databas
                 await conn.rollback()
     finally:
         await other.close()
+
+
+async def _gather_ms(engine, value: int) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE settings SET value = to_jsonb(CAST(:v AS integer)) WHERE key = :k"),
+            {"k": "shop.submit_gather_ms", "v": value},
+        )
+
+
+async def _due_in(engine) -> list[float]:
+    """Seconds from now until each waiting sweep is due."""
+    async with engine.connect() as conn:
+        return list(
+            (
+                await conn.execute(
+                    text(
+                        "SELECT extract(epoch FROM scheduled_at - now()) FROM procrastinate_jobs "
+                        "WHERE task_name = :t AND status = 'todo' ORDER BY id"
+                    ),
+                    {"t": SHOP_SUBMIT_PENDING},
+                )
+            ).scalars()
+        )
+
+
+async def test_the_orders_of_a_gathering_time_ride_on_one_sweep(client, app, engine, standin):
+    """Issue 13: a sweep costs about as much for one order as for ten, and under a stream of
+    orders one was queued every few orders. The placement that wakes the sweep queues it due
+    shop.submit_gather_ms later; the orders placed meanwhile find it waiting; 0 wakes it at
+    once, as before."""
+    people, product_id = await _shop(client, app, engine, standin, walkers=2)
+    try:
+        await _gather_ms(engine, 5000)
+        placed = [await _place(client, w, product_id) for w in people for _ in range(2)]
+        (due,) = await _due_in(engine)  # one sweep for the four orders
+        assert 3.0 < due <= 5.0
+        await run_jobs(app)  # its time taken as passed: all four in one sweep
+        assert await _due_in(engine) == []
+        for p in placed:
+            assert (await order_row(engine, p["id"]))["status"] == "submitted"
+        await _gather_ms(engine, 0)
+        await _place(client, people[0], product_id)
+        (due,) = await _due_in(engine)
+        assert due <= 0  # due at once
+        await run_jobs(app)
+    finally:
+        await _gather_ms(engine, 1000)
+    await ledger_ok(engine)

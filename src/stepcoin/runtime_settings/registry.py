@@ -625,6 +625,13 @@ SPECS: dict[str, SettingSpec] = {
             "Most units of one product in one order.",
         ),
         _spec(
+            "shop.submit_gather_ms",
+            Annotated[int, Field(ge=0, le=10_000)],
+            1000,
+            "Milliseconds an order placed while no sweep waits lets others gather before the "
+            "sweep that takes them to Shopify runs (0: at once).",
+        ),
+        _spec(
             "shop.order_submit_max_attempts",
             Annotated[int, Field(ge=1, le=50)],
             8,
