@@ -18,14 +18,6 @@ ACHIEVEMENT_COLUMNS = (
     "a.created_at, a.updated_at"
 )
 
-# The users' credited days as two arrays each, in date order (days since 2000-01-01, credited
-# steps: only days with approved steps count), with what the other kinds need; facts_from_days
-# computes the aggregates and each streak threshold's runs from them. Issue 13: the same facts
-# as one set-based statement (window functions over every credited day, gaps and islands,
-# JSON; tests/achievements/test_reads.py keeps it as the reference) cost PostgreSQL ~85 ms for
-# a batch of 470 walkers with 90 days each (its sort spilled to disk), the arrays ~20 ms and
-# the worker's Python ~13 ms (bench/achievements_cost.py): the batch's burst on the database,
-# which the half-load requests overlapped, is a quarter of what it was.
 # a user's (u) facts as the batch and the read select them: whether they redeemed, their
 # credited days as two arrays in date order (d.days: days since 2000-01-01, d.steps)
 _FACTS_SELECT = """
@@ -39,6 +31,14 @@ _DAYS_LATERAL = """
         FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
               WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
     ) d"""
+# The users' credited days as two arrays each, in date order (days since 2000-01-01, credited
+# steps: only days with approved steps count), with what the other kinds need; facts_from_days
+# computes the aggregates and each streak threshold's runs from them. Issue 13: the same facts
+# as one set-based statement (window functions over every credited day, gaps and islands,
+# JSON; tests/achievements/test_reads.py keeps it as the reference) cost PostgreSQL ~85 ms for
+# a batch of 470 walkers with 90 days each (its sort spilled to disk), the arrays ~20 ms and
+# the worker's Python ~13 ms (bench/achievements_cost.py): the batch's burst on the database,
+# which the half-load requests overlapped, is a quarter of what it was.
 FACTS_SQL = _FACTS_SELECT + "\n    FROM users u" + _DAYS_LATERAL + "\n    WHERE u.id = ANY({users})"
 _FACTS = text(FACTS_SQL.format(users="CAST(:users AS uuid[])"))
 
