@@ -290,20 +290,17 @@ async def test_the_orders_of_a_gathering_time_ride_on_one_sweep(client, app, eng
     shop.submit_gather_ms later; the orders placed meanwhile find it waiting; 0 wakes it at
     once, as before."""
     people, product_id = await _shop(client, app, engine, standin, walkers=2)
-    try:
-        await _gather_ms(engine, 5000)
-        placed = [await _place(client, w, product_id) for w in people for _ in range(2)]
-        (due,) = await _due_in(engine)  # one sweep for the four orders
-        assert 3.0 < due <= 5.0
-        await run_jobs(app)  # its time taken as passed: all four in one sweep
-        assert await _due_in(engine) == []
-        for p in placed:
-            assert (await order_row(engine, p["id"]))["status"] == "submitted"
-        await _gather_ms(engine, 0)
-        await _place(client, people[0], product_id)
-        (due,) = await _due_in(engine)
-        assert due <= 0  # due at once
-        await run_jobs(app)
-    finally:
-        await _gather_ms(engine, 1000)
+    await _gather_ms(engine, 5000)  # the next test starts from the default again (conftest)
+    placed = [await _place(client, w, product_id) for w in people for _ in range(2)]
+    (due,) = await _due_in(engine)  # one sweep for the four orders
+    assert 3.0 < due <= 5.0
+    await run_jobs(app)  # its time taken as passed: all four in one sweep
+    assert await _due_in(engine) == []
+    for p in placed:
+        assert (await order_row(engine, p["id"]))["status"] == "submitted"
+    await _gather_ms(engine, 0)
+    await _place(client, people[0], product_id)
+    (due,) = await _due_in(engine)
+    assert due <= 0  # due at once
+    await run_jobs(app)
     await ledger_ok(engine)
