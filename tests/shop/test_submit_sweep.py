@@ -215,7 +215,8 @@ async def test_while_a_sweep_runs_one_waits_and_the_others_leave(client, app, en
                     await conn.execute(
                         text(
                             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                            "AND granted AND objid = hashtext(:k)::oid"
+                            "AND granted AND objid = hashtext(:k)::oid AND database = "
+                            "(SELECT oid FROM pg_database WHERE datname = current_database())"
                         ),
                         {"k": tasks.SWEEP_NEXT_ADVISORY},
                     )
