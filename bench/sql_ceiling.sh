@@ -12,7 +12,8 @@
 #   sync: the step sync's database work in ONE call: read the walker's wallet version and the
 #         7 days' stored state (the API's snapshot read), then stepcoin_apply_sync (the current
 #         function, by its stable name) with a realistic 7-day payload: every day re-synced
-#         300 steps higher and paid 3 coins more, 7 records upserted, 7 decisions stored, 7 days
+#         300 steps higher and paid 3 coins more, 7 records upserted, a decision stored for each
+#         day new to the walker (a clean re-approval restates the record's decision), 7 days
 #         settled, 7 ledger rows through stepcoin_wallet_post, the achievements job queued —
 #         the ceiling of the "step sync (7 days, judged, paid)" goal (>= 45% of it)
 #   sync_serial: the same with ONE client (CEILING_SERIAL_SECONDS): the function's latency
@@ -63,10 +64,10 @@ cat > "$TMP/sync.sql" <<SQL
 \set uid random(1, :nusers)
 SELECT stepcoin_apply_sync(w.user_id, w.version, jsonb_build_object(
   'records', jsonb_agg(jsonb_build_object('day', x.day, 'source', 'healthkit', 'steps', x.steps, 'approved_steps', x.steps, 'device_ids', jsonb_build_array('bench-device-' || CAST(:uid AS text)), 'client_record_id', NULL, 'client_record_version', NULL, 'manual', false, 'deleted', false, 'intervals', NULL, 'status', 'approved', 'reasons', CAST('[]' AS jsonb)) ORDER BY x.day),
-  'validations', jsonb_agg(jsonb_build_object('day', x.day, 'source', 'healthkit', 'steps', x.steps, 'status', 'approved', 'rule_hits', CAST('[]' AS jsonb), 'risk_score', 0, 'stored', true) ORDER BY x.day),
+  'validations', coalesce(jsonb_agg(jsonb_build_object('day', x.day, 'source', 'healthkit', 'steps', x.steps, 'status', 'approved', 'rule_hits', CAST('[]' AS jsonb), 'risk_score', 0, 'stored', true) ORDER BY x.day) FILTER (WHERE x.new_day), CAST('[]' AS jsonb)),
   'days', jsonb_agg(jsonb_build_object('day', x.day, 'credited_source', 'healthkit', 'credited_steps', x.steps, 'coins_paid', x.paid, 'coins_pending', 0) ORDER BY x.day)))
 FROM wallets w CROSS JOIN LATERAL (
-  SELECT CAST(g AS date) AS day, coalesce(sd.credited_steps, 2000) + 300 AS steps, coalesce(sd.coins_paid, 0) + 3 AS paid
+  SELECT CAST(g AS date) AS day, coalesce(sd.credited_steps, 2000) + 300 AS steps, coalesce(sd.coins_paid, 0) + 3 AS paid, sd.user_id IS NULL AS new_day
   FROM generate_series(CAST(current_date - 6 AS timestamp), CAST(current_date AS timestamp), CAST('1 day' AS interval)) AS g
   LEFT JOIN step_days sd ON sd.user_id = w.user_id AND sd.recorded_date = CAST(g AS date)) AS x
 WHERE w.user_id = $UID_EXPR

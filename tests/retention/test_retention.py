@@ -96,20 +96,28 @@ async def _ledger_checked(app: Any, engine: Any) -> None:
 async def test_decisions_compaction_keeps_every_needed_decision(app, client, engine):
     await set_setting(engine, "anticheat.manual_entry_action", "flag")
     # old, every record approved: the superseded decisions go, the final ones stay
+    # (a clean approval of a cleanly approved record writes no decision: the day's second
+    # version is flagged, as a new account's high day, so that the third has one to supersede)
     old = await register(client)
-    for steps in (1000, 2000, 3000):
-        await sync(client, old["access_token"], rec(1, steps))
+    await sync(client, old["access_token"], rec(1, 1000))
+    await set_setting(engine, "anticheat.new_account_max_steps", 1500)
+    assert (await sync(client, old["access_token"], rec(1, 2000)))[0]["status"] == "flagged"
+    await set_setting(engine, "anticheat.new_account_max_steps", 40_000)
+    assert (await sync(client, old["access_token"], rec(1, 3000)))[0]["status"] == "approved"
     await sync(client, old["access_token"], rec(2, 4000))
     # old, but a record of the day is in review: everything of the day stays
     held = await register(client)
-    for steps in (1000, 2000):
-        await sync(client, held["access_token"], rec(1, steps))
+    await sync(client, held["access_token"], rec(1, 1000))
+    await set_setting(engine, "anticheat.new_account_max_steps", 1500)
+    await sync(client, held["access_token"], rec(1, 2000))
+    await set_setting(engine, "anticheat.new_account_max_steps", 40_000)
     flagged = await sync(client, held["access_token"], rec(1, 500, source="manual"))
     assert flagged[0]["status"] == "flagged"
     # superseded, but young: stays
     young = await register(client)
-    for steps in (1000, 2000):
-        await sync(client, young["access_token"], rec(1, steps))
+    await sync(client, young["access_token"], rec(1, 1000))
+    await set_setting(engine, "anticheat.new_account_max_steps", 1500)
+    await sync(client, young["access_token"], rec(1, 2000))
 
     old_id, held_id, young_id = (a["user"]["id"] for a in (old, held, young))
     old_before = await _validation_ids(engine, old_id)
@@ -302,7 +310,8 @@ async def test_archive_survives_stops_and_restores_row_for_row(
             )
         ).scalar_one()
     decisions = await _month_decisions(engine, month)
-    assert len(decisions) == 9  # three syncs a walker: the re-synced day has two
+    # three syncs a walker; the re-synced day's clean approval restates the first: no row
+    assert len(decisions) == 6
     repository = LocalRepository(tmp_path / "repo")
     database = app.state.database
 
@@ -341,7 +350,7 @@ async def test_archive_survives_stops_and_restores_row_for_row(
     # archived with the month, but the recent one (the trust score reads 90 days of them)
     assert [d[0] for d in await _month_decisions(engine, month)] == [recent]
     manifest = json.loads(repository.path(manifest_key).read_bytes())
-    assert manifest["rows"] == 6 and manifest["decisions"]["rows"] == 8
+    assert manifest["rows"] == 6 and manifest["decisions"]["rows"] == 5
     assert manifest["file_sha256"] == hashlib.sha256(good).hexdigest()
     assert manifest["content_sha256"] == hashlib.sha256(gzip.decompress(good)).hexdigest()
     await _ledger_checked(app, engine)  # the ledger never needed the records
@@ -482,12 +491,17 @@ async def test_compaction_keeps_staff_decisions_and_appeals_and_the_walkers_view
         f"/v1/admin/validations/{item['id']}/approve", headers=bearer(admin)
     )
     assert approved.status_code == 200, approved.text
-    for steps in (9500, 9800):  # two re-syncs: the first one's decision is superseded
-        await sync(client, token, rec(1, steps))
+    # three syncs of the watch: the first two decisions are superseded (the second version is
+    # flagged as a new account's high day; a clean re-approval would restate, not add one)
+    await sync(client, token, rec(1, 9500))
+    await set_setting(engine, "anticheat.new_account_max_steps", 9600)
+    assert (await sync(client, token, rec(1, 9800)))[0]["status"] == "flagged"
+    await set_setting(engine, "anticheat.new_account_max_steps", 40_000)
+    assert (await sync(client, token, rec(1, 9900)))[0]["status"] == "approved"
     user_id = walker["user"]["id"]
     ids = await _validation_ids(engine, user_id)
-    # one record: the rejected manual entry, its appeal (approved), two re-syncs of the watch
-    assert len(ids) == 4
+    # the rejected manual entry, its appeal (approved), three decisions of the watch
+    assert len(ids) == 5
     await _age(engine, user_id, 200)
     old_day = (datetime.now(UTC).date() - timedelta(days=201)).isoformat()
 
@@ -502,7 +516,7 @@ async def test_compaction_keeps_staff_decisions_and_appeals_and_the_walkers_view
     before = await seen()
     assert len(before[0]["items"]) == 1 and before[1] >= 400
     reports = await service.prune(app.state.database, (service.DECISIONS,), from_start=True)
-    assert reports[0].deleted == 1
+    assert reports[0].deleted == 2
     async with engine.connect() as conn:
         gone = (
             (
@@ -517,7 +531,7 @@ async def test_compaction_keeps_staff_decisions_and_appeals_and_the_walkers_view
             .scalars()
             .all()
         )
-    assert gone == [ids[2]]  # the first re-sync's decision only: staff's and the appeal stay
+    assert gone == ids[2:4]  # the watch's superseded decisions only: staff's, the appeal stay
     assert await seen() == before  # the walker's day and the one-appeal rule are unchanged
     await _ledger_checked(app, engine)
 

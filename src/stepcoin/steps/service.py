@@ -298,17 +298,19 @@ def plan_sync(
             decision = Decision("flagged", (*decision.hits, BUDGET_HIT), decision.risk_score)
         hits = decision.hits
         storable = not hits or not any(hit.code in UNSTORABLE for hit in hits)
-        plan.validations.append(
-            ValidationRow(
-                day,
-                source,
-                incoming.steps,
-                decision.status,
-                [hit.as_json() for hit in hits],
-                decision.risk_score,
-                storable,
+        # a clean approval of a record that stands cleanly approved restates its decision
+        if hits or decision.status != "approved" or not _stands_clean(stored):
+            plan.validations.append(
+                ValidationRow(
+                    day,
+                    source,
+                    incoming.steps,
+                    decision.status,
+                    [hit.as_json() for hit in hits],
+                    decision.risk_score,
+                    storable,
+                )
             )
-        )
         reasons = decision.reasons
         results.append(_result(incoming, decision.status, reasons))
         if not storable:
@@ -370,6 +372,18 @@ def plan_sync(
                 new_devices.add(device_id)
     plan.devices = sorted(new_devices)
     return plan
+
+
+def _stands_clean(stored: StoredRecord | None) -> bool:
+    """The record's standing decision is the rules' approval without a hit (not a reviewer's,
+    not a withdrawal): a new version judged the same way restates it, and writes no decision
+    row (its coins are in the ledger under the day's version, its steps in the record)."""
+    return (
+        stored is not None
+        and stored.status == "approved"
+        and not stored.reasons
+        and not stored.deleted
+    )
 
 
 def _replace(
