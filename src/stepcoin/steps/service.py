@@ -62,31 +62,9 @@ BUDGET_HIT = RuleHit(
     "room again.",
 )
 
-# the walker's links to other accounts (stepcoin.fairplay; the link rules in steps.rules)
-SNAPSHOT_LINKS = """
-  json_build_array(
-    (SELECT json_build_array(lm.device_accounts, lm.same_series, lm.cleared)
-       FROM link_marks lm WHERE lm.user_id = $1),
-    (SELECT count(*) FROM users o WHERE o.signup_address = u.signup_address
-        AND o.created_at BETWEEN u.created_at - $5::interval AND u.created_at + $5::interval))
-"""
-SNAPSHOT_SQL = (
-    """
-SELECT u.is_active, u.created_at, u.timezone, w.version,
-  coalesce((SELECT json_agg(json_build_array(
-        r.recorded_date, r.source, r.steps, r.approved_steps, r.device_ids, r.is_deleted,
-        r.is_manual, r.client_record_id, r.client_record_version, r.status, r.reasons,
-        r.intervals IS NOT NULL))
-      FROM step_records r WHERE r.user_id = $1 AND r.recorded_date = ANY($2::date[])), '[]'),
-  coalesce((SELECT json_object_agg(d.recorded_date, d.credited_steps)
-      FROM step_days d WHERE d.user_id = $1 AND d.recorded_date >= $3
-        AND d.recorded_date <= $4 AND d.credited_steps > 0), '{}'),
-"""
-    + SNAPSHOT_LINKS
-    + """
-FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
-"""
-)
+# The one read of a sync (steps/sql/sync_snapshot.v1.sql: a function, so that its statement
+# keeps one generic plan instead of being planned on every sync).
+SNAPSHOT_SQL = "SELECT * FROM stepcoin_sync_snapshot($1, $2, $3, $4, $5)"
 
 
 @dataclass(slots=True)
