@@ -18,6 +18,7 @@ from sqlalchemy import text
 from stepcoin.db import libpq_url
 from stepcoin.steps.service import SNAPSHOT_SQL
 from tests.conftest import register
+from tests.plan_cache import plans_after
 from tests.steps.helpers import rec, sync, today
 
 REFERENCE_SQL = """
@@ -37,7 +38,6 @@ SELECT u.is_active, u.created_at, u.timezone, w.version,
         AND o.created_at BETWEEN u.created_at - $5::interval AND u.created_at + $5::interval))
 FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $1
 """
-PLANS_SQL = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1"
 
 
 async def test_the_snapshot_function_answers_as_the_former_statement(client, engine, database_url):
@@ -79,9 +79,7 @@ async def test_the_snapshot_function_answers_as_the_former_statement(client, eng
             assert got is not None
             assert tuple(got) == tuple(expected), args
         # what the function replaced: a statement planned for every execution
-        for args in cases[:12]:
-            await conn.fetchrow(REFERENCE_SQL, *args)
-        generic, custom = await conn.fetchrow(PLANS_SQL, REFERENCE_SQL)
+        generic, custom = await plans_after(conn, REFERENCE_SQL, cases[:12])
         assert generic == 0 and custom >= 12
         # the function's own statements keep their generic plan
         config = await conn.fetchval(
