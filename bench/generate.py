@@ -4,7 +4,7 @@
         [--users 10000] [--days 90] [--queue 3000] [--bulk-users 1500] [--seed 42]
 
 Everything is set-based SQL (INSERT ... SELECT over generate_series) in one transaction, then
-VACUUM ANALYZE of the tables it filled. The same seed gives the same users, steps and ledger
+VACUUM ANALYZE of every table that holds rows. The same seed gives the same users, steps and ledger
 (ids are derived from the seed; the step counts come from setseed() + random() over a
 deterministic row order).
 
@@ -242,15 +242,23 @@ def generate(url: str, users: int, days: int, queue: int, bulk_users: int, seed:
         conn.commit()
         t_commit = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        # only what it filled: a table analyzed while empty (orders, the job queue) gets plans
-        # that scan it whole, and a session's cached generic plan keeps them until the next
-        # ANALYZE (never, on a server without autovacuum: the order's were 4.3 ms instead of
-        # 3.3); a table never analyzed is costed as if it had a few pages, as after a fresh
-        # `stepcoin migrate` in production, where autovacuum then keeps the statistics current
-        conn.execute(
-            "VACUUM (ANALYZE) users, global_keys, step_records, step_validations, step_days, "
-            "coin_transactions, wallets"
-        )
+        # only the tables that hold rows (what it filled, and what the migrations seeded: the
+        # achievements, the settings): a table analyzed while empty (orders, the job queue)
+        # gets plans that scan it whole, and a session's cached generic plan keeps them until
+        # the next ANALYZE (never, on a server without autovacuum: the order's were 4.3 ms of
+        # PostgreSQL instead of 3.3); a table never analyzed is costed as if it had a few
+        # pages, as after a fresh `stepcoin migrate` in production, where autovacuum then
+        # keeps the statistics current
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT format('%I', c.relname) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1"
+            ).fetchall()
+            if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {name})").fetchone()[0]  # type: ignore[index]
+        ]
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
         counts = {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
             for table in (
