@@ -14,15 +14,6 @@ from stepcoin.pagination import MAX_LIMIT
 
 LEDGER_COLUMNS = "id, amount, transaction_type, reference_id, balance_after, created_at, note"
 
-_WALLET = text(
-    """
-    SELECT w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
-    FROM users u JOIN wallets w ON w.user_id = u.id
-    WHERE u.id = :user_id AND u.is_active
-    """
-)
-
-
 WALLET_SQL = """
 SELECT w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent
 FROM users u JOIN wallets w ON w.user_id = u.id
@@ -81,54 +72,6 @@ async def fetch_transactions(
 
 
 _LEDGER_KEYS = tuple(LEDGER_COLUMNS.split(", "))
-
-
-async def get_wallet(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Any] | None:
-    """The balances of an active user in one round trip; None for a missing or inactive user."""
-    row = (await session.execute(_WALLET, {"user_id": user_id})).mappings().first()
-    return dict(row) if row else None
-
-
-async def list_transactions(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    *,
-    limit: int,
-    after: tuple[datetime, int] | None,
-) -> list[dict[str, Any]] | None:
-    """Up to `limit` ledger rows of an active user, newest first, strictly after the cursor.
-
-    One query: the user row decides activeness, a lateral index scan on
-    ix_coin_transactions_user_created fetches the page. None for a missing or inactive user.
-    """
-    position = "AND (t.created_at, t.id) < (:after_at, :after_id)" if after else ""
-    params: dict[str, Any] = {"user_id": user_id, "limit": limit}
-    if after:
-        params["after_at"], params["after_id"] = after
-    result = await session.execute(
-        text(
-            f"""
-            SELECT u.is_active, t.*
-            FROM users u
-            LEFT JOIN LATERAL (
-                SELECT {LEDGER_COLUMNS} FROM coin_transactions t
-                WHERE t.user_id = u.id {position}
-                ORDER BY t.created_at DESC, t.id DESC
-                LIMIT :limit
-            ) t ON true
-            WHERE u.id = :user_id
-            """
-        ),
-        params,
-    )
-    rows = result.mappings().all()
-    if not rows or not rows[0]["is_active"]:
-        return None
-    return [
-        {key: row[key] for key in LEDGER_COLUMNS.split(", ")}
-        for row in rows
-        if row["id"] is not None
-    ]
 
 
 async def lock_reference(session: AsyncSession, reference_id: str) -> None:
