@@ -61,7 +61,8 @@ def ledger_page_sql(limit: int, after: bool) -> str:
 async def fetch_transactions(
     driver: Any, user_id: uuid.UUID, *, limit: int, after: tuple[datetime, int] | None
 ) -> list[dict[str, Any]] | None:
-    """`list_transactions` as one prepared statement on a bare connection."""
+    """A page of GET /v1/wallet/transactions (newest first, after the cursor) as one prepared
+    statement on a bare connection; None for a missing or inactive walker."""
     if after:
         rows = await driver.fetch(ledger_page_sql(limit, True), user_id, *after)
     else:
