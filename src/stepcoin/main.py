@@ -61,6 +61,7 @@ from stepcoin.social.router import admin_router as social_admin_router
 from stepcoin.social.router import router as social_router
 from stepcoin.steps.earn_rules_router import admin_router as earn_rules_admin_router
 from stepcoin.steps.earn_rules_router import router as earn_rules_router
+from stepcoin.steps.hot import HotReview
 from stepcoin.steps.router import LIMITED as STEPS_LIMITED
 from stepcoin.steps.router import admin_router as review_router
 from stepcoin.steps.router import router as steps_router
@@ -453,6 +454,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )  # innermost: after the guard, the body limit, the request id and the metrics
     app.add_middleware(HotSync, settings=settings, answer=sync_answer)  # the same, for POSTs
     app.add_middleware(HotOrders, settings=settings)  # POST /v1/orders: shop/hot.py
+    app.add_middleware(HotReview, settings=settings)  # a review's decision: steps/hot.py
     if settings.database_replica_urls:  # outside the fast paths: it routes and marks them too
         app.add_middleware(ReplicaRouting, settings=settings)
     app.add_middleware(InputGuard)  # inside the next one: after the body-size limit

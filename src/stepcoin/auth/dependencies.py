@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.auth.tokens import AccessClaims, InvalidToken, decode_access_token
 from stepcoin.config import Settings, get_settings
@@ -71,16 +72,25 @@ class CurrentUser:
     role: str
 
 
-async def current_user(claims: ClaimsDep, session: SessionDep) -> CurrentUser:
-    """The caller, re-read from the database: deactivation and role changes apply at once."""
+async def load_user(session: AsyncSession, user_id: uuid.UUID) -> CurrentUser | None:
+    """The account as it is now (its role), or None when it is gone or deactivated: read in
+    the caller's transaction, so deactivation and role changes apply at once."""
     row = (
         await session.execute(
-            text("SELECT role, is_active FROM users WHERE id = :id"), {"id": claims.user_id}
+            text("SELECT role, is_active FROM users WHERE id = :id"), {"id": user_id}
         )
     ).first()
     if row is None or not row.is_active:
+        return None
+    return CurrentUser(id=user_id, role=row.role)
+
+
+async def current_user(claims: ClaimsDep, session: SessionDep) -> CurrentUser:
+    """The caller, re-read from the database: deactivation and role changes apply at once."""
+    user = await load_user(session, claims.user_id)
+    if user is None:
         raise account_gone()
-    return CurrentUser(id=claims.user_id, role=row.role)
+    return user
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(current_user)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stepcoin.auth.dependencies import ClaimsDep, CurrentUser, require_roles
+from stepcoin.auth.dependencies import STAFF_ROLES, ClaimsDep, CurrentUser, require_roles
 from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
 from stepcoin.ratelimit import LimitedRoute
 from stepcoin.steps import appeals, review, service
@@ -23,7 +23,7 @@ from stepcoin.validation import CalendarDay, Int64
 
 router = APIRouter(tags=["steps"])
 admin_router = APIRouter(prefix="/v1/admin/validations", tags=["admin: review queue"])
-Reviewer = Annotated[CurrentUser, Depends(require_roles("admin", "support"))]
+Reviewer = Annotated[CurrentUser, Depends(require_roles(*STAFF_ROLES))]  # as steps.hot checks
 # counted before the route or its fast path runs (stepcoin.ratelimit; main.py applies them)
 LIMITED = (
     LimitedRoute("POST", "/v1/steps", "sync"),
