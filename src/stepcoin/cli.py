@@ -232,7 +232,7 @@ def worker_command() -> None:
     """Run the background job worker (queued jobs and the periodic schedule)."""
     from stepcoin.config import get_settings
     from stepcoin.db import Database
-    from stepcoin.worker import open_jobs, run_worker
+    from stepcoin.worker import open_jobs, supervise_worker
 
     _setup_logging()
     _require_shopify_standin()
@@ -241,7 +241,14 @@ def worker_command() -> None:
         database = Database(url, pool_size=get_settings().db_pool_size)
         try:
             async with open_jobs(database) as jobs:
-                await run_worker(jobs, install_signal_handlers=True)
+                # SIGTERM / Ctrl-C cancel the supervisor: the worker stops gracefully; anything
+                # else that stops it (the database went away) starts it again
+                supervisor = asyncio.create_task(supervise_worker(jobs), name="job-worker")
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, supervisor.cancel)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
         finally:
             await database.dispose()
 

@@ -48,6 +48,9 @@ from stepcoin.wallet.tasks import blueprint as wallet_tasks
 
 logger = logging.getLogger("stepcoin.worker")
 
+JOBS_APPLICATION_NAME = "stepcoin-jobs"
+"""The application_name of the job queue's own sessions (the tasks' queries use the app's)."""
+
 
 @functools.cache
 def build_job_app() -> procrastinate.App:
@@ -80,6 +83,7 @@ async def open_jobs(database: Database, *, pool_size: int = 4) -> AsyncIterator[
     # operations: behind PgBouncer, no prepared statements; a direct URL (if any) for LISTEN.
     url = get_settings().database_direct_url or database.url
     kwargs = psycopg_connect_kwargs(database.pgbouncer and url == database.url)
+    kwargs["application_name"] = JOBS_APPLICATION_NAME  # the queue's sessions in pg_stat_activity
     pool = AsyncConnectionPool(
         libpq_url(url), min_size=1, max_size=pool_size, open=False, kwargs=kwargs
     )
@@ -126,5 +130,59 @@ async def run_worker(app: procrastinate.App, *, install_signal_handlers: bool) -
         thaw_heap()
 
 
+RESTART_FIRST_WAIT_S = 1.0
+"""The wait before the job worker starts again after it stopped by itself."""
+RESTART_MAX_WAIT_S = 30.0
+"""The longest wait between two starts while it keeps stopping (the wait doubles up to this)."""
+RESTART_SETTLED_S = 60.0
+"""A worker that ran this long before it stopped waits only RESTART_FIRST_WAIT_S again."""
+
+
+async def supervise_worker(
+    app: procrastinate.App,
+    *,
+    first_wait: float = RESTART_FIRST_WAIT_S,
+    max_wait: float = RESTART_MAX_WAIT_S,
+) -> None:
+    """Run the job worker until cancelled, and start it again whenever it stops by itself.
+
+    procrastinate stops its worker when its listener, heartbeat or periodic deferrer loses the
+    database (PostgreSQL restarted or failed over, a backup restored, an operator's
+    pg_terminate_backend): `stepcoin serve` then went on answering with no worker behind it
+    (no achievements, boards, mails or orders to Shopify until someone restarted it), and
+    `stepcoin worker` exited. Nothing else stops it (its own signal handlers are off), so a
+    stop that is not a cancellation is a failure: logged as an error and started again after
+    `first_wait`, doubling up to `max_wait` while it keeps failing (the database still down).
+    A job it was running is put back by queue:retry_stalled, as after any dead worker.
+    Cancelling it (serve's shutdown, the worker command's SIGTERM or Ctrl-C) stops it as
+    procrastinate's own signal handling did: running jobs get their graceful timeout.
+    """
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    wait = first_wait
+    while True:
+        started = loop.time()
+        error: Exception | None = None
+        try:
+            await run_worker(app, install_signal_handlers=False)
+        except Exception as exc:  # CancelledError is a BaseException: it ends the loop
+            error = exc
+        if me is not None and me.cancelling():
+            # asked to stop while the worker was failing: its shutdown raised the database's
+            # error instead of the cancellation (procrastinate awaits its loop after a cancel)
+            raise asyncio.CancelledError
+        if loop.time() - started >= RESTART_SETTLED_S:
+            wait = first_wait
+        logger.error(
+            "the job worker stopped (%s); starting it again in %.0f s",
+            repr(error) if error is not None else "it stopped by itself: the database went away?",
+            wait,
+            exc_info=error,
+            extra={"action": "worker_restart", "wait_s": wait},
+        )
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, max_wait)
+
+
 def start_worker_task(app: procrastinate.App) -> asyncio.Task[None]:
-    return asyncio.create_task(run_worker(app, install_signal_handlers=False), name="job-worker")
+    return asyncio.create_task(supervise_worker(app), name="job-worker")
