@@ -129,3 +129,42 @@ async def test_openapi_lists_the_contract_paths(client):
         "/readyz",
     ]:
         assert path in paths
+
+
+async def test_a_database_out_of_reach_is_503_with_retry_after(settings, caplog):
+    """PostgreSQL restarting, failing over or down: every route that needs it answers a
+    retryable 503 database_unavailable (never a 500), logged as a warning."""
+    import socket
+    import uuid
+
+    from stepcoin.auth.tokens import create_access_token
+
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gone = settings.model_copy(
+        update={"database_url": f"postgresql://postgres@127.0.0.1:{port}/nowhere"}
+    )
+    app = create_app(gone, run_worker=False)
+    token = create_access_token(gone, uuid.uuid4(), "user")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            answers = [
+                await c.get("/v1/me", headers=auth),  # a fast path, then its route
+                await c.get("/v1/leaderboards/weekly", headers=auth),
+                await c.post(
+                    "/v1/steps",
+                    json={"records": [{"date": "2026-01-01", "steps": 10, "source": "healthkit"}]},
+                    headers=auth,
+                ),
+                await c.post("/v1/auth/login", json={"email": "a@b.example", "password": "x" * 12}),
+                await c.get("/v1/admin/validations", headers=auth),
+            ]
+    for answer in answers:
+        assert answer.status_code == 503, (answer.request.url, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "1"
+        assert answer.json()["code"] == "database_unavailable"
+    assert not [r for r in caplog.records if r.levelname == "ERROR" and "unhandled" in r.message]

@@ -15,10 +15,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from stepcoin.replicas import is_connection_error
+
 logger = logging.getLogger("stepcoin.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://stepcoin.app/problems/"
+RETRY_AFTER_UNAVAILABLE_S = 1
+"""Retry-After of a 503 database_unavailable: a restart or failover takes about this long."""
 
 
 class AppError(Exception):
@@ -219,6 +223,20 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
+        if is_connection_error(exc):
+            # the database went away (a restart, a failover, a restore): nothing was committed
+            # by this request's failed statement; the client may simply try again
+            logger.warning(
+                "the database is unreachable", exc_info=exc, extra={"path": request.url.path}
+            )
+            return problem_response(
+                503,
+                "database_unavailable",
+                "Service unavailable",
+                "The database cannot be reached right now; try again in a moment.",
+                instance=request.url.path,
+                headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+            )
         logger.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(
             500,
