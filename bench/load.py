@@ -525,24 +525,43 @@ WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())
 """
 
 
+# The work a run leaves to the worker outside the job queue: walkers marked for the achievements
+# batch (every paid sync and every order marks its walker) and the boards' change log (drained by
+# the refresh every 15 s).
+BACKLOG_SQL = """
+SELECT (SELECT count(*) FROM achievements_dirty), (SELECT count(*) FROM leaderboard_dirty)
+"""
+
+
 async def _settle(url: str, wait_s: float) -> dict[str, Any]:
     """Wait (at most wait_s) until the job worker has caught up with the jobs due now (a few
-    periodic ones may stay), so that a run does not pay for the previous run's backlog."""
+    periodic ones may stay) and with the marks the previous run left (the achievements batch's
+    walkers, the boards' log), so that a run does not pay for the previous run's backlog."""
     conn = await asyncpg.connect(url)
     started = time.monotonic()
+
+    async def backlog() -> tuple[int, int, int]:
+        due = int(await conn.fetchval(DUE_JOBS_SQL))
+        marks = await conn.fetchrow(BACKLOG_SQL)
+        return due, int(marks[0]), int(marks[1])
+
     try:
-        first = due = int(await conn.fetchval(DUE_JOBS_SQL))
-        while due > 3 and time.monotonic() - started < wait_s:
+        first = now = await backlog()
+        while (now[0] > 3 or now[1] or now[2]) and time.monotonic() - started < wait_s:
             await asyncio.sleep(0.5)
-            due = int(await conn.fetchval(DUE_JOBS_SQL))
+            now = await backlog()
     except asyncpg.PostgresError:
         return {"jobs_due_before": None, "waited_s": 0.0, "jobs_due_at_start": None}
     finally:
         await conn.close()
     return {
-        "jobs_due_before": first,
+        "jobs_due_before": first[0],
+        "achievements_marks_before": first[1],
+        "board_log_before": first[2],
         "waited_s": round(time.monotonic() - started, 1),
-        "jobs_due_at_start": due,
+        "jobs_due_at_start": now[0],
+        "achievements_marks_at_start": now[1],
+        "board_log_at_start": now[2],
     }
 
 

@@ -11,7 +11,8 @@
 #   MAX_CONCURRENCY=16 BULK_CONCURRENCY=4 BENCH_WORKERS=2 BENCH_PRODUCTS=50
 #   BENCH_WORKER=1                            run a separate `stepcoin worker` (0: no worker)
 #   BENCH_SETTLE=30                           before each run, wait at most this long for the
-#                                             worker to catch up with the jobs due now
+#                                             worker to catch up with the jobs due now and the
+#                                             marks the last run left (achievements, boards)
 #   BENCH_BOARD_LAG=1                         measure how long a sync takes to show in the daily
 #                                             board (bench/board_lag.py; 0: skip; at most
 #                                             BENCH_BOARD_LAG_TIMEOUT=70 s)
