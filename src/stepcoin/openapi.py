@@ -234,7 +234,7 @@ _TITLES = {
     422: "Invalid input",
     429: "Too many requests",
     502: "Bad gateway",
-    503: "Not ready",
+    503: "Service unavailable",
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -311,7 +311,9 @@ INPUT_RULES = (
     "anything else is a 422 `validation_error` naming the field. The app sends its version in "
     "`X-App-Version` (digits and dots) with `X-App-Platform: ios|android`; an app older than "
     "the lowest supported version of its platform (runtime settings `app.min_version_ios`, "
-    "`app.min_version_android`) gets 426 `app_update_required` with `minimum_version`."
+    "`app.min_version_android`) gets 426 `app_update_required` with `minimum_version`. While "
+    "the database cannot be reached (a restart or failover), an operation answers 503 "
+    "`database_unavailable` with `Retry-After`: nothing changed, send the request again."
 )
 
 
@@ -858,6 +860,8 @@ def _kind_problems(method: str, path: str, operation: dict[str, Any]) -> Respons
     """What every operation of its kind answers."""
     codes: list[Code] = ["validation_error"]  # stepcoin.validation.InputGuard: any query string
     codes.append("app_update_required")  # stepcoin.app_versions: an app older than supported
+    if path != "/healthz":  # every other operation reads the database (errors: 503, Retry-After)
+        codes.append("database_unavailable")
     if operation.get("requestBody"):
         codes += ["malformed_json", "payload_too_large", "bad_request"]  # bad_request: unparsable
     if operation.get("security"):
