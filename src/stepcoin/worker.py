@@ -153,7 +153,7 @@ async def supervise_worker(
     `stepcoin worker` exited. Nothing else stops it (its own signal handlers are off), so a
     stop that is not a cancellation is a failure: logged as an error and started again after
     `first_wait`, doubling up to `max_wait` while it keeps failing (the database still down).
-    A job it was running is put back by queue:retry_stalled, as after any dead worker.
+    A job it was running is put back by queue:retry_stalled_jobs, as after any dead worker.
     Cancelling it (serve's shutdown, the worker command's SIGTERM or Ctrl-C) stops it as
     procrastinate's own signal handling did: running jobs get their graceful timeout.
     """
