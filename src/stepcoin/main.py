@@ -7,7 +7,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -71,7 +70,7 @@ from stepcoin.users.email_router import LIMITED as MAIL_LIMITED
 from stepcoin.users.email_router import router as email_links_router
 from stepcoin.users.router import profile_answer
 from stepcoin.users.router import router as users_router
-from stepcoin.validation import InputGuard, read_body, replay
+from stepcoin.validation import InputGuard, RouteLabel, read_body, replay, send_json
 from stepcoin.wallet.router import router as wallet_router
 from stepcoin.wallet.router import transactions_answer, wallet_answer
 from stepcoin.worker import open_jobs, start_worker_task
@@ -79,28 +78,6 @@ from stepcoin.worker import open_jobs, start_worker_task
 logger = logging.getLogger("stepcoin")
 
 Answer = Callable[[Any, uuid.UUID, bytes], Awaitable[bytes | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class _HotRoute:
-    """What scope["route"] needs for the metrics label: the same template FastAPI's route has."""
-
-    path: str
-
-
-async def _send_json(send: Send, body: bytes) -> None:
-    """A 200 with a JSON body, as the routes' Response would send it."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-length", str(len(body)).encode("latin-1")),
-                (b"content-type", b"application/json"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class HotRoutes:
@@ -129,7 +106,7 @@ class HotRoutes:
         self.answers = answers
         # a path's route template (the metrics label) when it is not the path itself
         templates = templates or {}
-        self.routes = {path: _HotRoute(templates.get(path, path)) for path in answers}
+        self.routes = {path: RouteLabel(templates.get(path, path)) for path in answers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -138,7 +115,7 @@ class HotRoutes:
                 body = await self._answer(scope, answer)
                 if body is not None:
                     scope["route"] = self.routes[scope["path"]]
-                    await _send_json(send, body)
+                    await send_json(send, body)
                     return
         await self.app(scope, receive, send)
 
@@ -208,7 +185,7 @@ class HotSync:
         self.app = app
         self.settings = settings
         self.answer = answer
-        self.route = _HotRoute(self.path)
+        self.route = RouteLabel(self.path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -232,7 +209,7 @@ class HotSync:
             await self.app(scope, replay(messages, receive), send)
             return
         scope["route"] = self.route
-        await _send_json(send, body)
+        await send_json(send, body)
 
     async def _answer(self, scope: Scope, user_id: uuid.UUID, body: bytes) -> bytes | None:
         try:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
@@ -227,6 +229,32 @@ async def read_body(receive: Receive) -> tuple[bytes, list[Message]]:
         if not message.get("more_body", False):
             break
     return b"".join(chunks), messages
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLabel:
+    """What a fast path puts in scope["route"] for the metrics label: the FastAPI route's own
+    path template (stepcoin.metrics reads its `path`)."""
+
+    path: str
+
+
+async def send_json(
+    send: Send, body: bytes, *, status: int = 200, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A fast path's JSON answer, as the route's Response would send it."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"content-type", b"application/json"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def replay(messages: list[Message], receive: Receive) -> Receive:

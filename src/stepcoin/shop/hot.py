@@ -17,7 +17,6 @@ committed is answered by the route as a replay of the same key.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import orjson
 from pydantic import TypeAdapter
@@ -27,7 +26,7 @@ from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.config import Settings
 from stepcoin.shop import orders
 from stepcoin.shop.schemas import OrderIn, OrderOut
-from stepcoin.validation import read_body, replay
+from stepcoin.validation import RouteLabel, read_body, replay, send_json
 
 logger = logging.getLogger("stepcoin.shop.hot")
 
@@ -35,14 +34,7 @@ ORDERS_PATH = "/v1/orders"
 _ORDER_OUT = TypeAdapter(OrderOut)
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """What scope["route"] needs for the metrics label: the route's own path template."""
-
-    path: str
-
-
-_ROUTE = _Route(ORDERS_PATH)
+_ROUTE = RouteLabel(ORDERS_PATH)
 
 
 class HotOrders:
@@ -69,15 +61,9 @@ class HotOrders:
             await self.app(scope, replay(received, receive), send)
             return
         content, created = answer
-        headers = [
-            (b"content-length", str(len(content)).encode("latin-1")),
-            (b"content-type", b"application/json"),
-        ]
-        if not created:
-            headers.append((b"idempotent-replayed", b"true"))
         scope["route"] = _ROUTE
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        replayed = [] if created else [(b"idempotent-replayed", b"true")]
+        await send_json(send, content, status=201, headers=replayed)
 
     async def _answer(self, scope: Scope, body: bytes) -> tuple[bytes, bool] | None:
         headers = first_headers(scope, b"authorization", b"idempotency-key", b"content-type")

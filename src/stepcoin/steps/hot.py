@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from typing import Literal
 
 import orjson
@@ -34,7 +33,7 @@ from stepcoin.config import Settings
 from stepcoin.db import Database, session_scope
 from stepcoin.steps import review
 from stepcoin.steps.router import ReviewIn
-from stepcoin.validation import read_body, replay
+from stepcoin.validation import RouteLabel, read_body, replay, send_json
 
 logger = logging.getLogger("stepcoin.steps.hot")
 
@@ -46,14 +45,9 @@ _DECISIONS: dict[str, Literal["approved", "rejected"]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """What scope["route"] needs for the metrics label: the route's own path template."""
-
-    path: str
-
-
-_ROUTES = {verb: _Route(f"/v1/admin/validations/{{validation_id}}/{verb}") for verb in _DECISIONS}
+_ROUTES = {
+    verb: RouteLabel(f"/v1/admin/validations/{{validation_id}}/{verb}") for verb in _DECISIONS
+}
 
 
 class _NotHere(Exception):
@@ -82,12 +76,7 @@ class HotReview:
             await self.app(scope, replay(received, receive), send)
             return
         scope["route"] = _ROUTES[match[2]]
-        headers = [
-            (b"content-length", str(len(content)).encode("latin-1")),
-            (b"content-type", b"application/json"),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        await send_json(send, content)
 
     async def _answer(
         self,
