@@ -42,17 +42,18 @@ def _last_worker(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _cut(url: str) -> None:
+async def _cut(url: str) -> None:
     """What a restart does to the worker: every session of the queue ends under it (the
     listener alone procrastinate opens again by itself; its deferrer and heartbeat stop it).
-    Waits until the worker holds more than its listening session."""
+    Waits (without blocking the loop the worker may run on) until the worker holds more than
+    its listening session."""
     with psycopg.connect(url, autocommit=True) as conn:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             (sessions,) = conn.execute(QUEUE_COUNT, (JOBS_APPLICATION_NAME,)).fetchone() or (0,)
             if sessions >= 2:
                 break
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         cut = conn.execute(QUEUE_SESSIONS, (JOBS_APPLICATION_NAME,)).fetchall()
     assert len(cut) >= 2, cut
 
@@ -88,7 +89,7 @@ async def test_serves_worker_comes_back_after_its_connections_are_cut(app, datab
         worker = start_worker_task(jobs)  # as `stepcoin serve` starts it
         try:
             first = await _started_after(database_url, before)
-            _cut(database_url)
+            await _cut(database_url)
             await _started_after(database_url, first)  # started again
             assert not worker.done()
             await after_the_cut.defer_async()
@@ -116,7 +117,7 @@ def test_the_worker_command_survives_a_cut_and_stops_on_sigterm(database_url):
         )
         try:
             first = asyncio.run(_started_after(url, 0, timeout=60))
-            _cut(url)
+            asyncio.run(_cut(url))
             asyncio.run(_started_after(url, first))
             assert worker.poll() is None  # the former command exited 1 here
             worker.send_signal(signal.SIGTERM)
@@ -137,7 +138,7 @@ async def test_a_stop_while_the_worker_fails_is_a_stop(app, database_url):
         worker = start_worker_task(jobs)
         try:
             first = await _started_after(database_url, before)
-            _cut(database_url)
+            await _cut(database_url)
             await asyncio.sleep(0.05)
             worker.cancel()  # as SIGTERM does
             done, _ = await asyncio.wait({worker}, timeout=30)
