@@ -169,10 +169,10 @@ class Served(subprocess.Popen[str]):
         return self.output()
 
 
-def serve(env_extra: dict[str, str], port: int) -> Served:
+def serve(env_extra: dict[str, str], port: int, *args: str) -> Served:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(env_extra)
-    return Served([*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port)], env)
+    return Served([*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port), *args], env)
 
 
 def exercise_api(base: str) -> None:
@@ -221,6 +221,41 @@ def test_serve_over_real_http_with_database_url(cli_database):
     assert lines
     parsed = [json.loads(line) for line in lines]
     assert any(p.get("logger") == "stepcoin.access" and p.get("request_id") for p in parsed)
+
+
+@pytest.mark.slow
+def test_every_api_process_logs_its_requests(cli_database):
+    """`serve --workers 2`: uvicorn starts the API processes as new interpreters; each one
+    writes JSON access lines with the request id (before, none of them logged a request)."""
+    port = free_port()
+    process = serve(
+        {"DATABASE_URL": cli_database, "STEPCOIN_RUN_WORKER_IN_SERVE": "false"},
+        port,
+        "--workers",
+        "2",
+        "--no-worker",
+    )
+    sent = [f"two-workers-{n}" for n in range(24)]
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        for request_id in sent:  # a new connection each: both processes answer some
+            answer = httpx.get(
+                f"http://127.0.0.1:{port}/v1/me", headers={"X-Request-ID": request_id}
+            )
+            assert answer.status_code == 401 and answer.headers["x-request-id"] == request_id
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    access = [
+        json.loads(line)
+        for line in stderr.splitlines()
+        if line.startswith("{") and '"stepcoin.access"' in line
+    ]
+    logged = {p["request_id"]: p for p in access if p["request_id"] in sent}
+    assert sorted(logged) == sorted(sent)
+    assert {(p["method"], p["path"], p["status"]) for p in logged.values()} == {
+        ("GET", "/v1/me", 401)
+    }
 
 
 @pytest.mark.slow

@@ -214,7 +214,7 @@ def serve(
         get_settings.cache_clear()
         with _graceful_signals():
             uvicorn.run(
-                "stepcoin.main:create_app",
+                "stepcoin.main:create_served_app",
                 factory=True,
                 host=host or settings.host,
                 port=port or settings.port,

@@ -41,7 +41,7 @@ from stepcoin.leaderboards.router import hot_answers as board_answers
 from stepcoin.leaderboards.router import router as leaderboards_router
 from stepcoin.mail import transport as mail_transport
 from stepcoin.notify.router import router as notify_router
-from stepcoin.observability import RequestContextMiddleware
+from stepcoin.observability import RequestContextMiddleware, configure_logging
 from stepcoin.openapi import install_openapi
 from stepcoin.ratelimit import RateLimitGate
 from stepcoin.referrals.router import LIMITED as REFERRALS_LIMITED
@@ -361,6 +361,15 @@ def account_of(settings: Settings) -> Callable[[Scope], str | None]:
         return None if claims is None else str(claims.user_id)
 
     return caller
+
+
+def create_served_app() -> FastAPI:
+    """`stepcoin serve`'s factory. uvicorn starts each of `--workers N` processes as a new
+    interpreter that imports this: without configuring its logs here, a process wrote no access
+    line, no request id and no JSON (its warnings reached stderr as bare messages)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
