@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -203,3 +204,38 @@ async def test_a_broken_log_stream_does_not_fail_the_request(
         stream.close()  # writing raises ValueError: I/O operation on closed file
         await _request(request_id="lost-1")
     assert len(errors) == 1 and '"request_id":"lost-1"' in errors[0]
+
+
+def test_new_request_ids_are_random_hex_and_do_not_repeat() -> None:
+    ids = [observability.new_request_id() for _ in range(3 * observability._RequestIds.SIZE)]
+    assert len(set(ids)) == len(ids)  # across several refills of the buffer
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    other = observability._RequestIds()  # another process's buffer: other ids
+    assert not {other.next() for _ in range(1000)} & set(ids)
+
+
+async def test_a_request_without_an_id_gets_a_new_one(stream: io.StringIO) -> None:
+    seen: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen.extend(v for k, v in message["headers"] if k == b"x-request-id")
+
+    app = RequestContextMiddleware(_ok, max_body_bytes=1024)
+    for _ in range(2):
+        scope = {"type": "http", "method": "GET", "path": "/healthz", "headers": []}
+        await app(scope, lambda: None, send)  # type: ignore[arg-type]
+    assert len(seen) == 2 and seen[0] != seen[1] and all(len(v) == 32 for v in seen)
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running anything else
+        os.write(write, observability.new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child != observability.new_request_id()

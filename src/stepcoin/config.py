@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="auto: readable text on a terminal, one JSON object per line otherwise.",
     )
     access_log: bool = True
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry traces, metrics and logs (through the "
+        "process's OpenTelemetry providers: an SDK and exporter the operator configures). Off, "
+        "FastAPI does not look for providers on every request.",
+    )
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     forwarded_allow_ips: str = Field(
         default="127.0.0.1", description="Proxies whose X-Forwarded-For is trusted (uvicorn)."

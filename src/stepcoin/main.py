@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -363,6 +364,15 @@ def account_of(settings: Settings) -> Callable[[Scope], str | None]:
     return caller
 
 
+def _telemetry(settings: Settings) -> dict[str, Any]:
+    """FastAPI's native OpenTelemetry (FastAPI >= 0.16x) only when asked for: on, it asks the
+    OpenTelemetry API for configured providers on every request (3-5 % of a hot read's API
+    CPU; BENCHMARKS.md, run 16). Older FastAPI has no such check and no such argument."""
+    if settings.opentelemetry or "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_served_app() -> FastAPI:
     """`stepcoin serve`'s factory. uvicorn starts each of `--workers N` processes as a new
     interpreter that imports this: without configuring its logs here, a process wrote no access
@@ -424,6 +434,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        **_telemetry(settings),
     )
     app.state.settings = settings
     app.add_middleware(
