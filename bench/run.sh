@@ -131,8 +131,10 @@ log "generating $USERS users x $DAYS days"
 
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log "starting stepcoin serve --workers $WORKERS --no-worker on port $PORT"
-PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_ACCESS_LOG=false \
-STEPCOIN_LOG_LEVEL=WARNING STEPCOIN_ENV=production STEPCOIN_RUN_WORKER_IN_SERVE=false \
+# the logs as in production (an access line per request, with its request id; INFO): the
+# access lines are counted and dropped from server.log when the run ends (bench/README.md)
+PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_FORMAT=json \
+STEPCOIN_ENV=production STEPCOIN_RUN_WORKER_IN_SERVE=false \
     "$STEPCOIN" serve --workers "$WORKERS" --no-worker --no-migrate --host 127.0.0.1 \
     --port "$PORT" > "$OUT/server.log" 2>&1 &
 SERVER_PID=$!
@@ -244,6 +246,10 @@ else
 fi
 stop_pid "$WORKER_PID"; WORKER_PID=""
 stop_pid "$SERVER_PID"; SERVER_PID=""
+# the access lines (about a million a run) leave server.log; their count stays
+grep -c '"logger":"stepcoin.access"' "$OUT/server.log" > "$OUT/access_lines.txt" || true
+grep -v '"logger":"stepcoin.access"' "$OUT/server.log" > "$OUT/server.log.kept" || true
+mv "$OUT/server.log.kept" "$OUT/server.log"
 if [ -n "${BENCH_BOARDS_USERS:-}" ]; then
     # boards at scale: bench/leaderboard_bench.py makes (and drops) its own database
     log "(d) boards: bench/leaderboard_bench.py --users $BENCH_BOARDS_USERS"
