@@ -38,6 +38,8 @@ from stepcoin.fairplay import links
 from stepcoin.runtime_settings.service import runtime_settings
 
 NOT_THE_WALKERS_DOING = ("issuance_budget", "appeal")
+FULL_CREDIT_DAYS = 60
+"""Approved days beyond these add nothing to the score."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def score(inputs: Inputs) -> int:
     """The formula of the module's docstring: pure, so it is tested on its own."""
     value = (
         50
-        + min(inputs.approved_days, 60) / 2
+        + min(inputs.approved_days, FULL_CREDIT_DAYS) / 2
         + min(inputs.account_age_days, 90) * 20 / 90
         - min(4 * inputs.flagged_days, 30)
         - min(10 * inputs.rejected_days, 40)
@@ -76,22 +78,29 @@ INPUTS_SQL = text(
     SELECT
       u.id,
       u.created_at,
-      (SELECT count(*) FROM step_days d
-        WHERE d.user_id = u.id AND d.credited_steps > 0) AS approved_days,
+      (SELECT count(*) FROM (SELECT FROM step_days d
+        WHERE d.user_id = u.id AND d.credited_steps > 0 LIMIT :approved_cap) d
+      ) AS approved_days,
       (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days'
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
           AND v.status = 'flagged' AND v.reviewed_at IS NULL AND v.superseded_by IS NULL
           AND NOT v.rule_hits @> ANY(ARRAY[:budget_hit, :appeal_hit]::jsonb[])
       ) + (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days'
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
           AND v.reviewed_at IS NOT NULL AND v.status = 'approved'
           AND NOT v.rule_hits @> ANY(ARRAY[:budget_hit, :appeal_hit]::jsonb[])
       ) AS flagged_days,
       (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days'
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
           AND v.status = 'rejected') AS rejected_days
     FROM users u WHERE u.id = ANY(CAST(:ids AS uuid[]))
-    """
+    """.replace(
+        # each count reads ix_step_validations_user_unclean (migration 0046): the walker's
+        # decisions that are not a clean approval, by time; its predicate stated as it is
+        # written there, so that the planner needs no proof to use it
+        "UNCLEAN",
+        "(v.status <> 'approved' OR v.reviewed_at IS NOT NULL)",
+    )
 )
 
 
@@ -121,9 +130,12 @@ async def inputs_of_many(
     *,
     counts: dict[uuid.UUID, dict[str, int]] | None = None,
     cleared: dict[uuid.UUID, dict[str, dict[str, Any]]] | None = None,
+    approved_cap: int | None = None,
 ) -> dict[uuid.UUID, Inputs]:
     """The inputs of many walkers, three statements whatever their number (a walker who does
-    not exist is absent)."""
+    not exist is absent). approved_cap: count approved days up to this many only (the score
+    is the same from FULL_CREDIT_DAYS on; the count no longer grows with a walker's history);
+    None: all of them, as staff are shown."""
     ids = list(dict.fromkeys(user_ids))
     if not ids:
         return {}
@@ -132,6 +144,7 @@ async def inputs_of_many(
             INPUTS_SQL,
             {
                 "ids": ids,
+                "approved_cap": approved_cap,
                 "budget_hit": orjson.dumps([{"code": "issuance_budget"}]).decode(),
                 "appeal_hit": orjson.dumps([{"code": "appeal"}]).decode(),
             },
@@ -182,11 +195,11 @@ async def compute_many(
     session: AsyncSession, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[int, Inputs]]:
     """compute() for many walkers, stored: four statements whatever their number (the order
-    sweep checks a chunk of orders at once)."""
-    scored = {
-        user_id: (score(inputs), inputs)
-        for user_id, inputs in (await inputs_of_many(session, user_ids)).items()
-    }
+    sweep checks a chunk of orders at once). Approved days are counted up to FULL_CREDIT_DAYS
+    (the stored inputs say 60 for a walker with more): what the score needs, in time that does
+    not grow with each walker's history."""
+    found = await inputs_of_many(session, user_ids, approved_cap=FULL_CREDIT_DAYS)
+    scored = {user_id: (score(inputs), inputs) for user_id, inputs in found.items()}
     await _store(session, scored)
     return scored
 

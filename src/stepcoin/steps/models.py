@@ -101,6 +101,13 @@ class StepValidation(Base):
             ),
         ),
         Index("ix_step_validations_status_created", "status", "created_at"),
+        # fairplay.trust's 90-day counts: only the decisions that are not a clean approval
+        Index(
+            "ix_step_validations_user_unclean",
+            "user_id",
+            "created_at",
+            postgresql_where=text("status <> 'approved' OR reviewed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
