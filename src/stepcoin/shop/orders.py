@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -486,30 +487,44 @@ async def advance_status(
     return await get_order(session, order_id)
 
 
-async def hold_for_review(session: AsyncSession, order_id: uuid.UUID, *, score: int) -> bool:
+async def hold_for_review(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID, score: int
+) -> bool:
     """The submit job found the walker's trust score below `fairplay.redemption_hold_below`:
     the order waits (status held) for a reviewer instead of going to Shopify. Its coins stay
     spent; a reviewer releases it (PATCH status pending) or cancels it (coins back), and the
     walker may cancel it too."""
-    return order_id in await hold_many_for_review(session, {order_id: score})
+    return order_id in await hold_many_for_review(session, {order_id: score}, {order_id: user_id})
+
+
+# The sweep's UPDATEs find each order by its whole primary key (id, user_id): a unique match
+# the planner counts as one row whatever the statistics say. By id alone, on an orders table
+# that had not been analysed since it grew, the planner estimated ~140 rows an id and ANDed the
+# key with ix_orders_status_created's whole 'pending' range (every order ever made pending,
+# dead index entries included, until a vacuum): 72 ms for a chunk of 100 orders instead of
+# 3 (BENCHMARKS.md, run 16).
+_BY_KEY = "unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]){more}) AS v(id, user_id{names})"
 
 
 async def hold_many_for_review(
-    session: AsyncSession, scores: dict[uuid.UUID, int]
+    session: AsyncSession, scores: dict[uuid.UUID, int], owners: Mapping[uuid.UUID, uuid.UUID]
 ) -> set[uuid.UUID]:
-    """Hold a chunk of the sweep's orders (order id -> the walker's score; hold_for_review for
-    one): one UPDATE, an audit row for each order it held. The orders it held are returned."""
+    """Hold a chunk of the sweep's orders (order id -> the walker's score, order id -> the
+    walker; hold_for_review for one): one UPDATE, an audit row for each order it held. The
+    orders it held are returned."""
     if not scores:
         return set()
+    ids = sorted(scores)
     held = set(
         (
             await session.execute(
                 text(
-                    "UPDATE orders SET status = 'held', held_at = now(), updated_at = now() "
-                    "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending' "
-                    "AND released_at IS NULL RETURNING id"
+                    "UPDATE orders o SET status = 'held', held_at = now(), updated_at = now() "
+                    f"FROM {_BY_KEY.format(more='', names='')} "
+                    "WHERE o.id = v.id AND o.user_id = v.user_id AND o.status = 'pending' "
+                    "AND o.released_at IS NULL RETURNING o.id"
                 ),
-                {"ids": sorted(scores)},
+                {"ids": ids, "users": [owners[i] for i in ids]},
             )
         ).scalars()
     )
@@ -529,16 +544,16 @@ async def hold_many_for_review(
 
 async def mark_submitted_many(
     session: AsyncSession,
-    order_ids: list[uuid.UUID],
+    owners: Mapping[uuid.UUID, uuid.UUID],
     shopify_refs: dict[uuid.UUID, tuple[str, str]] | None = None,
 ) -> set[uuid.UUID]:
-    """pending -> submitted for many orders in one UPDATE, with the Shopify order (id, name)
-    of each that has one; an order that is no longer pending is left alone. The orders it
-    moved are returned."""
-    if not order_ids:
+    """pending -> submitted for many orders (order id -> the walker) in one UPDATE, with the
+    Shopify order (id, name) of each that has one; an order that is no longer pending is left
+    alone. The orders it moved are returned."""
+    if not owners:
         return set()
     refs = shopify_refs or {}
-    ids = sorted(order_ids)
+    ids = sorted(owners)
     return set(
         (
             await session.execute(
@@ -547,12 +562,17 @@ async def mark_submitted_many(
                     "updated_at = now(), "
                     "shopify_order_id = coalesce(v.sid, o.shopify_order_id), "
                     "shopify_order_name = coalesce(v.name, o.shopify_order_name) "
-                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:sids AS varchar[]), "
-                    "CAST(:names AS varchar[])) AS v(id, sid, name) "
-                    "WHERE o.id = v.id AND o.status = 'pending' RETURNING o.id"
+                    "FROM "
+                    + _BY_KEY.format(
+                        more=", CAST(:sids AS varchar[]), CAST(:names AS varchar[])",
+                        names=", sid, name",
+                    )
+                    + " WHERE o.id = v.id AND o.user_id = v.user_id AND o.status = 'pending' "
+                    "RETURNING o.id"
                 ),
                 {
                     "ids": ids,
+                    "users": [owners[i] for i in ids],
                     "sids": [refs[i][0] if i in refs else None for i in ids],
                     "names": [refs[i][1] if i in refs else None for i in ids],
                 },

@@ -234,7 +234,7 @@ async def _held_by_trust(session: Any, user_id: uuid.UUID, order_id: uuid.UUID) 
     score = await trust.score_of(session, user_id)
     if score >= hold_below:
         return False
-    return await orders.hold_for_review(session, order_id, score=score)
+    return await orders.hold_for_review(session, order_id, user_id=user_id, score=score)
 
 
 async def _fail(database: Database, order_id: uuid.UUID, reason: str) -> None:
@@ -459,12 +459,12 @@ async def _settle_chunk(database: Database, *, after: tuple[Any, Any], batch: in
         held = await _hold_by_trust(session, rows)
         chunk.outcomes += ["held"] * len(held)
         rows = [row for row in rows if row.id not in held]
-        local = [row.id for row in rows if any(v is None for v in row.variants)]
+        local = {row.id: row.user_id for row in rows if any(v is None for v in row.variants)}
         if local:
             # a product that lives only here (admin-made): nothing to push, fulfilled by hand
             moved = await orders.mark_submitted_many(session, local)
             chunk.outcomes += ["submitted" if i in moved else "moved meanwhile" for i in local]
-        chunk.for_shopify = [row for row in rows if row.id not in set(local)]
+        chunk.for_shopify = [row for row in rows if row.id not in local]
     return chunk
 
 
@@ -480,7 +480,9 @@ async def _hold_by_trust(session: Any, rows: list[Any]) -> set[uuid.UUID]:
         for row in unreleased
         if row.user_id in scored and scored[row.user_id][0] < hold_below
     }
-    return await orders.hold_many_for_review(session, low)
+    return await orders.hold_many_for_review(
+        session, low, {row.id: row.user_id for row in unreleased}
+    )
 
 
 async def _open_client(stack: contextlib.AsyncExitStack) -> Any:
@@ -524,7 +526,9 @@ async def _submit_to_shopify(
     if created:
         async with session_scope(database) as session:
             moved = await orders.mark_submitted_many(
-                session, list(created), {i: (r.id, r.name) for i, r in created.items()}
+                session,
+                {row.id: row.user_id for row in rows if row.id in created},
+                {i: (r.id, r.name) for i, r in created.items()},
             )
             for order_id in sorted(created):
                 if order_id in moved:
