@@ -5,6 +5,7 @@ The clock is faked for both the cache and PyJWT so the expiry boundary is tested
 
 from __future__ import annotations
 
+import gc
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -175,12 +176,28 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used():
     claims = AccessClaims(user_id=uuid.uuid4(), role="user")
     cache.get(context, "a", 0)  # sets the context
     for name in ("a", "b"):
-        cache.put(context, name, (claims, 0, 100))
-    assert cache.get(context, "a", 1) is claims  # a is now the most recent
-    cache.put(context, "c", (claims, 0, 100))
+        cache.put(context, name, claims, 0, 100)
+    assert cache.get(context, "a", 1) == claims  # a is now the most recent
+    cache.put(context, "c", claims, 0, 100)
     assert list(cache.entries) == ["a", "c"]
-    cache.put(context, "x" * (tokens.MAX_CACHED_TOKEN_LENGTH + 1), (claims, 0, 100))
+    cache.put(context, "x" * (tokens.MAX_CACHED_TOKEN_LENGTH + 1), claims, 0, 100)
     assert len(cache.entries) == 2
+
+
+def test_a_cached_token_gives_its_claims_and_costs_the_collector_nothing():
+    """The same claims back (session included); the entries are not tracked by the cyclic
+    garbage collector, so a full collection of a serving process does not walk them."""
+    cache = _VerifiedTokens(10)
+    context = ("secret", "iss", "aud")
+    cache.get(context, "t", 0)
+    for claims in (
+        AccessClaims(user_id=uuid.uuid4(), role="admin", session_id=uuid.uuid4()),
+        AccessClaims(user_id=uuid.uuid4(), role="user"),
+    ):
+        cache.put(context, "t", claims, 0, 100)
+        assert cache.get(context, "t", 1) == claims
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in cache.entries.values())
 
 
 async def test_a_deactivated_user_with_a_cached_token_is_still_refused(app, client):
