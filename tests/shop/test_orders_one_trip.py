@@ -747,9 +747,50 @@ async def test_orders_wake_one_sweep_and_mark_the_walker_instead_of_queueing_job
         )
         await conn.execute(text("UPDATE achievements_dirty SET claimed_at = now()"))
     assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
-    # a new sweep waits for the order placed meanwhile; the claimed mark is released for the
-    # next batch (the running one leaves it)
-    assert await queued() == (0, 1, 1, 1)
+    # a new sweep waits for the order placed meanwhile; the walker had redeemed before, so the
+    # order leaves the batch's claim alone (place_order v7: only a first redemption marks)
+    assert await queued() == (0, 1, 1, 0)
+
+
+async def test_only_a_first_redemption_marks_the_walker_for_the_achievements_batch(
+    client, engine
+):
+    """An order changes one fact of the batch's (`redeemed`: an order not cancelled or failed);
+    a walker who redeemed before is not evaluated again for it, and a walker whose orders were
+    all cancelled redeems for the first time again."""
+    bottle = await product(engine, price=10, stock=10)
+    me = await walker_with_coins(client, engine, 100)
+
+    async def marked() -> bool:
+        async with engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    text("DELETE FROM achievements_dirty WHERE user_id = :u RETURNING 1"),
+                    {"u": me["user"]["id"]},
+                )
+            ).scalar_one_or_none()  # consumed, as the batch does
+        return found is not None
+
+    first = await order(client, me["access_token"], [(bottle, 1)])
+    assert first.status_code == 201 and await marked()
+    assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
+    assert not await marked()
+    async with engine.connect() as conn:
+        ids = (
+            await conn.execute(
+                text("SELECT id::text FROM orders WHERE user_id = :u"), {"u": me["user"]["id"]}
+            )
+        ).scalars()
+        mine = list(ids)
+    for order_id in mine:
+        cancelled = await client.post(
+            f"/v1/orders/{order_id}/cancel", headers=bearer(me["access_token"])
+        )
+        assert cancelled.status_code == 200, cancelled.text
+    assert not await marked()  # a cancellation marks nobody
+    assert (await order(client, me["access_token"], [(bottle, 1)])).status_code == 201
+    assert await marked()  # the only order that counts: a first redemption again
+    await ledger_ok(engine)
 
 
 @pytest.mark.slow  # starts a PgBouncer
