@@ -752,9 +752,7 @@ async def test_orders_wake_one_sweep_and_mark_the_walker_instead_of_queueing_job
     assert await queued() == (0, 1, 1, 0)
 
 
-async def test_only_a_first_redemption_marks_the_walker_for_the_achievements_batch(
-    client, engine
-):
+async def test_only_a_first_redemption_marks_the_walker_for_the_achievements_batch(client, engine):
     """An order changes one fact of the batch's (`redeemed`: an order not cancelled or failed);
     a walker who redeemed before is not evaluated again for it, and a walker whose orders were
     all cancelled redeems for the first time again."""
