@@ -164,6 +164,22 @@ async def test_another_handler_gets_the_access_line_through_logging(
     ]
 
 
+async def test_another_formatter_on_the_handler_formats_the_access_line(
+    stream: io.StringIO,
+) -> None:
+    handler = observability._access_lines.handler
+    assert handler is not None
+    installed = handler.formatter
+    with alone():
+        handler.setFormatter(logging.Formatter("%(name)s|%(message)s|%(request_id)s"))
+        try:
+            assert observability._access_lines.direct() is None
+            await _request(request_id="formatted-1")
+        finally:
+            handler.setFormatter(installed)
+    assert stream.getvalue() == "stepcoin.access|request|formatted-1\n"
+
+
 async def test_a_quieter_access_logger_writes_nothing(stream: io.StringIO) -> None:
     with alone():
         access_logger.setLevel(logging.WARNING)

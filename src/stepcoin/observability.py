@@ -92,6 +92,7 @@ class _AccessLines:
 
     def __init__(self) -> None:
         self.handler: logging.StreamHandler[Any] | None = None
+        self.formatter: logging.Formatter | None = None  # the handler's, as installed
         self._second = -1
         self._stamp = ""
 
@@ -112,6 +113,8 @@ class _AccessLines:
         if logger is None or not logger.handlers:
             return None
         if handler.level > logging.INFO or len(handler.filters) != 1:
+            return None
+        if handler.formatter is not self.formatter:  # someone formats the lines otherwise
             return None
         if not isinstance(handler.filters[0], RequestIdFilter):
             return None
@@ -181,6 +184,7 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     _access_lines.handler = None if text else handler
+    _access_lines.formatter = handler.formatter
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
         logger = logging.getLogger(name)
