@@ -73,8 +73,13 @@ def score(inputs: Inputs) -> int:
     return max(0, min(100, round(value)))
 
 
+# Each 90-day count reads ix_step_validations_user_unclean (migration 0046): the walker's
+# decisions that are not a clean approval, by time. Its predicate is stated as the index states
+# it, so the planner needs no proof to use it.
+_UNCLEAN = "(v.status <> 'approved' OR v.reviewed_at IS NOT NULL)"
+
 INPUTS_SQL = text(
-    """
+    f"""
     SELECT
       u.id,
       u.created_at,
@@ -82,25 +87,19 @@ INPUTS_SQL = text(
         WHERE d.user_id = u.id AND d.credited_steps > 0 LIMIT :approved_cap) d
       ) AS approved_days,
       (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND {_UNCLEAN}
           AND v.status = 'flagged' AND v.reviewed_at IS NULL AND v.superseded_by IS NULL
           AND NOT v.rule_hits @> ANY(ARRAY[:budget_hit, :appeal_hit]::jsonb[])
       ) + (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND {_UNCLEAN}
           AND v.reviewed_at IS NOT NULL AND v.status = 'approved'
           AND NOT v.rule_hits @> ANY(ARRAY[:budget_hit, :appeal_hit]::jsonb[])
       ) AS flagged_days,
       (SELECT count(DISTINCT v.recorded_date) FROM step_validations v
-        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND UNCLEAN
+        WHERE v.user_id = u.id AND v.created_at > now() - interval '90 days' AND {_UNCLEAN}
           AND v.status = 'rejected') AS rejected_days
     FROM users u WHERE u.id = ANY(CAST(:ids AS uuid[]))
-    """.replace(
-        # each count reads ix_step_validations_user_unclean (migration 0046): the walker's
-        # decisions that are not a clean approval, by time; its predicate stated as it is
-        # written there, so that the planner needs no proof to use it
-        "UNCLEAN",
-        "(v.status <> 'approved' OR v.reviewed_at IS NOT NULL)",
-    )
+    """
 )
 
 
