@@ -3,7 +3,9 @@
     DATABASE_URL=... STEPCOIN_JWT_SECRET=... python bench/profile_app.py --port 18800 --out p.prof
     (drive it with bench/load.py, then kill -INT <pid>; print with --print p.prof)
 
-cProfile slows Python down (roughly 1.5-2x), so use the shares, not the absolute times.
+cProfile slows Python down (roughly 1.5-2x), so use the shares, not the absolute times. The
+process logs as `stepcoin serve` does (an access line per request: redirect stderr, or set
+STEPCOIN_ACCESS_LOG=false to profile without it).
 """
 
 from __future__ import annotations
@@ -26,19 +28,15 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)
         return
-    os.environ.setdefault("STEPCOIN_ACCESS_LOG", "false")
     os.environ["STEPCOIN_RUN_WORKER_IN_SERVE"] = "false"
     import uvicorn
 
     from stepcoin.config import get_settings
-    from stepcoin.observability import configure_logging
-
-    configure_logging("WARNING")
     profiler = cProfile.Profile()
     profiler.enable()
     try:
         uvicorn.run(
-            "stepcoin.main:create_app",
+            "stepcoin.main:create_served_app",
             factory=True,
             host="127.0.0.1",
             port=args.port,

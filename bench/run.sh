@@ -144,9 +144,10 @@ done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null
 if [ "$RUN_WORKER" = 1 ]; then
     # the job worker in its own process (achievements after a sync, the boards' scheduled
-    # rebuild, the order outbox), as in production: its CPU per request is reported apart
+    # rebuild, the order outbox), as in production (its logs too: JSON, INFO, procrastinate's
+    # lines per job): its CPU per request is reported apart
     log "starting stepcoin worker"
-    PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_LEVEL=WARNING \
+    PYTHONPATH="$PROBE_PATH" STEPCOIN_JWT_SECRET="$SECRET" STEPCOIN_LOG_FORMAT=json \
         STEPCOIN_ENV=production "$STEPCOIN" worker > "$OUT/worker.log" 2>&1 &
     WORKER_PID=$!
 fi
