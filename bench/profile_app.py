@@ -32,6 +32,7 @@ def main() -> None:
     import uvicorn
 
     from stepcoin.config import get_settings
+
     profiler = cProfile.Profile()
     profiler.enable()
     try:

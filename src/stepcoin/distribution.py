@@ -71,6 +71,7 @@ PLACEMENT: Mapping[str, Placement] = {
     "user_identities": _walker("Google/Apple links; (provider, subject) owned via global_keys"),
     "user_achievements": _walker("a walker's unlocks, paid through their wallet"),
     "achievements_dirty": _walker("the walkers whose achievements the batch re-evaluates"),
+    "achievement_history": _walker("a walker's closed days summarised for the achievements"),
     "leaderboard_dirty": _walker("the walkers whose board rows the worker refreshes"),
     "leaderboard_cache": _walker("a walker's board rows; a board is a per-shard top-N merge"),
     "leaderboard_prize_awards": _walker("a walker's prize, paid through their wallet"),

@@ -14,14 +14,23 @@ from stepcoin.db import session_scope
 
 
 async def achievement(
-    engine, code: str, criteria: dict[str, Any], reward: int = 0, active: bool = True
+    engine,
+    code: str,
+    criteria: dict[str, Any],
+    reward: int = 0,
+    active: bool = True,
+    *,
+    exists_ok: bool = False,
 ) -> int:
+    conflict = " ON CONFLICT (code) DO UPDATE SET code = EXCLUDED.code" if exists_ok else ""
     async with engine.begin() as conn:
         return (
             await conn.execute(
                 text(
                     "INSERT INTO achievements (code, name, unlock_criteria, reward_coins, "
-                    "is_active) VALUES (:c, :n, CAST(:k AS jsonb), :r, :a) RETURNING id"
+                    "is_active) VALUES (:c, :n, CAST(:k AS jsonb), :r, :a)"
+                    + conflict
+                    + " RETURNING id"
                 ),
                 {
                     "c": code,

@@ -6,13 +6,13 @@ response model would write."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from stepcoin.achievements import repository, service
+from stepcoin.achievements import history, repository, service
 from stepcoin.achievements.criteria import StreakFacts, UserFacts
 from stepcoin.achievements.schemas import MyAchievementsOut
 from stepcoin.db import session_scope
@@ -161,6 +161,13 @@ async def _reference_facts(engine, users: list[str], thresholds: list[int]) -> d
     }
 
 
+THRESHOLDS = [1, 100, 101, 500, 5000, 20000]
+
+
+def history_today() -> date:
+    return datetime.now(UTC).date()
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -176,14 +183,16 @@ async def _reference_facts(engine, users: list[str], thresholds: list[int]) -> d
         min_size=1,
         max_size=3,
     ),
-    thresholds=st.sets(st.sampled_from([1, 100, 101, 500, 5000, 20000]), max_size=4).map(sorted),
+    thresholds=st.sets(st.sampled_from(THRESHOLDS), max_size=4).map(sorted),
+    cut=st.integers(min_value=0, max_value=45),
 )
 async def test_the_facts_from_the_days_equal_the_set_based_facts(
-    app, engine, calendars, thresholds
+    app, engine, calendars, thresholds, cut
 ):
     """The batch (user_facts, several walkers at once) and the read (_MINE_SQL's row) compute
     streak runs and totals in Python from the days (facts_from_days); a set-based SQL reference
-    computes them with window functions: all three agree on any calendars."""
+    computes them with window functions: all three agree on any calendars, and again once each
+    walker's closed history is summarised (through any day of the calendar: `cut`)."""
     users = [str(uuid.uuid4()) for _ in calendars]
     first = today() - timedelta(days=40)
     async with engine.begin() as conn:
@@ -202,6 +211,26 @@ async def test_the_facts_from_the_days_equal_the_set_based_facts(
         )
     async with (await app.state.database.fast_pool()).acquire() as driver:
         row = await repository.mine(driver, uuid.UUID(users[0]))
+    assert (
+        repository.facts_from_days(uuid.UUID(users[0]), row, thresholds)
+        == (expected[uuid.UUID(users[0])])
+    )
+    # the closed history summarised through `cut` days before today - 10
+    for threshold in THRESHOLDS:
+        await achievement(
+            engine,
+            f"streak_{threshold}",
+            {"kind": "streak", "streak_days": 3, "min_steps": threshold},
+            exists_ok=True,
+        )
+    await history.build(app.state.database, today=history_today() - timedelta(days=cut))
+    async with session_scope(app.state.database) as session:
+        assert await repository.user_facts(session, [uuid.UUID(u) for u in users], thresholds) == (
+            expected
+        )
+    async with (await app.state.database.fast_pool()).acquire() as driver:
+        row = await repository.mine(driver, uuid.UUID(users[0]))
+    assert row["h_through"] is not None
     assert (
         repository.facts_from_days(uuid.UUID(users[0]), row, thresholds)
         == (expected[uuid.UUID(users[0])])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stepcoin.db import Base
@@ -76,3 +77,31 @@ class AchievementsDirty(Base):
     # set by the batch that claimed the mark; a sync of the user meanwhile sets it back to NULL
     # so that batch leaves the mark for the next one
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AchievementHistory(Base):
+    """A walker's closed history as the achievements' facts need it (migration 0048): the
+    credited days up to `through` summarised (total, count, best day, and for each streak
+    threshold the longest run and the latest run's length and last day, as days since
+    2000-01-01), so a read takes only the days after `through` (`achievements.history`).
+
+    Rows of triggers on step_days bump `generation` and drop a summary holding a changed day
+    (through NULL) in the changing transaction; the builder writes only over the generation it
+    read. No foreign key, as achievements_dirty: a deleted walker's cascade must not fail.
+    """
+
+    __tablename__ = "achievement_history"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    through: Mapped[date | None] = mapped_column(Date)
+    total_steps: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    approved_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    best_day: Mapped[int] = mapped_column(Integer, server_default="0")
+    thresholds: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    longest: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    latest_length: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    latest_end: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{}")
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.achievements.criteria import StreakFacts, UserFacts
+from stepcoin.achievements.facts import EPOCH, Fold, fold, seed_of
 
 ACHIEVEMENT_COLUMNS = (
     "a.id, a.code, a.name, a.description, a.unlock_criteria, a.reward_coins, a.is_active, "
@@ -19,28 +20,46 @@ ACHIEVEMENT_COLUMNS = (
 )
 
 # a user's (u) facts as the batch and the read select them: whether they redeemed, their
-# credited days as two arrays in date order (d.days: days since 2000-01-01, d.steps)
+# summarised closed history (h: achievement_history, joined only when it covers the streak
+# thresholds asked for) and their credited days after it as two arrays in date order (d.days:
+# days since 2000-01-01, d.steps); without a summary, every credited day
 _FACTS_SELECT = """
     SELECT u.id, u.timezone, u.is_active,
            EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id
                    AND o.status NOT IN ('cancelled', 'failed')) AS redeemed,
+           h.through AS h_through, h.total_steps AS h_total, h.approved_days AS h_days,
+           h.best_day AS h_best, h.thresholds AS h_thresholds, h.longest AS h_longest,
+           h.latest_length AS h_latest_length, h.latest_end AS h_latest_end,
            d.days, d.steps"""
+_HISTORY_JOIN = """
+    LEFT JOIN achievement_history h ON h.user_id = u.id AND h.through IS NOT NULL
+                                   AND h.thresholds @> {thresholds}"""
 _DAYS_LATERAL = """
     CROSS JOIN LATERAL (
         SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
         FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
-              WHERE user_id = u.id AND credited_steps > 0 ORDER BY recorded_date) s
+              WHERE user_id = u.id AND credited_steps > 0
+                AND recorded_date > coalesce(h.through, DATE '-infinity')
+              ORDER BY recorded_date) s
     ) d"""
-# The users' credited days as two arrays each, in date order (days since 2000-01-01, credited
-# steps: only days with approved steps count), with what the other kinds need; facts_from_days
-# computes the aggregates and each streak threshold's runs from them. Issue 13: the same facts
+# The users' facts as one row each (facts_from_days computes the aggregates and each streak
+# threshold's runs from the summary and the days after it). Issue 13: the same facts
 # as one set-based statement (window functions over every credited day, gaps and islands,
 # JSON; tests/achievements/test_reads.py keeps it as the reference) cost PostgreSQL ~85 ms for
 # a batch of 470 walkers with 90 days each (its sort spilled to disk), the arrays ~20 ms and
 # the worker's Python ~13 ms (bench/achievements_cost.py): the batch's burst on the database,
-# which the half-load requests overlapped, is a quarter of what it was.
-FACTS_SQL = _FACTS_SELECT + "\n    FROM users u" + _DAYS_LATERAL + "\n    WHERE u.id = ANY({users})"
-_FACTS = text(FACTS_SQL.format(users="CAST(:users AS uuid[])"))
+# which the half-load requests overlapped, is a quarter of what it was. With the summaries
+# (migration 0048) a walker's read is its open days, however long their history.
+FACTS_SQL = (
+    _FACTS_SELECT
+    + "\n    FROM users u"
+    + _HISTORY_JOIN.format(thresholds="{thresholds}")
+    + _DAYS_LATERAL
+    + "\n    WHERE u.id = ANY({users})"
+)
+_FACTS = text(
+    FACTS_SQL.format(users="CAST(:users AS uuid[])", thresholds="CAST(:thresholds AS integer[])")
+)
 
 
 async def user_facts(
@@ -49,7 +68,9 @@ async def user_facts(
     """Facts for many users in one query (missing users are absent from the answer)."""
     if not user_ids:
         return {}
-    rows = (await session.execute(_FACTS, {"users": list(user_ids)})).all()
+    rows = (
+        await session.execute(_FACTS, {"users": list(user_ids), "thresholds": list(thresholds)})
+    ).all()
     return {row.id: facts_from_days(row.id, row._mapping, thresholds) for row in rows}
 
 
@@ -293,20 +314,19 @@ async def unlocked_pairs(
 
 
 # GET /v1/achievements in one statement on a bare asyncpg connection (no transaction), one row:
-# the caller's account, whether they redeemed, their credited days as two arrays in date order
-# (days since 2000-01-01, credited steps: facts_from_days computes the aggregates and the streak
-# runs from them, as for the batch's _FACTS; tests/achievements/test_reads.py proves them equal
-# to a set-based SQL reference) and the active achievements as three arrays in id order (id,
-# updated_at, the caller's unlocked_at). What an achievement says (code, name, criteria...) is
-# cached per process by (id, updated_at) and read with catalogue() on a miss. No row: no such
-# user. Issue 13: the window functions, aggregates and JSON of the set-based facts cost
-# PostgreSQL ~3x this.
-_EPOCH = date(2000, 1, 1)
-_NO_DAY = -(10**9)  # before any day: the next day is never its successor
+# the caller's account, whether they redeemed, their summarised closed history and their
+# credited days after it as two arrays in date order (days since 2000-01-01, credited steps:
+# facts_from_days computes the aggregates and the streak runs from them, as for the batch's
+# _FACTS; tests/achievements/test_reads.py proves them equal to a set-based SQL reference) and
+# the active achievements as three arrays in id order (id, updated_at, the caller's
+# unlocked_at). What an achievement says (code, name, criteria...) is cached per process by
+# (id, updated_at) and read with catalogue() on a miss. No row: no such user. Issue 13: the
+# window functions, aggregates and JSON of the set-based facts cost PostgreSQL ~3x this.
 _MINE_SQL = (
     _FACTS_SELECT
     + """, c.ids, c.versions, c.unlocked
     FROM users u"""
+    + _HISTORY_JOIN.format(thresholds="$2::integer[]")
     + _DAYS_LATERAL
     + """
     CROSS JOIN LATERAL (
@@ -325,9 +345,17 @@ _CATALOGUE_SQL = (
 )
 
 
-async def mine(driver: Any, user_id: uuid.UUID) -> Any:
-    """The caller's row of _MINE_SQL on a bare asyncpg connection; None for a missing user."""
-    return await driver.fetchrow(_MINE_SQL, user_id)
+# a threshold no summary holds (a streak's min_steps is at least 1): a facts read asking for it
+# reads every day of the walker
+WITHOUT_SUMMARY = (0,)
+
+
+async def mine(driver: Any, user_id: uuid.UUID, thresholds: Sequence[int] = ()) -> Any:
+    """The caller's row of _MINE_SQL on a bare asyncpg connection; None for a missing user. Its
+    summary (if any) covers `thresholds`; whether it covers those the caller needs is known
+    only after the read (service.my_achievements reads again WITHOUT_SUMMARY in the rare case
+    it does not)."""
+    return await driver.fetchrow(_MINE_SQL, user_id, list(thresholds))
 
 
 async def catalogue(driver: Any, ids: Sequence[int]) -> list[Any]:
@@ -341,33 +369,142 @@ def facts_from_days(
     row: Any,
     thresholds: Sequence[int],
 ) -> UserFacts:
-    """The facts of a row of _FACTS or _MINE_SQL: its days (ascending, days since 2000-01-01,
-    each with credited steps > 0) and for each threshold the runs of consecutive days at or
-    above it (none: no entry)."""
-    days: Sequence[int] = row["days"] or ()
-    steps: Sequence[int] = row["steps"] or ()
+    """The facts of a row of _FACTS or _MINE_SQL: its summarised closed history (h_*, when it
+    covers `thresholds`), folded on over its days (ascending, days since 2000-01-01, each with
+    credited steps > 0, all after the summary's `through`); for each threshold the runs of
+    consecutive days at or above it (none: no entry)."""
+    seed = seed_of(row, thresholds)
+    if seed is None and row.get("h_through") is not None:
+        raise ValueError("the row's days start after a summary that lacks a threshold")
+    done = fold(row["days"] or (), row["steps"] or (), thresholds, seed)
     streaks = {}
-    for threshold in set(thresholds):
-        longest = length = 0
-        previous = end = _NO_DAY
-        for day, count in zip(days, steps, strict=True):
-            if count < threshold:
-                continue
-            length = length + 1 if day == previous + 1 else 1
-            previous = end = day
-            if length > longest:
-                longest = length
+    for threshold, (longest, length, end) in (done.runs or {}).items():
         if longest:
             streaks[threshold] = StreakFacts(
-                longest=longest, latest_length=length, latest_end=_EPOCH + timedelta(days=end)
+                longest=longest, latest_length=length, latest_end=EPOCH + timedelta(days=end)
             )
     return UserFacts(
         user_id=user_id,
         timezone=row["timezone"],
         is_active=row["is_active"],
-        best_day=max(steps, default=0),
-        total_steps=sum(steps),
-        approved_days=len(steps),
+        best_day=done.best_day,
+        total_steps=done.total_steps,
+        approved_days=done.approved_days,
         redeemed=bool(row["redeemed"]),
         streaks=streaks,
     )
+
+
+# --- the summaries of closed history (achievements.history) ---------------------------------
+
+# Walkers after :after (user id order) whose summary is missing, dropped, behind :stale_before
+# or without one of :thresholds, with what carrying it forward needs: their generation (0: no
+# row), the summary as a seed (h_*: only when it covers the thresholds and ends by :target)
+# and their credited days after the seed up to :target.
+_HISTORY_CANDIDATES = text(
+    """
+    WITH c AS (
+        SELECT u.id, h.generation,
+               CASE WHEN h.through <= :target AND h.thresholds @> CAST(:thresholds AS integer[])
+                    THEN h.through END AS seed_through
+        FROM users u LEFT JOIN achievement_history h ON h.user_id = u.id
+        WHERE (CAST(:after AS uuid) IS NULL OR u.id > CAST(:after AS uuid))
+          AND (h.through IS NULL OR h.through < :stale_before
+               OR NOT h.thresholds @> CAST(:thresholds AS integer[]))
+        ORDER BY u.id
+        LIMIT :limit
+    )
+    SELECT c.id, coalesce(c.generation, 0) AS generation,
+           c.seed_through AS h_through, h.total_steps AS h_total, h.approved_days AS h_days,
+           h.best_day AS h_best, h.thresholds AS h_thresholds, h.longest AS h_longest,
+           h.latest_length AS h_latest_length, h.latest_end AS h_latest_end,
+           d.days, d.steps
+    FROM c LEFT JOIN achievement_history h ON h.user_id = c.id
+    CROSS JOIN LATERAL (
+        SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
+        FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
+              WHERE user_id = c.id AND credited_steps > 0 AND recorded_date <= :target
+                AND recorded_date > coalesce(c.seed_through, DATE '-infinity')
+              ORDER BY recorded_date) s
+    ) d
+    ORDER BY c.id
+    """
+)
+# The new summaries, each only over the generation its days were read with: a change of a
+# closed day meanwhile (the trigger's bump) wins, and that walker waits for the next run.
+_HISTORY_WRITE = text(
+    """
+    WITH written AS (
+        INSERT INTO achievement_history AS h (user_id, generation, through, total_steps,
+            approved_days, best_day, thresholds, longest, latest_length, latest_end, computed_at)
+        SELECT v.user_id, v.generation, :through, v.total_steps, v.approved_days, v.best_day,
+               CAST(:thresholds AS integer[]), v.longest, v.latest_length, v.latest_end, now()
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(user_id uuid, generation bigint,
+            total_steps bigint, approved_days integer, best_day integer, longest integer[],
+            latest_length integer[], latest_end integer[])
+        ON CONFLICT (user_id) DO UPDATE SET
+            through = excluded.through, total_steps = excluded.total_steps,
+            approved_days = excluded.approved_days, best_day = excluded.best_day,
+            thresholds = excluded.thresholds, longest = excluded.longest,
+            latest_length = excluded.latest_length, latest_end = excluded.latest_end,
+            computed_at = excluded.computed_at
+        WHERE h.generation = excluded.generation
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
+    """
+)
+
+
+async def history_candidates(
+    session: AsyncSession,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    target: date,
+    stale_before: date,
+    thresholds: Sequence[int],
+) -> list[Any]:
+    rows = await session.execute(
+        _HISTORY_CANDIDATES,
+        {
+            "after": after,
+            "limit": limit,
+            "target": target,
+            "stale_before": stale_before,
+            "thresholds": list(thresholds),
+        },
+    )
+    return list(rows.mappings())
+
+
+async def write_history(
+    session: AsyncSession,
+    through: date,
+    thresholds: Sequence[int],
+    folds: Sequence[tuple[uuid.UUID, int, Fold]],
+) -> int:
+    """Write the summaries through `through`; how many were written (a walker whose generation
+    moved since it was read is left out)."""
+    if not folds:
+        return 0
+    rows = []
+    for user_id, generation, done in folds:
+        runs = [done.run(t) for t in thresholds]
+        rows.append(
+            {
+                "user_id": str(user_id),
+                "generation": generation,
+                "total_steps": done.total_steps,
+                "approved_days": done.approved_days,
+                "best_day": done.best_day,
+                "longest": [r[0] for r in runs],
+                "latest_length": [r[1] for r in runs],
+                "latest_end": [r[2] for r in runs],
+            }
+        )
+    result = await session.execute(
+        _HISTORY_WRITE,
+        {"through": through, "thresholds": list(thresholds), "rows": orjson.dumps(rows).decode()},
+    )
+    return int(result.scalar_one())

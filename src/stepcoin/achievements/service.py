@@ -336,16 +336,11 @@ def _remember(row: Any) -> _Shown | None:
     return shown
 
 
-async def my_achievements(
-    driver: Any, user_id: uuid.UUID, *, now: datetime | None = None
-) -> list[dict[str, Any]] | None:
-    """GET /v1/achievements's items in one statement on a bare asyncpg connection (the route
-    and main.HotRoutes; a second one only when an achievement is new to this process or was
-    edited): the same items as list_for_user (tests/achievements/test_reads.py compares them);
-    None when the user is missing or deactivated."""
-    row = await repository.mine(driver, user_id)
-    if row is None or not row["is_active"]:
-        return None
+async def _shown(
+    driver: Any, row: Any
+) -> tuple[list[int], list[datetime | None], list[_Shown | None], list[int]]:
+    """A _MINE_SQL row's achievements as shown (the catalogue cache, read on a miss) and the
+    streak thresholds of those still locked."""
     ids: list[int] = row["ids"] or []
     unlocked: list[datetime | None] = row["unlocked"] or []
     keys = list(zip(ids, row["versions"] or [], strict=True))
@@ -359,6 +354,28 @@ async def my_achievements(
     thresholds = streak_thresholds(
         [s.criteria for s, at in zip(shown, unlocked, strict=True) if s is not None and at is None]
     )
+    return ids, unlocked, shown, thresholds
+
+
+async def my_achievements(
+    driver: Any, user_id: uuid.UUID, *, now: datetime | None = None
+) -> list[dict[str, Any]] | None:
+    """GET /v1/achievements's items in one statement on a bare asyncpg connection (the route
+    and main.HotRoutes; a second one only when an achievement is new to this process or was
+    edited): the same items as list_for_user (tests/achievements/test_reads.py compares them);
+    None when the user is missing or deactivated."""
+    row = await repository.mine(driver, user_id)
+    if row is None or not row["is_active"]:
+        return None
+    ids, unlocked, shown, thresholds = await _shown(driver, row)
+    held = row["h_thresholds"]
+    if row["h_through"] is not None and not set(thresholds) <= set(held or ()):
+        # the walker's summary lacks a streak threshold (an achievement newer than it): read
+        # again without the summary, every day
+        row = await repository.mine(driver, user_id, repository.WITHOUT_SUMMARY)
+        if row is None or not row["is_active"]:
+            return None
+        ids, unlocked, shown, thresholds = await _shown(driver, row)
     facts = repository.facts_from_days(user_id, row, thresholds)
     items = []
     for id_, s, at in zip(ids, shown, unlocked, strict=True):

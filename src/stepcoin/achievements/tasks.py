@@ -1,5 +1,6 @@
 """Background jobs of achievements: the dirty users in batches (every few seconds), one user
-(after an order), a new achievement's backfill in batches."""
+(after an order), a new achievement's backfill in batches, the walkers' closed history
+summarised (every 5 minutes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 
 import procrastinate
 
-from stepcoin.achievements import service
+from stepcoin.achievements import history, service
 from stepcoin.db import Database, session_scope
 from stepcoin.queue import ACHIEVEMENTS_BACKFILL, JobRuntime, defer_in_transaction
 
@@ -106,3 +107,19 @@ async def backfill(achievement_id: int, after_user: str | None = None) -> dict[s
         "unlocked": batch.unlocked,
         "next_after": str(batch.next_after) if batch.next_after else None,
     }
+
+
+# How many batches of history.BATCH_SIZE walkers one run may summarise before it leaves the
+# rest to the next run (every 5 minutes: 600,000 walkers an hour at most).
+HISTORY_MAX_BATCHES = 50
+
+
+@blueprint.periodic(cron="*/5 * * * *", periodic_id="history")
+@blueprint.task(name="summarise_history", queueing_lock="achievements_summarise_history")
+async def summarise_history(timestamp: int) -> dict[str, int]:
+    """Every 5 minutes: summarise the closed history of the walkers whose summary is missing,
+    dropped or a week behind (`history.build`), so the achievements read and batch fold only
+    the open days. Short transactions of 1,000 walkers; a walker changed meanwhile is left for
+    the next run (its generation moved)."""
+    built = await history.build(_database(), max_batches=HISTORY_MAX_BATCHES)
+    return {"walkers": built.walkers, "skipped": built.skipped}
