@@ -1,6 +1,8 @@
-"""What the achievements batch's read costs: the facts of a batch of walkers, two ways, A/B.
+"""What the achievements' reads cost: the facts of a batch of walkers three ways, and a
+walker's GET /v1/achievements with and without the summaries of closed history, A/B.
 
-    python bench/achievements_cost.py --database-url URL [--walkers 470] [--rounds 8] [--seed 1]
+    python bench/achievements_cost.py --database-url URL [--walkers 470] [--reads 1000]
+        [--rounds 8] [--seed 1]
 
 On a generated bench database (bench/generate.py: no walker has unlocked anything, so every
 active achievement is still to be met and every streak threshold is computed), samples
@@ -8,13 +10,19 @@ active achievement is still to be met and every streak threshold is computed), s
 
 - `arrays` (the code, achievements.repository.user_facts): each walker's credited days as two
   arrays, streak runs and totals computed in Python (facts_from_days);
+- `arrays, whole history`: the same statement with no summary of closed history (every
+  summary's `through` set to NULL: every credited day is read, as before migration 0048);
 - `set-based` (the batch's query until 2026-12-06, kept here and in
   tests/achievements/test_reads.py as the reference): window functions over every credited day
   (gaps and islands), aggregates and JSON in PostgreSQL.
 
-Alternated per round on the same sample; reports per batch the wall time, this process's CPU and
-the PostgreSQL backend's CPU (from /proc: the server must run on this machine), medians over the
-rounds after the first two; and checks that both forms give the same facts. Reads only.
+and `--reads` walkers' GET /v1/achievements items one after another (service.my_achievements,
+one statement each) with and without the summaries.
+
+Alternated per round on the same sample; reports per batch (and per read) the wall time, this
+process's CPU and the PostgreSQL backend's CPU (from /proc: the server must run on this
+machine), medians over the rounds after the first two; and checks that every form gives the
+same facts and items. Writes only achievement_history (`history.build`, and NULL to drop).
 """
 
 from __future__ import annotations
@@ -32,10 +40,12 @@ from typing import Any
 
 import asyncpg
 
+from stepcoin.achievements import history, service
 from stepcoin.achievements.criteria import StreakFacts, UserFacts
 from stepcoin.achievements.repository import FACTS_SQL, facts_from_days
+from stepcoin.db import Database
 
-ARRAYS = FACTS_SQL.format(users="$1::uuid[]")  # the code's own statement
+ARRAYS = FACTS_SQL.format(users="$1::uuid[]", thresholds="$2::integer[]")  # the code's own
 
 SET_BASED = """
 WITH d AS MATERIALIZED (
@@ -101,14 +111,25 @@ def _backend_cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / 100  # utime + stime, clock ticks of 10 ms
 
 
+async def _summaries(conn: Any, database: Database, on: bool) -> None:
+    """Every walker's closed history summarised (on) or no summary at all (off)."""
+    if on:
+        await history.build(database)
+    else:
+        await conn.execute("UPDATE achievement_history SET through = NULL")
+    await conn.execute("VACUUM ANALYZE achievement_history")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--walkers", type=int, default=470)
+    parser.add_argument("--reads", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     conn = await asyncpg.connect(args.database_url)
+    database = Database(args.database_url)
     pid = await conn.fetchval("SELECT pg_backend_pid()")
     streaks = await conn.fetch(
         "SELECT unlock_criteria::text FROM achievements "
@@ -116,37 +137,62 @@ async def main() -> None:
     )
     thresholds = sorted({int(json.loads(r[0])["min_steps"]) for r in streaks})
     walkers = [r["id"] for r in await conn.fetch("SELECT id FROM users")]
+    days = await conn.fetchval(
+        "SELECT round(avg(n)) FROM (SELECT count(*) AS n FROM step_days GROUP BY user_id) d"
+    )
     rng = random.Random(args.seed)
-    results: dict[str, list[tuple[float, float, float]]] = {"arrays": [], "set-based": []}
+    forms = ("arrays", "arrays, whole history", "set-based", "read", "read, whole history")
+    results: dict[str, list[tuple[float, float, float]]] = {form: [] for form in forms}
     same = 0
+
+    def measure(form: str, round_: int, start: tuple[float, float, float], n: int = 1) -> None:
+        pg0, cpu0, t0 = start
+        wall = (time.perf_counter() - t0) * 1000 / n
+        cpu = (time.process_time() - cpu0) * 1000 / n
+        if round_ >= 2:
+            results[form].append((wall, cpu, (_backend_cpu_ms(pid) - pg0) / n))
+
     for round_ in range(args.rounds):
         sample: list[uuid.UUID] = rng.sample(walkers, min(args.walkers, len(walkers)))
+        reads: list[uuid.UUID] = rng.sample(walkers, min(args.reads, len(walkers)))
         facts: dict[str, dict[uuid.UUID, UserFacts]] = {}
-        for form in ("arrays", "set-based") if round_ % 2 == 0 else ("set-based", "arrays"):
-            pg0, cpu0, t0 = _backend_cpu_ms(pid), time.process_time(), time.perf_counter()
-            if form == "arrays":
-                rows = await conn.fetch(ARRAYS, sample)
-                facts[form] = {r["id"]: facts_from_days(r["id"], r, thresholds) for r in rows}
-            else:
+        items: dict[bool, list[Any]] = {}
+        for on in (True, False) if round_ % 2 == 0 else (False, True):
+            await _summaries(conn, database, on)
+            suffix = "" if on else ", whole history"
+            start = (_backend_cpu_ms(pid), time.process_time(), time.perf_counter())
+            rows = await conn.fetch(ARRAYS, sample, thresholds)
+            facts["arrays" + suffix] = {
+                r["id"]: facts_from_days(r["id"], r, thresholds) for r in rows
+            }
+            measure("arrays" + suffix, round_, start)
+            start = (_backend_cpu_ms(pid), time.process_time(), time.perf_counter())
+            items[on] = [await service.my_achievements(conn, walker) for walker in reads]
+            measure("read" + suffix, round_, start, len(reads))
+            if not on:
+                start = (_backend_cpu_ms(pid), time.process_time(), time.perf_counter())
                 rows = await conn.fetch(SET_BASED, sample, thresholds)
-                facts[form] = {r["id"]: _set_based_facts(r) for r in rows}
-            wall = (time.perf_counter() - t0) * 1000
-            cpu = (time.process_time() - cpu0) * 1000
-            if round_ >= 2:
-                results[form].append((wall, cpu, _backend_cpu_ms(pid) - pg0))
-        same += facts["arrays"] == facts["set-based"]
+                facts["set-based"] = {r["id"]: _set_based_facts(r) for r in rows}
+                measure("set-based", round_, start)
+        same += (
+            facts["arrays"] == facts["set-based"] == facts["arrays, whole history"]
+            and items[True] == items[False]
+        )
+    await _summaries(conn, database, True)
     await conn.close()
+    await database.dispose()
     print(
-        f"{args.walkers} walkers a batch, streak thresholds {thresholds}, "
-        f"{args.rounds - 2} measured rounds; the same facts in {same} of {args.rounds} rounds"
+        f"{args.walkers} walkers a batch, {args.reads} reads, ~{days} credited days a walker, "
+        f"streak thresholds {thresholds}, {args.rounds - 2} measured rounds; the same facts "
+        f"and items in {same} of {args.rounds} rounds"
     )
     print("| form | wall ms | Python CPU ms | PostgreSQL CPU ms | CPU in all ms |")
     print("|---|---|---|---|---|")
     for form, rows in results.items():
         wall, cpu, pg = (statistics.median(r[i] for r in rows) for i in range(3))
-        print(f"| {form} | {wall:.1f} | {cpu:.1f} | {pg:.0f} | {cpu + pg:.0f} |")
+        print(f"| {form} | {wall:.2f} | {cpu:.2f} | {pg:.2f} | {cpu + pg:.2f} |")
     if same != args.rounds:
-        raise SystemExit("the two forms disagree")
+        raise SystemExit("the forms disagree")
 
 
 if __name__ == "__main__":

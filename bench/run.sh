@@ -175,15 +175,19 @@ print(max(1, round(r / 2)))' "$OUT/max_$1.json"
 }
 if [ "$RUN_WORKER" = 1 ]; then
     # the generated history's achievements (bench/generate.py marks every walker): evaluated
-    # by the worker's batch before any run, as the batch has followed every sync in production
+    # by the worker's batch before any run, as the batch has followed every sync in production;
+    # and the walkers' closed history summarised (achievements:summarise_history, deferred when
+    # the worker starts), as production's worker keeps it
     started=$(date +%s)
     for _ in $(seq 1 "${BENCH_PREPARE_WAIT:-300}"); do
-        left=$(psql "$DB_URL" -qAtc "SELECT count(*) FROM achievements_dirty" 2>/dev/null || echo 0)
+        left=$(psql "$DB_URL" -qAtc "SELECT (SELECT count(*) FROM achievements_dirty)
+            + (SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM achievement_history h
+               WHERE h.user_id = u.id AND h.through IS NOT NULL))" 2>/dev/null || echo 0)
         [ "${left:-0}" = 0 ] && break
         sleep 1
     done
-    log "achievements of the generated history evaluated in $(( $(date +%s) - started )) s" \
-        "(walkers left: ${left:-0})"
+    log "achievements of the generated history evaluated and summarised in" \
+        "$(( $(date +%s) - started )) s (walkers left: ${left:-0})"
 fi
 log "(a) maximum throughput, closed loop c=$CONC: $SCENARIOS"
 for sc in $SCENARIOS; do

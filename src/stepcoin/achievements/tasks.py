@@ -114,7 +114,7 @@ async def backfill(achievement_id: int, after_user: str | None = None) -> dict[s
 HISTORY_MAX_BATCHES = 50
 
 
-@blueprint.periodic(cron="*/5 * * * *", periodic_id="history")
+@blueprint.periodic(cron="*/5 * * * * 53", periodic_id="history")
 @blueprint.task(name="summarise_history", queueing_lock="achievements_summarise_history")
 async def summarise_history(timestamp: int) -> dict[str, int]:
     """Every 5 minutes: summarise the closed history of the walkers whose summary is missing,
