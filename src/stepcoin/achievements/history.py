@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.achievements import repository
@@ -44,6 +45,9 @@ WINDOW_MARGIN_DAYS = 3
 # summarised: a read folds at most the sync window + the margin + this many open days.
 ADVANCE_DAYS = 7
 BATCH_SIZE = 1000
+
+
+_TODAY = text("SELECT CAST(now() AT TIME ZONE 'UTC' AS date)")
 
 
 def summary_target(today: date, sync_window_days: int) -> date:
@@ -79,10 +83,11 @@ async def build(
     """Summarise (or carry forward) the closed history of every walker whose summary is
     missing, dropped, ADVANCE_DAYS behind, or without a threshold an active streak needs:
     `batch_size` walkers per short transaction, keyset by user id."""
-    today = today or datetime.now(UTC).date()
     async with session_scope(database) as session:
         window = int(await runtime_settings.get(session, "anticheat.sync_window_days"))
         thresholds = await active_streak_thresholds(session)
+        # the database's UTC day, as the triggers' WHEN sees it (not this process's clock)
+        today = today or (await session.execute(_TODAY)).scalar_one()
     target = summary_target(today, window)
     written = skipped = batches = 0
     after = None

@@ -397,10 +397,10 @@ def facts_from_days(
 
 # --- the summaries of closed history (achievements.history) ---------------------------------
 
-# Walkers after :after (user id order) whose summary is missing, dropped, behind :stale_before
-# or without one of :thresholds, with what carrying it forward needs: their generation (0: no
-# row), the summary as a seed (h_*: only when it covers the thresholds and ends by :target)
-# and their credited days after the seed up to :target.
+# Walkers after :after (user id order; the nil UUID: from the first) whose summary is missing,
+# dropped, behind :stale_before or without one of :thresholds, with what carrying it forward
+# needs: their generation (0: no row), the summary as a seed (h_*: only when it covers the
+# thresholds and ends by :target) and their credited days after the seed up to :target.
 _HISTORY_CANDIDATES = text(
     """
     WITH c AS (
@@ -408,7 +408,7 @@ _HISTORY_CANDIDATES = text(
                CASE WHEN h.through <= :target AND h.thresholds @> CAST(:thresholds AS integer[])
                     THEN h.through END AS seed_through
         FROM users u LEFT JOIN achievement_history h ON h.user_id = u.id
-        WHERE (CAST(:after AS uuid) IS NULL OR u.id > CAST(:after AS uuid))
+        WHERE u.id > CAST(:after AS uuid)
           AND (h.through IS NULL OR h.through < :stale_before
                OR NOT h.thresholds @> CAST(:thresholds AS integer[]))
         ORDER BY u.id
@@ -468,7 +468,7 @@ async def history_candidates(
     rows = await session.execute(
         _HISTORY_CANDIDATES,
         {
-            "after": after,
+            "after": after or uuid.UUID(int=0),  # a range of the key's index, from the first
             "limit": limit,
             "target": target,
             "stale_before": stale_before,
