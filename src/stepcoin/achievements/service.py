@@ -361,9 +361,10 @@ async def my_achievements(
     driver: Any, user_id: uuid.UUID, *, now: datetime | None = None
 ) -> list[dict[str, Any]] | None:
     """GET /v1/achievements's items in one statement on a bare asyncpg connection (the route
-    and main.HotRoutes; a second one only when an achievement is new to this process or was
-    edited): the same items as list_for_user (tests/achievements/test_reads.py compares them);
-    None when the user is missing or deactivated."""
+    and main.HotRoutes; another only when an achievement is new to this process or was edited,
+    or when the walker's summarised history lacks a streak threshold: `achievements.history`):
+    the same items as list_for_user (tests/achievements/test_reads.py compares them); None when
+    the user is missing or deactivated."""
     row = await repository.mine(driver, user_id)
     if row is None or not row["is_active"]:
         return None
