@@ -34,14 +34,23 @@ _FACTS_SELECT = """
 _HISTORY_JOIN = """
     LEFT JOIN achievement_history h ON h.user_id = u.id AND h.through IS NOT NULL
                                    AND h.thresholds @> {thresholds}"""
-_DAYS_LATERAL = """
+
+
+def _days_lateral(walker: str, after: str, until: str = "") -> str:
+    """d.days, d.steps: the `walker` column's credited days after the date `after` (NULL: from
+    the first) and (when given) up to the date `until`, as two arrays in date order."""
+    upper = f" AND recorded_date <= {until}" if until else ""
+    return f"""
     CROSS JOIN LATERAL (
         SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
         FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
-              WHERE user_id = u.id AND credited_steps > 0
-                AND recorded_date > coalesce(h.through, DATE '-infinity')
+              WHERE user_id = {walker} AND credited_steps > 0{upper}
+                AND recorded_date > coalesce({after}, DATE '-infinity')
               ORDER BY recorded_date) s
     ) d"""
+
+
+_DAYS_LATERAL = _days_lateral("u.id", "h.through")
 # The users' facts as one row each (facts_from_days computes the aggregates and each streak
 # threshold's runs from the summary and the days after it). Issue 13: the same facts
 # as one set-based statement (window functions over every credited day, gaps and islands,
@@ -419,14 +428,9 @@ _HISTORY_CANDIDATES = text(
            h.best_day AS h_best, h.thresholds AS h_thresholds, h.longest AS h_longest,
            h.latest_length AS h_latest_length, h.latest_end AS h_latest_end,
            d.days, d.steps
-    FROM c LEFT JOIN achievement_history h ON h.user_id = c.id
-    CROSS JOIN LATERAL (
-        SELECT array_agg(s.day) AS days, array_agg(s.credited_steps) AS steps
-        FROM (SELECT recorded_date - DATE '2000-01-01' AS day, credited_steps FROM step_days
-              WHERE user_id = c.id AND credited_steps > 0 AND recorded_date <= :target
-                AND recorded_date > coalesce(c.seed_through, DATE '-infinity')
-              ORDER BY recorded_date) s
-    ) d
+    FROM c LEFT JOIN achievement_history h ON h.user_id = c.id"""
+    + _days_lateral("c.id", "c.seed_through", ":target")
+    + """
     ORDER BY c.id
     """
 )
