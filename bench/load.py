@@ -595,6 +595,12 @@ async def _set_window(url: str, days: int | None) -> int:
                 "WHERE key = 'anticheat.sync_window_days'",
                 days,
             )
+            # what the hourly steps:ensure_step_partitions does after a raised window: the
+            # window's months get their partitions (a sync of an older month would otherwise
+            # land in the default partition until the job's next run)
+            await conn.execute(
+                "SELECT stepcoin_ensure_step_partitions(current_date - $1::int - 1, 3)", days
+            )
         return old
     finally:
         await conn.close()

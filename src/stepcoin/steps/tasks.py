@@ -17,26 +17,35 @@ blueprint = procrastinate.Blueprint()
 
 
 async def ensure_partitions(session, months_ahead: int | None = None) -> int:  # type: ignore[no-untyped-def]
-    """Create the monthly step_records partitions up to `months_ahead` months from now."""
+    """Create the monthly step_records partitions from the oldest day the sync window admits
+    up to `months_ahead` months from now; rows the default partition holds for such a month
+    move into it (stepcoin_ensure_step_partitions v2)."""
     if months_ahead is None:
         months_ahead = int(await runtime_settings.get(session, "steps.partition_months_ahead"))
+    window = int(await runtime_settings.get(session, "anticheat.sync_window_days"))
     created = (
         await session.execute(
-            text("SELECT stepcoin_ensure_step_partitions(current_date, :ahead)"),
-            {"ahead": months_ahead},
+            text(
+                "SELECT stepcoin_ensure_step_partitions("
+                "current_date - CAST(:window AS integer) - 1, :ahead)"
+            ),
+            {"window": window, "ahead": months_ahead},
         )
     ).scalar_one()
     return int(created)
 
 
-@blueprint.periodic(cron="17 3 * * *", periodic_id="daily")
+@blueprint.periodic(cron="17 * * * *", periodic_id="hourly")
 @blueprint.task(
     name="ensure_step_partitions",
     queueing_lock="ensure_step_partitions",
     retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=5),
 )
 async def ensure_step_partitions(timestamp: int) -> int:
-    """Keeps monthly partitions of step_records ready ahead of time (daily, and at worker start)."""
+    """Keeps the monthly partitions of step_records ready for every day a sync may write: the
+    sync window back, `steps.partition_months_ahead` ahead (hourly, and at worker start; a
+    raised window reaches its months within the hour, and what a sync wrote to the default
+    partition meanwhile moves into them)."""
     async with session_scope(JobRuntime.require_database()) as session:
         created = await ensure_partitions(session)
     logger.info("step partitions ensured", extra={"partitions_created": created})
