@@ -9,9 +9,12 @@ month into it.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date, timedelta
 
 import psycopg
+import pytest
 
 from stepcoin.worker import open_jobs
 from tests.conftest import bearer, register
@@ -44,6 +47,27 @@ def _drop_empty_month(conn: psycopg.Connection, day: date) -> None:
     conn.execute(f'DROP TABLE "{name}"')
 
 
+@pytest.fixture
+def far_months(database_url):
+    """The tests create every month from years back; the empty ones go again afterwards (a
+    hundred partitions more would slow every later test's plans of step_records)."""
+    yield
+    edge = date(today().year - 4, 1, 1)  # the retention tests keep 30 months back
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'step_records'::regclass AND c.relname < %s",
+                (_name(edge),),
+            )
+        ]
+        for name in names:
+            if name.startswith("step_records_p"):
+                month = date(int(name[-6:-2]), int(name[-2:]), 1)
+                _drop_empty_month(conn, month)
+
+
 def _where(conn: psycopg.Connection, walker: str) -> list[tuple]:
     return conn.execute(
         f"SELECT tableoid::regclass::text, {COLUMNS} FROM step_records WHERE user_id = %s "
@@ -52,7 +76,9 @@ def _where(conn: psycopg.Connection, walker: str) -> list[tuple]:
     ).fetchall()
 
 
-async def test_rows_of_the_default_partition_move_into_their_new_month(client, database_url):
+async def test_rows_of_the_default_partition_move_into_their_new_month(
+    client, database_url, far_months
+):
     walker = (await register(client))["user"]["id"]
     # eight years back: a month no other test and no sync window reaches
     first = date(today().year - 8, today().month, 1)
@@ -129,3 +155,66 @@ async def test_a_raised_sync_window_gets_its_months_from_the_job(app, client, en
         assert [r["steps"] for r in listed.json()["items"]] == [5200]
     finally:
         await set_setting(engine, "anticheat.sync_window_days", 7)
+
+
+async def test_the_move_waits_for_a_transaction_that_reads_then_writes_records(
+    client, database_url, far_months
+):
+    """A review's decision reads step_records and then writes them in one transaction. The
+    move must wait for it, never deadlock with it: with a weaker lock taken first and held
+    while waiting for the one that creating a partition takes, PostgreSQL found a deadlock
+    and aborted one side."""
+    walker = (await register(client))["user"]["id"]
+    month = date(today().year - 9, today().month, 1)  # nine years back: this test's own month
+    with psycopg.connect(database_url, autocommit=True) as setup:
+        _drop_empty_month(setup, month)
+        setup.execute(
+            "INSERT INTO step_records (user_id, recorded_date, source, steps, synced_at) "
+            "VALUES (%s, %s, 'healthkit', 3000, now())",
+            (walker, month + timedelta(days=2)),
+        )
+    outcome: dict[str, object] = {}
+
+    def ensure() -> None:
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '20s'")
+                outcome["created"] = conn.execute(
+                    "SELECT stepcoin_ensure_step_partitions(%s, 0)", (month,)
+                ).fetchone()[0]
+        except psycopg.Error as exc:  # the assertion below names it
+            outcome["error"] = exc
+
+    with (
+        psycopg.connect(database_url) as reviewer,
+        psycopg.connect(database_url, autocommit=True) as watcher,
+    ):
+        reviewer.execute("SELECT count(*) FROM step_records WHERE user_id = %s", (walker,))
+        mover = threading.Thread(target=ensure)
+        mover.start()
+        waiting = 0
+        for _ in range(100):  # until the move waits for the reviewer's lock
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%%stepcoin_ensure_step_partitions%%'"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting == 1
+        reviewer.execute(
+            "INSERT INTO step_records (user_id, recorded_date, source, steps, synced_at) "
+            "VALUES (%s, %s, 'healthkit', 4000, now())",
+            (walker, today() - timedelta(days=1)),
+        )
+        reviewer.commit()
+        mover.join(30)
+    assert "error" not in outcome, outcome
+    assert outcome["created"] >= 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = _where(conn, walker)
+        assert [(row[0], row[5]) for row in rows] == [
+            (_name(month), 3000),
+            (_name(today() - timedelta(days=1)), 4000),
+        ]
+        conn.execute("DELETE FROM step_records WHERE user_id = %s", (walker,))

@@ -8,9 +8,9 @@
 -- and read by a sequential scan wherever a plan was made while it was empty (the sync's
 -- snapshot keeps one generic plan per session; a raised window's 500-record batches read the
 -- whole default partition on every sync, issue 13). v2 also repairs that: a month whose rows
--- are in the default partition gets its partition and its rows, in this transaction (under a
--- lock that holds the syncs' writes to step_records back for that moment; PostgreSQL refuses
--- to create a partition while the default one holds rows of its range).
+-- are in the default partition gets its partition and its rows, in this transaction (under the
+-- lock that creating a partition takes anyway, held for that moment; PostgreSQL refuses to
+-- create a partition while the default one holds rows of its range).
 CREATE OR REPLACE FUNCTION stepcoin_ensure_step_partitions(from_day date, months_ahead integer)
 RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -33,8 +33,11 @@ BEGIN
                     WHERE r.recorded_date >= month_start AND r.recorded_date < month_end);
             END IF;
             IF moving THEN
-                -- no write reaches step_records until the month's rows are in their partition
-                LOCK TABLE step_records IN SHARE ROW EXCLUSIVE MODE;
+                -- nothing reaches step_records until the month's rows are in their partition.
+                -- The strongest lock first, as CREATE TABLE ... PARTITION OF takes it anyway: a
+                -- weaker one held while waiting for that would deadlock with a transaction that
+                -- read step_records and then writes them (a review's decision)
+                LOCK TABLE ONLY step_records IN ACCESS EXCLUSIVE MODE;
                 CREATE TEMPORARY TABLE stepcoin_moving_records ON COMMIT DROP AS
                     WITH moved AS (
                         DELETE FROM step_records_default r
