@@ -47,25 +47,26 @@ def _drop_empty_month(conn: psycopg.Connection, day: date) -> None:
     conn.execute(f'DROP TABLE "{name}"')
 
 
+def _months(conn: psycopg.Connection) -> set[str]:
+    return {
+        row[0]
+        for row in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'step_records'::regclass AND c.relname LIKE 'step_records_p%'"
+        )
+    }
+
+
 @pytest.fixture
 def far_months(database_url):
-    """The tests create every month from years back; the empty ones go again afterwards (a
-    hundred partitions more would slow every later test's plans of step_records)."""
-    yield
-    edge = date(today().year - 4, 1, 1)  # the retention tests keep 30 months back
+    """The tests create every month from years back; those that were not there before go again
+    (a hundred partitions more would change every later test's plans of step_records)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        names = [
-            row[0]
-            for row in conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "WHERE i.inhparent = 'step_records'::regclass AND c.relname < %s",
-                (_name(edge),),
-            )
-        ]
-        for name in names:
-            if name.startswith("step_records_p"):
-                month = date(int(name[-6:-2]), int(name[-2:]), 1)
-                _drop_empty_month(conn, month)
+        before = _months(conn)
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name in sorted(_months(conn) - before):
+            _drop_empty_month(conn, date(int(name[-6:-2]), int(name[-2:]), 1))
 
 
 def _where(conn: psycopg.Connection, walker: str) -> list[tuple]:
