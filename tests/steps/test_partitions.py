@@ -28,10 +28,6 @@ COLUMNS = (
 )
 
 
-def _month(day: date) -> date:
-    return day.replace(day=1)
-
-
 def _name(day: date) -> str:
     return f"step_records_p{day:%Y%m}"
 
