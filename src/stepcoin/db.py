@@ -288,6 +288,26 @@ async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
             raise
 
 
+class SessionDriver:
+    """A session's connection spoken to like a bare asyncpg connection (`fetchval`, `fetch`
+    with $n parameters), inside the session's transaction: for code written once for the fast
+    pool's autocommit connections (stepcoin.steps.review.decide) that must also run in a
+    caller's transaction."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        connection = await self.session.connection()
+        return (await connection.exec_driver_sql(sql, args)).scalar()
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        connection = await self.session.connection()
+        return list((await connection.exec_driver_sql(sql, args)).all())
+
+
 async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

@@ -82,6 +82,7 @@ PROBLEM_STATUS: dict[str, int] = {
     "own_order": 403,
     "superseded": 409,
     "already_reviewed": 409,
+    "review_conflict": 409,
     # appeals of rejected days
     "step_day_not_found": 404,
     "not_rejected": 409,
@@ -386,6 +387,7 @@ _REVIEW = (
     "superseded",
     "already_reviewed",
     "issuance_budget_reached",
+    "review_conflict",
 )
 _APPROVAL = ("adjustment_request_not_found", "adjustment_already_decided", "own_request")
 _SOCIAL = (

@@ -1,5 +1,5 @@
-"""stepcoin_review_open + stepcoin_review_decide (0041) against the approval they replaced:
-the whole stepcoin_apply_sync for the one day, then one statement for the record, the
+"""stepcoin_review_open + stepcoin_review_decide (0041; v2: 0050) against the approval they
+replaced: the whole stepcoin_apply_sync for the one day, then one statement for the record, the
 decision and the audit row (`former_decide` below, the code before issue 13's change).
 
 Each case builds a state through the API, then decides the same record twice in one
@@ -20,8 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.db import session_scope
+from stepcoin.db import SessionDriver, session_scope
 from stepcoin.errors import AppError, Conflict, Forbidden, NotFound
+from stepcoin.notify import service as notify
 from stepcoin.steps import review
 from stepcoin.steps.appeals import IS_APPEAL
 from stepcoin.steps.earn_rules import earn_rules
@@ -144,7 +145,10 @@ async def former_decide(
             **log_params,
         },
     )
-    await review.notify_outcome(session, validation_id, user_id, day, decision, delta, note)
+    # the notification as notify_outcome wrote it (the text is review.outcome_note's)
+    await notify.notify_many(
+        session, [review.outcome_note(validation_id, user_id, day, decision, delta, note)]
+    )
     return {
         "id": validation_id,
         "status": decision,
@@ -201,8 +205,9 @@ async def both_ways(
         for way in (former_decide, review.decide):
             point = await session.begin_nested()
             try:
+                on = session if way is former_decide else SessionDriver(session)
                 answer: Any = await way(
-                    session,
+                    on,  # type: ignore[arg-type]
                     validation_id=validation_id,
                     reviewer_id=reviewer,
                     decision=decision,

@@ -40,8 +40,11 @@ _APNS_TOKEN = re.compile(r"^[0-9a-fA-F]{64,200}$")
 _FCM_TOKEN = re.compile(r"^[A-Za-z0-9_:\-\.]{20,4096}$")
 
 
+JOB_LOCK_PREFIX: Final = "notify:"
+
+
 def job_lock(notification_id: int) -> str:
-    return f"notify:{notification_id}"
+    return f"{JOB_LOCK_PREFIX}{notification_id}"
 
 
 # --- the entry point for features -------------------------------------------------------
@@ -123,6 +126,51 @@ class Reach:
     reachable: bool
 
 
+def note_row(note: Note, kinds: Mapping[str, Any] | None, reachable: bool) -> dict[str, Any]:
+    """The notifications row one note becomes for a walker with these switches
+    (notification_preferences.kinds; None: no row) and push reach: the limits, whether it is in
+    the inbox, and its push status (pending, no_device, off, none). `push`: the send job a
+    pending push gets (notify_many queues it; SQL callers pass the row to stepcoin_notify,
+    notify/sql/notify_one.v1.sql)."""
+    kind(note.type)  # an unknown kind is the caller's bug
+    push_on, inbox_on = switches(dict(kinds or {}), note.type)
+    payload = orjson.dumps(note.data)
+    if len(payload) > MAX_DATA_BYTES:
+        raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
+    if note.push and push_on:
+        status = "pending" if reachable else "no_device"
+    else:
+        status = "off" if note.push else "none"
+    return {
+        "user_id": note.user_id,
+        "kind": note.type,
+        "title": note.title[:MAX_TITLE],
+        "body": note.body[:MAX_BODY],
+        "data": payload.decode(),
+        "dedupe_key": note.dedupe_key[:200],
+        "collapse_key": note.collapse_key[:64] if note.collapse_key else None,
+        "expires_at": note.expires_at,
+        "in_inbox": inbox_on,
+        "push_status": status,
+        "push": {"queue": QUEUE, "task": NOTIFY_SEND, "lock_prefix": JOB_LOCK_PREFIX},
+    }
+
+
+# _INSERT_MANY's arrays, each from note_row's key
+_COLUMNS: Final = {
+    "users": "user_id",
+    "kinds": "kind",
+    "titles": "title",
+    "bodies": "body",
+    "data": "data",
+    "dedupe": "dedupe_key",
+    "collapse": "collapse_key",
+    "expires": "expires_at",
+    "inbox": "in_inbox",
+    "status": "push_status",
+}
+
+
 _INSERT_MANY = text(
     """
     INSERT INTO notifications (user_id, kind, title, body, data, dedupe_key, collapse_key,
@@ -176,41 +224,8 @@ async def notify_many(
             prefs[row.id] = row.kinds
             if row.reachable:
                 reachable.add(row.id)
-    columns: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "users",
-            "kinds",
-            "titles",
-            "bodies",
-            "data",
-            "dedupe",
-            "collapse",
-            "expires",
-            "inbox",
-            "status",
-        )
-    }
-    for note in notes:
-        push_on, inbox_on = switches(prefs.get(note.user_id) or {}, note.type)
-        payload = orjson.dumps(note.data)
-        if len(payload) > MAX_DATA_BYTES:
-            raise ValueError(f"notification data over {MAX_DATA_BYTES} bytes")
-        wants_push = note.push and push_on
-        columns["users"].append(note.user_id)
-        columns["kinds"].append(note.type)
-        columns["titles"].append(note.title[:MAX_TITLE])
-        columns["bodies"].append(note.body[:MAX_BODY])
-        columns["data"].append(payload.decode())
-        columns["dedupe"].append(note.dedupe_key[:200])
-        columns["collapse"].append(note.collapse_key[:64] if note.collapse_key else None)
-        columns["expires"].append(note.expires_at)
-        columns["inbox"].append(inbox_on)
-        columns["status"].append(
-            ("pending" if note.user_id in reachable else "no_device")
-            if wants_push
-            else ("off" if note.push else "none")
-        )
+    built = [note_row(n, prefs.get(n.user_id), n.user_id in reachable) for n in notes]
+    columns = {column: [row[key] for row in built] for column, key in _COLUMNS.items()}
     rows = (await session.execute(_INSERT_MANY, columns)).all()
     pending = sorted(int(r.id) for r in rows if r.push_status == "pending")
     if batch:

@@ -1,21 +1,22 @@
 """POST /v1/admin/validations/{id}/approve and .../reject without FastAPI's routing and
 dependency solving (issue 13: the coin transaction's half-load p99).
 
-A review's decision is a few round trips; FastAPI's request handling around them (routing among
-the many admin routes, dependency solving, the endpoint wrapper) was about a third of the API's
-CPU per approval. This middleware sits innermost, like shop.hot.HotOrders, so request ids, the
-access log, metrics, the body limit, the input guard and the rate limits apply exactly as to the
-route.
+A review's decision is two statements on the fast pool's autocommit connection (review.decide,
+steps/sql/review_decide.v2.sql); FastAPI's request handling around them (routing among the many
+admin routes, dependency solving, the endpoint wrapper) and the ORM session's BEGIN/COMMIT were
+most of the API's CPU per approval. This middleware sits innermost, like shop.hot.HotOrders, so
+request ids, the access log, metrics, the body limit, the input guard and the rate limits apply
+exactly as to the route.
 
 Only a decision taken is answered here: an empty body, or a JSON body that validates as the
 route's ReviewIn; a valid bearer token (the cached verification of
-auth.dependencies.current_claims); a caller who is staff and active in the decision's own
-transaction (auth.dependencies.load_user, as the route's Reviewer dependency reads it); and the
-very `review.decide` the route calls, committed as the route's session commits. Anything else
-(no or bad token, a walker, a body the route must reject, any refusal such as 404, 409 or 403,
-a database error) is rolled back and goes, with the body replayed untouched, to the FastAPI
-route, which answers as it always did. A refusal writes nothing, so the route deciding again is
-safe.
+auth.dependencies.current_claims); a caller who is an active member of staff as read with the
+decision (review.decide's staff_roles: the account's role and state as the route's Reviewer
+dependency reads them); and the very `review.decide` the route calls. Anything else (no or bad
+token, a walker, a body the route must reject, any refusal such as 404, 409 or 403, a database
+error) goes, with the body replayed untouched, to the FastAPI route, which answers as it always
+did. A refusal writes nothing (the decision's one write statement is its last step), so the
+route deciding again is safe.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from typing import Literal
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stepcoin.auth.dependencies import STAFF_ROLES, load_user
+from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.auth.tokens import bearer_claims, first_headers, is_json
 from stepcoin.config import Settings
-from stepcoin.db import Database, session_scope
 from stepcoin.steps import review
 from stepcoin.steps.router import ReviewIn
 from stepcoin.validation import RouteLabel, read_body, replay, send_json
@@ -48,10 +48,6 @@ _DECISIONS: dict[str, Literal["approved", "rejected"]] = {
 _ROUTES = {
     verb: RouteLabel(f"/v1/admin/validations/{{validation_id}}/{verb}") for verb in _DECISIONS
 }
-
-
-class _NotHere(Exception):
-    """The caller is not staff (or is gone): the route answers 401 or 403."""
 
 
 class HotReview:
@@ -97,21 +93,19 @@ class HotReview:
         claims = bearer_claims(self.settings, headers.get(b"authorization"))
         if claims is None:
             return None
-        database: Database = scope["app"].state.database
         try:
             note = review.check_note(note)
-            async with session_scope(database) as session:
-                reviewer = await load_user(session, claims.user_id)
-                if reviewer is None or reviewer.role not in STAFF_ROLES:
-                    raise _NotHere
+            pool = await scope["app"].state.database.fast_pool()
+            async with pool.acquire() as driver:
                 decided = await review.decide(
-                    session,
+                    driver,
                     validation_id=validation_id,
-                    reviewer_id=reviewer.id,
+                    reviewer_id=claims.user_id,
                     decision=decision,
                     note=note,
+                    staff_roles=STAFF_ROLES,
                 )
-        except Exception:  # a refusal or an error, rolled back: the FastAPI route answers it
+        except Exception:  # a refusal or an error, nothing written: the route answers it
             logger.debug("the review fell through to the route", exc_info=True)
             return None
         return orjson.dumps(decided)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
-from stepcoin.db import Database, session_scope
+from stepcoin.db import Database, SessionDriver, session_scope
 from stepcoin.errors import (
     AppError,
     Conflict,
@@ -187,31 +187,69 @@ def _appeal_of(hits: Any) -> dict[str, Any] | None:
     return None
 
 
+MAX_ATTEMPTS = 8  # reads again while the walker's wallet moves between the read and the write
+
+
+class NotStaff(Forbidden):
+    """The reviewer is not (or no longer) an active member of staff (`decide`'s staff_roles)."""
+
+
 async def decide(
-    session: AsyncSession,
+    driver: Any,
     *,
     validation_id: int,
     reviewer_id: uuid.UUID | None,
     decision: Literal["approved", "rejected"],
     note: str | None,
+    staff_roles: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Approve (pay the held coins) or reject (release them); audited in the same transaction.
+    """Approve (pay the held coins) or reject (release them); audited and the walker notified in
+    the same transaction.
 
-    Two round trips (issue 13: the coin transaction's cost; steps/sql/review_decide.v1.sql):
-    stepcoin_review_open locks the owner's wallet (the lock order everywhere: the wallet
-    first, then the walker's step rows, as the sync does, so a review and a sync can never
-    deadlock) and then reads the decision, its day's records and the steps budgets; the day is
-    settled here (settle_day, the one implementation of the rule); stepcoin_review_decide pays
-    it as the sync pays a day, writes the record, the decision and the audit row, and posts
-    through the wallet's one door. Then the walker is notified (their switches were read with
-    the decision).
+    `driver`: a bare asyncpg connection, in autocommit (the hot route) or in a transaction
+    (stepcoin.db.SessionDriver: the route, the console's bulk decision, the budget job).
+    Two statements and no explicit transaction (steps/sql/review_decide.v2.sql): a read of the
+    decision, its day and the wallet's version (stepcoin_review_open); the day settled here
+    (settle_day, the one implementation of the rule) with the coins it moves and the walker's
+    notification; then stepcoin_review_decide, which locks the wallet and writes all of it only
+    if nothing moved since the read (else it is read again). `staff_roles`: the reviewer must be
+    an active account of one of these roles, as read with the decision (NotStaff).
     """
-    opened = (
-        await session.execute(text(REVIEW_OPEN_SQL), {"id": validation_id})
-    ).scalar_one_or_none()
-    if opened is None:
-        raise NotFound("No such validation.", code="validation_not_found")
-    row = _json(opened)
+    for _attempt in range(MAX_ATTEMPTS):
+        opened = await driver.fetchval(REVIEW_OPEN_SQL, validation_id, reviewer_id)
+        if opened is None:
+            raise NotFound("No such validation.", code="validation_not_found")
+        row = _json(opened)
+        if staff_roles is not None:
+            reviewer = row["reviewer"]  # [role, is_active] or None
+            if reviewer is None or not reviewer[1] or reviewer[0] not in staff_roles:
+                raise NotStaff("Only active staff review records.", code="forbidden")
+        decided, outcome = await _decide_once(
+            driver, row, validation_id, reviewer_id, decision, note
+        )
+        if not outcome.get("conflict"):
+            break
+    else:
+        raise Conflict("The walker's coins are moving; retry.", code="review_conflict")
+    assert not outcome.get("error"), outcome  # the wallet was read with the decision
+    if outcome.get("budget"):
+        raise Conflict(
+            "The steps issuance budget has no room for these coins now; they stay held and are "
+            "paid when there is room (a new period or a higher cap).",
+            code="issuance_budget_reached",
+        )
+    return decided
+
+
+async def _decide_once(
+    driver: Any,
+    row: dict[str, Any],
+    validation_id: int,
+    reviewer_id: uuid.UUID | None,
+    decision: Literal["approved", "rejected"],
+    note: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One read's decision: the answer and stepcoin_review_decide's outcome."""
     user_id = uuid.UUID(row["user_id"])
     if reviewer_id is not None and str(reviewer_id) == str(user_id):
         raise Forbidden("Nobody reviews their own records.", code="own_record")
@@ -220,9 +258,14 @@ async def decide(
     if row["status"] != "flagged" or row["reviewed"]:
         raise Conflict("This record was already reviewed.", code="already_reviewed")
     day, source = date.fromisoformat(row["day"]), row["source"]
-    rule = (await earn_rules.all(session)).for_day(day)  # the day's own rule, however late
+    rule = (await earn_rules.all_raw(driver)).for_day(day)  # the day's own rule, however late
     settlement = settle_day(_records_decided(row["records"], source, decision), rule)
     budget = budgets.steps_shares_of(row["budgets"], user_id) if decision == "approved" else None
+    # the coins the decision moves, as stepcoin_review_decide computes them under its lock (a
+    # clawback never takes the balance below zero); it writes nothing if they differ
+    delta = settlement.coins_paid - int(row["paid"])
+    if delta < 0:
+        delta = max(delta, -int(row["available"]))
     _, log_params = audit.insert_statement(
         admin_id=reviewer_id,
         action=f"validation.{'approve' if decision == 'approved' else 'reject'}",
@@ -237,6 +280,7 @@ async def decide(
             **({"appeal": True} if row["appeal"] else {}),
         },
     )
+    kinds, reachable = row["reach"]
     payload = {
         "validation": validation_id,
         "decision": decision,
@@ -249,6 +293,10 @@ async def decide(
         "coins_paid": settlement.coins_paid,
         "coins_pending": settlement.coins_pending,
         "budget": budget,
+        "expect_delta": delta,
+        "notice": notify.note_row(
+            outcome_note(validation_id, user_id, day, decision, delta, note), kinds, reachable
+        ),
         "audit": {
             "action": log_params["audit_action"],
             "entity_type": log_params["audit_entity_type"],
@@ -257,25 +305,11 @@ async def decide(
         },
     }
     outcome = _json(
-        (
-            await session.execute(
-                text(REVIEW_DECIDE_SQL),
-                {"u": user_id, "v": row["version"], "p": orjson.dumps(payload).decode()},
-            )
-        ).scalar_one()
-    )
-    assert not outcome.get("conflict") and not outcome.get("error"), outcome  # the lock is held
-    if outcome.get("budget"):
-        raise Conflict(
-            "The steps issuance budget has no room for these coins now; they stay held and are "
-            "paid when there is room (a new period or a higher cap).",
-            code="issuance_budget_reached",
+        await driver.fetchval(
+            REVIEW_DECIDE_SQL, user_id, row["version"], orjson.dumps(payload).decode()
         )
-    delta = int(outcome["coins_delta"])
-    kinds, reachable = row["reach"]
-    reach = notify.Reach(kinds, bool(reachable))
-    await notify_outcome(session, validation_id, user_id, day, decision, delta, note, reach)
-    return {
+    )
+    decided = {
         "id": validation_id,
         "status": decision,
         "user_id": user_id,
@@ -284,10 +318,11 @@ async def decide(
         "coins_awarded": delta,
         "note": note,
     }
+    return decided, outcome
 
 
-REVIEW_OPEN_SQL = "SELECT stepcoin_review_open(:id)"
-REVIEW_DECIDE_SQL = "SELECT stepcoin_review_decide(:u, :v, CAST(:p AS jsonb))"
+REVIEW_OPEN_SQL = "SELECT stepcoin_review_open($1::bigint, $2::uuid)"
+REVIEW_DECIDE_SQL = "SELECT stepcoin_review_decide($1::uuid, $2::bigint, $3::jsonb)"
 
 
 def _json(value: Any) -> Any:
@@ -310,18 +345,15 @@ def _records_decided(
     return day_records
 
 
-async def notify_outcome(
-    session: AsyncSession,
+def outcome_note(
     validation_id: int,
     user_id: uuid.UUID,
     day: date,
     decision: str,
     coins: int,
     note: str | None,
-    reach: notify.Reach | None = None,
-) -> None:
-    """Tell the walker how the review of a day ended (inbox and push, in this transaction);
-    `reach`: the walker's switches as the decision read them (no read of them here)."""
+) -> notify.Note:
+    """What the walker is told of how the review of a day ended (inbox and push)."""
     when = f"{day:%A} {day.day} {day:%B}"
     if decision == "approved":
         title = "Your steps are approved"
@@ -329,16 +361,14 @@ async def notify_outcome(
     else:
         title = "Your steps were not approved"
         body = f"{when}: {note}" if note else f"{when}: see the app for the reason."
-    await notify.notify(
-        session,
+    return notify.Note(
         user_id,
         "review_outcome",
         title,
         body,
+        f"review:{validation_id}",
         {"date": day.isoformat(), "status": decision, "coins": coins},
-        dedupe_key=f"review:{validation_id}",
         collapse_key=f"review:{day.isoformat()}",
-        known=reach,
     )
 
 
@@ -430,11 +460,12 @@ async def decide_many(
         {"ids": ids},
     )
     decided = []
+    driver = SessionDriver(session)
     for validation_id in ids:
         try:
             decided.append(
                 await decide(
-                    session,
+                    driver,
                     validation_id=validation_id,
                     reviewer_id=reviewer_id,
                     decision=decision,
@@ -535,9 +566,9 @@ async def release_budget_holds(database: Database, *, limit: int = 500) -> int:
     paid = 0
     for validation_id in waiting:
         try:
-            async with session_scope(database) as session:
+            async with (await database.fast_pool()).acquire() as driver:
                 await decide(
-                    session,
+                    driver,
                     validation_id=validation_id,
                     reviewer_id=None,
                     decision="approved",

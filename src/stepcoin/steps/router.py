@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stepcoin.auth.dependencies import STAFF_ROLES, ClaimsDep, CurrentUser, require_roles
-from stepcoin.db import Database, ReadSessionDep, SessionDep, get_database
+from stepcoin.db import Database, ReadSessionDep, SessionDep, SessionDriver, get_database
 from stepcoin.ratelimit import LimitedRoute
 from stepcoin.steps import appeals, review, service
 from stepcoin.steps.schemas import (
@@ -110,7 +110,7 @@ async def _decide(
     decision: Literal["approved", "rejected"],
 ) -> Any:
     return await review.decide(
-        session,
+        SessionDriver(session),
         validation_id=validation_id,
         reviewer_id=reviewer.id,
         decision=decision,
