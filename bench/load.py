@@ -93,6 +93,7 @@ class Fixture:
     queue: list[int]
     bulk_headers: list[dict[str, str]]
     admin_headers: dict[str, str]
+    bulk_ids: list[str] = field(default_factory=list)  # the bulk walkers, as bulk_headers
     products: list[int] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)  # walker i's phone, as generated
 
@@ -168,6 +169,7 @@ async def load_fixture(url: str, secret: str, scenario: str, products_n: int = 5
         recent=recent,
         queue=queue,
         bulk_headers=[_auth(create_access_token(settings, uid, "user"), True) for uid in bulk],
+        bulk_ids=[str(uid) for uid in bulk],
         admin_headers=_auth(create_access_token(settings, admin_id, "admin"), True)
         if admin_id
         else {},
@@ -301,8 +303,9 @@ class Scenario:
         headers = self.fx.bulk_headers[self.bulk_pos]
         # each walker's own phone: one phone shared by every bulk walker made them linked
         # accounts (fair play), so each batch re-ran the sync for the relink and marked up
-        # to hundreds of accounts (the bulk figure fell from 13,042 to 9,895 records/s)
-        device = f"bench-bulk-phone-{self.bulk_pos}"
+        # to hundreds of accounts (the bulk figure fell from 13,042 to 9,895 records/s); named
+        # by the walker, not by the position (a second run on one database starts at 0 again)
+        device = f"bench-bulk-phone-{self.fx.bulk_ids[self.bulk_pos]}"
         self.bulk_pos += 1
         today = datetime.now(UTC).date()
         records = []
