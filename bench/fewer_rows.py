@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 from stepcoin.sqlfiles import load  # noqa: E402
 
-CURRENT = "apply_sync.v9.sql"
+CURRENT = "apply_sync.v10.sql"
 ONE_ROW = """    -- PROTOTYPE (bench/fewer_rows.py): one ledger row per sync, the net of its days
     IF cardinality(amounts) > 1 THEN
         SELECT sum(a) INTO v_gross FROM unnest(amounts) AS a;
