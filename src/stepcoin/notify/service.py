@@ -106,24 +106,14 @@ async def notify(
     collapse_key: str | None = None,
     expires_at: datetime | None = None,
     push: bool = True,
-    known: Reach | None = None,
 ) -> int | None:
     """Write a notification in the caller's transaction and queue its push: it exists, and is
     sent, exactly when the caller's change commits. The same (walker, dedupe_key) a second
-    time is a no-op (None): one event, one notification. `known`: the walker's switches and
-    push reach as the caller read them in this transaction, to skip that read."""
+    time is a no-op (None): one event, one notification. (A caller whose write is one SQL
+    statement builds the row with `note_row` and writes it with stepcoin_notify.)"""
     note = Note(user_id, type, title, body, dedupe_key, data or {}, collapse_key, expires_at, push)
-    written = await notify_many(session, [note], known={user_id: known} if known else None)
+    written = await notify_many(session, [note])
     return written[0] if written else None
-
-
-@dataclass(frozen=True, slots=True)
-class Reach:
-    """A walker's notification switches (notification_preferences.kinds; None: no row) and
-    whether the walker has a push device at all."""
-
-    kinds: dict[str, Any] | None
-    reachable: bool
 
 
 def note_row(note: Note, kinds: Mapping[str, Any] | None, reachable: bool) -> dict[str, Any]:
@@ -191,7 +181,6 @@ async def notify_many(
     notes: Sequence[Note],
     *,
     batch: int | None = None,
-    known: Mapping[uuid.UUID, Reach] | None = None,
 ) -> list[int]:
     """`notify` for many walkers at once (a batch of unlocks): one read of the preferences, one
     insert, one statement that queues the pushes. Returns the ids of the new notifications.
@@ -207,23 +196,17 @@ async def notify_many(
     # thousands of walkers without the app's push would otherwise queue a job each)
     prefs: dict[uuid.UUID, Any] = {}
     reachable: set[uuid.UUID] = set()
-    if known is not None and all(u in known for u in users):
-        for user_id in users:  # read by the caller in this transaction
-            prefs[user_id] = known[user_id].kinds
-            if known[user_id].reachable:
-                reachable.add(user_id)
-    else:
-        for row in await session.execute(
-            text(
-                "SELECT u.id, p.kinds, EXISTS (SELECT 1 FROM push_devices d "
-                "WHERE d.user_id = u.id) AS reachable FROM unnest(CAST(:u AS uuid[])) AS u(id) "
-                "LEFT JOIN notification_preferences p ON p.user_id = u.id"
-            ),
-            {"u": users},
-        ):
-            prefs[row.id] = row.kinds
-            if row.reachable:
-                reachable.add(row.id)
+    for row in await session.execute(
+        text(
+            "SELECT u.id, p.kinds, EXISTS (SELECT 1 FROM push_devices d "
+            "WHERE d.user_id = u.id) AS reachable FROM unnest(CAST(:u AS uuid[])) AS u(id) "
+            "LEFT JOIN notification_preferences p ON p.user_id = u.id"
+        ),
+        {"u": users},
+    ):
+        prefs[row.id] = row.kinds
+        if row.reachable:
+            reachable.add(row.id)
     built = [note_row(n, prefs.get(n.user_id), n.user_id in reachable) for n in notes]
     columns = {column: [row[key] for row in built] for column, key in _COLUMNS.items()}
     rows = (await session.execute(_INSERT_MANY, columns)).all()

@@ -206,8 +206,8 @@ async def decide(
     """Approve (pay the held coins) or reject (release them); audited and the walker notified in
     the same transaction.
 
-    `driver`: a bare asyncpg connection, in autocommit (the hot route) or in a transaction
-    (stepcoin.db.SessionDriver: the route, the console's bulk decision, the budget job).
+    `driver`: a bare asyncpg connection, in autocommit (the hot route, the budget job) or in a
+    transaction (stepcoin.db.SessionDriver: the route, the console's bulk decision).
     Two statements and no explicit transaction (steps/sql/review_decide.v2.sql): a read of the
     decision, its day and the wallet's version (stepcoin_review_open); the day settled here
     (settle_day, the one implementation of the rule) with the coins it moves and the walker's

@@ -50,7 +50,7 @@ BEGIN
                    SELECT coalesce(jsonb_agg(jsonb_build_array(b.period, b.cap_coins)
                                              ORDER BY b.period), '[]'::jsonb)
                    FROM issuance_budgets b WHERE b.source = 'steps'),
-               -- the walker's notification switches and push reach (stepcoin.notify.Reach)
+               -- the walker's notification switches and push reach (notify.service.note_row's)
                'reach', jsonb_build_array(
                    (SELECT p.kinds FROM notification_preferences p WHERE p.user_id = v.user_id),
                    EXISTS (SELECT 1 FROM push_devices d WHERE d.user_id = v.user_id)),
