@@ -10,8 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from stepcoin.db import Database
+from sqlalchemy import text
+
+from stepcoin.db import Database, SessionDriver
 from tests.conftest import bearer, register
+from tests.notify.conftest import android_token
+from tests.notify.helpers import add_device
+from tests.steps.helpers import make_admin
+from tests.steps.test_review import flagged_walker, queue
 
 _LEFTOVERS = """
 SELECT
@@ -54,6 +60,48 @@ async def test_hot_reads_leave_no_session_state_on_the_fast_pool(app, client):
     finally:
         for conn in held:
             await pool.release(conn)
+
+
+async def test_review_decisions_leave_no_session_state_on_the_fast_pool(app, client, engine):
+    """A review's decision runs its two statements on the fast pool (steps.hot.HotReview): the
+    decision, the ledger, the notification and its push job (a NOTIFY) leave nothing behind."""
+    admin = await make_admin(client, engine)
+    decided = []
+    for n in range(3):
+        walker = await flagged_walker(client)
+        who = {"headers": bearer(walker["access_token"])}
+        await add_device(client, who, "android", android_token(90 + n))
+        items = (await queue(client, admin))["items"]
+        [mine] = [i for i in items if i["user"]["id"] == walker["user"]["id"]]
+        decided.append(
+            client.post(f"/v1/admin/validations/{mine['id']}/approve", headers=bearer(admin))
+        )
+    answers = await asyncio.gather(*decided)
+    assert {answer.status_code for answer in answers} == {200}
+    pool = await app.state.database.fast_pool()
+    held = [await pool.acquire() for _ in range(pool.get_size())]
+    try:
+        for conn in held:
+            assert tuple(await conn.fetchrow(_LEFTOVERS)) == (0, 0, 0, 0, 1, True)
+    finally:
+        for conn in held:
+            await pool.release(conn)
+
+
+async def test_a_session_driver_runs_in_the_sessions_transaction(app):
+    """db.SessionDriver (review.decide in a caller's transaction): its statements see the
+    session's uncommitted rows and are rolled back with it."""
+    async with app.state.database.sessionmaker() as session:
+        driver = SessionDriver(session)
+        await session.execute(text("CREATE TEMPORARY TABLE t_driver (n int) ON COMMIT DROP"))
+        await session.execute(text("INSERT INTO t_driver VALUES (1), (2)"))
+        assert await driver.fetchval("SELECT sum(n) FROM t_driver WHERE n >= $1", 1) == 3
+        rows = await driver.fetch("SELECT n, n * $1 FROM t_driver ORDER BY n", 10)
+        assert [(r[0], r[1]) for r in rows] == [(1, 10), (2, 20)]
+        await driver.fetchval("SELECT 1 FROM (SELECT set_config('stepcoin.t', 'x', true)) s")
+        assert await driver.fetchval("SELECT current_setting('stepcoin.t', true)") == "x"
+        await session.rollback()
+        assert await driver.fetchval("SELECT to_regclass('t_driver') IS NULL") is True
 
 
 async def test_a_fast_pool_connection_is_not_reset_on_release(app):

@@ -233,9 +233,10 @@ class Database:
         safe because nothing but `fetch*` of fixed single statements ever runs on these
         connections: the hot reads (DriverDep, auth.dependencies.active_claims), the step sync
         (steps.service: the settings, the snapshot read and the one call of
-        stepcoin_apply_sync) and the order placement (shop.orders: one call of
-        stepcoin_place_order); each write is one function call, its locks row locks of its own
-        transaction. No SET or
+        stepcoin_apply_sync), the order placement (shop.orders: one call of
+        stepcoin_place_order) and a review's decision (steps.review.decide: stepcoin_review_open,
+        then one call of stepcoin_review_decide); each write is one function call, its locks
+        row locks of its own transaction. No SET or
         set_config, no session-level advisory lock, no LISTEN, no cursor, no temporary table,
         no explicit transaction; the only session state is asyncpg's own prepared-statement
         cache, which it manages itself (and which pgbouncer mode turns off). Anything that
