@@ -34,6 +34,18 @@ SELECT
 """
 
 
+async def assert_no_leftovers(app) -> None:
+    """Every connection of the fast pool holds none of the state a reset would undo."""
+    pool = await app.state.database.fast_pool()
+    held = [await pool.acquire() for _ in range(pool.get_size())]
+    try:
+        for conn in held:
+            assert tuple(await conn.fetchrow(_LEFTOVERS)) == (0, 0, 0, 0, 1, True)
+    finally:
+        for conn in held:
+            await pool.release(conn)
+
+
 async def test_hot_reads_leave_no_session_state_on_the_fast_pool(app, client):
     accounts = [await register(client) for _ in range(3)]
     paths = ("/v1/me", "/v1/wallet", "/v1/me/sessions")
@@ -78,14 +90,7 @@ async def test_review_decisions_leave_no_session_state_on_the_fast_pool(app, cli
         )
     answers = await asyncio.gather(*decided)
     assert {answer.status_code for answer in answers} == {200}
-    pool = await app.state.database.fast_pool()
-    held = [await pool.acquire() for _ in range(pool.get_size())]
-    try:
-        for conn in held:
-            assert tuple(await conn.fetchrow(_LEFTOVERS)) == (0, 0, 0, 0, 1, True)
-    finally:
-        for conn in held:
-            await pool.release(conn)
+    await assert_no_leftovers(app)
 
 
 async def test_a_session_driver_runs_in_the_sessions_transaction(app):

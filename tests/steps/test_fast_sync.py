@@ -20,7 +20,7 @@ from stepcoin.steps.schemas import StepSyncIn, StepSyncOut
 from stepcoin.users.service import set_active
 from tests.conftest import bearer, register
 from tests.steps.helpers import day, ledger_ok, rec, today
-from tests.test_fast_pool import _LEFTOVERS
+from tests.test_fast_pool import assert_no_leftovers
 
 
 @pytest.fixture
@@ -272,14 +272,7 @@ async def test_syncs_leave_no_session_state_on_the_fast_pool(app, client):
     for token in tokens:
         assert (await _post(client, token, [rec(1, 3000), rec(0, 4000)])).status_code == 200
         assert (await _post(client, token, [rec(0, 4000)])).status_code == 200
-    pool = await app.state.database.fast_pool()
-    held = [await pool.acquire() for _ in range(pool.get_size())]
-    try:
-        for conn in held:
-            assert tuple(await conn.fetchrow(_LEFTOVERS)) == (0, 0, 0, 0, 1, True)
-    finally:
-        for conn in held:
-            await pool.release(conn)
+    await assert_no_leftovers(app)
 
 
 _TODAY = today().isoformat()
