@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
+from stepcoin.auth.dependencies import STAFF_ROLES
 from stepcoin.steps import review
 from stepcoin.wallet import service as wallet_service
 from tests.conftest import bearer
@@ -237,7 +238,7 @@ async def test_a_reviewer_demoted_before_the_read_decides_nothing(client, engine
                     reviewer_id=reviewer,
                     decision="approved",
                     note=None,
-                    staff_roles=("admin", "support"),
+                    staff_roles=STAFF_ROLES,
                 )
                 raise AssertionError("a walker decided")
             except review.NotStaff:
