@@ -35,6 +35,8 @@
 #                                             (bench/gc_probe); each half-load run keeps a timeline
 #                                             and bench/stalls.py says what its slow requests
 #                                             overlapped (half_<name>.stalls.txt; 0: neither)
+#   BENCH_CHECKPOINT=1                        a CHECKPOINT before each run (0: none; the server's
+#                                             own checkpoints then land in the runs)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -154,6 +156,12 @@ fi
 
 load() {  # name scenario mode-args...
     local name=$1 scenario=$2; shift 2
+    if [ "${BENCH_CHECKPOINT:-1}" = 1 ]; then
+        # each run starts after a checkpoint: not inside the previous run's (its fsync phase
+        # stalled every commit and read for up to a second: BENCHMARKS.md, run 20); the
+        # full-page images after it are the run's own cost
+        psql "$DB_URL" -qc CHECKPOINT >/dev/null 2>&1 || log "CHECKPOINT refused; going on"
+    fi
     "$PY" "$HERE/load.py" --base-url "http://127.0.0.1:$PORT" --database-url "$DB_URL" \
         --jwt-secret="$SECRET" --scenario "$scenario" --duration "$DUR" --warmup "$WARM" \
         --server-pid "$SERVER_PID" --worker-pid "${WORKER_PID:-0}" --client "$CLIENT" \
