@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import jwt
 from fastapi.security.utils import get_authorization_scheme_param
+from jwt.algorithms import HMACAlgorithm
 
 from stepcoin.config import Settings
 
@@ -26,6 +28,39 @@ TOKEN_CACHE_SIZE = 16_384
 """Verified access tokens kept per process (LRU). ~0.6 KB each: ~10 MB at most."""
 MAX_CACHED_TOKEN_LENGTH = 2_048
 """Longer strings are verified every time and never stored: the cache's memory stays bounded."""
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared_hmac_key(key: str | bytes) -> bytes:
+    return HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+
+
+class _PreparedHS256(HMACAlgorithm):
+    """PyJWT's HS256, with its key prepared once per key instead of on every encode and decode.
+
+    PyJWT checks an HMAC key on each use: that it is not a PEM, SSH or DER key nor a JWK in
+    JSON (it tries to load it as a DER public key and an X.509 certificate, and parses it as
+    JSON). For our one signing secret that is the same answer every time, and it was about a
+    fifth of verifying a token seen for the first time (45 -> 34 µs a decode; such tokens are
+    most of a sync's: BENCHMARKS.md, run 20). The checks still run, once for each key; a key
+    they refuse is refused on every use (an exception is not cached); anything but text or
+    bytes goes to PyJWT's own method. Signing and verifying are PyJWT's, unchanged."""
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        if isinstance(key, (str, bytes)):
+            return _prepared_hmac_key(key)
+        return super().prepare_key(key)
+
+
+def _install_prepared_hs256() -> None:
+    """Register _PreparedHS256 as PyJWT's HS256 (its public algorithm registry; once)."""
+    if isinstance(jwt.get_algorithm_by_name(ACCESS_ALGORITHM), _PreparedHS256):
+        return
+    jwt.unregister_algorithm(ACCESS_ALGORITHM)
+    jwt.register_algorithm(ACCESS_ALGORITHM, _PreparedHS256(HMACAlgorithm.SHA256))
+
+
+_install_prepared_hs256()
 
 
 @dataclass(frozen=True, slots=True)
