@@ -469,6 +469,17 @@ FROM pg_stat_database d WHERE d.datname = current_database()
 """
 
 
+# The server's checkpoints (server-wide): begun, and the ms spent writing and in the fsync phase
+# (the phase that stalls commits), as of the checkpoints that ended. PostgreSQL 17 moved them.
+CHECKPOINTS_SQL = (
+    "SELECT checkpoints_timed + checkpoints_req AS checkpoints, "
+    "checkpoint_write_time AS checkpoint_write_ms, checkpoint_sync_time AS checkpoint_sync_ms "
+    "FROM pg_stat_bgwriter",
+    "SELECT num_timed + num_requested AS checkpoints, write_time AS checkpoint_write_ms, "
+    "sync_time AS checkpoint_sync_ms FROM pg_stat_checkpointer",
+)
+
+
 class Counters:
     """Database counters sampled at the start and the end of the measured window, on one
     connection opened beforehand (so sampling costs a round trip, not a connect)."""
@@ -477,6 +488,7 @@ class Counters:
         self.conn = conn
         self.has_wal_view = True
         self.has_statements = True
+        self.checkpoints_sql: str | None = CHECKPOINTS_SQL[0]
 
     @classmethod
     async def open(cls, url: str) -> Counters:
@@ -493,6 +505,14 @@ class Counters:
                 out.update({k: float(v) for k, v in dict(wal).items()})
             except asyncpg.PostgresError:
                 self.has_wal_view = False
+        while self.checkpoints_sql is not None:
+            try:
+                cp = await self.conn.fetchrow(self.checkpoints_sql)
+                out.update({k: float(v) for k, v in dict(cp).items()})
+                break
+            except asyncpg.PostgresError:  # another server version: the other view, or none
+                later = CHECKPOINTS_SQL[CHECKPOINTS_SQL.index(self.checkpoints_sql) + 1 :]
+                self.checkpoints_sql = later[0] if later else None
         if self.has_statements:
             try:  # needs the extension in this database and in shared_preload_libraries
                 out["statements"] = float(
@@ -1094,6 +1114,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "mean_total_ms": round((f_after["total_ms"] - f_before["total_ms"]) / calls, 3)
             if calls
             else None,
+        },
+        "checkpoints": {  # server-wide, in the measured window (bench/run.sh issues one before)
+            "begun": db_delta.get("checkpoints"),
+            "write_ms": db_delta.get("checkpoint_write_ms"),
+            "sync_ms": db_delta.get("checkpoint_sync_ms"),
         },
         "autovacuum": {
             "setting": state_after["autovacuum_setting"],

@@ -376,12 +376,21 @@ ORDER = [
 ]
 
 
+def _checkpoints(run: dict[str, Any]) -> str:
+    """Checkpoints begun in a run's window and the fsync time of those that ended in it."""
+    cp = run.get("checkpoints") or {}
+    if cp.get("begun") is None:
+        return "-"
+    return f"{num(cp['begun'])} ({num(cp.get('sync_ms'))})"
+
+
 def scenarios_table(folder: Path) -> list[str]:
     out = [
         "## Every run\n",
         "| run | mode | n | errors | ok/s | p50 | p95 | p99 | max (ms) | CPU µs/req "
-        "driver / API / PG / worker | WAL B/req | rows ins+upd/req | autovacuum |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "driver / API / PG / worker | WAL B/req | rows ins+upd/req | checkpoints (fsync ms) | "
+        "autovacuum |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = ORDER + sorted(
         p.stem
@@ -410,7 +419,7 @@ def scenarios_table(folder: Path) -> list[str]:
             f"{num(lat['p95'], 2)} | {num(lat['p99'], 2)} | {num(lat['max'], 1)} | "
             f"{num(cpu['driver'])} / {num(cpu['api'])} / {num(cpu['postgres'])} / "
             f"{num(cpu.get('worker'))} | {num(db.get('wal_bytes'))} | {num(rows, 1)} | "
-            f"{', '.join(ran) if ran else 'none'} |"
+            f"{_checkpoints(r)} | {', '.join(ran) if ran else 'none'} |"
         )
     samples = []
     for name in names:
