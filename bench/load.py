@@ -876,8 +876,8 @@ def _no_collections() -> Any:
     bench/gc_probe) held every request due meanwhile, and the latency is counted from the due
     time: the half-load runs' p99s carried the driver's pauses, not only the server's. The heap
     built so far is frozen and the collector is off for the run; afterwards both are given back
-    (the run's few cycles go with the next automatic collection, after the CPU figures are
-    read: a collection here would count in the driver's CPU per request)."""
+    without a forced collection (one here would count in the driver's CPU per request: the
+    run's few cycles go with the next automatic one)."""
     gc.collect()
     gc.freeze()
     gc.disable()
