@@ -3,7 +3,7 @@
 Every change of a balance, from any domain, is `post()` here (in SQL, the step loop calls the
 same stepcoin_wallet_post): it locks the wallet, appends the ledger rows with their unique
 references (a retry is a replay, never a second movement), keeps the counters by one rule and
-refuses a negative balance. src/stepcoin/wallet/sql/post.v2.sql is the function as it runs.
+refuses a negative balance. src/stepcoin/wallet/sql/post.v3.sql is the function as it runs.
 """
 
 from __future__ import annotations
