@@ -564,9 +564,9 @@ async def release_budget_holds(database: Database, *, limit: int = 500) -> int:
     async with session_scope(database) as session:
         waiting = await held_by_budget(session, limit=limit)
     paid = 0
-    for validation_id in waiting:
-        try:
-            async with (await database.fast_pool()).acquire() as driver:
+    async with (await database.fast_pool()).acquire() as driver:  # each decision commits alone
+        for validation_id in waiting:
+            try:
                 await decide(
                     driver,
                     validation_id=validation_id,
@@ -574,11 +574,11 @@ async def release_budget_holds(database: Database, *, limit: int = 500) -> int:
                     decision="approved",
                     note="Paid when the steps issuance budget had room again.",
                 )
-            paid += 1
-        except Conflict as exc:
-            if exc.code == "issuance_budget_reached":
-                break  # no room yet: the rest wait for the next run
-            # superseded or decided meanwhile: nothing to pay
+                paid += 1
+            except Conflict as exc:
+                if exc.code == "issuance_budget_reached":
+                    break  # no room yet: the rest wait for the next run
+                # superseded or decided meanwhile: nothing to pay
     async with session_scope(database) as session:
         holding = bool(await held_by_budget(session, limit=1))
         await budgets.note_alerts(session, "steps", holding=holding)
