@@ -14,9 +14,11 @@ import uuid
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import text
 
 from stepcoin.auth.dependencies import STAFF_ROLES
+from stepcoin.errors import Conflict
 from stepcoin.steps import review
 from stepcoin.wallet import service as wallet_service
 from tests.conftest import bearer
@@ -87,6 +89,49 @@ async def test_a_wallet_that_moved_after_the_read_is_read_again(client, engine, 
     assert mine["available_coins"] == 97 and mine["pending_coins"] == 0
     rows = await _rows(engine, user_id)
     assert [n["data"]["coins"] for n in rows["notifications"]] == [90]
+    await ledger_ok(engine)
+
+
+class _AlwaysBetween(_Between):
+    """`_Between` whose `always` runs before every write, not only the first."""
+
+    def __init__(self, driver: Any, always: Any) -> None:
+        super().__init__(driver, None)
+        self.always = always
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        if sql == review.REVIEW_DECIDE_SQL:
+            await self.always()
+        return await super().fetchval(sql, *args)
+
+
+async def test_a_wallet_that_never_stops_moving_is_a_409_and_nothing_written(client, engine, app):
+    """If every read is outdated by its write, review.decide gives up after MAX_ATTEMPTS reads
+    with 409 `review_conflict`; the decision still waits, its coins still held, no notification."""
+    admin = await make_admin(client, engine)
+    reviewer = await admin_id(engine)
+    walker = await flagged_walker(client)
+    user_id = uuid.UUID(walker["user"]["id"])
+    vid = await _waiting(client, admin, walker)
+
+    async def bonus() -> None:
+        async with app.state.database.sessionmaker() as session, session.begin():
+            entry = wallet_service.Entry(1, wallet_service.ADMIN_ADJUSTMENT, f"t:{uuid.uuid4()}")
+            await wallet_service.post(session, user_id, [entry])
+
+    async with (await app.state.database.fast_pool()).acquire() as conn:
+        driver = _AlwaysBetween(conn, bonus)
+        with pytest.raises(Conflict) as refused:
+            await review.decide(
+                driver, validation_id=vid, reviewer_id=reviewer, decision="approved", note=None
+            )
+    assert refused.value.code == "review_conflict"
+    assert driver.reads == review.MAX_ATTEMPTS
+    mine = await wallet(client, walker["access_token"])
+    assert mine["available_coins"] == review.MAX_ATTEMPTS  # the bonuses only
+    assert mine["pending_coins"] > 0
+    assert await _waiting(client, admin, walker) == vid
+    assert (await _rows(engine, user_id))["notifications"] == []
     await ledger_ok(engine)
 
 
