@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -150,6 +152,27 @@ def engine(app: Any) -> AsyncEngine:
 @pytest.fixture(scope="session")
 def clean_sql(database_url: str) -> str:
     return clean_script(database_url, SPECS.values())
+
+
+# A test that starts this close to midnight UTC waits for the new day first: the steps, boards
+# and budgets take "today" from the clock (the app's and PostgreSQL's), and a test that computed
+# its dates before midnight and sent them after would see yesterday's day as the app does.
+MIDNIGHT_MARGIN = timedelta(seconds=30)
+
+
+def until_clear_of_midnight(now: datetime) -> float:
+    """Seconds to wait so that a test starting at `now` (UTC) has MIDNIGHT_MARGIN before the
+    next midnight: 0 when it already has, else until just after midnight."""
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    left = midnight - now
+    return 0.0 if left > MIDNIGHT_MARGIN else left.total_seconds() + 0.5
+
+
+@pytest.fixture(autouse=True)
+def clear_of_midnight() -> None:
+    wait = until_clear_of_midnight(datetime.now(UTC))
+    if wait:
+        time.sleep(wait)
 
 
 @pytest.fixture(autouse=True)
