@@ -287,3 +287,38 @@ async def test_a_rebuild_that_writes_many_rows_refreshes_the_boards_statistics(a
             )
         ).scalar_one()
     assert estimated >= walkers  # the open boards hold each walker at least once
+
+
+async def test_the_walkers_above_are_counted_per_board_along_its_key(app, client, engine):
+    """A refresh recounts `walkers_above` every 15 seconds, changes or not: per board one
+    backward range of the counts' primary key feeding the window (its order: no sort over the
+    boards' text keys), and no look-up of a bucket whose figure did not move."""
+    await walker(client, engine, "Counts Reader", 100)
+    await walker(client, engine, "Counts Other", 300)
+    await rebuild(app)
+    boards = sorted(open_boards())
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        async with driver.transaction():
+            await driver.execute("SET LOCAL enable_seqscan = off")
+            sql = str(repository._RANK_ABOVE).replace(":periods", "$1").replace(":starts", "$2")
+            rows = await driver.fetch(
+                "EXPLAIN (ANALYZE, COSTS OFF) " + sql,
+                [b.period for b in boards],
+                [b.start for b in boards],
+            )
+            moved = await driver.fetchval(
+                "SELECT count(*) FROM leaderboard_rank_counts WHERE walkers_above <> 0"
+            )
+    plan_lines = [r[0] for r in rows]
+    assert not any("Sort" in line for line in plan_lines), plan_lines
+    assert any(
+        "Index Scan Backward using pk_leaderboard_rank_counts" in line for line in plan_lines
+    ), plan_lines
+    # the rebuild counted them (on each open board, one walker above the other's bucket), so
+    # nothing moved and nothing was written
+    assert moved == len(boards)
+    assert any(
+        "Update on leaderboard_rank_counts" in line and "rows=0" in line for line in plan_lines
+    )

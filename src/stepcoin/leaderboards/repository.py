@@ -357,21 +357,31 @@ _MARK_REFRESHED = text(
 )
 
 
-# The walkers of the buckets above each bucket, for the given boards: a window over the
-# boards' buckets (a few thousand rows each), written only where it moved.
+# The walkers of the buckets above each bucket, for the given boards: per board a window over
+# its buckets (a few thousand rows) read backwards along the primary key (the window's order,
+# so no sort), and only the buckets whose figure moved are written. A refresh runs it every
+# 15 seconds even when nothing changed: the earlier form (one window over all the boards,
+# sorted by the board's text key, then joined back to every bucket) took 22 ms of PostgreSQL
+# for 3,300 buckets, this one 5 ms (issue 13).
 _RANK_ABOVE = text(
     """
     UPDATE leaderboard_rank_counts k SET walkers_above = x.above
-    FROM (SELECT period, period_start, bucket,
-                 coalesce(sum(walkers) OVER (PARTITION BY period, period_start
-                                             ORDER BY bucket DESC
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-                          0) AS above
-          FROM leaderboard_rank_counts
-          WHERE (period, period_start) IN (
-              SELECT * FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[])))) x
+    FROM (
+        SELECT w.period, w.period_start, w.bucket, w.above
+        FROM unnest(CAST(:periods AS varchar[]), CAST(:starts AS date[])) AS b(period, period_start)
+        CROSS JOIN LATERAL (
+            SELECT b.period, b.period_start, r.bucket, r.walkers_above,
+                   CAST(coalesce(sum(r.walkers) OVER (ORDER BY r.bucket DESC
+                                                      ROWS BETWEEN UNBOUNDED PRECEDING
+                                                               AND 1 PRECEDING), 0)
+                        AS bigint) AS above
+            FROM leaderboard_rank_counts r
+            WHERE r.period = b.period AND r.period_start = b.period_start
+            ORDER BY r.bucket DESC
+        ) w
+        WHERE w.walkers_above <> w.above
+    ) x
     WHERE k.period = x.period AND k.period_start = x.period_start AND k.bucket = x.bucket
-      AND k.walkers_above <> x.above
     """
 )
 
