@@ -11,7 +11,9 @@ import uuid
 
 from sqlalchemy import text
 
+from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
+from stepcoin.steps.review import _HELD_BY_BUDGET, held_by_budget
 from stepcoin.steps.tasks import release_budget_holds
 from stepcoin.wallet import budgets
 from tests.admin.helpers import count
@@ -108,3 +110,35 @@ async def test_without_a_budget_nothing_is_held(client, engine):
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT count(*) FROM issuance_usage"))).scalar_one()
     assert rows == 0  # no budget: the sync touches no counter
+
+
+async def test_the_held_decisions_are_found_without_reading_the_review_queue(client, app, engine):
+    """The job runs every minute: it reads ix_step_validations_budget_held (only the decisions
+    a budget holds, by id), never the flagged queue's other decisions and their rule hits."""
+    admin = await make_admin(client, engine)
+    await cap(client, admin, 100)
+    me = await register(client)
+    await sync(client, me["access_token"], rec(1, 10_000))
+    held = await sync(client, me["access_token"], rec(2, 5_000))  # no room: held
+    assert held[0]["status"] == "flagged" and "issuance_budget" in held[0]["reasons"]
+    other = await register(client)
+    flagged = await sync(client, other["access_token"], rec(1, 90_000))  # a rule, not a budget
+    assert flagged[0]["status"] in {"flagged", "rejected"}
+    async with session_scope(app.state.database) as session:
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = [
+            row[0]
+            for row in await session.execute(
+                text(f"EXPLAIN SELECT id FROM step_validations WHERE {_HELD_BY_BUDGET} LIMIT 9")
+            )
+        ]
+        found = await held_by_budget(session, limit=9)
+    assert any("ix_step_validations_budget_held" in line for line in plan), plan
+    mine = await count(
+        engine,
+        "SELECT count(*) FROM step_validations WHERE id = ANY(CAST(:ids AS bigint[])) "
+        "AND user_id = :u",
+        ids=found,
+        u=me["user"]["id"],
+    )
+    assert len(found) == 1 and mine == 1

@@ -101,6 +101,15 @@ class StepValidation(Base):
             ),
         ),
         Index("ix_step_validations_status_created", "status", "created_at"),
+        # steps.review.held_by_budget, every minute: only the decisions a steps budget holds
+        Index(
+            "ix_step_validations_budget_held",
+            "id",
+            postgresql_where=text(
+                "status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL "
+                """AND rule_hits @> '[{"code": "issuance_budget"}]'"""
+            ),
+        ),
         # fairplay.trust's 90-day counts: only the decisions that are not a clean approval
         Index(
             "ix_step_validations_user_unclean",
