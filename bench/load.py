@@ -212,6 +212,7 @@ class Scenario:
         self.queue_pos = 0
         self.bulk_pos = 0
         self.records_per_request = BULK_BATCH if name == "bulk" else (7 if name == "sync" else 0)
+        self.board_period = "weekly"  # leaderboard: the board read (_wait_for_boards picks it)
         self._get_cache: dict[tuple[str, int], Req] = {}
 
     def _get(self, path: str) -> Req:
@@ -241,7 +242,7 @@ class Scenario:
         return self._get("/v1/achievements")
 
     def _leaderboard(self) -> Req:
-        return self._get("/v1/leaderboards/weekly")
+        return self._get(f"/v1/leaderboards/{self.board_period}")
 
     def _sync(self) -> Req:
         """A 7-day batch (today and the 6 days before, UTC = the walkers' zone): the last
@@ -589,19 +590,35 @@ async def _settle(url: str, wait_s: float) -> dict[str, Any]:
     }
 
 
-async def _wait_for_boards(base_url: str, headers: dict[str, str], wait_s: float) -> int:
-    """Until GET /v1/leaderboards/weekly lists someone (the worker's scheduled rebuild runs
-    every minute), at most wait_s seconds; returns the entries seen."""
+# The boards the leaderboard scenario may read, in order of preference. The generated history
+# ends yesterday, so on a Monday (UTC) the week's board lists nobody until walkers sync, and on
+# the 1st the month's: the run then reads the next board that lists a full top, not an empty one.
+BOARD_PERIODS = ("weekly", "monthly", "all_time")
+
+
+async def _wait_for_boards(
+    base_url: str, headers: dict[str, str], wait_s: float
+) -> tuple[str, int]:
+    """Until a board of BOARD_PERIODS lists someone (the worker's scheduled rebuild runs every
+    minute), at most wait_s seconds; returns the first board whose top is as long as the
+    longest seen (weekly unless it is shorter) and its entries."""
     deadline = time.monotonic() + wait_s
-    entries = 0
+    seen: dict[str, int] = {}
     async with aiohttp.ClientSession() as http:
         while True:
-            with contextlib.suppress(aiohttp.ClientError, ValueError):
-                async with http.get(base_url + "/v1/leaderboards/weekly", headers=headers) as r:
-                    if r.status == 200:
-                        entries = len((await r.json()).get("entries") or [])
-            if entries or time.monotonic() >= deadline:
-                return entries
+            for period in BOARD_PERIODS:
+                with contextlib.suppress(aiohttp.ClientError, ValueError):
+                    async with http.get(
+                        f"{base_url}/v1/leaderboards/{period}", headers=headers
+                    ) as r:
+                        if r.status == 200:
+                            seen[period] = len((await r.json()).get("entries") or [])
+            longest = max(seen.values(), default=0)
+            if longest or time.monotonic() >= deadline:
+                for period in BOARD_PERIODS:
+                    if seen.get(period, 0) == longest:
+                        return period, longest
+                return BOARD_PERIODS[0], 0
             await asyncio.sleep(2)
 
 
@@ -897,12 +914,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settled = await _settle(url, args.settle) if args.settle > 0 else None
     fx = await load_fixture(url, args.jwt_secret, args.scenario, args.products)
     board_entries = None
+    board_period = BOARD_PERIODS[0]
     if args.scenario == "leaderboard" and args.board_wait > 0:
-        board_entries = await _wait_for_boards(args.base_url, fx.headers[0], args.board_wait)
+        board_period, board_entries = await _wait_for_boards(
+            args.base_url, fx.headers[0], args.board_wait
+        )
         if not board_entries:
-            print("leaderboard: the weekly board is still empty", file=sys.stderr)
+            print("leaderboard: every board is still empty", file=sys.stderr)
     rng = random.Random(f"{args.seed}:{args.scenario}:{args.rate}:{args.concurrency}")
     scenario = Scenario(args.scenario, fx, rng, args.changed_days)
+    scenario.board_period = board_period
     run = Run(timeline=[] if args.timeline else None)
     api_procs = _api_processes(args.server_pid)
     worker_procs = _api_processes(args.worker_pid)
@@ -1093,6 +1114,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "jobs_waiting_after": backlog,
         "settle": settled,
         "leaderboard_entries_before": board_entries,
+        "leaderboard_period": board_period if args.scenario == "leaderboard" else None,
         "cpu_share_of_2_cores": {
             "driver": round(driver_cpu / (window * psutil.cpu_count()), 3),
             "api": round(api_cpu / (window * psutil.cpu_count()), 3),
@@ -1186,7 +1208,8 @@ def main() -> None:
         "--board-wait",
         type=float,
         default=75.0,
-        help="leaderboard: wait at most this long for the weekly board to list someone",
+        help="leaderboard: wait at most this long for a board to list someone "
+        "(weekly, else monthly, else all_time)",
     )
     parser.add_argument(
         "--client",

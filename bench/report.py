@@ -84,13 +84,14 @@ def goals_table(folder: Path, ceiling: Result) -> list[str]:
         ("max_wallet", "wallet `GET /v1/wallet`", 4000),
         ("max_ledger", "ledger page `GET /v1/wallet/transactions`", 4000),
         ("max_achievements", "achievements `GET /v1/achievements`", 4000),
-        ("max_leaderboard", "leaderboard `GET /v1/leaderboards/weekly`", 4000),
+        ("max_leaderboard", "leaderboard `GET /v1/leaderboards/{period}`", 4000),
     ]
     for name, label, goal in rows:
         r = load(folder, name)
         if not r:
             continue
         extra = ""
+        label = label.replace("{period}", r.get("leaderboard_period") or "weekly")
         if name == "max_leaderboard" and r.get("leaderboard_entries_before") == 0:
             extra = " (the board was still empty)"
         out.append(
