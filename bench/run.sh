@@ -25,7 +25,7 @@
 #   SYNC_RATE PROFILE_RATE WALLET_RATE LEADERBOARD_RATE ORDER_RATE
 #                                             half-load rates (default: half the measured max)
 #   APPROVE_RATE=100                          the coin transaction (a review approval) at half load
-#   CEILING_SECONDS (BENCH_DURATION) CEILING_FORMS ("sync sync_serial tx cte read")
+#   CEILING_SECONDS (BENCH_DURATION) CEILING_FORMS ("sync sync_serial tx cte read order")
 #   SYNC_COST_CALLS=40                        serial EXPLAIN (ANALYZE, WAL) calls of the sync form
 #   BENCH_BOARDS_USERS                        also run bench/leaderboard_bench.py with this many
 #   BENCH_BOARDS_DAYS=30                      walkers (boards at 1M walkers: BENCH_BOARDS_USERS=1000000)

@@ -5,7 +5,8 @@
 #
 #   bench/sql_ceiling.sh DATABASE_URL [OUT_JSON]
 #   env: CEILING_SECONDS (15), CEILING_CLIENTS (16), CEILING_THREADS (2), BENCH_USERS (10000),
-#        BENCH_SEED (42), PGBENCH (/usr/bin/pgbench), CEILING_FORMS ("sync sync_serial tx cte read"),
+#        BENCH_SEED (42), PGBENCH (/usr/bin/pgbench), CEILING_FORMS ("sync sync_serial tx cte read
+#        order"),
 #        CEILING_SERIAL_SECONDS (3)
 #
 # Forms, each a durable commit (no setting is changed):
@@ -18,11 +19,20 @@
 #         the ceiling of the "step sync (7 days, judged, paid)" goal (>= 45% of it)
 #   sync_serial: the same with ONE client (CEILING_SERIAL_SECONDS): the function's latency
 #         and WAL per call without contention
+#   order: an order's database work in ONE call, as POST /v1/orders makes it: stepcoin_place_order
+#         (the current function, by its stable name) for a random walker, two lines (1-2 units)
+#         of the cheap bench products (load.py's: 'Bench product 1'..'50', made here if missing;
+#         one of 1-25 and one of 26-50, so never the same product twice), a fresh idempotency
+#         key, order id and three candidate codes: stock locked and taken, order and lines
+#         written, the debit through stepcoin_wallet_post, the Shopify sweep woken, a first
+#         redemption marked for the achievements batch — the ceiling of the "order creation"
+#         goal (the sweep and the batch run later, in the worker, and are not in it). Last by
+#         default: a running worker then sweeps its orders after the other forms, not during them
 #   tx:   BEGIN; UPDATE wallets ... RETURNING available_coins; INSERT INTO coin_transactions
 #         ... (balance_after = the returned balance); END;   -- a coin transaction, 4 round trips
 #   cte:  the same in ONE statement (WITH w AS (UPDATE ... RETURNING) INSERT ... SELECT)
 #   read: the profile's one query (users JOIN wallets by id), the ceiling of the reads
-# Every write credits coins with their ledger rows, so wallet = ledger still holds.
+# Every write moves coins with their ledger rows, so wallet = ledger still holds.
 # WAL bytes per transaction come from pg_current_wal_lsn() before/after each form (server-wide:
 # other databases' writes during the form count too).
 set -euo pipefail
@@ -31,7 +41,7 @@ OUT=${2:-}
 URL=${URL/postgresql+asyncpg:/postgresql:}
 SECONDS_=${CEILING_SECONDS:-15}
 SERIAL_SECONDS=${CEILING_SERIAL_SECONDS:-3}
-FORMS=${CEILING_FORMS:-sync sync_serial tx cte read}
+FORMS=${CEILING_FORMS:-sync sync_serial tx cte read order}
 CLIENTS=${CEILING_CLIENTS:-16}
 THREADS=${CEILING_THREADS:-2}
 USERS=${BENCH_USERS:-10000}
@@ -57,6 +67,16 @@ SQL
 cat > "$TMP/read.sql" <<SQL
 \set uid random(1, :nusers)
 SELECT u.id, u.email, u.email_verified_at, u.full_name, u.phone, u.auth_method, u.timezone, w.available_coins, w.pending_coins, w.lifetime_earned, w.lifetime_spent FROM users u JOIN wallets w ON w.user_id = u.id WHERE u.id = $UID_EXPR;
+SQL
+# codes of 8 letters from md5 (the function only needs them unique; the app draws them from
+# its read-aloud alphabet); the products by their titles; the address as the load driver's
+cat > "$TMP/order.sql" <<SQL
+\set uid random(1, :nusers)
+\set p1 random(1, 25)
+\set p2 random(26, 50)
+\set q1 random(1, 2)
+\set q2 random(1, 2)
+SELECT o.outcome FROM stepcoin_place_order($UID_EXPR, 'ceiling-' || gen_random_uuid(), 'ceiling', gen_random_uuid(), ARRAY(SELECT upper(substr(md5(random()::text), 1, 8)) FROM generate_series(1, 3)), ARRAY[(SELECT id FROM reward_products WHERE title = 'Bench product ' || CAST(:p1 AS int)), (SELECT id FROM reward_products WHERE title = 'Bench product ' || CAST(:p2 AS int))], ARRAY[CAST(:q1 AS int), CAST(:q2 AS int)], CAST('{"name": "Bench Walker", "line1": "1 Load Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}' AS jsonb)) AS o;
 SQL
 # the payload follows stepcoin.steps.payload (records, validations, days); the snapshot read
 # (wallet version, the days' stored state) is the statement's own lateral join
@@ -103,6 +123,11 @@ check() {  # script
     "$PGBENCH" -n -M prepared -c 1 -t 1 -D nusers="$USERS" -D seed="$SEED" -f "$TMP/$1" "$URL" \
         > "$TMP/check.out" 2> "$TMP/check.err"
 }
+products() {  # load.py's bench products (the same titles), for the order form
+    psql "$URL" -qAtc "INSERT INTO reward_products (title, coin_price, stock_quantity, category)
+        SELECT 'Bench product ' || n, 1 + n % 5, 10000000, 'bench' FROM generate_series(1, 50) n
+        WHERE NOT EXISTS (SELECT 1 FROM reward_products WHERE title LIKE 'Bench product %')" >/dev/null
+}
 PARTS=()
 for form in $FORMS; do
     case $form in
@@ -110,6 +135,7 @@ for form in $FORMS; do
         *) script=$form.sql; clients=$CLIENTS; secs=$SECONDS_ ;;
     esac
     if [ ! -f "$TMP/$script" ]; then echo "unknown ceiling form $form" >&2; exit 2; fi
+    [ "$form" = order ] && products
     if ! check "$script"; then
         echo "ceiling $form skipped: $(tail -2 "$TMP/check.err" | tr '\n' ' ')" >&2
         PARTS+=("$(printf '"%s": {"error": "%s"}' "$form" "$(tail -1 "$TMP/check.err" | tr -d '"\\')")")
