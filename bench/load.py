@@ -348,6 +348,15 @@ def _api_processes(server_pid: int | None) -> list[psutil.Process]:
         return []
 
 
+def _host_share(before: Any, after: Any, window: float) -> dict[str, float]:
+    """Shares of the machine's CPU time over the window (psutil.cpu_times: all cores)."""
+    cores = (psutil.cpu_count() or 1) * max(window, 1e-9)
+    return {
+        name: round((getattr(after, name, 0.0) - getattr(before, name, 0.0)) / cores, 3)
+        for name in ("steal", "idle", "iowait")
+    }
+
+
 def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
     out = {}
     for p in procs:
@@ -947,6 +956,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if delay > 0:
             await asyncio.sleep(delay)
         marks["t"] = time.perf_counter()
+        marks["host"] = psutil.cpu_times()
         marks["self"] = resource.getrusage(resource.RUSAGE_SELF)
         marks["api"] = _cpu(api_procs)
         marks["worker"] = _cpu(worker_procs)
@@ -992,6 +1002,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 marker.cancel()
                 marks.update(
                     t=ended,
+                    host=psutil.cpu_times(),
                     self=resource.getrusage(resource.RUSAGE_SELF),
                     api=_cpu(api_procs),
                     worker=_cpu(worker_procs),
@@ -1001,6 +1012,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     db=await counters.sample(),
                 )
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    host_after = psutil.cpu_times()
     api_after = _cpu(api_procs)
     api_cpu = _delta(marks["api"], api_after)
     api_per_process = {
@@ -1115,6 +1127,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "settle": settled,
         "leaderboard_entries_before": board_entries,
         "leaderboard_period": board_period if args.scenario == "leaderboard" else None,
+        # the whole machine over the window: `steal` is time the hypervisor ran someone else
+        # while this VM wanted a core (a noisy neighbour: it shows as latency no process here
+        # accounts for); `idle` is what was left
+        "host_cpu_share": _host_share(marks["host"], host_after, window),
         "cpu_share_of_2_cores": {
             "driver": round(driver_cpu / (window * psutil.cpu_count()), 3),
             "api": round(api_cpu / (window * psutil.cpu_count()), 3),

@@ -393,13 +393,22 @@ def _checkpoints(run: dict[str, Any]) -> str:
     return f"{num(cp['begun'])} ({num(cp.get('sync_ms'))})"
 
 
+def _host(run: Result) -> str:
+    """The machine's idle and stolen CPU over the run's window (load.py's host_cpu_share: a
+    share of all cores; stolen is the hypervisor's, not this machine's processes')."""
+    host = run.get("host_cpu_share") or {}
+    if "steal" not in host:
+        return "-"
+    return f"{host['idle']:.0%} / {host['steal']:.1%}"
+
+
 def scenarios_table(folder: Path) -> list[str]:
     out = [
         "## Every run\n",
         "| run | mode | n | errors | ok/s | p50 | p95 | p99 | max (ms) | CPU µs/req "
         "driver / API / PG / worker | WAL B/req | rows ins+upd/req | checkpoints (fsync ms) | "
-        "autovacuum |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "autovacuum | machine idle / stolen |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = ORDER + sorted(
         p.stem
@@ -428,7 +437,7 @@ def scenarios_table(folder: Path) -> list[str]:
             f"{num(lat['p95'], 2)} | {num(lat['p99'], 2)} | {num(lat['max'], 1)} | "
             f"{num(cpu['driver'])} / {num(cpu['api'])} / {num(cpu['postgres'])} / "
             f"{num(cpu.get('worker'))} | {num(db.get('wal_bytes'))} | {num(rows, 1)} | "
-            f"{_checkpoints(r)} | {', '.join(ran) if ran else 'none'} |"
+            f"{_checkpoints(r)} | {', '.join(ran) if ran else 'none'} | {_host(r)} |"
         )
     samples = []
     for name in names:
