@@ -241,3 +241,83 @@ async def test_the_trigger_and_the_builder_agree_on_the_closed_days(engine):
         assert f"- {history.CLOSED_AFTER_DAYS})" in definition, definition
     assert history.summary_target(date(2026, 1, 31), 7) == date(2026, 1, 21)
     assert history.summary_target(date(2026, 1, 31), 30) == date(2025, 12, 29)
+
+
+async def _ids(app, *, full: bool) -> set[str]:
+    target = history.summary_target(utc_today(), 7)
+    async with session_scope(app.state.database) as session:
+        rows = await repository.history_candidates(
+            session,
+            after=None,
+            limit=100,
+            target=target,
+            stale_before=target - timedelta(days=history.ADVANCE_DAYS),
+            thresholds=[5000],
+            full=full,
+        )
+    return {str(r["id"]) for r in rows}
+
+
+async def test_the_due_search_finds_dropped_and_behind_summaries_and_nothing_else(
+    app, client, engine
+):
+    """Between full searches only the summaries that were dropped or fell a week behind are
+    searched for (by index); a walker with no summary row yet waits for the full search."""
+    await achievement(engine, "week", {"kind": "streak", "streak_days": 7, "min_steps": 5000})
+    fresh, dropped, behind, new = [await _walker(client, engine) for _ in range(4)]
+    assert (await history.build(app.state.database)).walkers >= 4
+    assert await _ids(app, full=False) == set() == await _ids(app, full=True)
+    await set_days(engine, dropped, {utc_today() - timedelta(days=20): 100})  # drops it
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE achievement_history SET through = through - 8 WHERE user_id = :u"),
+            {"u": behind},
+        )
+        await conn.execute(text("DELETE FROM achievement_history WHERE user_id = :u"), {"u": new})
+    assert await _ids(app, full=False) == {dropped, behind}
+    assert await _ids(app, full=True) == {dropped, behind, new}
+    assert fresh not in await _ids(app, full=True)
+    # the due run summarises the two; the full one then the new walker
+    due = await history.build(app.state.database, full=False)
+    assert (due.walkers, due.complete) == (2, True)
+    assert (await _row(engine, new)) is None
+    assert (await history.build(app.state.database)).walkers == 1
+    assert (await _row(engine, new))["through"] is not None
+
+
+def test_the_full_search_runs_first_hourly_and_until_one_completes(monkeypatch):
+    from stepcoin.achievements import tasks
+
+    monkeypatch.setattr(tasks._Searches, "full_pending", True)
+    hour = 1_796_605_200  # 2026-12-07 02:00 UTC
+    assert hour % tasks.FULL_SEARCH_EVERY_S == 0
+    assert tasks.full_search_due(hour + 5 * 60)  # a worker's first run searches everything
+    tasks._Searches.full_pending = False  # ... and it completed
+    assert not tasks.full_search_due(hour + 5 * 60)
+    assert not tasks.full_search_due(hour + 55 * 60 + 53)
+    assert tasks.full_search_due(hour + 53)  # the first run of each hour
+    assert tasks.full_search_due(0)  # deferred by hand
+
+
+async def test_a_full_search_stopped_at_its_batches_is_taken_up_by_the_next_run(
+    app, client, engine, monkeypatch
+):
+    from stepcoin.achievements import tasks
+    from stepcoin.queue import JobRuntime
+
+    await achievement(engine, "week", {"kind": "streak", "streak_days": 7, "min_steps": 5000})
+    for _ in range(3):
+        await _walker(client, engine)
+    JobRuntime.database = app.state.database
+    monkeypatch.setattr(tasks, "HISTORY_MAX_BATCHES", 1)
+    monkeypatch.setattr(history, "BATCH_SIZE", 2)
+    monkeypatch.setattr(tasks._Searches, "full_pending", True)
+    not_on_the_hour = 1_796_605_200 + 10 * 60
+    first = await tasks.summarise_history(timestamp=not_on_the_hour)
+    assert first["full"] == 1 and first["walkers"] == 2
+    assert tasks._Searches.full_pending  # stopped at its one batch: the next run goes on
+    second = await tasks.summarise_history(timestamp=not_on_the_hour + 300)
+    assert second["full"] == 1 and second["walkers"] == 1
+    assert not tasks._Searches.full_pending
+    third = await tasks.summarise_history(timestamp=not_on_the_hour + 600)
+    assert third == {"walkers": 0, "skipped": 0, "full": 0}

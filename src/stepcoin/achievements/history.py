@@ -71,18 +71,22 @@ async def active_streak_thresholds(session: AsyncSession) -> list[int]:
 class Built:
     walkers: int  # summaries written
     skipped: int  # a change came first (their generation moved): the next run takes them
+    complete: bool = True  # the search reached the last walker (not stopped at max_batches)
 
 
 async def build(
     database: Database,
     *,
     today: date | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     max_batches: int | None = None,
+    full: bool = True,
 ) -> Built:
     """Summarise (or carry forward) the closed history of every walker whose summary is
     missing, dropped, ADVANCE_DAYS behind, or without a threshold an active streak needs:
-    `batch_size` walkers per short transaction, keyset by user id."""
+    `batch_size` walkers per short transaction, keyset by user id. `full` False: only the
+    summaries that were dropped or are behind (found by index; no look at every walker)."""
+    batch_size = batch_size or BATCH_SIZE
     async with session_scope(database) as session:
         window = int(await runtime_settings.get(session, "anticheat.sync_window_days"))
         thresholds = await active_streak_thresholds(session)
@@ -91,6 +95,7 @@ async def build(
     target = summary_target(today, window)
     written = skipped = batches = 0
     after = None
+    complete = False
     while max_batches is None or batches < max_batches:
         batches += 1
         async with session_scope(database) as session:
@@ -101,8 +106,10 @@ async def build(
                 target=target,
                 stale_before=target - timedelta(days=ADVANCE_DAYS),
                 thresholds=thresholds,
+                full=full,
             )
             if not rows:
+                complete = True
                 break
             after = rows[-1]["id"]
             folds = [
@@ -117,10 +124,11 @@ async def build(
         written += done
         skipped += len(rows) - done
         if len(rows) < batch_size:
+            complete = True
             break
     if written or skipped:
         logger.info(
             "achievements: closed history summarised",
             extra={"walkers": written, "skipped": skipped, "through": target.isoformat()},
         )
-    return Built(written, skipped)
+    return Built(written, skipped, complete)

@@ -91,6 +91,9 @@ class AchievementHistory(Base):
     """
 
     __tablename__ = "achievement_history"
+    # the summaries due for a rebuild (dropped, or a week behind): achievements.repository
+    # _CANDIDATES_DUE, every 5 minutes (migration 0054)
+    __table_args__ = (Index("ix_achievement_history_through", "through"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, server_default="0")

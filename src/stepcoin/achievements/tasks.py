@@ -114,12 +114,35 @@ async def backfill(achievement_id: int, after_user: str | None = None) -> dict[s
 HISTORY_MAX_BATCHES = 50
 
 
+# The full search for walkers to summarise looks at every walker (history._CANDIDATES_ALL): it
+# runs in the first run of each hour, in a worker's first run, and after a full search that
+# stopped at HISTORY_MAX_BATCHES until one reaches the last walker; the other runs search only
+# the summaries that were dropped or fell behind (by index: nothing to read at rest).
+FULL_SEARCH_EVERY_S = 3600
+
+
+class _Searches:
+    """Whether this worker process owes a full search (it has not finished one yet)."""
+
+    full_pending = True
+
+
+def full_search_due(timestamp: int) -> bool:
+    """Whether the run scheduled at `timestamp` (unix seconds; 0: deferred by hand) searches
+    every walker."""
+    return _Searches.full_pending or timestamp <= 0 or timestamp % FULL_SEARCH_EVERY_S < 5 * 60
+
+
 @blueprint.periodic(cron="*/5 * * * * 53", periodic_id="history")
 @blueprint.task(name="summarise_history", queueing_lock="achievements_summarise_history")
 async def summarise_history(timestamp: int) -> dict[str, int]:
     """Every 5 minutes: summarise the closed history of the walkers whose summary is missing,
     dropped or a week behind (`history.build`), so the achievements read and batch fold only
     the open days. Short transactions of 1,000 walkers; a walker changed meanwhile is left for
-    the next run (its generation moved)."""
-    built = await history.build(_database(), max_batches=HISTORY_MAX_BATCHES)
-    return {"walkers": built.walkers, "skipped": built.skipped}
+    the next run (its generation moved). Walkers without a summary yet and summaries without
+    a new streak threshold are searched for hourly (full_search_due)."""
+    full = full_search_due(timestamp)
+    built = await history.build(_database(), max_batches=HISTORY_MAX_BATCHES, full=full)
+    if full:
+        _Searches.full_pending = not built.complete
+    return {"walkers": built.walkers, "skipped": built.skipped, "full": int(full)}
