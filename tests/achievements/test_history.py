@@ -149,15 +149,7 @@ async def test_a_builder_that_read_before_a_change_writes_nothing(app, client, e
     await achievement(engine, "week", {"kind": "streak", "streak_days": 7, "min_steps": 5000})
     user = await _walker(client, engine)
     target = history.summary_target(utc_today(), 7)
-    async with session_scope(app.state.database) as session:
-        rows = await repository.history_candidates(
-            session,
-            after=None,
-            limit=10,
-            target=target,
-            stale_before=target,
-            thresholds=[5000],
-        )
+    rows = await _candidates(app, stale_days=0)
     [row] = [r for r in rows if str(r["id"]) == user]
     read = fold(row["days"], row["steps"], [5000])
     # a reviewer's late decision of an old day commits while the builder computes
@@ -243,18 +235,23 @@ async def test_the_trigger_and_the_builder_agree_on_the_closed_days(engine):
     assert history.summary_target(date(2026, 1, 31), 30) == date(2025, 12, 29)
 
 
-async def _ids(app, *, full: bool) -> set[str]:
+async def _candidates(app, *, stale_days: int, full: bool = True) -> list:
+    """The builder's next walkers, with a summary stale once `stale_days` behind the target."""
     target = history.summary_target(utc_today(), 7)
     async with session_scope(app.state.database) as session:
-        rows = await repository.history_candidates(
+        return await repository.history_candidates(
             session,
             after=None,
             limit=100,
             target=target,
-            stale_before=target - timedelta(days=history.ADVANCE_DAYS),
+            stale_before=target - timedelta(days=stale_days),
             thresholds=[5000],
             full=full,
         )
+
+
+async def _ids(app, *, full: bool) -> set[str]:
+    rows = await _candidates(app, stale_days=history.ADVANCE_DAYS, full=full)
     return {str(r["id"]) for r in rows}
 
 
