@@ -114,7 +114,7 @@ async def backfill(achievement_id: int, after_user: str | None = None) -> dict[s
 HISTORY_MAX_BATCHES = 50
 
 
-# The full search for walkers to summarise looks at every walker (history._CANDIDATES_ALL): it
+# The full search for walkers to summarise looks at every walker (repository._CANDIDATES_ALL): it
 # runs in the first run of each hour, in a worker's first run, and after a full search that
 # stopped at HISTORY_MAX_BATCHES until one reaches the last walker; the other runs search only
 # the summaries that were dropped or fell behind (by index: nothing to read at rest).

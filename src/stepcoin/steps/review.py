@@ -537,9 +537,9 @@ async def list_own_steps(
 
 # --- coins a steps issuance budget held (stepcoin.wallet.budgets, apply_sync v6) ---------------
 
-# a decision the budget alone sent to review: its only flag is the budget's
-# held only by a steps budget; the first four conditions are ix_step_validations_budget_held's
-# (migration 0053): the job finds these rows without reading the rest of the review queue
+# a decision the budget alone sent to review: its only flag is the budget's. The first four
+# conditions are ix_step_validations_budget_held's (migration 0053): the job finds these rows
+# without reading the rest of the review queue
 _HELD_BY_BUDGET = """
     status = 'flagged' AND reviewed_at IS NULL AND superseded_by IS NULL
     AND rule_hits @> CAST('[{"code": "issuance_budget"}]' AS jsonb)

@@ -2,7 +2,7 @@
 
 `achievements:summarise_history` runs every 5 minutes. Its search for walkers to summarise
 looked at every walker each time (users anti-joined with achievement_history in id order,
-filtered): 139 ms at rest at 200,000 walkers, ~0.7 s at a million, every 5 minutes. Between
+filtered): 140-240 ms at rest at 200,000 walkers, ~1 s at a million, every 5 minutes. Between
 its hourly full searches it now searches only the summaries that were dropped (`through` NULL:
 a closed day changed) or fell a week behind (`through` before a date): this index finds them
 when they are few, and the search walks the key when most are due (the weekly carry-forward).
