@@ -39,6 +39,7 @@ import os
 import random
 import resource
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -346,6 +347,91 @@ def _api_processes(server_pid: int | None) -> list[psutil.Process]:
         return [root, *root.children(recursive=True)]
     except psutil.Error:
         return []
+
+
+HOST_SAMPLE_S = 0.1  # the machine's CPU counters, read this often with --timeline
+
+
+def host_timeline_path(timeline: str) -> str:
+    """Where the machine's CPU samples of a --timeline run go (bench/stalls.py reads them)."""
+    root, ext = os.path.splitext(timeline)
+    return f"{root}.host{ext or '.csv'}"
+
+
+class HostSampler:
+    """The machine's CPU counters (/proc/stat's first line: every core, in clock ticks) and the
+    CPU time of each group of processes (the driver, the API, PostgreSQL, the worker), read
+    every HOST_SAMPLE_S by a thread of its own (the driver's event loop may be late; the thread
+    reads on time), for bench/stalls.py: which slow requests waited while the hypervisor ran
+    someone else (stolen), or while no core was free, and who had the cores then."""
+
+    GROUPS = ("driver", "api", "postgres", "worker")
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        """groups: name -> a function returning that group's processes (called again every
+        ~2 s: PostgreSQL's backends come and go)."""
+        self.groups = groups
+        self.samples: list[tuple[float, list[int], dict[str, dict[int, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="host-sampler", daemon=True)
+
+    @staticmethod
+    def _read() -> list[int] | None:
+        try:
+            with open("/proc/stat") as f:
+                return [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+        out = {}
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system
+        return out
+
+    def _run(self) -> None:
+        procs: dict[str, list[psutil.Process]] = {}
+        n = 0
+        while not self._stop.is_set():
+            if n % 20 == 0:
+                procs = {name: list(find()) for name, find in self.groups.items()}
+            n += 1
+            ticks = self._read()
+            if ticks is None:
+                return
+            cpu = {name: self._cpu(group) for name, group in procs.items()}
+            self.samples.append((time.time(), ticks, cpu))
+            self._stop.wait(HOST_SAMPLE_S)
+
+    def start(self) -> HostSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+    def rows(self) -> list[tuple[float, ...]]:
+        """(start, end, idle share, stolen share, then the cores each group used) of each
+        interval between two readings (/proc/stat's columns: user nice system idle iowait irq
+        softirq steal ...); a group's CPU counts only processes seen at both ends."""
+        out: list[tuple[float, ...]] = []
+        for (t0, a, ca), (t1, b, cb) in zip(self.samples, self.samples[1:], strict=False):
+            total = sum(b[:8]) - sum(a[:8])
+            if total <= 0 or t1 <= t0:
+                continue
+            idle = (b[3] + b[4]) - (a[3] + a[4])
+            steal = b[7] - a[7] if len(a) > 7 and len(b) > 7 else 0
+            cores = []
+            for name in self.GROUPS:
+                before, after = ca.get(name, {}), cb.get(name, {})
+                used = sum(after[p] - before[p] for p in after if p in before)
+                cores.append(max(used, 0.0) / (t1 - t0))
+            out.append((t0, t1, idle / total, steal / total, *cores))
+        return out
 
 
 def _host_share(before: Any, after: Any, window: float) -> dict[str, float]:
@@ -934,6 +1020,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     scenario = Scenario(args.scenario, fx, rng, args.changed_days)
     scenario.board_period = board_period
     run = Run(timeline=[] if args.timeline else None)
+    host = None
+    if args.timeline:
+        me = psutil.Process()
+        host = HostSampler(
+            {
+                "driver": lambda: [me],
+                "api": lambda: _api_processes(args.server_pid),
+                "postgres": _postgres_processes,
+                "worker": lambda: _api_processes(args.worker_pid),
+            }
+        ).start()
     api_procs = _api_processes(args.server_pid)
     worker_procs = _api_processes(args.worker_pid)
     counters = await Counters.open(url)
@@ -1170,6 +1267,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if run.timeline is not None:
         to_unix = time.time() - time.perf_counter()
         result["_timeline"] = [(t + to_unix, lat * 1000, st) for t, lat, st in run.timeline]
+    if host is not None:
+        host.stop()
+        result["_host"] = host.rows()
     return result
 
 
@@ -1251,10 +1351,20 @@ def main() -> None:
         uvloop.install()
     result = asyncio.run(main_async(args))
     timeline = result.pop("_timeline", None)
+    host_rows = result.pop("_host", None)
     if args.timeline and timeline is not None:
         with open(args.timeline, "w") as f:
             f.write("due_unix,latency_ms,status\n")
             f.writelines(f"{t:.4f},{ms:.3f},{st}\n" for t, ms, st in timeline)
+    if args.timeline and host_rows is not None:
+        # beside the timeline: per ~100 ms the machine's idle and stolen share and the cores
+        # each group used (stalls.py)
+        with open(host_timeline_path(args.timeline), "w") as f:
+            f.write("from_unix,to_unix,idle_share,steal_share,driver,api,postgres,worker\n")
+            f.writelines(
+                f"{row[0]:.4f},{row[1]:.4f}," + ",".join(f"{v:.3f}" for v in row[2:]) + "\n"
+                for row in host_rows
+            )
     text = json.dumps(result, indent=2)
     if args.out:
         with open(args.out, "w") as f:
