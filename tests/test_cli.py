@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import TEST_PASSWORD
 from tests.fixtures.database import server_database
+from tests.fixtures.ports import free_port
 from tests.fixtures.terminal import on_a_terminal
 
 STEPCOIN = [sys.executable, "-m", "stepcoin.cli"]
@@ -124,12 +124,6 @@ def test_production_refuses_the_default_secret(cli_database):
     result = run(["migrate"], {"DATABASE_URL": cli_database, "STEPCOIN_ENV": "production"})
     assert result.returncode != 0
     assert "STEPCOIN_JWT_SECRET" in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(base: str, process: subprocess.Popen, timeout: float = 90) -> None:

@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ from stepcoin.embedded import (
     default_data_dir,
     wheel_package_dir,
 )
+from tests.fixtures.ports import free_port as _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -79,14 +79,6 @@ def make_pg() -> Iterator[type[EmbeddedPostgres]]:
     for pg in made:  # the fallback socket dir lives outside data_dir
         if pg.socket_dir.parent == Path("/tmp"):
             shutil.rmtree(pg.socket_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_data_survives_restart(base_dir: Path, make_pg: type[EmbeddedPostgres]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,19 +27,13 @@ from stepcoin.config import Settings, get_settings
 from stepcoin.db import libpq_url
 from stepcoin.main import create_app
 from tests.conftest import AddressedTransport, bearer, register
+from tests.fixtures.ports import free_port as _free_port
 from tests.steps.helpers import ledger_ok, rec
 
 pytestmark = pytest.mark.slow
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from shopify_standin import (
 )
 from stepcoin.shop.shopify import ShopifyClient
 from stepcoin.shop.webhook_signing import verify
+from tests.fixtures.ports import free_port as _free_port
 from tests.shopify.conftest import API_VERSION, DOMAIN, SHIPPING, TOKEN
 
 SECRET = "shpss_webhook_secret"
@@ -235,13 +235,6 @@ async def test_bad_requests_are_answered_like_shopify(standin: ShopifyStandIn) -
 
 
 # -- over real HTTP --------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
