@@ -383,15 +383,6 @@ class HostSampler:
         except (OSError, ValueError):
             return None
 
-    @staticmethod
-    def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
-        out = {}
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                out[proc.pid] = t.user + t.system
-        return out
-
     def _run(self) -> None:
         procs: dict[str, list[psutil.Process]] = {}
         n = 0
@@ -402,7 +393,7 @@ class HostSampler:
             ticks = self._read()
             if ticks is None:
                 return
-            cpu = {name: self._cpu(group) for name, group in procs.items()}
+            cpu = {name: _cpu(group) for name, group in procs.items()}
             self.samples.append((time.time(), ticks, cpu))
             self._stop.wait(HOST_SAMPLE_S)
 
