@@ -122,10 +122,17 @@ async def test_the_held_decisions_are_found_without_reading_the_review_queue(cli
     held = await sync(client, me["access_token"], rec(2, 5_000))  # no room: held
     assert held[0]["status"] == "flagged" and "issuance_budget" in held[0]["reasons"]
     other = await register(client)
-    flagged = await sync(client, other["access_token"], rec(1, 90_000))  # a rule, not a budget
-    assert flagged[0]["status"] in {"flagged", "rejected"}
+    async with engine.begin() as conn:  # a review queue of 300 decisions flagged by a rule
+        await conn.execute(
+            text(
+                "INSERT INTO step_validations (user_id, recorded_date, source, steps, status, "
+                "rule_hits) SELECT :u, current_date - n % 20, 'healthkit', 90000, 'flagged', "
+                """'[{"code": "daily_max", "action": "flag"}]' FROM generate_series(1, 300) n"""
+            ),
+            {"u": other["user"]["id"]},
+        )
+        await conn.execute(text("ANALYZE step_validations"))
     async with session_scope(app.state.database) as session:
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = [
             row[0]
             for row in await session.execute(
