@@ -64,20 +64,35 @@ class _Between:
         return await self.driver.fetch(sql, *args)
 
 
+async def _a_decision_waiting(client, engine) -> tuple[str, Any, dict, uuid.UUID, int]:
+    """An admin's token, the reviewer's id, a walker with a flagged day, the walker's id and
+    the decision's id."""
+    admin = await make_admin(client, engine)
+    reviewer = await admin_id(engine)
+    walker = await flagged_walker(client)
+    vid = await _waiting(client, admin, walker)
+    return admin, reviewer, walker, uuid.UUID(walker["user"]["id"]), vid
+
+
+def _bonus(app, user_id: uuid.UUID, coins: int) -> Any:
+    """A payment to the walker through the wallet's door (it bumps the wallet's version)."""
+
+    async def bonus() -> None:
+        async with app.state.database.sessionmaker() as session, session.begin():
+            entry = wallet_service.Entry(
+                coins, wallet_service.ADMIN_ADJUSTMENT, f"t:{uuid.uuid4()}"
+            )
+            await wallet_service.post(session, user_id, [entry])
+
+    return bonus
+
+
 async def test_a_wallet_that_moved_after_the_read_is_read_again(client, engine, app):
     """A payment to the walker between the read and the write (any post bumps the wallet's
     version): the first write is refused whole, the second read sees the new balance, and the
     decision pays its day once."""
-    admin = await make_admin(client, engine)
-    reviewer = await admin_id(engine)
-    walker = await flagged_walker(client)
-    user_id = uuid.UUID(walker["user"]["id"])
-    vid = await _waiting(client, admin, walker)
-
-    async def bonus() -> None:
-        async with app.state.database.sessionmaker() as session, session.begin():
-            entry = wallet_service.Entry(7, wallet_service.ADMIN_ADJUSTMENT, f"t:{uuid.uuid4()}")
-            await wallet_service.post(session, user_id, [entry])
+    _, reviewer, walker, user_id, vid = await _a_decision_waiting(client, engine)
+    bonus = _bonus(app, user_id, 7)
 
     async with (await app.state.database.fast_pool()).acquire() as conn:
         driver = _Between(conn, bonus)
@@ -108,16 +123,8 @@ class _AlwaysBetween(_Between):
 async def test_a_wallet_that_never_stops_moving_is_a_409_and_nothing_written(client, engine, app):
     """If every read is outdated by its write, review.decide gives up after MAX_ATTEMPTS reads
     with 409 `review_conflict`; the decision still waits, its coins still held, no notification."""
-    admin = await make_admin(client, engine)
-    reviewer = await admin_id(engine)
-    walker = await flagged_walker(client)
-    user_id = uuid.UUID(walker["user"]["id"])
-    vid = await _waiting(client, admin, walker)
-
-    async def bonus() -> None:
-        async with app.state.database.sessionmaker() as session, session.begin():
-            entry = wallet_service.Entry(1, wallet_service.ADMIN_ADJUSTMENT, f"t:{uuid.uuid4()}")
-            await wallet_service.post(session, user_id, [entry])
+    admin, reviewer, walker, user_id, vid = await _a_decision_waiting(client, engine)
+    bonus = _bonus(app, user_id, 1)
 
     async with (await app.state.database.fast_pool()).acquire() as conn:
         driver = _AlwaysBetween(conn, bonus)
