@@ -318,3 +318,50 @@ async def test_a_full_search_stopped_at_its_batches_is_taken_up_by_the_next_run(
     assert not tasks._Searches.full_pending
     third = await tasks.summarise_history(timestamp=not_on_the_hour + 600)
     assert third == {"walkers": 0, "skipped": 0, "full": 0}
+
+
+_NO_WALKER = "NOT EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id)"
+
+
+async def test_the_batch_reads_each_walkers_summary_by_its_key_whatever_the_statistics(
+    app, client, engine
+):
+    """Statistics taken while the summaries were dropped or not built (`through` NULL) made the
+    planner expect one usable summary: it hashed every summary for a batch (by the index on
+    `through`, which the facts read's `through IS NOT NULL` could take), 17-48 ms a batch at
+    10,000 walkers. The read probes each walker's summary by primary key (a lateral), and the
+    due search's index is on an expression no other query can take (migration 0055)."""
+    await achievement(engine, "week", {"kind": "streak", "streak_days": 7, "min_steps": 5000})
+    walkers = [await _walker(client, engine) for _ in range(3)]
+    assert (await history.build(app.state.database)).walkers >= 3
+    others = "SELECT gen_random_uuid() FROM generate_series(1, 3000)"  # no such walkers
+    async with engine.begin() as conn:  # 3,000 dropped summaries, analysed so, then built
+        await conn.execute(text(f"INSERT INTO achievement_history (user_id) {others}"))
+        await conn.execute(text("ANALYZE achievement_history"))
+        await conn.execute(
+            text(
+                "UPDATE achievement_history h SET through = current_date - 10, "
+                f"thresholds = '{{5000}}' WHERE {_NO_WALKER}"
+            )
+        )
+    try:
+        async with engine.connect() as conn:
+            plan = "\n".join(
+                row[0]
+                for row in await conn.execute(
+                    text(
+                        "EXPLAIN "
+                        + repository.FACTS_SQL.format(
+                            users="CAST(:users AS uuid[])", thresholds="ARRAY[5000]"
+                        )
+                    ),
+                    {"users": walkers},
+                )
+            )
+        assert "pk_achievement_history" in plan, plan
+        assert "Seq Scan on achievement_history" not in plan, plan
+        assert "ix_achievement_history" not in plan, plan
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DELETE FROM achievement_history h WHERE {_NO_WALKER}"))
+            await conn.execute(text("ANALYZE achievement_history"))

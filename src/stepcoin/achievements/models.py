@@ -92,8 +92,11 @@ class AchievementHistory(Base):
 
     __tablename__ = "achievement_history"
     # the summaries due for a rebuild (dropped, or a week behind): achievements.repository
-    # _CANDIDATES_DUE, every 5 minutes (migration 0054)
-    __table_args__ = (Index("ix_achievement_history_through", "through"),)
+    # _CANDIDATES_DUE, every 5 minutes (migration 0055). On an expression: the facts read's
+    # `through IS NOT NULL` must not take it (stale statistics made it read the whole index)
+    __table_args__ = (
+        Index("ix_achievement_history_due", text("coalesce(through, '-infinity'::date)")),
+    )
 
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger, server_default="0")

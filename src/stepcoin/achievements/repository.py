@@ -31,9 +31,14 @@ _FACTS_SELECT = """
            h.best_day AS h_best, h.thresholds AS h_thresholds, h.longest AS h_longest,
            h.latest_length AS h_latest_length, h.latest_end AS h_latest_end,
            d.days, d.steps"""
+# the walker's summary by primary key, one probe per walker whatever the statistics say (a
+# join let the planner hash every summary for a batch when it expected few usable ones)
 _HISTORY_JOIN = """
-    LEFT JOIN achievement_history h ON h.user_id = u.id AND h.through IS NOT NULL
-                                   AND h.thresholds @> {thresholds}"""
+    LEFT JOIN LATERAL (
+        SELECT * FROM achievement_history h
+        WHERE h.user_id = u.id AND h.through IS NOT NULL AND h.thresholds @> {thresholds}
+        LIMIT 1
+    ) h ON true"""
 
 
 def _days_lateral(walker: str, after: str, until: str = "") -> str:
@@ -423,7 +428,9 @@ _CANDIDATES_ALL = """
         ORDER BY u.id
         LIMIT :limit"""
 # The due search (issue 13): only summaries that were dropped (a closed day changed) or are
-# :stale_before behind, found through ix_achievement_history_through (migration 0054) when
+# :stale_before behind (one condition: coalesce(through, '-infinity'), a dropped one sorting
+# first), found through ix_achievement_history_due (migration 0055: an index on that
+# expression, which the facts read's `through IS NOT NULL` cannot take) when
 # they are few (a custom plan: a generic one guesses a third of the table and walks the key),
 # along the key when most are due (the weekly carry-forward). Walkers with no summary row yet
 # (new walkers, who have no closed history for ten days) and summaries without a new streak
@@ -435,7 +442,7 @@ _CANDIDATES_DUE = """
                     THEN h.through END AS seed_through
         FROM achievement_history h
         WHERE h.user_id > CAST(:after AS uuid)
-          AND (h.through IS NULL OR h.through < :stale_before)
+          AND coalesce(h.through, DATE '-infinity') < :stale_before
           -- the redundant range lets a merge join start users' key at :after, not at its
           -- first walker (66 ms a batch at 200,000 walkers without it)
           AND EXISTS (SELECT 1 FROM users u WHERE u.id = h.user_id
