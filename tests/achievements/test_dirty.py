@@ -301,3 +301,31 @@ async def test_a_batch_reads_only_walkers_with_something_left_to_unlock(
                 text("UPDATE achievements SET is_active = true WHERE id = ANY(:ids)"),
                 {"ids": list(others)},
             )
+
+
+async def test_the_claim_reads_the_marks_once_whatever_the_statistics(engine):
+    """Autoanalyze finds the marks drained most of the time: with statistics of an empty table
+    the claim, written as a join of the table with its own locked subquery, rescanned that
+    subquery for every mark (a nested loop: 190 ms for 800 marks). The claim locks the marks
+    once, as an array, and updates them by key."""
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await conn.execute(text("DELETE FROM achievements_dirty"))
+        await conn.execute(text("ANALYZE achievements_dirty"))  # drained: 0 rows
+        await conn.execute(
+            text(
+                "INSERT INTO achievements_dirty (user_id) "
+                "SELECT gen_random_uuid() FROM generate_series(1, 300)"
+            )
+        )
+        plan = "\n".join(
+            row[0]
+            for row in await conn.execute(
+                text("EXPLAIN " + repository.CLAIM_DIRTY_SQL), {"limit": 1000, "stale": 60}
+            )
+        )
+        claimed = (
+            await conn.execute(text(repository.CLAIM_DIRTY_SQL), {"limit": 1000, "stale": 60})
+        ).all()
+        await transaction.rollback()  # the statistics and the marks as they were
+    assert "Nested Loop" not in plan and "InitPlan" in plan, plan
+    assert len(claimed) == 300 and len({r.claimed_at for r in claimed}) == 1
