@@ -4,6 +4,7 @@ and the walker's standing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -234,3 +235,78 @@ async def test_an_unknown_walker_is_a_404_and_nothing_is_written(client, engine)
     async with engine.connect() as conn:
         written = (await conn.execute(text("SELECT count(*) FROM link_clearances"))).scalar_one()
     assert written == 0
+
+
+# the walker's busiest device as a join (the form until 2026-12-07), the reference
+_BUSIEST_AS_A_JOIN = """
+    SELECT w.id, coalesce((SELECT max(c.n) FROM (
+        SELECT count(*) AS n FROM device_accounts m
+        JOIN device_accounts o ON o.device_id = m.device_id
+        WHERE m.user_id = w.id AND o.last_seen >= :since GROUP BY m.device_id) c), 0)
+    FROM unnest(CAST(:ids AS uuid[])) AS w(id)"""
+
+
+async def test_the_busiest_device_is_counted_by_a_probe_per_device(app, engine):
+    """links.observed_many counts, per device of each walker, the accounts seen on it within the
+    window, as the join it was; and by a probe of each device's key, never a scan of
+    device_accounts (with statistics taken while it was small the join hashed the whole table
+    once per walker)."""
+    async with engine.begin() as conn:
+        ids = [
+            row[0]
+            for row in await conn.execute(
+                text(
+                    "INSERT INTO users (email, full_name) SELECT 'busiest-' || n || '-' || "
+                    "gen_random_uuid() || '@example.com', 'W' FROM generate_series(1, 6) n "
+                    "RETURNING id"
+                )
+            )
+        ]
+        # phone-1: walkers 0-3 (3 last seen before the 30-day window); phone-2: 0 and 4; phone-3:
+        # 4 alone; walker 5 on no device
+        seen = [("phone-1", 0, 1), ("phone-1", 1, 2), ("phone-1", 2, 3), ("phone-1", 3, 60)]
+        seen += [("phone-2", 0, 1), ("phone-2", 4, 0), ("phone-3", 4, 5)]
+        for device, walker, days_ago in seen:
+            await conn.execute(
+                text(
+                    "INSERT INTO device_accounts (device_id, user_id, first_seen, last_seen) "
+                    "VALUES (:d, :u, :day, :day)"
+                ),
+                {
+                    "d": f"{device}-{ids[0]}",
+                    "u": ids[walker],
+                    "day": links.utc_today() - timedelta(days=days_ago),
+                },
+            )
+    async with session_scope(app.state.database) as session:
+        counts = await links.observed_many(session, ids)
+    since = links.utc_today() - timedelta(days=30)  # the window's default
+    async with engine.connect() as conn:
+        reference = dict(
+            (await conn.execute(text(_BUSIEST_AS_A_JOIN), {"ids": ids, "since": since})).all()
+        )
+    assert [counts[i]["shared_device"] for i in ids] == [3, 3, 3, 3, 2, 0]
+    assert {i: counts[i]["shared_device"] for i in ids} == reference
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await conn.execute(text("DELETE FROM device_accounts"))
+        await conn.execute(text("ANALYZE device_accounts"))  # analyzed empty, then 3,000 rows
+        await conn.execute(
+            text(
+                "INSERT INTO device_accounts (device_id, user_id, first_seen, last_seen) "
+                "SELECT 'many-' || n, CAST(:u AS uuid), current_date, current_date "
+                "FROM generate_series(1, 3000) n"
+            ),
+            {"u": ids[5]},
+        )
+        plan = "\n".join(
+            row[0]
+            for row in await conn.execute(
+                text("EXPLAIN " + str(links.OBSERVED_MANY_SQL)),
+                {"ids": ids, "since": since, "burst": timedelta(hours=24)},
+            )
+        )
+        await transaction.rollback()
+    lines = plan.splitlines()
+    scans = [k for k, line in enumerate(lines) if " on device_accounts " in line]
+    assert len(scans) == 2, plan  # the walker's devices, then each device's accounts
+    assert all("Index Cond" in lines[k + 1] for k in scans), plan  # each by its key
