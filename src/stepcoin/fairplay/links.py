@@ -279,11 +279,12 @@ REFRESH_MARKS_SQL = text(
     """
     WITH fresh AS (
         SELECT lm.user_id,
-               coalesce((SELECT max(c.n) FROM (
-                   SELECT count(*) AS n FROM device_accounts m
-                   JOIN device_accounts o ON o.device_id = m.device_id AND o.last_seen >= :since
-                   WHERE m.user_id = lm.user_id AND m.last_seen >= :since
-                   GROUP BY m.device_id) c), 0) AS device_accounts,
+               -- a probe of each device's key, as OBSERVED_MANY_SQL
+               coalesce((SELECT max((SELECT count(*) FROM device_accounts o
+                                     WHERE o.device_id = m.device_id AND o.last_seen >= :since))
+                         FROM device_accounts m
+                         WHERE m.user_id = lm.user_id AND m.last_seen >= :since), 0)
+                   AS device_accounts,
                coalesce((SELECT f.observed FROM account_flags f
                          WHERE f.user_id = lm.user_id AND f.code = 'same_series'), 0)
                    AS same_series
