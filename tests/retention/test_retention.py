@@ -243,6 +243,35 @@ async def test_refresh_tokens_of_finished_sign_ins_go(app, client, engine):
     assert response.status_code == 200, response.text
 
 
+async def test_a_refresh_token_batch_reads_only_its_own_tokens(engine):
+    """A pruning batch walks the expired tokens in expiry order and stops at the batch (each
+    candidate's sign-in probed by family), then deletes by place: neither reads nor sorts the
+    whole table (the key is (user_id, id): `id IN (...)` had scanned it for every batch)."""
+    from stepcoin.auth.retention import PRUNE_SQL
+
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await conn.execute(
+            text(
+                "WITH u AS (INSERT INTO users (email, full_name) SELECT 'prune-' || n || '-' "
+                "|| gen_random_uuid() || '@example.com', 'T' FROM generate_series(1, 60) n "
+                "RETURNING id) "
+                "INSERT INTO refresh_tokens (user_id, token_hash, family_id, expires_at, "
+                "family_expires_at) SELECT w.ids[n % 60 + 1], sha256(CAST(n AS text)::bytea), "
+                "gen_random_uuid(), now() + (n % 2 * 2 - 1) * interval '60 days', "
+                "now() + (n % 2 * 2 - 1) * interval '60 days' "
+                "FROM (SELECT array_agg(id) AS ids FROM u) w, generate_series(1, 6000) n"
+            )
+        )  # 3,000 long over, 3,000 live
+        await conn.execute(text("ANALYZE refresh_tokens"))
+        params = {"cutoff": datetime.now(UTC) - timedelta(days=30), "batch": 100}
+        plan = "\n".join(row[0] for row in await conn.execute(text("EXPLAIN " + PRUNE_SQL), params))
+        deleted = (await conn.execute(text(PRUNE_SQL), params)).rowcount
+        await transaction.rollback()
+    assert "Seq Scan on refresh_tokens" not in plan and " Sort " not in plan, plan
+    assert "ix_refresh_tokens_expires_at" in plan and "Tid Scan" in plan, plan
+    assert deleted == 100
+
+
 async def _month_rows(engine: Any, month: date) -> list[tuple[Any, ...]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
