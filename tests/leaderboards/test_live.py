@@ -324,3 +324,48 @@ async def test_refreshes_racing_syncs_lose_no_change(app, client, engine):
         full = await repository.rebuild(session, _live_plan())
     assert full is not None
     assert (full.inserted, full.updated, full.deleted) == (0, 0, 0)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(totals=st.lists(st.sampled_from([1, 2, 3, 999, 1000, 1001, 5000]), min_size=1, max_size=14))
+async def test_every_rank_of_a_board_of_ties_is_its_rank(app, engine, totals):
+    """A board of few distinct totals (ties everywhere, bucket edges): for every walker the
+    read's own, top and neighbour ranks are RANK() over the board, in both reads (the caller's
+    part, and the whole answer in one statement)."""
+    walkers = [str(uuid.uuid4()) for _ in totals]
+    async with engine.begin() as conn:  # examples share the board: earlier walkers stay on it
+        for who, steps in zip(walkers, totals, strict=True):
+            await conn.execute(
+                text("INSERT INTO users (id, email, full_name) VALUES (:u, :e, 'Tie Walker')"),
+                {"u": who, "e": f"{who}@example.com"},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO step_days (user_id, recorded_date, credited_source, "
+                    "credited_steps) VALUES (:u, :d, 'healthkit', :s)"
+                ),
+                {"u": who, "d": today(), "s": steps},
+            )
+    daily = next(b for b, _ in _live_plan() if b.period == "daily" and b.start == today())
+    async with session_scope(app.state.database) as session:
+        await repository.rebuild(session, [(daily, False)])
+    expected = await _expected_ranks(engine)
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        for who in walkers:
+            for statement in (repository.READ_MINE, repository.read_board_sql(5)):
+                rows = await driver.fetch(statement, "daily", today(), uuid.UUID(who))
+                seen = {row["part"] for row in rows}
+                for row in rows:
+                    if row["part"] == "me":
+                        assert (row["rank"], row["total_steps"]) == expected[
+                            ("daily", today(), who)
+                        ]
+                    elif row["part"] in ("top", "above", "below"):
+                        key = ("daily", today(), str(row["user_id"]))
+                        assert (row["rank"], row["total_steps"]) == expected[key], row
+                assert "me" in seen
