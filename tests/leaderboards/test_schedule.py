@@ -290,7 +290,7 @@ async def test_a_rebuild_that_writes_many_rows_refreshes_the_boards_statistics(a
 
 
 async def test_the_walkers_above_are_counted_per_board_along_its_key(app, client, engine):
-    """A refresh recounts `walkers_above` every 15 seconds, changes or not: per board one
+    """A refresh recounts `walkers_above` 8 times a minute, changes or not: per board one
     backward range of the counts' primary key feeding the window (its order: no sort over the
     boards' text keys), and no look-up of a bucket whose figure did not move."""
     await walker(client, engine, "Counts Reader", 100)

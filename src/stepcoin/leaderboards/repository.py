@@ -360,7 +360,7 @@ _MARK_REFRESHED = text(
 # The walkers of the buckets above each bucket, for the given boards: per board a window over
 # its buckets (a few thousand rows) read backwards along the primary key (the window's order,
 # so no sort), and only the buckets whose figure moved are written. A refresh runs it every
-# 15 seconds even when nothing changed: the earlier form (one window over all the boards,
+# 6-9 seconds even when nothing changed: the earlier form (one window over all the boards,
 # sorted by the board's text key, then joined back to every bucket) took 22 ms of PostgreSQL
 # for 3,300 buckets, this one 5 ms (issue 13).
 _RANK_ABOVE = text(

@@ -1,16 +1,16 @@
 """Leaderboard rules: which boards to build when, how they follow walkers, and the board as
 the app sees it.
 
-A scheduled job (every 15 seconds) first builds in full the boards that need it: a board never
-built yet (a new period), a closed board past its grace (its final snapshot), and every live
-board once `leaderboards.rebuild_interval_minutes` have passed (a safety net; default a day).
-Then it refreshes the live boards (built, not final) from the change log: only the walkers
-whose days changed since the last refresh are recomputed (repository.refresh), so a sync
-shows in the boards within about 15 seconds and a refresh costs in proportion to the walkers
-who synced. A closed period stays live for `leaderboards.finalize_after_hours` (late time
-zones and late syncs still count), then gets one last build that makes it final: a snapshot
-that is never rebuilt nor refreshed and stays readable with ?period_start until the retention
-removes it. See docs/engagement.md.
+A scheduled job (8 times a minute, 6-9 s apart) first builds in full the boards that need
+it: a board never built yet (a new period), a closed board past its grace (its final
+snapshot), and every live board once `leaderboards.rebuild_interval_minutes` have passed (a
+safety net; default a day). Then it refreshes the live boards (built, not final) from the
+change log: only the walkers whose days changed since the last refresh are recomputed
+(repository.refresh), so a sync shows in the boards within about 9 seconds and a refresh
+costs in proportion to the walkers who synced. A closed period stays live for
+`leaderboards.finalize_after_hours` (late time zones and late syncs still count), then gets
+one last build that makes it final: a snapshot that is never rebuilt nor refreshed and stays
+readable with ?period_start until the retention removes it. See docs/engagement.md.
 """
 
 from __future__ import annotations

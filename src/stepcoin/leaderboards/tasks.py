@@ -16,16 +16,19 @@ logger = logging.getLogger("stepcoin.leaderboards.tasks")
 blueprint = procrastinate.Blueprint()
 
 
-# every 15 seconds (croniter's sixth field is the seconds): a sync shows in the boards within
-# about 15 seconds plus the refresh's own time, ahead of other waiting jobs (the worker takes the
-# highest priority first): a backlog of order submissions must not hold the boards still. At
-# seconds 1, 16, 31 and 46: off the achievements batch's 3-second grid (at */15 every refresh
-# started with a batch, and the half-load runs' slow requests overlapped both at once) and
-# off the minute jobs' seconds (tests/test_jobs.py)
+# 8 times a minute, 6-9 seconds apart (croniter's sixth field is the seconds): a sync shows in
+# the boards within about 9 seconds plus the refresh's own time, ahead of other waiting jobs
+# (the worker takes the highest priority first): a backlog of order submissions must not hold
+# the boards still. At seconds 1, 7, 16, 23, 31, 37, 46 and 55: off the achievements batch's
+# 3-second grid (at */15 every refresh started with a batch, and the half-load runs' slow
+# requests overlapped both at once) and off the minute jobs' seconds (tests/test_jobs.py).
+# Every 15 s until 2026-12-07: the same work in half as many, twice as long bursts (~760 ms of
+# PostgreSQL at 270 syncs/s), which the half-load syncs' slowest requests sat in; half-load
+# sync p99 25-67 -> 11-27 ms in four alternated pairs (BENCHMARKS.md run 22)
 REFRESH_PRIORITY = 10
 
 
-@blueprint.periodic(cron="* * * * * 1,16,31,46", periodic_id="rebuild")
+@blueprint.periodic(cron="* * * * * 1,7,16,23,31,37,46,55", periodic_id="rebuild")
 @blueprint.task(
     name="rebuild_if_due", queueing_lock="leaderboards_rebuild", priority=REFRESH_PRIORITY
 )
