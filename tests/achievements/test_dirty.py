@@ -14,6 +14,7 @@ from stepcoin.db import session_scope
 from stepcoin.steps.payload import DayRow, SyncPayload
 from tests.achievements.helpers import achievement, rewards, unlocked_codes
 from tests.conftest import register
+from tests.fixtures.plans import plan_of
 from tests.steps.helpers import ledger_ok, rec, sync
 
 
@@ -317,12 +318,7 @@ async def test_the_claim_reads_the_marks_once_whatever_the_statistics(engine):
                 "SELECT gen_random_uuid() FROM generate_series(1, 300)"
             )
         )
-        plan = "\n".join(
-            row[0]
-            for row in await conn.execute(
-                text("EXPLAIN " + repository.CLAIM_DIRTY_SQL), {"limit": 1000, "stale": 60}
-            )
-        )
+        plan = await plan_of(conn, repository.CLAIM_DIRTY_SQL, {"limit": 1000, "stale": 60})
         claimed = (
             await conn.execute(text(repository.CLAIM_DIRTY_SQL), {"limit": 1000, "stale": 60})
         ).all()

@@ -17,6 +17,7 @@ from stepcoin.achievements.facts import NO_DAY, Fold, fold
 from stepcoin.db import session_scope
 from tests.achievements.helpers import achievement, set_days
 from tests.conftest import register
+from tests.fixtures.plans import plan_of
 
 calendars = st.dictionaries(
     st.integers(min_value=0, max_value=60),
@@ -346,18 +347,10 @@ async def test_the_batch_reads_each_walkers_summary_by_its_key_whatever_the_stat
         )
     try:
         async with engine.connect() as conn:
-            plan = "\n".join(
-                row[0]
-                for row in await conn.execute(
-                    text(
-                        "EXPLAIN "
-                        + repository.FACTS_SQL.format(
-                            users="CAST(:users AS uuid[])", thresholds="ARRAY[5000]"
-                        )
-                    ),
-                    {"users": walkers},
-                )
+            facts = repository.FACTS_SQL.format(
+                users="CAST(:users AS uuid[])", thresholds="ARRAY[5000]"
             )
+            plan = await plan_of(conn, facts, {"users": walkers})
         assert "pk_achievement_history" in plan, plan
         assert "Seq Scan on achievement_history" not in plan, plan
         assert "ix_achievement_history" not in plan, plan

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from stepcoin.db import session_scope
 from stepcoin.fairplay import links
 from tests.conftest import bearer, register
+from tests.fixtures.plans import plan_of
 from tests.steps.helpers import ledger_ok, make_admin, rec, sync, wallet
 
 
@@ -298,13 +299,8 @@ async def test_the_busiest_device_is_counted_by_a_probe_per_device(app, engine):
             ),
             {"u": ids[5]},
         )
-        plan = "\n".join(
-            row[0]
-            for row in await conn.execute(
-                text("EXPLAIN " + str(links.OBSERVED_MANY_SQL)),
-                {"ids": ids, "since": since, "burst": timedelta(hours=24)},
-            )
-        )
+        params = {"ids": ids, "since": since, "burst": timedelta(hours=24)}
+        plan = await plan_of(conn, str(links.OBSERVED_MANY_SQL), params)
         await transaction.rollback()
     lines = plan.splitlines()
     scans = [k for k, line in enumerate(lines) if " on device_accounts " in line]

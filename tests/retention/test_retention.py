@@ -28,6 +28,7 @@ from stepcoin.retention import service
 from stepcoin.steps.retention import next_month, partition_name
 from stepcoin.wallet.service import check_ledger
 from tests.conftest import bearer, register
+from tests.fixtures.plans import plan_of
 from tests.social.helpers import set_setting
 from tests.steps.helpers import ledger_ok, make_admin, rec, sync
 
@@ -264,7 +265,7 @@ async def test_a_refresh_token_batch_reads_only_its_own_tokens(engine):
         )  # 3,000 long over, 3,000 live
         await conn.execute(text("ANALYZE refresh_tokens"))
         params = {"cutoff": datetime.now(UTC) - timedelta(days=30), "batch": 100}
-        plan = "\n".join(row[0] for row in await conn.execute(text("EXPLAIN " + PRUNE_SQL), params))
+        plan = await plan_of(conn, PRUNE_SQL, params)
         deleted = (await conn.execute(text(PRUNE_SQL), params)).rowcount
         await transaction.rollback()
     assert "Seq Scan on refresh_tokens" not in plan and " Sort " not in plan, plan

@@ -18,6 +18,7 @@ from stepcoin.steps.tasks import release_budget_holds
 from stepcoin.wallet import budgets
 from tests.admin.helpers import count
 from tests.conftest import bearer, register
+from tests.fixtures.plans import plan_of
 from tests.steps.helpers import ledger_ok, make_admin, rec, sync, wallet
 
 URL = "/v1/admin/economy/budgets/steps/day"
@@ -133,12 +134,8 @@ async def test_the_held_decisions_are_found_without_reading_the_review_queue(cli
         )
         await conn.execute(text("ANALYZE step_validations"))
     async with session_scope(app.state.database) as session:
-        plan = [
-            row[0]
-            for row in await session.execute(
-                text(f"EXPLAIN SELECT id FROM step_validations WHERE {_HELD_BY_BUDGET} LIMIT 9")
-            )
-        ]
+        held = f"SELECT id FROM step_validations WHERE {_HELD_BY_BUDGET} LIMIT 9"
+        plan = (await plan_of(session, held)).splitlines()
         found = await held_by_budget(session, limit=9)
     assert any("ix_step_validations_budget_held" in line for line in plan), plan
     mine = await count(
