@@ -1001,7 +1001,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     fx = await load_fixture(url, args.jwt_secret, args.scenario, args.products)
     board_entries = None
     board_period = BOARD_PERIODS[0]
-    if args.scenario == "leaderboard" and args.board_wait > 0:
+    if args.scenario == "leaderboard" and args.board:
+        board_period = args.board
+    elif args.scenario == "leaderboard" and args.board_wait > 0:
         board_period, board_entries = await _wait_for_boards(
             args.base_url, fx.headers[0], args.board_wait
         )
@@ -1310,6 +1312,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="first wait at most this long for the job worker to catch up with the due jobs",
+    )
+    parser.add_argument(
+        "--board",
+        choices=BOARD_PERIODS,
+        help="leaderboard: read this board (bench/run.sh: the half-load run reads the board "
+        "its maximum was measured on), instead of picking the first full one",
     )
     parser.add_argument(
         "--board-wait",

@@ -181,6 +181,12 @@ try: r = json.load(open(sys.argv[1]))["ok_rate"] or 0
 except Exception: r = 0
 print(max(1, round(r / 2)))' "$OUT/max_$1.json"
 }
+same_board() {  # the leaderboard's half-load run reads the board its maximum was measured on
+    "$PY" -c 'import json, sys
+try: p = json.load(open(sys.argv[1])).get("leaderboard_period")
+except Exception: p = None
+print(f"--board={p}" if p else "")' "$OUT/max_leaderboard.json"
+}
 if [ "$RUN_WORKER" = 1 ]; then
     # the generated history's achievements (bench/generate.py marks every walker): evaluated
     # by the worker's batch before any run, as the batch has followed every sync in production;
@@ -231,12 +237,16 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     for sc in profile wallet leaderboard sync order; do
         case " $SCENARIOS " in *" $sc "*) ;; *) continue ;; esac
         var="$(echo "$sc" | tr a-z A-Z)_RATE"
+        # half of the maximum of the same board: after the sync runs the week's board (empty on
+        # a Monday's maximum) lists this week's walkers, a board of other density and cost
+        board=""
+        [ "$sc" = leaderboard ] && board=$(same_board)
         if [ "$GC_PROBE" = 1 ]; then
             load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")" \
-                --timeline "$OUT/half_$sc.csv"
+                --timeline "$OUT/half_$sc.csv" ${board:+"$board"}
             stalls "half_$sc"
         else
-            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")"
+            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")" ${board:+"$board"}
         fi
     done
     # the coin transaction: a review approval; the queue is finite, so the run is at most 20 s
