@@ -156,18 +156,24 @@ async def observed(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
     return (await observed_many(session, [user_id]))[user_id]
 
 
-# Per device of the walker, its accounts seen within the window counted by a probe of the
-# device's key range (a correlated count). As a join of the walker's devices with every
-# device's accounts, statistics taken while device_accounts was small made the planner hash the
-# whole table once per walker (1.4 ms a walker at 7,400 rows: the order sweep's chunk of 100
-# walkers took 143 ms), growing with the table.
+def _busiest_device(walker: str, *, own_use_within: bool) -> str:
+    """The accounts seen within the window (:since) on the `walker` column's busiest device (0
+    without one); with `own_use_within`, only the devices the walker used within it too. Per
+    device a correlated count, a probe of the device's key range: as a join of the walker's
+    devices with every device's accounts, statistics taken while device_accounts was small
+    made the planner hash the whole table once per walker (1.4 ms a walker at 7,400 rows: the
+    order sweep's chunk of 100 walkers took 143 ms), growing with the table."""
+    own = " AND m.last_seen >= :since" if own_use_within else ""
+    return f"""coalesce((SELECT max((SELECT count(*) FROM device_accounts o
+                                 WHERE o.device_id = m.device_id AND o.last_seen >= :since))
+                      FROM device_accounts m WHERE m.user_id = {walker}{own}), 0)"""
+
+
 OBSERVED_MANY_SQL = text(
-    """
+    f"""
     SELECT
       w.id,
-      coalesce((SELECT max((SELECT count(*) FROM device_accounts o
-                            WHERE o.device_id = m.device_id AND o.last_seen >= :since))
-                FROM device_accounts m WHERE m.user_id = w.id), 0),
+      {_busiest_device("w.id", own_use_within=False)},
       coalesce((SELECT count(*) FROM users me JOIN users o
                   ON o.signup_address = me.signup_address
                  AND o.created_at BETWEEN me.created_at - CAST(:burst AS interval)
@@ -276,15 +282,10 @@ async def clear(
 
 
 REFRESH_MARKS_SQL = text(
-    """
+    f"""
     WITH fresh AS (
         SELECT lm.user_id,
-               -- a probe of each device's key, as OBSERVED_MANY_SQL
-               coalesce((SELECT max((SELECT count(*) FROM device_accounts o
-                                     WHERE o.device_id = m.device_id AND o.last_seen >= :since))
-                         FROM device_accounts m
-                         WHERE m.user_id = lm.user_id AND m.last_seen >= :since), 0)
-                   AS device_accounts,
+               {_busiest_device("lm.user_id", own_use_within=True)} AS device_accounts,
                coalesce((SELECT f.observed FROM account_flags f
                          WHERE f.user_id = lm.user_id AND f.code = 'same_series'), 0)
                    AS same_series
@@ -295,12 +296,12 @@ REFRESH_MARKS_SQL = text(
         FROM fresh f
         WHERE lm.user_id = f.user_id
           AND (lm.device_accounts, lm.same_series) <> (f.device_accounts, f.same_series)
-          AND NOT (f.device_accounts <= 1 AND f.same_series = 0 AND lm.cleared = '{}'::jsonb)
+          AND NOT (f.device_accounts <= 1 AND f.same_series = 0 AND lm.cleared = '{{}}'::jsonb)
         RETURNING lm.user_id
     ), gone AS (
         DELETE FROM link_marks lm USING fresh f
         WHERE lm.user_id = f.user_id AND f.device_accounts <= 1 AND f.same_series = 0
-          AND lm.cleared = '{}'::jsonb
+          AND lm.cleared = '{{}}'::jsonb
         RETURNING lm.user_id
     )
     SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM gone) AS removed
