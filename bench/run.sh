@@ -174,18 +174,16 @@ stalls() {  # name: what the slow requests of half_<name> overlapped (bench/stal
         --gc-log "$OUT/server.log" ${WORKER_PID:+--gc-log "$OUT/worker.log"} \
         > "$OUT/$1.stalls.txt" 2>&1 || log "stalls.py failed for $1; going on"
 }
+max_of() {  # scenario key: that key of the scenario's closed-loop maximum (max_<scenario>.json)
+    "$PY" -c 'import json, sys
+try: v = json.load(open(sys.argv[1])).get(sys.argv[2])
+except Exception: v = None
+print("" if v is None else v)' "$OUT/max_$1.json" "$2"
+}
 half_rate() {  # scenario override: the override, else half the measured closed-loop maximum
     if [ -n "$2" ]; then echo "$2"; return; fi
-    "$PY" -c 'import json, sys
-try: r = json.load(open(sys.argv[1]))["ok_rate"] or 0
-except Exception: r = 0
-print(max(1, round(r / 2)))' "$OUT/max_$1.json"
-}
-same_board() {  # the leaderboard's half-load run reads the board its maximum was measured on
-    "$PY" -c 'import json, sys
-try: p = json.load(open(sys.argv[1])).get("leaderboard_period")
-except Exception: p = None
-print(f"--board={p}" if p else "")' "$OUT/max_leaderboard.json"
+    "$PY" -c 'import sys; print(max(1, round(float(sys.argv[1] or 0) / 2)))' \
+        "$(max_of "$1" ok_rate)"
 }
 if [ "$RUN_WORKER" = 1 ]; then
     # the generated history's achievements (bench/generate.py marks every walker): evaluated
@@ -205,10 +203,11 @@ if [ "$RUN_WORKER" = 1 ]; then
     # what production's autoanalyze would do now (this machine's server runs without
     # autovacuum): the tables the preparation changed past autovacuum's default threshold
     # (50 rows + 10 %) analyzed again, those that hold rows (as generate.py: one analyzed
-    # empty, the dirty marks drained, would be planned as empty). achievement_history was analyzed by generate.py while
-    # every summary was still to be built (through NULL): with those statistics the batch's
-    # facts read hashed every summary (234 ms of PostgreSQL per 800 walkers until migration
-    # 0055; robust to them since, as production must be between two autoanalyzes)
+    # empty, the dirty marks drained, would be planned as empty). achievement_history was
+    # analyzed by generate.py while every summary was still to be built (through NULL): with
+    # those statistics the batch's facts read hashed every summary (234 ms of PostgreSQL per
+    # 800 walkers until migration 0055; robust to them since, as production must be between
+    # two autoanalyzes)
     stale=$(psql "$DB_URL" -qAtc "SELECT string_agg(format('%I', relname), ', ')
         FROM pg_stat_user_tables
         WHERE n_live_tup > 0 AND n_mod_since_analyze > 50 + 0.1 * n_live_tup")
@@ -237,17 +236,15 @@ if [ -z "${BENCH_SKIP_HALF:-}" ]; then
     for sc in profile wallet leaderboard sync order; do
         case " $SCENARIOS " in *" $sc "*) ;; *) continue ;; esac
         var="$(echo "$sc" | tr a-z A-Z)_RATE"
+        args=(--rate "$(half_rate "$sc" "${!var:-}")")
         # half of the maximum of the same board: after the sync runs the week's board (empty on
         # a Monday's maximum) lists this week's walkers, a board of other density and cost
         board=""
-        [ "$sc" = leaderboard ] && board=$(same_board)
-        if [ "$GC_PROBE" = 1 ]; then
-            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")" \
-                --timeline "$OUT/half_$sc.csv" ${board:+"$board"}
-            stalls "half_$sc"
-        else
-            load "half_$sc" "$sc" --rate "$(half_rate "$sc" "${!var:-}")" ${board:+"$board"}
-        fi
+        [ "$sc" = leaderboard ] && board=$(max_of leaderboard leaderboard_period)
+        [ -n "$board" ] && args+=(--board "$board")
+        [ "$GC_PROBE" = 1 ] && args+=(--timeline "$OUT/half_$sc.csv")
+        load "half_$sc" "$sc" "${args[@]}"
+        if [ "$GC_PROBE" = 1 ]; then stalls "half_$sc"; fi
     done
     # the coin transaction: a review approval; the queue is finite, so the run is at most 20 s
     # and ends before 90% of the queue is used
