@@ -51,7 +51,7 @@ def bouncer_url(database_url: str) -> Iterator[str]:
     (folder / "userlist.txt").write_text(f'"{user}" ""\n')
     (folder / "pgbouncer.ini").write_text(
         f"""[databases]
-{dbname} = host={host} port={port} dbname={dbname} user={user}
+{dbname} = host={host} port={port} dbname={dbname} user={user} connect_query='SET jit = off'
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -98,7 +98,7 @@ ignore_startup_parameters = extra_float_digits
 
 
 @pytest.fixture
-async def bouncer_client(settings: Settings, bouncer_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def bouncer_app(settings: Settings, bouncer_url: str) -> AsyncIterator[Any]:
     saved = os.environ.get("STEPCOIN_DATABASE_PGBOUNCER")
     os.environ["STEPCOIN_DATABASE_PGBOUNCER"] = (
         "true"  # Database() reads it (main.py passes no flag)
@@ -109,16 +109,21 @@ async def bouncer_client(settings: Settings, bouncer_url: str) -> AsyncIterator[
     try:
         async with application.router.lifespan_context(application):
             assert application.state.database.pgbouncer
-            # walkers sign up from addresses of their own (tests.conftest.register)
-            transport = AddressedTransport(app=application, client=("203.0.113.9", 50000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
-                yield c
+            yield application
     finally:
         if saved is None:
             os.environ.pop("STEPCOIN_DATABASE_PGBOUNCER", None)
         else:
             os.environ["STEPCOIN_DATABASE_PGBOUNCER"] = saved
         get_settings.cache_clear()
+
+
+@pytest.fixture
+async def bouncer_client(bouncer_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    # walkers sign up from addresses of their own (tests.conftest.register)
+    transport = AddressedTransport(app=bouncer_app, client=("203.0.113.9", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://stepcoin.test") as c:
+        yield c
 
 
 async def test_api_answers_through_pgbouncer_in_transaction_mode(
@@ -147,3 +152,14 @@ async def test_api_answers_through_pgbouncer_in_transaction_mode(
     balances = await asyncio.gather(*(profile(t) for t in tokens))
     assert all(b > 0 for b in balances)
     await ledger_ok(engine)  # wallet = ledger, read directly (not through the bouncer)
+
+
+async def test_sessions_through_pgbouncer_run_without_jit(bouncer_app: Any) -> None:
+    """Behind PgBouncer the startup packet carries no setting but application_name: the
+    documented pgbouncer.ini's connect_query turns JIT off on every server connection, for the
+    ORM's sessions and the fast pool's connections alike (stepcoin.db.SESSION_SETTINGS)."""
+    database = bouncer_app.state.database
+    async with database.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("SHOW jit")).scalar_one() == "off"
+    pool = await database.fast_pool()
+    assert await pool.fetchval("SHOW jit") == "off"

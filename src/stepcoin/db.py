@@ -70,9 +70,31 @@ def pgbouncer_connect_args() -> dict[str, Any]:
     }
 
 
+SESSION_SETTINGS = {"jit": "off"}
+"""What every session of the application sets at connect, besides its application_name.
+
+`jit = off`: PostgreSQL compiles a statement with LLVM when its *estimated* cost passes
+`jit_above_cost` (100,000), 25-250 ms of compilation before the first row. An estimate of a
+table that was never analyzed, or analyzed full and since drained (the boards' change log after
+a burst of syncs), passes it: the boards' refresh with nothing to do cost 25-33 ms at rest and
+up to 256 ms under load, all of it compilation (BENCHMARKS.md run 23). The longest statement of
+the hot schedule, the boards' full rebuild over 900,000 days, ran faster without it too (158
+against 183-242 ms)."""
+
+
+def server_settings(pgbouncer: bool) -> dict[str, str]:
+    """The startup packet's settings (asyncpg's server_settings). PgBouncer refuses a startup
+    parameter other than a few (application_name among them): behind it, its pgbouncer.ini
+    sets SESSION_SETTINGS on every server connection (`connect_query`, docs/operations.md)."""
+    return {"application_name": "stepcoin", **({} if pgbouncer else SESSION_SETTINGS)}
+
+
 def psycopg_connect_kwargs(pgbouncer: bool) -> dict[str, Any]:
-    """psycopg (the job queue): never prepare server-side statements behind PgBouncer."""
-    return {"prepare_threshold": None} if pgbouncer else {}
+    """psycopg (the job queue): the session's settings; never prepare server-side statements
+    behind PgBouncer."""
+    if pgbouncer:
+        return {"prepare_threshold": None}
+    return {"options": " ".join(f"-c {key}={value}" for key, value in SESSION_SETTINGS.items())}
 
 
 def _pgbouncer_default() -> bool:
@@ -89,7 +111,7 @@ def create_engine(
 ) -> AsyncEngine:
     """An asyncpg engine; the application_name shows StepCoin in pg_stat_activity. timeouts:
     asyncpg's connect `timeout` and `command_timeout` (a standby's: see STANDBY_TIMEOUTS)."""
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args: dict[str, Any] = {"server_settings": server_settings(pgbouncer)}
     connect_args.update(timeouts or {})
     if pgbouncer:
         connect_args.update(pgbouncer_connect_args())
@@ -129,7 +151,7 @@ answered by the primary (a partitioned host would otherwise hold it for the TCP 
 async def _open_fast_pool(
     url: str, size: int, pgbouncer: bool, timeouts: dict[str, float] | None = None
 ) -> asyncpg.Pool:
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": "stepcoin"}}
+    connect_args: dict[str, Any] = {"server_settings": server_settings(pgbouncer)}
     connect_args.update(timeouts or {})
     if pgbouncer:
         connect_args["statement_cache_size"] = 0

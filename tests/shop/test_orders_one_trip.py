@@ -55,7 +55,7 @@ from stepcoin.wallet import service as wallet
 from tests.conftest import bearer
 from tests.shop.helpers import ADDRESS, order, product, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok
-from tests.test_pgbouncer import bouncer_client, bouncer_url  # noqa: F401 - fixtures
+from tests.test_pgbouncer import bouncer_app, bouncer_client, bouncer_url  # noqa: F401 - fixtures
 
 
 async def reference_place_order(
