@@ -49,6 +49,8 @@ SEED=${BENCH_SEED:-42}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/bin/pgbench)}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# the sessions' settings of the application's own (stepcoin.db.SESSION_SETTINGS: JIT off)
+export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c jit=off"
 
 # pgbench reads ":name" as a variable even inside a literal, so the colons come from chr(58);
 # the same ids as generate.py: md5('stepcoin-bench:<seed>:w:<n>')::uuid
