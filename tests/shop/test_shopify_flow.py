@@ -12,6 +12,7 @@ from stepcoin.config import STANDIN_SHOP_DOMAIN, STANDIN_WEBHOOK_SECRET
 from stepcoin.shop.tasks import submit_order, sync_catalogue
 from stepcoin.shop.webhook_signing import sign
 from tests.conftest import bearer
+from tests.fixtures.plans import plan_of
 from tests.shop.conftest import run_jobs
 from tests.shop.helpers import order, refunds, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok, make_admin, wallet
@@ -312,6 +313,37 @@ async def test_polling_moves_orders_when_webhooks_are_lost(client, app, engine, 
     assert await poll_orders(0) == 1
     row = await order_row(engine, placed["id"])
     assert row["status"] == "shipped" and row["tracking_numbers"] == ["LOST-WEBHOOK-1"]
+
+
+async def test_the_poll_reads_only_the_orders_it_may_move(engine):
+    """The poll's read is a range of its own partial index, oldest first: it neither reads nor
+    sorts the orders that Shopify is done with (delivered, cancelled, failed, or never sent),
+    which grow with every order ever placed (migration 0056)."""
+    from stepcoin.shop.tasks import POLL_AFTER_MINUTES, POLLED_ORDERS
+
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await conn.execute(
+            text(
+                "WITH u AS (INSERT INTO users (email, full_name) SELECT 'poll-' || n || '-' "
+                "|| gen_random_uuid() || '@example.com', 'T' FROM generate_series(1, 60) n "
+                "RETURNING id) "
+                "INSERT INTO orders (user_id, order_code, total_coins, status, shipping_address, "
+                "shopify_order_id, idempotency_key, request_fingerprint, updated_at) "
+                "SELECT w.ids[n % 60 + 1], 'P' || n, 10, "
+                "CASE WHEN n % 50 = 0 THEN 'shipped' ELSE 'delivered' END, '{}', "
+                "'gid://shopify/Order/' || n, 'k' || n, 'f', now() - n * interval '1 minute' "
+                "FROM (SELECT array_agg(id) AS ids FROM u) w, generate_series(1, 6000) n"
+            )
+        )  # 120 shipped, 5,880 delivered
+        await conn.execute(text("ANALYZE orders"))
+        params = {"m": POLL_AFTER_MINUTES, "limit": 100}
+        plan = await plan_of(conn, POLLED_ORDERS, params)
+        rows = (await conn.execute(text(POLLED_ORDERS), params)).all()
+        await transaction.rollback()
+    assert "ix_orders_awaiting_shopify" in plan, plan
+    assert "Seq Scan on orders" not in plan and " Sort " not in plan, plan
+    codes = [int(r.shopify_order_id.rsplit("/", 1)[1]) for r in rows]
+    assert codes == list(range(6000, 6000 - 100 * 50, -50))  # the oldest shipped first
 
 
 async def test_sync_now_queues_one_sync_at_a_time(client, engine):

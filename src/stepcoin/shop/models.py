@@ -40,6 +40,8 @@ ORDER_STATUSES = (
     "cancel_requested",
     "held",  # a low trust score: waits for a reviewer before it goes to the shop (fairplay)
 )
+# the orders Shopify holds that may still move there: the poll reads them back (shop.tasks)
+POLLED_STATUSES = ("submitted", "fulfilled", "shipped", "cancel_requested")
 
 
 class RewardProduct(Base):
@@ -88,6 +90,12 @@ class Order(Base):
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_shopify_order_id", "shopify_order_id"),
+        # what the Shopify poll reads, oldest first (shop.tasks.POLLED_ORDERS; migration 0056)
+        Index(
+            "ix_orders_awaiting_shopify",
+            "updated_at",
+            postgresql_where=text(f"status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

@@ -19,6 +19,7 @@ from stepcoin.fairplay import trust
 from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
+from stepcoin.shop.models import POLLED_STATUSES
 from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
 from stepcoin.shop.shopify import ShopifyError, ShopifyOrderRef, ShopifyUnavailable
 
@@ -652,6 +653,15 @@ async def cancel_in_shopify(order_id: str) -> str:
 
 
 POLL_AFTER_MINUTES = 10
+POLL_BATCH = 200
+# The orders Shopify holds that have not moved for a while, oldest first: a range of their own
+# partial index (ix_orders_awaiting_shopify, migration 0056), whose predicate this repeats
+POLLED_ORDERS = (
+    "SELECT id, shopify_order_id FROM orders "
+    f"WHERE status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL "
+    "AND updated_at < now() - make_interval(mins => :m) "
+    "ORDER BY updated_at LIMIT :limit"
+)
 
 
 @blueprint.periodic(cron="*/10 * * * * 38", periodic_id="poll")
@@ -663,14 +673,7 @@ async def poll_orders(timestamp: int) -> int:
     async with session_scope(database) as session:
         rows = (
             await session.execute(
-                text(
-                    "SELECT id, shopify_order_id FROM orders "
-                    "WHERE status IN ('submitted', 'fulfilled', 'shipped', 'cancel_requested') "
-                    "AND shopify_order_id IS NOT NULL "
-                    "AND updated_at < now() - make_interval(mins => :m) "
-                    "ORDER BY updated_at LIMIT 200"
-                ),
-                {"m": POLL_AFTER_MINUTES},
+                text(POLLED_ORDERS), {"m": POLL_AFTER_MINUTES, "limit": POLL_BATCH}
             )
         ).all()
     moved = 0
