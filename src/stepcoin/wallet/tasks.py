@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import procrastinate
 
 from stepcoin.db import session_scope
 from stepcoin.queue import JobRuntime
 from stepcoin.wallet import budgets
-from stepcoin.wallet.service import check_ledger
+from stepcoin.wallet.service import SLICES_A_DAY, check_recent_ledger
 
 logger = logging.getLogger("stepcoin.wallet.tasks")
 blueprint = procrastinate.Blueprint()
@@ -18,11 +19,18 @@ blueprint = procrastinate.Blueprint()
 @blueprint.periodic(cron="40 * * * *", periodic_id="hourly")
 @blueprint.task(name="check_ledger", queueing_lock="check_ledger")
 async def check_ledger_job(timestamp: int) -> bool:
-    """Hourly reconciliation: logs an error naming every wallet that differs from its ledger."""
+    """Hourly reconciliation: logs an error naming every wallet that differs from its ledger.
+    Each run checks the walkers whose ledger moved since the run before and the hour's slice
+    of all walkers (service.check_recent_ledger): every walker at least once a day. The whole
+    check, every wallet at once, is `stepcoin check-ledger`."""
+    hour = int(timestamp // 3600) if timestamp else int(time.time() // 3600)
     async with session_scope(JobRuntime.require_database()) as session:
-        report = await check_ledger(session)
+        report = await check_recent_ledger(session, slice_=hour)
     if report.ok:
-        logger.info("ledger reconciled", extra={"wallets": report.wallets_checked})
+        logger.info(
+            "ledger reconciled",
+            extra={"wallets": report.wallets_checked, "slice": hour % SLICES_A_DAY},
+        )
     else:
         logger.error(
             "ledger mismatch",
