@@ -56,6 +56,9 @@ def test_the_slices_cover_the_key_space_once():
 async def test_the_hourly_check_reads_the_walkers_who_moved_and_the_hours_slice(
     app, client, engine, monkeypatch
 ):
+    # this database's walkers nearly all moved within the hour (the other tests'): scoped all
+    # the same, as a database of many walkers would be
+    monkeypatch.setattr(wallet, "WHOLE_FROM_SHARE", 2.0)
     moved, idle = await _walker(client), await _walker(client)
     async with session_scope(app.state.database) as session:
         await wallet.post(session, moved, [Entry(30, wallet.STEP_REWARD, f"r:{moved}")])
@@ -77,6 +80,23 @@ async def test_the_hourly_check_reads_the_walkers_who_moved_and_the_hours_slice(
         await conn.execute(
             text("UPDATE wallets SET pending_coins = pending_coins - 7 WHERE user_id = ANY(:u)"),
             {"u": [moved, idle]},
+        )
+
+
+async def test_the_hourly_check_is_the_whole_one_when_most_walkers_moved(
+    app, client, engine, monkeypatch
+):
+    idle = await _walker(client)
+    await _corrupt(engine, idle)
+    other = (_slice_of(idle) + 1) % SLICES_A_DAY
+    monkeypatch.setattr(wallet, "WHOLE_FROM_SHARE", 2.0)
+    assert idle not in await _pending_found(app, other)
+    monkeypatch.setattr(wallet, "WHOLE_FROM_SHARE", 0.0)  # any scope is "most": the whole check
+    assert idle in await _pending_found(app, other)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE wallets SET pending_coins = pending_coins - 7 WHERE user_id = :u"),
+            {"u": idle},
         )
 
 

@@ -346,6 +346,10 @@ SLICES_A_DAY = 24
 walker's books are checked at least once a day, however long since they last moved."""
 RECENT_MINUTES = 65
 """...and every walker with a ledger row this recent (the hourly run, with a margin)."""
+WHOLE_FROM_SHARE = 1 / 3
+"""When the walkers to check are at least this share of all, the whole check runs instead: its
+whole-table aggregates then cost less than reading so many walkers' rows one by one (every
+walker moved within the hour: 4.5 s scoped against 2.7 s whole at 11,500 walkers)."""
 
 
 async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerReport:
@@ -392,12 +396,20 @@ async def check_recent_ledger(
     )
     await session.execute(text("ANALYZE ledger_scope"))
     report = LedgerReport()
-    report.wallets_checked = (
+    scoped, every = (
         await session.execute(
-            text("SELECT count(*) FROM wallets w WHERE " + _scope(True)["wallets"])
+            text(
+                "SELECT (SELECT count(*) FROM wallets w WHERE "
+                + _scope(True)["wallets"]
+                + "), (SELECT count(*) FROM wallets)"
+            )
         )
-    ).scalar_one()
-    report = await _run_checks(session, report, _CHECKS_OF_SCOPE, limit)
+    ).one()
+    whole = scoped >= every * WHOLE_FROM_SHARE
+    report.wallets_checked = every if whole else scoped
+    report = await _run_checks(
+        session, report, _CHECKS_OF_ALL if whole else _CHECKS_OF_SCOPE, limit
+    )
     await session.execute(text("DROP TABLE ledger_scope"))
     return report
 
