@@ -28,7 +28,7 @@ from stepcoin.retention import service
 from stepcoin.steps.retention import next_month, partition_name
 from stepcoin.wallet.service import check_ledger
 from tests.conftest import bearer, register
-from tests.fixtures.plans import plan_of
+from tests.fixtures.plans import plan_of, rows_of_walkers
 from tests.social.helpers import set_setting
 from tests.steps.helpers import ledger_ok, make_admin, rec, sync
 
@@ -253,14 +253,16 @@ async def test_a_refresh_token_batch_reads_only_its_own_tokens(engine):
     async with engine.connect() as conn, conn.begin() as transaction:
         await conn.execute(
             text(
-                "WITH u AS (INSERT INTO users (email, full_name) SELECT 'prune-' || n || '-' "
-                "|| gen_random_uuid() || '@example.com', 'T' FROM generate_series(1, 60) n "
-                "RETURNING id) "
-                "INSERT INTO refresh_tokens (user_id, token_hash, family_id, expires_at, "
-                "family_expires_at) SELECT w.ids[n % 60 + 1], sha256(CAST(n AS text)::bytea), "
-                "gen_random_uuid(), now() + (n % 2 * 2 - 1) * interval '60 days', "
-                "now() + (n % 2 * 2 - 1) * interval '60 days' "
-                "FROM (SELECT array_agg(id) AS ids FROM u) w, generate_series(1, 6000) n"
+                rows_of_walkers(
+                    "refresh_tokens (user_id, token_hash, family_id, expires_at, "
+                    "family_expires_at)",
+                    "walker, sha256(CAST(n AS text)::bytea), gen_random_uuid(), "
+                    "now() + (n % 2 * 2 - 1) * interval '60 days', "
+                    "now() + (n % 2 * 2 - 1) * interval '60 days'",
+                    walkers=60,
+                    rows=6000,
+                    label="prune",
+                )
             )
         )  # 3,000 long over, 3,000 live
         await conn.execute(text("ANALYZE refresh_tokens"))

@@ -12,7 +12,7 @@ from stepcoin.config import STANDIN_SHOP_DOMAIN, STANDIN_WEBHOOK_SECRET
 from stepcoin.shop.tasks import submit_order, sync_catalogue
 from stepcoin.shop.webhook_signing import sign
 from tests.conftest import bearer
-from tests.fixtures.plans import plan_of
+from tests.fixtures.plans import plan_of, rows_of_walkers
 from tests.shop.conftest import run_jobs
 from tests.shop.helpers import order, refunds, stock, walker_with_coins
 from tests.steps.helpers import ledger_ok, make_admin, wallet
@@ -324,15 +324,16 @@ async def test_the_poll_reads_only_the_orders_it_may_move(engine):
     async with engine.connect() as conn, conn.begin() as transaction:
         await conn.execute(
             text(
-                "WITH u AS (INSERT INTO users (email, full_name) SELECT 'poll-' || n || '-' "
-                "|| gen_random_uuid() || '@example.com', 'T' FROM generate_series(1, 60) n "
-                "RETURNING id) "
-                "INSERT INTO orders (user_id, order_code, total_coins, status, shipping_address, "
-                "shopify_order_id, idempotency_key, request_fingerprint, updated_at) "
-                "SELECT w.ids[n % 60 + 1], 'P' || n, 10, "
-                "CASE WHEN n % 50 = 0 THEN 'shipped' ELSE 'delivered' END, '{}', "
-                "'gid://shopify/Order/' || n, 'k' || n, 'f', now() - n * interval '1 minute' "
-                "FROM (SELECT array_agg(id) AS ids FROM u) w, generate_series(1, 6000) n"
+                rows_of_walkers(
+                    "orders (user_id, order_code, total_coins, status, shipping_address, "
+                    "shopify_order_id, idempotency_key, request_fingerprint, updated_at)",
+                    "walker, 'P' || n, 10, "
+                    "CASE WHEN n % 50 = 0 THEN 'shipped' ELSE 'delivered' END, '{}', "
+                    "'gid://shopify/Order/' || n, 'k' || n, 'f', now() - n * interval '1 minute'",
+                    walkers=60,
+                    rows=6000,
+                    label="poll",
+                )
             )
         )  # 120 shipped, 5,880 delivered
         await conn.execute(text("ANALYZE orders"))

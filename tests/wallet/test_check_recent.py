@@ -21,7 +21,7 @@ from stepcoin.wallet.service import (
 )
 from stepcoin.wallet.tasks import check_ledger_job
 from tests.conftest import register
-from tests.fixtures.plans import plan_of
+from tests.fixtures.plans import plan_of, rows_of_walkers
 
 
 async def _walker(client) -> uuid.UUID:
@@ -109,13 +109,14 @@ async def test_the_hourly_check_reads_only_its_walkers_ledger_rows(app, client, 
     async with engine.connect() as conn, conn.begin() as transaction:
         await conn.execute(
             text(
-                "WITH u AS (INSERT INTO users (email, full_name) SELECT 'ledger-' || n || '-' "
-                "|| gen_random_uuid() || '@example.com', 'T' FROM generate_series(1, 100) n "
-                "RETURNING id) "
-                "INSERT INTO coin_transactions (user_id, amount, transaction_type, "
-                "reference_id, balance_after) SELECT w.ids[n % 100 + 1], 5, 'step_reward', "
-                "'big-' || n, 5 * (n / 100 + 1) "
-                "FROM (SELECT array_agg(id) AS ids FROM u) w, generate_series(1, 30000) n"
+                rows_of_walkers(
+                    "coin_transactions (user_id, amount, transaction_type, reference_id, "
+                    "balance_after)",
+                    "walker, 5, 'step_reward', 'big-' || n, 5 * (n / 100 + 1)",
+                    walkers=100,
+                    rows=30000,
+                    label="ledger",
+                )
             )
         )
         await conn.execute(text("ANALYZE coin_transactions"))
