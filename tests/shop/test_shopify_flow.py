@@ -316,9 +316,11 @@ async def test_polling_moves_orders_when_webhooks_are_lost(client, app, engine, 
 
 
 async def test_the_poll_reads_only_the_orders_it_may_move(engine):
-    """The poll's read is a range of its own partial index, oldest first: it neither reads nor
-    sorts the orders that Shopify is done with (delivered, cancelled, failed, or never sent),
-    which grow with every order ever placed (migration 0056)."""
+    """The poll's read is the start of its own partial index: it neither reads nor sorts the
+    orders that Shopify is done with (delivered, cancelled, failed, or never sent), which grow
+    with every order ever placed (migration 0056); and the orders that can still move coins
+    come first, however many older shipped ones wait (shipped orders Shopify never marks
+    delivered pile up)."""
     from stepcoin.shop.tasks import POLL_AFTER_MINUTES, POLLED_ORDERS
 
     async with engine.connect() as conn, conn.begin() as transaction:
@@ -328,23 +330,27 @@ async def test_the_poll_reads_only_the_orders_it_may_move(engine):
                     "orders (user_id, order_code, total_coins, status, shipping_address, "
                     "shopify_order_id, idempotency_key, request_fingerprint, updated_at)",
                     "walker, 'P' || n, 10, "
-                    "CASE WHEN n % 50 = 0 THEN 'shipped' ELSE 'delivered' END, '{}', "
-                    "'gid://shopify/Order/' || n, 'k' || n, 'f', now() - n * interval '1 minute'",
+                    "CASE WHEN n % 2 = 0 THEN 'shipped' WHEN n % 50 = 1 THEN 'submitted' "
+                    "WHEN n % 50 = 3 THEN 'cancel_requested' ELSE 'delivered' END, '{}', "
+                    "'gid://shopify/Order/' || n, 'k' || n, 'f', "
+                    "now() - (6000 - n + 11) * interval '1 minute'",
                     walkers=60,
                     rows=6000,
                     label="poll",
                 )
             )
-        )  # 120 shipped, 5,880 delivered
+        )  # 3,000 shipped, 120 submitted, 120 cancel_requested, 2,760 delivered; by age, n
         await conn.execute(text("ANALYZE orders"))
-        params = {"m": POLL_AFTER_MINUTES, "limit": 100}
+        params = {"m": POLL_AFTER_MINUTES, "limit": 300}
         plan = await plan_of(conn, POLLED_ORDERS, params)
         rows = (await conn.execute(text(POLLED_ORDERS), params)).all()
         await transaction.rollback()
     assert "ix_orders_awaiting_shopify" in plan, plan
     assert "Seq Scan on orders" not in plan and " Sort " not in plan, plan
-    codes = [int(r.shopify_order_id.rsplit("/", 1)[1]) for r in rows]
-    assert codes == list(range(6000, 6000 - 100 * 50, -50))  # the oldest shipped first
+    numbers = [int(r.shopify_order_id.rsplit("/", 1)[1]) for r in rows]
+    can_refund = [n for n in range(1, 6001) if n % 50 in (1, 3)]  # the oldest first
+    assert numbers[:240] == can_refund
+    assert numbers[240:] == list(range(2, 6001, 2))[:60]  # then the shipped, oldest first
 
 
 async def test_sync_now_queues_one_sync_at_a_time(client, engine):

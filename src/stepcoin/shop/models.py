@@ -42,6 +42,10 @@ ORDER_STATUSES = (
 )
 # the orders Shopify holds that may still move there: the poll reads them back (shop.tasks)
 POLLED_STATUSES = ("submitted", "fulfilled", "shipped", "cancel_requested")
+# ...those that can no longer move coins (Shopify cancels only an unfulfilled order) last:
+# the poll's first sort key, so that fulfilled and shipped orders never marked delivered,
+# which pile up with every order ever sent, never hold back a submitted order's refund
+POLLED_LAST = "(status IN ('fulfilled', 'shipped'))"
 
 
 class RewardProduct(Base):
@@ -93,6 +97,11 @@ class Order(Base):
         # what the Shopify poll reads, oldest first (shop.tasks.POLLED_ORDERS; migration 0056)
         Index(
             "ix_orders_awaiting_shopify",
+            # POLLED_LAST as PostgreSQL writes it back (what the schema comparison reads)
+            text(
+                "status::text = ANY (ARRAY['fulfilled'::character varying, "
+                "'shipped'::character varying]::text[])"
+            ),
             "updated_at",
             postgresql_where=text(f"status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL"),
         ),

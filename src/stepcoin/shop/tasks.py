@@ -19,7 +19,7 @@ from stepcoin.fairplay import trust
 from stepcoin.queue import SHOP_SUBMIT_ORDER, SHOP_SUBMIT_PENDING, JobRuntime
 from stepcoin.runtime_settings.service import runtime_settings
 from stepcoin.shop import catalogue, orders
-from stepcoin.shop.models import POLLED_STATUSES
+from stepcoin.shop.models import POLLED_LAST, POLLED_STATUSES
 from stepcoin.shop.runtime import NoShopConfigured, shop_available, shopify_client
 from stepcoin.shop.shopify import ShopifyError, ShopifyOrderRef, ShopifyUnavailable
 
@@ -654,13 +654,15 @@ async def cancel_in_shopify(order_id: str) -> str:
 
 POLL_AFTER_MINUTES = 10
 POLL_BATCH = 200
-# The orders Shopify holds that have not moved for a while, oldest first: a range of their own
-# partial index (ix_orders_awaiting_shopify, migration 0056), whose predicate this repeats
+# The orders Shopify holds that have not moved for a while: those that can still move coins
+# (submitted, cancel_requested) first, then fulfilled and shipped ones, each oldest first; the
+# order of their own partial index (ix_orders_awaiting_shopify, migration 0056), whose
+# expression and predicate this repeats
 POLLED_ORDERS = (
     "SELECT id, shopify_order_id FROM orders "
     f"WHERE status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL "
     "AND updated_at < now() - make_interval(mins => :m) "
-    "ORDER BY updated_at LIMIT :limit"
+    f"ORDER BY {POLLED_LAST}, updated_at LIMIT :limit"
 )
 
 
