@@ -94,7 +94,7 @@ class Order(Base):
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_shopify_order_id", "shopify_order_id"),
-        # what the Shopify poll reads, oldest first (shop.tasks.POLLED_ORDERS; migration 0056)
+        # what the Shopify poll reads, in its order (shop.tasks.POLLED_ORDERS; migration 0056)
         Index(
             "ix_orders_awaiting_shopify",
             # POLLED_LAST as PostgreSQL writes it back (what the schema comparison reads)
