@@ -453,3 +453,15 @@ def walker_condition(token: str, column: str = "user_id") -> tuple[str, uuid.UUI
     pass the walker as `user_id`."""
     walker = route_of(token)
     return ("", None) if walker is None else (f"{column} = :user_id AND ", walker)
+
+
+# --- the walkers in turn --------------------------------------------------------------------
+
+
+def key_slice(n: int, slices: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """The first and last walker id of slice `n` (mod `slices`) of the uuid space: a job that
+    visits every walker's rows over a cycle reads one range of a (user_id, ...) key a run."""
+    step = 2**128 // slices
+    n %= slices
+    last = 2**128 - 1 if n == slices - 1 else (n + 1) * step - 1
+    return uuid.UUID(int=n * step), uuid.UUID(int=last)

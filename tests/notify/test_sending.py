@@ -5,6 +5,8 @@ whose sign-in ended gets nothing, and a push claimed by a killed worker is never
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from stepcoin import metrics
+from stepcoin.distribution import key_slice
 from stepcoin.notify import sending
 from stepcoin.runtime_settings.service import runtime_settings
 from tests.notify.conftest import android_token, ios_token
@@ -272,14 +275,36 @@ async def test_a_retry_to_a_device_that_is_gone_ends(client, app, engine, push, 
     assert await deliveries(engine, note) == [("android", "failed")]
 
 
+def slice_of(user_id: str) -> int:
+    user = uuid.UUID(user_id)
+    return next(
+        n
+        for n in range(sending.DEVICE_SLICES)
+        if key_slice(n, sending.DEVICE_SLICES)[0] <= user <= key_slice(n, sending.DEVICE_SLICES)[1]
+    )
+
+
 async def test_the_sweep_drops_devices_whose_sign_in_ended(client, app, engine, push):
+    """A slice of the walkers a run (each device once a day): the slice of the signed-out
+    walker drops their device, another slice leaves it."""
     ada = await walker(client)
     await add_device(client, ada, "android", android_token(17))
-    await sending.sweep(app.state.database)
+    mine = slice_of(ada["id"])
+    await sending.sweep(app.state.database, slice_=mine)
     assert (
         len(await rows(engine, "SELECT id FROM push_devices WHERE user_id = :u", u=ada["id"])) == 1
     )
     out = await client.post("/v1/auth/logout", json={"refresh_token": ada["refresh_token"]})
     assert out.status_code == 204
-    await sending.sweep(app.state.database)
+    await sending.sweep(app.state.database, slice_=mine + 1)
+    assert (
+        len(await rows(engine, "SELECT id FROM push_devices WHERE user_id = :u", u=ada["id"])) == 1
+    )
+    await sending.sweep(app.state.database, slice_=mine + sending.DEVICE_SLICES)  # a day on
     assert await rows(engine, "SELECT id FROM push_devices WHERE user_id = :u", u=ada["id"]) == []
+
+
+def test_the_device_slices_cover_every_walker_once():
+    bounds = [key_slice(n, sending.DEVICE_SLICES) for n in range(sending.DEVICE_SLICES)]
+    assert bounds[0][0].int == 0 and bounds[-1][1].int == 2**128 - 1
+    assert all(a[1].int + 1 == b[0].int for a, b in itertools.pairwise(bounds))

@@ -156,7 +156,7 @@ async def totp_check(request: Request, user: HalfSessionDep, database: DatabaseD
 @router.post("/logout")
 async def logout(request: Request, form: CsrfFormDep, database: DatabaseDep) -> Response:
     async with session_scope(database) as session:
-        await sessions.revoke(session, form.user.session_id)
+        await sessions.revoke(session, form.user.id, form.user.session_id)
     response = redirect(request, f"{PREFIX}/login?reason=You+are+signed+out.")
     delete_cookie(request, response, SESSION_COOKIE)
     return response

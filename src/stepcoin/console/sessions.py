@@ -183,8 +183,10 @@ async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
 
 async def _second_factor_done(session: AsyncSession, user: ConsoleUser) -> None:
     await session.execute(
-        text("UPDATE admin_sessions SET second_factor_done = true WHERE id = :id"),
-        {"id": user.session_id},
+        text(
+            "UPDATE admin_sessions SET second_factor_done = true WHERE user_id = :u AND id = :id"
+        ),
+        {"u": user.id, "id": user.session_id},
     )
 
 
@@ -204,10 +206,14 @@ async def complete_second_factor(
     )
 
 
-async def revoke(session: AsyncSession, session_id: uuid.UUID) -> None:
+async def revoke(session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Sign one console session out (admin_sessions is keyed (user_id, id): by both)."""
     await session.execute(
-        text("UPDATE admin_sessions SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL"),
-        {"id": session_id},
+        text(
+            "UPDATE admin_sessions SET revoked_at = now() "
+            "WHERE user_id = :u AND id = :id AND revoked_at IS NULL"
+        ),
+        {"u": user_id, "id": session_id},
     )
 
 

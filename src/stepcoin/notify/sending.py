@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -22,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin.db import Database, session_scope
+from stepcoin.distribution import key_slice
 from stepcoin.notify import service
 from stepcoin.notify.kinds import kind
 from stepcoin.notify.push import Message, Outcome
@@ -62,6 +65,10 @@ class NotBefore(Exception):
 
 @dataclass
 class Claimed:
+    """A device a push was claimed for; push_devices is keyed (user_id, id), so every statement
+    on a device names its walker too (tests/notify/test_device_reads.py)."""
+
+    user_id: uuid.UUID
     device_id: int
     platform: str
     environment: str
@@ -198,16 +205,24 @@ async def _prepare(
         (
             await session.execute(
                 text(
-                    "SELECT id, platform, environment, token FROM push_devices WHERE id = ANY(:ids)"
+                    "SELECT id, platform, environment, token FROM push_devices "
+                    "WHERE user_id = :u AND id = ANY(:ids)"
                 ),
-                {"ids": list(attempts)},
+                {"u": note["user_id"], "ids": list(attempts)},
             )
         )
         .mappings()
         .all()
     )
     found = [
-        Claimed(int(d["id"]), d["platform"], d["environment"], d["token"], attempts[int(d["id"])])
+        Claimed(
+            note["user_id"],
+            int(d["id"]),
+            d["platform"],
+            d["environment"],
+            d["token"],
+            attempts[int(d["id"])],
+        )
         for d in devices
     ]
     if not found:
@@ -265,13 +280,21 @@ async def _record(
     )
     if status == "invalidated":  # the push service says the token is dead
         await session.execute(
-            text("DELETE FROM push_devices WHERE id = :d AND token = :t"),
-            {"d": device.device_id, "t": device.token},
+            text("DELETE FROM push_devices WHERE user_id = :u AND id = :d AND token = :t"),
+            {"u": device.user_id, "d": device.device_id, "t": device.token},
         )
     elif outcome is not None and outcome.status == "moved" and outcome.environment:
         await session.execute(
-            text("UPDATE push_devices SET environment = :e WHERE id = :d AND token = :t"),
-            {"e": outcome.environment, "d": device.device_id, "t": device.token},
+            text(
+                "UPDATE push_devices SET environment = :e "
+                "WHERE user_id = :u AND id = :d AND token = :t"
+            ),
+            {
+                "e": outcome.environment,
+                "u": device.user_id,
+                "d": device.device_id,
+                "t": device.token,
+            },
         )
 
 
@@ -326,13 +349,22 @@ async def send_notification(
 SWEEP_AFTER_SECONDS: Final = 120  # a fresh notification has its own job
 SWEEP_DAYS: Final = 2
 SWEEP_BATCH: Final = 1000
+DEVICE_SLICES: Final = 288
+"""The sweep drops the ended sign-ins' devices of one of this many slices of the walkers a run
+(one range of push_devices' key): every five minutes, each device once a day. A push drops
+the walker's at once anyway (`_prepare`): the sweep only keeps the table from keeping them.
+Checking every device each run read the whole table every five minutes."""
 
 
-async def sweep(database: Database) -> int:
+async def sweep(database: Database, *, slice_: int | None = None) -> int:
     """Queue again every push left pending without a job (a job that failed on something
     unexpected: the database gone for a moment); one job per notification at most (its
     queueing lock), and one waiting for quiet hours or a retry is left as it is. And drop the
-    devices whose sign-in ended (a push to such a walker drops them at once anyway)."""
+    devices whose sign-in ended (a push to such a walker drops them at once anyway) of key
+    slice `slice_` of DEVICE_SLICES (by default the slice of the current five minutes)."""
+    if slice_ is None:
+        slice_ = int(time.time()) // 300
+    low, high = key_slice(slice_, DEVICE_SLICES)
     session: AsyncSession
     async with session_scope(database) as session:
         ids = (
@@ -358,10 +390,10 @@ async def sweep(database: Database) -> int:
         # devices whose sign-in ended (sign-out, password change, sessions ended elsewhere)
         await session.execute(
             text(
-                "DELETE FROM push_devices WHERE id IN (SELECT d.id FROM push_devices d "
-                f"WHERE d.session_id IS NOT NULL AND NOT {LIVE_SESSION} LIMIT :limit)"
+                "DELETE FROM push_devices d WHERE d.user_id BETWEEN :low AND :high "
+                f"AND d.session_id IS NOT NULL AND NOT {LIVE_SESSION}"
             ),
-            {"limit": SWEEP_BATCH},
+            {"low": low, "high": high},
         )
     if queued:
         logger.info("pending pushes queued again", extra={"queued": queued})
@@ -493,15 +525,19 @@ async def _prepare_batch(
             int(d.id): d
             for d in await session.execute(
                 text(
-                    "SELECT id, platform, environment, token FROM push_devices WHERE id = ANY(:ids)"
+                    "SELECT d.id, d.platform, d.environment, d.token FROM push_devices d "
+                    "JOIN unnest(CAST(:users AS uuid[]), CAST(:ids AS bigint[])) AS t(u, id) "
+                    "ON d.user_id = t.u AND d.id = t.id"
                 ),
-                {"ids": [d for _, d in pairs]},
+                {"users": [notes[n]["user_id"] for n, _ in pairs], "ids": [d for _, d in pairs]},
             )
         }
         for nid, did in pairs:
             d = devices.get(did)
             if d is not None:
-                claimed[nid].append(Claimed(did, d.platform, d.environment, d.token, 1))
+                claimed[nid].append(
+                    Claimed(notes[nid]["user_id"], did, d.platform, d.environment, d.token, 1)
+                )
         for nid in [n for n, found in claimed.items() if not found]:
             finish["no_device"].append(nid)
             del claimed[nid], notes[nid]
@@ -545,7 +581,7 @@ async def send_batch(
     counts: dict[str, int] = {}
     async with session_scope(database) as session:
         columns: dict[str, list[Any]] = {"n": [], "d": [], "s": [], "e": []}
-        dead: list[tuple[int, str]] = []
+        dead: list[Claimed] = []
         wait = 0.0
         for nid, device, outcome in outcomes:
             status, error = _delivery_status(device, outcome)
@@ -555,13 +591,21 @@ async def send_batch(
             columns["s"].append(status)
             columns["e"].append((error or "")[:MAX_ERROR_LENGTH] or None)
             if status == "invalidated":
-                dead.append((device.device_id, device.token))
+                dead.append(device)
             elif status == "retry" and outcome is not None:
                 wait = max(wait, outcome.retry_after or 0.0, backoff(device.attempts))
             if outcome is not None and outcome.status == "moved" and outcome.environment:
                 await session.execute(
-                    text("UPDATE push_devices SET environment = :e WHERE id = :d AND token = :t"),
-                    {"e": outcome.environment, "d": device.device_id, "t": device.token},
+                    text(
+                        "UPDATE push_devices SET environment = :e "
+                        "WHERE user_id = :u AND id = :d AND token = :t"
+                    ),
+                    {
+                        "e": outcome.environment,
+                        "u": device.user_id,
+                        "d": device.device_id,
+                        "t": device.token,
+                    },
                 )
         if columns["n"]:
             await session.execute(
@@ -576,11 +620,15 @@ async def send_batch(
         if dead:
             await session.execute(
                 text(
-                    "DELETE FROM push_devices d USING unnest(CAST(:ids AS bigint[]), "
-                    "CAST(:tokens AS text[])) AS t(id, token) WHERE d.id = t.id "
-                    "AND d.token = t.token"
+                    "DELETE FROM push_devices d USING unnest(CAST(:users AS uuid[]), "
+                    "CAST(:ids AS bigint[]), CAST(:tokens AS text[])) AS t(u, id, token) "
+                    "WHERE d.user_id = t.u AND d.id = t.id AND d.token = t.token"
                 ),
-                {"ids": [i for i, _ in dead], "tokens": [t for _, t in dead]},
+                {
+                    "users": [d.user_id for d in dead],
+                    "ids": [d.device_id for d in dead],
+                    "tokens": [d.token for d in dead],
+                },
             )
         if claimed:
             retrying = await session.execute(

@@ -415,8 +415,8 @@ async def register_device(
     # the oldest devices beyond the limit go (a walker re-installing many times)
     await session.execute(
         text(
-            "DELETE FROM push_devices WHERE id IN (SELECT id FROM push_devices WHERE user_id = :u "
-            "ORDER BY updated_at DESC, id DESC OFFSET :keep)"
+            "DELETE FROM push_devices WHERE user_id = :u AND id IN (SELECT id FROM push_devices "
+            "WHERE user_id = :u ORDER BY updated_at DESC, id DESC OFFSET :keep)"
         ),
         {"u": user_id, "keep": MAX_DEVICES_PER_WALKER},
     )

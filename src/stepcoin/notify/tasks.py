@@ -51,4 +51,4 @@ async def send_push_batch(notification_ids: list[int]) -> dict[str, int]:
 @blueprint.task(name="sweep", queue=QUEUE, queueing_lock="notify_sweep")
 async def sweep_pending(timestamp: int) -> int:
     """Every five minutes: queue again the pushes left pending without a job."""
-    return await sending.sweep(JobRuntime.require_database())
+    return await sending.sweep(JobRuntime.require_database(), slice_=timestamp // 300)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stepcoin import audit
+from stepcoin.distribution import key_slice
 from stepcoin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from stepcoin.wallet import repository
 
@@ -367,10 +368,7 @@ async def check_ledger(session: AsyncSession, *, limit: int = 100) -> LedgerRepo
 
 def slice_bounds(slice_: int) -> tuple[uuid.UUID, uuid.UUID]:
     """The first and last key of slice `slice_` (mod SLICES_A_DAY) of the uuid space."""
-    step = 2**128 // SLICES_A_DAY
-    n = slice_ % SLICES_A_DAY
-    last = 2**128 - 1 if n == SLICES_A_DAY - 1 else (n + 1) * step - 1
-    return uuid.UUID(int=n * step), uuid.UUID(int=last)
+    return key_slice(slice_, SLICES_A_DAY)
 
 
 async def check_recent_ledger(
