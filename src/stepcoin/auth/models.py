@@ -28,7 +28,6 @@ class RefreshToken(Base):
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (
-        Index("ix_refresh_tokens_user_id", "user_id"),
         Index("ix_refresh_tokens_family_id", "family_id"),
         # issue 19 item 4: the key carries the walker (distributed by user_id); a token
         # names its walker, and tokens issued before are found by their hash alone

@@ -36,7 +36,6 @@ class AdminSession(Base):
         # the cookie names its staff member; one issued before is found by its hash alone
         Index("ix_admin_sessions_user_id_token_hash", "user_id", "token_hash", unique=True),
         Index("ix_admin_sessions_token_hash", "token_hash"),
-        Index("ix_admin_sessions_user_id", "user_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

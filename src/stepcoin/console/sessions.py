@@ -183,9 +183,7 @@ async def load_session(session: AsyncSession, token: str) -> ConsoleUser | None:
 
 async def _second_factor_done(session: AsyncSession, user: ConsoleUser) -> None:
     await session.execute(
-        text(
-            "UPDATE admin_sessions SET second_factor_done = true WHERE user_id = :u AND id = :id"
-        ),
+        text("UPDATE admin_sessions SET second_factor_done = true WHERE user_id = :u AND id = :id"),
         {"u": user.id, "id": user.session_id},
     )
 

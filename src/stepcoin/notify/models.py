@@ -59,7 +59,6 @@ class PushDevice(Base):
         UniqueConstraint("user_id", "platform", "token"),
         CheckConstraint("platform IN ('ios', 'android')", name="platform"),
         CheckConstraint("environment IN ('production', 'sandbox')", name="environment"),
-        Index("ix_push_devices_user", "user_id"),
         Index("ix_push_devices_platform_token", "platform", "token"),
     )
 

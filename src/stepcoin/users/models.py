@@ -106,7 +106,6 @@ class UserIdentity(Base):
         PrimaryKeyConstraint("user_id", "id"),
         UniqueConstraint("user_id", "provider", "subject"),
         CheckConstraint("provider IN ('google', 'apple')", name="provider"),
-        Index("ix_user_identities_user_id", "user_id"),
         Index("ix_user_identities_provider_subject", "provider", "subject"),
     )
 
