@@ -313,6 +313,44 @@ async def test_polling_moves_orders_when_webhooks_are_lost(client, app, engine, 
     assert await poll_orders(0) == 1
     row = await order_row(engine, placed["id"])
     assert row["status"] == "shipped" and row["tracking_numbers"] == ["LOST-WEBHOOK-1"]
+    assert row["shopify_poll_ended_at"] is None
+
+
+async def test_the_poll_ends_for_an_order_shipped_long_ago(client, app, engine, standin):
+    """Shopify never marks the order delivered (many carriers never say): it is read back
+    until POLL_SHIPPED_DAYS after it shipped, then no more (it leaves the poll's index)."""
+    from stepcoin.shop.tasks import POLL_SHIPPED_DAYS, poll_orders
+
+    _walker, placed, _ = await _shop_with_order(client, app, engine, standin)
+    await run_jobs(app)
+    in_shopify = standin.orders_with_tag(f"stepcoin-{placed['order_code']}")[0]
+    standin.fulfill_order(in_shopify.id, "NEVER-DELIVERED-1")
+    await run_jobs(app)  # the webhook: shipped
+    assert (await order_row(engine, placed["id"]))["status"] == "shipped"
+
+    async def shipped_days_ago(days: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE orders SET updated_at = now() - interval '1 hour', "
+                    "shipped_at = now() - make_interval(days => :d) WHERE id = :id"
+                ),
+                {"id": placed["id"], "d": days},
+            )
+
+    await shipped_days_ago(POLL_SHIPPED_DAYS - 1)
+    await poll_orders(0)
+    row = await order_row(engine, placed["id"])
+    assert row["status"] == "shipped" and row["shopify_poll_ended_at"] is None
+    assert row["updated_at"] > row["shipped_at"]  # read back: touched
+    await shipped_days_ago(POLL_SHIPPED_DAYS + 1)
+    await poll_orders(0)
+    ended = (await order_row(engine, placed["id"]))["shopify_poll_ended_at"]
+    assert ended is not None
+    await shipped_days_ago(POLL_SHIPPED_DAYS + 2)
+    await poll_orders(0)
+    row = await order_row(engine, placed["id"])
+    assert row["shopify_poll_ended_at"] == ended and row["updated_at"] < ended  # not read
 
 
 async def test_the_poll_reads_only_the_orders_it_may_move(engine):

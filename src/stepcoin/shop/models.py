@@ -94,7 +94,8 @@ class Order(Base):
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_shopify_order_id", "shopify_order_id"),
-        # what the Shopify poll reads, in its order (shop.tasks.POLLED_ORDERS; migration 0056)
+        # what the Shopify poll reads, in its order (shop.tasks.POLLED_ORDERS; migrations 0056,
+        # 0058: not the orders whose poll ended)
         Index(
             "ix_orders_awaiting_shopify",
             # POLLED_LAST as PostgreSQL writes it back (what the schema comparison reads)
@@ -103,7 +104,10 @@ class Order(Base):
                 "'shipped'::character varying]::text[])"
             ),
             "updated_at",
-            postgresql_where=text(f"status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL"),
+            postgresql_where=text(
+                f"status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL "
+                "AND shopify_poll_ended_at IS NULL"
+            ),
         ),
     )
 
@@ -140,6 +144,9 @@ class Order(Base):
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_refused_reason: Mapped[str | None] = mapped_column(Text)
+    # when the Shopify poll stopped reading the order back: still fulfilled or shipped
+    # shop.tasks.POLL_SHIPPED_DAYS after it shipped (a webhook still moves it; migration 0058)
+    shopify_poll_ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OrderItem(Base):

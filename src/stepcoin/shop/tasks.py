@@ -654,6 +654,10 @@ async def cancel_in_shopify(order_id: str) -> str:
 
 POLL_AFTER_MINUTES = 10
 POLL_BATCH = 200
+POLL_SHIPPED_DAYS = 30
+"""An order Shopify still calls fulfilled or shipped this long after it shipped is read back no
+more (shopify_poll_ended_at; a webhook still moves it): carriers that never report a delivery
+would otherwise keep every order ever sent in the poll's cycle."""
 # The orders Shopify holds that have not moved for a while: those that can still move coins
 # (submitted, cancel_requested) first, then fulfilled and shipped ones, each oldest first; the
 # order of their own partial index (ix_orders_awaiting_shopify, migration 0056), whose
@@ -661,7 +665,7 @@ POLL_BATCH = 200
 POLLED_ORDERS = (
     "SELECT id, shopify_order_id FROM orders "
     f"WHERE status IN {POLLED_STATUSES} AND shopify_order_id IS NOT NULL "
-    "AND updated_at < now() - make_interval(mins => :m) "
+    "AND shopify_poll_ended_at IS NULL AND updated_at < now() - make_interval(mins => :m) "
     f"ORDER BY {POLLED_LAST}, updated_at LIMIT :limit"
 )
 
@@ -670,7 +674,8 @@ POLLED_ORDERS = (
 @blueprint.task(name="poll_orders", queueing_lock="poll_orders", queue="shop")
 async def poll_orders(timestamp: int) -> int:
     """The safety net under webhooks: orders Shopify has but that have not moved for a while
-    are read back from Shopify and moved forward (or refunded if cancelled there)."""
+    are read back from Shopify and moved forward (or refunded if cancelled there); one still
+    fulfilled or shipped POLL_SHIPPED_DAYS after it shipped is not read back again."""
     database = _database()
     async with session_scope(database) as session:
         rows = (
@@ -697,7 +702,13 @@ async def poll_orders(timestamp: int) -> int:
             async with session_scope(database) as session:
                 outcome = await _apply_order_webhook(session, "orders/updated", payload)
                 await session.execute(
-                    text("UPDATE orders SET updated_at = now() WHERE id = :id"), {"id": row.id}
+                    text(
+                        "UPDATE orders SET updated_at = now(), shopify_poll_ended_at = CASE "
+                        "WHEN status IN ('fulfilled', 'shipped') AND coalesce(shipped_at, "
+                        "fulfilled_at) < now() - make_interval(days => :days) THEN now() END "
+                        "WHERE id = :id"
+                    ),
+                    {"id": row.id, "days": POLL_SHIPPED_DAYS},
                 )
             moved += outcome.startswith(("moved", "cancelled"))
     return moved
