@@ -88,13 +88,12 @@ class FriendRequest(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_friend_requests_to", "to_id", "status"),
-        # requests to an address no account had, found by the walker who verifies it later
-        # (created in migration 0034)
-        Index(
-            "ix_friend_requests_unattached",
-            "to_email",
-            postgresql_where=text("to_id IS NULL AND status = 'pending'"),
-        ),
+        # a sender's requests: their latest to an address, their outgoing list (migration 0059)
+        Index("ix_friend_requests_from", "from_id", "to_email", "id"),
+        # requests to an address: those no account had, found by the walker who verifies it
+        # later; all of them, erased with the account (migration 0059; a partial index of the
+        # open unattached ones before)
+        Index("ix_friend_requests_to_email", "to_email"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -156,6 +155,10 @@ class Group(Base):
     __table_args__ = (
         CheckConstraint(f"kind IN {GROUP_KINDS}", name="kind"),
         CheckConstraint("email_domain IS NULL OR kind = 'company'", name="domain_for_company"),
+        # account deletion forgets the walker as creator (migration 0059)
+        Index(
+            "ix_groups_created_by", "created_by", postgresql_where=text("created_by IS NOT NULL")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
