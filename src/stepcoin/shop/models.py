@@ -176,6 +176,14 @@ class OrderItem(Base):
     coin_price_at_purchase: Mapped[int] = mapped_column(Integer)
 
 
+# An order webhook's order, as the intake reads it (shop.tasks._gid): the payload's gid, else
+# the gid made from its numeric id; the expression of ix_webhook_events_order (on `payload`)
+WEBHOOK_ORDER_GID = (
+    "coalesce(nullif({e}payload ->> 'admin_graphql_api_id', ''), "
+    "'gid://shopify/Order/' || ({e}payload ->> 'id'))"
+)
+
+
 class WebhookEvent(Base):
     """A Shopify webhook delivery, stored before it is handled; its id makes repeats no-ops."""
 
@@ -189,6 +197,16 @@ class WebhookEvent(Base):
             "ix_webhook_events_unprocessed",
             "received_at",
             postgresql_where=text("processed_at IS NULL"),
+        ),
+        # an order webhook by its order (WEBHOOK_ORDER_GID, as PostgreSQL writes it back: what
+        # the schema comparison reads); account deletion's erasure reads it (migration 0060)
+        Index(
+            "ix_webhook_events_order",
+            text(
+                "COALESCE(NULLIF(payload ->> 'admin_graphql_api_id'::text, ''::text), "
+                "'gid://shopify/Order/'::text || (payload ->> 'id'::text))"
+            ),
+            postgresql_where=text("topic LIKE 'orders/%'"),
         ),
     )
 

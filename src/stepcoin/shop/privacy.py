@@ -7,6 +7,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stepcoin.shop.models import WEBHOOK_ORDER_GID
+
 UNSENT = "pending"  # not yet created in Shopify: it can still be cancelled and refunded here
 HELD = "held"  # waiting for a reviewer (a low trust score): not in Shopify either
 
@@ -35,17 +37,16 @@ async def erase_shipping_addresses(session: AsyncSession, user_id: uuid.UUID) ->
         ),
         {"u": user_id},
     )
+    # by the order each webhook is about, as the intake read it: its index (migration 0060)
     await session.execute(
         text(
-            """
+            f"""
             UPDATE webhook_events e
             SET payload = jsonb_build_object('id', e.payload->'id', 'erased', true)
             FROM orders o
             WHERE o.user_id = :u AND o.shopify_order_id IS NOT NULL
               AND e.topic LIKE 'orders/%' AND e.processed_at IS NOT NULL
-              AND (e.payload->>'admin_graphql_api_id' = o.shopify_order_id
-                   OR e.payload->>'id' = o.shopify_order_id
-                   OR 'gid://shopify/Order/' || (e.payload->>'id') = o.shopify_order_id)
+              AND {WEBHOOK_ORDER_GID.format(e="e.")} = o.shopify_order_id
             """
         ),
         {"u": user_id},
