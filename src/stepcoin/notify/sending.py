@@ -283,7 +283,14 @@ async def _record(
             text("DELETE FROM push_devices WHERE user_id = :u AND id = :d AND token = :t"),
             {"u": device.user_id, "d": device.device_id, "t": device.token},
         )
-    elif outcome is not None and outcome.status == "moved" and outcome.environment:
+    else:
+        await _follow_move(session, device, outcome)
+
+
+async def _follow_move(session: AsyncSession, device: Claimed, outcome: Outcome | None) -> None:
+    """The push service says the token belongs to the other environment (APNs sandbox or
+    production): the device is sent there from now on."""
+    if outcome is not None and outcome.status == "moved" and outcome.environment:
         await session.execute(
             text(
                 "UPDATE push_devices SET environment = :e "
@@ -594,19 +601,7 @@ async def send_batch(
                 dead.append(device)
             elif status == "retry" and outcome is not None:
                 wait = max(wait, outcome.retry_after or 0.0, backoff(device.attempts))
-            if outcome is not None and outcome.status == "moved" and outcome.environment:
-                await session.execute(
-                    text(
-                        "UPDATE push_devices SET environment = :e "
-                        "WHERE user_id = :u AND id = :d AND token = :t"
-                    ),
-                    {
-                        "e": outcome.environment,
-                        "u": device.user_id,
-                        "d": device.device_id,
-                        "t": device.token,
-                    },
-                )
+            await _follow_move(session, device, outcome)
         if columns["n"]:
             await session.execute(
                 text(
