@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,8 +12,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -250,6 +253,68 @@ def test_every_api_process_logs_its_requests(cli_database):
     assert {(p["method"], p["path"], p["status"]) for p in logged.values()} == {
         ("GET", "/v1/me", 401)
     }
+
+
+async def _burst(port: int, connections: int) -> list[tuple[asyncio.StreamReader, Any]]:
+    """`connections` keep-alive connections opened at once, each answered once (so accepted)."""
+
+    async def one() -> tuple[asyncio.StreamReader, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: stepcoin\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 200")
+        return reader, writer
+
+    return list(await asyncio.gather(*(one() for _ in range(connections))))
+
+
+def _held_per_process(parent: int, port: int) -> list[int]:
+    """How many established connections on `port` each of serve's processes holds."""
+    held = []
+    for child in psutil.Process(parent).children(recursive=True):
+        listing = getattr(child, "net_connections", None) or child.connections
+        mine = [c for c in listing(kind="tcp") if c.laddr and c.laddr.port == port]
+        if any(c.status == psutil.CONN_LISTEN for c in mine):  # an API process
+            held.append(sum(c.status == psutil.CONN_ESTABLISHED for c in mine))
+    return sorted(held)
+
+
+@pytest.mark.slow
+def test_a_burst_of_connections_spreads_over_the_api_processes(cli_database):
+    """A client that opens its keep-alive pool at once (a proxy, a load balancer, the
+    benchmark's 16 connections) gets connections on every API process (stepcoin.serving).
+    With uvicorn's stock loop the process that woke first took the whole burst or most of it
+    (16 / 0, 14 / 2) in two bursts of three."""
+    port = free_port()
+    process = serve(
+        {"DATABASE_URL": cli_database, "STEPCOIN_RUN_WORKER_IN_SERVE": "false"},
+        port,
+        "--workers",
+        "2",
+        "--no-worker",
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+
+        async def bursts() -> list[list[int]]:
+            spreads = []
+            for _ in range(3):
+                opened = await _burst(port, 16)
+                await asyncio.sleep(0.2)
+                spreads.append(_held_per_process(process.pid, port))
+                for _, writer in opened:
+                    writer.close()
+                await asyncio.sleep(0.3)
+            return spreads
+
+        spreads = asyncio.run(bursts())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    for spread in spreads:
+        assert len(spread) == 2 and sum(spread) == 16, spreads
+        assert min(spread) >= 3, spreads  # each process took a share of every burst
 
 
 @pytest.mark.slow

@@ -219,6 +219,7 @@ def serve(
                 host=host or settings.host,
                 port=port or settings.port,
                 workers=workers,
+                loop="stepcoin.serving:new_event_loop",
                 log_config=None,
                 access_log=False,
                 proxy_headers=True,

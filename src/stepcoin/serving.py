@@ -1,0 +1,173 @@
+"""The API processes' event loop: connections spread over the processes by how busy they are.
+
+`stepcoin serve --workers N` runs N processes that share one listening socket (uvicorn's
+multiprocess mode). The stock loops accept every pending connection at once when the socket
+turns readable, so whichever process wakes first takes a whole burst: a client that opens its
+keep-alive pool at once (a load balancer, a proxy, the benchmark's 16 connections) ends up on
+one process, which then caps the throughput at one core while the others idle (BENCHMARKS.md,
+run 25: all 16 on one process in a third of the closed-loop runs, 17 % of the machine idle,
+25-30 % fewer requests answered).
+
+This loop accepts one connection each time the shared socket is reported readable and goes
+back to its other work before it takes the next (nginx's `multi_accept off`): every process
+waits on the socket, so an idle process takes the next connection sooner than a busy one, and
+a burst is spread over the processes that have time for it. Only a server created on an
+existing socket (uvicorn's multiprocess path) accepts this way; `create_server(host, port)`
+(one process) is the stock loop's.
+
+uvicorn loads it by its custom loop setting: `loop="stepcoin.serving:new_event_loop"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# accept() errors that say the process is out of a resource: stop accepting for a moment (as
+# asyncio's own accept loop does) instead of spinning on a socket that stays readable
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# errors that concern one connection only (it went away before it was accepted)
+_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+RETRY_AFTER_S = 1.0
+# after an accept, a process holding n connections stops accepting for n x PAUSE_PER_CONNECTION_S
+# (at most MAX_PAUSE_S): a sibling that holds fewer is back sooner and takes the next one
+PAUSE_PER_CONNECTION_S = 0.0001
+MAX_PAUSE_S = 0.002
+
+
+class OneAtATimeServer:
+    """What uvicorn needs of an asyncio.Server (close, wait_closed, sockets) for a listening
+    socket that this process accepts from one connection per readiness."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        ssl: Any = None,
+        backlog: int = 100,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._factory = protocol_factory
+        self._ssl = ssl
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._closed = asyncio.Event()
+        self._reading = False
+        self._connections: Any = None  # uvicorn's set of this process's open connections
+        self.accepted = 0
+        self.last_pause = 0.0  # seconds: the pause after the last accept (0: none)
+        sock.setblocking(False)
+        sock.listen(backlog)  # as asyncio's create_server(sock=...) does
+        self._start_reading()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return () if self._closed.is_set() else (self._sock,)
+
+    def is_serving(self) -> bool:
+        return self._reading
+
+    def _start_reading(self) -> None:
+        if not self._closed.is_set() and not self._reading:
+            self._loop.add_reader(self._sock.fileno(), self._accept_one)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+            self._reading = False
+
+    def _accept_one(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another process took it
+        except OSError as exc:
+            if exc.errno in _CONNECTION_ERRORS:
+                return
+            if exc.errno in _RESOURCE_ERRORS:
+                logger.error(
+                    "accept failed (%s); not accepting for %.0f s",
+                    exc,
+                    RETRY_AFTER_S,
+                    extra={"event": "accept_paused"},
+                )
+                self._stop_reading()
+                self._loop.call_later(RETRY_AFTER_S, self._start_reading)
+                return
+            raise
+        self.accepted += 1
+        conn.setblocking(False)
+        if conn.family in (socket.AF_INET, socket.AF_INET6):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        task = self._loop.create_task(self._connect(conn))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        held = len(self._pending) + (len(self._connections) if self._connections is not None else 0)
+        pause = self.last_pause = min(held * PAUSE_PER_CONNECTION_S, MAX_PAUSE_S)
+        if pause > 0:
+            self._stop_reading()
+            self._loop.call_later(pause, self._start_reading)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            _, protocol = await self._loop.connect_accepted_socket(
+                self._factory, conn, ssl=self._ssl
+            )
+        except Exception:  # the connection is lost, not the server
+            logger.warning("an accepted connection failed to start", exc_info=True)
+            conn.close()
+            return
+        if self._connections is None:
+            connections = getattr(protocol, "connections", None)
+            if isinstance(connections, set):
+                self._connections = connections
+
+    def close(self) -> None:
+        """Stop accepting (the socket itself is its owner's: uvicorn closes it)."""
+        self._stop_reading()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+class _AcceptOneAtATime:
+    """Mixed into an event loop class: create_server(sock=...) accepts one at a time."""
+
+    async def create_server(  # type: ignore[no-untyped-def]
+        self, protocol_factory, host=None, port=None, *, sock=None, ssl=None, backlog=100, **kwargs
+    ):
+        if sock is None or host is not None or port is not None:
+            return await super().create_server(  # type: ignore[misc]
+                protocol_factory, host, port, sock=sock, ssl=ssl, backlog=backlog, **kwargs
+            )
+        return OneAtATimeServer(self, sock, protocol_factory, ssl, backlog)  # type: ignore[arg-type]
+
+
+def _loop_class() -> type[asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop on Linux
+        base: type[asyncio.AbstractEventLoop] = asyncio.SelectorEventLoop
+    else:
+        base = uvloop.Loop
+    return type("OneAtATimeLoop", (_AcceptOneAtATime, base), {})
+
+
+OneAtATimeLoop = _loop_class()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvicorn's custom loop setting (`loop="stepcoin.serving:new_event_loop"`, uvicorn >= 0.36):
+    a new event loop of this module's kind."""
+    return OneAtATimeLoop()

@@ -1,0 +1,131 @@
+"""stepcoin.serving: the API processes' loop accepts one connection at a time from a shared
+listening socket, and a process that holds connections gives its siblings time to take the next
+(the spread itself, over real `stepcoin serve --workers 2` processes: tests/test_cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from stepcoin import serving
+
+
+class Upper(asyncio.Protocol):
+    """A connection's protocol: answers every chunk upper-cased; keeps the set of open
+    connections the way uvicorn's protocols do (`connections`)."""
+
+    connections: set[object] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    Upper.connections = set()
+    with asyncio.Runner(loop_factory=serving.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+def bound() -> socket.socket:
+    """A bound socket, not listening yet, as uvicorn's config.bind_socket() hands it over."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not reached in 5 s")
+
+
+def test_one_connection_per_turn_then_a_pause_by_what_the_process_holds():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        sock = bound()
+        port = sock.getsockname()[1]
+        server = await loop.create_server(Upper, sock=sock, backlog=64)
+        assert isinstance(server, serving.OneAtATimeServer) and server.sockets == (sock,)
+        server._stop_reading()  # three connections wait in the queue
+        clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+
+        server._accept_one()  # what the loop runs when readable
+        assert server.accepted == 1  # one, though three were waiting
+        # the one it took is starting: a pause of one connection's share, not reading
+        assert server.last_pause == pytest.approx(serving.PAUSE_PER_CONNECTION_S)
+        assert not server.is_serving()
+        await until(lambda: server.accepted == 3)  # then back: the other two, one a turn
+        assert server.is_serving()
+        await until(lambda: len(Upper.connections) == 3)
+        for reader, writer in clients:  # every accepted connection is served
+            writer.write(b"ping")
+            assert await asyncio.wait_for(reader.readexactly(4), 5) == b"PING"
+        # holding three, the next accept pauses three shares; a hundred more: the ceiling
+        fourth = await asyncio.open_connection("127.0.0.1", port)
+        await until(lambda: server.accepted == 4)
+        assert server.last_pause == pytest.approx(4 * serving.PAUSE_PER_CONNECTION_S)
+        Upper.connections.update(object() for _ in range(100))
+        fifth = await asyncio.open_connection("127.0.0.1", port)
+        await until(lambda: server.accepted == 5)
+        assert server.last_pause == serving.MAX_PAUSE_S
+        for _, writer in [*clients, fourth, fifth]:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        assert not server.is_serving() and server.sockets == ()
+        sock.close()
+
+    run(scenario)
+
+
+def test_one_process_on_a_host_and_port_keeps_the_stock_server():
+    async def scenario() -> None:
+        server = await asyncio.get_running_loop().create_server(Upper, "127.0.0.1", 0)
+        assert not isinstance(server, serving.OneAtATimeServer)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        writer.write(b"ok")
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"OK"
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    run(scenario)
+
+
+class OutOfFiles(socket.socket):
+    """A listening socket whose accept() fails as in a process out of file descriptors."""
+
+    def accept(self):  # type: ignore[no-untyped-def]
+        raise OSError(errno.EMFILE, "Too many open files")
+
+
+def test_out_of_file_descriptors_stops_accepting_for_a_moment(monkeypatch, caplog):
+    monkeypatch.setattr(serving, "RETRY_AFTER_S", 0.05)
+
+    async def scenario() -> None:
+        sock = OutOfFiles(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        server = await asyncio.get_running_loop().create_server(Upper, sock=sock)
+        server._accept_one()
+        assert not server.is_serving()  # not spinning on a socket that stays readable
+        await asyncio.sleep(0.2)
+        assert server.is_serving()  # back after RETRY_AFTER_S
+        server.close()
+        await server.wait_closed()
+        sock.close()
+
+    run(scenario)
+    assert any(getattr(r, "event", None) == "accept_paused" for r in caplog.records)
