@@ -295,6 +295,10 @@ def test_a_burst_of_connections_spreads_over_the_api_processes(cli_database):
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 60  # both processes up, not only the first to answer
+        while process.output()[1].count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, process.output()[1][-2000:]
+            time.sleep(0.2)
 
         async def bursts() -> list[list[int]]:
             spreads = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -86,6 +87,42 @@ def test_one_connection_per_turn_then_a_pause_by_what_the_process_holds():
         server.close()
         await server.wait_closed()
         assert not server.is_serving() and server.sockets == ()
+        sock.close()
+
+    run(scenario)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_connections_accepted_and_closed_leave_no_descriptor_behind():
+    """uvloop adopts the accepted socket's descriptor (connect_accepted_socket): closing
+    either side must not leak it or close another connection's (200 connections, each
+    answered, one at a time and 20 at once)."""
+
+    async def scenario() -> None:
+        sock = bound()
+        port = sock.getsockname()[1]
+        server = await asyncio.get_running_loop().create_server(Upper, sock=sock)
+
+        async def exchange(word: bytes) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(word)
+            assert await asyncio.wait_for(reader.readexactly(len(word)), 5) == word.upper()
+            writer.close()
+            await writer.wait_closed()
+
+        await exchange(b"first")  # the loop's own descriptors (a resolver's) are made by now
+        await until(lambda: not Upper.connections)
+        before = open_descriptors()
+        for n in range(99):
+            await exchange(b"one-%d" % n)
+        await asyncio.gather(*(exchange(b"many-%d" % n) for n in range(100)))
+        await until(lambda: not Upper.connections and server.accepted == 200)
+        await until(lambda: open_descriptors() == before)
+        server.close()
+        await server.wait_closed()
         sock.close()
 
     run(scenario)
