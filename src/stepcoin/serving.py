@@ -3,17 +3,20 @@
 `stepcoin serve --workers N` runs N processes that share one listening socket (uvicorn's
 multiprocess mode). The stock loops accept every pending connection at once when the socket
 turns readable, so whichever process wakes first takes a whole burst: a client that opens its
-keep-alive pool at once (a load balancer, a proxy, the benchmark's 16 connections) ends up on
-one process, which then caps the throughput at one core while the others idle (BENCHMARKS.md,
-run 25: all 16 on one process in a third of the closed-loop runs, 17 % of the machine idle,
-25-30 % fewer requests answered).
+keep-alive pool at once (a load balancer, a proxy, the benchmark's 16 connections) ended up on
+one process in a third of the benchmark's runs, which then capped the throughput at one core
+while 17-18 % of the machine idled (BENCHMARKS.md, run 25: 10-27 % fewer answers).
 
 This loop accepts one connection each time the shared socket is reported readable and goes
-back to its other work before it takes the next (nginx's `multi_accept off`): every process
-waits on the socket, so an idle process takes the next connection sooner than a busy one, and
-a burst is spread over the processes that have time for it. Only a server created on an
-existing socket (uvicorn's multiprocess path) accepts this way; `create_server(host, port)`
-(one process) is the stock loop's.
+back to its other work before it takes the next (nginx's `multi_accept off`), and then stops
+accepting for a moment that grows with the connections the process already holds
+(PAUSE_PER_CONNECTION_S each, at most MAX_PAUSE_S). Every process waits on the socket, so the
+one holding fewer connections is back first and takes the next: a burst spreads over the
+processes (on two cores, one accept per turn alone still let the first process take a burst
+before its sibling was scheduled). The price is a connection accepted in Python: about 45 µs
+of CPU per new connection, paid once by a client that keeps its connections. Only a server
+created on an existing socket (uvicorn's multiprocess path) accepts this way;
+`create_server(host, port)` (one process) is the stock loop's.
 
 uvicorn loads it by its custom loop setting: `loop="stepcoin.serving:new_event_loop"`.
 """
