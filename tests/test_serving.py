@@ -9,6 +9,7 @@ import errno
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -121,6 +122,58 @@ def test_connections_accepted_and_closed_leave_no_descriptor_behind():
         await asyncio.gather(*(exchange(b"many-%d" % n) for n in range(100)))
         await until(lambda: not Upper.connections and server.accepted == 200)
         await until(lambda: open_descriptors() == before)
+        server.close()
+        await server.wait_closed()
+        sock.close()
+
+    run(scenario)
+
+
+class Counted(Upper):
+    """Upper with uvicorn's server state: the requests answered so far (`total_requests`)."""
+
+    server_state = SimpleNamespace(total_requests=0)
+
+
+def test_connections_that_come_and_go_fast_are_taken_without_pauses(monkeypatch):
+    """A connection per request (a proxy without upstream keep-alive): after a window of
+    CHURN_WINDOW accepts within CHURN_SECONDS, each answering fewer than two requests, the
+    process stops pausing (a pause a connection would cap its accepts); when the churn stops,
+    the pauses come back. Connections that answer many requests each never stop them."""
+    monkeypatch.setattr(serving, "CHURN_WINDOW", 8)
+    monkeypatch.setattr(serving, "CHURN_SECONDS", 0.5)
+
+    async def scenario() -> None:
+        Counted.server_state = SimpleNamespace(total_requests=0)
+        Counted.connections = set()
+        sock = bound()
+        port = sock.getsockname()[1]
+        server = await asyncio.get_running_loop().create_server(Counted, sock=sock)
+        assert isinstance(server, serving.OneAtATimeServer)
+
+        async def connection(requests: int) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x")
+            await asyncio.wait_for(reader.readexactly(1), 5)
+            Counted.server_state.total_requests += requests
+            writer.close()
+            await writer.wait_closed()
+
+        pauses = []
+        for _ in range(8):  # a connection per request: the first window
+            await connection(1)
+            pauses.append(server.last_pause)
+        assert any(p > 0 for p in pauses[:7]) and server.churning
+        await connection(1)
+        assert server.last_pause == 0.0  # taken without a pause
+        await asyncio.sleep(0.6)  # the churn stopped
+        assert not server.churning
+        Counted.connections.update(object() for _ in range(3))  # held by the process
+        await connection(1)
+        assert server.last_pause > 0
+        for _ in range(16):  # many requests a connection: windows that never turn pauses off
+            await connection(10)
+            assert server.last_pause > 0 and not server.churning
         server.close()
         await server.wait_closed()
         sock.close()

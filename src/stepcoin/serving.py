@@ -13,8 +13,11 @@ accepting for a moment that grows with the connections the process already holds
 (PAUSE_PER_CONNECTION_S each, at most MAX_PAUSE_S). Every process waits on the socket, so the
 one holding fewer connections is back first and takes the next: a burst spreads over the
 processes (on two cores, one accept per turn alone still let the first process take a burst
-before its sibling was scheduled). The price is a connection accepted in Python: about 45 µs
-of CPU per new connection, paid once by a client that keeps its connections. Only a server
+before its sibling was scheduled). Where connections come and go fast (a proxy without upstream
+keep-alive opens one per request) every process takes connections all the time and the
+pauses would only cost (a timer and two epoll changes each, and a cap on a process's accepts):
+they are off while that lasts (CHURN_*). What remains is a connection accepted in Python,
+about 25 µs more CPU per new connection than uvloop's own accept. Only a server
 created on an existing socket (uvicorn's multiprocess path) accepts this way;
 `create_server(host, port)` (one process) is the stock loop's.
 
@@ -42,6 +45,15 @@ RETRY_AFTER_S = 1.0
 # (at most MAX_PAUSE_S): a sibling that holds fewer is back sooner and takes the next one
 PAUSE_PER_CONNECTION_S = 0.0001
 MAX_PAUSE_S = 0.002
+# ... unless connections come and go fast (a proxy without upstream keep-alive: a connection
+# per request). There every process takes connections all the time, so the spread comes by
+# itself, and a pause would cost each connection its timer and two epoll changes (~50 µs of CPU)
+# and cap how many a process can take. A window of CHURN_WINDOW accepts that took less than
+# CHURN_SECONDS with fewer than CHURN_REQUESTS_PER_CONNECTION requests answered per connection
+# (uvicorn's count) turns the pauses off for CHURN_SECONDS; they come back when that stops
+CHURN_WINDOW = 64
+CHURN_SECONDS = 1.0
+CHURN_REQUESTS_PER_CONNECTION = 2.0
 
 
 class OneAtATimeServer:
@@ -64,6 +76,10 @@ class OneAtATimeServer:
         self._closed = asyncio.Event()
         self._reading = False
         self._connections: Any = None  # uvicorn's set of this process's open connections
+        self._state: Any = None  # uvicorn's ServerState (total_requests)
+        self._window_requests = 0  # total_requests when the current window of accepts began
+        self._window_began = loop.time()
+        self._churn_until = 0.0  # loop time until which connections count as short-lived
         self.accepted = 0
         self.last_pause = 0.0  # seconds: the pause after the last accept (0: none)
         sock.setblocking(False)
@@ -76,6 +92,11 @@ class OneAtATimeServer:
 
     def is_serving(self) -> bool:
         return self._reading
+
+    @property
+    def churning(self) -> bool:
+        """Connections come and go fast: accepting without pauses."""
+        return self._loop.time() < self._churn_until
 
     def _start_reading(self) -> None:
         if not self._closed.is_set() and not self._reading:
@@ -113,6 +134,18 @@ class OneAtATimeServer:
         task = self._loop.create_task(self._connect(conn))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        now = self._loop.time()
+        if self.accepted % CHURN_WINDOW == 0 and self._state is not None:
+            answered = self._state.total_requests - self._window_requests
+            if (
+                now - self._window_began < CHURN_SECONDS
+                and answered < CHURN_WINDOW * CHURN_REQUESTS_PER_CONNECTION
+            ):
+                self._churn_until = now + CHURN_SECONDS
+            self._window_requests, self._window_began = self._state.total_requests, now
+        if now < self._churn_until:
+            self.last_pause = 0.0
+            return
         held = len(self._pending) + (len(self._connections) if self._connections is not None else 0)
         pause = self.last_pause = min(held * PAUSE_PER_CONNECTION_S, MAX_PAUSE_S)
         if pause > 0:
@@ -132,6 +165,10 @@ class OneAtATimeServer:
             connections = getattr(protocol, "connections", None)
             if isinstance(connections, set):
                 self._connections = connections
+            state: Any = getattr(protocol, "server_state", None)
+            answered = getattr(state, "total_requests", None)
+            if isinstance(answered, int):
+                self._state, self._window_requests = state, answered
 
     def close(self) -> None:
         """Stop accepting (the socket itself is its owner's: uvicorn closes it)."""
