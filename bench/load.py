@@ -349,6 +349,20 @@ def _api_processes(server_pid: int | None) -> list[psutil.Process]:
         return []
 
 
+def _serving_pids(procs: list[psutil.Process]) -> set[int]:
+    """The processes that answer requests: `serve --workers N`'s N children (uvicorn spawns
+    them with multiprocessing: not its resource tracker), or serve itself when it has none."""
+    serving = set()
+    for proc in procs[1:]:
+        try:
+            line = " ".join(proc.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            serving.add(proc.pid)
+    return serving or {p.pid for p in procs[:1]}
+
+
 HOST_SAMPLE_S = 0.1  # the machine's CPU counters, read this often with --timeline
 
 
@@ -1229,6 +1243,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "worker": round(worker_cpu / (window * psutil.cpu_count()), 3),
         },
         "api_cpu_cores_per_process": api_per_process,
+        # the processes that answer requests, busiest first: one near 1.0 and the others near 0
+        # is a run whose connections all landed on one process (BENCHMARKS.md, run 25)
+        "api_serving_cores": sorted(
+            (
+                api_per_process[str(pid)]
+                for pid in _serving_pids(api_procs)
+                if str(pid) in api_per_process
+            ),
+            reverse=True,
+        ),
         "pg_active_backends_by_wait": {
             "samples": wait_samples,
             "mean_active": round(sum(waits.values()) / max(1, wait_samples), 2),

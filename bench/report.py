@@ -406,13 +406,22 @@ def _host(run: Result) -> str:
     return f"{host['idle']:.0%} / {host['steal']:.1%}"
 
 
+def _serving(run: Result) -> str:
+    """The CPU of each process that answered requests, busiest first (load.py's
+    api_serving_cores): `0.97 / 0.00` is a run whose connections all landed on one process."""
+    cores = run.get("api_serving_cores")
+    if not cores:
+        return "-"
+    return " / ".join(f"{c:.2f}" for c in cores)
+
+
 def scenarios_table(folder: Path) -> list[str]:
     out = [
         "## Every run\n",
         "| run | mode | n | errors | ok/s | p50 | p95 | p99 | max (ms) | CPU µs/req "
         "driver / API / PG / worker | WAL B/req | rows ins+upd/req | checkpoints (fsync ms) | "
-        "autovacuum | machine idle / stolen |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "autovacuum | machine idle / stolen | API processes (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = ORDER + sorted(
         p.stem
@@ -441,7 +450,8 @@ def scenarios_table(folder: Path) -> list[str]:
             f"{num(lat['p95'], 2)} | {num(lat['p99'], 2)} | {num(lat['max'], 1)} | "
             f"{num(cpu['driver'])} / {num(cpu['api'])} / {num(cpu['postgres'])} / "
             f"{num(cpu.get('worker'))} | {num(db.get('wal_bytes'))} | {num(rows, 1)} | "
-            f"{_checkpoints(r)} | {', '.join(ran) if ran else 'none'} | {_host(r)} |"
+            f"{_checkpoints(r)} | {', '.join(ran) if ran else 'none'} | {_host(r)} | "
+            f"{_serving(r)} |"
         )
     samples = []
     for name in names:
