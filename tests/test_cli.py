@@ -172,6 +172,29 @@ def serve(env_extra: dict[str, str], port: int, *args: str) -> Served:
     return Served([*STEPCOIN, "serve", "--host", "127.0.0.1", "--port", str(port), *args], env)
 
 
+def serve_api_processes(database: str, port: int, processes: int) -> Served:
+    """`serve --workers N --no-worker`, once every API process has started (not only the first
+    to answer /readyz); the caller stops it."""
+    process = serve(
+        {"DATABASE_URL": database, "STEPCOIN_RUN_WORKER_IN_SERVE": "false"},
+        port,
+        "--workers",
+        str(processes),
+        "--no-worker",
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 60
+        while process.output()[1].count("Application startup complete") < processes:
+            assert time.monotonic() < deadline, process.output()[1][-2000:]
+            time.sleep(0.2)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=30)
+        raise
+    return process
+
+
 def exercise_api(base: str) -> None:
     """The mobile app's first minutes: register, sign in, read and change the profile."""
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -225,16 +248,9 @@ def test_every_api_process_logs_its_requests(cli_database):
     """`serve --workers 2`: uvicorn starts the API processes as new interpreters; each one
     writes JSON access lines with the request id (before, none of them logged a request)."""
     port = free_port()
-    process = serve(
-        {"DATABASE_URL": cli_database, "STEPCOIN_RUN_WORKER_IN_SERVE": "false"},
-        port,
-        "--workers",
-        "2",
-        "--no-worker",
-    )
+    process = serve_api_processes(cli_database, port, 2)
     sent = [f"two-workers-{n}" for n in range(24)]
     try:
-        wait_ready(f"http://127.0.0.1:{port}", process)
         for request_id in sent:  # a new connection each: both processes answer some
             answer = httpx.get(
                 f"http://127.0.0.1:{port}/v1/me", headers={"X-Request-ID": request_id}
@@ -286,19 +302,8 @@ def test_a_burst_of_connections_spreads_over_the_api_processes(cli_database):
     With uvicorn's stock loop the process that woke first took the whole burst or most of it,
     every burst of two runs: [[5, 11], [0, 16], [0, 16]] and [[1, 15], [0, 16], [0, 16]]."""
     port = free_port()
-    process = serve(
-        {"DATABASE_URL": cli_database, "STEPCOIN_RUN_WORKER_IN_SERVE": "false"},
-        port,
-        "--workers",
-        "2",
-        "--no-worker",
-    )
+    process = serve_api_processes(cli_database, port, 2)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", process)
-        deadline = time.monotonic() + 60  # both processes up, not only the first to answer
-        while process.output()[1].count("Application startup complete") < 2:
-            assert time.monotonic() < deadline, process.output()[1][-2000:]
-            time.sleep(0.2)
 
         async def bursts() -> list[list[int]]:
             spreads = []

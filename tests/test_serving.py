@@ -17,24 +17,24 @@ from stepcoin import serving
 
 
 class Upper(asyncio.Protocol):
-    """A connection's protocol: answers every chunk upper-cased; keeps the set of open
-    connections the way uvicorn's protocols do (`connections`)."""
+    """A connection's protocol: answers every chunk upper-cased; carries a server state the
+    way uvicorn's protocols do (`server_state`: the open connections, the requests answered)."""
 
-    connections: set[object] = set()
+    server_state = SimpleNamespace(connections=set(), total_requests=0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        self.connections.add(self)
+        self.server_state.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data.upper())  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.connections.discard(self)
+        self.server_state.connections.discard(self)
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    Upper.connections = set()
+    Upper.server_state = SimpleNamespace(connections=set(), total_requests=0)
     with asyncio.Runner(loop_factory=serving.new_event_loop) as runner:
         runner.run(scenario())
 
@@ -71,7 +71,7 @@ def test_one_connection_per_turn_then_a_pause_by_what_the_process_holds():
         assert not server.is_serving()
         await until(lambda: server.accepted == 3)  # then back: the other two, one a turn
         assert server.is_serving()
-        await until(lambda: len(Upper.connections) == 3)
+        await until(lambda: len(Upper.server_state.connections) == 3)
         for reader, writer in clients:  # every accepted connection is served
             writer.write(b"ping")
             assert await asyncio.wait_for(reader.readexactly(4), 5) == b"PING"
@@ -79,7 +79,7 @@ def test_one_connection_per_turn_then_a_pause_by_what_the_process_holds():
         fourth = await asyncio.open_connection("127.0.0.1", port)
         await until(lambda: server.accepted == 4)
         assert server.last_pause == pytest.approx(4 * serving.PAUSE_PER_CONNECTION_S)
-        Upper.connections.update(object() for _ in range(100))
+        Upper.server_state.connections.update(object() for _ in range(100))
         fifth = await asyncio.open_connection("127.0.0.1", port)
         await until(lambda: server.accepted == 5)
         assert server.last_pause == serving.MAX_PAUSE_S
@@ -115,24 +115,18 @@ def test_connections_accepted_and_closed_leave_no_descriptor_behind():
             await writer.wait_closed()
 
         await exchange(b"first")  # the loop's own descriptors (a resolver's) are made by now
-        await until(lambda: not Upper.connections)
+        await until(lambda: not Upper.server_state.connections)
         before = open_descriptors()
         for n in range(99):
             await exchange(b"one-%d" % n)
         await asyncio.gather(*(exchange(b"many-%d" % n) for n in range(100)))
-        await until(lambda: not Upper.connections and server.accepted == 200)
+        await until(lambda: not Upper.server_state.connections and server.accepted == 200)
         await until(lambda: open_descriptors() == before)
         server.close()
         await server.wait_closed()
         sock.close()
 
     run(scenario)
-
-
-class Counted(Upper):
-    """Upper with uvicorn's server state: the requests answered so far (`total_requests`)."""
-
-    server_state = SimpleNamespace(total_requests=0)
 
 
 def test_connections_that_come_and_go_fast_are_taken_without_pauses(monkeypatch):
@@ -144,18 +138,16 @@ def test_connections_that_come_and_go_fast_are_taken_without_pauses(monkeypatch)
     monkeypatch.setattr(serving, "CHURN_SECONDS", 0.5)
 
     async def scenario() -> None:
-        Counted.server_state = SimpleNamespace(total_requests=0)
-        Counted.connections = set()
         sock = bound()
         port = sock.getsockname()[1]
-        server = await asyncio.get_running_loop().create_server(Counted, sock=sock)
+        server = await asyncio.get_running_loop().create_server(Upper, sock=sock)
         assert isinstance(server, serving.OneAtATimeServer)
 
         async def connection(requests: int) -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"x")
             await asyncio.wait_for(reader.readexactly(1), 5)
-            Counted.server_state.total_requests += requests
+            Upper.server_state.total_requests += requests
             writer.close()
             await writer.wait_closed()
 
@@ -168,7 +160,7 @@ def test_connections_that_come_and_go_fast_are_taken_without_pauses(monkeypatch)
         assert server.last_pause == 0.0  # taken without a pause
         await asyncio.sleep(0.6)  # the churn stopped
         assert not server.churning
-        Counted.connections.update(object() for _ in range(3))  # held by the process
+        Upper.server_state.connections.update(object() for _ in range(3))  # held by the process
         await connection(1)
         assert server.last_pause > 0
         for _ in range(16):  # many requests a connection: windows that never turn pauses off

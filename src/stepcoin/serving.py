@@ -75,8 +75,7 @@ class OneAtATimeServer:
         self._pending: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
         self._reading = False
-        self._connections: Any = None  # uvicorn's set of this process's open connections
-        self._state: Any = None  # uvicorn's ServerState (total_requests)
+        self._state: Any = None  # uvicorn's ServerState: open connections, requests answered
         self._window_requests = 0  # total_requests when the current window of accepts began
         self._window_began = loop.time()
         self._churn_until = 0.0  # loop time until which connections count as short-lived
@@ -146,7 +145,7 @@ class OneAtATimeServer:
         if now < self._churn_until:
             self.last_pause = 0.0
             return
-        held = len(self._pending) + (len(self._connections) if self._connections is not None else 0)
+        held = len(self._pending) + (len(self._state.connections) if self._state else 0)
         pause = self.last_pause = min(held * PAUSE_PER_CONNECTION_S, MAX_PAUSE_S)
         if pause > 0:
             self._stop_reading()
@@ -161,13 +160,10 @@ class OneAtATimeServer:
             logger.warning("an accepted connection failed to start", exc_info=True)
             conn.close()
             return
-        if self._connections is None:
-            connections = getattr(protocol, "connections", None)
-            if isinstance(connections, set):
-                self._connections = connections
+        if self._state is None:  # uvicorn's protocols carry it; another protocol: no pauses
             state: Any = getattr(protocol, "server_state", None)
             answered = getattr(state, "total_requests", None)
-            if isinstance(answered, int):
+            if isinstance(answered, int) and isinstance(getattr(state, "connections", None), set):
                 self._state, self._window_requests = state, answered
 
     def close(self) -> None:
