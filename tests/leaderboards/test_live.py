@@ -354,11 +354,19 @@ async def test_every_rank_of_a_board_of_ties_is_its_rank(app, engine, totals):
     async with session_scope(app.state.database) as session:
         await repository.rebuild(session, [(daily, False)])
     expected = await _expected_ranks(engine)
+    board_order = sorted(
+        (who for (period, _, who) in expected if period == "daily"),
+        key=lambda who: (-expected[("daily", today(), who)][1], who),
+    )
     async with engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         for who in walkers:
-            for statement in (repository.READ_MINE, repository.read_board_sql(5)):
-                rows = await driver.fetch(statement, "daily", today(), uuid.UUID(who))
+            at = board_order.index(who)
+            window = set(board_order[max(at - 2, 0) : at] + board_order[at + 1 : at + 3])
+            for rows in (
+                await repository.read_mine(driver, "daily", today(), uuid.UUID(who)),
+                await repository.read_board(driver, "daily", today(), uuid.UUID(who), 5),
+            ):
                 seen = {row["part"] for row in rows}
                 for row in rows:
                     if row["part"] == "me":
@@ -368,4 +376,7 @@ async def test_every_rank_of_a_board_of_ties_is_its_rank(app, engine, totals):
                     elif row["part"] in ("top", "above", "below"):
                         key = ("daily", today(), str(row["user_id"]))
                         assert (row["rank"], row["total_steps"]) == expected[key], row
+                # the neighbours are the two entries before and the two after, in board order
+                near = {str(r["user_id"]) for r in rows if r["part"] in ("above", "below")}
+                assert near == window
                 assert "me" in seen
