@@ -355,7 +355,7 @@ async def test_every_rank_of_a_board_of_ties_is_its_rank(app, engine, totals):
         await repository.rebuild(session, [(daily, False)])
     expected = await _expected_ranks(engine)
     board_order = sorted(
-        (who for (period, _, who) in expected if period == "daily"),
+        (who for (period, start, who) in expected if (period, start) == ("daily", today())),
         key=lambda who: (-expected[("daily", today(), who)][1], who),
     )
     async with engine.connect() as conn:
