@@ -172,7 +172,9 @@ async def test_the_read_is_index_scans_only(app, client, engine):
     ), plan_lines
     counted = [line for line in plan_lines if " on leaderboard_rank_counts" in line]
     assert counted and all("Index" in line for line in counted), plan_lines
-    assert any("ix_leaderboard_cache_board_order" in line for line in scans)
+    # which index each scan takes is the planner's choice at two walkers (statistics of the
+    # moment: PostgreSQL 18 took the primary key for every one in a full embedded run); that
+    # the ranges keep to the board-order index is the next test's, on a board of 3,000
 
 
 async def test_the_caller_part_keeps_to_the_board_order_index_in_a_generic_plan(
@@ -230,6 +232,7 @@ async def test_the_caller_part_keeps_to_the_board_order_index_in_a_generic_plan(
             if "Filter:" in line and any(f"total_steps {op}" in line for op in "<>=")
         ]
         assert filtered == [], "\n".join(lines)
+        assert any("ix_leaderboard_cache_board_order" in line for line in lines), "\n".join(lines)
 
 
 def test_plan_counts_the_safety_net_from_the_last_full_build():
