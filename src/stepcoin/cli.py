@@ -220,6 +220,7 @@ def serve(
                 port=port or settings.port,
                 workers=workers,
                 loop="stepcoin.serving:new_event_loop",
+                http="stepcoin.serving:OneWriteHttpToolsProtocol",
                 log_config=None,
                 access_log=False,
                 proxy_headers=True,

@@ -22,6 +22,14 @@ created on an existing socket (uvicorn's multiprocess path) accepts this way;
 `create_server(host, port)` (one process) is the stock loop's.
 
 uvicorn loads it by its custom loop setting: `loop="stepcoin.serving:new_event_loop"`.
+
+`OneWriteHttpToolsProtocol` (uvicorn's `http` setting) is uvicorn's httptools protocol whose
+answers leave in one write: uvicorn writes a response's status line and headers, then its body,
+each with its own `transport.write`, and uvloop sends each at once: two `write()` calls, two
+TCP segments and, at the client, two wake-ups for one answer. The head is held until the next
+write of the connection (the body, usually in the same step of the request's task) and goes out
+with it; a head nothing follows (an answer without a body, `100 Continue`) goes out on the
+loop's next turn.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ import logging
 import socket
 from collections.abc import Callable
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -207,3 +217,56 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvicorn's custom loop setting (`loop="stepcoin.serving:new_event_loop"`, uvicorn >= 0.36):
     a new event loop of this module's kind."""
     return OneAtATimeLoop()
+
+
+class _HeadWithBody:
+    """A connection's transport for uvicorn's protocol: a response head (a write that starts a
+    status line and ends the header block) is held until the connection's next write, which
+    takes it along, or until the loop's next turn. Everything else is the transport's."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + bytes(data))
+        elif isinstance(data, bytes) and data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n"):
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class OneWriteHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol whose answers leave in one write (see the module's
+    docstring): `uvicorn.run(http="stepcoin.serving:OneWriteHttpToolsProtocol")`."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
