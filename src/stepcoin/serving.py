@@ -48,8 +48,22 @@ logger = logging.getLogger(__name__)
 # accept() errors that say the process is out of a resource: stop accepting for a moment (as
 # asyncio's own accept loop does) instead of spinning on a socket that stays readable
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-# errors that concern one connection only (it went away before it was accepted)
-_CONNECTION_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+# errors that concern one connection only (it went away before it was accepted; accept(2) on
+# Linux: the network errors already pending on the new connection are to be taken as EAGAIN)
+_CONNECTION_ERRORS = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.EPROTO,
+        errno.EPERM,
+        errno.ENETDOWN,
+        errno.ENOPROTOOPT,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EHOSTUNREACH,
+        errno.EOPNOTSUPP,
+        errno.ENETUNREACH,
+    }
+)
 RETRY_AFTER_S = 1.0
 # after an accept, a process holding n connections stops accepting for n x PAUSE_PER_CONNECTION_S
 # (at most MAX_PAUSE_S): a sibling that holds fewer is back sooner and takes the next one
@@ -125,17 +139,19 @@ class OneAtATimeServer:
         except OSError as exc:
             if exc.errno in _CONNECTION_ERRORS:
                 return
-            if exc.errno in _RESOURCE_ERRORS:
-                logger.error(
-                    "accept failed (%s); not accepting for %.0f s",
-                    exc,
-                    RETRY_AFTER_S,
-                    extra={"event": "accept_paused"},
-                )
-                self._stop_reading()
-                self._loop.call_later(RETRY_AFTER_S, self._start_reading)
-                return
-            raise
+            # out of a resource, or an error nobody expects (the listening socket itself):
+            # either may stay while the socket stays readable, so stop accepting for a moment
+            # instead of failing (and logging) on every turn of the loop
+            logger.error(
+                "accept failed (%s); not accepting for %.0f s",
+                exc,
+                RETRY_AFTER_S,
+                exc_info=exc.errno not in _RESOURCE_ERRORS,
+                extra={"event": "accept_paused"},
+            )
+            self._stop_reading()
+            self._loop.call_later(RETRY_AFTER_S, self._start_reading)
+            return
         self.accepted += 1
         conn.setblocking(False)
         if conn.family in (socket.AF_INET, socket.AF_INET6):
