@@ -187,18 +187,21 @@ def test_one_process_on_a_host_and_port_keeps_the_stock_server():
     run(scenario)
 
 
-class OutOfFiles(socket.socket):
-    """A listening socket whose accept() fails as in a process out of file descriptors."""
+class FailingAccept(socket.socket):
+    """A listening socket whose accept() fails with `error` (an errno)."""
+
+    error = errno.EINVAL
 
     def accept(self):  # type: ignore[no-untyped-def]
-        raise OSError(errno.EMFILE, "Too many open files")
+        raise OSError(self.error, os.strerror(self.error))
 
 
 def test_out_of_file_descriptors_stops_accepting_for_a_moment(monkeypatch, caplog):
     monkeypatch.setattr(serving, "RETRY_AFTER_S", 0.05)
+    monkeypatch.setattr(FailingAccept, "error", errno.EMFILE)
 
     async def scenario() -> None:
-        sock = OutOfFiles(socket.AF_INET, socket.SOCK_STREAM)
+        sock = FailingAccept(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         server = await asyncio.get_running_loop().create_server(Upper, sock=sock)
         server._accept_one()
@@ -211,15 +214,6 @@ def test_out_of_file_descriptors_stops_accepting_for_a_moment(monkeypatch, caplo
 
     run(scenario)
     assert any(getattr(r, "event", None) == "accept_paused" for r in caplog.records)
-
-
-class FailingAccept(socket.socket):
-    """A listening socket whose accept() fails with `error` (an errno)."""
-
-    error = errno.EINVAL
-
-    def accept(self):  # type: ignore[no-untyped-def]
-        raise OSError(self.error, os.strerror(self.error))
 
 
 @pytest.mark.parametrize("error", [errno.EINVAL, errno.EBADF])
