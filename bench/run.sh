@@ -189,7 +189,7 @@ half_rate() {  # scenario override: the override, else half the measured closed-
     local again=""
     [ -f "$OUT/recheck_$1.json" ] && again=$("$PY" -c 'import json, sys
 print(json.load(open(sys.argv[1])).get("ok_rate") or "")' "$OUT/recheck_$1.json")
-    "$PY" -c 'import sys; print(max(1, round(min(float(v) for v in sys.argv[1:] if v) / 2)))' \
+    "$PY" -c 'import sys; print(max(1, round(min([float(v) for v in sys.argv[1:] if v] or [0]) / 2)))' \
         "$(max_of "$1" ok_rate)" "$again"
 }
 RECHECK=${BENCH_RECHECK:-4}
