@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, date, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from stepcoin.db import session_scope
@@ -151,3 +152,24 @@ def test_the_cache_holds_a_bounded_number_of_boards():
         assert cache.get(key, (None, day)) is not None
         assert cache.get(key, (None, day + 1)) is None
     assert len(cache._tops) <= service.TOP_CACHE_BOARDS
+
+
+def test_the_top_keeps_its_whole_json_and_slices_a_shorter_one():
+    entries = tuple(
+        {
+            "rank": i + 1,
+            "user_id": str(uuid.uuid4()),
+            "display_name": "Ada L.",
+            "total_steps": 9 - i,
+        }
+        for i in range(3)
+    )
+    top = service._Top((None, 1), entries)
+    whole = top.entries_json(100)
+    assert top.entries_json(3) is whole  # made once, on the first read of the whole top
+    answer = {"period": "daily", "entries": list(entries), "me": None}
+    assert orjson.dumps({**answer, "entries": whole}) == orjson.dumps(answer)
+    shorter = {**answer, "entries": list(entries[:2])}
+    assert orjson.dumps({**answer, "entries": top.entries_json(2)}) == orjson.dumps(shorter)
+    assert top.entries_json(2) is not top.entries_json(2)
+    assert orjson.dumps(service._Top((None, 0), ()).entries_json(5)) == b"[]"

@@ -62,7 +62,9 @@ def hot_answer(period: Period) -> HotAnswer:
             if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
                 return None
             limit = int(text)
-        body = await service.board_answer(driver, period, user_id, start=None, limit=limit)
+        body = await service.board_answer(
+            driver, period, user_id, start=None, limit=limit, entries_as_json=True
+        )
         return json_bytes(body)
 
     return answer
