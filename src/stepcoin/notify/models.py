@@ -94,6 +94,14 @@ class Notification(Base):
             "id",
             postgresql_where=text("in_inbox"),
         ),
+        # the unread count of every inbox read and read-all (migration 0061)
+        Index(
+            "ix_notifications_unread",
+            "user_id",
+            "created_at",
+            "id",
+            postgresql_where=text("in_inbox AND read_at IS NULL"),
+        ),
         Index("ix_notifications_kind_day", "user_id", "kind", "created_at"),
         Index(
             "ix_notifications_push_pending",
