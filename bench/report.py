@@ -508,6 +508,24 @@ def ceiling_lines(ceiling: Result) -> list[str]:
     return out
 
 
+# The host's speed as two figures of the same code on every run, so that runs on other hosts
+# (or another phase of a shared one) compare: what the load driver spends per profile read and
+# the profile query's own same-run ceiling. Earlier hosts: run 27b (fast AMD EPYC) 24.2 µs and
+# 31,365 reads/s; run 28 (slow Intel Xeon) 44.1 µs and 26,641 reads/s.
+def host_speed(folder: Path, ceiling: Result) -> str | None:
+    profile = load(folder, "max_profile")
+    driver = (profile or {}).get("cpu_us_per_request", {}).get("driver")
+    read = ceiling_of(ceiling, "read")
+    if driver is None and read is None:
+        return None
+    return (
+        f"How fast this host was: the load driver's CPU per profile read {num(driver, 1)} µs, "
+        f"the profile query's own ceiling {num(read)} reads/s (run 27b, a fast host: 24.2 µs and "
+        "31,365/s; run 28, a slow one: 44.1 µs and 26,641/s). Compare runs on other hosts in "
+        "proportion to these.\n"
+    )
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     print(f"# Benchmark results {folder.name}\n")
@@ -525,6 +543,9 @@ def main() -> None:
         )
     ceiling_path = folder / "ceiling.json"
     ceiling: Result = json.loads(ceiling_path.read_text()) if ceiling_path.exists() else {}
+    speed = host_speed(folder, ceiling)
+    if speed:
+        print(speed)
     for block in (
         goals_table(folder, ceiling),
         [""],
