@@ -38,8 +38,9 @@ WHERE u.id = $1
 """
 FORMER_AFTER = "AND (t.created_at, t.id) < ($3, $4)"
 
-# A walker's history: `rows` earlier ledger rows, one every six hours back from now (the test
-# writes them as the one door would have; only their dates and owner matter to the planner).
+# A walker's history: `rows` earlier ledger rows, one every six hours back from now, written
+# straight into the table: only their dates and owner matter to the planner (the wallets do
+# not follow them; the next test starts from empty tables).
 HISTORY = """
 INSERT INTO coin_transactions
     (user_id, amount, transaction_type, reference_id, balance_after, created_at)
