@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import asyncpg
 from sqlalchemy import text
@@ -37,6 +38,15 @@ def positional(statement: str) -> str:
     return str(text(statement).compile(dialect=asyncpg_dialect.dialect()))
 
 
+def indexes(node: dict[str, Any]) -> set[str]:
+    """The indexes a plan (EXPLAIN's JSON) reads, at any depth (an index-only scan right under
+    the count, or a bitmap scan under a heap scan)."""
+    found = {node["Index Name"]} if "Index Name" in node else set()
+    for child in node.get("Plans", []):
+        found |= indexes(child)
+    return found
+
+
 async def test_the_inbox_at_thousands_of_entries(client, engine, database_url):
     walkers = [await walker(client) for _ in range(WALKERS)]
     ada = walkers[0]
@@ -45,6 +55,10 @@ async def test_the_inbox_at_thousands_of_entries(client, engine, database_url):
         for w in walkers:
             await conn.execute(HISTORY, uuid.UUID(w["id"]), ENTRIES)
         unread = [await notify(engine, ada["id"], title=f"new {i}") for i in range(UNREAD)]
+        # the table as a server that vacuums would hold it: an earlier test's rows, deleted but
+        # still in the files, made the indexes look 80 pages a row and the plan a whole-table
+        # scan (seen in CI); VACUUM FULL rewrites the table and its indexes without them
+        await conn.execute("VACUUM FULL notifications")
         await conn.execute("ANALYZE notifications")
 
         first = (await client.get("/v1/me/notifications?limit=20", headers=ada["headers"])).json()
@@ -75,8 +89,7 @@ async def test_the_inbox_at_thousands_of_entries(client, engine, database_url):
                 f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", uuid.UUID(ada["id"])
             )
         )[0]["Plan"]
-        scans = [plan, *plan.get("Plans", [])]
-        assert any(s.get("Index Name") == "ix_notifications_unread" for s in scans), plan
+        assert "ix_notifications_unread" in indexes(plan), json.dumps(plan)
         assert plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] < 20, plan
 
     finally:
