@@ -56,7 +56,10 @@ def ledger_page_sql(limit: int, after: bool) -> str:
     cursor near the newest row expects nearly all of the walker's rows before it where the
     generic plan guesses a third, and on a ledger of walkers with thousands of rows every custom
     plan looked cheaper, so each page after the first was planned anew (376-401 µs a read
-    against 263; tests/wallet/test_ledger_plan.py).
+    against 263; tests/wallet/test_ledger_plan.py). Like every generic plan, it guesses a
+    walker's rows from the average walker's: below ~60 rows a walker on average, page 2's plan
+    sorts all of a heavy walker's rows instead of reading the index in order (BENCHMARKS.md
+    run 28; the inbox, with fewer entries a walker, stays planned per read for that reason).
     """
     if not 1 <= limit <= MAX_PAGE_ROWS:
         raise ValueError(f"limit must be 1..{MAX_PAGE_ROWS}")
